@@ -1,0 +1,2 @@
+//! `rewindd`: list-watches a Kubernetes management plane and records every
+//! change into a durable event journal.

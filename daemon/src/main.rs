@@ -1,0 +1,5 @@
+//! `rewindd`, the recording daemon.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

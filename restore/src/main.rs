@@ -1,0 +1,5 @@
+//! `rewind`, the restore tool.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
