@@ -1,0 +1,262 @@
+//! The event record: one recorded change of one Kubernetes object.
+//!
+//! Records are encoded with the crate's fixed bincode configuration
+//! ([`crate::codec::BINCODE`]) in field order. **Serialized types are frozen
+//! for format version 1: do not add, remove or reorder fields or variants;
+//! a change needs a new format version.**
+//!
+//! An *event block* is a [frame](crate::frame) of type `Events` whose payload
+//! is the concatenation of bincode-encoded records, with strictly increasing
+//! `seq`. The daemon's journal stores one event block per group commit;
+//! segments store runs of them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Compressor, Decompressor, Limits, decode_exact, decode_from, encode_into};
+use crate::error::{FormatError, Result, invalid};
+use crate::frame::{BlockType, Codec, check_block, expect_type, len_u32, open_block, write_block};
+
+/// A Kubernetes resource type as discovered from the API.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
+pub struct ResourceType {
+    /// API group; `""` for the core group.
+    pub group: String,
+    /// API version within the group, e.g. `v1`.
+    pub version: String,
+    /// Plural resource name, e.g. `clusters`.
+    pub resource: String,
+    /// Kind, e.g. `Cluster`.
+    pub kind: String,
+    /// Whether objects of this type live in a namespace.
+    pub namespaced: bool,
+}
+
+impl ResourceType {
+    /// `resource.group` (or just `resource` for the core group), the usual
+    /// name of a type regardless of version.
+    #[must_use]
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    /// Whether this is the CustomResourceDefinition type, whose objects a
+    /// snapshot lists in its CRD section.
+    #[must_use]
+    pub fn is_crd(&self) -> bool {
+        self.group == "apiextensions.k8s.io" && self.resource == "customresourcedefinitions"
+    }
+}
+
+/// What happened to the object.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
+pub enum EventKind {
+    /// The object was created or updated; the record holds its new state.
+    Applied,
+    /// A watch reported the object deleted; the record holds its last state.
+    Deleted,
+    /// The object was missing from a relist at `list_rv`, so it was deleted
+    /// while the watch was broken. The record holds the last known state.
+    DeletedInferred {
+        /// resourceVersion of the list that no longer had the object.
+        list_rv: String,
+    },
+    /// A relist of the record's resource type begins. Marker: no object.
+    ResyncBegin {
+        /// resourceVersion of the list, when known at the start.
+        list_rv: Option<String>,
+    },
+    /// A relist of the record's resource type is complete. Marker: no object.
+    ResyncEnd {
+        /// resourceVersion of the list.
+        list_rv: String,
+    },
+}
+
+impl EventKind {
+    /// Whether this kind is a resync marker rather than a change to an object.
+    #[must_use]
+    pub fn is_marker(&self) -> bool {
+        matches!(self, Self::ResyncBegin { .. } | Self::ResyncEnd { .. })
+    }
+}
+
+/// One recorded change.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
+pub struct EventRecord {
+    /// Rewind's own sequence number: strictly increasing over the whole log.
+    pub seq: u64,
+    /// When the event was observed, Unix milliseconds.
+    pub observed_at_ms: i64,
+    /// Id of the source cluster.
+    pub cluster_id: String,
+    /// The object's resource type.
+    pub rtype: ResourceType,
+    /// Namespace; `None` for cluster-scoped objects and markers.
+    pub namespace: Option<String>,
+    /// Object name; empty for markers.
+    pub name: String,
+    /// Object uid; empty for markers.
+    pub uid: String,
+    /// The object's resourceVersion; empty for markers.
+    pub resource_version: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The object as JSON bytes, exactly as the API returned them; empty for markers.
+    pub object: Vec<u8>,
+}
+
+/// Encodes one record (bincode only, no framing or checksum).
+pub fn encode_record(record: &EventRecord) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(record.object.len() + 128);
+    encode_into(record, &mut out, "event record")?;
+    Ok(out)
+}
+
+/// Decodes one record produced by [`encode_record`]; the whole input must be used.
+pub fn decode_record(bytes: &[u8]) -> Result<EventRecord> {
+    decode_exact(bytes, "event record")
+}
+
+/// Encodes event blocks, keeping one zstd context across calls.
+pub struct EventBlockEncoder {
+    compressor: Compressor,
+    scratch: Vec<u8>,
+}
+
+impl EventBlockEncoder {
+    /// An encoder compressing at zstd `level` (1..=22; 3 is zstd's default).
+    pub fn new(level: i32) -> Result<Self> {
+        Ok(Self {
+            compressor: Compressor::new(level, None)?,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Encodes `records` (strictly increasing `seq`) as one checksummed,
+    /// compressed event block.
+    pub fn encode(&mut self, records: &[EventRecord]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.encode_into(records, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`EventBlockEncoder::encode`], appending the block to `out`.
+    pub fn encode_into(&mut self, records: &[EventRecord], out: &mut Vec<u8>) -> Result<()> {
+        check_increasing(records)?;
+        self.scratch.clear();
+        for r in records {
+            encode_into(r, &mut self.scratch, "event record")?;
+        }
+        let count = len_u32(records.len(), "event block record count")?;
+        write_block(
+            out,
+            BlockType::Events,
+            count,
+            &self.scratch,
+            Some((&mut self.compressor, Codec::Zstd)),
+        )
+    }
+}
+
+/// Encodes `records` as one event block at zstd `level`. For many blocks,
+/// reuse an [`EventBlockEncoder`].
+pub fn encode_block(records: &[EventRecord], level: i32) -> Result<Vec<u8>> {
+    EventBlockEncoder::new(level)?.encode(records)
+}
+
+/// Decodes one event block produced by [`encode_block`]. The input must be
+/// exactly one block. Verifies checksums, the size cap and seq order.
+pub fn decode_block(bytes: &[u8], limits: &Limits) -> Result<Vec<EventRecord>> {
+    let (block, used) = check_block(bytes, limits)?;
+    if used != bytes.len() {
+        return Err(invalid(
+            "event block",
+            format!("{} trailing bytes after the block", bytes.len() - used),
+        ));
+    }
+    expect_type(&block, BlockType::Events)?;
+    let mut plain = Decompressor::new(None)?;
+    let payload = open_block(&block, &mut plain, None)?;
+    decode_records(&payload, block.count)
+}
+
+/// Decodes `count` records filling all of `payload`, checking seq order.
+pub(crate) fn decode_records(payload: &[u8], count: u32) -> Result<Vec<EventRecord>> {
+    // Each record takes at least a few bytes, so a count larger than the
+    // payload is forged; do not let it drive the allocation.
+    let cap = usize::try_from(count).unwrap_or(0).min(payload.len());
+    let mut records = Vec::with_capacity(cap);
+    let mut rest = payload;
+    for _ in 0..count {
+        let (record, used): (EventRecord, usize) = decode_from(rest, "event record")?;
+        rest = rest.get(used..).unwrap_or_default();
+        records.push(record);
+    }
+    if !rest.is_empty() {
+        return Err(invalid(
+            "event block",
+            format!("{} bytes after the last record", rest.len()),
+        ));
+    }
+    check_increasing(&records)?;
+    Ok(records)
+}
+
+fn check_increasing(records: &[EventRecord]) -> Result<()> {
+    for pair in records.windows(2) {
+        if let [a, b] = pair
+            && b.seq <= a.seq
+        {
+            return Err(invalid(
+                "event block",
+                format!("seq not strictly increasing: {} then {}", a.seq, b.seq),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl From<bincode::error::DecodeError> for FormatError {
+    fn from(e: bincode::error::DecodeError) -> Self {
+        FormatError::new(crate::error::ErrorKind::Decode {
+            what: "structure",
+            detail: e.to_string(),
+        })
+    }
+}
