@@ -1,2 +1,53 @@
-//! `rewind`: reads a Rewind store and rebuilds management-plane state at any
-//! point in time.
+//! `rewind`: rebuilds a Kubernetes management plane at any point in time.
+//!
+//! This crate is the restore side of Rewind. It never opens the daemon's sled
+//! journal: it works from a [`DesiredState`] that a [`StateSource`] produces
+//! (the store reader: snapshot + segments at a point; or [`DirSource`], a
+//! directory of manifests), and from the live target cluster.
+//!
+//! # Layout
+//! - [`state`]: [`ResourceType`], [`ObjectKey`], [`DesiredState`], [`Filter`].
+//! - [`source`]: [`StateSource`], [`Point`], [`DirSource`].
+//! - [`strip`]: server-set fields removed before writing.
+//! - [`plan`](mod@plan): [`plan()`] → [`RestorePlan`], a printable value;
+//!   `--dry-run` stops there.
+//! - [`order`]: CRDs, Namespaces, then ownerReference levels; UID rewiring.
+//! - [`apply`](mod@apply): [`apply()`] executes a plan (server-side apply,
+//!   bounded parallelism per level, status subresource, prune, quiesce).
+//! - [`resume`]: the restore journal behind `rewind restore --resume`.
+//! - [`protect`]: the protected set and Rancher's restore preset.
+//! - [`export`](mod@export): [`export()`] writes `kubectl apply`-able YAML.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use rewind_restore::{ApplyOptions, DirSource, PlanOptions, Point, ProtectedSet, StateSource};
+//! let state = DirSource::new("backup/").state_at(&Point::Latest)?;
+//! let opts = PlanOptions { protected: ProtectedSet::with_defaults(&[])?, ..PlanOptions::default() };
+//! let plan = rewind_restore::plan(&state, &client, &opts).await?;
+//! print!("{}", plan.to_table());
+//! let report = rewind_restore::apply(&client, &plan, &ApplyOptions::default()).await?;
+//! assert!(report.failures.is_empty());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod export;
+pub mod live;
+pub mod order;
+pub mod plan;
+pub mod protect;
+pub mod resume;
+pub mod source;
+pub mod state;
+pub mod store;
+pub mod strip;
+
+pub use apply::{ApplyError, ApplyOptions, ApplyReport, Failure, apply};
+pub use export::{ExportReport, export};
+pub use live::ApiFailure;
+pub use plan::{Action, PlanItem, PlanOptions, RestorePlan, StatusMode, plan};
+pub use protect::ProtectedSet;
+pub use source::{DirSource, Point, SourceError, StateSource};
+pub use state::{DesiredState, Filter, ObjectKey, ResourceType};

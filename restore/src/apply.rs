@@ -1,0 +1,540 @@
+//! Executing a [`RestorePlan`]: ordered, parallel, resumable.
+//!
+//! 1. Quiesce: named Deployments are scaled to zero (original replicas go to
+//!    the journal first, so a crash cannot lose them).
+//! 2. CRDs, by server-side apply; the live `storedVersions` are merged back
+//!    (as BRO does) so versions still stored in etcd stay listed; then each
+//!    written CRD is awaited until `Established`.
+//! 3. Namespaces, then every other object level by level (see
+//!    [`order`](crate::order)), each level in parallel with bounded
+//!    concurrency, ownerReference UIDs rewired to the owners' new UIDs.
+//! 4. Status through `/status` where the type has a status subresource.
+//! 5. Prune deletions, then Deployments scaled back.
+//!
+//! Every write is a server-side apply with Rewind's field manager and
+//! `force=true`: the restored value wins over whoever owned the field. One
+//! bad object never stops the rest: it is reported with the API's reason.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use indicatif::{ProgressBar, ProgressStyle};
+use kube::Client;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::live::{self, ApiFailure, api_for};
+use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
+use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
+use crate::resume::{Entry, Journal, JournalError};
+use crate::state::{ObjectKey, ResourceType};
+
+/// Errors that stop a restore (per-object failures do not: they are in the
+/// [`ApplyReport`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A Deployment could not be scaled down.
+    #[error("cannot quiesce deployment {namespace}/{name}: {failure}")]
+    Quiesce {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API's answer.
+        failure: ApiFailure,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T, E = ApplyError> = std::result::Result<T, E>;
+
+/// Options for [`apply`].
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Objects written at once within a level.
+    pub concurrency: usize,
+    /// How long to wait for each CRD to become Established.
+    pub crd_timeout: Duration,
+    /// Server-side apply field manager.
+    pub field_manager: String,
+    /// Deployments (`namespace`, `name`) scaled to zero during the restore.
+    pub quiesce: Vec<(String, String)>,
+    /// Where the journal lives; `None` runs without one (no resume).
+    pub state_dir: Option<PathBuf>,
+    /// Continue the interrupted restore of the same plan.
+    pub resume: bool,
+    /// Show a progress bar (only on a terminal).
+    pub progress: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            crd_timeout: Duration::from_secs(60),
+            field_manager: "rewind".into(),
+            quiesce: Vec::new(),
+            state_dir: None,
+            resume: false,
+            progress: false,
+        }
+    }
+}
+
+/// One object the restore could not write.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The object.
+    pub object: String,
+    /// What was being done: `apply`, `status`, `establish`, `delete`.
+    pub step: &'static str,
+    /// The API's answer.
+    #[serde(flatten)]
+    pub failure: ApiFailure,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// The plan applied.
+    pub plan_id: String,
+    /// Objects written (created or updated).
+    pub written: usize,
+    /// Status subresources written.
+    pub status_written: usize,
+    /// Objects deleted by prune.
+    pub deleted: usize,
+    /// Objects skipped because the journal says they were already done.
+    pub resumed: usize,
+    /// Objects that failed, with the API's reason.
+    pub failures: Vec<Failure>,
+    /// ownerReferences dropped because the owner is not restored.
+    pub dropped_owner_refs: Vec<DroppedRef>,
+    /// Objects in an ownership cycle (written, order among them arbitrary).
+    pub ownership_cycles: Vec<String>,
+    /// Deployments quiesced, with the replicas they were given back.
+    pub quiesced: Vec<(String, String, i32)>,
+    /// Wall time of the restore, milliseconds.
+    pub elapsed_ms: u128,
+}
+
+/// A prepared write.
+struct Job {
+    key: ObjectKey,
+    body: Value,
+    status: Option<Value>,
+    /// For CRDs: the recorded `storedVersions`.
+    stored_versions: Vec<String>,
+}
+
+type JobResult = (
+    ObjectKey,
+    std::result::Result<Option<String>, Failure>,
+    bool,
+);
+
+fn failure(key: &ObjectKey, step: &'static str, f: impl Into<ApiFailure>) -> Failure {
+    Failure {
+        object: key.to_string(),
+        step,
+        failure: f.into(),
+    }
+}
+
+/// Server-side applies one object (and its status); returns its UID in the
+/// target and whether status was written.
+async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult {
+    let Job {
+        key,
+        body,
+        status,
+        stored_versions,
+    } = job;
+    let api = api_for(client, &key.rtype, key.namespace.as_deref());
+    let pp = PatchParams::apply(fm).force();
+    let written = match api.patch(&key.name, &pp, &Patch::Apply(&body)).await {
+        Ok(o) => o,
+        Err(e) => return (key.clone(), Err(failure(&key, "apply", e)), false),
+    };
+    let uid = written.metadata.uid.clone();
+    let mut status_done = false;
+    if key.rtype.is_crd() && !stored_versions.is_empty() {
+        let live: Vec<String> = written
+            .data
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let served: HashSet<&str> = body
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("name").and_then(Value::as_str))
+            .collect();
+        let mut merged = live.clone();
+        for v in stored_versions {
+            if served.contains(v.as_str()) && !merged.contains(&v) {
+                merged.push(v);
+            }
+        }
+        if merged != live {
+            let patch = json!({"status": {"storedVersions": merged}});
+            if let Err(e) = api
+                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                return (key.clone(), Err(failure(&key, "status", e)), false);
+            }
+        }
+    }
+    if let Some(st) = status {
+        let mut obj = json!({
+            "apiVersion": key.rtype.api_version(),
+            "kind": key.rtype.kind,
+            "metadata": {"name": key.name},
+            "status": st,
+        });
+        if let (Some(ns), Some(m)) = (
+            &key.namespace,
+            obj.pointer_mut("/metadata").and_then(Value::as_object_mut),
+        ) {
+            m.insert("namespace".into(), Value::String(ns.clone()));
+        }
+        if let Err(e) = api.patch_status(&key.name, &pp, &Patch::Apply(&obj)).await {
+            return (key.clone(), Err(failure(&key, "status", e)), false);
+        }
+        status_done = true;
+    }
+    (key, Ok(uid), status_done)
+}
+
+/// Waits until the CRD `name` reports `Established=True`.
+async fn wait_established(
+    client: &Client,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<(), ApiFailure> {
+    let api = api_for(client, &live::crd_type(), None);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let crd = api.get(name).await?;
+        let established = crd
+            .data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Established")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            });
+        if established {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiFailure {
+                code: 0,
+                reason: "Timeout".into(),
+                message: format!("not Established after {} s", timeout.as_secs()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn deployment_type() -> ResourceType {
+    ResourceType {
+        group: "apps".into(),
+        version: "v1".into(),
+        resource: "deployments".into(),
+        kind: "Deployment".into(),
+        namespaced: true,
+    }
+}
+
+async fn scale(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+) -> std::result::Result<Option<i32>, ApiFailure> {
+    let api = api_for(client, &deployment_type(), Some(ns));
+    let current = match api.get(name).await {
+        Ok(d) => d
+            .data
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let patch = json!({"spec": {"replicas": replicas}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(Some(i32::try_from(current).unwrap_or(i32::MAX)))
+}
+
+fn progress_bar(show: bool, total: usize) -> ProgressBar {
+    if !show || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:<14} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Applies `plan` to the cluster `client` talks to.
+pub async fn apply(
+    client: &Client,
+    plan: &RestorePlan,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let start = Instant::now();
+    let mut report = ApplyReport {
+        plan_id: plan.id.clone(),
+        ..ApplyReport::default()
+    };
+    let (mut journal, progress) = match (&opts.state_dir, opts.resume) {
+        (Some(dir), true) => {
+            let (j, p) = Journal::resume(dir, &plan.id)?;
+            (Some(j), p)
+        }
+        (Some(dir), false) => (Some(Journal::create(dir, &plan.id)?), Default::default()),
+        (None, _) => (None, Default::default()),
+    };
+    if opts.resume {
+        tracing::info!(plan = %plan.id, done = progress.done.len(), "resuming restore");
+    }
+
+    // Quiesce. The original replicas come from the journal when resuming:
+    // live they are already 0.
+    let mut quiesced: Vec<(String, String, i32)> = progress.quiesced.clone();
+    for (ns, name) in &opts.quiesce {
+        if quiesced.iter().any(|(n, m, _)| n == ns && m == name) {
+            continue;
+        }
+        match scale(client, ns, name, 0).await {
+            Ok(Some(replicas)) => {
+                if let Some(j) = journal.as_mut() {
+                    j.append(&Entry::Quiesced {
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                        replicas,
+                    })?;
+                    j.sync()?;
+                }
+                tracing::info!(namespace = %ns, name = %name, replicas, "deployment quiesced");
+                quiesced.push((ns.clone(), name.clone(), replicas));
+            }
+            Ok(None) => {
+                tracing::warn!(namespace = %ns, name = %name, "deployment to quiesce not found")
+            }
+            Err(f) => {
+                return Err(ApplyError::Quiesce {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    failure: f,
+                });
+            }
+        }
+    }
+
+    let actions: HashMap<&ObjectKey, Action> =
+        plan.items.iter().map(|i| (&i.key, i.action)).collect();
+    let mut new_uids: HashMap<ObjectKey, String> = plan
+        .items
+        .iter()
+        .filter(|i| i.action != Action::Delete)
+        .filter_map(|i| i.live_uid.clone().map(|u| (i.key.clone(), u)))
+        .collect();
+    let order = phases(&plan.state);
+    report.ownership_cycles = order.cycles.iter().map(ToString::to_string).collect();
+    let idx = OwnerIndex::new(&plan.state);
+    let total = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i.action, Action::Create | Action::Update | Action::Delete))
+        .count();
+    let bar = progress_bar(opts.progress, total);
+
+    let mut batches: Vec<(&str, &[ObjectKey])> =
+        vec![("crds", &order.crds), ("namespaces", &order.namespaces)];
+    batches.extend(order.levels.iter().map(|l| ("objects", l.as_slice())));
+    for (label, keys) in batches {
+        bar.set_message(label);
+        let mut jobs = Vec::new();
+        for key in keys {
+            if !matches!(actions.get(key), Some(Action::Create | Action::Update)) {
+                continue;
+            }
+            let shown = key.to_string();
+            if let Some(uid) = progress.done.get(&shown) {
+                if let Some(u) = uid {
+                    new_uids.insert(key.clone(), u.clone());
+                }
+                report.resumed += 1;
+                bar.inc(1);
+                continue;
+            }
+            let Some(obj) = plan.state.get(key) else {
+                continue;
+            };
+            let mode = plan
+                .modes
+                .get(&key.rtype)
+                .copied()
+                .unwrap_or(StatusMode::Skip);
+            let (mut body, status) = write_parts(obj, mode);
+            if let Some(m) = body.as_object_mut() {
+                m.insert("apiVersion".into(), Value::String(key.rtype.api_version()));
+                m.insert("kind".into(), Value::String(key.rtype.kind.clone()));
+            }
+            report
+                .dropped_owner_refs
+                .extend(rewire_owner_refs(key, &mut body, &idx, &new_uids));
+            let stored_versions = if key.rtype.is_crd() {
+                obj.pointer("/status/storedVersions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            jobs.push(Job {
+                key: key.clone(),
+                body,
+                status,
+                stored_versions,
+            });
+        }
+        let fm = opts.field_manager.as_str();
+        let mut results = stream::iter(jobs)
+            .map(|job| write_one(client, fm, job))
+            .buffer_unordered(opts.concurrency.max(1));
+        let mut written_crds = Vec::new();
+        while let Some((key, result, status_done)) = results.next().await {
+            bar.inc(1);
+            match result {
+                Ok(uid) => {
+                    report.written += 1;
+                    report.status_written += usize::from(status_done);
+                    if key.rtype.is_crd() {
+                        written_crds.push(key.clone());
+                    }
+                    if let Some(u) = &uid {
+                        new_uids.insert(key.clone(), u.clone());
+                    }
+                    if let Some(j) = journal.as_mut() {
+                        j.append(&Entry::Done {
+                            key: key.to_string(),
+                            uid,
+                        })?;
+                    }
+                }
+                Err(f) => {
+                    tracing::warn!(object = %f.object, step = f.step, reason = %f.failure.reason, message = %f.failure.message, "object not restored");
+                    report.failures.push(f);
+                }
+            }
+        }
+        drop(results);
+        for key in written_crds {
+            if let Err(f) = wait_established(client, &key.name, opts.crd_timeout).await {
+                report.failures.push(failure(&key, "establish", f));
+            }
+        }
+        if let Some(j) = journal.as_mut() {
+            j.sync()?;
+        }
+    }
+
+    // Prune, after every write: a dependent is never left without the owner
+    // the restore was about to write.
+    let mut deletes = Vec::new();
+    for i in plan.items.iter().filter(|i| i.action == Action::Delete) {
+        if progress.done.contains_key(&format!("delete {}", i.key)) {
+            report.resumed += 1;
+            bar.inc(1);
+        } else {
+            deletes.push(&i.key);
+        }
+    }
+    bar.set_message("prune");
+    let mut results = stream::iter(deletes)
+        .map(|key| async move {
+            let shown = format!("delete {key}");
+            let api = api_for(client, &key.rtype, key.namespace.as_deref());
+            let r = match api.delete(&key.name, &DeleteParams::background()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(failure(key, "delete", e)),
+            };
+            (shown, r)
+        })
+        .buffer_unordered(opts.concurrency.max(1));
+    while let Some((shown, r)) = results.next().await {
+        bar.inc(1);
+        match r {
+            Ok(()) => {
+                report.deleted += 1;
+                if let Some(j) = journal.as_mut() {
+                    j.append(&Entry::Done {
+                        key: shown,
+                        uid: None,
+                    })?;
+                }
+            }
+            Err(f) => report.failures.push(f),
+        }
+    }
+    drop(results);
+
+    for (ns, name, replicas) in &quiesced {
+        if progress
+            .unquiesced
+            .iter()
+            .any(|(n, m)| n == ns && m == name)
+        {
+            continue;
+        }
+        match scale(client, ns, name, *replicas).await {
+            Ok(_) => {
+                if let Some(j) = journal.as_mut() {
+                    j.append(&Entry::Unquiesced {
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    })?;
+                }
+            }
+            Err(f) => report.failures.push(Failure {
+                object: format!("deployments.apps/{ns}/{name}"),
+                step: "unquiesce",
+                failure: f,
+            }),
+        }
+    }
+    report.quiesced = quiesced;
+    if let Some(j) = journal.as_mut() {
+        j.append(&Entry::Finished)?;
+        j.sync()?;
+    }
+    bar.finish_and_clear();
+    report.elapsed_ms = start.elapsed().as_millis();
+    tracing::info!(plan = %plan.id, written = report.written, failed = report.failures.len(), elapsed_ms = report.elapsed_ms, "restore applied");
+    Ok(report)
+}

@@ -1,0 +1,119 @@
+//! Reading the target cluster: live objects per type, live CRDs, and the
+//! API's error reasons in a form a report can carry.
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, ListParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::state::ResourceType;
+
+/// Page size for listing live objects: large pages, few round trips.
+const PAGE: u32 = 500;
+
+/// Why the API refused a request, as a report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiFailure {
+    /// HTTP status code; 0 when the request never got an answer.
+    pub code: u16,
+    /// The API's machine-readable reason (`Invalid`, `Forbidden`, …), or
+    /// `ClientError` for failures before or after the API answered.
+    pub reason: String,
+    /// The API's message.
+    pub message: String,
+}
+
+impl From<kube::Error> for ApiFailure {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) => Self {
+                code: s.code,
+                reason: if s.reason.is_empty() {
+                    "Unknown".to_owned()
+                } else {
+                    s.reason.clone()
+                },
+                message: s.message.clone(),
+            },
+            other => Self {
+                code: 0,
+                reason: "ClientError".to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.reason, self.code, self.message)
+    }
+}
+
+/// The dynamic API for `rtype`, cluster-wide or in one namespace.
+#[must_use]
+pub fn api_for(
+    client: &Client,
+    rtype: &ResourceType,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let ar = rtype.api_resource();
+    match namespace {
+        Some(ns) if rtype.namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Every live object of `rtype` in all namespaces, as JSON. `Ok(None)` when
+/// the target does not serve the type (no CRD for it yet).
+pub async fn list_all(
+    client: &Client,
+    rtype: &ResourceType,
+) -> Result<Option<Vec<Value>>, ApiFailure> {
+    let api = api_for(client, rtype, None);
+    let mut out = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = match api.list(&params).await {
+            Ok(p) => p,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        for item in page.items {
+            out.push(serde_json::to_value(item).map_err(|e| ApiFailure {
+                code: 0,
+                reason: "ClientError".into(),
+                message: format!("cannot re-encode a listed {rtype}: {e}"),
+            })?);
+        }
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(Some(out)),
+        }
+    }
+}
+
+/// The CRD type, for listing live CRDs.
+#[must_use]
+pub fn crd_type() -> ResourceType {
+    ResourceType {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        resource: "customresourcedefinitions".into(),
+        kind: "CustomResourceDefinition".into(),
+        namespaced: false,
+    }
+}
+
+/// The Namespace type.
+#[must_use]
+pub fn namespace_type() -> ResourceType {
+    ResourceType {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "namespaces".into(),
+        kind: "Namespace".into(),
+        namespaced: false,
+    }
+}

@@ -1,0 +1,377 @@
+//! The order a restore writes in, and ownerReference rewiring.
+//!
+//! Phases: CRDs first (their objects cannot be written before they are
+//! Established), then Namespaces (everything namespaced needs one), then all
+//! other objects in *levels*: level 0 has no owner in the state, level n+1
+//! objects have their deepest owner at level n. Objects of one level are
+//! independent and are written in parallel. An ownership cycle (which the API
+//! allows but garbage collection never resolves) is broken by putting its
+//! members at level 0 and reporting them.
+//!
+//! Owners are found by the UID recorded in the ownerReference (the owner's
+//! recorded `metadata.uid`), falling back to group, kind and name, because
+//! UIDs differ between the recorded cluster and the target.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::state::{DesiredState, ObjectKey};
+
+/// Index from ownerReferences to the owners' keys in a state.
+#[derive(Debug, Default)]
+pub struct OwnerIndex {
+    /// Recorded `metadata.uid` to key.
+    by_uid: HashMap<String, ObjectKey>,
+    /// (group, kind, namespace, name) to key, for references whose UID the
+    /// recording does not know.
+    by_name: HashMap<(String, String, Option<String>, String), ObjectKey>,
+}
+
+impl OwnerIndex {
+    /// Indexes every object of `state`.
+    #[must_use]
+    pub fn new(state: &DesiredState) -> Self {
+        let mut idx = Self::default();
+        for (key, obj) in state.iter() {
+            if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) {
+                idx.by_uid.insert(uid.to_owned(), key.clone());
+            }
+            idx.by_name.insert(
+                (
+                    key.rtype.group.clone(),
+                    key.rtype.kind.clone(),
+                    key.namespace.clone(),
+                    key.name.clone(),
+                ),
+                key.clone(),
+            );
+        }
+        idx
+    }
+
+    /// The key of the owner `reference` names, for a dependent in
+    /// `dependent_ns`.
+    #[must_use]
+    pub fn resolve(&self, dependent_ns: Option<&str>, reference: &Value) -> Option<&ObjectKey> {
+        if let Some(k) = reference
+            .get("uid")
+            .and_then(Value::as_str)
+            .and_then(|u| self.by_uid.get(u))
+        {
+            return Some(k);
+        }
+        let api_version = reference.get("apiVersion").and_then(Value::as_str)?;
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let kind = reference.get("kind").and_then(Value::as_str)?;
+        let name = reference.get("name").and_then(Value::as_str)?;
+        let lookup = |ns: Option<&str>| {
+            self.by_name.get(&(
+                group.to_owned(),
+                kind.to_owned(),
+                ns.map(str::to_owned),
+                name.to_owned(),
+            ))
+        };
+        // An owner is in the dependent's namespace or cluster-scoped.
+        dependent_ns
+            .and_then(|ns| lookup(Some(ns)))
+            .or_else(|| lookup(None))
+    }
+}
+
+fn owner_refs(obj: &Value) -> &[Value] {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// A restore's write order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Phases {
+    /// CustomResourceDefinitions.
+    pub crds: Vec<ObjectKey>,
+    /// Namespaces.
+    pub namespaces: Vec<ObjectKey>,
+    /// All other objects, level by level (owners before dependents).
+    pub levels: Vec<Vec<ObjectKey>>,
+    /// Objects in an ownership cycle, placed at level 0.
+    pub cycles: Vec<ObjectKey>,
+}
+
+/// Computes the write order of every object in `state`.
+#[must_use]
+pub fn phases(state: &DesiredState) -> Phases {
+    let idx = OwnerIndex::new(state);
+    let mut out = Phases::default();
+    // Owner edges among the "rest" objects only: CRDs and Namespaces are
+    // written in earlier phases, so an edge to them never delays anything.
+    let mut owners: BTreeMap<&ObjectKey, Vec<&ObjectKey>> = BTreeMap::new();
+    for (key, obj) in state.iter() {
+        if key.rtype.is_crd() {
+            out.crds.push(key.clone());
+        } else if key.rtype.is_namespace() {
+            out.namespaces.push(key.clone());
+        } else {
+            let os = owner_refs(obj)
+                .iter()
+                .filter_map(|r| idx.resolve(key.namespace.as_deref(), r))
+                .filter(|o| !o.rtype.is_crd() && !o.rtype.is_namespace() && *o != key)
+                .collect();
+            owners.insert(key, os);
+        }
+    }
+    let mut level: HashMap<&ObjectKey, usize> = HashMap::new();
+    for &start in owners.keys() {
+        if level.contains_key(start) {
+            continue;
+        }
+        // Iterative depth-first search: deep ownership chains must not
+        // overflow the stack. `on_path` detects cycles.
+        let mut stack: Vec<(&ObjectKey, usize)> = vec![(start, 0)];
+        let mut on_path: Vec<&ObjectKey> = vec![start];
+        while let Some(&(node, next)) = stack.last() {
+            let deps = owners.get(node).map_or(&[][..], Vec::as_slice);
+            match deps.get(next) {
+                Some(&owner) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.1 += 1;
+                    }
+                    if level.contains_key(owner) {
+                        continue;
+                    }
+                    if on_path.contains(&owner) {
+                        // Cycle: its members go to level 0, reported.
+                        level.insert(owner, 0);
+                        out.cycles.push(owner.clone());
+                        continue;
+                    }
+                    stack.push((owner, 0));
+                    on_path.push(owner);
+                }
+                None => {
+                    let l = deps
+                        .iter()
+                        .filter_map(|o| level.get(o))
+                        .map(|l| l + 1)
+                        .max()
+                        .unwrap_or(0);
+                    level.entry(node).or_insert(l);
+                    stack.pop();
+                    on_path.pop();
+                }
+            }
+        }
+    }
+    for (key, l) in level {
+        if out.levels.len() <= l {
+            out.levels.resize_with(l + 1, Vec::new);
+        }
+        if let Some(bucket) = out.levels.get_mut(l) {
+            bucket.push(key.clone());
+        }
+    }
+    for bucket in &mut out.levels {
+        bucket.sort();
+    }
+    out.cycles.sort();
+    out
+}
+
+/// An ownerReference a restore dropped because its owner is not restored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DroppedRef {
+    /// The dependent.
+    pub object: String,
+    /// `kind/name` of the missing owner.
+    pub owner: String,
+}
+
+/// Rewrites the ownerReference UIDs of `body` (an object about to be
+/// written) to the owners' UIDs in the target, from `new_uids`. References
+/// whose owner is not in the state, or has no UID in the target (its write
+/// failed), are dropped: a reference to a UID that does not exist would let
+/// the garbage collector delete the dependent.
+pub fn rewire_owner_refs(
+    key: &ObjectKey,
+    body: &mut Value,
+    idx: &OwnerIndex,
+    new_uids: &HashMap<ObjectKey, String>,
+) -> Vec<DroppedRef> {
+    let mut dropped = Vec::new();
+    let Some(refs) = body
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    else {
+        return dropped;
+    };
+    refs.retain_mut(|r| {
+        let uid = idx
+            .resolve(key.namespace.as_deref(), r)
+            .and_then(|owner| new_uids.get(owner));
+        match (uid, r.as_object_mut()) {
+            (Some(uid), Some(m)) => {
+                m.insert("uid".into(), Value::String(uid.clone()));
+                true
+            }
+            _ => {
+                let kind = r.get("kind").and_then(Value::as_str).unwrap_or("?");
+                let name = r.get("name").and_then(Value::as_str).unwrap_or("?");
+                dropped.push(DroppedRef {
+                    object: key.to_string(),
+                    owner: format!("{kind}/{name}"),
+                });
+                false
+            }
+        }
+    });
+    if refs.is_empty()
+        && let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.remove("ownerReferences");
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ResourceType;
+    use serde_json::json;
+
+    fn t(kind: &str, resource: &str, namespaced: bool) -> ResourceType {
+        ResourceType {
+            group: "g.io".into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            kind: kind.into(),
+            namespaced,
+        }
+    }
+
+    fn obj(name: &str, uid: &str, owners: &[(&str, &str, &str)]) -> Value {
+        let refs: Vec<Value> = owners
+            .iter()
+            .map(|(kind, name, uid)| json!({"apiVersion": "g.io/v1", "kind": kind, "name": name, "uid": uid}))
+            .collect();
+        json!({"metadata": {"name": name, "namespace": "ns", "uid": uid, "ownerReferences": refs}})
+    }
+
+    fn state() -> (DesiredState, ResourceType) {
+        let a = t("A", "as", true);
+        let mut s = DesiredState::new();
+        s.insert(&a, obj("root", "u-root", &[])).unwrap();
+        s.insert(&a, obj("mid", "u-mid", &[("A", "root", "u-root")]))
+            .unwrap();
+        s.insert(
+            &a,
+            obj(
+                "leaf",
+                "u-leaf",
+                &[("A", "mid", "u-mid"), ("A", "root", "u-root")],
+            ),
+        )
+        .unwrap();
+        // Owner not in the state: stays at level 0.
+        s.insert(&a, obj("orphan", "u-o", &[("A", "gone", "u-gone")]))
+            .unwrap();
+        // Referenced by name only (UID unknown to the recording).
+        s.insert(&a, obj("byname", "u-b", &[("A", "mid", "other-uid")]))
+            .unwrap();
+        let ns_t = ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "namespaces".into(),
+            kind: "Namespace".into(),
+            namespaced: false,
+        };
+        s.insert(&ns_t, json!({"metadata": {"name": "ns", "uid": "u-ns"}}))
+            .unwrap();
+        (s, a)
+    }
+
+    fn names(keys: &[ObjectKey]) -> Vec<&str> {
+        keys.iter().map(|k| k.name.as_str()).collect()
+    }
+
+    #[test]
+    fn levels_put_owners_first() {
+        let (s, _) = state();
+        let p = phases(&s);
+        assert_eq!(names(&p.namespaces), vec!["ns"]);
+        assert_eq!(p.levels.len(), 3);
+        assert_eq!(names(&p.levels[0]), vec!["orphan", "root"]);
+        assert_eq!(names(&p.levels[1]), vec!["mid"]);
+        assert_eq!(names(&p.levels[2]), vec!["byname", "leaf"]);
+        assert!(p.cycles.is_empty());
+    }
+
+    #[test]
+    fn cycle_is_broken_and_reported() {
+        let a = t("A", "as", true);
+        let mut s = DesiredState::new();
+        s.insert(&a, obj("x", "ux", &[("A", "y", "uy")])).unwrap();
+        s.insert(&a, obj("y", "uy", &[("A", "x", "ux")])).unwrap();
+        let p = phases(&s);
+        let total: usize = p.levels.iter().map(Vec::len).sum();
+        assert_eq!(total, 2, "every object placed once: {p:?}");
+        assert_eq!(p.cycles.len(), 1);
+    }
+
+    #[test]
+    fn deep_chain_does_not_overflow() {
+        let a = t("A", "as", true);
+        let mut s = DesiredState::new();
+        s.insert(&a, obj("n0", "u0", &[])).unwrap();
+        for i in 1..5000 {
+            let owner = format!("n{}", i - 1);
+            let ouid = format!("u{}", i - 1);
+            s.insert(
+                &a,
+                obj(&format!("n{i}"), &format!("u{i}"), &[("A", &owner, &ouid)]),
+            )
+            .unwrap();
+        }
+        let p = phases(&s);
+        assert_eq!(p.levels.len(), 5000);
+    }
+
+    #[test]
+    fn rewire_maps_uids_and_drops_missing_owners() {
+        let (s, a) = state();
+        let idx = OwnerIndex::new(&s);
+        let leaf = ObjectKey {
+            rtype: a.clone(),
+            namespace: Some("ns".into()),
+            name: "leaf".into(),
+        };
+        let mid = ObjectKey {
+            name: "mid".into(),
+            ..leaf.clone()
+        };
+        let mut new_uids = HashMap::new();
+        new_uids.insert(mid.clone(), "new-mid".to_owned());
+        // root has no new UID (its write failed): its reference is dropped.
+        let mut body = s.get(&leaf).unwrap().clone();
+        let dropped = rewire_owner_refs(&leaf, &mut body, &idx, &new_uids);
+        let refs = body["metadata"]["ownerReferences"].as_array().unwrap();
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0]["uid"], "new-mid");
+        assert_eq!(
+            dropped,
+            vec![DroppedRef {
+                object: leaf.to_string(),
+                owner: "A/root".into()
+            }]
+        );
+
+        let orphan = ObjectKey {
+            name: "orphan".into(),
+            ..leaf
+        };
+        let mut body = s.get(&orphan).unwrap().clone();
+        let dropped = rewire_owner_refs(&orphan, &mut body, &idx, &new_uids);
+        assert_eq!(dropped.len(), 1);
+        assert!(body["metadata"].get("ownerReferences").is_none());
+    }
+}

@@ -1,0 +1,452 @@
+//! Planning a restore: what it will create, update, leave alone and (with
+//! prune) delete, computed against the live target before any write.
+//!
+//! A [`RestorePlan`] is a plain value: printable as a table or JSON, and the
+//! only input [`apply`](crate::apply()) takes, so `--dry-run` is simply "plan
+//! and print". An object is *unchanged* when every field the restore would
+//! send (server fields stripped, ownerReference UIDs ignored since they
+//! differ between clusters by construction) already has that value live:
+//! the server-side apply would be a no-op.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::Client;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::live::{self, ApiFailure};
+use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
+use crate::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status};
+use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
+
+/// Errors planning a restore.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Listing the target failed.
+    #[error("cannot list {rtype} in the target: {failure}")]
+    List {
+        /// The type being listed.
+        rtype: String,
+        /// The API's answer.
+        failure: ApiFailure,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;
+
+/// How a type's `status` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusMode {
+    /// Through `/status` after the object: a CRD with a status subresource
+    /// (the server drops status on create and ignores it on update).
+    Subresource,
+    /// In the object itself: a CRD without a status subresource.
+    InBody,
+    /// Not written: built-in types, whose status their controllers own.
+    Skip,
+}
+
+/// What the restore does with one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Absent from the target: created.
+    Create,
+    /// Present but different: updated (server-side apply).
+    Update,
+    /// Present and equal: left alone.
+    Unchanged,
+    /// Live but not in the state: deleted (only with prune).
+    Delete,
+    /// Protected or skipped by a preset: never touched.
+    Skip,
+}
+
+/// One object's line in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    /// The object.
+    pub key: ObjectKey,
+    /// What happens to it.
+    pub action: Action,
+    /// For updates: the fields that differ (`spec.x`, `status`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The live object's UID, so dependents of unchanged owners can be
+    /// rewired without writing the owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_uid: Option<String>,
+}
+
+/// Options for [`plan`].
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Which part of the state to restore (and, with prune, to prune).
+    pub filter: Filter,
+    /// Also delete live objects of the restored types that the state lacks.
+    pub prune: bool,
+    /// Objects never written nor deleted.
+    pub protected: ProtectedSet,
+    /// Apply Rancher's known restore fixes.
+    pub rancher: bool,
+}
+
+/// A computed restore: the state to write, and what happens to each object.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    /// Hash of the state to write and the options that shape it: a resumed
+    /// restore must have the same id as the interrupted one.
+    pub id: String,
+    /// One item per object, in key order (deletions included).
+    pub items: Vec<PlanItem>,
+    /// How status is written per type.
+    pub status_modes: BTreeMap<String, StatusMode>,
+    /// What the Rancher preset changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<PresetReport>,
+    /// Things the operator should know (types the target cannot serve, …).
+    pub warnings: Vec<String>,
+    /// The state to write (filtered, preset applied). Not printed.
+    #[serde(skip)]
+    pub state: DesiredState,
+    /// Status mode per type, for the writer.
+    #[serde(skip)]
+    pub modes: HashMap<ResourceType, StatusMode>,
+}
+
+impl RestorePlan {
+    /// Number of items with `action`.
+    #[must_use]
+    pub fn count(&self, action: Action) -> usize {
+        self.items.iter().filter(|i| i.action == action).count()
+    }
+
+    /// Whether applying the plan writes or deletes anything.
+    #[must_use]
+    pub fn has_work(&self) -> bool {
+        self.items
+            .iter()
+            .any(|i| matches!(i.action, Action::Create | Action::Update | Action::Delete))
+    }
+
+    /// The plan as a table: per-type counts, then every non-unchanged object.
+    #[must_use]
+    pub fn to_table(&self) -> String {
+        let mut per_type: BTreeMap<String, [usize; 5]> = BTreeMap::new();
+        for i in &self.items {
+            let row = per_type
+                .entry(i.key.rtype.group_resource())
+                .or_insert([0; 5]);
+            if let Some(c) = row.get_mut(i.action as usize) {
+                *c += 1;
+            }
+        }
+        let mut s = String::new();
+        let _ = writeln!(s, "restore plan {}", self.id);
+        let _ = writeln!(
+            s,
+            "{:<52} {:>7} {:>7} {:>9} {:>7} {:>6}",
+            "TYPE", "CREATE", "UPDATE", "UNCHANGED", "DELETE", "SKIP"
+        );
+        for (t, [c, u, n, d, k]) in &per_type {
+            let _ = writeln!(s, "{t:<52} {c:>7} {u:>7} {n:>9} {d:>7} {k:>6}");
+        }
+        let _ = writeln!(
+            s,
+            "{:<52} {:>7} {:>7} {:>9} {:>7} {:>6}",
+            "TOTAL",
+            self.count(Action::Create),
+            self.count(Action::Update),
+            self.count(Action::Unchanged),
+            self.count(Action::Delete),
+            self.count(Action::Skip)
+        );
+        let changed: Vec<&PlanItem> = self
+            .items
+            .iter()
+            .filter(|i| i.action != Action::Unchanged)
+            .collect();
+        if !changed.is_empty() {
+            let _ = writeln!(s, "\n{:<10} OBJECT", "ACTION");
+            for i in changed {
+                let action = format!("{:?}", i.action).to_lowercase();
+                let _ = write!(s, "{action:<10} {}", i.key);
+                if !i.changes.is_empty() {
+                    let _ = write!(s, "  ({})", i.changes.join(", "));
+                }
+                s.push('\n');
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+}
+
+/// The status mode of every type in `state`, from the state's CRDs, then
+/// the target's.
+fn status_modes(state: &DesiredState, live_crds: &[Value]) -> HashMap<ResourceType, StatusMode> {
+    let mut out = HashMap::new();
+    for rtype in state.types() {
+        let mode = match state.status_subresource(&rtype) {
+            Some(true) => StatusMode::Subresource,
+            Some(false) => StatusMode::InBody,
+            None => live_crds
+                .iter()
+                .find(|c| {
+                    crd_defines(c).is_some_and(|(g, r)| g == rtype.group && r == rtype.resource)
+                })
+                .map_or(StatusMode::Skip, |c| {
+                    if crd_has_status(c, &rtype.version) {
+                        StatusMode::Subresource
+                    } else {
+                        StatusMode::InBody
+                    }
+                }),
+        };
+        out.insert(rtype, mode);
+    }
+    out
+}
+
+/// The body a restore sends for `obj` and the status it writes separately.
+#[must_use]
+pub fn write_parts(obj: &Value, mode: StatusMode) -> (Value, Option<Value>) {
+    let (mut body, status) = split_for_write(obj);
+    match mode {
+        StatusMode::Subresource => (body, status),
+        StatusMode::InBody => {
+            if let (Some(st), Some(m)) = (status, body.as_object_mut()) {
+                m.insert("status".into(), st);
+            }
+            (body, None)
+        }
+        StatusMode::Skip => (body, None),
+    }
+}
+
+fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "rewind-plan-v1 prune={} rancher={}\n",
+        opts.prune, opts.rancher
+    ));
+    for (k, v) in state.iter() {
+        h.update(k.to_string());
+        h.update([0]);
+        h.update(v.to_string());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    digest.iter().take(12).fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
+    let (mut body, status) = write_parts(obj, mode);
+    drop_owner_uids(&mut body);
+    let mut live_cmp = live.clone();
+    drop_owner_uids(&mut live_cmp);
+    let mut changes = differing_paths(&body, &live_cmp);
+    if let Some(st) = status
+        && !live.get("status").is_some_and(|l| is_subset(&st, l))
+    {
+        changes.push("status".into());
+    }
+    changes
+}
+
+/// Computes the restore of `desired` into the cluster `client` talks to.
+/// Reads the target (one paginated LIST per type); writes nothing.
+pub async fn plan(
+    desired: &DesiredState,
+    client: &Client,
+    opts: &PlanOptions,
+) -> Result<RestorePlan> {
+    let mut state = desired.filtered(&opts.filter);
+    let mut protected = opts.protected.clone();
+    let preset = opts
+        .rancher
+        .then(|| rancher_preset(&mut state, &mut protected));
+    let mut warnings = Vec::new();
+
+    let live_crds = live::list_all(client, &live::crd_type())
+        .await
+        .map_err(|failure| PlanError::List {
+            rtype: "customresourcedefinitions".into(),
+            failure,
+        })?
+        .unwrap_or_default();
+    let modes = status_modes(&state, &live_crds);
+
+    let types: Vec<ResourceType> = state.types().into_iter().collect();
+    let listed: Vec<(ResourceType, Option<Vec<Value>>)> = stream::iter(types)
+        .map(|t| async move {
+            let r = live::list_all(client, &t).await;
+            r.map(|l| (t.clone(), l))
+                .map_err(|failure| PlanError::List {
+                    rtype: t.to_string(),
+                    failure,
+                })
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+
+    let mut items = Vec::new();
+    for (rtype, live_objs) in listed {
+        let live_objs = match live_objs {
+            Some(l) => l,
+            None => {
+                if state.status_subresource(&rtype).is_none() {
+                    warnings.push(format!(
+                        "the target does not serve {rtype} and the state has no CRD for it: its objects will fail"
+                    ));
+                }
+                Vec::new()
+            }
+        };
+        let mode = modes.get(&rtype).copied().unwrap_or(StatusMode::Skip);
+        let mut live_by_key: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+        for l in live_objs {
+            if let Ok(k) = ObjectKey::of(&rtype, &l) {
+                live_by_key.insert(k, l);
+            }
+        }
+        for (key, obj) in state.iter().filter(|(k, _)| k.rtype == rtype) {
+            let live = live_by_key.remove(key);
+            let live_uid = live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/uid"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let (action, changes) = if protected.is_protected(key) {
+                (Action::Skip, Vec::new())
+            } else {
+                match &live {
+                    None => (Action::Create, Vec::new()),
+                    Some(l) => {
+                        let changes = compare(obj, l, mode);
+                        if changes.is_empty() {
+                            (Action::Unchanged, changes)
+                        } else {
+                            (Action::Update, changes)
+                        }
+                    }
+                }
+            };
+            items.push(PlanItem {
+                key: key.clone(),
+                action,
+                changes,
+                live_uid,
+            });
+        }
+        if opts.prune {
+            for (key, l) in live_by_key {
+                let deleting = l.pointer("/metadata/deletionTimestamp").is_some();
+                if deleting || !opts.filter.selects(&key) || !protected.may_prune(&key) {
+                    continue;
+                }
+                let live_uid = l
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                items.push(PlanItem {
+                    key,
+                    action: Action::Delete,
+                    changes: Vec::new(),
+                    live_uid,
+                });
+            }
+        }
+    }
+    items.sort_by(|a, b| a.key.cmp(&b.key).then(a.action.cmp(&b.action)));
+    let id = plan_id(&state, opts);
+    tracing::info!(plan = %id, objects = state.len(), items = items.len(), "restore planned");
+    Ok(RestorePlan {
+        id,
+        items,
+        status_modes: modes.iter().map(|(t, m)| (t.to_string(), *m)).collect(),
+        preset,
+        warnings,
+        state,
+        modes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compare_ignores_server_fields_and_owner_uids() {
+        let recorded = json!({
+            "metadata": {"name": "a", "uid": "old", "resourceVersion": "5",
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "old-o"}]},
+            "spec": {"a": 1}, "status": {"phase": "Ready"}
+        });
+        let live = json!({
+            "metadata": {"name": "a", "uid": "new", "resourceVersion": "9", "generation": 1,
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "new-o"}]},
+            "spec": {"a": 1, "defaulted": true}, "status": {"phase": "Ready", "extra": 1}
+        });
+        assert!(compare(&recorded, &live, StatusMode::Subresource).is_empty());
+        let mut stale = live.clone();
+        stale["status"]["phase"] = json!("Pending");
+        assert_eq!(
+            compare(&recorded, &stale, StatusMode::Subresource),
+            vec!["status"]
+        );
+        assert!(compare(&recorded, &stale, StatusMode::Skip).is_empty());
+        assert_eq!(
+            compare(&recorded, &stale, StatusMode::InBody),
+            vec!["status.phase"]
+        );
+        stale["spec"]["a"] = json!(2);
+        assert_eq!(compare(&recorded, &stale, StatusMode::Skip), vec!["spec.a"]);
+    }
+
+    #[test]
+    fn write_parts_per_mode() {
+        let o = json!({"metadata": {"name": "a", "uid": "u"}, "status": {"s": 1}});
+        let (b, s) = write_parts(&o, StatusMode::Subresource);
+        assert!(b.get("status").is_none() && s == Some(json!({"s": 1})));
+        let (b, s) = write_parts(&o, StatusMode::InBody);
+        assert!(b.get("status").is_some() && s.is_none());
+        let (b, s) = write_parts(&o, StatusMode::Skip);
+        assert!(b.get("status").is_none() && s.is_none());
+        assert!(b["metadata"].get("uid").is_none());
+    }
+
+    #[test]
+    fn plan_id_depends_on_content_and_options() {
+        let t = crate::live::namespace_type();
+        let mut s = DesiredState::new();
+        s.insert(&t, json!({"metadata": {"name": "a"}})).unwrap();
+        let o = PlanOptions::default();
+        let id = plan_id(&s, &o);
+        assert_eq!(id, plan_id(&s.clone(), &o));
+        assert_ne!(
+            id,
+            plan_id(
+                &s,
+                &PlanOptions {
+                    prune: true,
+                    ..o.clone()
+                }
+            )
+        );
+        s.insert(&t, json!({"metadata": {"name": "b"}})).unwrap();
+        assert_ne!(id, plan_id(&s, &o));
+    }
+}
