@@ -15,7 +15,8 @@ use crate::error::{ErrorKind, FormatError, Result};
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 /// The one bincode configuration of format version 1.
-pub type BincodeConfig = Configuration<LittleEndian, Varint, bincode::config::Limit<MAX_RECORD_BYTES>>;
+pub type BincodeConfig =
+    Configuration<LittleEndian, Varint, bincode::config::Limit<MAX_RECORD_BYTES>>;
 
 /// The configuration value; see the module doc.
 pub const BINCODE: BincodeConfig = bincode::config::standard()
@@ -35,6 +36,8 @@ pub struct Limits {
     pub max_block_bytes: u32,
     /// Largest number of blocks a file may index.
     pub max_blocks: u32,
+    /// Largest plain file produced by decryption.
+    pub max_file_bytes: u64,
 }
 
 impl Default for Limits {
@@ -42,6 +45,7 @@ impl Default for Limits {
         Self {
             max_block_bytes: 256 << 20,
             max_blocks: 1 << 22,
+            max_file_bytes: 64 << 30,
         }
     }
 }

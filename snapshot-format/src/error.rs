@@ -53,6 +53,9 @@ pub enum ErrorKind {
         /// Bytes left.
         available: u64,
     },
+    /// The file has no valid trailer: it was truncated or is still being written.
+    #[error("file incomplete: no valid trailer (truncated or still being written)")]
+    MissingTrailer,
     /// A stored CRC-32 does not match the data.
     #[error("checksum mismatch in {what}: stored {stored:#010x}, computed {computed:#010x}")]
     ChecksumMismatch {

@@ -65,15 +65,7 @@ impl ResourceType {
 
 /// What happened to the object.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    bincode::Encode,
-    bincode::Decode,
+    Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, bincode::Encode, bincode::Decode,
 )]
 pub enum EventKind {
     /// The object was created or updated; the record holds its new state.
@@ -108,15 +100,7 @@ impl EventKind {
 
 /// One recorded change.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    bincode::Encode,
-    bincode::Decode,
+    Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, bincode::Encode, bincode::Decode,
 )]
 pub struct EventRecord {
     /// Rewind's own sequence number: strictly increasing over the whole log.

@@ -163,7 +163,10 @@ pub fn check_block<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(RawBlock<'a>
         }));
     }
     if codec == Codec::Raw && stored_len != raw_len {
-        return Err(invalid("block header", "raw block with stored length != raw length"));
+        return Err(invalid(
+            "block header",
+            "raw block with stored length != raw length",
+        ));
     }
     let total = usize::try_from(block_len(stored_len))
         .map_err(|_| invalid("block header", "block length overflows"))?;
@@ -208,7 +211,10 @@ pub(crate) fn open_block<'a>(
         Codec::Zstd => Ok(Cow::Owned(plain.decompress(block.stored, raw_len)?)),
         Codec::ZstdDict => match dict {
             Some(d) => Ok(Cow::Owned(d.decompress(block.stored, raw_len)?)),
-            None => Err(invalid("block", "codec 2 (dictionary) but the file has no dictionary")),
+            None => Err(invalid(
+                "block",
+                "codec 2 (dictionary) but the file has no dictionary",
+            )),
         },
     }
 }
