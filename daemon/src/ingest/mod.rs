@@ -1,0 +1,381 @@
+//! Turning what the watchers observed into journal records.
+//!
+//! The watchers send [`Observation`]s; the journal writer feeds each batch of
+//! them through [`Ingestor::apply`], which decides what to record:
+//!
+//! - **Dedup**: an object whose `(uid, resourceVersion)` equals the current
+//!   state is not recorded again (relists re-deliver unchanged objects, and
+//!   every restart relists).
+//! - **uid**: a key whose uid changed was deleted and recreated while we were
+//!   not watching: we record `DeletedInferred` for the old uid, then `Applied`.
+//! - **Relists**: at `ResyncEnd` every state key the relist did not deliver
+//!   is recorded as `DeletedInferred { list_rv }` (see [`relist`]).
+//! - **Selection**: an object enters the record when the resource set selects
+//!   it; once recorded, it stays recorded until it is deleted, even if it
+//!   stops matching, so that leaving a selector never looks like a delete.
+//! - **Ignore rules** (see [`ignore`]).
+
+pub mod ignore;
+pub mod relist;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rewind_format::{EventKind, EventRecord, ResourceType};
+use tracing::warn;
+
+use crate::journal::batch::StateChange;
+use crate::journal::{BatchBuilder, ObjectCompressor, ObjectKey, StateEntry, type_key};
+
+pub use ignore::IgnoreRule;
+pub use relist::RelistTracker;
+
+/// An object as a watcher saw it, already serialized.
+#[derive(Debug, Clone)]
+pub struct ObservedObject {
+    /// Namespace, empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Name (never empty: nameless objects are dropped by the watcher).
+    pub name: String,
+    /// uid, empty if the API did not send one.
+    pub uid: String,
+    /// resourceVersion, empty if the API did not send one.
+    pub resource_version: String,
+    /// The object's JSON.
+    pub json: Vec<u8>,
+    /// Whether the type's resource set selects this object.
+    pub selected: bool,
+    /// When the watcher received it, Unix ms.
+    pub observed_at_ms: i64,
+}
+
+/// What a watcher or the discovery loop reports to the journal writer.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    /// An object was added or modified; `relist` when it came from a LIST.
+    Applied {
+        /// Its type.
+        rtype: Arc<ResourceType>,
+        /// The object.
+        object: ObservedObject,
+        /// Whether it is part of a relist.
+        relist: bool,
+    },
+    /// The watch reported the object deleted.
+    Deleted {
+        /// Its type.
+        rtype: Arc<ResourceType>,
+        /// The object's last state.
+        object: ObservedObject,
+    },
+    /// A relist of the type starts.
+    ResyncBegin {
+        /// The type.
+        rtype: Arc<ResourceType>,
+        /// When it was observed, Unix ms.
+        at_ms: i64,
+    },
+    /// A relist of the type is complete, as of `list_rv` or later.
+    ResyncEnd {
+        /// The type.
+        rtype: Arc<ResourceType>,
+        /// An upper bound of the list's resourceVersion.
+        list_rv: String,
+        /// When it was observed, Unix ms.
+        at_ms: i64,
+    },
+    /// The type is no longer served (its CRD was deleted): every object of it
+    /// still in the state is deleted, as of `list_rv` or earlier.
+    TypeGone {
+        /// The type.
+        rtype: Arc<ResourceType>,
+        /// A resourceVersion at which the type was seen gone.
+        list_rv: String,
+        /// When it was observed, Unix ms.
+        at_ms: i64,
+    },
+}
+
+/// Errors of ingestion: only the journal can fail; bad objects are skipped.
+pub type Result<T, E = crate::journal::Error> = std::result::Result<T, E>;
+
+/// Applies observations to a batch. Owns the relist key sets.
+pub struct Ingestor {
+    cluster_id: String,
+    compressor: ObjectCompressor,
+    ignore: HashMap<String, IgnoreRule>,
+    relists: RelistTracker,
+}
+
+impl Ingestor {
+    /// An ingestor for `cluster_id` with per-type (`type_key`) ignore rules.
+    pub fn new(
+        cluster_id: String,
+        zstd_level: i32,
+        ignore: HashMap<String, IgnoreRule>,
+    ) -> Result<Self> {
+        Ok(Self {
+            cluster_id,
+            compressor: ObjectCompressor::new(zstd_level)?,
+            ignore,
+            relists: RelistTracker::default(),
+        })
+    }
+
+    /// The batch these observations went into was committed.
+    pub fn committed(&mut self) {
+        self.relists.commit();
+    }
+
+    /// The batch failed before commit; it will be prepared again.
+    pub fn rolled_back(&mut self) {
+        self.relists.rollback();
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per record field; a builder would only move them around"
+    )]
+    fn record(
+        &self,
+        rtype: &ResourceType,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        rv: &str,
+        kind: EventKind,
+        object: Vec<u8>,
+        at_ms: i64,
+    ) -> EventRecord {
+        EventRecord {
+            seq: 0,
+            observed_at_ms: at_ms,
+            cluster_id: self.cluster_id.clone(),
+            rtype: rtype.clone(),
+            namespace: (!ns.is_empty()).then(|| ns.to_owned()),
+            name: name.to_owned(),
+            uid: uid.to_owned(),
+            resource_version: rv.to_owned(),
+            kind,
+            object,
+        }
+    }
+
+    fn put(&mut self, json: &[u8]) -> Result<StateChange> {
+        let (raw_len, object_zstd) = self.compressor.compress(json)?;
+        Ok(StateChange::Put {
+            raw_len,
+            object_zstd,
+        })
+    }
+
+    /// Records the inferred deletion of a state entry.
+    fn infer_delete(
+        &self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        e: &StateEntry,
+        list_rv: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        let json = match e.object_json() {
+            Ok(j) => j,
+            Err(err) => {
+                warn!(key = ?e.key, error = %err, "last state of a deleted object is unreadable; recording the deletion without it");
+                Vec::new()
+            }
+        };
+        let rec = self.record(
+            rtype,
+            &e.key.namespace,
+            &e.key.name,
+            &e.uid,
+            &e.resource_version,
+            EventKind::DeletedInferred {
+                list_rv: list_rv.to_owned(),
+            },
+            json,
+            at_ms,
+        );
+        b.record(rec, StateChange::Remove)?;
+        Ok(())
+    }
+
+    /// Applies one observation to the batch.
+    pub fn apply(&mut self, b: &mut BatchBuilder<'_>, obs: Observation) -> Result<()> {
+        match obs {
+            Observation::Applied {
+                rtype,
+                object,
+                relist,
+            } => self.applied(b, &rtype, object, relist),
+            Observation::Deleted { rtype, object } => self.deleted(b, &rtype, object),
+            Observation::ResyncBegin { rtype, at_ms } => {
+                let tk = type_key(&rtype);
+                if self.relists.begin(&tk) {
+                    let rec = self.record(
+                        &rtype,
+                        "",
+                        "",
+                        "",
+                        "",
+                        EventKind::ResyncBegin { list_rv: None },
+                        Vec::new(),
+                        at_ms,
+                    );
+                    b.record(rec, StateChange::None)?;
+                    self.relists.mark_begin_recorded(&tk);
+                }
+                Ok(())
+            }
+            Observation::ResyncEnd {
+                rtype,
+                list_rv,
+                at_ms,
+            } => {
+                let tk = type_key(&rtype);
+                let Some(seen) = self.relists.end(&tk) else {
+                    return Ok(());
+                };
+                for k in b.keys_of_type(&tk)? {
+                    if seen.contains(&k) {
+                        continue;
+                    }
+                    let Some(key) = ObjectKey::decode(&k) else { continue };
+                    if let Some(e) = b.get(&key)? {
+                        self.infer_delete(b, &rtype, &e, &list_rv, at_ms)?;
+                    }
+                }
+                let rec = self.record(
+                    &rtype,
+                    "",
+                    "",
+                    "",
+                    "",
+                    EventKind::ResyncEnd { list_rv },
+                    Vec::new(),
+                    at_ms,
+                );
+                b.record(rec, StateChange::None)?;
+                Ok(())
+            }
+            Observation::TypeGone {
+                rtype,
+                list_rv,
+                at_ms,
+            } => {
+                let tk = type_key(&rtype);
+                self.relists.discard(&tk);
+                for k in b.keys_of_type(&tk)? {
+                    let Some(key) = ObjectKey::decode(&k) else { continue };
+                    if let Some(e) = b.get(&key)? {
+                        self.infer_delete(b, &rtype, &e, &list_rv, at_ms)?;
+                    }
+                }
+                b.forget_type(&tk);
+                Ok(())
+            }
+        }
+    }
+
+    fn applied(
+        &mut self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        o: ObservedObject,
+        relist: bool,
+    ) -> Result<()> {
+        let key = ObjectKey {
+            type_key: type_key(rtype),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        };
+        if relist {
+            self.relists.seen(&key.type_key, key.encode());
+        }
+        let existing = b.get(&key)?;
+        if let Some(e) = &existing {
+            let recreated = !e.uid.is_empty() && !o.uid.is_empty() && e.uid != o.uid;
+            if recreated {
+                // Deleted and recreated while we were not watching: the new
+                // object's creation bounds the old one's deletion.
+                self.infer_delete(b, rtype, e, &o.resource_version, o.observed_at_ms)?;
+            } else {
+                if e.resource_version == o.resource_version {
+                    return Ok(());
+                }
+                if let Some(rule) = self.ignore.get(&key.type_key)
+                    && let Ok(old) = e.object_json()
+                    && rule.only_ignored_changed(&old, &o.json)
+                {
+                    return Ok(());
+                }
+                let change = self.put(&o.json)?;
+                let rec = self.record(
+                    rtype,
+                    &o.namespace,
+                    &o.name,
+                    &o.uid,
+                    &o.resource_version,
+                    EventKind::Applied,
+                    o.json,
+                    o.observed_at_ms,
+                );
+                b.record(rec, change)?;
+                return Ok(());
+            }
+        }
+        if !o.selected {
+            return Ok(());
+        }
+        let change = self.put(&o.json)?;
+        let rec = self.record(
+            rtype,
+            &o.namespace,
+            &o.name,
+            &o.uid,
+            &o.resource_version,
+            EventKind::Applied,
+            o.json,
+            o.observed_at_ms,
+        );
+        b.record(rec, change)?;
+        Ok(())
+    }
+
+    fn deleted(&mut self, b: &mut BatchBuilder<'_>, rtype: &ResourceType, o: ObservedObject) -> Result<()> {
+        let key = ObjectKey {
+            type_key: type_key(rtype),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        };
+        let Some(e) = b.get(&key)? else {
+            // Never recorded (not selected), or its deletion was already
+            // inferred by a relist: nothing to add.
+            return Ok(());
+        };
+        let recreated = !e.uid.is_empty() && !o.uid.is_empty() && e.uid != o.uid;
+        if recreated {
+            self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
+            if !o.selected {
+                return Ok(());
+            }
+        }
+        let change = if recreated { StateChange::None } else { StateChange::Remove };
+        let rec = self.record(
+            rtype,
+            &o.namespace,
+            &o.name,
+            &o.uid,
+            &o.resource_version,
+            EventKind::Deleted,
+            o.json,
+            o.observed_at_ms,
+        );
+        b.record(rec, change)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

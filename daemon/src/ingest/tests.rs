@@ -1,0 +1,393 @@
+//! Ingestion against the real journal: unit cases, and a model test that
+//! drives a simulated cluster, watch gaps, relists and crashes, and checks
+//! the journal against a BTreeMap of what it should hold.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use rewind_format::{EventBlockEncoder, EventKind, EventRecord, ResourceType};
+
+use super::*;
+use crate::journal::{Journal, JournalOptions};
+
+fn cm() -> Arc<ResourceType> {
+    Arc::new(ResourceType {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "configmaps".into(),
+        kind: "ConfigMap".into(),
+        namespaced: true,
+    })
+}
+
+fn obj(name: &str, uid: &str, rv: u64, selected: bool) -> ObservedObject {
+    ObservedObject {
+        namespace: "ns".into(),
+        name: name.into(),
+        uid: uid.into(),
+        resource_version: rv.to_string(),
+        json: format!(r#"{{"metadata":{{"name":"{name}","uid":"{uid}","resourceVersion":"{rv}"}}}}"#)
+            .into_bytes(),
+        selected,
+        observed_at_ms: 0,
+    }
+}
+
+fn applied(o: ObservedObject, relist: bool) -> Observation {
+    Observation::Applied {
+        rtype: cm(),
+        object: o,
+        relist,
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    j: Option<Journal>,
+    ing: Ingestor,
+    enc: EventBlockEncoder,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let j = Journal::open(&path, &JournalOptions::default()).unwrap();
+        Self {
+            _dir: dir,
+            path,
+            j: Some(j),
+            ing: Ingestor::new("c".into(), 1, HashMap::new()).unwrap(),
+            enc: EventBlockEncoder::new(1).unwrap(),
+        }
+    }
+
+    fn j(&self) -> &Journal {
+        self.j.as_ref().unwrap()
+    }
+
+    /// Applies and commits; returns the records written.
+    fn feed(&mut self, obs: Vec<Observation>) -> Vec<EventRecord> {
+        let j = self.j.as_mut().unwrap();
+        let from = j.next_seq();
+        let mut b = j.batch();
+        for o in obs {
+            self.ing.apply(&mut b, o).unwrap();
+        }
+        let p = b.finish(&mut self.enc).unwrap();
+        j.commit(&p).unwrap();
+        self.ing.committed();
+        j.records_from(from).map(Result::unwrap).collect()
+    }
+
+    /// A daemon restart: everything in memory is gone.
+    fn crash(&mut self) {
+        self.j = None;
+        self.j = Some(Journal::open(&self.path, &JournalOptions::default()).unwrap());
+        self.ing = Ingestor::new("c".into(), 1, HashMap::new()).unwrap();
+    }
+
+    fn state(&self) -> BTreeMap<String, (String, String)> {
+        self.j()
+            .state()
+            .map(Result::unwrap)
+            .map(|e| (e.key.name, (e.uid, e.resource_version)))
+            .collect()
+    }
+}
+
+fn kinds(recs: &[EventRecord]) -> Vec<(String, EventKind)> {
+    recs.iter().map(|r| (r.name.clone(), r.kind.clone())).collect()
+}
+
+#[test]
+fn relist_records_missing_objects_as_deleted_at_list_rv() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    let recs = r.feed(vec![
+        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        applied(obj("a", "ua", 1, true), true),
+        Observation::ResyncEnd {
+            rtype: cm(),
+            list_rv: "9".into(),
+            at_ms: 0,
+        },
+    ]);
+    assert_eq!(
+        kinds(&recs),
+        vec![
+            (String::new(), EventKind::ResyncBegin { list_rv: None }),
+            ("b".into(), EventKind::DeletedInferred { list_rv: "9".into() }),
+            (String::new(), EventKind::ResyncEnd { list_rv: "9".into() }),
+        ]
+    );
+    // The inferred delete carries the last known state of b.
+    assert!(String::from_utf8_lossy(&recs[1].object).contains("\"ub\""));
+    assert_eq!(r.state().keys().collect::<Vec<_>>(), vec!["a"]);
+}
+
+#[test]
+fn a_new_init_discards_the_partial_relist() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    let recs = r.feed(vec![
+        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        applied(obj("a", "ua", 1, true), true),
+        // The list failed half way; kube starts over.
+        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        applied(obj("b", "ub", 2, true), true),
+        Observation::ResyncEnd {
+            rtype: cm(),
+            list_rv: "5".into(),
+            at_ms: 0,
+        },
+    ]);
+    let deleted: Vec<_> = recs
+        .iter()
+        .filter(|r| matches!(r.kind, EventKind::DeletedInferred { .. }))
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(deleted, vec!["a".to_owned()]);
+    // One begin marker for the two Init events.
+    let begins = recs.iter().filter(|r| matches!(r.kind, EventKind::ResyncBegin { .. })).count();
+    assert_eq!(begins, 1);
+}
+
+#[test]
+fn recreate_during_a_gap_is_caught_by_uid() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "u1", 1, true), false)]);
+    let recs = r.feed(vec![
+        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        applied(obj("a", "u2", 7, true), true),
+        Observation::ResyncEnd {
+            rtype: cm(),
+            list_rv: "8".into(),
+            at_ms: 0,
+        },
+    ]);
+    assert_eq!(
+        kinds(&recs),
+        vec![
+            (String::new(), EventKind::ResyncBegin { list_rv: None }),
+            ("a".into(), EventKind::DeletedInferred { list_rv: "7".into() }),
+            ("a".into(), EventKind::Applied),
+            (String::new(), EventKind::ResyncEnd { list_rv: "8".into() }),
+        ]
+    );
+    assert_eq!(recs[1].uid, "u1");
+    assert_eq!(recs[2].uid, "u2");
+}
+
+#[test]
+fn unchanged_objects_are_not_recorded_twice() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "ua", 1, true), false)]);
+    let recs = r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("a", "ua", 1, true), true),
+    ]);
+    assert!(recs.is_empty());
+    r.crash();
+    let recs = r.feed(vec![applied(obj("a", "ua", 1, true), false)]);
+    assert!(recs.is_empty(), "replay after restart must be deduplicated");
+}
+
+#[test]
+fn leaving_the_selector_is_not_a_delete() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("x", "ux", 2, false), false)]);
+    assert_eq!(r.state().len(), 1, "unselected objects are not recorded");
+    let recs = r.feed(vec![applied(obj("a", "ua", 3, false), false)]);
+    assert_eq!(kinds(&recs), vec![("a".into(), EventKind::Applied)]);
+    let recs = r.feed(vec![Observation::Deleted {
+        rtype: cm(),
+        object: obj("x", "ux", 4, false),
+    }]);
+    assert!(recs.is_empty(), "deleting an unrecorded object records nothing");
+}
+
+#[test]
+fn a_gone_type_records_deletion_of_all_its_objects() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    let recs = r.feed(vec![Observation::TypeGone {
+        rtype: cm(),
+        list_rv: "10".into(),
+        at_ms: 0,
+    }]);
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r.kind == EventKind::DeletedInferred { list_rv: "10".into() }));
+    assert!(r.state().is_empty());
+    assert!(r.j().type_record("configmaps").unwrap().is_none());
+}
+
+#[test]
+fn rollback_lets_a_batch_be_prepared_again() {
+    let mut r = Rig::new();
+    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    let obs = vec![
+        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        applied(obj("a", "ua", 1, true), true),
+        Observation::ResyncEnd {
+            rtype: cm(),
+            list_rv: "3".into(),
+            at_ms: 0,
+        },
+    ];
+    {
+        let j = r.j.as_ref().unwrap();
+        let mut b = j.batch();
+        for o in obs.clone() {
+            r.ing.apply(&mut b, o).unwrap();
+        }
+        // Dropped without commit, as after a write error.
+        r.ing.rolled_back();
+    }
+    let recs = r.feed(obs);
+    assert_eq!(recs.iter().filter(|r| r.kind.is_marker()).count(), 2);
+    assert_eq!(r.state().keys().collect::<Vec<_>>(), vec!["a"]);
+}
+
+// ---- Model test ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(u8),
+    Update(u8),
+    Delete(u8),
+    /// Re-deliver the live object unchanged (a replay).
+    Replay(u8),
+    /// Start or end a watch gap: changes in a gap are not observed.
+    ToggleGap,
+    Commit,
+    /// Drop uncommitted observations and reopen (a daemon restart).
+    Crash,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..6).prop_map(Op::Create),
+        4 => (0u8..6).prop_map(Op::Update),
+        2 => (0u8..6).prop_map(Op::Delete),
+        1 => (0u8..6).prop_map(Op::Replay),
+        1 => Just(Op::ToggleGap),
+        3 => Just(Op::Commit),
+        1 => Just(Op::Crash),
+    ]
+}
+
+type View = BTreeMap<String, (String, String)>;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn journal_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let mut r = Rig::new();
+        let mut rv = 0u64;
+        let mut uid_n = 0u64;
+        let mut live: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        let mut pending: Vec<Observation> = Vec::new();
+        let mut gap = false;
+        let mut view: View = BTreeMap::new();
+        let mut committed_view: View = BTreeMap::new();
+
+        let relist = |live: &BTreeMap<String, (String, u64)>, rv: u64, pending: &mut Vec<Observation>| {
+            pending.push(Observation::ResyncBegin { rtype: cm(), at_ms: 0 });
+            for (n, (u, v)) in live {
+                pending.push(applied(obj(n, u, *v, true), true));
+            }
+            pending.push(Observation::ResyncEnd { rtype: cm(), list_rv: rv.to_string(), at_ms: 0 });
+        };
+        let live_view = |live: &BTreeMap<String, (String, u64)>| -> View {
+            live.iter().map(|(n, (u, v))| (n.clone(), (u.clone(), v.to_string()))).collect()
+        };
+
+        for op in ops {
+            match op {
+                Op::Create(i) | Op::Update(i) => {
+                    let name = format!("o{i}");
+                    rv += 1;
+                    let uid = match (&op, live.get(&name)) {
+                        (Op::Update(_), Some((u, _))) => u.clone(),
+                        (Op::Update(_), None) => continue,
+                        (_, Some(_)) => continue,
+                        _ => { uid_n += 1; format!("u{uid_n}") }
+                    };
+                    live.insert(name.clone(), (uid.clone(), rv));
+                    if !gap {
+                        pending.push(applied(obj(&name, &uid, rv, true), false));
+                        view.insert(name, (uid, rv.to_string()));
+                    }
+                }
+                Op::Delete(i) => {
+                    let name = format!("o{i}");
+                    let Some((uid, _)) = live.remove(&name) else { continue };
+                    rv += 1;
+                    if !gap {
+                        pending.push(Observation::Deleted { rtype: cm(), object: obj(&name, &uid, rv, true) });
+                        view.remove(&name);
+                    }
+                }
+                Op::Replay(i) => {
+                    let name = format!("o{i}");
+                    if !gap && let Some((uid, v)) = live.get(&name) {
+                        pending.push(applied(obj(&name, uid, *v, true), false));
+                    }
+                }
+                Op::ToggleGap => {
+                    if gap {
+                        // The watch resumes with a relist (410 or restart).
+                        relist(&live, rv, &mut pending);
+                        view = live_view(&live);
+                    }
+                    gap = !gap;
+                }
+                Op::Commit => {
+                    r.feed(std::mem::take(&mut pending));
+                    committed_view = view.clone();
+                    prop_assert_eq!(r.state(), committed_view.clone());
+                }
+                Op::Crash => {
+                    pending.clear();
+                    r.crash();
+                    prop_assert_eq!(r.state(), committed_view.clone(), "acknowledged state lost");
+                    // The restarted daemon relists.
+                    gap = false;
+                    relist(&live, rv, &mut pending);
+                    view = live_view(&live);
+                }
+            }
+        }
+        r.feed(std::mem::take(&mut pending));
+        prop_assert_eq!(r.state(), view.clone());
+        if !gap {
+            prop_assert_eq!(r.state(), live_view(&live));
+        }
+
+        // The log replays to the state, with gap-free seqs and no duplicates.
+        let mut replay: View = BTreeMap::new();
+        let mut seen_versions = HashSet::new();
+        let mut expect_seq = 1;
+        for rec in r.j().records_from(1) {
+            let rec = rec.unwrap();
+            prop_assert_eq!(rec.seq, expect_seq);
+            expect_seq += 1;
+            match rec.kind {
+                EventKind::Applied => {
+                    prop_assert!(seen_versions.insert((rec.uid.clone(), rec.resource_version.clone())),
+                        "duplicate record of {} {}", rec.uid, rec.resource_version);
+                    replay.insert(rec.name.clone(), (rec.uid.clone(), rec.resource_version.clone()));
+                }
+                EventKind::Deleted | EventKind::DeletedInferred { .. } => {
+                    prop_assert!(replay.remove(&rec.name).is_some(), "delete of unrecorded {}", rec.name);
+                }
+                _ => {}
+            }
+        }
+        prop_assert_eq!(r.j().next_seq(), expect_seq);
+        prop_assert_eq!(replay, r.state());
+    }
+}

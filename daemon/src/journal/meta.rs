@@ -1,0 +1,71 @@
+//! The `meta` tree: the next sequence number and one record per resource type.
+//!
+//! Keys: `next_seq` (u64 big-endian), `format` (`b"1"`), and
+//! `type/<type_key>` holding a JSON [`TypeRecord`]. JSON because these
+//! records are few and small, and readable with any sled dump.
+
+use rewind_format::ResourceType;
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result};
+
+/// Key of the next sequence number to assign.
+pub const NEXT_SEQ: &[u8] = b"next_seq";
+/// Key of the journal layout version.
+pub const FORMAT: &[u8] = b"format";
+/// Journal layout version this release writes and reads.
+pub const FORMAT_VERSION: &[u8] = b"1";
+/// Prefix of per-type records.
+pub const TYPE_PREFIX: &[u8] = b"type/";
+
+/// What the journal knows about one recorded resource type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeRecord {
+    /// The type as last discovered (its served version may change).
+    pub rtype: ResourceType,
+    /// resourceVersion of the newest object event recorded for the type.
+    pub last_rv: String,
+    /// resourceVersion of the last completed relist, if any.
+    pub list_rv: Option<String>,
+    /// When the newest event of this type was observed, Unix ms.
+    pub last_event_ms: i64,
+    /// Number of events recorded for this type, markers included.
+    pub events: u64,
+}
+
+impl TypeRecord {
+    /// A record for a type seen for the first time.
+    #[must_use]
+    pub fn new(rtype: ResourceType) -> Self {
+        Self {
+            rtype,
+            last_rv: String::new(),
+            list_rv: None,
+            last_event_ms: 0,
+            events: 0,
+        }
+    }
+}
+
+/// `meta` key of a type record.
+#[must_use]
+pub fn type_record_key(type_key: &str) -> Vec<u8> {
+    let mut k = TYPE_PREFIX.to_vec();
+    k.extend_from_slice(type_key.as_bytes());
+    k
+}
+
+pub(crate) fn encode_type_record(r: &TypeRecord) -> Result<Vec<u8>> {
+    serde_json::to_vec(r).map_err(|e| Error::Corrupt(format!("cannot encode type record: {e}")))
+}
+
+pub(crate) fn decode_type_record(v: &[u8]) -> Result<TypeRecord> {
+    serde_json::from_slice(v).map_err(|e| Error::Corrupt(format!("bad type record: {e}")))
+}
+
+pub(crate) fn decode_u64(v: &[u8]) -> Result<u64> {
+    let arr: [u8; 8] = v
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("bad next_seq value of {} bytes", v.len())))?;
+    Ok(u64::from_be_bytes(arr))
+}

@@ -1,0 +1,329 @@
+//! The journal: a sled database holding the event log, the current state and
+//! per-type metadata. This module doc is its specification.
+//!
+//! # Trees
+//! - `log`: one entry per group commit. Key: the big-endian seq of the
+//!   block's first record. Value: one `rewind_format` event block (zstd,
+//!   CRC-checked) holding the batch's records with consecutive seqs.
+//!   One block per commit instead of one entry per event is what makes
+//!   ingestion fast: a single large sequential insert per batch.
+//! - `state`: the latest recorded version of every live object, keyed by
+//!   type/namespace/name (see [`keys`]), valued by [`StateEntry`]. Used for
+//!   deduplication, relist diffs and (later) snapshots.
+//! - `meta`: `next_seq`, the layout version, and a [`TypeRecord`] per type.
+//!
+//! # Invariants (must hold after any crash)
+//! - The three trees change together: a batch's block, state updates and
+//!   meta updates are one sled transaction across the trees, so a crash
+//!   leaves all of a batch or none of it.
+//! - Records in the log have strictly increasing, gap-free seqs; `next_seq`
+//!   in `meta` is one past the last record of the last block.
+//! - The state equals the replay of the log (applied/deleted records).
+//! - A batch counts as acknowledged only after [`Journal::commit`] returned,
+//!   which flushes (fsyncs) sled before returning.
+//!
+//! Readers other than the writer may open a [`Journal`] only when no daemon
+//! holds it: sled takes an exclusive lock on the directory.
+
+pub mod batch;
+pub mod keys;
+pub mod meta;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use rewind_format::{EventRecord, Limits, decode_block};
+use sled::Transactional;
+use sled::transaction::TransactionError;
+
+pub use batch::{BatchBuilder, PreparedBatch};
+pub use keys::{ObjectKey, type_key};
+pub use meta::TypeRecord;
+pub use state::{ObjectCompressor, StateEntry};
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// sled failed: an I/O error (a full disk shows up here) or a bug.
+    #[error("journal storage error: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupt journal: {0}")]
+    Corrupt(String),
+    /// An event block failed its checks.
+    #[error("corrupt event block: {0}")]
+    Block(#[from] rewind_format::FormatError),
+    /// The journal was written by another layout version.
+    #[error("journal layout {found:?} is not supported (this release reads 1)")]
+    UnsupportedLayout {
+        /// Layout version found in `meta`.
+        found: String,
+    },
+    /// A batch was prepared against another journal position.
+    #[error("batch starts at seq {batch} but the journal is at {journal}")]
+    OutOfOrder {
+        /// First seq of the batch.
+        batch: u64,
+        /// The journal's next seq.
+        journal: u64,
+    },
+    /// An object too large to record.
+    #[error("object of {0} bytes is too large to record")]
+    TooLarge(usize),
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to open the journal.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// sled page cache in bytes. Small on purpose: the daemon must not keep
+    /// the recorded objects in memory.
+    pub cache_capacity: u64,
+    /// zstd level of event blocks and state values. Low levels keep up with
+    /// tens of thousands of events per second on one core.
+    pub zstd_level: i32,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 64 << 20,
+            zstd_level: 1,
+        }
+    }
+}
+
+/// An open journal. One writer per directory (sled locks it).
+pub struct Journal {
+    dir: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    state: sled::Tree,
+    meta: sled::Tree,
+    next_seq: u64,
+    options: JournalOptions,
+}
+
+impl Journal {
+    /// Opens or creates the journal in `dir`.
+    pub fn open(dir: &Path, options: &JournalOptions) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_capacity)
+            // We flush ourselves at the end of each group commit; sled's
+            // timer would only add fsyncs.
+            .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let log = db.open_tree("log")?;
+        let state = db.open_tree("state")?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(meta::FORMAT)? {
+            None => {
+                meta.insert(meta::FORMAT, meta::FORMAT_VERSION)?;
+                db.flush()?;
+            }
+            Some(v) if v.as_ref() == meta::FORMAT_VERSION => {}
+            Some(v) => {
+                return Err(Error::UnsupportedLayout {
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                });
+            }
+        }
+        let next_seq = match meta.get(meta::NEXT_SEQ)? {
+            Some(v) => meta::decode_u64(&v)?,
+            None => 1,
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            db,
+            log,
+            state,
+            meta,
+            next_seq,
+            options: options.clone(),
+        })
+    }
+
+    /// Directory of the journal.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Options the journal was opened with.
+    #[must_use]
+    pub fn options(&self) -> &JournalOptions {
+        &self.options
+    }
+
+    /// The seq the next recorded event will get (seqs start at 1).
+    #[must_use]
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Starts a batch at the journal's current position.
+    #[must_use]
+    pub fn batch(&self) -> BatchBuilder<'_> {
+        BatchBuilder::new(self)
+    }
+
+    /// The current state of one object.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<StateEntry>> {
+        let k = key.encode();
+        match self.state.get(&k)? {
+            Some(v) => Ok(Some(StateEntry::decode(&k, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All objects of one type in the current state, in key order.
+    pub fn state_of_type(&self, type_key: &str) -> impl Iterator<Item = Result<StateEntry>> + '_ {
+        self.state
+            .scan_prefix(keys::type_prefix(type_key))
+            .map(|r| {
+                let (k, v) = r?;
+                StateEntry::decode(&k, &v)
+            })
+    }
+
+    /// The whole current state, in key order.
+    pub fn state(&self) -> impl Iterator<Item = Result<StateEntry>> + '_ {
+        self.state.iter().map(|r| {
+            let (k, v) = r?;
+            StateEntry::decode(&k, &v)
+        })
+    }
+
+    /// Keys of one type in the current state (no values decoded).
+    pub(crate) fn keys_of_type(&self, type_key: &str) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.state
+            .scan_prefix(keys::type_prefix(type_key))
+            .keys()
+            .map(|r| r.map(|k| k.to_vec()).map_err(Error::from))
+    }
+
+    /// Event blocks, starting with the block that holds `seq` (or the first
+    /// block after it). Each item is `(first_seq, records)`.
+    pub fn blocks_from(&self, seq: u64) -> impl Iterator<Item = Result<(u64, Vec<EventRecord>)>> + '_ {
+        let start = self
+            .log
+            .range(..=keys::seq_key(seq))
+            .keys()
+            .next_back()
+            .and_then(|r| r.ok())
+            .and_then(|k| keys::decode_seq(&k))
+            .unwrap_or(seq);
+        let limits = Limits::default();
+        self.log.range(keys::seq_key(start)..).map(move |r| {
+            let (k, v) = r?;
+            let first = keys::decode_seq(&k)
+                .ok_or_else(|| Error::Corrupt(format!("bad log key {k:?}")))?;
+            let records = decode_block(&v, &limits)?;
+            Ok((first, records))
+        })
+    }
+
+    /// Every record with `seq >= from`, in order.
+    pub fn records_from(&self, from: u64) -> impl Iterator<Item = Result<EventRecord>> + '_ {
+        self.blocks_from(from).flat_map(move |r| match r {
+            Ok((_, records)) => records
+                .into_iter()
+                .filter(|rec| rec.seq >= from)
+                .map(Ok)
+                .collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        })
+    }
+
+    /// The record of one type, if the journal has seen it.
+    pub fn type_record(&self, type_key: &str) -> Result<Option<TypeRecord>> {
+        match self.meta.get(meta::type_record_key(type_key))? {
+            Some(v) => Ok(Some(meta::decode_type_record(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All type records.
+    pub fn type_records(&self) -> Result<Vec<TypeRecord>> {
+        self.meta
+            .scan_prefix(meta::TYPE_PREFIX)
+            .values()
+            .map(|v| meta::decode_type_record(&v?))
+            .collect()
+    }
+
+    /// Bytes the journal occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Applies a prepared batch atomically across the three trees and makes
+    /// it durable. Only after this returns `Ok` is the batch acknowledged.
+    ///
+    /// On error nothing is acknowledged; the caller keeps the batch and
+    /// retries, possibly after reopening (sled refuses all writes after an
+    /// I/O error). A batch that turns out to be committed already (the
+    /// journal's `next_seq` is past it) is accepted as done.
+    pub fn commit(&mut self, batch: &PreparedBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.next_seq == batch.next_seq {
+            // Committed before an error hid the success from us.
+            return Ok(());
+        }
+        if self.next_seq != batch.first_seq {
+            return Err(Error::OutOfOrder {
+                batch: batch.first_seq,
+                journal: self.next_seq,
+            });
+        }
+        let result: std::result::Result<(), TransactionError<()>> = (&self.log, &self.state, &self.meta)
+            .transaction(|(log, state, meta)| {
+                if let Some(block) = &batch.block {
+                    log.insert(&keys::seq_key(batch.first_seq), block.as_slice())?;
+                }
+                let mut sb = sled::Batch::default();
+                for (k, v) in &batch.state_ops {
+                    match v {
+                        Some(v) => sb.insert(k.as_slice(), v.as_slice()),
+                        None => sb.remove(k.as_slice()),
+                    }
+                }
+                state.apply_batch(&sb)?;
+                let mut mb = sled::Batch::default();
+                for (k, v) in &batch.meta_ops {
+                    match v {
+                        Some(v) => mb.insert(k.as_slice(), v.as_slice()),
+                        None => mb.remove(k.as_slice()),
+                    }
+                }
+                mb.insert(meta::NEXT_SEQ, &batch.next_seq.to_be_bytes());
+                meta.apply_batch(&mb)?;
+                Ok(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
+            Err(TransactionError::Abort(())) => {
+                return Err(Error::Corrupt("journal transaction aborted".into()));
+            }
+        }
+        self.db.flush()?;
+        self.next_seq = batch.next_seq;
+        Ok(())
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+use rewind_format::{EventBlockEncoder, EventKind, EventRecord, ResourceType};
+
+use super::batch::StateChange;
+use super::*;
+
+fn cm() -> ResourceType {
+    ResourceType {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "configmaps".into(),
+        kind: "ConfigMap".into(),
+        namespaced: true,
+    }
+}
+
+fn rec(name: &str, rv: &str) -> EventRecord {
+    EventRecord {
+        seq: 0,
+        observed_at_ms: 1,
+        cluster_id: "c".into(),
+        rtype: cm(),
+        namespace: Some("ns".into()),
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        resource_version: rv.into(),
+        kind: EventKind::Applied,
+        object: format!("{{\"rv\":\"{rv}\"}}").into_bytes(),
+    }
+}
+
+fn put(c: &mut ObjectCompressor, r: &EventRecord) -> StateChange {
+    let (raw_len, object_zstd) = c.compress(&r.object).unwrap();
+    StateChange::Put {
+        raw_len,
+        object_zstd,
+    }
+}
+
+#[test]
+fn committed_batches_survive_reopen_with_gap_free_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::default();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &opts).unwrap();
+        for round in 0..3 {
+            let mut b = j.batch();
+            for i in 0..5 {
+                let r = rec(&format!("o{i}"), &format!("{}", round * 10 + i));
+                let ch = put(&mut comp, &r);
+                b.record(r, ch).unwrap();
+            }
+            let p = b.finish(&mut enc).unwrap();
+            j.commit(&p).unwrap();
+        }
+        assert_eq!(j.next_seq(), 16);
+    }
+    let j = Journal::open(dir.path(), &opts).unwrap();
+    assert_eq!(j.next_seq(), 16);
+    let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, (1..16).collect::<Vec<_>>());
+    // Reading from the middle of a block starts at that record.
+    let mid: Vec<u64> = j.records_from(8).map(|r| r.unwrap().seq).collect();
+    assert_eq!(mid, (8..16).collect::<Vec<_>>());
+    let state: Vec<StateEntry> = j.state().map(|r| r.unwrap()).collect();
+    assert_eq!(state.len(), 5);
+    let o4 = state.iter().find(|e| e.key.name == "o4").unwrap();
+    assert_eq!(o4.resource_version, "24");
+    assert_eq!(o4.object_json().unwrap(), br#"{"rv":"24"}"#);
+    let tr = j.type_record("configmaps").unwrap().unwrap();
+    assert_eq!(tr.events, 15);
+    assert_eq!(tr.last_rv, "24");
+}
+
+#[test]
+fn a_batch_is_committed_once_even_when_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    let mut b = j.batch();
+    let r = rec("a", "1");
+    let ch = put(&mut comp, &r);
+    b.record(r, ch).unwrap();
+    let p = b.finish(&mut enc).unwrap();
+    j.commit(&p).unwrap();
+    // A retry after an error that hid the success must not write it twice.
+    j.commit(&p).unwrap();
+    assert_eq!(j.records_from(1).count(), 1);
+    // A batch prepared against an older position is refused.
+    let stale = PreparedBatch {
+        first_seq: 1,
+        next_seq: 3,
+        block: Some(vec![1]),
+        ..PreparedBatch::default()
+    };
+    assert!(matches!(j.commit(&stale), Err(Error::OutOfOrder { .. })));
+}
+
+#[test]
+fn staged_changes_are_visible_within_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    let mut b = j.batch();
+    let r = rec("a", "1");
+    let key = batch::record_key(&r);
+    let ch = put(&mut comp, &r);
+    b.record(r.clone(), ch).unwrap();
+    assert_eq!(b.get(&key).unwrap().unwrap().resource_version, "1");
+    assert_eq!(b.keys_of_type("configmaps").unwrap().len(), 1);
+    let mut d = r;
+    d.kind = EventKind::Deleted;
+    b.record(d, StateChange::Remove).unwrap();
+    assert!(b.get(&key).unwrap().is_none());
+    assert!(b.keys_of_type("configmaps").unwrap().is_empty());
+}
