@@ -1,2 +1,50 @@
 //! Rewind's test harness: a real local control plane (kube-apiserver + etcd),
 //! Rancher-like fixtures, and fault hooks.
+//!
+//! Everything Rewind claims about the Kubernetes API is tested against a real
+//! kube-apiserver and etcd, built from their Go modules by
+//! `tests/controlplane/build.sh` on first use (several minutes cold, then
+//! instant), never against a mock.
+//!
+//! # Control plane
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rewind_tests::ControlPlane;
+//! let cp = ControlPlane::start().await?;         // etcd + apiserver on free ports
+//! let admin: kube::Client = cp.admin_client();   // system:masters
+//! let ro: kube::Client = cp.readonly_client();   // get/list/watch only
+//! let _ = (cp.admin_kubeconfig_path(), cp.readonly_kubeconfig_path(), cp.apiserver_url());
+//! // "Insufficient rights" identities: spare users granted rules on demand.
+//! let limited = cp.create_identity("limited-user", vec![/* PolicyRule */]).await?;
+//! // Faults:
+//! cp.compact_etcd_now().await?;                  // old resourceVersions -> real 410
+//! cp.restart_apiserver().await?;                 // breaks every watch
+//! cp.stop_etcd(); cp.start_etcd().await?;
+//! let p = cp.proxy().await?;                     // p.admin / p.readonly go through it
+//! p.proxy.stall(); p.proxy.resume(); p.proxy.cut_all();
+//! # let _ = (admin, ro, limited); Ok(()) }
+//! ```
+//!
+//! Each control plane lives in its own temp dir (`cp.dir()`: logs `etcd.log`,
+//! `kube-apiserver.log`, kubeconfigs) and stops on drop, also on panic. Run as
+//! many as you like in parallel. No controller-manager runs: namespaces never
+//! finish terminating and nothing is garbage-collected. Binaries come from
+//! `REWIND_KUBE_APISERVER`, `REWIND_ETCD`, `REWIND_KUBECTL` when set, else
+//! `target/controlplane/bin/`.
+//!
+//! # Fixtures
+//!
+//! [`fixtures`] installs the real Rancher CRDs, the schemaless runtime CRDs and
+//! the example objects from `../shared/reference/rancher/`, and generates
+//! deterministic Rancher-like management planes at any scale
+//! ([`fixtures::generate`], pure, usable from benches), loaded with
+//! [`fixtures::load`].
+//!
+//! `cargo run -p rewind-tests --bin controlplane -- up --kubeconfig PATH` runs
+//! one control plane in the foreground for manual work and demos.
+
+pub mod controlplane;
+pub mod garage;
+
+pub use controlplane::{ControlPlane, Identity, Options, Proxied, TcpProxy};

@@ -1,0 +1,286 @@
+//! Starting, restarting and stopping etcd and kube-apiserver.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::process::Managed;
+use super::{ControlPlane, Error, Options, Result, binaries, etcd, kubeconfig, pki, rbac};
+
+/// Admission plugins that need controllers or objects we don't run. The rest
+/// (NamespaceLifecycle, webhooks, ValidatingAdmissionPolicy, ...) stay on as in
+/// production.
+const DISABLED_ADMISSION: &str = "ServiceAccount,ResourceQuota,LimitRanger,Priority,\
+DefaultTolerationSeconds,DefaultStorageClass,StorageObjectInUseProtection,\
+PersistentVolumeClaimResize,RuntimeClass,DefaultIngressClass,TaintNodesByCondition,\
+CertificateApproval,CertificateSigning,CertificateSubjectRestriction,\
+ClusterTrustBundleAttest,PodSecurity";
+
+/// How many times a start is retried when a process dies early (for example a
+/// port taken between picking and binding it).
+const ATTEMPTS: usize = 3;
+
+/// Picks `n` distinct free loopback ports (all bound at once, then released).
+fn free_ports(n: usize) -> Result<Vec<SocketAddr>> {
+    let io = |source| Error::Io {
+        what: "picking free ports",
+        source,
+    };
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)?;
+    listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)
+}
+
+fn etcd_args(dir: &Path, client: SocketAddr, peer: SocketAddr) -> Vec<String> {
+    vec![
+        "--name=rewind".into(),
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls=http://{client}"),
+        format!("--advertise-client-urls=http://{client}"),
+        format!("--listen-peer-urls=http://{peer}"),
+        format!("--initial-advertise-peer-urls=http://{peer}"),
+        format!("--initial-cluster=rewind=http://{peer}"),
+        // Test data is throwaway; fsync only slows every write.
+        "--unsafe-no-fsync".into(),
+        "--log-level=warn".into(),
+    ]
+}
+
+fn apiserver_args(
+    pki: &pki::Pki,
+    etcd: SocketAddr,
+    api: SocketAddr,
+    opts: &Options,
+) -> Vec<String> {
+    let mut args = vec![
+        format!("--etcd-servers=http://{etcd}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={}", api.port()),
+        format!("--tls-cert-file={}", pki.serving_cert.display()),
+        format!("--tls-private-key-file={}", pki.serving_key.display()),
+        format!("--client-ca-file={}", pki.ca_cert.display()),
+        format!("--token-auth-file={}", pki.token_file.display()),
+        "--authorization-mode=RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-account-key-file={}", pki.sa_pub.display()),
+        format!(
+            "--service-account-signing-key-file={}",
+            pki.sa_key.display()
+        ),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        format!("--disable-admission-plugins={DISABLED_ADMISSION}"),
+        // Faster start, and no lease/endpoint writes in the event stream.
+        "--enable-priority-and-fairness=false".into(),
+        "--endpoint-reconciler-type=none".into(),
+        "--profiling=false".into(),
+        format!("--watch-cache={}", opts.watch_cache),
+    ];
+    args.extend(opts.extra_apiserver_args.iter().cloned());
+    args
+}
+
+impl ControlPlane {
+    /// Starts a control plane with the given options.
+    pub async fn start_with(opts: Options) -> Result<Self> {
+        let bins = tokio::task::spawn_blocking(binaries::locate)
+            .await
+            .map_err(|e| Error::Io {
+                what: "locating binaries",
+                source: std::io::Error::other(e),
+            })??;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(bins.clone(), &opts).await {
+                Err(e @ Error::Exited { .. }) if attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "control plane died at start; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(bins: binaries::Binaries, opts: &Options) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("rewind-cp-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                what: "creating the temp dir",
+                source,
+            })?;
+        let pki = pki::generate(dir.path())?;
+        let ports = free_ports(3)?;
+        let (Some(&etcd_addr), Some(&peer), Some(&apiserver_addr)) =
+            (ports.first(), ports.get(1), ports.get(2))
+        else {
+            return Err(Error::Stopped("port picker"));
+        };
+        let etcd_args = etcd_args(dir.path(), etcd_addr, peer);
+        let apiserver_args = apiserver_args(&pki, etcd_addr, apiserver_addr, opts);
+
+        let began = Instant::now();
+        let mut etcd =
+            Managed::spawn("etcd", &bins.etcd, &etcd_args, &dir.path().join("etcd.log"))?;
+        wait_etcd(&mut etcd, etcd_addr, opts.ready_timeout).await?;
+        let mut api = Managed::spawn(
+            "kube-apiserver",
+            &bins.kube_apiserver,
+            &apiserver_args,
+            &dir.path().join("kube-apiserver.log"),
+        )?;
+        let server = format!("https://{apiserver_addr}");
+        let admin = kubeconfig::write_identity(
+            &dir.path().join("admin.kubeconfig"),
+            &server,
+            &pki.ca_pem,
+            pki::ADMIN_USER,
+            &pki::token_for(pki::ADMIN_USER),
+        )
+        .await?;
+        wait_apiserver(&mut api, &admin.client, opts.ready_timeout).await?;
+        let startup = began.elapsed();
+
+        rbac::grant_cluster(&admin.client, pki::READONLY_USER, rbac::read_only_rules()).await?;
+        let readonly = kubeconfig::write_identity(
+            &dir.path().join("readonly.kubeconfig"),
+            &server,
+            &pki.ca_pem,
+            pki::READONLY_USER,
+            &pki::token_for(pki::READONLY_USER),
+        )
+        .await?;
+        tracing::info!(apiserver = %server, dir = %dir.path().display(),
+            startup_ms = startup.as_millis(), "control plane ready");
+        Ok(Self {
+            dir,
+            bins,
+            pki,
+            etcd_addr,
+            etcd_args,
+            apiserver_addr,
+            apiserver_args,
+            etcd: Mutex::new(Some(etcd)),
+            apiserver: Mutex::new(Some(api)),
+            ready_timeout: opts.ready_timeout,
+            admin,
+            readonly,
+            startup,
+        })
+    }
+
+    /// Kills kube-apiserver and starts it again on the same port with the same
+    /// certificates and tokens; returns once `/readyz` is OK. Every open watch
+    /// and connection breaks, as in a real restart.
+    pub async fn restart_apiserver(&self) -> Result<()> {
+        let old = lock(&self.apiserver).take();
+        drop(old);
+        let mut api = Managed::spawn(
+            "kube-apiserver",
+            &self.bins.kube_apiserver,
+            &self.apiserver_args,
+            &self.dir.path().join("kube-apiserver.log"),
+        )?;
+        wait_apiserver(&mut api, &self.admin.client, self.ready_timeout).await?;
+        *lock(&self.apiserver) = Some(api);
+        tracing::info!(apiserver = %self.apiserver_addr, "apiserver restarted");
+        Ok(())
+    }
+
+    /// Kills etcd (as a crash would). The apiserver stays up and fails requests.
+    pub fn stop_etcd(&self) {
+        let old = lock(&self.etcd).take();
+        drop(old);
+        tracing::info!(etcd = %self.etcd_addr, "etcd stopped");
+    }
+
+    /// Starts etcd again on the same data and port; returns once it is healthy.
+    /// A no-op when it is running.
+    pub async fn start_etcd(&self) -> Result<()> {
+        if lock(&self.etcd).is_some() {
+            return Ok(());
+        }
+        let mut etcd = Managed::spawn(
+            "etcd",
+            &self.bins.etcd,
+            &self.etcd_args,
+            &self.dir.path().join("etcd.log"),
+        )?;
+        wait_etcd(&mut etcd, self.etcd_addr, self.ready_timeout).await?;
+        *lock(&self.etcd) = Some(etcd);
+        tracing::info!(etcd = %self.etcd_addr, "etcd started");
+        Ok(())
+    }
+}
+
+fn lock(slot: &Mutex<Option<Managed>>) -> std::sync::MutexGuard<'_, Option<Managed>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn exited(p: &Managed, status: String) -> Error {
+    Error::Exited {
+        name: p.name(),
+        status,
+        log: p.log_path().display().to_string(),
+        tail: p.log_tail(40),
+    }
+}
+
+fn not_ready(p: &Managed, limit: Duration, last: String) -> Error {
+    Error::NotReady {
+        name: p.name(),
+        secs: limit.as_secs(),
+        last,
+        log: p.log_path().display().to_string(),
+        tail: p.log_tail(40),
+    }
+}
+
+async fn wait_etcd(p: &mut Managed, addr: SocketAddr, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if etcd::healthy(addr).await {
+            return Ok(());
+        }
+        if let Some(status) = p.exited() {
+            return Err(exited(p, status));
+        }
+        if start.elapsed() > limit {
+            return Err(not_ready(p, limit, format!("GET http://{addr}/health")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_apiserver(p: &mut Managed, admin: &kube::Client, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut last = String::from("no answer yet");
+    loop {
+        let req = http::Request::get("/readyz").body(Vec::new());
+        if let Ok(req) = req {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(5), admin.request_text(req)).await;
+            match answer {
+                Ok(Ok(body)) if body.trim() == "ok" => return Ok(()),
+                Ok(Ok(body)) => last = format!("/readyz said {body:?}"),
+                Ok(Err(e)) => last = format!("/readyz: {e}"),
+                Err(_) => last = "/readyz timed out".into(),
+            }
+        }
+        if let Some(status) = p.exited() {
+            return Err(exited(p, status));
+        }
+        if start.elapsed() > limit {
+            return Err(not_ready(p, limit, last));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
