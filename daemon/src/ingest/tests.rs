@@ -85,7 +85,20 @@ impl Rig {
     /// A daemon restart: everything in memory is gone.
     fn crash(&mut self) {
         self.j = None;
-        self.j = Some(Journal::open(&self.path, &JournalOptions::default()).unwrap());
+        // sled's background flusher holds the database for a moment after
+        // the last handle is dropped; the daemon's reopen retries the same way.
+        let mut tries = 0;
+        self.j = loop {
+            match Journal::open(&self.path, &JournalOptions::default()) {
+                Ok(j) => break Some(j),
+                Err(e) if tries < 200 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("reopen failed: {e}"),
+            }
+        };
         self.ing = Ingestor::new("c".into(), 1, HashMap::new()).unwrap();
     }
 
