@@ -1,0 +1,299 @@
+//! Object names and catalog entries: the store's layout (see `docs/STORE.md`).
+//!
+//! ```text
+//! segments/<first:020>-<last:020>-<sha256>.seg     data: one sealed segment file
+//! snapshots/<seq:020>-<sha256>.snap                data: one snapshot file
+//! catalog/segments/<first:020>-<last:020>-<sha256>.json
+//! catalog/snapshots/<seq:020>-<sha256>.json
+//! ```
+//!
+//! A catalog entry is written only after its data object is complete, and
+//! deleted before it; readers list the catalog only. A data object without a
+//! catalog entry is either an upload in flight or garbage.
+//!
+//! **Catalog entries are a contract like the file formats: fields may be
+//! added with `#[serde(default)]`, never removed or renamed; an entry whose
+//! `version` is unknown is rejected.**
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, StoreError};
+
+/// Catalog entry version this code writes and reads.
+pub const CATALOG_VERSION: u32 = 1;
+
+/// Prefix of segment data objects.
+pub const SEGMENTS: &str = "segments/";
+/// Prefix of snapshot data objects.
+pub const SNAPSHOTS: &str = "snapshots/";
+/// Prefix of segment catalog entries.
+pub const CATALOG_SEGMENTS: &str = "catalog/segments/";
+/// Prefix of snapshot catalog entries.
+pub const CATALOG_SNAPSHOTS: &str = "catalog/snapshots/";
+
+/// What the writer knows about a snapshot before storing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Sequence number the snapshot is consistent at.
+    pub seq: u64,
+    /// Time of that sequence number, Unix milliseconds.
+    pub time_ms: i64,
+    /// Objects in the snapshot.
+    pub objects: u64,
+    /// Label given to an on-demand snapshot; labelled snapshots are never
+    /// removed by retention.
+    pub label: Option<String>,
+    /// Whether the file is an age envelope.
+    pub encrypted: bool,
+}
+
+/// A snapshot as listed in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    /// Catalog entry version, [`CATALOG_VERSION`].
+    pub version: u32,
+    /// `<seq:020>-<sha256>`: unique, sorts by seq.
+    pub id: String,
+    /// Sequence number the snapshot is consistent at.
+    pub seq: u64,
+    /// Time of that sequence number, Unix milliseconds.
+    pub time_ms: i64,
+    /// Objects in the snapshot.
+    pub objects: u64,
+    /// Size of the data object in bytes.
+    pub size: u64,
+    /// SHA-256 of the data object, lowercase hex.
+    pub sha256: String,
+    /// Label of an on-demand snapshot.
+    pub label: Option<String>,
+    /// Whether the data object is an age envelope.
+    pub encrypted: bool,
+    /// When the entry was written, Unix milliseconds.
+    pub stored_at_ms: i64,
+}
+
+impl SnapshotEntry {
+    /// Key of the data object.
+    #[must_use]
+    pub fn data_key(&self) -> String {
+        format!("{SNAPSHOTS}{}.snap", self.id)
+    }
+
+    /// Key of the catalog entry.
+    #[must_use]
+    pub fn catalog_key(&self) -> String {
+        format!("{CATALOG_SNAPSHOTS}{}.json", self.id)
+    }
+
+    /// Short id for people: the seq and the first 8 hex digits of the hash.
+    #[must_use]
+    pub fn short_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.seq,
+            self.sha256.get(..8).unwrap_or(&self.sha256)
+        )
+    }
+
+    /// Whether `query` names this snapshot: its full id, its short id, or a
+    /// prefix of its hash of at least 6 digits.
+    #[must_use]
+    pub fn matches(&self, query: &str) -> bool {
+        query == self.id
+            || query == self.short_id()
+            || (query.len() >= 6 && self.sha256.starts_with(query))
+    }
+}
+
+/// What the writer knows about a segment before storing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    /// First sequence number in the segment.
+    pub first_seq: u64,
+    /// Last sequence number in the segment.
+    pub last_seq: u64,
+    /// Observation time of the first event, Unix milliseconds.
+    pub first_time_ms: i64,
+    /// Observation time of the last event, Unix milliseconds.
+    pub last_time_ms: i64,
+    /// Events in the segment.
+    pub events: u64,
+    /// Whether the file is an age envelope.
+    pub encrypted: bool,
+}
+
+/// A segment as listed in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    /// Catalog entry version, [`CATALOG_VERSION`].
+    pub version: u32,
+    /// `<first:020>-<last:020>-<sha256>`.
+    pub id: String,
+    /// First sequence number.
+    pub first_seq: u64,
+    /// Last sequence number.
+    pub last_seq: u64,
+    /// Observation time of the first event, Unix milliseconds.
+    pub first_time_ms: i64,
+    /// Observation time of the last event, Unix milliseconds.
+    pub last_time_ms: i64,
+    /// Events in the segment.
+    pub events: u64,
+    /// Size of the data object in bytes.
+    pub size: u64,
+    /// SHA-256 of the data object, lowercase hex.
+    pub sha256: String,
+    /// Whether the data object is an age envelope.
+    pub encrypted: bool,
+    /// When the entry was written, Unix milliseconds.
+    pub stored_at_ms: i64,
+}
+
+impl SegmentEntry {
+    /// Key of the data object.
+    #[must_use]
+    pub fn data_key(&self) -> String {
+        format!("{SEGMENTS}{}.seg", self.id)
+    }
+
+    /// Key of the catalog entry.
+    #[must_use]
+    pub fn catalog_key(&self) -> String {
+        format!("{CATALOG_SEGMENTS}{}.json", self.id)
+    }
+}
+
+/// Id of a snapshot from its seq and hash.
+#[must_use]
+pub fn snapshot_id(seq: u64, sha256: &str) -> String {
+    format!("{seq:020}-{sha256}")
+}
+
+/// Id of a segment from its seq range and hash.
+#[must_use]
+pub fn segment_id(first: u64, last: u64, sha256: &str) -> String {
+    format!("{first:020}-{last:020}-{sha256}")
+}
+
+/// Parses a snapshot catalog entry and checks it against its key.
+pub fn parse_snapshot_entry(key: &str, bytes: &[u8]) -> Result<SnapshotEntry> {
+    let entry: SnapshotEntry = parse_json(key, bytes)?;
+    check_version(key, entry.version)?;
+    if entry.catalog_key() != key || entry.id != snapshot_id(entry.seq, &entry.sha256) {
+        return Err(catalog(key, "id, seq and hash do not match the key"));
+    }
+    Ok(entry)
+}
+
+/// Parses a segment catalog entry and checks it against its key.
+pub fn parse_segment_entry(key: &str, bytes: &[u8]) -> Result<SegmentEntry> {
+    let entry: SegmentEntry = parse_json(key, bytes)?;
+    check_version(key, entry.version)?;
+    if entry.catalog_key() != key
+        || entry.id != segment_id(entry.first_seq, entry.last_seq, &entry.sha256)
+    {
+        return Err(catalog(key, "id, seq range and hash do not match the key"));
+    }
+    if entry.first_seq > entry.last_seq {
+        return Err(catalog(key, "first_seq is after last_seq"));
+    }
+    Ok(entry)
+}
+
+/// The data key a catalog key stands for, if it is one.
+#[must_use]
+pub fn data_key_of_catalog(key: &str) -> Option<String> {
+    if let Some(stem) = key
+        .strip_prefix(CATALOG_SNAPSHOTS)
+        .and_then(|s| s.strip_suffix(".json"))
+    {
+        return Some(format!("{SNAPSHOTS}{stem}.snap"));
+    }
+    key.strip_prefix(CATALOG_SEGMENTS)
+        .and_then(|s| s.strip_suffix(".json"))
+        .map(|stem| format!("{SEGMENTS}{stem}.seg"))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| catalog(key, e.to_string()))
+}
+
+fn check_version(key: &str, version: u32) -> Result<()> {
+    if version == CATALOG_VERSION {
+        Ok(())
+    } else {
+        Err(catalog(
+            key,
+            format!("unsupported catalog version {version} (this build reads {CATALOG_VERSION})"),
+        ))
+    }
+}
+
+fn catalog(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Catalog {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_seq_and_map_back() {
+        let a = snapshot_id(9, "ab");
+        let b = snapshot_id(10, "aa");
+        assert!(a < b);
+        assert_eq!(
+            data_key_of_catalog(&format!("{CATALOG_SNAPSHOTS}{b}.json")),
+            Some(format!("{SNAPSHOTS}{b}.snap"))
+        );
+        assert_eq!(data_key_of_catalog("catalog/other"), None);
+    }
+
+    #[test]
+    fn entry_must_match_its_key() {
+        let e = SnapshotEntry {
+            version: 1,
+            id: snapshot_id(5, "00ff"),
+            seq: 5,
+            time_ms: 1,
+            objects: 2,
+            size: 3,
+            sha256: "00ff".into(),
+            label: None,
+            encrypted: false,
+            stored_at_ms: 4,
+        };
+        let json = serde_json::to_vec(&e).unwrap();
+        assert_eq!(parse_snapshot_entry(&e.catalog_key(), &json).unwrap(), e);
+        assert!(parse_snapshot_entry("catalog/snapshots/x.json", &json).is_err());
+        let mut future = e.clone();
+        future.version = 2;
+        let json = serde_json::to_vec(&future).unwrap();
+        assert!(parse_snapshot_entry(&e.catalog_key(), &json).is_err());
+        assert!(parse_snapshot_entry(&e.catalog_key(), b"{garbage").is_err());
+    }
+
+    #[test]
+    fn sha256_known_answer() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

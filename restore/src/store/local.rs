@@ -1,0 +1,219 @@
+//! The local-directory backend.
+//!
+//! Directories are created 0700 and files 0600: snapshots hold Secrets. A
+//! write goes to a temporary file in the target directory, is fsynced,
+//! renamed over the final name, and the directory is fsynced, so a crash
+//! leaves either the old state or the complete new object, never a torn one.
+//! Temporary files start with `.tmp-` and are never listed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::ObjectInfo;
+use super::error::{Result, StoreError};
+
+/// A store rooted at a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    /// Root directory; every key is a relative path below it.
+    root: PathBuf,
+}
+
+/// Distinguishes temporary files of concurrent writers in one process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl LocalDir {
+    /// Opens (and creates, 0700) the root directory.
+    pub fn open(root: &Path) -> Result<Self> {
+        create_dirs(root)?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        // Keys come from our own layout, but a catalog read from disk could
+        // be crafted: refuse anything that could escape the root.
+        if key.is_empty()
+            || key.starts_with('/')
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(StoreError::Catalog {
+                key: key.to_owned(),
+                reason: "not a valid object key".into(),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Writes `bytes` at `key` atomically and durably.
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        create_dirs(&dir)?;
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        let result = write_durable(&tmp, bytes)
+            .and_then(|()| fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &path, e)));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        sync_dir(&dir)
+    }
+
+    /// Reads the object at `key`.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path(key)?;
+        fs::read(&path).map_err(|e| not_found_or(key, "read", &path, e))
+    }
+
+    /// Deletes the object at `key`; a missing object is not an error.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("delete", &path, e)),
+        }
+    }
+
+    /// Lists every object whose key starts with `prefix` (which ends in `/`).
+    pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let dir = self.root.join(prefix.trim_end_matches('/'));
+        let mut out = Vec::new();
+        walk(&self.root, &dir, &mut out)?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .map_err(|e| StoreError::io("stat", &path, e))?;
+        if meta.is_dir() {
+            walk(root, &path, out)?;
+            continue;
+        }
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        out.push(ObjectInfo {
+            key: rel.to_string_lossy().into_owned(),
+            size: meta.len(),
+            modified_ms,
+        });
+    }
+    Ok(())
+}
+
+fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError::io("create", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| StoreError::io("write", path, e))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io("fsync", path, e))
+}
+
+fn create_dirs(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StoreError::io("create directory", dir, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync directory", dir, e))
+}
+
+fn not_found_or(key: &str, op: &'static str, path: &Path, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StoreError::NotFound {
+            key: key.to_owned(),
+        }
+    } else {
+        StoreError::io(op, path, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn modes_atomicity_and_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("store");
+        let dir = LocalDir::open(&root).unwrap();
+        dir.put("catalog/snapshots/a.json", b"one").unwrap();
+        dir.put("catalog/snapshots/a.json", b"two").unwrap();
+        let file = root.join("catalog/snapshots/a.json");
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(root.join("catalog"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        assert_eq!(dir.get("catalog/snapshots/a.json").unwrap(), b"two");
+        // A stray temp file from a crashed writer is never listed.
+        fs::write(root.join("catalog/snapshots/.tmp-1-1"), b"torn").unwrap();
+        let listed = dir.list("catalog/").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, "catalog/snapshots/a.json");
+        assert_eq!(listed[0].size, 3);
+        assert!(dir.list("nothing/").unwrap().is_empty());
+        dir.delete("catalog/snapshots/a.json").unwrap();
+        dir.delete("catalog/snapshots/a.json").unwrap();
+        assert!(matches!(
+            dir.get("catalog/snapshots/a.json"),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = LocalDir::open(tmp.path()).unwrap();
+        for key in ["../x", "/etc/passwd", "a//b", "a/./b", ""] {
+            assert!(dir.put(key, b"x").is_err(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Stores: where sealed segments and snapshots live, shared by `rewindd`
+//! (which writes) and `rewind` (which reads without the daemon).
+//!
+//! Two kinds: a local directory (the default) and S3-compatible object
+//! storage. Both hold the same layout ([`layout`], `docs/STORE.md`):
+//! immutable data objects named by content hash, and a small JSON catalog
+//! entry per object, written only after its data object is complete.
+//! Readers list the catalog only, so a half-written upload is never visible;
+//! [`Store::collect_garbage`] removes data objects that never got an entry.
+//!
+//! Every operation retries transient failures with exponential backoff and
+//! jitter ([`retry`]) and fails with a typed [`StoreError`].
+//!
+//! ```no_run
+//! # async fn demo() -> rewind_restore::store::Result<()> {
+//! use rewind_restore::store::{Store, StoreConfig};
+//! let store = Store::open(&StoreConfig::Local { path: "/var/lib/rewind/store".into() }).await?;
+//! for snap in store.list_snapshots().await? {
+//!     println!("{} seq={} objects={}", snap.short_id(), snap.seq, snap.objects);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod layout;
+pub mod local;
+pub mod retention;
+pub mod retry;
+pub mod s3;
+
+use bytes::Bytes;
+
+pub use config::{Credentials, RetryPolicy, S3Config, StoreConfig};
+pub use error::{Result, StoreError};
+pub use layout::{SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta};
+pub use retention::{RetentionPlan, RetentionPolicy};
+
+/// An object as listed by a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the store root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, Unix milliseconds.
+    pub modified_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Local(local::LocalDir),
+    S3(s3::S3),
+}
+
+/// A handle on a store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Where the objects are.
+    backend: Backend,
+    /// How failed operations are retried.
+    retry: RetryPolicy,
+}
+
+/// What [`Store::collect_garbage`] found (and removed, unless a dry run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GarbageReport {
+    /// Data objects without a catalog entry, old enough to be abandoned.
+    pub orphans: Vec<ObjectInfo>,
+    /// Whether they were deleted.
+    pub deleted: bool,
+}
+
+impl Store {
+    /// Opens a store with the default retry policy.
+    pub async fn open(cfg: &StoreConfig) -> Result<Self> {
+        Self::open_with(cfg, RetryPolicy::default()).await
+    }
+
+    /// Opens a store. A local root is created (0700); an S3 client is built
+    /// but not contacted, so a store that is down does not stop a daemon
+    /// from starting.
+    pub async fn open_with(cfg: &StoreConfig, retry: RetryPolicy) -> Result<Self> {
+        cfg.validate()?;
+        let backend = match cfg {
+            StoreConfig::Local { path } => {
+                let path = path.clone();
+                Backend::Local(blocking(move || local::LocalDir::open(&path)).await?)
+            }
+            StoreConfig::S3(s3cfg) => Backend::S3(s3::S3::open(s3cfg)?),
+        };
+        Ok(Self { backend, retry })
+    }
+
+    /// A short description for logs: `local:/path` or `s3`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Local(_) => "local",
+            Backend::S3(_) => "s3",
+        }
+    }
+
+    /// Stores a snapshot file: data object first, then its catalog entry.
+    pub async fn put_snapshot(&self, meta: SnapshotMeta, data: Bytes) -> Result<SnapshotEntry> {
+        let sha256 = hash(data.clone()).await?;
+        let entry = SnapshotEntry {
+            version: layout::CATALOG_VERSION,
+            id: layout::snapshot_id(meta.seq, &sha256),
+            seq: meta.seq,
+            time_ms: meta.time_ms,
+            objects: meta.objects,
+            size: u64::try_from(data.len()).unwrap_or(u64::MAX),
+            sha256,
+            label: meta.label,
+            encrypted: meta.encrypted,
+            stored_at_ms: now_ms(),
+        };
+        self.put_object(&entry.data_key(), data).await?;
+        self.put_object(&entry.catalog_key(), json(&entry)?).await?;
+        tracing::info!(id = %entry.id, size = entry.size, objects = entry.objects, "snapshot stored");
+        Ok(entry)
+    }
+
+    /// Stores a segment file: data object first, then its catalog entry.
+    pub async fn put_segment(&self, meta: SegmentMeta, data: Bytes) -> Result<SegmentEntry> {
+        let sha256 = hash(data.clone()).await?;
+        let entry = SegmentEntry {
+            version: layout::CATALOG_VERSION,
+            id: layout::segment_id(meta.first_seq, meta.last_seq, &sha256),
+            first_seq: meta.first_seq,
+            last_seq: meta.last_seq,
+            first_time_ms: meta.first_time_ms,
+            last_time_ms: meta.last_time_ms,
+            events: meta.events,
+            size: u64::try_from(data.len()).unwrap_or(u64::MAX),
+            sha256,
+            encrypted: meta.encrypted,
+            stored_at_ms: now_ms(),
+        };
+        self.put_object(&entry.data_key(), data).await?;
+        self.put_object(&entry.catalog_key(), json(&entry)?).await?;
+        tracing::debug!(id = %entry.id, size = entry.size, events = entry.events, "segment stored");
+        Ok(entry)
+    }
+
+    /// Every snapshot in the catalog, oldest first. Malformed entries are
+    /// logged and skipped: one bad entry must not hide the others.
+    pub async fn list_snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        let mut out = Vec::new();
+        for info in self.list(layout::CATALOG_SNAPSHOTS).await? {
+            let bytes = match self.get_object(&info.key).await {
+                Ok(b) => b,
+                // Deleted between list and get: a concurrent prune.
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            match layout::parse_snapshot_entry(&info.key, &bytes) {
+                Ok(entry) => out.push(entry),
+                Err(e) => tracing::warn!(key = %info.key, error = %e, "skipping catalog entry"),
+            }
+        }
+        out.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+        Ok(out)
+    }
+
+    /// Every segment in the catalog, by first seq.
+    pub async fn list_segments(&self) -> Result<Vec<SegmentEntry>> {
+        let mut out = Vec::new();
+        for info in self.list(layout::CATALOG_SEGMENTS).await? {
+            let bytes = match self.get_object(&info.key).await {
+                Ok(b) => b,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            match layout::parse_segment_entry(&info.key, &bytes) {
+                Ok(entry) => out.push(entry),
+                Err(e) => tracing::warn!(key = %info.key, error = %e, "skipping catalog entry"),
+            }
+        }
+        out.sort_by(|a, b| (a.first_seq, &a.id).cmp(&(b.first_seq, &b.id)));
+        Ok(out)
+    }
+
+    /// Reads a snapshot's file and checks its size and hash.
+    pub async fn get_snapshot(&self, entry: &SnapshotEntry) -> Result<Bytes> {
+        self.get_verified(&entry.data_key(), entry.size, &entry.sha256)
+            .await
+    }
+
+    /// Reads a segment's file and checks its size and hash.
+    pub async fn get_segment(&self, entry: &SegmentEntry) -> Result<Bytes> {
+        self.get_verified(&entry.data_key(), entry.size, &entry.sha256)
+            .await
+    }
+
+    /// Removes a snapshot: catalog entry first, so it is never listed
+    /// without its data.
+    pub async fn delete_snapshot(&self, entry: &SnapshotEntry) -> Result<()> {
+        self.delete_object(&entry.catalog_key()).await?;
+        self.delete_object(&entry.data_key()).await
+    }
+
+    /// Removes a segment: catalog entry first.
+    pub async fn delete_segment(&self, entry: &SegmentEntry) -> Result<()> {
+        self.delete_object(&entry.catalog_key()).await?;
+        self.delete_object(&entry.data_key()).await
+    }
+
+    /// Finds data objects that have no catalog entry and were last written
+    /// more than `grace_ms` before `now_ms` (younger ones may be uploads in
+    /// flight), and deletes them unless `dry_run`.
+    pub async fn collect_garbage(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        dry_run: bool,
+    ) -> Result<GarbageReport> {
+        let mut listed = std::collections::BTreeSet::new();
+        for info in self.list("catalog/").await? {
+            if let Some(data) = layout::data_key_of_catalog(&info.key) {
+                listed.insert(data);
+            }
+        }
+        let mut orphans = Vec::new();
+        for prefix in [layout::SNAPSHOTS, layout::SEGMENTS] {
+            for info in self.list(prefix).await? {
+                if !listed.contains(&info.key) && now_ms.saturating_sub(info.modified_ms) > grace_ms
+                {
+                    orphans.push(info);
+                }
+            }
+        }
+        if !dry_run {
+            for o in &orphans {
+                self.delete_object(&o.key).await?;
+                tracing::info!(key = %o.key, size = o.size, "removed orphaned data object");
+            }
+        }
+        Ok(GarbageReport {
+            orphans,
+            deleted: !dry_run,
+        })
+    }
+
+    async fn get_verified(&self, key: &str, size: u64, sha256: &str) -> Result<Bytes> {
+        let data = self.get_object(key).await?;
+        let got = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        if got != size {
+            return Err(StoreError::Mismatch {
+                key: key.to_owned(),
+                reason: format!("size {got}, catalog says {size}"),
+            });
+        }
+        let actual = hash(data.clone()).await?;
+        if actual != sha256 {
+            return Err(StoreError::Mismatch {
+                key: key.to_owned(),
+                reason: format!("sha256 {actual}, catalog says {sha256}"),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Low level: writes one object, with retries.
+    pub async fn put_object(&self, key: &str, data: Bytes) -> Result<()> {
+        retry::with_retry(&self.retry, "put", || {
+            let data = data.clone();
+            async move {
+                match &self.backend {
+                    Backend::Local(dir) => {
+                        let (dir, key) = (dir.clone(), key.to_owned());
+                        blocking(move || dir.put(&key, &data)).await
+                    }
+                    Backend::S3(s3) => s3.put(key, data).await,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Low level: reads one object, with retries.
+    pub async fn get_object(&self, key: &str) -> Result<Bytes> {
+        retry::with_retry(&self.retry, "get", || async move {
+            match &self.backend {
+                Backend::Local(dir) => {
+                    let (dir, key) = (dir.clone(), key.to_owned());
+                    blocking(move || dir.get(&key)).await.map(Bytes::from)
+                }
+                Backend::S3(s3) => s3.get(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Low level: deletes one object (missing is fine), with retries.
+    pub async fn delete_object(&self, key: &str) -> Result<()> {
+        retry::with_retry(&self.retry, "delete", || async move {
+            match &self.backend {
+                Backend::Local(dir) => {
+                    let (dir, key) = (dir.clone(), key.to_owned());
+                    blocking(move || dir.delete(&key)).await
+                }
+                Backend::S3(s3) => s3.delete(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Low level: lists objects under `prefix` (ending in `/`), with retries.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        retry::with_retry(&self.retry, "list", || async move {
+            match &self.backend {
+                Backend::Local(dir) => {
+                    let (dir, prefix) = (dir.clone(), prefix.to_owned());
+                    blocking(move || dir.list(&prefix)).await
+                }
+                Backend::S3(s3) => s3.list(prefix).await,
+            }
+        })
+        .await
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Bytes> {
+    serde_json::to_vec_pretty(value)
+        .map(Bytes::from)
+        .map_err(|e| StoreError::Catalog {
+            key: String::new(),
+            reason: e.to_string(),
+        })
+}
+
+async fn hash(data: Bytes) -> Result<String> {
+    blocking(move || Ok(layout::sha256_hex(&data))).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::io("blocking task", "", std::io::Error::other(e.to_string())))?
+}
+
+/// Wall-clock now, Unix milliseconds.
+#[must_use]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,163 @@
+//! The S3-compatible backend, on the `object_store` crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+
+use super::ObjectInfo;
+use super::config::{Credentials, S3Config, config};
+use super::error::{Result, StoreError};
+
+/// A bucket (and key prefix) on an S3-compatible server.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    /// The client; shared, it pools connections.
+    client: Arc<dyn ObjectStore>,
+    /// Key prefix with a trailing `/`, or empty.
+    prefix: String,
+}
+
+impl S3 {
+    /// Builds a client from validated settings. Makes no request.
+    pub fn open(cfg: &S3Config) -> Result<Self> {
+        cfg.validate()?;
+        let creds = match &cfg.credentials_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| StoreError::io("read credentials", path, e))?;
+                Credentials::parse(&text)?
+            }
+            None => from_env()?,
+        };
+        let mut options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(120))
+            .with_allow_http(cfg.allow_http);
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| StoreError::io("read CA file", ca, e))?;
+            let certs = Certificate::from_pem_bundle(&pem)
+                .map_err(|e| config("store.ca_file", e.to_string()))?;
+            for cert in certs {
+                options = options.with_root_certificate(cert);
+            }
+        }
+        // Our own retry loop (with jitter, and typed errors) sits above this
+        // one; keep the client's short so the two don't multiply.
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: 1,
+            retry_timeout: Duration::from_secs(10),
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(creds.access_key_id)
+            .with_secret_access_key(creds.secret_access_key)
+            .with_allow_http(cfg.allow_http)
+            .with_virtual_hosted_style_request(!cfg.path_style)
+            .with_client_options(options)
+            .with_retry(retry);
+        if let Some(token) = creds.session_token {
+            builder = builder.with_token(token);
+        }
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| config("store", e.to_string()))?;
+        let prefix = match cfg.prefix.trim_matches('/') {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        Ok(Self {
+            client: Arc::new(client),
+            prefix,
+        })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}{key}", self.prefix))
+    }
+
+    /// Uploads `bytes` at `key` with one PUT: S3 makes it visible whole or not at all.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.client
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::remote("put", key, e))
+    }
+
+    /// Downloads the object at `key`.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let result = self
+            .client
+            .get(&self.path(key))
+            .await
+            .map_err(|e| StoreError::remote("get", key, e))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| StoreError::remote("get", key, e))
+    }
+
+    /// Deletes the object at `key`; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.client.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::remote("delete", key, e)),
+        }
+    }
+
+    /// Lists every object under `prefix` (which ends in `/`).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let full = self.path(prefix.trim_end_matches('/'));
+        let metas: Vec<_> = self
+            .client
+            .list(Some(&full))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::remote("list", prefix, e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_owned();
+                Some(ObjectInfo {
+                    key,
+                    size: m.size,
+                    modified_ms: m.last_modified.timestamp_millis(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+fn from_env() -> Result<Credentials> {
+    let id = std::env::var("AWS_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+        }),
+        _ => Err(config(
+            "store.credentials_file",
+            "no credentials: set credentials_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )),
+    }
+}
