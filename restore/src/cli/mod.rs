@@ -1,0 +1,101 @@
+//! The `rewind` commands: flags in [`args`], one function per command.
+
+pub mod args;
+mod restore;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
+use rewind_restore::{DesiredState, DirSource, Filter, StateSource, export};
+use serde_json::json;
+
+use args::{Cli, Command, Output, StateArgs};
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::List(_) => needs_store("rewind list"),
+        Command::History(_) => needs_store("rewind history"),
+        Command::Diff(_) => needs_store("rewind diff"),
+        Command::Verify(_) => needs_store("rewind verify"),
+        Command::Drill(_) => needs_store("rewind drill"),
+        Command::Show(a) => show(&load(&a.state)?, a.output),
+        Command::Export(a) => {
+            let state = load(&a.state)?;
+            let r = export(&state, &a.out)
+                .with_context(|| format!("exporting to {}", a.out.display()))?;
+            eprintln!(
+                "wrote {} files to {} ({} objects lost their ownerReferences)",
+                r.files,
+                a.out.display(),
+                r.owner_refs_dropped
+            );
+            Ok(())
+        }
+        Command::Restore(a) => restore::run(a).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rewind", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+fn needs_store(what: &str) -> Result<()> {
+    bail!(
+        "not yet implemented: {what} needs the store reader (use --from-dir with show, export and restore)"
+    )
+}
+
+/// The filter the state flags describe.
+pub fn filter(a: &StateArgs) -> Filter {
+    Filter {
+        types: a.types.clone(),
+        namespaces: a.namespaces.clone(),
+        names: a.names.clone(),
+    }
+}
+
+/// The selected part of the state the flags name.
+pub fn load(a: &StateArgs) -> Result<DesiredState> {
+    let Some(dir) = &a.from_dir else {
+        return needs_store("reading a state from the store").map(|()| DesiredState::new());
+    };
+    let state = DirSource::new(dir)
+        .state_at(&a.at)
+        .with_context(|| format!("reading the state from {}", dir.display()))?;
+    Ok(state.filtered(&filter(a)))
+}
+
+fn show(state: &DesiredState, output: Output) -> Result<()> {
+    let counts = state.counts();
+    let mut out = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            let types: Vec<_> = counts
+                .iter()
+                .map(|(t, n)| json!({"type": t.group_resource(), "version": t.version, "kind": t.kind, "objects": n}))
+                .collect();
+            let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
+            for (k, _) in state.iter() {
+                if let Some(ns) = &k.namespace {
+                    *namespaces.entry(ns).or_insert(0) += 1;
+                }
+            }
+            serde_json::to_writer_pretty(
+                &mut out,
+                &json!({"objects": state.len(), "types": types, "namespaces": namespaces}),
+            )?;
+            writeln!(out)?;
+        }
+        Output::Table => {
+            writeln!(out, "{:<60} {:<12} {:>8}", "TYPE", "VERSION", "OBJECTS")?;
+            for (t, n) in &counts {
+                writeln!(out, "{:<60} {:<12} {:>8}", t.group_resource(), t.version, n)?;
+            }
+            writeln!(out, "{:<60} {:<12} {:>8}", "TOTAL", "", state.len())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `rewind restore`: plan, print, confirm, apply, report.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use rewind_restore::{
+    ApplyOptions, ApplyReport, PlanOptions, ProtectedSet, RestorePlan, apply, plan,
+};
+use serde_json::json;
+
+use super::args::{Output, Preset, RestoreArgs};
+use super::{filter, load};
+
+/// A client for the cluster the kubeconfig at `path` names.
+pub async fn client_for(path: &std::path::Path, context: Option<String>) -> Result<kube::Client> {
+    let kc = Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let opts = KubeConfigOptions {
+        context,
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("rewind");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/rewind"),
+        None => PathBuf::from(".rewind"),
+    }
+}
+
+fn confirm(plan: &RestorePlan) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to write without confirmation: stdin is not a terminal (pass --yes)");
+    }
+    eprint!(
+        "apply this plan ({} create, {} update, {} delete)? [y/N] ",
+        plan.count(rewind_restore::Action::Create),
+        plan.count(rewind_restore::Action::Update),
+        plan.count(rewind_restore::Action::Delete)
+    );
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn print_report(r: &ApplyReport, output: Output) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if output == Output::Json {
+        serde_json::to_writer_pretty(&mut out, &json!({"report": r}))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let secs = r.elapsed_ms as f64 / 1000.0;
+    writeln!(
+        out,
+        "restored plan {}: {} written, {} status, {} deleted, {} already done, {} failed in {secs:.1} s",
+        r.plan_id,
+        r.written,
+        r.status_written,
+        r.deleted,
+        r.resumed,
+        r.failures.len()
+    )?;
+    for d in &r.dropped_owner_refs {
+        writeln!(
+            out,
+            "dropped ownerReference: {} -> {} (owner not restored)",
+            d.object, d.owner
+        )?;
+    }
+    for c in &r.ownership_cycles {
+        writeln!(out, "ownership cycle: {c}")?;
+    }
+    for f in &r.failures {
+        writeln!(out, "FAILED {} {}: {}", f.step, f.object, f.failure)?;
+    }
+    Ok(())
+}
+
+fn parse_quiesce(items: &[String]) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|s| match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok((ns.to_owned(), name.to_owned()))
+            }
+            _ => bail!("--quiesce {s:?}: expected NAMESPACE/NAME"),
+        })
+        .collect()
+}
+
+/// Runs `rewind restore`.
+pub async fn run(a: RestoreArgs) -> Result<()> {
+    let state = load(&a.state)?;
+    let client = client_for(&a.to, a.context.clone()).await?;
+    let protected = if a.no_default_protect {
+        ProtectedSet::empty(&a.protect)?
+    } else {
+        ProtectedSet::with_defaults(&a.protect)?
+    };
+    let opts = PlanOptions {
+        filter: filter(&a.state),
+        prune: a.prune,
+        protected,
+        rancher: a.preset == Some(Preset::Rancher),
+    };
+    let plan = plan(&state, &client, &opts)
+        .await
+        .context("planning the restore")?;
+    match a.output {
+        Output::Json if a.dry_run => {
+            serde_json::to_writer_pretty(std::io::stdout().lock(), &json!({"plan": plan}))?;
+            println!();
+        }
+        Output::Json => {}
+        Output::Table => print!("{}", plan.to_table()),
+    }
+    if a.dry_run {
+        return Ok(());
+    }
+    if !plan.has_work() && !a.resume && a.quiesce.is_empty() {
+        eprintln!("nothing to do: the target already matches the state");
+        return Ok(());
+    }
+    if !a.yes && !confirm(&plan)? {
+        bail!("restore cancelled");
+    }
+    let apply_opts = ApplyOptions {
+        concurrency: a.concurrency,
+        crd_timeout: Duration::from_secs(a.crd_timeout),
+        field_manager: "rewind".into(),
+        quiesce: parse_quiesce(&a.quiesce)?,
+        state_dir: Some(a.state_dir.clone().unwrap_or_else(default_state_dir)),
+        resume: a.resume,
+        progress: a.output == Output::Table,
+    };
+    let report = apply(&client, &plan, &apply_opts)
+        .await
+        .context("applying the restore")?;
+    print_report(&report, a.output)?;
+    if !report.failures.is_empty() {
+        bail!(
+            "{} of the planned objects were not restored (see above)",
+            report.failures.len()
+        );
+    }
+    Ok(())
+}
