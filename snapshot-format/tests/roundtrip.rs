@@ -1,0 +1,183 @@
+//! Property tests: everything written reads back identical.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "test code: a panic is a failed test, fixtures are small"
+)]
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use rewind_format::segment::SegmentReader;
+use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
+use rewind_format::{
+    Limits, SnapshotReader, WriteOptions, decode_block, decode_record, encode_block, encode_record,
+    encode_segment,
+};
+
+proptest! {
+    #[test]
+    fn record_round_trip(r in arb_record()) {
+        let bytes = encode_record(&r).unwrap();
+        prop_assert_eq!(decode_record(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn event_block_round_trip(run in arb_run(40), level in 1i32..6) {
+        let bytes = encode_block(&run, level).unwrap();
+        prop_assert_eq!(decode_block(&bytes, &Limits::default()).unwrap(), run);
+    }
+
+    #[test]
+    fn segment_round_trip(run in arb_run(60), block_bytes in 64usize..4096) {
+        let opts = WriteOptions { level: 3, block_bytes, dictionary: None };
+        let bytes = encode_segment("c1", &run, &opts).unwrap();
+        let mut r = SegmentReader::open(&bytes, Some("seg"), Limits::default()).unwrap();
+        let h = r.header().clone();
+        prop_assert_eq!(h.first_seq, run[0].seq);
+        prop_assert_eq!(h.last_seq, run.last().unwrap().seq);
+        prop_assert_eq!(h.event_count, run.len() as u64);
+        prop_assert_eq!(h.min_time_ms, run.iter().map(|e| e.observed_at_ms).min().unwrap());
+        prop_assert_eq!(h.max_time_ms, run.iter().map(|e| e.observed_at_ms).max().unwrap());
+        prop_assert_eq!(&r.read_all().unwrap(), &run);
+        let streamed: Vec<_> = r.iter().collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(&streamed, &run);
+        // Seeking from any seq gives exactly the suffix.
+        let mid = run[run.len() / 2].seq;
+        let expect: Vec<_> = run.iter().filter(|e| e.seq >= mid).cloned().collect();
+        prop_assert_eq!(r.events_from_seq(mid).unwrap(), expect);
+    }
+
+    #[test]
+    fn snapshot_round_trip(
+        objs in proptest::collection::btree_map(
+            (0usize..3, proptest::option::of("[a-c]{1,2}"), "[a-z0-9]{1,6}"),
+            ("[a-f0-9]{0,8}", "[0-9]{1,6}", proptest::collection::vec(any::<u8>(), 0..200)),
+            0..80,
+        ),
+        block_bytes in 32usize..2048,
+    ) {
+        // Type 0 cluster-scoped, 1 namespaced, 2 cluster-scoped CRDs.
+        let ts = [
+            rtype("", "namespaces", "Namespace", false),
+            rtype("", "pods", "Pod", true),
+            rtype("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", false),
+        ];
+        let header = SnapshotHeader {
+            cluster_id: "c1".into(),
+            seq: 7,
+            time_ms: -5,
+            types: ts.iter().map(|t| TypeEntry { rtype: t.clone(), list_rv: "9".into() }).collect(),
+            crd_type: None,
+        };
+        let mut per_type: Vec<Vec<SnapshotObject>> = vec![Vec::new(); 3];
+        for ((t, ns, name), (uid, rv, object)) in objs {
+            let namespace = if ts[t].namespaced { Some(ns.unwrap_or_else(|| "x".into())) } else { None };
+            per_type[t].push(SnapshotObject { namespace, name, uid, resource_version: rv, object });
+        }
+        for v in &mut per_type {
+            v.sort_by(|a, b| a.key().cmp(&b.key()));
+            v.dedup_by(|a, b| a.key() == b.key());
+        }
+        let opts = WriteOptions { level: 3, block_bytes, dictionary: None };
+        let bytes = write_snapshot(&header, &per_type, &opts);
+        let mut r = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
+        prop_assert_eq!(r.header().crd_type, Some(2));
+        for (t, objs) in per_type.iter().enumerate() {
+            prop_assert_eq!(&r.read_type(t).unwrap(), objs);
+            prop_assert_eq!(r.index().object_counts[t], objs.len() as u64);
+            for o in objs {
+                let got = r.get(t, o.namespace.as_deref(), &o.name).unwrap();
+                prop_assert_eq!(got.as_ref(), Some(o));
+            }
+            prop_assert_eq!(r.get(t, Some("zz"), "missing").unwrap(), None);
+        }
+        for ns in ["a", "b", "x", "zz"] {
+            let expect: Vec<_> = per_type[1].iter().filter(|o| o.namespace.as_deref() == Some(ns)).cloned().collect();
+            prop_assert_eq!(r.read_namespace(1, Some(ns)).unwrap(), expect);
+        }
+        prop_assert_eq!(&r.crds().unwrap(), &per_type[2]);
+        let all: Vec<_> = r.iter().collect::<Result<_, _>>().unwrap();
+        let expect: Vec<_> = per_type.iter().enumerate().flat_map(|(t, v)| v.iter().map(move |o| (t, o.clone()))).collect();
+        prop_assert_eq!(all, expect);
+    }
+}
+
+#[test]
+fn dictionary_round_trip_and_small_blocks_shrink() {
+    let events = sample_events(400);
+    let samples: Vec<Vec<u8>> = events.iter().map(|e| encode_record(e).unwrap()).collect();
+    let dict = rewind_format::codec::train_dictionary(&samples, 4096).unwrap();
+    let plain = WriteOptions {
+        level: 3,
+        block_bytes: 256,
+        dictionary: None,
+    };
+    let with_dict = WriteOptions {
+        dictionary: Some(dict),
+        ..plain.clone()
+    };
+    let a = encode_segment("local", &events, &plain).unwrap();
+    let b = encode_segment("local", &events, &with_dict).unwrap();
+    let mut rb = SegmentReader::open(&b, None, Limits::default()).unwrap();
+    assert_eq!(rb.read_all().unwrap(), events);
+    // The dictionary is stored once in the file; tiny blocks still gain from it.
+    assert!(
+        b.len() < a.len(),
+        "dictionary {} vs plain {}",
+        b.len(),
+        a.len()
+    );
+}
+
+#[test]
+fn snapshot_writer_rejects_unsorted_and_misscoped() {
+    let (header, objects) = sample_snapshot(3);
+    let opts = WriteOptions::default();
+    let mut w = rewind_format::SnapshotWriter::new(Vec::new(), header.clone(), &opts).unwrap();
+    w.push(1, &objects[1][1]).unwrap();
+    assert!(
+        w.push(1, &objects[1][0]).is_err(),
+        "out-of-order object accepted"
+    );
+    assert!(
+        w.push(0, &objects[0][0]).is_err(),
+        "type going backwards accepted"
+    );
+    assert!(
+        w.push(3, &objects[1][2]).is_err(),
+        "namespaced object in a cluster-scoped type"
+    );
+    let mut bad = header;
+    bad.types.swap(0, 1);
+    assert!(rewind_format::SnapshotWriter::new(Vec::new(), bad, &opts).is_err());
+}
+
+#[test]
+fn segment_rejects_foreign_cluster_and_disorder() {
+    let mut events = sample_events(5);
+    let mut w = rewind_format::SegmentWriter::new("local", WriteOptions::default()).unwrap();
+    w.push(&events[1]).unwrap();
+    assert!(w.push(&events[0]).is_err());
+    events[2].cluster_id = "other".into();
+    assert!(w.push(&events[2]).is_err());
+    let empty = rewind_format::SegmentWriter::new("local", WriteOptions::default()).unwrap();
+    assert!(empty.finish().is_err());
+}
+
+#[test]
+fn time_seek_starts_at_first_block_reaching_the_time() {
+    let bytes = sample_segment();
+    let r = SegmentReader::open(&bytes, None, Limits::default()).unwrap();
+    assert!(r.blocks().len() > 5);
+    let target = r.blocks()[3].min_time_ms;
+    let i = r.block_for_time(target);
+    assert_eq!(i, 3);
+    assert!(r.blocks()[..i].iter().all(|b| b.max_time_ms < target));
+}
