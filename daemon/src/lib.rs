@@ -3,4 +3,5 @@
 #![deny(missing_docs)]
 
 pub mod ingest;
+pub mod select;
 pub mod journal;

@@ -1,0 +1,133 @@
+//! Settings of sealing, snapshots, shipping and retention (`[compact]`,
+//! `[store]`, `[retention]`, `[encryption]` in `rewindd.toml`; see
+//! `deploy/rewindd.toml` for every option explained).
+
+use serde::{Deserialize, Serialize};
+
+use rewind_restore::store::retention::parse_duration_ms;
+use rewind_restore::store::{RetentionPolicy, StoreConfig};
+
+use super::error::{CompactError, Result};
+use super::schedule::Schedule;
+
+/// Everything the compactor needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactConfig {
+    /// Seal pending events into a segment at least this often (`10s`).
+    pub seal_interval: String,
+    /// ... or as soon as about this many bytes of events are pending.
+    pub seal_bytes: u64,
+    /// Cron-like schedule of full snapshots (UTC, 5 fields), e.g.
+    /// `"0 */6 * * *"`; empty disables scheduled snapshots.
+    pub snapshot_schedule: String,
+    /// Take a snapshot once this many events were sealed since the last one;
+    /// 0 disables the threshold.
+    pub snapshot_after_events: u64,
+    /// Budget for data kept locally because the store has not taken it yet
+    /// (unshipped segments and snapshots plus the journal), in bytes.
+    pub disk_budget_bytes: u64,
+    /// The journal keeps events this long after they are stored (`24h`),
+    /// so `rewindd status` and quick restores need no store.
+    pub local_window: String,
+    /// zstd level of segments and snapshots.
+    pub zstd_level: i32,
+    /// age X25519 recipients (`age1...`); when set, every file is
+    /// encrypted to them before it leaves memory.
+    pub recipients: Vec<String>,
+}
+
+impl Default for CompactConfig {
+    fn default() -> Self {
+        Self {
+            seal_interval: "10s".into(),
+            seal_bytes: 16 << 20,
+            snapshot_schedule: "0 * * * *".into(),
+            snapshot_after_events: 1_000_000,
+            disk_budget_bytes: 10 << 30,
+            local_window: "24h".into(),
+            zstd_level: 9,
+            recipients: Vec::new(),
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seal interval.
+    pub seal_interval: std::time::Duration,
+    /// Seal size trigger.
+    pub seal_bytes: u64,
+    /// Snapshot schedule, if any.
+    pub schedule: Option<Schedule>,
+    /// Snapshot event threshold (0 = off).
+    pub snapshot_after_events: u64,
+    /// Disk budget.
+    pub disk_budget_bytes: u64,
+    /// Journal local window in ms.
+    pub local_window_ms: i64,
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Parsed recipients.
+    pub recipients: Vec<rewind_format::crypto::Recipient>,
+    /// Where files go.
+    pub store: StoreConfig,
+    /// What to keep there.
+    pub retention: RetentionPolicy,
+}
+
+impl CompactConfig {
+    /// Checks and parses every setting, naming the first wrong one.
+    pub fn validate(&self, store: StoreConfig, retention: RetentionPolicy) -> Result<Settings> {
+        let ms = |setting: &'static str, v: &str| {
+            parse_duration_ms(v)
+                .filter(|&ms| ms >= 0)
+                .ok_or_else(|| cfg(setting, format!("`{v}` is not a duration like 10s, 5m, 24h")))
+        };
+        let seal_ms = ms("compact.seal_interval", &self.seal_interval)?;
+        if seal_ms < 100 {
+            return Err(cfg("compact.seal_interval", "must be at least 100ms"));
+        }
+        let schedule = if self.snapshot_schedule.trim().is_empty() {
+            None
+        } else {
+            Some(
+                Schedule::parse(&self.snapshot_schedule)
+                    .map_err(|e| cfg("compact.snapshot_schedule", e))?,
+            )
+        };
+        if self.seal_bytes < 4096 {
+            return Err(cfg("compact.seal_bytes", "must be at least 4096"));
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(cfg("compact.zstd_level", "must be 1..=22"));
+        }
+        let recipients = self
+            .recipients
+            .iter()
+            .map(|r| rewind_format::crypto::parse_recipient(r))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| cfg("encryption.recipients", e.to_string()))?;
+        store.validate().map_err(|e| cfg("store", e.to_string()))?;
+        Ok(Settings {
+            seal_interval: std::time::Duration::from_millis(u64::try_from(seal_ms).unwrap_or(0)),
+            seal_bytes: self.seal_bytes,
+            schedule,
+            snapshot_after_events: self.snapshot_after_events,
+            disk_budget_bytes: self.disk_budget_bytes,
+            local_window_ms: ms("compact.local_window", &self.local_window)?,
+            zstd_level: self.zstd_level,
+            recipients,
+            store,
+            retention,
+        })
+    }
+}
+
+fn cfg(setting: &'static str, reason: impl Into<String>) -> CompactError {
+    CompactError::Config {
+        setting,
+        reason: reason.into(),
+    }
+}

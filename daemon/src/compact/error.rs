@@ -1,0 +1,63 @@
+//! Errors of sealing, compaction and shipping.
+
+use std::path::PathBuf;
+
+/// Result alias of the compaction module.
+pub type Result<T, E = CompactError> = std::result::Result<T, E>;
+
+/// What can go wrong while sealing, folding or shipping.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    /// A local file operation failed.
+    #[error("compaction: {op} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding or decoding a segment or snapshot failed.
+    #[error("compaction: {0}")]
+    Format(#[from] rewind_format::FormatError),
+    /// Reading or trimming the journal failed.
+    #[error("compaction: journal: {0}")]
+    Journal(String),
+    /// The store (local directory or S3) failed.
+    #[error("compaction: {0}")]
+    Store(#[from] rewind_restore::store::StoreError),
+    /// The local progress file does not parse.
+    #[error("compaction progress `{}` is corrupt: {reason}", path.display())]
+    Progress {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A setting is wrong; names it.
+    #[error("setting `{setting}`: {reason}")]
+    Config {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The compactor task has stopped (shutdown).
+    #[error("the compactor is not running")]
+    Stopped,
+    /// A blocking task panicked or was cancelled.
+    #[error("compaction task failed: {0}")]
+    Task(String),
+}
+
+impl CompactError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Built-in resource sets.
+//!
+//! - `rancher`: Rancher Backups' default ResourceSet for Rancher 2.9, from
+//!   the YAML files it ships (embedded unchanged, see `presets/README.md`).
+//! - `everything`: every resource type that can be listed and watched.
+
+use super::{Error, ResourceSelector, ResourceSet, Result};
+
+/// The `rancher` preset's files, in the order the chart's glob yields them.
+pub const RANCHER_FILES: &[(&str, &str)] = &[
+    ("aks.yaml", include_str!("../../presets/rancher/aks.yaml")),
+    ("eks.yaml", include_str!("../../presets/rancher/eks.yaml")),
+    ("elemental.yaml", include_str!("../../presets/rancher/elemental.yaml")),
+    ("fleet.yaml", include_str!("../../presets/rancher/fleet.yaml")),
+    ("gke.yaml", include_str!("../../presets/rancher/gke.yaml")),
+    ("provisioningv2.yaml", include_str!("../../presets/rancher/provisioningv2.yaml")),
+    ("rancher-operator.yaml", include_str!("../../presets/rancher/rancher-operator.yaml")),
+    ("rancher.yaml", include_str!("../../presets/rancher/rancher.yaml")),
+];
+
+/// Names of the built-in presets.
+pub const PRESETS: &[&str] = &["rancher", "everything"];
+
+/// The selectors of the `rancher` preset.
+pub fn rancher_selectors() -> Result<Vec<ResourceSelector>> {
+    let mut out = Vec::new();
+    for (name, text) in RANCHER_FILES {
+        let mut sels: Vec<ResourceSelector> =
+            serde_saphyr::from_str(text).map_err(|e| Error::Preset {
+                name,
+                message: e.to_string(),
+            })?;
+        out.append(&mut sels);
+    }
+    Ok(out)
+}
+
+/// A preset by name.
+pub fn preset(name: &str) -> Result<ResourceSet> {
+    match name {
+        "rancher" => ResourceSet::compile(&rancher_selectors()?, "preset rancher"),
+        "everything" => Ok(ResourceSet::everything()),
+        other => Err(Error::UnknownPreset(other.to_owned())),
+    }
+}
