@@ -44,6 +44,15 @@ pub mod state;
 pub mod store;
 pub mod strip;
 
+/// Installs rustls' ring crypto provider for this process, once; later
+/// calls do nothing. kube enables ring and the S3 store's HTTP client
+/// enables aws-lc-rs; with both, rustls refuses to choose and every TLS
+/// client creation panics. Call this before creating a `kube::Client`.
+pub fn install_tls_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub use apply::{ApplyError, ApplyOptions, ApplyReport, Failure, apply};
 pub use export::{ExportReport, export};
 pub use live::ApiFailure;

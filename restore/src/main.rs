@@ -11,5 +11,6 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
         .with_writer(std::io::stderr)
         .init();
+    rewind_restore::install_tls_provider();
     cli::run(cli).await
 }

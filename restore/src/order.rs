@@ -106,18 +106,39 @@ pub fn phases(state: &DesiredState) -> Phases {
     let mut out = Phases::default();
     // Owner edges among the "rest" objects only: CRDs and Namespaces are
     // written in earlier phases, so an edge to them never delays anything.
+    // A Namespace owned by another object (Rancher's cluster namespaces can
+    // be) cannot go in the early phase: its owner's new UID is not known
+    // yet. It joins the levels, and so do its contents, after it.
+    let owned = |key: &ObjectKey, obj: &Value| {
+        owner_refs(obj)
+            .iter()
+            .filter_map(|r| idx.resolve(key.namespace.as_deref(), r))
+            .any(|o| !o.rtype.is_crd() && !o.rtype.is_namespace())
+    };
+    let late_ns: HashMap<&str, &ObjectKey> = state
+        .iter()
+        .filter(|(k, o)| k.rtype.is_namespace() && owned(k, o))
+        .map(|(k, _)| (k.name.as_str(), k))
+        .collect();
     let mut owners: BTreeMap<&ObjectKey, Vec<&ObjectKey>> = BTreeMap::new();
     for (key, obj) in state.iter() {
         if key.rtype.is_crd() {
             out.crds.push(key.clone());
-        } else if key.rtype.is_namespace() {
+        } else if key.rtype.is_namespace() && !late_ns.contains_key(key.name.as_str()) {
             out.namespaces.push(key.clone());
         } else {
-            let os = owner_refs(obj)
+            let mut os: Vec<&ObjectKey> = owner_refs(obj)
                 .iter()
                 .filter_map(|r| idx.resolve(key.namespace.as_deref(), r))
-                .filter(|o| !o.rtype.is_crd() && !o.rtype.is_namespace() && *o != key)
+                .filter(|o| {
+                    !o.rtype.is_crd()
+                        && (!o.rtype.is_namespace() || late_ns.contains_key(o.name.as_str()))
+                        && *o != key
+                })
                 .collect();
+            if let Some(ns) = key.namespace.as_deref().and_then(|ns| late_ns.get(ns)) {
+                os.push(ns);
+            }
             owners.insert(key, os);
         }
     }
@@ -304,6 +325,46 @@ mod tests {
         assert_eq!(names(&p.levels[1]), vec!["mid"]);
         assert_eq!(names(&p.levels[2]), vec!["byname", "leaf"]);
         assert!(p.cycles.is_empty());
+    }
+
+    #[test]
+    fn owned_namespace_goes_after_its_owner_and_before_its_contents() {
+        let c = ResourceType {
+            namespaced: false,
+            ..t("C", "cs", false)
+        };
+        let ns_t = ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "namespaces".into(),
+            kind: "Namespace".into(),
+            namespaced: false,
+        };
+        let mut s = DesiredState::new();
+        s.insert(&c, json!({"metadata": {"name": "c1", "uid": "uc"}}))
+            .unwrap();
+        s.insert(&ns_t, json!({"metadata": {"name": "c1", "uid": "un",
+            "ownerReferences": [{"apiVersion": "g.io/v1", "kind": "C", "name": "c1", "uid": "uc"}]}}))
+            .unwrap();
+        s.insert(&ns_t, json!({"metadata": {"name": "free", "uid": "uf"}}))
+            .unwrap();
+        let a = t("A", "as", true);
+        s.insert(
+            &a,
+            json!({"metadata": {"name": "in-c1", "namespace": "c1"}}),
+        )
+        .unwrap();
+        s.insert(
+            &a,
+            json!({"metadata": {"name": "in-free", "namespace": "free"}}),
+        )
+        .unwrap();
+        let p = phases(&s);
+        assert_eq!(names(&p.namespaces), vec!["free"]);
+        assert_eq!(names(&p.levels[0]), vec!["in-free", "c1"]);
+        assert_eq!(names(&p.levels[1]), vec!["c1"]);
+        assert_eq!(p.levels[1][0].rtype, ns_t);
+        assert_eq!(names(&p.levels[2]), vec!["in-c1"]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::live::{self, ApiFailure};
+use crate::order::OwnerIndex;
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
 use crate::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status};
 use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
@@ -264,6 +265,54 @@ fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     changes
 }
 
+/// Marks as updates the unchanged objects whose live ownerReferences do not
+/// point at their owners' UIDs in the target: an owner the restore creates
+/// (it was deleted and gets a new UID), or one replaced since. Without this,
+/// dependents would keep references to UIDs that no longer exist, and the
+/// garbage collector would delete them.
+fn rewire_check(
+    state: &DesiredState,
+    items: &mut [PlanItem],
+    live_ref_uids: &HashMap<ObjectKey, Vec<String>>,
+) {
+    let idx = OwnerIndex::new(state);
+    let owner_uid: HashMap<ObjectKey, Option<String>> = items
+        .iter()
+        .filter(|i| i.action != Action::Delete)
+        .map(|i| {
+            let uid = if i.action == Action::Create {
+                None
+            } else {
+                i.live_uid.clone()
+            };
+            (i.key.clone(), uid)
+        })
+        .collect();
+    for item in items.iter_mut().filter(|i| i.action == Action::Unchanged) {
+        let Some(obj) = state.get(&item.key) else {
+            continue;
+        };
+        let live_uids = live_ref_uids.get(&item.key).map_or(&[][..], Vec::as_slice);
+        let stale = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| idx.resolve(item.key.namespace.as_deref(), r))
+            .any(|owner| match owner_uid.get(owner) {
+                Some(Some(uid)) => !live_uids.contains(uid),
+                // The owner is created by this restore, so it gets a new UID.
+                Some(None) => true,
+                // Protected or filtered out: its reference is left as it is.
+                None => false,
+            });
+        if stale {
+            item.action = Action::Update;
+            item.changes.push("metadata.ownerReferences".into());
+        }
+    }
+}
+
 /// Computes the restore of `desired` into the cluster `client` talks to.
 /// Reads the target (one paginated LIST per type); writes nothing.
 pub async fn plan(
@@ -302,6 +351,8 @@ pub async fn plan(
         .await?;
 
     let mut items = Vec::new();
+    // The owner UIDs each live object's ownerReferences carry.
+    let mut live_ref_uids: HashMap<ObjectKey, Vec<String>> = HashMap::new();
     for (rtype, live_objs) in listed {
         let live_objs = match live_objs {
             Some(l) => l,
@@ -323,6 +374,16 @@ pub async fn plan(
         }
         for (key, obj) in state.iter().filter(|(k, _)| k.rtype == rtype) {
             let live = live_by_key.remove(key);
+            if let Some(l) = &live {
+                let uids = l
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
+                    .collect();
+                live_ref_uids.insert(key.clone(), uids);
+            }
             let live_uid = live
                 .as_ref()
                 .and_then(|l| l.pointer("/metadata/uid"))
@@ -369,6 +430,7 @@ pub async fn plan(
             }
         }
     }
+    rewire_check(&state, &mut items, &live_ref_uids);
     items.sort_by(|a, b| a.key.cmp(&b.key).then(a.action.cmp(&b.action)));
     let id = plan_id(&state, opts);
     tracing::info!(plan = %id, objects = state.len(), items = items.len(), "restore planned");
