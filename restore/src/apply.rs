@@ -29,8 +29,9 @@ use serde_json::{Value, json};
 use crate::live::{self, ApiFailure, api_for};
 use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
 use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
+use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
-use crate::state::{ObjectKey, ResourceType};
+use crate::state::ObjectKey;
 
 /// Errors that stop a restore (per-object failures do not: they are in the
 /// [`ApplyReport`]).
@@ -251,38 +252,6 @@ async fn wait_established(
     }
 }
 
-fn deployment_type() -> ResourceType {
-    ResourceType {
-        group: "apps".into(),
-        version: "v1".into(),
-        resource: "deployments".into(),
-        kind: "Deployment".into(),
-        namespaced: true,
-    }
-}
-
-async fn scale(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    replicas: i32,
-) -> std::result::Result<Option<i32>, ApiFailure> {
-    let api = api_for(client, &deployment_type(), Some(ns));
-    let current = match api.get(name).await {
-        Ok(d) => d
-            .data
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1),
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let patch = json!({"spec": {"replicas": replicas}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(Some(i32::try_from(current).unwrap_or(i32::MAX)))
-}
-
 fn progress_bar(show: bool, total: usize) -> ProgressBar {
     if !show || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return ProgressBar::hidden();
@@ -319,38 +288,10 @@ pub async fn apply(
         tracing::info!(plan = %plan.id, done = progress.done.len(), "resuming restore");
     }
 
-    // Quiesce. The original replicas come from the journal when resuming:
-    // live they are already 0.
-    let mut quiesced: Vec<(String, String, i32)> = progress.quiesced.clone();
-    for (ns, name) in &opts.quiesce {
-        if quiesced.iter().any(|(n, m, _)| n == ns && m == name) {
-            continue;
-        }
-        match scale(client, ns, name, 0).await {
-            Ok(Some(replicas)) => {
-                if let Some(j) = journal.as_mut() {
-                    j.append(&Entry::Quiesced {
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                        replicas,
-                    })?;
-                    j.sync()?;
-                }
-                tracing::info!(namespace = %ns, name = %name, replicas, "deployment quiesced");
-                quiesced.push((ns.clone(), name.clone(), replicas));
-            }
-            Ok(None) => {
-                tracing::warn!(namespace = %ns, name = %name, "deployment to quiesce not found")
-            }
-            Err(f) => {
-                return Err(ApplyError::Quiesce {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    failure: f,
-                });
-            }
-        }
-    }
+    let quiesced = quiesce::scale_down(client, &opts.quiesce, journal.as_mut(), &progress).await?;
+    // A quiesced Deployment the restore also writes is written with zero
+    // replicas and scaled to its restored value at the end.
+    let scale_back = quiesce::scale_back_values(plan, &quiesced);
 
     let actions: HashMap<&ObjectKey, Action> =
         plan.items.iter().map(|i| (&i.key, i.action)).collect();
@@ -405,6 +346,13 @@ pub async fn apply(
             report
                 .dropped_owner_refs
                 .extend(rewire_owner_refs(key, &mut body, &idx, &new_uids));
+            if key.rtype == quiesce::deployment_type()
+                && let Some(ns) = &key.namespace
+                && scale_back.contains_key(&(ns.clone(), key.name.clone()))
+                && let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert("replicas".into(), Value::from(0));
+            }
             let stored_versions = if key.rtype.is_crd() {
                 obj.pointer("/status/storedVersions")
                     .and_then(Value::as_array)
@@ -504,31 +452,19 @@ pub async fn apply(
     }
     drop(results);
 
-    for (ns, name, replicas) in &quiesced {
-        if progress
-            .unquiesced
-            .iter()
-            .any(|(n, m)| n == ns && m == name)
-        {
-            continue;
-        }
-        match scale(client, ns, name, *replicas).await {
-            Ok(_) => {
-                if let Some(j) = journal.as_mut() {
-                    j.append(&Entry::Unquiesced {
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                    })?;
-                }
-            }
-            Err(f) => report.failures.push(Failure {
-                object: format!("deployments.apps/{ns}/{name}"),
-                step: "unquiesce",
-                failure: f,
-            }),
-        }
-    }
-    report.quiesced = quiesced;
+    report.failures.extend(
+        quiesce::scale_up(client, &quiesced, &scale_back, journal.as_mut(), &progress).await?,
+    );
+    report.quiesced = quiesced
+        .iter()
+        .map(|(ns, name, r)| {
+            let to = scale_back
+                .get(&(ns.clone(), name.clone()))
+                .copied()
+                .unwrap_or(*r);
+            (ns.clone(), name.clone(), to)
+        })
+        .collect();
     if let Some(j) = journal.as_mut() {
         j.append(&Entry::Finished)?;
         j.sync()?;

@@ -38,6 +38,7 @@ pub mod live;
 pub mod order;
 pub mod plan;
 pub mod protect;
+pub mod quiesce;
 pub mod resume;
 pub mod source;
 pub mod state;
