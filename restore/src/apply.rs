@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::live::{self, ApiFailure, api_for};
-use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
+use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs, without_stale_refs};
 use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
 use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
@@ -164,6 +164,31 @@ async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult {
         Err(e) => return (key.clone(), Err(failure(&key, "apply", e)), false),
     };
     let uid = written.metadata.uid.clone();
+    let live_refs: Vec<Value> = written
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    if let Some(refs) = without_stale_refs(&body, &live_refs) {
+        // A merge patch replaces the whole list, dropping the references
+        // to the owners' old UIDs that the original creator still owns.
+        let patch = json!({"metadata": {"ownerReferences": refs}});
+        if let Err(e) = api
+            .patch(
+                &key.name,
+                &PatchParams {
+                    field_manager: Some(fm.to_owned()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            return (key.clone(), Err(failure(&key, "apply", e)), false);
+        }
+    }
     let mut status_done = false;
     if key.rtype.is_crd() && !stored_versions.is_empty() {
         let live: Vec<String> = written

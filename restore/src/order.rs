@@ -254,6 +254,36 @@ pub fn rewire_owner_refs(
     dropped
 }
 
+/// After a server-side apply, the live ownerReferences are the union of
+/// ours and those other field managers own: a reference to the owner's old
+/// UID (same kind and name, another UID) written by the original creator
+/// survives the apply. Returns the list without such stale references when
+/// there are any, for a follow-up patch that replaces the list.
+#[must_use]
+pub fn without_stale_refs(ours: &Value, live: &[Value]) -> Option<Vec<Value>> {
+    let ours: Vec<(&str, &str, &str)> = owner_refs(ours)
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.get("kind")?.as_str()?,
+                r.get("name")?.as_str()?,
+                r.get("uid")?.as_str()?,
+            ))
+        })
+        .collect();
+    let stale = |r: &Value| {
+        let kind = r.get("kind").and_then(Value::as_str);
+        let name = r.get("name").and_then(Value::as_str);
+        let uid = r.get("uid").and_then(Value::as_str);
+        ours.iter()
+            .any(|(k, n, u)| Some(*k) == kind && Some(*n) == name && Some(*u) != uid)
+    };
+    if !live.iter().any(stale) {
+        return None;
+    }
+    Some(live.iter().filter(|r| !stale(r)).cloned().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +425,20 @@ mod tests {
         }
         let p = phases(&s);
         assert_eq!(p.levels.len(), 5000);
+    }
+
+    #[test]
+    fn stale_refs_to_a_recreated_owner_are_found() {
+        let ours =
+            json!({"metadata": {"ownerReferences": [{"kind": "A", "name": "o", "uid": "new"}]}});
+        let live = vec![
+            json!({"kind": "A", "name": "o", "uid": "old"}),
+            json!({"kind": "A", "name": "o", "uid": "new"}),
+            json!({"kind": "B", "name": "other", "uid": "b"}),
+        ];
+        let fixed = without_stale_refs(&ours, &live).unwrap();
+        assert_eq!(fixed, vec![live[1].clone(), live[2].clone()]);
+        assert_eq!(without_stale_refs(&ours, &fixed), None);
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! Restoring into a cluster that already holds the plane, drifted: changed,
+//! deleted and extra objects. The plan must say exactly what changes, prune
+//! must delete only unprotected extras, quiesce must hand Deployments back,
+//! and the result must equal the recorded state.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod restore_support;
+
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use restore_support::*;
+use rewind_restore::live::api_for;
+use rewind_restore::resume::{journal_path, read};
+use rewind_restore::{
+    Action, ApplyOptions, DesiredState, ObjectKey, PlanOptions, ProtectedSet, ResourceType, apply,
+    plan,
+};
+use rewind_tests::ControlPlane;
+use serde_json::json;
+
+fn key(t: ResourceType, ns: Option<&str>, name: &str) -> ObjectKey {
+    ObjectKey {
+        rtype: t,
+        namespace: ns.map(Into::into),
+        name: name.into(),
+    }
+}
+
+fn action_of(p: &rewind_restore::RestorePlan, k: &ObjectKey) -> Action {
+    p.items
+        .iter()
+        .find(|i| &i.key == k)
+        .unwrap_or_else(|| panic!("{k} not in plan"))
+        .action
+}
+
+async fn create(client: &kube::Client, t: &ResourceType, body: serde_json::Value) {
+    let ns = body["metadata"]["namespace"].as_str().map(str::to_owned);
+    let mut body = body;
+    body["apiVersion"] = json!(t.api_version());
+    body["kind"] = json!(t.kind);
+    let obj: DynamicObject = serde_json::from_value(body).unwrap();
+    api_for(client, t, ns.as_deref())
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_over_drift_with_prune_and_quiesce() {
+    rewind_restore::install_tls_provider();
+    let cp = ControlPlane::start().await.unwrap();
+    let client = cp.admin_client();
+    write_plane(&client, &plane(5)).await;
+    let recorded = record(&client).await;
+
+    // Drift.
+    let cm = key(cm_t(), Some("c-m-0001"), "agent-config");
+    api_for(&client, &cm_t(), Some("c-m-0001"))
+        .patch(
+            &cm.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"cluster": "tampered"}})),
+        )
+        .await
+        .unwrap();
+    let gone = key(mgmt_cluster_t(), None, "c-m-0002");
+    api_for(&client, &mgmt_cluster_t(), None)
+        .delete(&gone.name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let fleet = key(fleet_cluster_t(), Some("fleet-default"), "c-m-0003");
+    api_for(&client, &fleet_cluster_t(), Some("fleet-default"))
+        .patch_status(
+            &fleet.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"display": {"readyBundles": "0/3"}}})),
+        )
+        .await
+        .unwrap();
+    let stray = key(cm_t(), Some("c-m-0004"), "stray");
+    create(
+        &client,
+        &cm_t(),
+        json!({"metadata": {"name": "stray", "namespace": "c-m-0004"}}),
+    )
+    .await;
+    create(
+        &client,
+        &cm_t(),
+        json!({"metadata": {"name": "keep", "namespace": "kube-system"}}),
+    )
+    .await;
+    let fc = key(deploy_t(), Some("cattle-system"), "fleet-controller");
+    api_for(&client, &deploy_t(), Some("cattle-system"))
+        .patch(
+            &fc.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+
+    let opts = PlanOptions {
+        prune: true,
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    eprintln!("{}", p.to_table());
+    assert_eq!(action_of(&p, &cm), Action::Update);
+    assert_eq!(action_of(&p, &gone), Action::Create);
+    assert_eq!(action_of(&p, &fleet), Action::Update);
+    assert!(
+        p.items
+            .iter()
+            .find(|i| i.key == fleet)
+            .unwrap()
+            .changes
+            .contains(&"status".to_owned())
+    );
+    assert_eq!(action_of(&p, &stray), Action::Delete);
+    assert_eq!(action_of(&p, &fc), Action::Update);
+    // Dependents of the recreated cluster keep stale owner UIDs: rewired.
+    let ns_of_gone = key(ns_t(), None, "c-m-0002");
+    let project = key(project_t(), Some("c-m-0002"), "p-default");
+    for k in [&ns_of_gone, &project] {
+        let item = p.items.iter().find(|i| &i.key == k).unwrap();
+        assert_eq!(item.action, Action::Update, "{k}");
+        assert_eq!(item.changes, vec!["metadata.ownerReferences".to_owned()]);
+    }
+    assert!(
+        p.items
+            .iter()
+            .all(|i| i.key.namespace.as_deref() != Some("kube-system"))
+    );
+    let changed = p
+        .items
+        .iter()
+        .filter(|i| i.action != Action::Unchanged && i.action != Action::Skip)
+        .count();
+    assert_eq!(changed, 7, "{}", p.to_table());
+
+    let state_dir = tempfile::tempdir().unwrap();
+    let report = apply(
+        &client,
+        &p,
+        &ApplyOptions {
+            quiesce: vec![("cattle-system".into(), "fleet-controller".into())],
+            state_dir: Some(state_dir.path().to_owned()),
+            ..ApplyOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(report.deleted, 1);
+    assert_eq!(
+        report.quiesced,
+        vec![("cattle-system".into(), "fleet-controller".into(), 2)]
+    );
+    let (_, journal) = read(&journal_path(state_dir.path(), &p.id)).unwrap();
+    assert_eq!(
+        journal.quiesced,
+        vec![("cattle-system".into(), "fleet-controller".into(), 5)],
+        "original replicas journaled"
+    );
+    assert!(journal.finished);
+
+    let mut want: DesiredState = recorded.clone();
+    want.remove(&key(deploy_t(), Some("cattle-system"), "rancher"));
+    let diffs = differences(&want, &client).await;
+    // rancher is protected: left as it was, so it shows as "extra" here.
+    let diffs: Vec<_> = diffs
+        .into_iter()
+        .filter(|d| d != "extra deployments.apps/cattle-system/rancher")
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let keep = api_for(&client, &cm_t(), Some("kube-system"))
+        .get("keep")
+        .await;
+    assert!(keep.is_ok(), "protected kube-system object untouched");
+    let again = plan(&recorded, &client, &opts).await.unwrap();
+    assert!(!again.has_work(), "{}", again.to_table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rancher_preset_applies_bro_fixes() {
+    rewind_restore::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    write_plane(&src.admin_client(), &plane(3)).await;
+    let mut recorded = record(&src.admin_client()).await;
+    let reg = recorded
+        .insert(
+            &secret_t(),
+            json!({"metadata": {"name": "reg-values", "namespace": "fleet-default"},
+                   "type": "fleet.cattle.io/cluster-registration-values", "data": {"v": "eA=="}}),
+        )
+        .unwrap();
+    let client = dst.admin_client();
+    let opts = PlanOptions {
+        rancher: true,
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    assert_eq!(action_of(&p, &reg), Action::Skip);
+    let preset = p.preset.clone().unwrap();
+    assert_eq!(preset.service_account_secrets_dropped, 3);
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+
+    let fleet = api_for(&client, &fleet_cluster_t(), Some("fleet-default"))
+        .get("c-m-0001")
+        .await
+        .unwrap();
+    assert_eq!(
+        fleet.data["spec"]["redeployAgentGeneration"], 2,
+        "bumped from the recorded 1"
+    );
+    let sa = api_for(&client, &sa_t(), Some("c-m-0001"))
+        .get("agent")
+        .await
+        .unwrap();
+    assert!(sa.data.get("secrets").is_none(), "{:?}", sa.data);
+    let mc = api_for(&client, &mgmt_cluster_t(), None)
+        .get("c-m-0001")
+        .await
+        .unwrap();
+    assert_eq!(
+        mc.metadata.annotations.unwrap()["io.cattle.agent.force.deploy"],
+        "true"
+    );
+    assert!(
+        api_for(&client, &secret_t(), Some("fleet-default"))
+            .get("reg-values")
+            .await
+            .is_err()
+    );
+}
