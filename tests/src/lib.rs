@@ -45,6 +45,7 @@
 //! one control plane in the foreground for manual work and demos.
 
 pub mod controlplane;
+pub mod fixtures;
 pub mod garage;
 
 pub use controlplane::{ControlPlane, Identity, Options, Proxied, TcpProxy};

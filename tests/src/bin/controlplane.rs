@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use rewind_tests::ControlPlane;
+use rewind_tests::{ControlPlane, fixtures};
 
 #[derive(Parser, Debug)]
 #[command(about = "A real local kube-apiserver + etcd for Rewind")]
@@ -58,7 +58,22 @@ async fn main() -> anyhow::Result<()> {
     std::fs::copy(cp.readonly_kubeconfig_path(), &readonly_out)
         .with_context(|| format!("writing {}", readonly_out.display()))?;
 
-    let _ = rancher_clusters;
+    if let Some(n) = rancher_clusters {
+        let client = cp.admin_client();
+        let crds = fixtures::install_rancher_crds(&client)
+            .await
+            .context("installing the Rancher CRDs")?;
+        let objects = fixtures::generate(&fixtures::PlaneSpec::new(n));
+        let report = fixtures::load(&client, &objects, 16)
+            .await
+            .context("loading the generated plane")?;
+        println!(
+            "installed {} CRDs; loaded {} objects ({n} downstream clusters) in {:.1} s",
+            crds.installed.len(),
+            report.created,
+            report.elapsed.as_secs_f64()
+        );
+    }
 
     println!(
         "control plane ready in {:.1} s",

@@ -89,9 +89,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Knobs for [`ControlPlane::start_with`]. The defaults suit almost every test.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// kube-apiserver's watch cache (on in production). With it on, watches
-    /// from a resourceVersion the cache still holds succeed even after etcd
-    /// compaction; off, every watch goes to etcd.
+    /// kube-apiserver's watch cache. Off by default, so every watch and list
+    /// reaches etcd and [`ControlPlane::compact_etcd_now`] yields a real `410`
+    /// for any older resourceVersion at once. Production runs with it on: then
+    /// a watch from a version the cache still holds succeeds even after
+    /// compaction, and `410 too old resource version` comes only when the
+    /// version falls out of the cache window (for example right after
+    /// [`ControlPlane::restart_apiserver`]).
     pub watch_cache: bool,
     /// Extra kube-apiserver flags, appended last (later flags win).
     pub extra_apiserver_args: Vec<String>,
@@ -102,7 +106,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            watch_cache: true,
+            watch_cache: false,
             extra_apiserver_args: Vec::new(),
             ready_timeout: Duration::from_secs(60),
         }
