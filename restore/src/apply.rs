@@ -243,6 +243,18 @@ async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult {
     (key, Ok(uid), status_done)
 }
 
+/// Deletes one object (prune); an object already gone is a success.
+async fn delete_one(client: &Client, key: ObjectKey) -> (String, std::result::Result<(), Failure>) {
+    let shown = format!("delete {key}");
+    let api = api_for(client, &key.rtype, key.namespace.as_deref());
+    let r = match api.delete(&key.name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(failure(&key, "delete", e)),
+    };
+    (shown, r)
+}
+
 /// Waits until the CRD `name` reports `Established=True`.
 async fn wait_established(
     client: &Client,
@@ -444,21 +456,12 @@ pub async fn apply(
             report.resumed += 1;
             bar.inc(1);
         } else {
-            deletes.push(&i.key);
+            deletes.push(i.key.clone());
         }
     }
     bar.set_message("prune");
     let mut results = stream::iter(deletes)
-        .map(|key| async move {
-            let shown = format!("delete {key}");
-            let api = api_for(client, &key.rtype, key.namespace.as_deref());
-            let r = match api.delete(&key.name, &DeleteParams::background()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Err(e) => Err(failure(key, "delete", e)),
-            };
-            (shown, r)
-        })
+        .map(|key| delete_one(client, key))
         .buffer_unordered(opts.concurrency.max(1));
     while let Some((shown, r)) = results.next().await {
         bar.inc(1);
