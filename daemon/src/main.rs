@@ -1,5 +1,119 @@
-//! `rewindd`, the recording daemon.
+//! `rewindd`, the recording daemon: thin wrapper over [`rewind_daemon::run`].
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use rewind_daemon::config::{Config, Settings};
+use rewind_daemon::status::{now_ms, read_status, render, status_path};
+
+#[derive(Parser)]
+#[command(
+    name = "rewindd",
+    version,
+    about = "Records a Kubernetes management plane into a durable event journal"
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record until SIGTERM or SIGINT.
+    Run,
+    /// Print the running daemon's status (from DATA_DIR/status.json).
+    Status {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds after which an unchanged status file means the daemon is not running.
+        #[arg(long, default_value_t = 10)]
+        stale_after_s: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rewindd: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let file = cli.settings.load_file()?;
+            let config = Config::from_settings(&cli.settings, &file)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(rewind_daemon::run(config, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            json,
+            stale_after_s,
+        } => {
+            let dir = cli.settings.data_dir()?;
+            let path = status_path(&dir);
+            let status = match read_status(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    println!(
+                        "no status: {e}\nrewindd has not run with data directory {}",
+                        dir.display()
+                    );
+                    return Ok(ExitCode::from(3));
+                }
+            };
+            let now = now_ms();
+            let stale_ms = i64::try_from(stale_after_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", render(&status, now, stale_ms));
+            }
+            let stale = now.saturating_sub(status.written_at_ms) > stale_ms;
+            Ok(if stale || !status.healthy() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }

@@ -75,6 +75,8 @@ pub struct Settings {
     pub store: StoreConfig,
     /// What to keep there.
     pub retention: RetentionPolicy,
+    /// How store operations are retried.
+    pub store_retry: rewind_restore::store::RetryPolicy,
 }
 
 impl CompactConfig {
@@ -121,6 +123,7 @@ impl CompactConfig {
             recipients,
             store,
             retention,
+            store_retry: rewind_restore::store::RetryPolicy::default(),
         })
     }
 }

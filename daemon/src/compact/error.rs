@@ -51,13 +51,3 @@ pub enum CompactError {
     #[error("compaction task failed: {0}")]
     Task(String),
 }
-
-impl CompactError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            op,
-            path: path.into(),
-            source,
-        }
-    }
-}

@@ -10,7 +10,10 @@
 use serde_json::Value;
 
 /// Fields removed from both sides before comparing, for every rule.
-const ALWAYS: &[&[&str]] = &[&["metadata", "resourceVersion"], &["metadata", "managedFields"]];
+const ALWAYS: &[&[&str]] = &[
+    &["metadata", "resourceVersion"],
+    &["metadata", "managedFields"],
+];
 
 /// What to ignore for one type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +80,12 @@ mod tests {
     #[test]
     fn token_last_used_at_only_is_ignored() {
         let r = IgnoreRule::new(&["lastUsedAt".to_owned()], false);
-        let old = br#"{"metadata":{"name":"t","resourceVersion":"1"},"lastUsedAt":"a","token":"x"}"#;
-        let touch = br#"{"metadata":{"name":"t","resourceVersion":"2"},"lastUsedAt":"b","token":"x"}"#;
-        let real = br#"{"metadata":{"name":"t","resourceVersion":"3"},"lastUsedAt":"b","token":"y"}"#;
+        let old =
+            br#"{"metadata":{"name":"t","resourceVersion":"1"},"lastUsedAt":"a","token":"x"}"#;
+        let touch =
+            br#"{"metadata":{"name":"t","resourceVersion":"2"},"lastUsedAt":"b","token":"x"}"#;
+        let real =
+            br#"{"metadata":{"name":"t","resourceVersion":"3"},"lastUsedAt":"b","token":"y"}"#;
         assert!(r.only_ignored_changed(old, touch));
         assert!(!r.only_ignored_changed(old, real));
     }

@@ -241,7 +241,9 @@ impl Ingestor {
                     if seen.contains(&k) {
                         continue;
                     }
-                    let Some(key) = ObjectKey::decode(&k) else { continue };
+                    let Some(key) = ObjectKey::decode(&k) else {
+                        continue;
+                    };
                     if let Some(e) = b.get(&key)? {
                         self.infer_delete(b, &rtype, &e, &list_rv, at_ms)?;
                     }
@@ -267,7 +269,9 @@ impl Ingestor {
                 let tk = type_key(&rtype);
                 self.relists.discard(&tk);
                 for k in b.keys_of_type(&tk)? {
-                    let Some(key) = ObjectKey::decode(&k) else { continue };
+                    let Some(key) = ObjectKey::decode(&k) else {
+                        continue;
+                    };
                     if let Some(e) = b.get(&key)? {
                         self.infer_delete(b, &rtype, &e, &list_rv, at_ms)?;
                     }
@@ -343,7 +347,12 @@ impl Ingestor {
         Ok(())
     }
 
-    fn deleted(&mut self, b: &mut BatchBuilder<'_>, rtype: &ResourceType, o: ObservedObject) -> Result<()> {
+    fn deleted(
+        &mut self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        o: ObservedObject,
+    ) -> Result<()> {
         let key = ObjectKey {
             type_key: type_key(rtype),
             namespace: o.namespace.clone(),
@@ -361,7 +370,11 @@ impl Ingestor {
                 return Ok(());
             }
         }
-        let change = if recreated { StateChange::None } else { StateChange::Remove };
+        let change = if recreated {
+            StateChange::None
+        } else {
+            StateChange::Remove
+        };
         let rec = self.record(
             rtype,
             &o.namespace,

@@ -53,7 +53,10 @@ impl RelistTracker {
     /// Notes that the `ResyncBegin` marker of `type_key` was recorded.
     pub fn mark_begin_recorded(&mut self, type_key: &str) {
         if let Some(o) = self.open.get_mut(type_key) {
-            self.undo.push(Undo::SetBeginRecorded(type_key.to_owned(), o.begin_recorded));
+            self.undo.push(Undo::SetBeginRecorded(
+                type_key.to_owned(),
+                o.begin_recorded,
+            ));
             o.begin_recorded = true;
         }
     }
@@ -79,7 +82,8 @@ impl RelistTracker {
     pub fn end(&mut self, type_key: &str) -> Option<HashSet<Vec<u8>>> {
         let open = self.open.remove(type_key)?;
         let seen = open.seen.clone();
-        self.undo.push(Undo::Restore(type_key.to_owned(), Some(open)));
+        self.undo
+            .push(Undo::Restore(type_key.to_owned(), Some(open)));
         Some(seen)
     }
 
@@ -134,8 +138,8 @@ mod tests {
         assert!(!t.begin("cm"));
         t.seen("cm", b"b".to_vec());
         let seen = t.end("cm").unwrap();
-        assert!(seen.contains(&b"b".to_vec()));
-        assert!(!seen.contains(&b"a".to_vec()));
+        assert!(seen.contains(b"b".as_slice()));
+        assert!(!seen.contains(b"a".as_slice()));
         assert!(t.end("cm").is_none());
     }
 
@@ -153,6 +157,6 @@ mod tests {
         assert!(!t.is_open("x"));
         let seen = t.end("cm").unwrap();
         assert_eq!(seen.len(), 1);
-        assert!(seen.contains(&b"a".to_vec()));
+        assert!(seen.contains(b"a".as_slice()));
     }
 }

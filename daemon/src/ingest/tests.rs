@@ -27,8 +27,10 @@ fn obj(name: &str, uid: &str, rv: u64, selected: bool) -> ObservedObject {
         name: name.into(),
         uid: uid.into(),
         resource_version: rv.to_string(),
-        json: format!(r#"{{"metadata":{{"name":"{name}","uid":"{uid}","resourceVersion":"{rv}"}}}}"#)
-            .into_bytes(),
+        json: format!(
+            r#"{{"metadata":{{"name":"{name}","uid":"{uid}","resourceVersion":"{rv}"}}}}"#
+        )
+        .into_bytes(),
         selected,
         observed_at_ms: 0,
     }
@@ -112,15 +114,23 @@ impl Rig {
 }
 
 fn kinds(recs: &[EventRecord]) -> Vec<(String, EventKind)> {
-    recs.iter().map(|r| (r.name.clone(), r.kind.clone())).collect()
+    recs.iter()
+        .map(|r| (r.name.clone(), r.kind.clone()))
+        .collect()
 }
 
 #[test]
 fn relist_records_missing_objects_as_deleted_at_list_rv() {
     let mut r = Rig::new();
-    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+    ]);
     let recs = r.feed(vec![
-        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        Observation::ResyncBegin {
+            rtype: cm(),
+            at_ms: 0,
+        },
         applied(obj("a", "ua", 1, true), true),
         Observation::ResyncEnd {
             rtype: cm(),
@@ -132,8 +142,18 @@ fn relist_records_missing_objects_as_deleted_at_list_rv() {
         kinds(&recs),
         vec![
             (String::new(), EventKind::ResyncBegin { list_rv: None }),
-            ("b".into(), EventKind::DeletedInferred { list_rv: "9".into() }),
-            (String::new(), EventKind::ResyncEnd { list_rv: "9".into() }),
+            (
+                "b".into(),
+                EventKind::DeletedInferred {
+                    list_rv: "9".into()
+                }
+            ),
+            (
+                String::new(),
+                EventKind::ResyncEnd {
+                    list_rv: "9".into()
+                }
+            ),
         ]
     );
     // The inferred delete carries the last known state of b.
@@ -144,12 +164,21 @@ fn relist_records_missing_objects_as_deleted_at_list_rv() {
 #[test]
 fn a_new_init_discards_the_partial_relist() {
     let mut r = Rig::new();
-    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+    ]);
     let recs = r.feed(vec![
-        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        Observation::ResyncBegin {
+            rtype: cm(),
+            at_ms: 0,
+        },
         applied(obj("a", "ua", 1, true), true),
         // The list failed half way; kube starts over.
-        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        Observation::ResyncBegin {
+            rtype: cm(),
+            at_ms: 0,
+        },
         applied(obj("b", "ub", 2, true), true),
         Observation::ResyncEnd {
             rtype: cm(),
@@ -164,7 +193,10 @@ fn a_new_init_discards_the_partial_relist() {
         .collect();
     assert_eq!(deleted, vec!["a".to_owned()]);
     // One begin marker for the two Init events.
-    let begins = recs.iter().filter(|r| matches!(r.kind, EventKind::ResyncBegin { .. })).count();
+    let begins = recs
+        .iter()
+        .filter(|r| matches!(r.kind, EventKind::ResyncBegin { .. }))
+        .count();
     assert_eq!(begins, 1);
 }
 
@@ -173,7 +205,10 @@ fn recreate_during_a_gap_is_caught_by_uid() {
     let mut r = Rig::new();
     r.feed(vec![applied(obj("a", "u1", 1, true), false)]);
     let recs = r.feed(vec![
-        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        Observation::ResyncBegin {
+            rtype: cm(),
+            at_ms: 0,
+        },
         applied(obj("a", "u2", 7, true), true),
         Observation::ResyncEnd {
             rtype: cm(),
@@ -185,9 +220,19 @@ fn recreate_during_a_gap_is_caught_by_uid() {
         kinds(&recs),
         vec![
             (String::new(), EventKind::ResyncBegin { list_rv: None }),
-            ("a".into(), EventKind::DeletedInferred { list_rv: "7".into() }),
+            (
+                "a".into(),
+                EventKind::DeletedInferred {
+                    list_rv: "7".into()
+                }
+            ),
             ("a".into(), EventKind::Applied),
-            (String::new(), EventKind::ResyncEnd { list_rv: "8".into() }),
+            (
+                String::new(),
+                EventKind::ResyncEnd {
+                    list_rv: "8".into()
+                }
+            ),
         ]
     );
     assert_eq!(recs[1].uid, "u1");
@@ -211,7 +256,10 @@ fn unchanged_objects_are_not_recorded_twice() {
 #[test]
 fn leaving_the_selector_is_not_a_delete() {
     let mut r = Rig::new();
-    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("x", "ux", 2, false), false)]);
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("x", "ux", 2, false), false),
+    ]);
     assert_eq!(r.state().len(), 1, "unselected objects are not recorded");
     let recs = r.feed(vec![applied(obj("a", "ua", 3, false), false)]);
     assert_eq!(kinds(&recs), vec![("a".into(), EventKind::Applied)]);
@@ -219,20 +267,29 @@ fn leaving_the_selector_is_not_a_delete() {
         rtype: cm(),
         object: obj("x", "ux", 4, false),
     }]);
-    assert!(recs.is_empty(), "deleting an unrecorded object records nothing");
+    assert!(
+        recs.is_empty(),
+        "deleting an unrecorded object records nothing"
+    );
 }
 
 #[test]
 fn a_gone_type_records_deletion_of_all_its_objects() {
     let mut r = Rig::new();
-    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+    ]);
     let recs = r.feed(vec![Observation::TypeGone {
         rtype: cm(),
         list_rv: "10".into(),
         at_ms: 0,
     }]);
     assert_eq!(recs.len(), 2);
-    assert!(recs.iter().all(|r| r.kind == EventKind::DeletedInferred { list_rv: "10".into() }));
+    assert!(recs.iter().all(|r| r.kind
+        == EventKind::DeletedInferred {
+            list_rv: "10".into()
+        }));
     assert!(r.state().is_empty());
     assert!(r.j().type_record("configmaps").unwrap().is_none());
 }
@@ -240,9 +297,15 @@ fn a_gone_type_records_deletion_of_all_its_objects() {
 #[test]
 fn rollback_lets_a_batch_be_prepared_again() {
     let mut r = Rig::new();
-    r.feed(vec![applied(obj("a", "ua", 1, true), false), applied(obj("b", "ub", 2, true), false)]);
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+    ]);
     let obs = vec![
-        Observation::ResyncBegin { rtype: cm(), at_ms: 0 },
+        Observation::ResyncBegin {
+            rtype: cm(),
+            at_ms: 0,
+        },
         applied(obj("a", "ua", 1, true), true),
         Observation::ResyncEnd {
             rtype: cm(),

@@ -199,7 +199,10 @@ impl Journal {
     }
 
     /// Keys of one type in the current state (no values decoded).
-    pub(crate) fn keys_of_type(&self, type_key: &str) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+    pub(crate) fn keys_of_type(
+        &self,
+        type_key: &str,
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.state
             .scan_prefix(keys::type_prefix(type_key))
             .keys()
@@ -208,7 +211,10 @@ impl Journal {
 
     /// Event blocks, starting with the block that holds `seq` (or the first
     /// block after it). Each item is `(first_seq, records)`.
-    pub fn blocks_from(&self, seq: u64) -> impl Iterator<Item = Result<(u64, Vec<EventRecord>)>> + '_ {
+    pub fn blocks_from(
+        &self,
+        seq: u64,
+    ) -> impl Iterator<Item = Result<(u64, Vec<EventRecord>)>> + '_ {
         let start = self
             .log
             .range(..=keys::seq_key(seq))
@@ -220,8 +226,8 @@ impl Journal {
         let limits = Limits::default();
         self.log.range(keys::seq_key(start)..).map(move |r| {
             let (k, v) = r?;
-            let first = keys::decode_seq(&k)
-                .ok_or_else(|| Error::Corrupt(format!("bad log key {k:?}")))?;
+            let first =
+                keys::decode_seq(&k).ok_or_else(|| Error::Corrupt(format!("bad log key {k:?}")))?;
             let records = decode_block(&v, &limits)?;
             Ok((first, records))
         })
@@ -282,8 +288,8 @@ impl Journal {
                 journal: self.next_seq,
             });
         }
-        let result: std::result::Result<(), TransactionError<()>> = (&self.log, &self.state, &self.meta)
-            .transaction(|(log, state, meta)| {
+        let result: std::result::Result<(), TransactionError<()>> =
+            (&self.log, &self.state, &self.meta).transaction(|(log, state, meta)| {
                 if let Some(block) = &batch.block {
                     log.insert(&keys::seq_key(batch.first_seq), block.as_slice())?;
                 }
@@ -316,6 +322,14 @@ impl Journal {
         self.db.flush()?;
         self.next_seq = batch.next_seq;
         Ok(())
+    }
+
+    /// Handles on the database and its `log` tree for the compactor's
+    /// [`crate::compact::log::JournalView`] (reads sealed ranges, trims
+    /// stored blocks). Added by the store/compaction work (issue 5).
+    #[must_use]
+    pub fn log_handle(&self) -> (sled::Db, sled::Tree) {
+        (self.db.clone(), self.log.clone())
     }
 
     /// Flushes everything to disk.

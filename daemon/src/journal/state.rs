@@ -4,8 +4,8 @@
 //! `VERSION: u8` then bincode (standard config) of [`Stored`], whose
 //! `object_zstd` is the object's JSON compressed as one zstd frame.
 
-use super::{Error, Result};
 use super::keys::ObjectKey;
+use super::{Error, Result};
 
 /// Version byte of a stored state value.
 const VERSION: u8 = 1;
@@ -51,7 +51,10 @@ impl StateEntry {
         }
         let cap = usize::try_from(self.raw_len).unwrap_or(0);
         let out = zstd::bulk::decompress(&self.object_zstd, cap).map_err(|e| {
-            Error::Corrupt(format!("state entry {:?} does not decompress: {e}", self.key))
+            Error::Corrupt(format!(
+                "state entry {:?} does not decompress: {e}",
+                self.key
+            ))
         })?;
         if out.len() != cap {
             return Err(Error::Corrupt(format!(
@@ -96,7 +99,9 @@ impl StateEntry {
             bincode::decode_from_slice(rest, bincode::config::standard())
                 .map_err(|e| Error::Corrupt(format!("state value for {key:?}: {e}")))?;
         if used != rest.len() {
-            return Err(Error::Corrupt(format!("trailing bytes in state value for {key:?}")));
+            return Err(Error::Corrupt(format!(
+                "trailing bytes in state value for {key:?}"
+            )));
         }
         Ok(Self {
             key,

@@ -55,7 +55,9 @@ impl LabelSelector {
         let mut exprs = Vec::with_capacity(self.match_expressions.len());
         for e in &self.match_expressions {
             if e.key.is_empty() {
-                return Err(Error::Invalid("labelSelectors: an expression has an empty key".into()));
+                return Err(Error::Invalid(
+                    "labelSelectors: an expression has an empty key".into(),
+                ));
             }
             let op = match e.operator.as_str() {
                 "In" | "NotIn" if e.values.is_empty() => {
@@ -112,7 +114,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelExpression {
@@ -137,17 +142,37 @@ mod tests {
         .compile()
         .unwrap();
         assert!(sel.matches(&labels(&[("app", "x"), ("tier", "a"), ("env", "")])));
-        assert!(!sel.matches(&labels(&[("app", "x"), ("tier", "a"), ("env", ""), ("owner", "helm")])));
-        assert!(sel.matches(&labels(&[("app", "x"), ("tier", "b"), ("env", ""), ("owner", "me")])));
+        assert!(!sel.matches(&labels(&[
+            ("app", "x"),
+            ("tier", "a"),
+            ("env", ""),
+            ("owner", "helm")
+        ])));
+        assert!(sel.matches(&labels(&[
+            ("app", "x"),
+            ("tier", "b"),
+            ("env", ""),
+            ("owner", "me")
+        ])));
         assert!(!sel.matches(&labels(&[("app", "x"), ("tier", "c"), ("env", "")])));
         assert!(!sel.matches(&labels(&[("app", "x"), ("tier", "a")])));
-        assert!(!sel.matches(&labels(&[("app", "x"), ("tier", "a"), ("env", ""), ("tmp", "1")])));
+        assert!(!sel.matches(&labels(&[
+            ("app", "x"),
+            ("tier", "a"),
+            ("env", ""),
+            ("tmp", "1")
+        ])));
         assert!(!sel.matches(&labels(&[("app", "y"), ("tier", "a"), ("env", "")])));
     }
 
     #[test]
     fn invalid_selectors_are_rejected() {
-        for e in [expr("k", "In", &[]), expr("k", "Exists", &["v"]), expr("k", "Like", &["v"]), expr("", "Exists", &[])] {
+        for e in [
+            expr("k", "In", &[]),
+            expr("k", "Exists", &["v"]),
+            expr("k", "Like", &["v"]),
+            expr("", "Exists", &[]),
+        ] {
             let s = LabelSelector {
                 match_labels: BTreeMap::new(),
                 match_expressions: vec![e],

@@ -167,7 +167,9 @@ impl ResourceSelector {
         let mut fields = Vec::with_capacity(self.field_selectors.len());
         for (path, value) in &self.field_selectors {
             if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(Error::Invalid(format!("fieldSelectors: bad field path {path:?}")));
+                return Err(Error::Invalid(format!(
+                    "fieldSelectors: bad field path {path:?}"
+                )));
             }
             fields.push((path.split('.').map(str::to_owned).collect(), value.clone()));
         }
@@ -179,7 +181,11 @@ impl ResourceSelector {
             name_regexp: opt_pattern("resourceNameRegexp", self.resource_name_regexp.as_ref())?,
             namespaces: self.namespaces.clone(),
             namespace_regexp: opt_pattern("namespaceRegexp", self.namespace_regexp.as_ref())?,
-            labels: self.label_selectors.as_ref().map(LabelSelector::compile).transpose()?,
+            labels: self
+                .label_selectors
+                .as_ref()
+                .map(LabelSelector::compile)
+                .transpose()?,
             fields,
             exclude_kinds: self.exclude_kinds.clone(),
             exclude_name_regexp: opt_pattern(
@@ -258,14 +264,20 @@ impl CompiledSelector {
     pub fn selects_object(&self, t: &ResourceType, o: &ObjectView<'_>) -> bool {
         if (!self.names.is_empty() || self.name_regexp.is_some())
             && !(self.names.iter().any(|n| n == o.name)
-                || self.name_regexp.as_ref().is_some_and(|p| p.is_match(o.name)))
+                || self
+                    .name_regexp
+                    .as_ref()
+                    .is_some_and(|p| p.is_match(o.name)))
         {
             return false;
         }
         if t.namespaced
             && (!self.namespaces.is_empty() || self.namespace_regexp.is_some())
             && !(self.namespaces.iter().any(|n| n == o.namespace)
-                || self.namespace_regexp.as_ref().is_some_and(|p| p.is_match(o.namespace)))
+                || self
+                    .namespace_regexp
+                    .as_ref()
+                    .is_some_and(|p| p.is_match(o.namespace)))
         {
             return false;
         }
@@ -274,10 +286,18 @@ impl CompiledSelector {
         {
             return false;
         }
-        if !self.fields.iter().all(|(path, want)| field_value(o, path) == *want) {
+        if !self
+            .fields
+            .iter()
+            .all(|(path, want)| field_value(o, path) == *want)
+        {
             return false;
         }
-        if self.exclude_name_regexp.as_ref().is_some_and(|p| p.is_match(o.name)) {
+        if self
+            .exclude_name_regexp
+            .as_ref()
+            .is_some_and(|p| p.is_match(o.name))
+        {
             return false;
         }
         true
@@ -323,7 +343,9 @@ impl TypeSelection {
     /// Whether any selector selects the object.
     #[must_use]
     pub fn selects(&self, o: &ObjectView<'_>) -> bool {
-        self.selectors.iter().any(|s| s.selects_object(&self.rtype, o))
+        self.selectors
+            .iter()
+            .any(|s| s.selects_object(&self.rtype, o))
     }
 
     /// Number of selectors covering the type.
@@ -339,7 +361,11 @@ impl ResourceSet {
         let mut out = Vec::with_capacity(selectors.len());
         for (i, s) in selectors.iter().enumerate() {
             let c = s.compile().map_err(|e| {
-                Error::Invalid(format!("{origin} selector #{} ({}): {e}", i + 1, s.api_version))
+                Error::Invalid(format!(
+                    "{origin} selector #{} ({}): {e}",
+                    i + 1,
+                    s.api_version
+                ))
             })?;
             out.push(Arc::new(c));
         }

@@ -10,12 +10,27 @@ use super::{Error, ResourceSelector, ResourceSet, Result};
 pub const RANCHER_FILES: &[(&str, &str)] = &[
     ("aks.yaml", include_str!("../../presets/rancher/aks.yaml")),
     ("eks.yaml", include_str!("../../presets/rancher/eks.yaml")),
-    ("elemental.yaml", include_str!("../../presets/rancher/elemental.yaml")),
-    ("fleet.yaml", include_str!("../../presets/rancher/fleet.yaml")),
+    (
+        "elemental.yaml",
+        include_str!("../../presets/rancher/elemental.yaml"),
+    ),
+    (
+        "fleet.yaml",
+        include_str!("../../presets/rancher/fleet.yaml"),
+    ),
     ("gke.yaml", include_str!("../../presets/rancher/gke.yaml")),
-    ("provisioningv2.yaml", include_str!("../../presets/rancher/provisioningv2.yaml")),
-    ("rancher-operator.yaml", include_str!("../../presets/rancher/rancher-operator.yaml")),
-    ("rancher.yaml", include_str!("../../presets/rancher/rancher.yaml")),
+    (
+        "provisioningv2.yaml",
+        include_str!("../../presets/rancher/provisioningv2.yaml"),
+    ),
+    (
+        "rancher-operator.yaml",
+        include_str!("../../presets/rancher/rancher-operator.yaml"),
+    ),
+    (
+        "rancher.yaml",
+        include_str!("../../presets/rancher/rancher.yaml"),
+    ),
 ];
 
 /// Names of the built-in presets.

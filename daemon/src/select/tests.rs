@@ -29,9 +29,18 @@ fn tokens() -> ResourceType {
 }
 
 /// Whether the set selects an object of `t` with these fields.
-fn selects(set: &ResourceSet, t: &ResourceType, ns: &str, name: &str, labels: &[(&str, &str)], obj: Value) -> bool {
-    let labels: BTreeMap<String, String> =
-        labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+fn selects(
+    set: &ResourceSet,
+    t: &ResourceType,
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    obj: Value,
+) -> bool {
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let view = ObjectView {
         name,
         namespace: ns,
@@ -46,7 +55,11 @@ fn every_preset_file_parses_completely() {
     let sels = rancher_selectors().unwrap();
     let expected: usize = RANCHER_FILES
         .iter()
-        .map(|(_, text)| text.lines().filter(|l| l.trim_start().starts_with("- apiVersion")).count())
+        .map(|(_, text)| {
+            text.lines()
+                .filter(|l| l.trim_start().starts_with("- apiVersion"))
+                .count()
+        })
         .sum();
     assert_eq!(sels.len(), expected);
     assert!(sels.len() > 60);
@@ -62,7 +75,13 @@ fn management_types_except_excluded_kinds() {
     assert!(selects(&set, &clusters, "", "c-abcde", &[], json!({})));
     // Excluded by `excludeKinds` in the "." selector, and not named by the
     // tokens selector: never watched.
-    let notif = rt("management.cattle.io", "v3", "rancherusernotifications", "RancherUserNotification", false);
+    let notif = rt(
+        "management.cattle.io",
+        "v3",
+        "rancherusernotifications",
+        "RancherUserNotification",
+        false,
+    );
     assert!(set.for_type(&notif).is_none());
     // Another version of the group is not covered.
     let v4 = rt("management.cattle.io", "v4", "clusters", "Cluster", false);
@@ -73,7 +92,14 @@ fn management_types_except_excluded_kinds() {
 fn tokens_follow_their_label_selector() {
     let set = preset("rancher").unwrap();
     assert!(selects(&set, &tokens(), "", "token-1", &[], json!({})));
-    assert!(selects(&set, &tokens(), "", "token-2", &[("authn.management.cattle.io/kind", "session")], json!({})));
+    assert!(selects(
+        &set,
+        &tokens(),
+        "",
+        "token-2",
+        &[("authn.management.cattle.io/kind", "session")],
+        json!({})
+    ));
     assert!(!selects(
         &set,
         &tokens(),
@@ -89,21 +115,63 @@ fn secrets_by_namespace_labels_names_and_fields() {
     let set = preset("rancher").unwrap();
     let s = secrets();
     assert!(selects(&set, &s, "cattle-system", "tls-ca", &[], json!({})));
-    assert!(!selects(&set, &s, "cattle-system", "sh.helm.release.v1", &[("owner", "helm")], json!({})));
-    assert!(!selects(&set, &s, "cattle-system", "bootstrap-secret", &[], json!({})));
+    assert!(!selects(
+        &set,
+        &s,
+        "cattle-system",
+        "sh.helm.release.v1",
+        &[("owner", "helm")],
+        json!({})
+    ));
+    assert!(!selects(
+        &set,
+        &s,
+        "cattle-system",
+        "bootstrap-secret",
+        &[],
+        json!({})
+    ));
     assert!(selects(&set, &s, "c-m-abc", "x", &[], json!({})));
     assert!(!selects(&set, &s, "default", "x", &[], json!({})));
     // Any namespace, with the backup label.
-    assert!(selects(&set, &s, "default", "x", &[("resources.cattle.io/backup", "true")], json!({})));
+    assert!(selects(
+        &set,
+        &s,
+        "default",
+        "x",
+        &[("resources.cattle.io/backup", "true")],
+        json!({})
+    ));
     // fleet-default: by field selector on `type`, or by name regexp.
     let plan = json!({"type": "rke.cattle.io/machine-plan"});
     assert!(selects(&set, &s, "fleet-default", "m1-plan", &[], plan));
-    assert!(!selects(&set, &s, "fleet-default", "m1", &[], json!({"type": "Opaque"})));
-    assert!(selects(&set, &s, "fleet-default", "c1-machine-driver-secret", &[], json!({"type": "Opaque"})));
+    assert!(!selects(
+        &set,
+        &s,
+        "fleet-default",
+        "m1",
+        &[],
+        json!({"type": "Opaque"})
+    ));
+    assert!(selects(
+        &set,
+        &s,
+        "fleet-default",
+        "c1-machine-driver-secret",
+        &[],
+        json!({"type": "Opaque"})
+    ));
     // fleet.yaml: managed secrets in fleet namespaces, but not import tokens.
     let managed = [("fleet.cattle.io/managed", "true")];
     assert!(selects(&set, &s, "fleet-local", "x", &managed, json!({})));
-    assert!(!selects(&set, &s, "fleet-local", "import-token-x", &managed, json!({})));
+    assert!(!selects(
+        &set,
+        &s,
+        "fleet-local",
+        "import-token-x",
+        &managed,
+        json!({})
+    ));
 }
 
 #[test]
@@ -115,14 +183,27 @@ fn namespaces_by_name_regexp_names_and_labels() {
     assert!(selects(&set, &n, "", "fleet-default", &[], json!({})));
     assert!(!selects(&set, &n, "", "default", &[], json!({})));
     assert!(!selects(&set, &n, "", "kube-system", &[], json!({})));
-    assert!(selects(&set, &n, "", "apps", &[("app.kubernetes.io/managed-by", "rancher")], json!({})));
+    assert!(selects(
+        &set,
+        &n,
+        "",
+        "apps",
+        &[("app.kubernetes.io/managed-by", "rancher")],
+        json!({})
+    ));
 }
 
 #[test]
 fn kinds_regexp_is_case_sensitive_against_kind_and_plural() {
     let set = preset("rancher").unwrap();
     // `^ResourceSet$` names the Kind.
-    let rs = rt("resources.cattle.io", "v1", "resourcesets", "ResourceSet", false);
+    let rs = rt(
+        "resources.cattle.io",
+        "v1",
+        "resourcesets",
+        "ResourceSet",
+        false,
+    );
     assert!(set.for_type(&rs).is_some());
     let backups = rt("resources.cattle.io", "v1", "backups", "Backup", false);
     assert!(set.for_type(&backups).is_none());
@@ -134,7 +215,13 @@ fn kinds_regexp_is_case_sensitive_against_kind_and_plural() {
         ..ResourceSelector::default()
     };
     let only = ResourceSet::compile(&[sel], "test").unwrap();
-    let gr = rt("management.cattle.io", "v3", "globalroles", "GlobalRole", false);
+    let gr = rt(
+        "management.cattle.io",
+        "v3",
+        "globalroles",
+        "GlobalRole",
+        false,
+    );
     assert!(only.for_type(&gr).is_none());
 }
 
@@ -147,7 +234,10 @@ fn kinds_exact_and_excludes() {
         ..ResourceSelector::default()
     };
     let set = ResourceSet::compile(&[sel], "test").unwrap();
-    assert!(set.for_type(&rt("", "v1", "configmaps", "ConfigMap", true)).is_some());
+    assert!(
+        set.for_type(&rt("", "v1", "configmaps", "ConfigMap", true))
+            .is_some()
+    );
     assert!(set.for_type(&secrets()).is_none());
     assert!(set.for_type(&rt("", "v1", "pods", "Pod", true)).is_none());
 }
@@ -161,7 +251,13 @@ fn namespace_filters_do_not_apply_to_cluster_scoped_types() {
         ..ResourceSelector::default()
     };
     let set = ResourceSet::compile(&[sel], "test").unwrap();
-    let cr = rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false);
+    let cr = rt(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+    );
     assert!(selects(&set, &cr, "", "admin", &[], json!({})));
 }
 
@@ -179,7 +275,9 @@ fn invalid_selectors_name_the_field() {
         resource_name_regexp: Some("(".into()),
         ..ResourceSelector::default()
     };
-    let err = ResourceSet::compile(&[bad], "config").unwrap_err().to_string();
+    let err = ResourceSet::compile(&[bad], "config")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("resourceNameRegexp"), "{err}");
     assert!(err.contains("selector #1"), "{err}");
     let no_version = ResourceSelector::default();

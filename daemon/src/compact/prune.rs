@@ -1,0 +1,53 @@
+//! `rewindd prune`: applies the retention policy to the store. Plan first
+//! ([`plan`]), then execute ([`execute`]); `--dry-run` stops after the plan.
+
+use rewind_restore::store::retention::KeepReason;
+use rewind_restore::store::{RetentionPlan, RetentionPolicy, Store};
+
+use super::error::Result;
+
+/// Lists the store and applies `policy` at `now_ms`.
+pub async fn plan(store: &Store, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionPlan> {
+    let snaps = store.list_snapshots().await?;
+    let segs = store.list_segments().await?;
+    Ok(policy.plan(&snaps, &segs, now_ms))
+}
+
+/// Deletes what `plan` removes: snapshots first (so no snapshot is ever
+/// listed without the segments after it), then segments, then orphaned
+/// data objects older than an hour.
+pub async fn execute(store: &Store, plan: &RetentionPlan, now_ms: i64) -> Result<()> {
+    for s in &plan.remove {
+        store.delete_snapshot(s).await?;
+        tracing::info!(id = %s.id, seq = s.seq, "snapshot removed");
+    }
+    for s in &plan.remove_segments {
+        store.delete_segment(s).await?;
+    }
+    store.collect_garbage(now_ms, 3_600_000, false).await?;
+    Ok(())
+}
+
+/// The plan as a table for people.
+#[must_use]
+pub fn render(plan: &RetentionPlan) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<8} {:<24} {:>12} {:>10} {:>12}  reasons", "action", "snapshot", "seq", "objects", "bytes");
+    for (s, why) in &plan.keep {
+        let why: Vec<String> = why.iter().map(|r: &KeepReason| format!("{r:?}").to_lowercase()).collect();
+        let _ = writeln!(out, "{:<8} {:<24} {:>12} {:>10} {:>12}  {}", "keep", s.short_id(), s.seq, s.objects, s.size, why.join(","));
+    }
+    for s in &plan.remove {
+        let _ = writeln!(out, "{:<8} {:<24} {:>12} {:>10} {:>12}", "remove", s.short_id(), s.seq, s.objects, s.size);
+    }
+    let bytes: u64 = plan.remove_segments.iter().map(|s| s.size).sum();
+    let _ = writeln!(
+        out,
+        "segments: keep {}, remove {} ({} bytes)",
+        plan.keep_segments.len(),
+        plan.remove_segments.len(),
+        bytes
+    );
+    out
+}

@@ -1,0 +1,308 @@
+//! The compactor against a real journal: segments and snapshots must
+//! reproduce the journal's state exactly at their seqs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use proptest::prelude::*;
+use rewind_format::state::State;
+use rewind_format::{EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SnapshotReader};
+use rewind_restore::store::{RetentionPolicy, StoreConfig};
+
+use super::*;
+use crate::journal::batch::StateChange;
+use crate::journal::{Journal, JournalOptions, ObjectCompressor};
+
+fn rtype(resource: &str, namespaced: bool) -> ResourceType {
+    ResourceType {
+        group: if namespaced { String::new() } else { "management.cattle.io".into() },
+        version: "v1".into(),
+        resource: resource.into(),
+        kind: resource.into(),
+        namespaced,
+    }
+}
+
+/// One random operation on a small key space.
+#[derive(Debug, Clone)]
+enum Op {
+    Apply { t: usize, ns: u8, name: u8, recreate: bool },
+    Delete { t: usize, ns: u8, name: u8, inferred: bool },
+    Resync { t: usize },
+    Commit,
+    Snapshot,
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let op = prop_oneof![
+        6 => (0usize..3, 0u8..3, 0u8..6, prop::bool::weighted(0.1))
+            .prop_map(|(t, ns, name, recreate)| Op::Apply { t, ns, name, recreate }),
+        2 => (0usize..3, 0u8..3, 0u8..6, any::<bool>())
+            .prop_map(|(t, ns, name, inferred)| Op::Delete { t, ns, name, inferred }),
+        1 => (0usize..3).prop_map(|t| Op::Resync { t }),
+        2 => Just(Op::Commit),
+        1 => Just(Op::Snapshot),
+    ];
+    prop::collection::vec(op, 1..120)
+}
+
+/// Drives a journal the way the ingestor does (state changes follow the
+/// records), keeping uids per key so deletes name the right object.
+struct Driver {
+    journal: Arc<Mutex<Journal>>,
+    enc: EventBlockEncoder,
+    comp: ObjectCompressor,
+    pending: Vec<(EventRecord, bool)>,
+    uids: BTreeMap<(usize, u8, u8), u32>,
+    live: BTreeMap<(usize, u8, u8), bool>,
+    counter: u64,
+}
+
+impl Driver {
+    fn types() -> [ResourceType; 3] {
+        [rtype("configmaps", true), rtype("clusters", false), rtype("secrets", true)]
+    }
+
+    fn record(&mut self, t: usize, ns: u8, name: u8, kind: EventKind, remove: bool) {
+        self.counter += 1;
+        let rt = Self::types()[t].clone();
+        let uid = self.uids.get(&(t, ns, name)).copied().unwrap_or(0);
+        let namespace = rt.namespaced.then(|| format!("ns{ns}"));
+        let rec = EventRecord {
+            seq: 0,
+            observed_at_ms: 1_700_000_000_000 + i64::try_from(self.counter).unwrap(),
+            cluster_id: "c1".into(),
+            rtype: rt,
+            namespace,
+            name: if kind.is_marker() { String::new() } else { format!("o{name}") },
+            uid: if kind.is_marker() { String::new() } else { format!("uid-{t}-{ns}-{name}-{uid}") },
+            resource_version: if kind.is_marker() { String::new() } else { self.counter.to_string() },
+            object: if kind.is_marker() { Vec::new() } else { format!("{{\"n\":{}}}", self.counter).into_bytes() },
+            kind,
+        };
+        self.pending.push((rec, remove));
+    }
+
+    fn commit(&mut self) {
+        let mut j = self.journal.lock().unwrap();
+        let mut b = j.batch();
+        for (rec, remove) in self.pending.drain(..) {
+            let change = if rec.kind.is_marker() {
+                StateChange::None
+            } else if remove {
+                StateChange::Remove
+            } else {
+                let (raw_len, object_zstd) = self.comp.compress(&rec.object).unwrap();
+                StateChange::Put { raw_len, object_zstd }
+            };
+            b.record(rec, change).unwrap();
+        }
+        let p = b.finish(&mut self.enc).unwrap();
+        j.commit(&p).unwrap();
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Apply { t, ns, name, recreate } => {
+                let ns = if Self::types()[t].namespaced { ns } else { 0 };
+                if recreate && self.live.get(&(t, ns, name)) == Some(&true) {
+                    *self.uids.entry((t, ns, name)).or_default() += 1;
+                }
+                self.live.insert((t, ns, name), true);
+                self.record(t, ns, name, EventKind::Applied, false);
+            }
+            Op::Delete { t, ns, name, inferred } => {
+                let ns = if Self::types()[t].namespaced { ns } else { 0 };
+                if self.live.get(&(t, ns, name)) == Some(&true) {
+                    self.live.insert((t, ns, name), false);
+                    let kind = if inferred {
+                        EventKind::DeletedInferred { list_rv: "77".into() }
+                    } else {
+                        EventKind::Deleted
+                    };
+                    self.record(t, ns, name, kind, true);
+                }
+            }
+            Op::Resync { t } => {
+                let rv = (self.counter + 1).to_string();
+                self.record(t, 0, 0, EventKind::ResyncEnd { list_rv: rv }, false);
+            }
+            Op::Commit | Op::Snapshot => self.commit(),
+        }
+    }
+}
+
+fn settings(store: &std::path::Path) -> Settings {
+    let cfg = CompactConfig {
+        seal_bytes: 4096,
+        zstd_level: 3,
+        snapshot_schedule: String::new(),
+        ..CompactConfig::default()
+    };
+    cfg.validate(StoreConfig::Local { path: store.to_owned() }, RetentionPolicy::default())
+        .unwrap()
+}
+
+/// The journal's current state as `(type, ns, name) -> (uid, rv, json)`.
+fn journal_state(j: &Journal) -> BTreeMap<(String, Option<String>, String), (String, String, Vec<u8>)> {
+    j.state()
+        .map(|e| {
+            let e = e.unwrap();
+            let json = e.object_json().unwrap();
+            let ns = if e.key.namespace.is_empty() { None } else { Some(e.key.namespace.clone()) };
+            ((e.key.type_key.clone(), ns, e.key.name.clone()), (e.uid, e.resource_version, json))
+        })
+        .collect()
+}
+
+fn snapshot_state(bytes: &[u8]) -> BTreeMap<(String, Option<String>, String), (String, String, Vec<u8>)> {
+    let mut r = SnapshotReader::open(bytes, None, Limits::default()).unwrap();
+    let types = r.header().types.clone();
+    let mut out = BTreeMap::new();
+    for (i, t) in types.iter().enumerate() {
+        let tk = crate::journal::type_key(&t.rtype);
+        for o in r.read_type(i).unwrap() {
+            out.insert((tk.clone(), o.namespace.clone(), o.name.clone()), (o.uid, o.resource_version, o.object));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn snapshots_reproduce_the_journal_state_at_their_seq(ops in ops()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
+        let log: Arc<dyn EventLog> = journal.clone();
+        let c = rt.block_on(Compactor::open(log, &dir.path().join("compact"), settings(&dir.path().join("store")))).unwrap();
+        let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
+        let mut checked = 0;
+        for op in ops.iter().chain(std::iter::once(&Op::Snapshot)) {
+            d.apply(op);
+            if let Op::Snapshot = op {
+                let snap = c.snapshot(None).unwrap();
+                let j = journal.lock().unwrap();
+                prop_assert_eq!(snap.seq, j.next_seq() - 1);
+                let bytes = c.files.get(&snap.key()).unwrap();
+                prop_assert_eq!(snapshot_state(&bytes), journal_state(&j));
+                // The fold agrees with the format crate's fold over all events.
+                let mut s = State::new("c1");
+                for e in j.records_from(1) { s.apply(&e.unwrap()); }
+                let mut r = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
+                let from_snap = State::from_snapshot(&mut r).unwrap();
+                prop_assert_eq!(&from_snap.objects, &s.objects);
+                prop_assert_eq!(&from_snap.types, &s.types);
+                drop(j);
+                rt.block_on(c.ship()).unwrap();
+                checked += 1;
+            }
+        }
+        prop_assert!(checked >= 1);
+        // Every stored segment, replayed from the start, ends in the state.
+        let segs = rt.block_on(c.store().list_segments()).unwrap();
+        let mut s = State::new("c1");
+        let mut next = 1;
+        for seg in &segs {
+            prop_assert_eq!(seg.first_seq, next);
+            let bytes = rt.block_on(c.store().get_segment(seg)).unwrap();
+            let mut r = rewind_format::SegmentReader::open(&bytes, None, Limits::default()).unwrap();
+            for e in r.read_all().unwrap() { s.apply(&e); }
+            next = seg.last_seq + 1;
+        }
+        let j = journal.lock().unwrap();
+        prop_assert_eq!(next, j.next_seq());
+        let last = rt.block_on(c.store().list_snapshots()).unwrap();
+        if let Some(last) = last.last() {
+            let bytes = rt.block_on(c.store().get_snapshot(last)).unwrap();
+            let mut r = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
+            prop_assert_eq!(&State::from_snapshot(&mut r).unwrap().objects, &s.objects);
+        }
+    }
+}
+
+#[test]
+fn encrypted_store_never_holds_plain_secrets() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
+    let identity = rewind_format::crypto::Identity::generate();
+    let mut s = settings(&dir.path().join("store"));
+    s.recipients = vec![identity.to_public()];
+    let c = rt.block_on(Compactor::open(journal.clone(), &dir.path().join("compact"), s)).unwrap();
+    let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
+    for i in 0..50 {
+        d.apply(&Op::Apply { t: 2, ns: 0, name: i % 6, recreate: false });
+    }
+    d.commit();
+    c.snapshot(Some("before-upgrade".into())).unwrap();
+    rt.block_on(c.ship()).unwrap();
+    let snaps = rt.block_on(c.store().list_snapshots()).unwrap();
+    assert_eq!(snaps.len(), 1);
+    assert!(snaps[0].encrypted && snaps[0].label.as_deref() == Some("before-upgrade"));
+    // No file in the store holds a Secret's JSON or name in clear.
+    let mut files = 0;
+    for entry in walk(&dir.path().join("store")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("{\"n\":") && !text.contains("uid-2-"), "{}", entry.display());
+        files += 1;
+    }
+    assert!(files >= 4, "segments, snapshot and their catalog entries");
+    // The holder of the identity reads it back.
+    let bytes = rt.block_on(c.store().get_snapshot(&snaps[0])).unwrap();
+    let plain = rewind_format::crypto::decrypt(&bytes, &[identity], &Limits::default()).unwrap();
+    let mut r = SnapshotReader::open(&plain, None, Limits::default()).unwrap();
+    assert_eq!(State::from_snapshot(&mut r).unwrap().objects.len(), 6);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)); } else { out.push(p); }
+    }
+    out
+}
+
+#[test]
+fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
+    let mut s = settings(&dir.path().join("store"));
+    s.disk_budget_bytes = 40 << 10;
+    s.store_retry = rewind_restore::store::RetryPolicy {
+        initial: std::time::Duration::from_millis(1),
+        max: std::time::Duration::from_millis(2),
+        max_attempts: 2,
+    };
+    let c = rt.block_on(Compactor::open(journal.clone(), &dir.path().join("compact"), s.clone())).unwrap();
+    // Now make the store fail: swap its root for a file.
+    std::fs::remove_dir_all(dir.path().join("store")).unwrap();
+    std::fs::write(dir.path().join("store"), b"not a directory").unwrap();
+    let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
+    for round in 0..20u8 {
+        for i in 0..40 {
+            d.apply(&Op::Apply { t: 0, ns: round % 3, name: i % 6, recreate: false });
+        }
+        d.commit();
+        assert!(c.seal_all().unwrap() >= 1, "sealing goes on while the store is down");
+    }
+    assert!(rt.block_on(c.ship()).is_err());
+    assert!(c.stats.store_down.load(Ordering::Relaxed));
+    assert_eq!(c.progress().shipped_upto, 0);
+    assert!(c.progress().sealed_upto == journal.lock().unwrap().next_seq() - 1);
+    assert!(c.stats.over_budget.load(Ordering::Relaxed), "local {} bytes vs budget {}", CompactStats::get(&c.stats.local_bytes), s.disk_budget_bytes);
+    // The store comes back: everything is shipped, nothing lost, budget clears
+    // once the local files go (the journal itself is not trimmed yet).
+    std::fs::remove_file(dir.path().join("store")).unwrap();
+    c.snapshot(None).unwrap();
+    rt.block_on(c.ship()).unwrap();
+    let segs = rt.block_on(c.store().list_segments()).unwrap();
+    assert_eq!(segs.last().unwrap().last_seq, journal.lock().unwrap().next_seq() - 1);
+    assert_eq!(segs.iter().map(|s| s.events).sum::<u64>(), journal.lock().unwrap().next_seq() - 1);
+    assert!(c.files.segments().unwrap().is_empty(), "shipped and folded segments leave the local dir");
+}

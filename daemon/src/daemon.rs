@@ -1,0 +1,253 @@
+//! Wiring: [`run`] opens the journal, connects to the cluster, and runs the
+//! writer thread, the watch supervisor and the status file until `shutdown`
+//! completes; then it stops the watchers, lets the writer drain and commit
+//! what is queued, and returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config as KubeConfig};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{ClusterSource, Config};
+use crate::ingest::Ingestor;
+use crate::journal::{self, Journal};
+use crate::status::{Board, write_status};
+use crate::watch::{Supervisor, WatchCtx};
+use crate::writer::{CommitNotice, Writer, WriterOptions};
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The journal cannot be opened (another rewindd holds it, or it is
+    /// from an unsupported version).
+    #[error("cannot open the journal: {0}")]
+    Journal(#[from] journal::Error),
+    /// The cluster configuration is unusable.
+    #[error("cluster configuration: {0}")]
+    Kube(String),
+    /// The writer thread died.
+    #[error("journal writer thread failed")]
+    Writer,
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Optional observers of a running daemon.
+#[derive(Default)]
+pub struct Hooks {
+    /// Receives every durable batch.
+    pub commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
+    /// Receives the status board once the daemon is up.
+    pub board: Option<tokio::sync::oneshot::Sender<Board>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").finish_non_exhaustive()
+    }
+}
+
+/// Builds a kube client for the configured cluster.
+pub async fn client(source: &ClusterSource) -> Result<Client> {
+    let cfg = match source {
+        ClusterSource::InCluster => {
+            KubeConfig::incluster().map_err(|e| Error::Kube(e.to_string()))?
+        }
+        ClusterSource::Kubeconfig { path, context } => {
+            let opts = KubeConfigOptions {
+                context: context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            match path {
+                Some(p) => {
+                    let kc = Kubeconfig::read_from(p)
+                        .map_err(|e| Error::Kube(format!("{}: {e}", p.display())))?;
+                    KubeConfig::from_custom_kubeconfig(kc, &opts)
+                        .await
+                        .map_err(|e| Error::Kube(e.to_string()))?
+                }
+                None => KubeConfig::from_kubeconfig(&opts)
+                    .await
+                    .map_err(|e| Error::Kube(e.to_string()))?,
+            }
+        }
+    };
+    Client::try_from(cfg).map_err(|e| Error::Kube(e.to_string()))
+}
+
+/// The cluster id: configured, else the uid of `kube-system` (as Rancher
+/// Backups names its files). Retries until it is known or `cancel`.
+async fn cluster_id(
+    client: &Client,
+    configured: Option<&String>,
+    cancel: &CancellationToken,
+) -> Option<String> {
+    if let Some(id) = configured {
+        return Some(id.clone());
+    }
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut backoff = Duration::from_millis(200);
+    let mut logged = false;
+    loop {
+        match api.get("kube-system").await {
+            Ok(ns) => {
+                if let Some(uid) = ns.metadata.uid {
+                    return Some(uid);
+                }
+            }
+            Err(e) if !logged => {
+                warn!(error = %e, "cannot read kube-system's uid for the cluster id; retrying (or set cluster.id)");
+                logged = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    run_with(config, shutdown, Hooks::default()).await
+}
+
+/// [`run`] with observers.
+pub async fn run_with(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    hooks: Hooks,
+) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let journal = Journal::open(&config.journal_dir(), &config.journal)?;
+    info!(dir = %config.journal_dir().display(), next_seq = journal.next_seq(), "journal open");
+    let known: Vec<_> = journal
+        .type_records()?
+        .into_iter()
+        .map(|r| r.rtype)
+        .collect();
+    let client = client(&config.cluster).await?;
+
+    let cancel = CancellationToken::new();
+    let board = Board::new();
+    if let Some(tx) = hooks.board {
+        let _ = tx.send(board.clone());
+    }
+    let status_task = tokio::spawn(status_loop(
+        board.clone(),
+        config.status_path(),
+        config.status_interval,
+        cancel.clone(),
+    ));
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let cid = tokio::select! {
+        id = cluster_id(&client, config.cluster_id.as_ref(), &cancel) => id,
+        () = &mut shutdown => None,
+    };
+    let Some(cid) = cid else {
+        cancel.cancel();
+        let _ = status_task.await;
+        return Ok(());
+    };
+    board.update(|s| s.cluster_id = cid.clone());
+    info!(cluster_id = %cid, presets = ?config.presets, "recording");
+
+    let ingestor = Ingestor::new(cid, config.journal.zstd_level, config.ignore.clone())?;
+    let writer = Writer::new(
+        journal,
+        ingestor,
+        WriterOptions {
+            flush_interval: config.flush_interval,
+            max_events: config.flush_max_events,
+        },
+        board.clone(),
+        hooks.commits.clone(),
+    )?;
+    // Messages are small (the bytes are budgeted separately), so the count
+    // bound only caps bookkeeping.
+    let (tx, rx) = mpsc::channel(config.flush_max_events.clamp(1024, 65_536));
+    let rt = tokio::runtime::Handle::current();
+    let writer_thread = std::thread::Builder::new()
+        .name("rewind-journal".into())
+        .spawn(move || writer.run(rt, rx))
+        .map_err(|_| Error::Writer)?;
+
+    let budget_total = u32::try_from(config.queue_bytes).unwrap_or(u32::MAX);
+    let ctx = WatchCtx {
+        client,
+        tx,
+        budget: Arc::new(Semaphore::new(
+            usize::try_from(budget_total).unwrap_or(usize::MAX),
+        )),
+        budget_total,
+        board: board.clone(),
+    };
+    let supervisor = Supervisor::new(
+        ctx,
+        config.resource_set.clone(),
+        config.discovery_interval,
+        known,
+    );
+    let sup_task = tokio::spawn(supervisor.run(cancel.clone()));
+
+    shutdown.await;
+    info!("shutting down: stopping watchers, committing what is queued");
+    cancel.cancel();
+    let _ = sup_task.await;
+    // The supervisor owned the last sender: the writer drains and returns.
+    let journal = tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .map_err(|_| Error::Writer)?
+        .map_err(|_| Error::Writer)?;
+    drop(journal);
+    let _ = status_task.await;
+    if let Err(e) = write_status(&config.status_path(), &board.snapshot()) {
+        warn!(error = %e, "cannot write the final status");
+    }
+    Ok(())
+}
+
+async fn status_loop(
+    board: Board,
+    path: std::path::PathBuf,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut logged = false;
+    loop {
+        match write_status(&path, &board.snapshot()) {
+            Ok(()) => logged = false,
+            Err(e) if !logged => {
+                warn!(error = %e, "cannot write the status file");
+                logged = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

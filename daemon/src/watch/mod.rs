@@ -1,0 +1,245 @@
+//! Following the API: discovery, one watcher per selected type, and the
+//! loop that keeps the set of watchers in line with what the server serves.
+//!
+//! The supervisor rediscovers every `discovery_interval`, and soon after any
+//! CRD event (a dedicated CRD watch only pokes it). A newly served type
+//! that the resource set covers gets a watcher. A type whose CRD is deleted
+//! gets its watcher stopped (after the deletions the watch delivered), then
+//! a `TypeGone` so that objects whose deletion was not seen are recorded as
+//! deleted. Types the journal knows from an earlier run are checked the same
+//! way at start. A group whose discovery fails leaves its watchers alone.
+
+pub mod discovery;
+pub mod watcher;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::watcher as kwatcher;
+use rewind_format::ResourceType;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::ingest::Observation;
+use crate::journal::type_key;
+use crate::select::ResourceSet;
+use crate::status::{WatchState, now_ms};
+use discovery::Discovered;
+pub use watcher::{Msg, WatchCtx};
+
+struct Running {
+    rtype: Arc<ResourceType>,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// Picks, per group/resource, the first served version (preferred first)
+/// that the set covers.
+#[must_use]
+pub fn choose_types(
+    d: &Discovered,
+    set: &ResourceSet,
+) -> BTreeMap<String, (ResourceType, crate::select::TypeSelection)> {
+    let mut out = BTreeMap::new();
+    for t in &d.types {
+        let tk = type_key(t);
+        if out.contains_key(&tk) {
+            continue;
+        }
+        if let Some(sel) = set.for_type(t) {
+            out.insert(tk, (t.clone(), sel));
+        }
+    }
+    out
+}
+
+/// The supervisor of all watchers.
+pub struct Supervisor {
+    ctx: WatchCtx,
+    set: ResourceSet,
+    interval: Duration,
+    running: HashMap<String, Running>,
+    /// Types recorded by earlier runs that have no watcher yet.
+    known: HashMap<String, ResourceType>,
+    poke: Arc<Notify>,
+}
+
+impl Supervisor {
+    /// A supervisor; `known` are the journal's type records.
+    #[must_use]
+    pub fn new(
+        ctx: WatchCtx,
+        set: ResourceSet,
+        interval: Duration,
+        known: Vec<ResourceType>,
+    ) -> Self {
+        Self {
+            ctx,
+            set,
+            interval,
+            running: HashMap::new(),
+            known: known.into_iter().map(|t| (type_key(&t), t)).collect(),
+            poke: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Runs until `cancel`, then stops every watcher and returns.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let crd_watch = tokio::spawn(watch_crds(
+            self.ctx.client.clone(),
+            self.poke.clone(),
+            cancel.clone(),
+        ));
+        let mut last_group_error = String::new();
+        while !cancel.is_cancelled() {
+            match discovery::discover(&self.ctx.client).await {
+                Ok(d) => {
+                    self.ctx
+                        .board
+                        .update(|s| s.failing_groups = d.failed_groups.clone());
+                    self.reconcile(&d, &cancel).await;
+                    last_group_error.clear();
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if msg != last_group_error {
+                        warn!(error = %msg, "discovery failed; retrying");
+                        last_group_error = msg.clone();
+                    }
+                    self.ctx.board.update(|s| {
+                        s.failing_groups.insert("*".into(), msg);
+                    });
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(self.interval) => {}
+                () = self.poke.notified() => {
+                    // Let a burst of CRD events settle (Established follows creation).
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        for (_, r) in self.running.drain() {
+            r.cancel.cancel();
+            let _ = r.handle.await;
+        }
+        crd_watch.abort();
+        let _ = crd_watch.await;
+    }
+
+    async fn reconcile(&mut self, d: &Discovered, cancel: &CancellationToken) {
+        let desired = choose_types(d, &self.set);
+        // Stop watchers of types that are gone or whose served version changed.
+        let keys: Vec<String> = self.running.keys().cloned().collect();
+        for tk in keys {
+            let Some(r) = self.running.get(&tk) else {
+                continue;
+            };
+            let gone = d.proves_gone(&r.rtype);
+            let moved = desired
+                .get(&tk)
+                .is_some_and(|(t, _)| t.version != r.rtype.version);
+            if !gone && !moved {
+                continue;
+            }
+            if let Some(r) = self.running.remove(&tk) {
+                r.cancel.cancel();
+                let _ = r.handle.await;
+                if gone {
+                    info!(rtype = %tk, "type no longer served; watcher stopped");
+                    self.type_gone(&r.rtype, cancel).await;
+                }
+            }
+        }
+        // Types recorded by an earlier run and gone since.
+        let known: Vec<ResourceType> = self.known.values().cloned().collect();
+        for t in known {
+            let tk = type_key(&t);
+            if d.proves_gone(&t) {
+                self.known.remove(&tk);
+                info!(rtype = %tk, "type recorded earlier is no longer served");
+                self.type_gone(&Arc::new(t), cancel).await;
+            } else if desired.contains_key(&tk) {
+                self.known.remove(&tk);
+            }
+        }
+        for (tk, (t, sel)) in desired {
+            if self.running.contains_key(&tk) {
+                continue;
+            }
+            let rtype = Arc::new(t);
+            let child = cancel.child_token();
+            let handle = tokio::spawn(watcher::watch_type(
+                self.ctx.clone(),
+                rtype.clone(),
+                sel,
+                child.clone(),
+            ));
+            self.running.insert(
+                tk,
+                Running {
+                    rtype,
+                    cancel: child,
+                    handle,
+                },
+            );
+        }
+    }
+
+    async fn type_gone(&self, rtype: &Arc<ResourceType>, cancel: &CancellationToken) {
+        let tk = type_key(rtype);
+        let ns: Api<DynamicObject> = Api::all_with(
+            self.ctx.client.clone(),
+            &watcher::api_resource(&ResourceType {
+                group: String::new(),
+                version: "v1".into(),
+                resource: "namespaces".into(),
+                kind: "Namespace".into(),
+                namespaced: false,
+            }),
+        );
+        // Any collection's current resourceVersion is the cluster's (one
+        // etcd revision), so it bounds when the type disappeared.
+        let list_rv = watcher::collection_rv(&ns).await.unwrap_or_default();
+        self.ctx
+            .board
+            .update_type(&tk, &crate::select::api_version(rtype), &rtype.kind, |t| {
+                t.state = WatchState::Stopped;
+                t.reason = Some("no longer served".into());
+            });
+        let obs = Observation::TypeGone {
+            rtype: rtype.clone(),
+            list_rv,
+            at_ms: now_ms(),
+        };
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            _ = self.ctx.tx.send(Msg { obs, permit: None }) => {}
+        }
+    }
+}
+
+/// Pokes the supervisor on every CRD change, so new types are picked up in
+/// about a second rather than at the next periodic discovery.
+async fn watch_crds(client: kube::Client, poke: Arc<Notify>, cancel: CancellationToken) {
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    let stream = kwatcher::watcher(api, kwatcher::Config::default());
+    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(stream));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            ev = stream.next() => match ev {
+                None => return,
+                Some(Ok(kwatcher::Event::Apply(_) | kwatcher::Event::Delete(_) | kwatcher::Event::InitDone)) => poke.notify_one(),
+                Some(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! One kube watcher per resource type, feeding the journal writer.
+//!
+//! kube's `watcher` (default `ListWatch`, `MostRecent` lists) does the
+//! list/watch protocol, 410 relists, and reconnects; `default_backoff` spaces
+//! out retries. This task adds what a recorder needs on top:
+//! - `Init`/`InitDone` become `ResyncBegin`/`ResyncEnd`, so the writer can
+//!   infer deletions missed during a gap (see [`crate::ingest::relist`]).
+//!   kube does not expose the list's resourceVersion, so at `InitDone` we
+//!   read the collection's current resourceVersion (a `limit=1` list): an
+//!   upper bound of the list's, which is what "deleted at or before" needs.
+//! - Selection, evaluated here (in parallel across types), never as a
+//!   watch selector.
+//! - Each object is serialized once, with `apiVersion`/`kind` filled in
+//!   (list items lack them), and sent with a permit from the byte budget
+//!   that bounds memory between watchers and the journal.
+//!
+//! Resuming after a restart: kube's watcher always starts with a LIST, and
+//! that relist is diffed against the journal's state (dedup on
+//! `(uid, resourceVersion)`, uid check, inferred deletes). So a restart
+//! neither duplicates nor misses anything, whether or not the stored
+//! resourceVersions are still within the etcd compaction window.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, TypeMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use rewind_format::ResourceType;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::ingest::{Observation, ObservedObject};
+use crate::journal::type_key;
+use crate::select::{ObjectView, TypeSelection, api_version};
+use crate::status::{Board, WatchState, now_ms};
+
+/// A message to the journal writer: an observation and the memory budget it
+/// holds until its batch is durable.
+pub struct Msg {
+    /// What was observed.
+    pub obs: Observation,
+    /// Released when the writer drops the message.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What every watcher shares.
+#[derive(Clone)]
+pub struct WatchCtx {
+    /// API client.
+    pub client: Client,
+    /// To the journal writer.
+    pub tx: mpsc::Sender<Msg>,
+    /// Byte budget of object JSON in flight.
+    pub budget: Arc<Semaphore>,
+    /// Total permits of `budget`.
+    pub budget_total: u32,
+    /// Status.
+    pub board: Board,
+}
+
+/// kube's `ApiResource` for a type.
+#[must_use]
+pub fn api_resource(t: &ResourceType) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(&t.group, &t.version, &t.kind);
+    ApiResource::from_gvk_with_plural(&gvk, &t.resource)
+}
+
+/// The current resourceVersion of a collection.
+pub async fn collection_rv(api: &Api<DynamicObject>) -> Option<String> {
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(list) => list.metadata.resource_version.filter(|rv| !rv.is_empty()),
+        Err(e) => {
+            debug!(error = %e, "reading the collection's resourceVersion failed");
+            None
+        }
+    }
+}
+
+/// Serializes an object for the journal; `None` (logged) if it cannot be
+/// keyed or serialized.
+fn observe(
+    rtype: &ResourceType,
+    sel: &TypeSelection,
+    mut obj: DynamicObject,
+) -> Option<ObservedObject> {
+    let Some(name) = obj.metadata.name.clone().filter(|n| !n.is_empty()) else {
+        warn!(rtype = %type_key(rtype), "object without a name, skipped");
+        return None;
+    };
+    let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+    let empty = BTreeMap::new();
+    let selected = sel.selects(&ObjectView {
+        name: &name,
+        namespace: &namespace,
+        labels: obj.metadata.labels.as_ref().unwrap_or(&empty),
+        object: &obj.data,
+    });
+    obj.types = Some(TypeMeta {
+        api_version: api_version(rtype),
+        kind: rtype.kind.clone(),
+    });
+    let json = match serde_json::to_vec(&obj) {
+        Ok(j) => j,
+        Err(e) => {
+            warn!(rtype = %type_key(rtype), %namespace, %name, error = %e, "object does not serialize, skipped");
+            return None;
+        }
+    };
+    Some(ObservedObject {
+        namespace,
+        name,
+        uid: obj.metadata.uid.clone().unwrap_or_default(),
+        resource_version: obj.metadata.resource_version.clone().unwrap_or_default(),
+        json,
+        selected,
+        observed_at_ms: now_ms(),
+    })
+}
+
+impl WatchCtx {
+    async fn send_applied(
+        &self,
+        rtype: &Arc<ResourceType>,
+        object: ObservedObject,
+        relist: bool,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let n = object.json.len();
+        let obs = Observation::Applied {
+            rtype: rtype.clone(),
+            object,
+            relist,
+        };
+        self.send(obs, n, cancel).await
+    }
+
+    /// Sends to the writer, waiting for budget; `false` when cancelled or
+    /// the writer is gone.
+    async fn send(&self, obs: Observation, bytes: usize, cancel: &CancellationToken) -> bool {
+        let want = u32::try_from(bytes)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.budget_total.max(1));
+        let permit = tokio::select! {
+            () = cancel.cancelled() => return false,
+            p = self.budget.clone().acquire_many_owned(want) => match p {
+                Ok(p) => p,
+                Err(_) => return false,
+            },
+        };
+        let msg = Msg {
+            obs,
+            permit: Some(permit),
+        };
+        tokio::select! {
+            () = cancel.cancelled() => false,
+            r = self.tx.send(msg) => r.is_ok(),
+        }
+    }
+}
+
+/// Watches one type until cancelled.
+pub async fn watch_type(
+    ctx: WatchCtx,
+    rtype: Arc<ResourceType>,
+    sel: TypeSelection,
+    cancel: CancellationToken,
+) {
+    let tk = type_key(&rtype);
+    let av = api_version(&rtype);
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &api_resource(&rtype));
+    let set_state = |state: WatchState, reason: Option<String>| {
+        ctx.board.update_type(&tk, &av, &rtype.kind, |t| {
+            t.state = state;
+            t.reason = reason;
+        });
+    };
+    set_state(WatchState::Starting, None);
+    info!(rtype = %tk, version = %rtype.version, selectors = sel.selector_count(), "watching");
+    let stream = watcher::watcher(api.clone(), watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut last_error: Option<String> = None;
+    let mut max_relist_rv: u64 = 0;
+    loop {
+        let ev = tokio::select! {
+            () = cancel.cancelled() => break,
+            ev = stream.next() => ev,
+        };
+        let Some(ev) = ev else { break };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    warn!(rtype = %tk, error = %msg, "watch failed; retrying with backoff");
+                    last_error = Some(msg.clone());
+                }
+                set_state(WatchState::Failing, Some(msg));
+                continue;
+            }
+        };
+        if last_error.take().is_some() {
+            info!(rtype = %tk, "watch recovered");
+        }
+        let now = now_ms();
+        ctx.board
+            .update_type(&tk, &av, &rtype.kind, |t| t.last_observed_ms = Some(now));
+        let sent = match ev {
+            Event::Init => {
+                set_state(WatchState::Relisting, None);
+                max_relist_rv = 0;
+                ctx.send(
+                    Observation::ResyncBegin {
+                        rtype: rtype.clone(),
+                        at_ms: now,
+                    },
+                    0,
+                    &cancel,
+                )
+                .await
+            }
+            Event::InitApply(obj) => {
+                let Some(o) = observe(&rtype, &sel, obj) else {
+                    continue;
+                };
+                if let Ok(rv) = o.resource_version.parse::<u64>() {
+                    max_relist_rv = max_relist_rv.max(rv);
+                }
+                ctx.send_applied(&rtype, o, true, &cancel).await
+            }
+            Event::Apply(obj) => {
+                let Some(o) = observe(&rtype, &sel, obj) else {
+                    continue;
+                };
+                ctx.send_applied(&rtype, o, false, &cancel).await
+            }
+            Event::Delete(obj) => {
+                let Some(o) = observe(&rtype, &sel, obj) else {
+                    continue;
+                };
+                let n = o.json.len();
+                ctx.send(
+                    Observation::Deleted {
+                        rtype: rtype.clone(),
+                        object: o,
+                    },
+                    n,
+                    &cancel,
+                )
+                .await
+            }
+            Event::InitDone => {
+                let list_rv = match collection_rv(&api).await {
+                    Some(rv) => rv,
+                    None => {
+                        warn!(rtype = %tk, "cannot read the list's resourceVersion; using the newest listed object's");
+                        max_relist_rv.to_string()
+                    }
+                };
+                let sent = ctx
+                    .send(
+                        Observation::ResyncEnd {
+                            rtype: rtype.clone(),
+                            list_rv,
+                            at_ms: now_ms(),
+                        },
+                        0,
+                        &cancel,
+                    )
+                    .await;
+                set_state(WatchState::Watching, None);
+                sent
+            }
+        };
+        if !sent {
+            break;
+        }
+    }
+    debug!(rtype = %tk, "watcher stopped");
+}

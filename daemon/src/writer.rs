@@ -1,0 +1,287 @@
+//! The journal writer: group commit on a dedicated thread.
+//!
+//! It takes the first message, then keeps taking until the batch holds
+//! `flush_max_events` or `flush_interval` has passed since the first, runs
+//! the batch through the [`Ingestor`], and commits it (one sled transaction,
+//! then fsync). Only then are the batch's memory permits released, so the
+//! byte budget covers the queue and the batch being written.
+//!
+//! A failed commit (full disk, I/O error) is not lost: the batch is kept,
+//! the journal is reopened (sled refuses writes after an I/O error), and
+//! the same batch is prepared and committed again with backoff. Meanwhile
+//! nothing is acknowledged, the status says why, and the watchers block on
+//! the full queue: backpressure instead of unbounded memory.
+//!
+//! sled calls block (fsync), so this runs on its own OS thread rather than
+//! on the async runtime.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rewind_format::EventBlockEncoder;
+use tokio::runtime::Handle;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{error, info, warn};
+
+use crate::ingest::Ingestor;
+use crate::journal::{self, Journal, JournalOptions, ObjectKey, PreparedBatch, type_key};
+use crate::status::{Board, now_ms};
+use crate::watch::Msg;
+
+/// A durable batch, for observers (tests, latency measurement).
+#[derive(Debug, Clone)]
+pub struct CommitNotice {
+    /// Seq of the first record.
+    pub first_seq: u64,
+    /// One past the last record.
+    pub next_seq: u64,
+    /// Objects recorded, with their resourceVersions.
+    pub touched: Vec<(ObjectKey, String)>,
+    /// When the commit returned.
+    pub at: Instant,
+}
+
+/// Group commit settings.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Longest wait after a batch's first message.
+    pub flush_interval: Duration,
+    /// Largest batch.
+    pub max_events: usize,
+}
+
+/// The writer thread's state.
+pub struct Writer {
+    journal: Option<Journal>,
+    dir: std::path::PathBuf,
+    jopts: JournalOptions,
+    ingestor: Ingestor,
+    encoder: EventBlockEncoder,
+    opts: WriterOptions,
+    board: Board,
+    commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
+    last_size_check: Option<Instant>,
+}
+
+impl Writer {
+    /// A writer over an open journal.
+    pub fn new(
+        journal: Journal,
+        ingestor: Ingestor,
+        opts: WriterOptions,
+        board: Board,
+        commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
+    ) -> journal::Result<Self> {
+        let jopts = journal.options().clone();
+        Ok(Self {
+            dir: journal.dir().to_path_buf(),
+            encoder: EventBlockEncoder::new(jopts.zstd_level)?,
+            journal: Some(journal),
+            jopts,
+            ingestor,
+            opts,
+            board,
+            commits,
+            last_size_check: None,
+        })
+    }
+
+    /// Runs until every sender is gone and the queue is drained; returns the
+    /// journal (flushed).
+    pub fn run(mut self, rt: Handle, mut rx: mpsc::Receiver<Msg>) -> Option<Journal> {
+        if let Some(j) = &self.journal {
+            let next = j.next_seq();
+            self.board.update(|s| s.journal.next_seq = next);
+        }
+        self.update_size(true);
+        loop {
+            let Some(first) = rt.block_on(rx.recv()) else {
+                break;
+            };
+            let deadline = tokio::time::Instant::now() + self.opts.flush_interval;
+            let mut msgs = vec![first];
+            let mut closed = false;
+            while msgs.len() < self.opts.max_events {
+                // Take what is queued without waiting, then wait for more.
+                match rx.try_recv() {
+                    Ok(m) => {
+                        msgs.push(m);
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+                match rt.block_on(tokio::time::timeout_at(deadline, rx.recv())) {
+                    Ok(Some(m)) => msgs.push(m),
+                    Ok(None) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_until_durable(&rt, &msgs);
+            drop(msgs);
+            if closed {
+                break;
+            }
+        }
+        if let Some(j) = &self.journal
+            && let Err(e) = j.flush()
+        {
+            error!(error = %e, "final journal flush failed");
+        }
+        self.journal
+    }
+
+    fn prepare(&mut self, msgs: &[Msg]) -> journal::Result<PreparedBatch> {
+        let j = self
+            .journal
+            .as_ref()
+            .ok_or_else(|| journal::Error::Corrupt("journal is not open".into()))?;
+        let mut b = j.batch();
+        for m in msgs {
+            self.ingestor.apply(&mut b, m.obs.clone())?;
+        }
+        b.finish(&mut self.encoder)
+    }
+
+    fn commit_until_durable(&mut self, rt: &Handle, msgs: &[Msg]) {
+        let mut backoff = Duration::from_millis(100);
+        let mut logged: Option<String> = None;
+        loop {
+            let started = Instant::now();
+            let result = self.prepare(msgs).and_then(|p| {
+                let j = self
+                    .journal
+                    .as_mut()
+                    .ok_or_else(|| journal::Error::Corrupt("journal is not open".into()))?;
+                j.commit(&p).map(|()| p)
+            });
+            match result {
+                Ok(p) => {
+                    self.ingestor.committed();
+                    if logged.is_some() {
+                        info!("journal writes succeed again");
+                    }
+                    self.after_commit(msgs, &p, started.elapsed());
+                    return;
+                }
+                Err(e) => {
+                    self.ingestor.rolled_back();
+                    let msg = e.to_string();
+                    if logged.as_deref() != Some(msg.as_str()) {
+                        // Nothing is acknowledged until this clears: an
+                        // operator may have to free disk space.
+                        error!(error = %msg, events = msgs.len(), "journal commit failed; keeping the batch and retrying");
+                        logged = Some(msg.clone());
+                    }
+                    self.board.update(|s| {
+                        s.journal.healthy = false;
+                        s.journal.error = Some(msg);
+                    });
+                    rt.block_on(tokio::time::sleep(backoff));
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if matches!(e, journal::Error::Storage(_)) || self.journal.is_none() {
+                        self.reopen(rt);
+                    }
+                }
+            }
+        }
+    }
+
+    /// sled refuses every write after an I/O error: start from disk again.
+    fn reopen(&mut self, rt: &Handle) {
+        self.journal = None;
+        for _ in 0..50 {
+            match Journal::open(&self.dir, &self.jopts) {
+                Ok(j) => {
+                    self.journal = Some(j);
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, "reopening the journal failed; retrying");
+                    rt.block_on(tokio::time::sleep(Duration::from_millis(100)));
+                }
+            }
+        }
+    }
+
+    fn after_commit(&mut self, msgs: &[Msg], p: &PreparedBatch, took: Duration) {
+        let now = now_ms();
+        let next_seq = p.next_seq;
+        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        // Per type: newest observation now durable, and events recorded.
+        let mut durable: std::collections::HashMap<String, (i64, String, String, String)> =
+            std::collections::HashMap::new();
+        for m in msgs {
+            let (rtype, at) = match &m.obs {
+                crate::ingest::Observation::Applied { rtype, object, .. }
+                | crate::ingest::Observation::Deleted { rtype, object } => {
+                    (rtype, object.observed_at_ms)
+                }
+                crate::ingest::Observation::ResyncBegin { rtype, at_ms }
+                | crate::ingest::Observation::ResyncEnd { rtype, at_ms, .. }
+                | crate::ingest::Observation::TypeGone { rtype, at_ms, .. } => (rtype, *at_ms),
+            };
+            let e = durable.entry(type_key(rtype)).or_insert_with(|| {
+                (
+                    at,
+                    crate::select::api_version(rtype),
+                    rtype.kind.clone(),
+                    String::new(),
+                )
+            });
+            e.0 = e.0.max(at);
+        }
+        let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for (k, _) in &p.touched {
+            *counts.entry(k.type_key.clone()).or_default() += 1;
+        }
+        for (tk, (at, av, kind, _)) in durable {
+            let n = counts.get(&tk).copied().unwrap_or(0);
+            self.board.update_type(&tk, &av, &kind, |t| {
+                t.durable_through_ms = Some(t.durable_through_ms.map_or(at, |d| d.max(at)));
+                if n > 0 {
+                    t.events = t.events.saturating_add(n);
+                    t.last_event_ms = Some(at);
+                }
+            });
+        }
+        self.board.update(|s| {
+            s.journal.healthy = true;
+            s.journal.error = None;
+            s.journal.next_seq = next_seq;
+            s.journal.last_commit_ms = Some(now);
+            s.journal.last_commit_duration_ms = took_ms;
+            s.journal.events = s.journal.events.saturating_add(p.len());
+        });
+        self.update_size(false);
+        if let Some(tx) = &self.commits {
+            let _ = tx.send(Arc::new(CommitNotice {
+                first_seq: p.first_seq,
+                next_seq,
+                touched: p.touched.clone(),
+                at: Instant::now(),
+            }));
+        }
+    }
+
+    fn update_size(&mut self, force: bool) {
+        let due = self
+            .last_size_check
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if !force && !due {
+            return;
+        }
+        self.last_size_check = Some(Instant::now());
+        if let Some(j) = &self.journal
+            && let Ok(size) = j.size_on_disk()
+        {
+            self.board.update(|s| s.journal.size_bytes = size);
+        }
+    }
+}
