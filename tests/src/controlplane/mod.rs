@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-pub use binaries::{Binaries, target_dir, workspace_root};
+pub use binaries::{Binaries, locate as locate_binaries, target_dir, workspace_root};
 pub use kubeconfig::{Identity, client_from_file};
 pub use pki::{ADMIN_USER, READONLY_USER, SPARE_USERS};
 pub use proxy::TcpProxy;
