@@ -1,0 +1,462 @@
+//! Format benchmark: a generated Rancher-like state of 100,000 objects written
+//! as a Rewind snapshot, compared in the same run with a tar.gz of one JSON
+//! file per object (what Rancher Backups writes) and `zstd -19 --long` of the
+//! concatenated JSON (near the practical limit).
+//!
+//! Run: `cargo run --release -p rewind-format --example format_bench -- [OBJECTS] [--strip] [--jsonl FILE]`
+//! - `OBJECTS`: how many objects to generate (default 100,000);
+//! - `--strip`: drop the fields the API server adds (uid, resourceVersion,
+//!   creationTimestamp, managedFields), i.e. objects as created: much less
+//!   per-object entropy, which is what limits the ratio to tar.gz;
+//! - `--jsonl FILE`: measure on real data instead, one JSON object per line.
+//!
+//! Needs `tar` and `zstd` on PATH for the baselines.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_precision_loss,
+    reason = "benchmark binary: a panic is a failed run, figures are approximate"
+)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
+use rewind_format::{
+    EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SnapshotReader,
+    SnapshotWriter, WriteOptions, decode_block,
+};
+use serde_json::{Value, json};
+
+/// xorshift64*: deterministic input without a rand dependency.
+/// Interior mutability so that one call can take several random values.
+struct Rng(std::cell::Cell<u64>, std::cell::Cell<u64>);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(std::cell::Cell::new(seed), std::cell::Cell::new(1_735_689_600))
+    }
+    fn next(&self) -> u64 {
+        let mut x = self.0.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn hex(&self, n: usize) -> String {
+        (0..n).map(|_| char::from_digit(self.below(16) as u32, 16).unwrap()).collect()
+    }
+    fn uid(&self) -> String {
+        format!("{}-{}-{}-{}-{}", self.hex(8), self.hex(4), self.hex(4), self.hex(4), self.hex(12))
+    }
+    fn alnum(&self, n: usize) -> String {
+        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n).map(|_| A[self.below(A.len() as u64) as usize] as char).collect()
+    }
+    /// Timestamps advance like a real control plane's: objects are created
+    /// and updated in bursts, so neighbours share most of their timestamp.
+    fn time(&self) -> String {
+        let t = self.1.get() + self.below(20);
+        self.1.set(t);
+        let (d, rem) = (t / 86_400, t % 86_400);
+        let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+        let (month, day) = (1 + (d - 20_089) / 30, 1 + (d - 20_089) % 30);
+        format!("2025-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+    }
+    fn b64(&self, n: usize) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        (0..n).map(|_| A[self.below(64) as usize] as char).collect()
+    }
+}
+
+fn meta(r: &Rng, name: &str, ns: Option<&str>, labels: Value, annotations: Value) -> Value {
+    let mut m = json!({
+        "name": name, "uid": r.uid(), "resourceVersion": (1_000_000 + r.below(9_000_000)).to_string(),
+        "generation": 1 + r.below(60), "creationTimestamp": r.time(),
+        "labels": labels, "annotations": annotations,
+        "managedFields": [
+            {"manager": "rancher", "operation": "Update", "apiVersion": "management.cattle.io/v3", "time": r.time(),
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:annotations": {".": {}}, "f:labels": {".": {}}}, "f:spec": {".": {}}}},
+            {"manager": "rancher", "operation": "Update", "apiVersion": "management.cattle.io/v3", "time": r.time(), "subresource": "status",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {".": {}, "f:conditions": {}}}},
+        ],
+    });
+    if let Some(ns) = ns {
+        m["namespace"] = json!(ns);
+    }
+    m
+}
+
+fn conditions(r: &Rng, types: &[&str]) -> Value {
+    types
+        .iter()
+        .map(|t| json!({"type": t, "status": "True", "lastUpdateTime": r.time(), "lastTransitionTime": r.time()}))
+        .collect()
+}
+
+fn mgmt_cluster(r: &Rng, id: &str) -> Value {
+    let spec = json!({
+        "displayName": format!("prod-{}", r.alnum(6)), "description": "", "internal": false,
+        "dockerRootDir": "/var/lib/docker", "enableNetworkPolicy": false, "fleetWorkspaceName": "fleet-default",
+        "localClusterAuthEndpoint": {"enabled": false},
+        "agentImageOverride": "", "desiredAgentImage": "rancher/rancher-agent:v2.9.2", "desiredAuthImage": "",
+        "rke2Config": {"kubernetesVersion": "v1.28.10+rke2r1", "upgradeStrategy": {"drainServerNodes": false, "drainWorkerNodes": false, "serverConcurrency": 1, "workerConcurrency": 1}},
+        "clusterSecrets": {"privateRegistrySecret": "", "privateRegistryURL": ""},
+    });
+    let conds = conditions(r, &["Pending", "Provisioned", "Waiting", "BackingNamespaceCreated", "DefaultProjectCreated",
+        "SystemProjectCreated", "InitialRolesPopulated", "CreatorMadeOwner", "NoDiskPressure", "NoMemoryPressure",
+        "SecretsMigrated", "ServiceAccountSecretsMigrated", "RKESecretsMigrated", "ACISecretsMigrated", "GlobalAdminsSynced",
+        "SystemAccountCreated", "AgentDeployed", "Connected", "Ready", "Updated"]);
+    let cpu = 8 + r.below(500);
+    json!({"apiVersion": "management.cattle.io/v3", "kind": "Cluster",
+        "metadata": meta(r, id, None,
+            json!({"provider.cattle.io": "rke2", "cattle.io/creator": "norman", "provisioning.cattle.io/management-cluster-name": id}),
+            json!({"authz.management.cattle.io/creator-role-bindings": "{\"created\":[\"cluster-owner\"],\"required\":[\"cluster-owner\"]}",
+                "field.cattle.io/creatorId": format!("u-{}", r.alnum(5)), "lifecycle.cattle.io/create.cluster-agent-controller-cleanup": "true",
+                "lifecycle.cattle.io/create.cluster-provisioner-controller": "true", "lifecycle.cattle.io/create.cluster-scoped-gc": "true",
+                "lifecycle.cattle.io/create.mgmt-cluster-rbac-remove": "true", "management.cattle.io/current-cluster-controllers-version": "v1.28.10+rke2r1"})),
+        "spec": spec.clone(),
+        "status": {"appliedSpec": spec, "conditions": conds, "driver": "rke2", "provider": "rke2", "version": {"gitVersion": "v1.28.10+rke2r1", "major": "1", "minor": "28", "platform": "linux/amd64"},
+            "agentImage": "rancher/rancher-agent:v2.9.2", "apiEndpoint": format!("https://10.{}.{}.{}:6443", r.below(255), r.below(255), r.below(255)),
+            "caCert": r.b64(1100 + r.below(1500) as usize), "serviceAccountTokenSecret": format!("cluster-serviceaccounttoken-{}", r.alnum(5)),
+            "capacity": {"cpu": cpu.to_string(), "memory": format!("{}Ki", cpu * 4_000_000), "pods": (cpu * 14).to_string()},
+            "allocatable": {"cpu": cpu.to_string(), "memory": format!("{}Ki", cpu * 3_900_000), "pods": (cpu * 14).to_string()},
+            "requested": {"cpu": format!("{}m", r.below(cpu * 1000)), "memory": format!("{}Mi", r.below(cpu * 4000)), "pods": r.below(cpu * 14).to_string()},
+            "nodeCount": 3 + r.below(50), "linuxWorkerCount": r.below(50), "limits": {"cpu": "0", "memory": "0"}}})
+}
+
+fn mgmt_node(r: &Rng, cluster: &str, name: &str) -> Value {
+    let host = format!("ip-10-{}-{}-{}", r.below(255), r.below(255), r.below(255));
+    let zone = format!("us-east-1{}", ["a", "b", "c"][r.below(3) as usize]);
+    json!({"apiVersion": "management.cattle.io/v3", "kind": "Node",
+        "metadata": meta(r, name, Some(cluster),
+            json!({"cattle.io/creator": "norman", "management.cattle.io/nodename": host}),
+            json!({"lifecycle.cattle.io/create.node-controller": "true", "management.cattle.io/nodesyncer": "true"})),
+        "spec": {"clusterName": cluster, "controlPlane": r.below(5) == 0, "etcd": r.below(5) == 0, "worker": true, "requestedHostname": host, "desiredNodeUnschedulable": "", "imported": true},
+        "status": {"nodeName": host, "requested": {"cpu": format!("{}m", r.below(8000)), "memory": format!("{}Mi", r.below(30000)), "pods": r.below(110).to_string()},
+            "limits": {"cpu": format!("{}m", r.below(8000)), "memory": format!("{}Mi", r.below(30000))},
+            "nodeLabels": {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/hostname": host, "node-role.kubernetes.io/worker": "true",
+                "topology.kubernetes.io/region": "us-east-1", "topology.kubernetes.io/zone": zone, "node.kubernetes.io/instance-type": "m5.2xlarge"},
+            "nodeAnnotations": {"rke2.io/node-args": "[\"server\",\"--cni\",\"calico\"]", "projectcalico.org/IPv4Address": format!("10.{}.{}.{}/20", r.below(255), r.below(255), r.below(255)),
+                "rke2.io/node-config-hash": r.b64(52), "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "internalNodeStatus": {"addresses": [{"type": "InternalIP", "address": format!("10.{}.{}.{}", r.below(255), r.below(255), r.below(255))}, {"type": "Hostname", "address": host}],
+                "allocatable": {"cpu": "8", "ephemeral-storage": "98497780Ki", "memory": "32211924Ki", "pods": "110"},
+                "capacity": {"cpu": "8", "ephemeral-storage": "101430960Ki", "memory": "32314324Ki", "pods": "110"},
+                "conditions": conditions(r, &["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]),
+                "nodeInfo": {"architecture": "amd64", "bootID": r.uid(), "containerRuntimeVersion": "containerd://1.7.17-k3s1", "kernelVersion": "5.15.0-1063-aws",
+                    "kubeProxyVersion": "v1.28.10+rke2r1", "kubeletVersion": "v1.28.10+rke2r1", "machineID": r.hex(32), "operatingSystem": "linux",
+                    "osImage": "Ubuntu 22.04.4 LTS", "systemUUID": r.uid()}},
+            "conditions": conditions(r, &["Initialized", "Provisioned", "Registered", "Ready"])}})
+}
+
+fn namespace(r: &Rng, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": meta(r, name, None, json!({"kubernetes.io/metadata.name": name, "field.cattle.io/projectId": format!("p-{}", r.alnum(5))}),
+            json!({"field.cattle.io/projectId": format!("c-{}:p-{}", r.alnum(5), r.alnum(5)), "lifecycle.cattle.io/create.namespace-auth": "true"})),
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+}
+
+fn role_binding(r: &Rng, ns: &str, name: &str) -> Value {
+    let user = format!("u-{}", r.alnum(5));
+    let role = ["project-member", "project-owner", "read-only", "edit"][r.below(4) as usize];
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": meta(r, name, Some(ns), json!({"authz.cluster.cattle.io/rtb-owner-updated": format!("{ns}_{}", r.alnum(10))}),
+            json!({"cattle.io/creator": "norman"})),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+}
+
+fn token(r: &Rng, name: &str) -> Value {
+    json!({"apiVersion": "management.cattle.io/v3", "kind": "Token",
+        "metadata": meta(r, name, None, json!({"authn.management.cattle.io/token-userId": format!("u-{}", r.alnum(5)), "authn.management.cattle.io/kind": "session"}),
+            json!({})),
+        "authProvider": "local", "current": false, "description": "", "expired": false, "expiresAt": r.time(), "isDerived": r.below(2) == 0,
+        "lastUsedAt": r.time(), "token": r.alnum(54), "ttl": 57_600_000, "userId": format!("u-{}", r.alnum(5)),
+        "userPrincipal": {"displayName": "Default Admin", "loginName": "admin", "principalType": "user", "provider": "local", "me": true}})
+}
+
+fn secret(r: &Rng, ca: &str, ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": meta(r, name, Some(ns), json!({"cattle.io/service-account.name": name}), json!({"kubernetes.io/service-account.name": name, "kubernetes.io/service-account.uid": r.uid()})),
+        "data": {"ca.crt": ca, "namespace": b64(ns.as_bytes()), "token": b64(jwt(r, ns, name).as_bytes())}})
+}
+
+/// Standard base64, as Kubernetes stores Secret data.
+fn b64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A service-account JWT: constant header, claims naming the account, random signature.
+fn jwt(r: &Rng, ns: &str, name: &str) -> String {
+    let claims = format!(
+        "{{\"iss\":\"kubernetes/serviceaccount\",\"kubernetes.io/serviceaccount/namespace\":\"{ns}\",\"kubernetes.io/serviceaccount/secret.name\":\"{name}\",\"kubernetes.io/serviceaccount/service-account.name\":\"{name}\",\"kubernetes.io/serviceaccount/service-account.uid\":\"{}\",\"sub\":\"system:serviceaccount:{ns}:{name}\"}}",
+        r.uid()
+    );
+    let sig = r.b64(342).replace('+', "-").replace('/', "_");
+    format!("eyJhbGciOiJSUzI1NiIsImtpZCI6IkpXVDJ3TnBCTUFhb0FfZGNSZ1pMZ0Q2VE5PLVVyMkZfN1R3VUk4bGxYQ2sifQ.{}.{sig}", b64(claims.as_bytes()).trim_end_matches('='))
+}
+
+/// The generated state: per type, objects sorted by (namespace, name).
+fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
+    let r = Rng::new(0x5EED_1234_ABCD_0001);
+    let rt = |g: &str, v: &str, res: &str, k: &str, nsd: bool| ResourceType {
+        group: g.into(), version: v.into(), resource: res.into(), kind: k.into(), namespaced: nsd,
+    };
+    let clusters = (total / 100).max(1);
+    let nodes = total / 20;
+    let nss = total / 25;
+    let tokens = total / 5;
+    let secrets = total / 10;
+    let rbs = total.saturating_sub(clusters + nodes + nss + tokens + secrets);
+    // Service-account secrets of one cluster all carry its CA certificate.
+    let ca = r.b64(1500);
+    let cluster_ids: Vec<String> = (0..clusters).map(|_| format!("c-{}", r.alnum(5))).collect();
+    let ns_names: Vec<String> = (0..nss).map(|i| format!("p-{}-{i}", r.alnum(5))).collect();
+    let mut out: Vec<(ResourceType, Vec<(Option<String>, String, Value)>)> = vec![
+        (rt("", "v1", "namespaces", "Namespace", false), ns_names.iter().map(|n| (None, n.clone(), namespace(&r, n))).collect()),
+        (rt("", "v1", "secrets", "Secret", true), (0..secrets).map(|_| {
+            let ns = ns_names[r.below(nss as u64) as usize].clone();
+            let name = format!("sa-{}-token-{}", r.alnum(6), r.alnum(5));
+            let v = secret(&r, &ca, &ns, &name);
+            (Some(ns), name, v)
+        }).collect()),
+        (rt("management.cattle.io", "v3", "clusters", "Cluster", false), cluster_ids.iter().map(|c| (None, c.clone(), mgmt_cluster(&r, c))).collect()),
+        (rt("management.cattle.io", "v3", "nodes", "Node", true), (0..nodes).map(|_| {
+            let c = cluster_ids[r.below(clusters as u64) as usize].clone();
+            let name = format!("m-{}", r.alnum(5));
+            let v = mgmt_node(&r, &c, &name);
+            (Some(c), name, v)
+        }).collect()),
+        (rt("management.cattle.io", "v3", "tokens", "Token", false), (0..tokens).map(|_| {
+            let name = format!("token-{}", r.alnum(5));
+            let v = token(&r, &name);
+            (None, name, v)
+        }).collect()),
+        (rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true), (0..rbs).map(|_| {
+            let ns = ns_names[r.below(nss as u64) as usize].clone();
+            let name = format!("rb-{}", r.alnum(10));
+            let v = role_binding(&r, &ns, &name);
+            (Some(ns), name, v)
+        }).collect()),
+    ];
+    out.iter_mut()
+        .map(|(t, objs)| {
+            objs.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            objs.dedup_by(|a, b| (&a.0, &a.1) == (&b.0, &b.1));
+            let objs = objs
+                .drain(..)
+                .map(|(namespace, name, v)| SnapshotObject {
+                    uid: v["metadata"]["uid"].as_str().unwrap().to_owned(),
+                    resource_version: v["metadata"]["resourceVersion"].as_str().unwrap().to_owned(),
+                    object: serde_json::to_vec(&v).unwrap(),
+                    namespace,
+                    name,
+                })
+                .collect();
+            (t.clone(), objs)
+        })
+        .collect()
+}
+
+fn encode(state: &[(ResourceType, Vec<SnapshotObject>)], opts: &WriteOptions) -> Vec<u8> {
+    let header = SnapshotHeader {
+        cluster_id: "local".into(), seq: 1, time_ms: 0, crd_type: None,
+        types: state.iter().map(|(t, _)| TypeEntry { rtype: t.clone(), list_rv: "1".into() }).collect(),
+    };
+    let mut w = SnapshotWriter::new(Vec::with_capacity(64 << 20), header, opts).unwrap();
+    for (i, (_, objs)) in state.iter().enumerate() {
+        for o in objs {
+            w.push(i, o).unwrap();
+        }
+    }
+    w.finish().unwrap()
+}
+
+fn decode(bytes: &[u8]) -> usize {
+    let mut r = SnapshotReader::open(bytes, None, Limits::default()).unwrap();
+    r.iter().map(|o| o.unwrap().1.object.len()).sum()
+}
+
+/// Best of `n` runs, in seconds.
+fn best<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut out = None;
+    let mut best = f64::MAX;
+    for _ in 0..n {
+        let t = Instant::now();
+        let v = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        out = Some(v);
+    }
+    (best, out.unwrap())
+}
+
+fn tar_gz_size(state: &[(ResourceType, Vec<SnapshotObject>)]) -> Option<u64> {
+    let dir = tempfile::tempdir().ok()?;
+    for (t, objs) in state {
+        for o in objs {
+            let d = dir.path().join(format!("{}#{}", t.group_resource(), t.version)).join(o.namespace.as_deref().unwrap_or("_cluster"));
+            std::fs::create_dir_all(&d).ok()?;
+            std::fs::write(d.join(format!("{}.json", o.name)), &o.object).ok()?;
+        }
+    }
+    let out = dir.path().with_extension("tgz");
+    let ok = Command::new("tar").arg("czf").arg(&out).arg("-C").arg(dir.path()).arg(".").status().ok()?.success();
+    let len = ok.then(|| std::fs::metadata(&out).ok().map(|m| m.len())).flatten();
+    let _ = std::fs::remove_file(&out);
+    len
+}
+
+fn zstd_long_size(json: &[u8]) -> Option<u64> {
+    let mut child = Command::new("zstd").args(["-19", "--long=27", "-T1", "-c", "-q"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = json.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().ok()?;
+    feeder.join().ok()?.ok()?;
+    Some(out.stdout.len() as u64)
+}
+
+fn dictionary_experiment(state: &[(ResourceType, Vec<SnapshotObject>)]) {
+    // Journal-style event blocks: a group commit of a few events each.
+    let events: Vec<EventRecord> = state
+        .iter()
+        .flat_map(|(t, objs)| objs.iter().step_by(7).map(move |o| (t, o)))
+        .enumerate()
+        .map(|(i, (t, o))| EventRecord {
+            seq: i as u64 + 1, observed_at_ms: 1_700_000_000_000 + i as i64, cluster_id: "local".into(), rtype: t.clone(),
+            namespace: o.namespace.clone(), name: o.name.clone(), uid: o.uid.clone(), resource_version: o.resource_version.clone(),
+            kind: EventKind::Applied, object: o.object.clone(),
+        })
+        .collect();
+    // Interleave types, as a live event stream would.
+    let mut events = events;
+    let r = Rng::new(7);
+    for i in (1..events.len()).rev() {
+        events.swap(i, r.below(i as u64 + 1) as usize);
+    }
+    for (i, e) in events.iter_mut().enumerate() {
+        e.seq = i as u64 + 1;
+    }
+    let (train, test) = events.split_at(events.len() / 2);
+    let samples: Vec<Vec<u8>> = train.iter().take(5000).map(|e| rewind_format::encode_record(e).unwrap()).collect();
+    let dict = rewind_format::codec::train_dictionary(&samples, 110 << 10).unwrap();
+    let json: usize = test.iter().map(|e| e.object.len()).sum();
+    println!("\nDictionary experiment: {} events ({:.1} MB JSON), event stream order, zstd level 3, dict {} KiB", test.len(), json as f64 / 1e6, dict.len() >> 10);
+    println!("{:>18} {:>14} {:>14} {:>10}", "events per block", "plain bytes", "dict bytes", "dict/plain");
+    for per in [1usize, 4, 16, 64, 256] {
+        let mut plain = EventBlockEncoder::new(3).unwrap();
+        let mut with = zstd::bulk::Compressor::with_dictionary(3, &dict).unwrap();
+        let (mut a, mut b) = (0usize, 0usize);
+        for chunk in test.chunks(per) {
+            let blk = plain.encode(chunk).unwrap();
+            assert_eq!(decode_block(&blk, &Limits::default()).unwrap().len(), chunk.len());
+            a += blk.len();
+            let raw: Vec<u8> = chunk.iter().flat_map(|e| rewind_format::encode_record(e).unwrap()).collect();
+            b += with.compress(&raw).unwrap().len() + 24;
+        }
+        println!("{per:>18} {a:>14} {b:>14} {:>10.3}", b as f64 / a as f64);
+    }
+}
+
+/// Groups JSON lines into types, sorted like a snapshot.
+fn load_jsonl(path: &str) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut types: std::collections::BTreeMap<(String, String), (ResourceType, Vec<SnapshotObject>)> = Default::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let api = v["apiVersion"].as_str().unwrap_or("v1");
+        let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+        let kind = v["kind"].as_str().unwrap_or("Unknown").to_owned();
+        let md = &v["metadata"];
+        let namespace = md["namespace"].as_str().map(str::to_owned);
+        let resource = format!("{}s", kind.to_lowercase());
+        let entry = types.entry((group.to_owned(), resource.clone())).or_insert_with(|| {
+            (ResourceType { group: group.into(), version: version.into(), resource, kind, namespaced: namespace.is_some() }, Vec::new())
+        });
+        entry.1.push(SnapshotObject {
+            name: md["name"].as_str().unwrap_or_default().to_owned(),
+            uid: md["uid"].as_str().unwrap_or_default().to_owned(),
+            resource_version: md["resourceVersion"].as_str().unwrap_or_default().to_owned(),
+            object: serde_json::to_vec(&v).unwrap(),
+            namespace: if entry.0.namespaced { Some(namespace.unwrap_or_default()) } else { None },
+        });
+    }
+    types
+        .into_values()
+        .map(|(t, mut v)| {
+            v.sort_by(|a, b| a.key().cmp(&b.key()));
+            v.dedup_by(|a, b| a.key() == b.key());
+            (t, v)
+        })
+        .collect()
+}
+
+fn strip_server_fields(state: &mut [(ResourceType, Vec<SnapshotObject>)]) {
+    for o in state.iter_mut().flat_map(|(_, v)| v.iter_mut()) {
+        let mut v: Value = serde_json::from_slice(&o.object).unwrap();
+        if let Some(md) = v["metadata"].as_object_mut() {
+            for f in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"] {
+                md.remove(f);
+            }
+        }
+        o.object = serde_json::to_vec(&v).unwrap();
+        o.uid.clear();
+        o.resource_version.clear();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let total: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let t = Instant::now();
+    let mut state = match args.iter().position(|a| a == "--jsonl") {
+        Some(i) => load_jsonl(&args[i + 1]),
+        None => generate(total),
+    };
+    if args.iter().any(|a| a == "--strip") {
+        strip_server_fields(&mut state);
+    }
+    let n: usize = state.iter().map(|(_, v)| v.len()).sum();
+    let json: Vec<u8> = state.iter().flat_map(|(_, v)| v.iter().flat_map(|o| o.object.iter().copied().chain([b'\n']))).collect();
+    let mb = (json.len() - n) as f64 / 1e6;
+    println!("Generated {n} objects, {mb:.1} MB of JSON in {:.1}s", t.elapsed().as_secs_f64());
+    for (t, v) in &state {
+        let b: usize = v.iter().map(|o| o.object.len()).sum();
+        println!("  {:<40} {:>7} objects, avg {:>6} B", t.group_resource(), v.len(), b / v.len().max(1));
+    }
+    let tgz = tar_gz_size(&state);
+    let zl = zstd_long_size(&json);
+    println!("\nBaselines: tar.gz {} bytes, zstd -19 --long {} bytes", tgz.map_or("n/a".into(), |v| v.to_string()), zl.map_or("n/a".into(), |v| v.to_string()));
+    println!("\n{:>5} {:>8} {:>12} {:>8} {:>10} {:>10} {:>10}", "level", "block", "bytes", "/tar.gz", "/zstd-19L", "enc MB/s", "dec MB/s");
+    for (level, block) in [(3, 1 << 20), (5, 1 << 20), (7, 1 << 20), (9, 1 << 20), (9, 256 << 10), (9, 4 << 20), (12, 1 << 20)] {
+        let opts = WriteOptions { level, block_bytes: block, dictionary: None };
+        let (enc_s, bytes) = best(2, || encode(&state, &opts));
+        let (dec_s, decoded) = best(3, || decode(&bytes));
+        assert_eq!(decoded, json.len() - n);
+        let ratio = |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.3}", bytes.len() as f64 / b as f64));
+        println!("{level:>5} {:>7}K {:>12} {:>8} {:>10} {:>10.0} {:>10.0}", block >> 10, bytes.len(), ratio(tgz), ratio(zl), mb / enc_s, mb / dec_s);
+    }
+    println!("Targets: <= 0.6x tar.gz, <= 1.15x zstd-19-long, encode >= 100 MB/s, decode >= 400 MB/s (one core)");
+    dictionary_experiment(&state);
+}
