@@ -39,7 +39,10 @@ use serde_json::{Value, json};
 struct Rng(std::cell::Cell<u64>, std::cell::Cell<u64>);
 impl Rng {
     fn new(seed: u64) -> Self {
-        Self(std::cell::Cell::new(seed), std::cell::Cell::new(1_735_689_600))
+        Self(
+            std::cell::Cell::new(seed),
+            std::cell::Cell::new(1_735_689_600),
+        )
     }
     fn next(&self) -> u64 {
         let mut x = self.0.get();
@@ -53,14 +56,25 @@ impl Rng {
         self.next() % n
     }
     fn hex(&self, n: usize) -> String {
-        (0..n).map(|_| char::from_digit(self.below(16) as u32, 16).unwrap()).collect()
+        (0..n)
+            .map(|_| char::from_digit(self.below(16) as u32, 16).unwrap())
+            .collect()
     }
     fn uid(&self) -> String {
-        format!("{}-{}-{}-{}-{}", self.hex(8), self.hex(4), self.hex(4), self.hex(4), self.hex(12))
+        format!(
+            "{}-{}-{}-{}-{}",
+            self.hex(8),
+            self.hex(4),
+            self.hex(4),
+            self.hex(4),
+            self.hex(12)
+        )
     }
     fn alnum(&self, n: usize) -> String {
         const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        (0..n).map(|_| A[self.below(A.len() as u64) as usize] as char).collect()
+        (0..n)
+            .map(|_| A[self.below(A.len() as u64) as usize] as char)
+            .collect()
     }
     /// Timestamps advance like a real control plane's: objects are created
     /// and updated in bursts, so neighbours share most of their timestamp.
@@ -112,10 +126,31 @@ fn mgmt_cluster(r: &Rng, id: &str) -> Value {
         "rke2Config": {"kubernetesVersion": "v1.28.10+rke2r1", "upgradeStrategy": {"drainServerNodes": false, "drainWorkerNodes": false, "serverConcurrency": 1, "workerConcurrency": 1}},
         "clusterSecrets": {"privateRegistrySecret": "", "privateRegistryURL": ""},
     });
-    let conds = conditions(r, &["Pending", "Provisioned", "Waiting", "BackingNamespaceCreated", "DefaultProjectCreated",
-        "SystemProjectCreated", "InitialRolesPopulated", "CreatorMadeOwner", "NoDiskPressure", "NoMemoryPressure",
-        "SecretsMigrated", "ServiceAccountSecretsMigrated", "RKESecretsMigrated", "ACISecretsMigrated", "GlobalAdminsSynced",
-        "SystemAccountCreated", "AgentDeployed", "Connected", "Ready", "Updated"]);
+    let conds = conditions(
+        r,
+        &[
+            "Pending",
+            "Provisioned",
+            "Waiting",
+            "BackingNamespaceCreated",
+            "DefaultProjectCreated",
+            "SystemProjectCreated",
+            "InitialRolesPopulated",
+            "CreatorMadeOwner",
+            "NoDiskPressure",
+            "NoMemoryPressure",
+            "SecretsMigrated",
+            "ServiceAccountSecretsMigrated",
+            "RKESecretsMigrated",
+            "ACISecretsMigrated",
+            "GlobalAdminsSynced",
+            "SystemAccountCreated",
+            "AgentDeployed",
+            "Connected",
+            "Ready",
+            "Updated",
+        ],
+    );
     let cpu = 8 + r.below(500);
     json!({"apiVersion": "management.cattle.io/v3", "kind": "Cluster",
         "metadata": meta(r, id, None,
@@ -195,7 +230,9 @@ fn b64(data: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -214,14 +251,21 @@ fn jwt(r: &Rng, ns: &str, name: &str) -> String {
         r.uid()
     );
     let sig = r.b64(342).replace('+', "-").replace('/', "_");
-    format!("eyJhbGciOiJSUzI1NiIsImtpZCI6IkpXVDJ3TnBCTUFhb0FfZGNSZ1pMZ0Q2VE5PLVVyMkZfN1R3VUk4bGxYQ2sifQ.{}.{sig}", b64(claims.as_bytes()).trim_end_matches('='))
+    format!(
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6IkpXVDJ3TnBCTUFhb0FfZGNSZ1pMZ0Q2VE5PLVVyMkZfN1R3VUk4bGxYQ2sifQ.{}.{sig}",
+        b64(claims.as_bytes()).trim_end_matches('=')
+    )
 }
 
 /// The generated state: per type, objects sorted by (namespace, name).
 fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
     let r = Rng::new(0x5EED_1234_ABCD_0001);
     let rt = |g: &str, v: &str, res: &str, k: &str, nsd: bool| ResourceType {
-        group: g.into(), version: v.into(), resource: res.into(), kind: k.into(), namespaced: nsd,
+        group: g.into(),
+        version: v.into(),
+        resource: res.into(),
+        kind: k.into(),
+        namespaced: nsd,
     };
     let clusters = (total / 100).max(1);
     let nodes = total / 20;
@@ -234,31 +278,69 @@ fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
     let cluster_ids: Vec<String> = (0..clusters).map(|_| format!("c-{}", r.alnum(5))).collect();
     let ns_names: Vec<String> = (0..nss).map(|i| format!("p-{}-{i}", r.alnum(5))).collect();
     let mut out: Vec<(ResourceType, Vec<(Option<String>, String, Value)>)> = vec![
-        (rt("", "v1", "namespaces", "Namespace", false), ns_names.iter().map(|n| (None, n.clone(), namespace(&r, n))).collect()),
-        (rt("", "v1", "secrets", "Secret", true), (0..secrets).map(|_| {
-            let ns = ns_names[r.below(nss as u64) as usize].clone();
-            let name = format!("sa-{}-token-{}", r.alnum(6), r.alnum(5));
-            let v = secret(&r, &ca, &ns, &name);
-            (Some(ns), name, v)
-        }).collect()),
-        (rt("management.cattle.io", "v3", "clusters", "Cluster", false), cluster_ids.iter().map(|c| (None, c.clone(), mgmt_cluster(&r, c))).collect()),
-        (rt("management.cattle.io", "v3", "nodes", "Node", true), (0..nodes).map(|_| {
-            let c = cluster_ids[r.below(clusters as u64) as usize].clone();
-            let name = format!("m-{}", r.alnum(5));
-            let v = mgmt_node(&r, &c, &name);
-            (Some(c), name, v)
-        }).collect()),
-        (rt("management.cattle.io", "v3", "tokens", "Token", false), (0..tokens).map(|_| {
-            let name = format!("token-{}", r.alnum(5));
-            let v = token(&r, &name);
-            (None, name, v)
-        }).collect()),
-        (rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true), (0..rbs).map(|_| {
-            let ns = ns_names[r.below(nss as u64) as usize].clone();
-            let name = format!("rb-{}", r.alnum(10));
-            let v = role_binding(&r, &ns, &name);
-            (Some(ns), name, v)
-        }).collect()),
+        (
+            rt("", "v1", "namespaces", "Namespace", false),
+            ns_names
+                .iter()
+                .map(|n| (None, n.clone(), namespace(&r, n)))
+                .collect(),
+        ),
+        (
+            rt("", "v1", "secrets", "Secret", true),
+            (0..secrets)
+                .map(|_| {
+                    let ns = ns_names[r.below(nss as u64) as usize].clone();
+                    let name = format!("sa-{}-token-{}", r.alnum(6), r.alnum(5));
+                    let v = secret(&r, &ca, &ns, &name);
+                    (Some(ns), name, v)
+                })
+                .collect(),
+        ),
+        (
+            rt("management.cattle.io", "v3", "clusters", "Cluster", false),
+            cluster_ids
+                .iter()
+                .map(|c| (None, c.clone(), mgmt_cluster(&r, c)))
+                .collect(),
+        ),
+        (
+            rt("management.cattle.io", "v3", "nodes", "Node", true),
+            (0..nodes)
+                .map(|_| {
+                    let c = cluster_ids[r.below(clusters as u64) as usize].clone();
+                    let name = format!("m-{}", r.alnum(5));
+                    let v = mgmt_node(&r, &c, &name);
+                    (Some(c), name, v)
+                })
+                .collect(),
+        ),
+        (
+            rt("management.cattle.io", "v3", "tokens", "Token", false),
+            (0..tokens)
+                .map(|_| {
+                    let name = format!("token-{}", r.alnum(5));
+                    let v = token(&r, &name);
+                    (None, name, v)
+                })
+                .collect(),
+        ),
+        (
+            rt(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "rolebindings",
+                "RoleBinding",
+                true,
+            ),
+            (0..rbs)
+                .map(|_| {
+                    let ns = ns_names[r.below(nss as u64) as usize].clone();
+                    let name = format!("rb-{}", r.alnum(10));
+                    let v = role_binding(&r, &ns, &name);
+                    (Some(ns), name, v)
+                })
+                .collect(),
+        ),
     ];
     out.iter_mut()
         .map(|(t, objs)| {
@@ -268,7 +350,10 @@ fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
                 .drain(..)
                 .map(|(namespace, name, v)| SnapshotObject {
                     uid: v["metadata"]["uid"].as_str().unwrap().to_owned(),
-                    resource_version: v["metadata"]["resourceVersion"].as_str().unwrap().to_owned(),
+                    resource_version: v["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
                     object: serde_json::to_vec(&v).unwrap(),
                     namespace,
                     name,
@@ -281,8 +366,17 @@ fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
 
 fn encode(state: &[(ResourceType, Vec<SnapshotObject>)], opts: &WriteOptions) -> Vec<u8> {
     let header = SnapshotHeader {
-        cluster_id: "local".into(), seq: 1, time_ms: 0, crd_type: None,
-        types: state.iter().map(|(t, _)| TypeEntry { rtype: t.clone(), list_rv: "1".into() }).collect(),
+        cluster_id: "local".into(),
+        seq: 1,
+        time_ms: 0,
+        crd_type: None,
+        types: state
+            .iter()
+            .map(|(t, _)| TypeEntry {
+                rtype: t.clone(),
+                list_rv: "1".into(),
+            })
+            .collect(),
     };
     let mut w = SnapshotWriter::new(Vec::with_capacity(64 << 20), header, opts).unwrap();
     for (i, (_, objs)) in state.iter().enumerate() {
@@ -315,20 +409,38 @@ fn tar_gz_size(state: &[(ResourceType, Vec<SnapshotObject>)]) -> Option<u64> {
     let dir = tempfile::tempdir().ok()?;
     for (t, objs) in state {
         for o in objs {
-            let d = dir.path().join(format!("{}#{}", t.group_resource(), t.version)).join(o.namespace.as_deref().unwrap_or("_cluster"));
+            let d = dir
+                .path()
+                .join(format!("{}#{}", t.group_resource(), t.version))
+                .join(o.namespace.as_deref().unwrap_or("_cluster"));
             std::fs::create_dir_all(&d).ok()?;
             std::fs::write(d.join(format!("{}.json", o.name)), &o.object).ok()?;
         }
     }
     let out = dir.path().with_extension("tgz");
-    let ok = Command::new("tar").arg("czf").arg(&out).arg("-C").arg(dir.path()).arg(".").status().ok()?.success();
-    let len = ok.then(|| std::fs::metadata(&out).ok().map(|m| m.len())).flatten();
+    let ok = Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(".")
+        .status()
+        .ok()?
+        .success();
+    let len = ok
+        .then(|| std::fs::metadata(&out).ok().map(|m| m.len()))
+        .flatten();
     let _ = std::fs::remove_file(&out);
     len
 }
 
 fn zstd_long_size(json: &[u8]) -> Option<u64> {
-    let mut child = Command::new("zstd").args(["-19", "--long=27", "-T1", "-c", "-q"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
+    let mut child = Command::new("zstd")
+        .args(["-19", "--long=27", "-T1", "-c", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
     let mut stdin = child.stdin.take()?;
     let data = json.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&data));
@@ -344,9 +456,16 @@ fn dictionary_experiment(state: &[(ResourceType, Vec<SnapshotObject>)]) {
         .flat_map(|(t, objs)| objs.iter().step_by(7).map(move |o| (t, o)))
         .enumerate()
         .map(|(i, (t, o))| EventRecord {
-            seq: i as u64 + 1, observed_at_ms: 1_700_000_000_000 + i as i64, cluster_id: "local".into(), rtype: t.clone(),
-            namespace: o.namespace.clone(), name: o.name.clone(), uid: o.uid.clone(), resource_version: o.resource_version.clone(),
-            kind: EventKind::Applied, object: o.object.clone(),
+            seq: i as u64 + 1,
+            observed_at_ms: 1_700_000_000_000 + i as i64,
+            cluster_id: "local".into(),
+            rtype: t.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+            uid: o.uid.clone(),
+            resource_version: o.resource_version.clone(),
+            kind: EventKind::Applied,
+            object: o.object.clone(),
         })
         .collect();
     // Interleave types, as a live event stream would.
@@ -359,20 +478,38 @@ fn dictionary_experiment(state: &[(ResourceType, Vec<SnapshotObject>)]) {
         e.seq = i as u64 + 1;
     }
     let (train, test) = events.split_at(events.len() / 2);
-    let samples: Vec<Vec<u8>> = train.iter().take(5000).map(|e| rewind_format::encode_record(e).unwrap()).collect();
+    let samples: Vec<Vec<u8>> = train
+        .iter()
+        .take(5000)
+        .map(|e| rewind_format::encode_record(e).unwrap())
+        .collect();
     let dict = rewind_format::codec::train_dictionary(&samples, 110 << 10).unwrap();
     let json: usize = test.iter().map(|e| e.object.len()).sum();
-    println!("\nDictionary experiment: {} events ({:.1} MB JSON), event stream order, zstd level 3, dict {} KiB", test.len(), json as f64 / 1e6, dict.len() >> 10);
-    println!("{:>18} {:>14} {:>14} {:>10}", "events per block", "plain bytes", "dict bytes", "dict/plain");
+    println!(
+        "\nDictionary experiment: {} events ({:.1} MB JSON), event stream order, zstd level 3, dict {} KiB",
+        test.len(),
+        json as f64 / 1e6,
+        dict.len() >> 10
+    );
+    println!(
+        "{:>18} {:>14} {:>14} {:>10}",
+        "events per block", "plain bytes", "dict bytes", "dict/plain"
+    );
     for per in [1usize, 4, 16, 64, 256] {
         let mut plain = EventBlockEncoder::new(3).unwrap();
         let mut with = zstd::bulk::Compressor::with_dictionary(3, &dict).unwrap();
         let (mut a, mut b) = (0usize, 0usize);
         for chunk in test.chunks(per) {
             let blk = plain.encode(chunk).unwrap();
-            assert_eq!(decode_block(&blk, &Limits::default()).unwrap().len(), chunk.len());
+            assert_eq!(
+                decode_block(&blk, &Limits::default()).unwrap().len(),
+                chunk.len()
+            );
             a += blk.len();
-            let raw: Vec<u8> = chunk.iter().flat_map(|e| rewind_format::encode_record(e).unwrap()).collect();
+            let raw: Vec<u8> = chunk
+                .iter()
+                .flat_map(|e| rewind_format::encode_record(e).unwrap())
+                .collect();
             b += with.compress(&raw).unwrap().len() + 24;
         }
         println!("{per:>18} {a:>14} {b:>14} {:>10.3}", b as f64 / a as f64);
@@ -382,7 +519,10 @@ fn dictionary_experiment(state: &[(ResourceType, Vec<SnapshotObject>)]) {
 /// Groups JSON lines into types, sorted like a snapshot.
 fn load_jsonl(path: &str) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut types: std::collections::BTreeMap<(String, String), (ResourceType, Vec<SnapshotObject>)> = Default::default();
+    let mut types: std::collections::BTreeMap<
+        (String, String),
+        (ResourceType, Vec<SnapshotObject>),
+    > = Default::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).unwrap();
         let api = v["apiVersion"].as_str().unwrap_or("v1");
@@ -391,15 +531,33 @@ fn load_jsonl(path: &str) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
         let md = &v["metadata"];
         let namespace = md["namespace"].as_str().map(str::to_owned);
         let resource = format!("{}s", kind.to_lowercase());
-        let entry = types.entry((group.to_owned(), resource.clone())).or_insert_with(|| {
-            (ResourceType { group: group.into(), version: version.into(), resource, kind, namespaced: namespace.is_some() }, Vec::new())
-        });
+        let entry = types
+            .entry((group.to_owned(), resource.clone()))
+            .or_insert_with(|| {
+                (
+                    ResourceType {
+                        group: group.into(),
+                        version: version.into(),
+                        resource,
+                        kind,
+                        namespaced: namespace.is_some(),
+                    },
+                    Vec::new(),
+                )
+            });
         entry.1.push(SnapshotObject {
             name: md["name"].as_str().unwrap_or_default().to_owned(),
             uid: md["uid"].as_str().unwrap_or_default().to_owned(),
-            resource_version: md["resourceVersion"].as_str().unwrap_or_default().to_owned(),
+            resource_version: md["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             object: serde_json::to_vec(&v).unwrap(),
-            namespace: if entry.0.namespaced { Some(namespace.unwrap_or_default()) } else { None },
+            namespace: if entry.0.namespaced {
+                Some(namespace.unwrap_or_default())
+            } else {
+                None
+            },
         });
     }
     types
@@ -416,7 +574,13 @@ fn strip_server_fields(state: &mut [(ResourceType, Vec<SnapshotObject>)]) {
     for o in state.iter_mut().flat_map(|(_, v)| v.iter_mut()) {
         let mut v: Value = serde_json::from_slice(&o.object).unwrap();
         if let Some(md) = v["metadata"].as_object_mut() {
-            for f in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"] {
+            for f in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "managedFields",
+                "generation",
+            ] {
                 md.remove(f);
             }
         }
@@ -438,25 +602,72 @@ fn main() {
         strip_server_fields(&mut state);
     }
     let n: usize = state.iter().map(|(_, v)| v.len()).sum();
-    let json: Vec<u8> = state.iter().flat_map(|(_, v)| v.iter().flat_map(|o| o.object.iter().copied().chain([b'\n']))).collect();
+    let json: Vec<u8> = state
+        .iter()
+        .flat_map(|(_, v)| {
+            v.iter()
+                .flat_map(|o| o.object.iter().copied().chain([b'\n']))
+        })
+        .collect();
     let mb = (json.len() - n) as f64 / 1e6;
-    println!("Generated {n} objects, {mb:.1} MB of JSON in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "Generated {n} objects, {mb:.1} MB of JSON in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     for (t, v) in &state {
         let b: usize = v.iter().map(|o| o.object.len()).sum();
-        println!("  {:<40} {:>7} objects, avg {:>6} B", t.group_resource(), v.len(), b / v.len().max(1));
+        println!(
+            "  {:<40} {:>7} objects, avg {:>6} B",
+            t.group_resource(),
+            v.len(),
+            b / v.len().max(1)
+        );
     }
     let tgz = tar_gz_size(&state);
     let zl = zstd_long_size(&json);
-    println!("\nBaselines: tar.gz {} bytes, zstd -19 --long {} bytes", tgz.map_or("n/a".into(), |v| v.to_string()), zl.map_or("n/a".into(), |v| v.to_string()));
-    println!("\n{:>5} {:>8} {:>12} {:>8} {:>10} {:>10} {:>10}", "level", "block", "bytes", "/tar.gz", "/zstd-19L", "enc MB/s", "dec MB/s");
-    for (level, block) in [(3, 1 << 20), (5, 1 << 20), (7, 1 << 20), (9, 1 << 20), (9, 256 << 10), (9, 4 << 20), (12, 1 << 20)] {
-        let opts = WriteOptions { level, block_bytes: block, dictionary: None };
+    println!(
+        "\nBaselines: tar.gz {} bytes, zstd -19 --long {} bytes",
+        tgz.map_or("n/a".into(), |v| v.to_string()),
+        zl.map_or("n/a".into(), |v| v.to_string())
+    );
+    println!(
+        "\n{:>5} {:>8} {:>12} {:>8} {:>10} {:>10} {:>10}",
+        "level", "block", "bytes", "/tar.gz", "/zstd-19L", "enc MB/s", "dec MB/s"
+    );
+    for (level, block) in [
+        (3, 1 << 20),
+        (5, 1 << 20),
+        (7, 1 << 20),
+        (9, 1 << 20),
+        (9, 256 << 10),
+        (9, 4 << 20),
+        (12, 1 << 20),
+    ] {
+        let opts = WriteOptions {
+            level,
+            block_bytes: block,
+            dictionary: None,
+        };
         let (enc_s, bytes) = best(2, || encode(&state, &opts));
         let (dec_s, decoded) = best(3, || decode(&bytes));
         assert_eq!(decoded, json.len() - n);
-        let ratio = |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.3}", bytes.len() as f64 / b as f64));
-        println!("{level:>5} {:>7}K {:>12} {:>8} {:>10} {:>10.0} {:>10.0}", block >> 10, bytes.len(), ratio(tgz), ratio(zl), mb / enc_s, mb / dec_s);
+        let ratio = |b: Option<u64>| {
+            b.map_or("n/a".into(), |b| {
+                format!("{:.3}", bytes.len() as f64 / b as f64)
+            })
+        };
+        println!(
+            "{level:>5} {:>7}K {:>12} {:>8} {:>10} {:>10.0} {:>10.0}",
+            block >> 10,
+            bytes.len(),
+            ratio(tgz),
+            ratio(zl),
+            mb / enc_s,
+            mb / dec_s
+        );
     }
-    println!("Targets: <= 0.6x tar.gz, <= 1.15x zstd-19-long, encode >= 100 MB/s, decode >= 400 MB/s (one core)");
+    println!(
+        "Targets: <= 0.6x tar.gz, <= 1.15x zstd-19-long, encode >= 100 MB/s, decode >= 400 MB/s (one core)"
+    );
     dictionary_experiment(&state);
 }
