@@ -93,7 +93,7 @@ fn golden_events() -> Vec<EventRecord> {
 
 /// Frozen: the content of `snapshot.rwf` and `snapshot-encrypted.rwf`.
 fn golden_snapshot() -> (SnapshotHeader, Vec<Vec<SnapshotObject>>) {
-    let types = vec![
+    let types = [
         rt("", "v1", "namespaces", "Namespace", false),
         rt("", "v1", "secrets", "Secret", true),
         rt(
