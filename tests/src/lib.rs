@@ -26,6 +26,19 @@
 //! # let _ = (admin, ro, limited); Ok(()) }
 //! ```
 //!
+//! Identities are bearer tokens from a static token file: `rewind-admin`
+//! (`system:masters`), `rewind-readonly` (a ClusterRole with get/list/watch on
+//! `*`/`*`, nothing else), and spare users without any RBAC
+//! ([`controlplane::SPARE_USERS`]: `restore-user`, `limited-user`, `daemon-user`,
+//! `user-a`..`user-c`) that `create_identity` / `create_namespaced_identity`
+//! grant rules to (it waits until RBAC enforces them) and `identity` returns
+//! as they are.
+//!
+//! The apiserver's watch cache is off by default ([`Options::watch_cache`]), so
+//! every watch reaches etcd and `compact_etcd_now` makes older resourceVersions
+//! answer `ERROR 410 Expired` at once. With the cache on (as in production), a
+//! 410 comes once the version is outside the cache, e.g. after a restart.
+//!
 //! Each control plane lives in its own temp dir (`cp.dir()`: logs `etcd.log`,
 //! `kube-apiserver.log`, kubeconfigs) and stops on drop, also on panic. Run as
 //! many as you like in parallel. No controller-manager runs: namespaces never
