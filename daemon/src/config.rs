@@ -128,6 +128,22 @@ pub struct FileConfig {
     /// Status reporting.
     #[serde(default)]
     pub status: FileStatus,
+    /// `[store]`, `[compact]`, `[retention]`, `[encryption]`, `[service]`:
+    /// parsed and validated by [`crate::service::Sections`].
+    #[serde(default)]
+    pub store: Option<toml::Value>,
+    /// See `store`.
+    #[serde(default)]
+    pub compact: Option<toml::Value>,
+    /// See `store`.
+    #[serde(default)]
+    pub retention: Option<toml::Value>,
+    /// See `store`.
+    #[serde(default)]
+    pub encryption: Option<toml::Value>,
+    /// See `store`.
+    #[serde(default)]
+    pub service: Option<toml::Value>,
 }
 
 /// `[cluster]`.

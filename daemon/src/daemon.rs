@@ -55,6 +55,9 @@ pub struct Hooks {
     pub commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
     /// Receives the status board once the daemon is up.
     pub board: Option<tokio::sync::oneshot::Sender<Board>>,
+    /// Receives a view of the journal's log once it is open, for the
+    /// compactor ([`crate::service`]).
+    pub journal_view: Option<tokio::sync::oneshot::Sender<crate::compact::log::JournalView>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -141,6 +144,9 @@ pub async fn run_with(
         source,
     })?;
     let journal = Journal::open(&config.journal_dir(), &config.journal)?;
+    if let Some(tx) = hooks.journal_view {
+        let _ = tx.send(crate::compact::log::JournalView::new(&journal));
+    }
     info!(dir = %config.journal_dir().display(), next_seq = journal.next_seq(), "journal open");
     let known: Vec<_> = journal
         .type_records()?

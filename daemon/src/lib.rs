@@ -39,11 +39,15 @@
 //! [`daemon::Hooks::commits`].
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod compact;
 pub mod config;
 pub mod daemon;
 pub mod ingest;
 pub mod journal;
+pub mod metrics;
 pub mod select;
+pub mod service;
 pub mod status;
 pub mod watch;
 pub mod writer;

@@ -24,6 +24,24 @@ struct Cli {
 enum Command {
     /// Record until SIGTERM or SIGINT.
     Run,
+    /// Ask the running daemon for a snapshot now (over its admin socket).
+    Snapshot {
+        /// Label; labelled snapshots are kept until deleted by hand.
+        #[arg(long)]
+        label: Option<String>,
+        /// Wait until the snapshot is in the store.
+        #[arg(long)]
+        wait: bool,
+        /// The daemon's admin socket ([service] admin_socket).
+        #[arg(long, env = "REWIND_ADMIN_SOCKET")]
+        socket: Option<std::path::PathBuf>,
+    },
+    /// Apply the retention policy ([retention]) to the store.
+    Prune {
+        /// Only show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the running daemon's status (from DATA_DIR/status.json).
     Status {
         /// Print the raw JSON.
@@ -61,7 +79,51 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(rewind_daemon::run(config, shutdown_signal()))?;
+            let sections = rewind_daemon::service::Sections::load(cli.settings.config.as_deref())?;
+            let service = sections.validate(&config.data_dir)?;
+            rt.block_on(rewind_daemon::service::run(
+                config,
+                cli.settings.config.clone(),
+                service,
+                shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Snapshot {
+            label,
+            wait,
+            socket,
+        } => {
+            let sections = rewind_daemon::service::Sections::load(cli.settings.config.as_deref())?;
+            let socket = socket.unwrap_or(sections.service.admin_socket);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            match rt.block_on(rewind_daemon::admin::client::snapshot(&socket, label, wait)) {
+                Ok(info) => {
+                    print!("{}", rewind_daemon::admin::client::render(&info));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ rewind_daemon::admin::AdminError::NotRunning { .. }) => {
+                    eprintln!("rewindd: {e}");
+                    Ok(ExitCode::from(3))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Prune { dry_run } => {
+            let dir = cli.settings.data_dir()?;
+            let sections = rewind_daemon::service::Sections::load(cli.settings.config.as_deref())?;
+            let service = sections.validate(&dir)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(rewind_daemon::compact::prune::run_cli(
+                &service.compact,
+                dry_run,
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status {

@@ -83,9 +83,12 @@ impl CompactConfig {
     /// Checks and parses every setting, naming the first wrong one.
     pub fn validate(&self, store: StoreConfig, retention: RetentionPolicy) -> Result<Settings> {
         let ms = |setting: &'static str, v: &str| {
-            parse_duration_ms(v)
-                .filter(|&ms| ms >= 0)
-                .ok_or_else(|| cfg(setting, format!("`{v}` is not a duration like 10s, 5m, 24h")))
+            parse_duration_ms(v).filter(|&ms| ms >= 0).ok_or_else(|| {
+                cfg(
+                    setting,
+                    format!("`{v}` is not a duration like 10s, 5m, 24h"),
+                )
+            })
         };
         let seal_ms = ms("compact.seal_interval", &self.seal_interval)?;
         if seal_ms < 100 {

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry};
+use rewind_format::snapshot::{
+    SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry,
+};
 use rewind_format::state::{ObjectKey, TypeKey};
 use rewind_format::{EventKind, EventRecord, Limits, WriteOptions};
 
@@ -60,7 +62,8 @@ impl Delta {
             d.seq = h.seq;
             d.time_ms = h.time_ms;
             for t in &h.types {
-                d.types.insert((t.rtype.group.clone(), t.rtype.resource.clone()), t.clone());
+                d.types
+                    .insert((t.rtype.group.clone(), t.rtype.resource.clone()), t.clone());
             }
         }
         d

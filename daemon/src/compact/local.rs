@@ -93,7 +93,11 @@ impl Progress {
     /// The newest local snapshot, the base of the next fold.
     #[must_use]
     pub fn base(&self) -> Option<&LocalSnapshot> {
-        self.snapshots.iter().rev().find(|s| s.label.is_none()).or(self.snapshots.last())
+        self.snapshots
+            .iter()
+            .rev()
+            .find(|s| s.label.is_none())
+            .or(self.snapshots.last())
     }
 }
 
@@ -190,7 +194,11 @@ impl LocalFiles {
     pub fn remove_strays(&self, p: &Progress) -> Result<()> {
         for (first, last, _) in self.segments()? {
             if last > p.sealed_upto || first > p.sealed_upto {
-                tracing::warn!(first, last, "removing a segment sealed before a crash but never recorded");
+                tracing::warn!(
+                    first,
+                    last,
+                    "removing a segment sealed before a crash but never recorded"
+                );
                 self.delete(&segment_key(first, last))?;
             }
         }

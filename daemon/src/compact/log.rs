@@ -159,7 +159,9 @@ impl EventLog for JournalView {
         let mut dropped = 0u64;
         for pair in keys.windows(2) {
             let [first, next] = pair else { continue };
-            self.log.remove(seq_key(*first)).map_err(|e| e.to_string())?;
+            self.log
+                .remove(seq_key(*first))
+                .map_err(|e| e.to_string())?;
             dropped += next - first;
         }
         if dropped > 0 {

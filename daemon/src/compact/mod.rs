@@ -101,12 +101,20 @@ impl Compactor {
         files.remove_strays(&progress)?;
         let store = Store::open_with(&settings.store, settings.store_retry).await?;
         let stats = Arc::new(CompactStats::default());
-        stats.sealed_upto.store(progress.sealed_upto, Ordering::Relaxed);
-        stats.shipped_upto.store(progress.shipped_upto, Ordering::Relaxed);
+        stats
+            .sealed_upto
+            .store(progress.sealed_upto, Ordering::Relaxed);
+        stats
+            .shipped_upto
+            .store(progress.shipped_upto, Ordering::Relaxed);
         if let Some(b) = progress.base() {
-            stats.last_snapshot_time_ms.store(b.time_ms, Ordering::Relaxed);
+            stats
+                .last_snapshot_time_ms
+                .store(b.time_ms, Ordering::Relaxed);
             stats.last_snapshot_bytes.store(b.size, Ordering::Relaxed);
-            stats.last_snapshot_objects.store(b.objects, Ordering::Relaxed);
+            stats
+                .last_snapshot_objects
+                .store(b.objects, Ordering::Relaxed);
         }
         Ok(Arc::new(Self {
             log,
@@ -149,8 +157,12 @@ impl Compactor {
         f(&mut next);
         self.files.save_progress(&next)?;
         *p = next;
-        self.stats.sealed_upto.store(p.sealed_upto, Ordering::Relaxed);
-        self.stats.shipped_upto.store(p.shipped_upto, Ordering::Relaxed);
+        self.stats
+            .sealed_upto
+            .store(p.sealed_upto, Ordering::Relaxed);
+        self.stats
+            .shipped_upto
+            .store(p.shipped_upto, Ordering::Relaxed);
         Ok(())
     }
 
@@ -158,11 +170,19 @@ impl Compactor {
     /// about `seal_bytes` are pending.
     #[must_use]
     pub fn seal_due(&self) -> bool {
-        let pending = self.log.next_seq().saturating_sub(1).saturating_sub(self.progress().sealed_upto);
+        let pending = self
+            .log
+            .next_seq()
+            .saturating_sub(1)
+            .saturating_sub(self.progress().sealed_upto);
         if pending == 0 {
             return false;
         }
-        let elapsed = self.last_seal.lock().map(|t| t.elapsed()).unwrap_or_default();
+        let elapsed = self
+            .last_seal
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
         elapsed >= self.settings.seal_interval
             || pending.saturating_mul(self.avg_event_bytes.load(Ordering::Relaxed))
                 >= self.settings.seal_bytes
@@ -199,14 +219,24 @@ impl Compactor {
             }
             let (first_seq, last_seq) = (first.seq, last.seq);
             let cluster = first.cluster_id.clone();
-            let bytes: u64 = events.iter().map(|e| u64::try_from(e.object.len()).unwrap_or(0)).sum();
+            let bytes: u64 = events
+                .iter()
+                .map(|e| u64::try_from(e.object.len()).unwrap_or(0))
+                .sum();
             let count = u64::try_from(events.len()).unwrap_or(1).max(1);
-            self.avg_event_bytes.store((bytes / count).max(64), Ordering::Relaxed);
+            self.avg_event_bytes
+                .store((bytes / count).max(64), Ordering::Relaxed);
             let file = encode_segment(&cluster, &events, &self.write_options())?;
             self.files.put(&segment_key(first_seq, last_seq), &file)?;
             self.update(|p| p.sealed_upto = last_seq)?;
             self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(first_seq, last_seq, events = count, size = file.len(), "segment sealed");
+            tracing::debug!(
+                first_seq,
+                last_seq,
+                events = count,
+                size = file.len(),
+                "segment sealed"
+            );
             written += 1;
         }
         if let Ok(mut t) = self.last_seal.lock() {
@@ -247,7 +277,10 @@ impl Compactor {
         {
             return Ok(b.clone());
         }
-        let base_bytes = base.as_ref().map(|b| self.files.get(&b.key())).transpose()?;
+        let base_bytes = base
+            .as_ref()
+            .map(|b| self.files.get(&b.key()))
+            .transpose()?;
         let header = match &base_bytes {
             Some(bytes) => Some(
                 SnapshotReader::open(bytes, Some("local base snapshot"), Limits::default())?
@@ -257,13 +290,17 @@ impl Compactor {
             None => None,
         };
         let mut delta = fold::Delta::new(header.as_ref());
-        let mut cluster = header.as_ref().map(|h| h.cluster_id.clone()).unwrap_or_default();
+        let mut cluster = header
+            .as_ref()
+            .map(|h| h.cluster_id.clone())
+            .unwrap_or_default();
         for (first, last, _) in self.files.segments()? {
             if last <= delta.seq() || first > p.sealed_upto {
                 continue;
             }
             let bytes = self.files.get(&segment_key(first, last))?;
-            let mut reader = SegmentReader::open(&bytes, Some(&segment_key(first, last)), Limits::default())?;
+            let mut reader =
+                SegmentReader::open(&bytes, Some(&segment_key(first, last)), Limits::default())?;
             if cluster.is_empty() {
                 cluster.clone_from(&reader.header().cluster_id);
             }
@@ -280,7 +317,12 @@ impl Compactor {
                 p.sealed_upto
             )));
         }
-        let folded = fold::fold(base_bytes.as_deref(), &delta, &cluster, &self.write_options())?;
+        let folded = fold::fold(
+            base_bytes.as_deref(),
+            &delta,
+            &cluster,
+            &self.write_options(),
+        )?;
         let snap = LocalSnapshot {
             seq: folded.seq,
             time_ms: folded.time_ms,
@@ -296,11 +338,26 @@ impl Compactor {
         })?;
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-        self.stats.last_snapshot_time_ms.store(snap.time_ms, Ordering::Relaxed);
-        self.stats.last_snapshot_bytes.store(snap.size, Ordering::Relaxed);
-        self.stats.last_snapshot_objects.store(snap.objects, Ordering::Relaxed);
-        self.stats.last_snapshot_duration_ms.store(ms, Ordering::Relaxed);
-        tracing::info!(seq = snap.seq, objects = snap.objects, size = snap.size, duration_ms = ms, events = delta.events(), "snapshot folded");
+        self.stats
+            .last_snapshot_time_ms
+            .store(snap.time_ms, Ordering::Relaxed);
+        self.stats
+            .last_snapshot_bytes
+            .store(snap.size, Ordering::Relaxed);
+        self.stats
+            .last_snapshot_objects
+            .store(snap.objects, Ordering::Relaxed);
+        self.stats
+            .last_snapshot_duration_ms
+            .store(ms, Ordering::Relaxed);
+        tracing::info!(
+            seq = snap.seq,
+            objects = snap.objects,
+            size = snap.size,
+            duration_ms = ms,
+            events = delta.events(),
+            "snapshot folded"
+        );
         Ok(snap)
     }
 
@@ -318,7 +375,9 @@ impl Compactor {
     pub async fn ship(&self) -> Result<()> {
         let _guard = self.ship_lock.lock().await;
         let result = self.ship_inner().await;
-        self.stats.store_down.store(result.is_err(), Ordering::Relaxed);
+        self.stats
+            .store_down
+            .store(result.is_err(), Ordering::Relaxed);
         if let Err(e) = &result {
             self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "store unavailable; files wait locally");
@@ -337,7 +396,9 @@ impl Compactor {
             }
             let key = segment_key(first, last);
             let plain = self.files.get(&key)?;
-            let header = SegmentReader::open(&plain, Some(&key), Limits::default())?.header().clone();
+            let header = SegmentReader::open(&plain, Some(&key), Limits::default())?
+                .header()
+                .clone();
             let (data, encrypted) = self.encrypt(plain)?;
             let meta = SegmentMeta {
                 first_seq: header.first_seq,
@@ -430,10 +491,20 @@ impl Compactor {
         let was_over = self.stats.over_budget.swap(over, Ordering::Relaxed);
         if over {
             if !was_over {
-                tracing::error!(used, budget, journal, files, "disk budget reached: the store is not taking data; recording continues but local disk will fill; fix the store or raise compact.disk_budget_bytes");
+                tracing::error!(
+                    used,
+                    budget,
+                    journal,
+                    files,
+                    "disk budget reached: the store is not taking data; recording continues but local disk will fill; fix the store or raise compact.disk_budget_bytes"
+                );
             }
         } else if used.saturating_mul(10) >= budget.saturating_mul(8) {
-            tracing::warn!(used, budget, "local data is above 80% of the disk budget; is the store reachable?");
+            tracing::warn!(
+                used,
+                budget,
+                "local data is above 80% of the disk budget; is the store reachable?"
+            );
         }
     }
 

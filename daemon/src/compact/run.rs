@@ -71,7 +71,11 @@ async fn blocking<T: Send + 'static>(
 
 async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
     let ship_now = Arc::new(tokio::sync::Notify::new());
-    let shipper = tokio::spawn(ship_loop(Arc::clone(&c), Arc::clone(&ship_now), shutdown.clone()));
+    let shipper = tokio::spawn(ship_loop(
+        Arc::clone(&c),
+        Arc::clone(&ship_now),
+        shutdown.clone(),
+    ));
     let mut next_scheduled = c
         .settings()
         .schedule
@@ -116,7 +120,10 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
         tracing::error!(error = %e, "final seal failed; events stay in the journal");
     }
     let _ = shipper.await;
-    if tokio::time::timeout(Duration::from_secs(10), c.ship()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), c.ship())
+        .await
+        .is_err()
+    {
         tracing::warn!("store did not take the last files before shutdown; they wait locally");
     }
 }

@@ -133,7 +133,11 @@ impl Schedule {
         let limit = dt.checked_add(8.years()).ok()?;
         while dt < limit {
             if self.months & bit(dt.month()) == 0 {
-                dt = dt.first_of_month().checked_add(1.month()).ok()?.start_of_day();
+                dt = dt
+                    .first_of_month()
+                    .checked_add(1.month())
+                    .ok()?
+                    .start_of_day();
             } else if !self.day_matches(dt) {
                 dt = dt.start_of_day().checked_add(1.day()).ok()?;
             } else if self.hours & bit(dt.hour()) == 0 {
@@ -187,7 +191,11 @@ mod tests {
             "0 0 29 2 *",
             "@weekly",
         ];
-        let starts = ["2026-01-01T00:00:00Z", "2026-02-27T23:59:30Z", "2027-12-31T23:00:00Z"];
+        let starts = [
+            "2026-01-01T00:00:00Z",
+            "2026-02-27T23:59:30Z",
+            "2027-12-31T23:00:00Z",
+        ];
         for e in exprs {
             let s = Schedule::parse(e).unwrap();
             for start in starts {
@@ -212,7 +220,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "* * * *", "60 * * * *", "* 24 * * *", "*/0 * * * *", "a * * * *", "5-2 * * * *"] {
+        for bad in [
+            "",
+            "* * * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "*/0 * * * *",
+            "a * * * *",
+            "5-2 * * * *",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Schedule::parse("0 0 31 2 *").unwrap().next_after(0), None);

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use rewind_format::state::State;
-use rewind_format::{EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SnapshotReader};
+use rewind_format::{
+    EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SnapshotReader,
+};
 use rewind_restore::store::{RetentionPolicy, StoreConfig};
 
 use super::*;
@@ -15,7 +17,11 @@ use crate::journal::{Journal, JournalOptions, ObjectCompressor};
 
 fn rtype(resource: &str, namespaced: bool) -> ResourceType {
     ResourceType {
-        group: if namespaced { String::new() } else { "management.cattle.io".into() },
+        group: if namespaced {
+            String::new()
+        } else {
+            "management.cattle.io".into()
+        },
         version: "v1".into(),
         resource: resource.into(),
         kind: resource.into(),
@@ -26,9 +32,21 @@ fn rtype(resource: &str, namespaced: bool) -> ResourceType {
 /// One random operation on a small key space.
 #[derive(Debug, Clone)]
 enum Op {
-    Apply { t: usize, ns: u8, name: u8, recreate: bool },
-    Delete { t: usize, ns: u8, name: u8, inferred: bool },
-    Resync { t: usize },
+    Apply {
+        t: usize,
+        ns: u8,
+        name: u8,
+        recreate: bool,
+    },
+    Delete {
+        t: usize,
+        ns: u8,
+        name: u8,
+        inferred: bool,
+    },
+    Resync {
+        t: usize,
+    },
     Commit,
     Snapshot,
 }
@@ -60,7 +78,11 @@ struct Driver {
 
 impl Driver {
     fn types() -> [ResourceType; 3] {
-        [rtype("configmaps", true), rtype("clusters", false), rtype("secrets", true)]
+        [
+            rtype("configmaps", true),
+            rtype("clusters", false),
+            rtype("secrets", true),
+        ]
     }
 
     fn record(&mut self, t: usize, ns: u8, name: u8, kind: EventKind, remove: bool) {
@@ -74,10 +96,26 @@ impl Driver {
             cluster_id: "c1".into(),
             rtype: rt,
             namespace,
-            name: if kind.is_marker() { String::new() } else { format!("o{name}") },
-            uid: if kind.is_marker() { String::new() } else { format!("uid-{t}-{ns}-{name}-{uid}") },
-            resource_version: if kind.is_marker() { String::new() } else { self.counter.to_string() },
-            object: if kind.is_marker() { Vec::new() } else { format!("{{\"n\":{}}}", self.counter).into_bytes() },
+            name: if kind.is_marker() {
+                String::new()
+            } else {
+                format!("o{name}")
+            },
+            uid: if kind.is_marker() {
+                String::new()
+            } else {
+                format!("uid-{t}-{ns}-{name}-{uid}")
+            },
+            resource_version: if kind.is_marker() {
+                String::new()
+            } else {
+                self.counter.to_string()
+            },
+            object: if kind.is_marker() {
+                Vec::new()
+            } else {
+                format!("{{\"n\":{}}}", self.counter).into_bytes()
+            },
             kind,
         };
         self.pending.push((rec, remove));
@@ -93,7 +131,10 @@ impl Driver {
                 StateChange::Remove
             } else {
                 let (raw_len, object_zstd) = self.comp.compress(&rec.object).unwrap();
-                StateChange::Put { raw_len, object_zstd }
+                StateChange::Put {
+                    raw_len,
+                    object_zstd,
+                }
             };
             b.record(rec, change).unwrap();
         }
@@ -103,7 +144,12 @@ impl Driver {
 
     fn apply(&mut self, op: &Op) {
         match *op {
-            Op::Apply { t, ns, name, recreate } => {
+            Op::Apply {
+                t,
+                ns,
+                name,
+                recreate,
+            } => {
                 let ns = if Self::types()[t].namespaced { ns } else { 0 };
                 if recreate && self.live.get(&(t, ns, name)) == Some(&true) {
                     *self.uids.entry((t, ns, name)).or_default() += 1;
@@ -111,12 +157,19 @@ impl Driver {
                 self.live.insert((t, ns, name), true);
                 self.record(t, ns, name, EventKind::Applied, false);
             }
-            Op::Delete { t, ns, name, inferred } => {
+            Op::Delete {
+                t,
+                ns,
+                name,
+                inferred,
+            } => {
                 let ns = if Self::types()[t].namespaced { ns } else { 0 };
                 if self.live.get(&(t, ns, name)) == Some(&true) {
                     self.live.insert((t, ns, name), false);
                     let kind = if inferred {
-                        EventKind::DeletedInferred { list_rv: "77".into() }
+                        EventKind::DeletedInferred {
+                            list_rv: "77".into(),
+                        }
                     } else {
                         EventKind::Deleted
                     };
@@ -139,30 +192,48 @@ fn settings(store: &std::path::Path) -> Settings {
         snapshot_schedule: String::new(),
         ..CompactConfig::default()
     };
-    cfg.validate(StoreConfig::Local { path: store.to_owned() }, RetentionPolicy::default())
-        .unwrap()
+    cfg.validate(
+        StoreConfig::Local {
+            path: store.to_owned(),
+        },
+        RetentionPolicy::default(),
+    )
+    .unwrap()
 }
 
 /// The journal's current state as `(type, ns, name) -> (uid, rv, json)`.
-fn journal_state(j: &Journal) -> BTreeMap<(String, Option<String>, String), (String, String, Vec<u8>)> {
+/// `(type, ns, name) -> (uid, rv, json)`.
+type Flat = BTreeMap<(String, Option<String>, String), (String, String, Vec<u8>)>;
+
+fn journal_state(j: &Journal) -> Flat {
     j.state()
         .map(|e| {
             let e = e.unwrap();
             let json = e.object_json().unwrap();
-            let ns = if e.key.namespace.is_empty() { None } else { Some(e.key.namespace.clone()) };
-            ((e.key.type_key.clone(), ns, e.key.name.clone()), (e.uid, e.resource_version, json))
+            let ns = if e.key.namespace.is_empty() {
+                None
+            } else {
+                Some(e.key.namespace.clone())
+            };
+            (
+                (e.key.type_key.clone(), ns, e.key.name.clone()),
+                (e.uid, e.resource_version, json),
+            )
         })
         .collect()
 }
 
-fn snapshot_state(bytes: &[u8]) -> BTreeMap<(String, Option<String>, String), (String, String, Vec<u8>)> {
+fn snapshot_state(bytes: &[u8]) -> Flat {
     let mut r = SnapshotReader::open(bytes, None, Limits::default()).unwrap();
     let types = r.header().types.clone();
     let mut out = BTreeMap::new();
     for (i, t) in types.iter().enumerate() {
         let tk = crate::journal::type_key(&t.rtype);
         for o in r.read_type(i).unwrap() {
-            out.insert((tk.clone(), o.namespace.clone(), o.name.clone()), (o.uid, o.resource_version, o.object));
+            out.insert(
+                (tk.clone(), o.namespace.clone(), o.name.clone()),
+                (o.uid, o.resource_version, o.object),
+            );
         }
     }
     out
@@ -225,16 +296,40 @@ proptest! {
 
 #[test]
 fn encrypted_store_never_holds_plain_secrets() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
+    ));
     let identity = rewind_format::crypto::Identity::generate();
     let mut s = settings(&dir.path().join("store"));
     s.recipients = vec![identity.to_public()];
-    let c = rt.block_on(Compactor::open(journal.clone(), &dir.path().join("compact"), s)).unwrap();
-    let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
+    let c = rt
+        .block_on(Compactor::open(
+            journal.clone(),
+            &dir.path().join("compact"),
+            s,
+        ))
+        .unwrap();
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+    };
     for i in 0..50 {
-        d.apply(&Op::Apply { t: 2, ns: 0, name: i % 6, recreate: false });
+        d.apply(&Op::Apply {
+            t: 2,
+            ns: 0,
+            name: i % 6,
+            recreate: false,
+        });
     }
     d.commit();
     c.snapshot(Some("before-upgrade".into())).unwrap();
@@ -247,7 +342,11 @@ fn encrypted_store_never_holds_plain_secrets() {
     for entry in walk(&dir.path().join("store")) {
         let bytes = std::fs::read(&entry).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains("{\"n\":") && !text.contains("uid-2-"), "{}", entry.display());
+        assert!(
+            !text.contains("{\"n\":") && !text.contains("uid-2-"),
+            "{}",
+            entry.display()
+        );
         files += 1;
     }
     assert!(files >= 4, "segments, snapshot and their catalog entries");
@@ -262,16 +361,25 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)); } else { out.push(p); }
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
     }
     out
 }
 
 #[test]
 fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
+    ));
     let mut s = settings(&dir.path().join("store"));
     s.disk_budget_bytes = 40 << 10;
     s.store_retry = rewind_restore::store::RetryPolicy {
@@ -279,30 +387,66 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
         max: std::time::Duration::from_millis(2),
         max_attempts: 2,
     };
-    let c = rt.block_on(Compactor::open(journal.clone(), &dir.path().join("compact"), s.clone())).unwrap();
+    let c = rt
+        .block_on(Compactor::open(
+            journal.clone(),
+            &dir.path().join("compact"),
+            s.clone(),
+        ))
+        .unwrap();
     // Now make the store fail: swap its root for a file.
     std::fs::remove_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store"), b"not a directory").unwrap();
-    let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+    };
     for round in 0..20u8 {
         for i in 0..40 {
-            d.apply(&Op::Apply { t: 0, ns: round % 3, name: i % 6, recreate: false });
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: round % 3,
+                name: i % 6,
+                recreate: false,
+            });
         }
         d.commit();
-        assert!(c.seal_all().unwrap() >= 1, "sealing goes on while the store is down");
+        assert!(
+            c.seal_all().unwrap() >= 1,
+            "sealing goes on while the store is down"
+        );
     }
     assert!(rt.block_on(c.ship()).is_err());
     assert!(c.stats.store_down.load(Ordering::Relaxed));
     assert_eq!(c.progress().shipped_upto, 0);
     assert!(c.progress().sealed_upto == journal.lock().unwrap().next_seq() - 1);
-    assert!(c.stats.over_budget.load(Ordering::Relaxed), "local {} bytes vs budget {}", CompactStats::get(&c.stats.local_bytes), s.disk_budget_bytes);
+    assert!(
+        c.stats.over_budget.load(Ordering::Relaxed),
+        "local {} bytes vs budget {}",
+        CompactStats::get(&c.stats.local_bytes),
+        s.disk_budget_bytes
+    );
     // The store comes back: everything is shipped, nothing lost, budget clears
     // once the local files go (the journal itself is not trimmed yet).
     std::fs::remove_file(dir.path().join("store")).unwrap();
     c.snapshot(None).unwrap();
     rt.block_on(c.ship()).unwrap();
     let segs = rt.block_on(c.store().list_segments()).unwrap();
-    assert_eq!(segs.last().unwrap().last_seq, journal.lock().unwrap().next_seq() - 1);
-    assert_eq!(segs.iter().map(|s| s.events).sum::<u64>(), journal.lock().unwrap().next_seq() - 1);
-    assert!(c.files.segments().unwrap().is_empty(), "shipped and folded segments leave the local dir");
+    assert_eq!(
+        segs.last().unwrap().last_seq,
+        journal.lock().unwrap().next_seq() - 1
+    );
+    assert_eq!(
+        segs.iter().map(|s| s.events).sum::<u64>(),
+        journal.lock().unwrap().next_seq() - 1
+    );
+    assert!(
+        c.files.segments().unwrap().is_empty(),
+        "shipped and folded segments leave the local dir"
+    );
 }

@@ -1,0 +1,314 @@
+//! Prometheus metrics, `/healthz` and `/readyz` on a loopback address.
+//!
+//! The registry is built at each scrape from the live figures (the status
+//! board of the watchers and journal, and the compactor's counters), so no
+//! metric can go stale or drift from what `rewindd status` shows.
+//!
+//! - `/healthz`: 200 while the daemon runs (liveness).
+//! - `/readyz`: 200 when the journal commits, no watcher is failing and the
+//!   local disk budget is not exceeded; 503 with the reason otherwise.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::compact::CompactStats;
+use crate::status::{Board, WatchState};
+
+/// Errors of the metrics endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address is not a loopback address.
+    #[error("metrics address {0} is not a loopback address; expose metrics through a proxy")]
+    NotLoopback(SocketAddr),
+    /// Binding failed.
+    #[error("metrics address {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the endpoint reads.
+#[derive(Clone)]
+pub struct Sources {
+    /// Watchers and journal.
+    pub board: Option<Board>,
+    /// Sealing, snapshots, store.
+    pub compact: Option<Arc<CompactStats>>,
+    /// The disk budget, for the gauge.
+    pub disk_budget_bytes: u64,
+}
+
+type Labels = Vec<(String, String)>;
+
+fn gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+fn fgauge(reg: &mut Registry, name: &str, help: &str, v: f64) {
+    let g: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(v);
+    reg.register(name, help, c);
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Renders the metrics in the Prometheus text format.
+#[must_use]
+pub fn render(src: &Sources) -> String {
+    let mut reg = Registry::with_prefix("rewind");
+    if let Some(board) = &src.board {
+        let s = board.snapshot();
+        let events: Family<Labels, Counter> = Family::default();
+        let lag: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+        let state: Family<Labels, Gauge> = Family::default();
+        for (name, t) in &s.types {
+            let l = vec![("type".to_owned(), name.clone())];
+            events.get_or_create(&l).inc_by(t.events);
+            #[expect(clippy::cast_precision_loss, reason = "lag in seconds for display")]
+            lag.get_or_create(&l).set(t.lag_ms as f64 / 1000.0);
+            for st in [
+                WatchState::Starting,
+                WatchState::Relisting,
+                WatchState::Watching,
+                WatchState::Failing,
+                WatchState::Stopped,
+            ] {
+                let mut l = l.clone();
+                l.push(("state".to_owned(), format!("{st:?}").to_lowercase()));
+                state.get_or_create(&l).set(i64::from(t.state == st));
+            }
+        }
+        reg.register(
+            "events_recorded",
+            "Events recorded, per resource type",
+            events,
+        );
+        reg.register(
+            "watch_lag_seconds",
+            "Time from an event's observation to its durability, per type",
+            lag,
+        );
+        reg.register(
+            "watcher_state",
+            "1 for the current state of each type's watcher",
+            state,
+        );
+        gauge(
+            &mut reg,
+            "journal_bytes",
+            "Journal size on disk",
+            as_i64(s.journal.size_bytes),
+        );
+        gauge(
+            &mut reg,
+            "journal_healthy",
+            "1 while the journal commits",
+            i64::from(s.journal.healthy),
+        );
+        gauge(
+            &mut reg,
+            "journal_next_seq",
+            "Sequence number of the next event",
+            as_i64(s.journal.next_seq),
+        );
+        gauge(
+            &mut reg,
+            "failing_groups",
+            "API groups whose discovery fails",
+            as_i64(u64::try_from(s.failing_groups.len()).unwrap_or(0)),
+        );
+    }
+    if let Some(c) = &src.compact {
+        let g = CompactStats::get;
+        counter(
+            &mut reg,
+            "segments_sealed",
+            "Segments sealed since start",
+            g(&c.segments_sealed),
+        );
+        counter(
+            &mut reg,
+            "segments_stored",
+            "Segments stored since start",
+            g(&c.segments_shipped),
+        );
+        counter(
+            &mut reg,
+            "snapshots",
+            "Snapshots made since start",
+            g(&c.snapshots),
+        );
+        counter(
+            &mut reg,
+            "store_errors",
+            "Store operations that failed after retries",
+            g(&c.store_errors),
+        );
+        gauge(
+            &mut reg,
+            "store_up",
+            "0 when the last store attempt failed",
+            i64::from(!c.store_down.load(std::sync::atomic::Ordering::Relaxed)),
+        );
+        gauge(
+            &mut reg,
+            "sealed_seq",
+            "Every event up to this seq is sealed",
+            as_i64(g(&c.sealed_upto)),
+        );
+        gauge(
+            &mut reg,
+            "stored_seq",
+            "Every segment up to this seq is stored",
+            as_i64(g(&c.shipped_upto)),
+        );
+        let t = c
+            .last_snapshot_time_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "Unix seconds as a float, as Prometheus expects"
+        )]
+        fgauge(
+            &mut reg,
+            "last_snapshot_timestamp_seconds",
+            "Time the last snapshot is consistent at",
+            t as f64 / 1000.0,
+        );
+        gauge(
+            &mut reg,
+            "last_snapshot_bytes",
+            "Size of the last snapshot",
+            as_i64(g(&c.last_snapshot_bytes)),
+        );
+        gauge(
+            &mut reg,
+            "last_snapshot_objects",
+            "Objects in the last snapshot",
+            as_i64(g(&c.last_snapshot_objects)),
+        );
+        #[expect(clippy::cast_precision_loss, reason = "seconds as a float")]
+        fgauge(
+            &mut reg,
+            "last_snapshot_duration_seconds",
+            "How long the last snapshot took",
+            g(&c.last_snapshot_duration_ms) as f64 / 1000.0,
+        );
+        gauge(
+            &mut reg,
+            "local_bytes",
+            "Bytes kept locally: journal plus files not yet stored",
+            as_i64(g(&c.local_bytes)),
+        );
+        gauge(
+            &mut reg,
+            "disk_budget_bytes",
+            "The configured disk budget",
+            as_i64(src.disk_budget_bytes),
+        );
+        gauge(
+            &mut reg,
+            "disk_budget_exceeded",
+            "1 when local bytes passed the budget",
+            i64::from(c.over_budget.load(std::sync::atomic::Ordering::Relaxed)),
+        );
+    }
+    let mut out = String::new();
+    if encode(&mut out, &reg).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Whether the daemon is ready, and why not.
+pub fn readiness(src: &Sources) -> Result<(), String> {
+    if let Some(board) = &src.board {
+        let s = board.snapshot();
+        if !s.journal.healthy {
+            return Err(format!("journal: {}", s.journal.error.unwrap_or_default()));
+        }
+        if let Some((t, st)) = s.types.iter().find(|(_, t)| t.state == WatchState::Failing) {
+            return Err(format!(
+                "watcher {t} failing: {}",
+                st.reason.clone().unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(c) = &src.compact
+        && c.over_budget.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err("disk budget exceeded: the store is not taking data".into());
+    }
+    Ok(())
+}
+
+/// Binds `addr` (loopback only) and serves until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    src: Sources,
+    shutdown: CancellationToken,
+) -> Result<(), MetricsError> {
+    if !addr.ip().is_loopback() {
+        return Err(MetricsError::NotLoopback(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Sources>| async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    render(&s),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<Sources>| async move {
+                match readiness(&s) {
+                    Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                    Err(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {why}\n"),
+                    ),
+                }
+            }),
+        )
+        .with_state(src);
+    tracing::info!(%addr, "metrics listening");
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        tracing::warn!(error = %e, "metrics server stopped");
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! The `[store]`, `[compact]`, `[retention]`, `[encryption]` and
+//! `[service]` sections of `rewindd.toml` (see `deploy/rewindd.toml`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use rewind_restore::store::retention::parse_duration_ms;
+use rewind_restore::store::{RetentionPolicy, StoreConfig};
+
+use crate::compact::{CompactConfig, CompactError, Settings};
+
+/// `[retention]` as written in the file (durations as text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionFile {
+    /// Keep the N newest snapshots.
+    pub keep_last: u32,
+    /// Newest snapshot of each of the last N hours.
+    pub keep_hourly: u32,
+    /// ... days.
+    pub keep_daily: u32,
+    /// ... ISO weeks.
+    pub keep_weekly: u32,
+    /// ... months.
+    pub keep_monthly: u32,
+    /// ... years.
+    pub keep_yearly: u32,
+    /// Point-in-time window, e.g. `72h`; empty disables it.
+    pub point_in_time: String,
+    /// Prune the store by this policy every 10 minutes while running.
+    pub auto_prune: bool,
+}
+
+impl RetentionFile {
+    /// The policy, or an error naming the bad setting.
+    pub fn policy(&self) -> Result<RetentionPolicy, CompactError> {
+        let point_in_time_ms = if self.point_in_time.trim().is_empty() {
+            0
+        } else {
+            parse_duration_ms(&self.point_in_time).ok_or_else(|| CompactError::Config {
+                setting: "retention.point_in_time",
+                reason: format!("`{}` is not a duration like 72h or 7d", self.point_in_time),
+            })?
+        };
+        Ok(RetentionPolicy {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            point_in_time_ms,
+        })
+    }
+}
+
+/// `[encryption]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionFile {
+    /// age X25519 public keys (`age1...`).
+    pub recipients: Vec<String>,
+    /// Files with one recipient per line (`#` comments allowed).
+    pub recipients_files: Vec<PathBuf>,
+}
+
+/// `[service]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceFile {
+    /// The admin socket.
+    pub admin_socket: PathBuf,
+    /// Group that owns the admin socket (mode 0660); `None` keeps the
+    /// daemon's group.
+    pub admin_group: Option<String>,
+    /// Loopback address of `/metrics`, `/healthz`, `/readyz`; empty disables.
+    pub metrics_addr: String,
+}
+
+impl Default for ServiceFile {
+    fn default() -> Self {
+        Self {
+            admin_socket: PathBuf::from(DEFAULT_SOCKET),
+            admin_group: None,
+            metrics_addr: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// Where `rewindd snapshot` looks for the daemon by default.
+pub const DEFAULT_SOCKET: &str = "/run/rewind/rewindd.sock";
+
+/// The sections this module reads, all optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sections {
+    /// `[store]`; default: a local directory `<data_dir>/store`.
+    pub store: Option<StoreConfig>,
+    /// `[compact]`.
+    pub compact: CompactConfig,
+    /// `[retention]`.
+    pub retention: RetentionFile,
+    /// `[encryption]`.
+    pub encryption: EncryptionFile,
+    /// `[service]`.
+    pub service: ServiceFile,
+}
+
+/// Validated service settings.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Compaction, store and retention.
+    pub compact: Settings,
+    /// Admin socket.
+    pub admin_socket: PathBuf,
+    /// Its group.
+    pub admin_group: Option<String>,
+    /// Metrics address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Prune after stored snapshots.
+    pub auto_prune: bool,
+}
+
+impl Sections {
+    /// Reads the sections from the config file at `path` (other sections
+    /// are the journal's; they are ignored here). A missing default file
+    /// means all defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, CompactError> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_owned(), true),
+            None => (PathBuf::from("/etc/rewind/rewindd.toml"), false),
+        };
+        if !explicit && !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| CompactError::Config {
+            setting: "config",
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses the sections out of a whole config file.
+    pub fn parse(text: &str) -> Result<Self, CompactError> {
+        #[derive(Deserialize)]
+        struct Whole {
+            #[serde(default)]
+            store: Option<StoreConfig>,
+            #[serde(default)]
+            compact: CompactConfig,
+            #[serde(default)]
+            retention: RetentionFile,
+            #[serde(default)]
+            encryption: EncryptionFile,
+            #[serde(default)]
+            service: ServiceFile,
+        }
+        let w: Whole = toml::from_str(text).map_err(|e| CompactError::Config {
+            setting: "config",
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            store: w.store,
+            compact: w.compact,
+            retention: w.retention,
+            encryption: w.encryption,
+            service: w.service,
+        })
+    }
+
+    /// Validates everything, naming the first wrong setting.
+    pub fn validate(&self, data_dir: &Path) -> Result<ServiceSettings, CompactError> {
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreConfig::default_local(data_dir));
+        let mut compact = self.compact.clone();
+        compact
+            .recipients
+            .extend(self.encryption.recipients.iter().cloned());
+        for f in &self.encryption.recipients_files {
+            let text = std::fs::read_to_string(f).map_err(|e| CompactError::Config {
+                setting: "encryption.recipients_files",
+                reason: format!("{}: {e}", f.display()),
+            })?;
+            compact.recipients.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        let settings = compact.validate(store, self.retention.policy()?)?;
+        let metrics_addr = if self.service.metrics_addr.trim().is_empty() {
+            None
+        } else {
+            let addr: SocketAddr =
+                self.service
+                    .metrics_addr
+                    .parse()
+                    .map_err(|e| CompactError::Config {
+                        setting: "service.metrics_addr",
+                        reason: format!("`{}`: {e}", self.service.metrics_addr),
+                    })?;
+            if !addr.ip().is_loopback() {
+                return Err(CompactError::Config {
+                    setting: "service.metrics_addr",
+                    reason: "must be a loopback address".into(),
+                });
+            }
+            Some(addr)
+        };
+        Ok(ServiceSettings {
+            compact: settings,
+            admin_socket: self.service.admin_socket.clone(),
+            admin_group: self.service.admin_group.clone(),
+            metrics_addr,
+            auto_prune: self.retention.auto_prune,
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! Running as a service: wires the recorder ([`crate::run_with`]) to the
+//! compactor, the admin socket and the metrics endpoint, and talks to
+//! systemd.
+//!
+//! - **Readiness**: `READY=1` once the journal is open, the compactor runs
+//!   and the admin socket listens (`Type=notify`).
+//! - **Watchdog**: when systemd sets `WATCHDOG_USEC`, `WATCHDOG=1` every
+//!   half period, but only while the journal commits, so a wedged journal
+//!   gets the daemon restarted.
+//! - **SIGTERM/SIGINT**: watchers stop, the writer commits what is queued,
+//!   then the compactor seals every durable event and makes one bounded
+//!   attempt to store it; exit 0. Nothing sealed is lost if the store is
+//!   down: the files wait in `<data_dir>/compact`.
+//! - **SIGHUP**: re-reads the configuration file. The retention policy is
+//!   applied at once; other changes are reported as needing a restart.
+
+pub mod config;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use rewind_restore::store::{RetentionPolicy, now_ms};
+
+use crate::compact::log::JournalView;
+use crate::compact::{CompactError, Compactor, prune};
+use crate::config::Config;
+use crate::daemon::Hooks;
+use crate::metrics::Sources;
+
+pub use config::{Sections, ServiceSettings};
+
+/// Errors of the service wrapper.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Recording failed.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::Error),
+    /// Compaction or store setup failed.
+    #[error(transparent)]
+    Compact(#[from] CompactError),
+    /// The admin socket could not be set up.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+    /// The metrics endpoint could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// The recorder stopped before opening its journal.
+    #[error("the recorder stopped during startup")]
+    Startup,
+}
+
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Runs the whole daemon until `shutdown`: recorder, compactor, admin
+/// socket, metrics, systemd notifications.
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    settings: ServiceSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let (view_tx, view_rx) = tokio::sync::oneshot::channel::<JournalView>();
+    let (board_tx, board_rx) = tokio::sync::oneshot::channel();
+    let hooks = Hooks {
+        commits: None,
+        board: Some(board_tx),
+        journal_view: Some(view_tx),
+    };
+    let data_dir = config.data_dir.clone();
+    let recorder = tokio::spawn(crate::daemon::run_with(config, shutdown, hooks));
+    let Ok(view) = view_rx.await else {
+        return match recorder.await {
+            Ok(Err(e)) => Err(e.into()),
+            _ => Err(ServiceError::Startup),
+        };
+    };
+    let board = board_rx.await.ok();
+
+    let background = CancellationToken::new();
+    let compactor = Compactor::open(
+        Arc::new(view),
+        &data_dir.join("compact"),
+        settings.compact.clone(),
+    )
+    .await?;
+    let (handle, compact_task) = crate::compact::spawn(Arc::clone(&compactor), background.clone());
+
+    let listener = crate::admin::bind(&settings.admin_socket, settings.admin_group.as_deref())?;
+    let admin_task = tokio::spawn(crate::admin::serve(listener, handle, background.clone()));
+    tracing::info!(socket = %settings.admin_socket.display(), "admin socket listening");
+
+    let sources = Sources {
+        board: board.clone(),
+        compact: Some(Arc::clone(&compactor.stats)),
+        disk_budget_bytes: settings.compact.disk_budget_bytes,
+    };
+    let metrics_task = match settings.metrics_addr {
+        Some(addr) => {
+            // Bind now so a taken port fails the start, not a scrape.
+            let task = tokio::spawn(crate::metrics::serve(
+                addr,
+                sources.clone(),
+                background.clone(),
+            ));
+            Some(task)
+        }
+        None => None,
+    };
+
+    let policy = Arc::new(RwLock::new(settings.compact.retention));
+    let prune_task = settings.auto_prune.then(|| {
+        tokio::spawn(prune_loop(
+            Arc::clone(&compactor),
+            Arc::clone(&policy),
+            background.clone(),
+        ))
+    });
+    let hup_task = tokio::spawn(reload_loop(
+        config_path,
+        data_dir,
+        Arc::clone(&policy),
+        background.clone(),
+    ));
+    let watchdog_task = tokio::spawn(watchdog(sources, background.clone()));
+
+    notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!("rewindd ready");
+
+    let recorded = recorder.await;
+    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("recorder stopped; sealing and storing what is durable");
+    background.cancel();
+    let _ = compact_task.await;
+    let _ = admin_task.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    if let Some(t) = prune_task {
+        let _ = t.await;
+    }
+    let _ = hup_task.await;
+    let _ = watchdog_task.await;
+    let _ = std::fs::remove_file(&settings.admin_socket);
+    match recorded {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(ServiceError::Startup),
+    }
+}
+
+async fn watchdog(src: Sources, stop: CancellationToken) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let journal_ok = src
+            .board
+            .as_ref()
+            .is_none_or(|b| b.snapshot().journal.healthy);
+        if journal_ok {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::warn!("journal unhealthy: withholding the systemd watchdog ping");
+        }
+    }
+}
+
+async fn reload_loop(
+    path: Option<PathBuf>,
+    data_dir: PathBuf,
+    policy: Arc<RwLock<RetentionPolicy>>,
+    stop: CancellationToken,
+) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            s = hup.recv() => if s.is_none() { return },
+        }
+        notify(&[sd_notify::NotifyState::Reloading]);
+        match Sections::load(path.as_deref()).and_then(|s| s.validate(&data_dir)) {
+            Ok(new) => {
+                if let Ok(mut p) = policy.write() {
+                    *p = new.compact.retention;
+                }
+                tracing::info!(retention = ?new.compact.retention, "configuration reloaded; retention applied, other changes take effect on restart");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
+            }
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+async fn prune_loop(
+    c: Arc<Compactor>,
+    policy: Arc<RwLock<RetentionPolicy>>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+        let p = policy.read().map(|p| *p).unwrap_or_default();
+        if p.is_empty() {
+            continue;
+        }
+        let now = now_ms();
+        match prune::plan(c.store(), &p, now).await {
+            Ok(plan) => {
+                if let Err(e) = prune::execute(c.store(), &plan, now).await {
+                    tracing::warn!(error = %e, "prune failed; will retry");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "prune could not list the store"),
+        }
+    }
+}
