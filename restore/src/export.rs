@@ -35,14 +35,6 @@ pub enum ExportError {
         /// The cause.
         source: std::io::Error,
     },
-    /// An object does not serialize as YAML.
-    #[error("{object}: cannot write YAML: {reason}")]
-    Yaml {
-        /// The object.
-        object: String,
-        /// Serializer message.
-        reason: String,
-    },
     /// A name that would escape the output directory.
     #[error("{0}: name is not usable as a file name")]
     BadName(String),
@@ -119,10 +111,7 @@ pub fn export(state: &DesiredState, out: &Path) -> Result<ExportReport> {
         }
         let (body, dropped) = manifest(key, obj);
         report.owner_refs_dropped += usize::from(dropped);
-        let yaml = serde_yaml_ng::to_string(&body).map_err(|e| ExportError::Yaml {
-            object: key.to_string(),
-            reason: e.to_string(),
-        })?;
+        let yaml = crate::yaml::to_yaml(&body);
         std::fs::write(&path, yaml).map_err(|source| ExportError::Io {
             path: path.clone(),
             source,

@@ -44,6 +44,7 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod strip;
+pub mod yaml;
 
 /// Installs rustls' ring crypto provider for this process, once; later
 /// calls do nothing. kube enables ring and the S3 store's HTTP client

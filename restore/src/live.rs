@@ -26,21 +26,54 @@ pub struct ApiFailure {
 impl From<kube::Error> for ApiFailure {
     fn from(e: kube::Error) -> Self {
         match e {
-            kube::Error::Api(s) => Self {
-                code: s.code,
-                reason: if s.reason.is_empty() {
-                    "Unknown".to_owned()
+            kube::Error::Api(s) => {
+                // Answers that are not a Status (a plain "404 page not found"
+                // for a type the server does not serve) or have no reason
+                // (server-side apply's conversion errors are bare 500s) get
+                // the reason their HTTP code stands for.
+                let reason = if s.reason.is_empty() || s.reason.contains(' ') {
+                    reason_for(s.code).to_owned()
                 } else {
                     s.reason.clone()
-                },
-                message: s.message.clone(),
-            },
+                };
+                let message = if s.code == 404 && s.message.contains("page not found") {
+                    "the target does not serve this type (is its CRD missing?)".to_owned()
+                } else {
+                    s.message.clone()
+                };
+                Self {
+                    code: s.code,
+                    reason,
+                    message,
+                }
+            }
             other => Self {
                 code: 0,
                 reason: "ClientError".to_owned(),
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// The Kubernetes StatusReason an HTTP code stands for.
+fn reason_for(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "Conflict",
+        410 => "Expired",
+        413 => "RequestEntityTooLarge",
+        415 => "UnsupportedMediaType",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "Unknown",
     }
 }
 

@@ -124,7 +124,7 @@ pub fn crds() -> Vec<Value> {
             &strict_t(),
             false,
             json!({"type": "object", "properties": {
-                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}),
+                "spec": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 0}}}}}),
         ),
     ]
 }
