@@ -257,8 +257,11 @@ fn jwt(r: &Rng, ns: &str, name: &str) -> String {
     )
 }
 
+/// Objects of one type before encoding: (namespace, name, JSON).
+type RawObjects = Vec<(Option<String>, String, Value)>;
+
 /// The generated state: per type, objects sorted by (namespace, name).
-fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
+fn generate(total: usize) -> Vec<TypeObjects> {
     let r = Rng::new(0x5EED_1234_ABCD_0001);
     let rt = |g: &str, v: &str, res: &str, k: &str, nsd: bool| ResourceType {
         group: g.into(),
@@ -277,7 +280,7 @@ fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
     let ca = r.b64(1500);
     let cluster_ids: Vec<String> = (0..clusters).map(|_| format!("c-{}", r.alnum(5))).collect();
     let ns_names: Vec<String> = (0..nss).map(|i| format!("p-{}-{i}", r.alnum(5))).collect();
-    let mut out: Vec<(ResourceType, Vec<(Option<String>, String, Value)>)> = vec![
+    let mut out: Vec<(ResourceType, RawObjects)> = vec![
         (
             rt("", "v1", "namespaces", "Namespace", false),
             ns_names
@@ -364,7 +367,7 @@ fn generate(total: usize) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
         .collect()
 }
 
-fn encode(state: &[(ResourceType, Vec<SnapshotObject>)], opts: &WriteOptions) -> Vec<u8> {
+fn encode(state: &[TypeObjects], opts: &WriteOptions) -> Vec<u8> {
     let header = SnapshotHeader {
         cluster_id: "local".into(),
         seq: 1,
@@ -405,7 +408,7 @@ fn best<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.unwrap())
 }
 
-fn tar_gz_size(state: &[(ResourceType, Vec<SnapshotObject>)]) -> Option<u64> {
+fn tar_gz_size(state: &[TypeObjects]) -> Option<u64> {
     let dir = tempfile::tempdir().ok()?;
     for (t, objs) in state {
         for o in objs {
@@ -449,7 +452,7 @@ fn zstd_long_size(json: &[u8]) -> Option<u64> {
     Some(out.stdout.len() as u64)
 }
 
-fn dictionary_experiment(state: &[(ResourceType, Vec<SnapshotObject>)]) {
+fn dictionary_experiment(state: &[TypeObjects]) {
     // Journal-style event blocks: a group commit of a few events each.
     let events: Vec<EventRecord> = state
         .iter()
@@ -516,13 +519,13 @@ fn dictionary_experiment(state: &[(ResourceType, Vec<SnapshotObject>)]) {
     }
 }
 
+/// A type and its objects, sorted like a snapshot.
+type TypeObjects = (ResourceType, Vec<SnapshotObject>);
+
 /// Groups JSON lines into types, sorted like a snapshot.
-fn load_jsonl(path: &str) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
+fn load_jsonl(path: &str) -> Vec<TypeObjects> {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut types: std::collections::BTreeMap<
-        (String, String),
-        (ResourceType, Vec<SnapshotObject>),
-    > = Default::default();
+    let mut types: std::collections::BTreeMap<(String, String), TypeObjects> = Default::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).unwrap();
         let api = v["apiVersion"].as_str().unwrap_or("v1");
@@ -570,7 +573,7 @@ fn load_jsonl(path: &str) -> Vec<(ResourceType, Vec<SnapshotObject>)> {
         .collect()
 }
 
-fn strip_server_fields(state: &mut [(ResourceType, Vec<SnapshotObject>)]) {
+fn strip_server_fields(state: &mut [TypeObjects]) {
     for o in state.iter_mut().flat_map(|(_, v)| v.iter_mut()) {
         let mut v: Value = serde_json::from_slice(&o.object).unwrap();
         if let Some(md) = v["metadata"].as_object_mut() {

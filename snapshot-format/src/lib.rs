@@ -27,10 +27,13 @@ pub mod state;
 pub use codec::{DEFAULT_LEVEL, Limits};
 pub use error::{ErrorKind, FormatError, Result};
 pub use event::{
-    EventBlockEncoder, EventKind, EventRecord, ResourceType, decode_block, decode_record,
-    encode_block, encode_record,
+    EventBlockDecoder, EventBlockEncoder, EventKind, EventRecord, ResourceType, decode_block,
+    decode_record, encode_block, encode_record,
 };
 pub use header::FileKind;
 pub use options::WriteOptions;
 pub use segment::{SegmentHeader, SegmentReader, SegmentWriter, encode_segment};
-pub use snapshot::{SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry};
+pub use snapshot::{
+    ObjectRef, SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry,
+};
+pub use state::{ObjectKey, State, StateObject};

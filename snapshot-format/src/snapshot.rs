@@ -68,6 +68,21 @@ impl SnapshotObject {
     }
 }
 
+/// A borrowed [`SnapshotObject`], for writing without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectRef<'a> {
+    /// Namespace; `None` exactly when the type is cluster-scoped.
+    pub namespace: Option<&'a str>,
+    /// Name.
+    pub name: &'a str,
+    /// uid.
+    pub uid: &'a str,
+    /// resourceVersion.
+    pub resource_version: &'a str,
+    /// JSON bytes.
+    pub object: &'a [u8],
+}
+
 /// Index entry for one data block. Frozen for format version 1.
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct SnapshotBlockInfo {
@@ -189,6 +204,20 @@ impl<W: Write> SnapshotWriter<W> {
 
     /// Appends an object of type `type_index` (position in the header's types).
     pub fn push(&mut self, type_index: usize, obj: &SnapshotObject) -> Result<()> {
+        self.push_ref(
+            type_index,
+            ObjectRef {
+                namespace: obj.namespace.as_deref(),
+                name: &obj.name,
+                uid: &obj.uid,
+                resource_version: &obj.resource_version,
+                object: &obj.object,
+            },
+        )
+    }
+
+    /// Like [`SnapshotWriter::push`], from borrowed parts (no copy of the JSON).
+    pub fn push_ref(&mut self, type_index: usize, obj: ObjectRef<'_>) -> Result<()> {
         let t = len_u32(type_index, "type index")?;
         let rtype = &self
             .header
@@ -215,7 +244,7 @@ impl<W: Write> SnapshotWriter<W> {
             }
             Some(c) if t == c => {
                 if let Some((ns, name)) = &self.last_key
-                    && (ns.as_deref(), name.as_str()) >= obj.key()
+                    && (ns.as_deref(), name.as_str()) >= (obj.namespace, obj.name)
                 {
                     return Err(invalid(
                         "snapshot object",
@@ -231,14 +260,23 @@ impl<W: Write> SnapshotWriter<W> {
                 self.current_type = Some(t);
             }
         }
-        encode_into(obj, &mut self.pending, "snapshot object")?;
+        // Same bytes as encoding a SnapshotObject: bincode encodes &str like
+        // String, &[u8] like Vec<u8>, and a tuple like a struct.
+        let fields = (
+            obj.namespace,
+            obj.name,
+            obj.uid,
+            obj.resource_version,
+            obj.object,
+        );
+        encode_into(&fields, &mut self.pending, "snapshot object")?;
         let info = self.pending_info.get_or_insert_with(|| SnapshotBlockInfo {
             offset: 0,
             len: 0,
             type_index: t,
             count: 0,
-            first_namespace: obj.namespace.clone(),
-            first_name: obj.name.clone(),
+            first_namespace: obj.namespace.map(str::to_owned),
+            first_name: obj.name.to_owned(),
             last_namespace: None,
             last_name: String::new(),
         });
@@ -247,7 +285,7 @@ impl<W: Write> SnapshotWriter<W> {
         if let Some(c) = self.index.object_counts.get_mut(type_index) {
             *c += 1;
         }
-        self.last_key = Some((obj.namespace.clone(), obj.name.clone()));
+        self.last_key = Some((obj.namespace.map(str::to_owned), obj.name.to_owned()));
         if full {
             self.cut()?;
         }

@@ -10,7 +10,7 @@ use std::io::Write;
 use crate::error::Result;
 use crate::event::{EventKind, EventRecord, ResourceType};
 use crate::options::WriteOptions;
-use crate::snapshot::{SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry};
+use crate::snapshot::{ObjectRef, SnapshotHeader, SnapshotReader, SnapshotWriter, TypeEntry};
 
 /// Identifies a type regardless of version: (group, resource).
 pub type TypeKey = (String, String);
@@ -196,14 +196,14 @@ impl State {
                 current = keys.next();
                 t += 1;
             }
-            w.push(
+            w.push_ref(
                 t,
-                &SnapshotObject {
-                    namespace: k.namespace.clone(),
-                    name: k.name.clone(),
-                    uid: o.uid.clone(),
-                    resource_version: o.resource_version.clone(),
-                    object: o.object.clone(),
+                ObjectRef {
+                    namespace: k.namespace.as_deref(),
+                    name: &k.name,
+                    uid: &o.uid,
+                    resource_version: &o.resource_version,
+                    object: &o.object,
                 },
             )?;
         }
