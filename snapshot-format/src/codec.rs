@@ -26,7 +26,7 @@ pub const BINCODE: BincodeConfig = bincode::config::standard()
 
 /// Default zstd level: a balance of encode speed and size measured by the
 /// format benchmark (`examples/format_bench.rs`).
-pub const DEFAULT_LEVEL: i32 = 7;
+pub const DEFAULT_LEVEL: i32 = 9;
 
 /// Limits applied while reading untrusted bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

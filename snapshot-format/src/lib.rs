@@ -8,7 +8,58 @@
 //! - [`snapshot`]: the state at one point, objects grouped by type;
 //! - [`crypto`]: age (X25519) encryption of any file;
 //! - [`state`]: folding events onto a state, for point-in-time reconstruction;
-//! - [`header`], [`frame`], [`codec`]: the framing, checksums and encoding.
+//! - [`header`], [`frame`], [`codec`]: the framing, checksums and encoding;
+//! - [`naming`]: content-hash file names.
+//!
+//! Every reader works on a byte slice (files are whole objects in a store),
+//! checks before it parses, and returns a [`FormatError`] naming the file, the
+//! block and what was wrong; no input makes it panic.
+//!
+//! # Example
+//!
+//! ```
+//! use rewind_format::{
+//!     EventKind, EventRecord, Limits, ResourceType, SnapshotReader, State, WriteOptions,
+//! };
+//!
+//! let ns = ResourceType {
+//!     group: String::new(),
+//!     version: "v1".into(),
+//!     resource: "namespaces".into(),
+//!     kind: "Namespace".into(),
+//!     namespaced: false,
+//! };
+//! let event = EventRecord {
+//!     seq: 1,
+//!     observed_at_ms: 1_700_000_000_000,
+//!     cluster_id: "local".into(),
+//!     rtype: ns,
+//!     namespace: None,
+//!     name: "cattle-system".into(),
+//!     uid: "0b6c…".into(),
+//!     resource_version: "42".into(),
+//!     kind: EventKind::Applied,
+//!     object: br#"{"kind":"Namespace","metadata":{"name":"cattle-system"}}"#.to_vec(),
+//! };
+//!
+//! // The daemon's journal: one checksummed, compressed block per group commit.
+//! let block = rewind_format::encode_block(std::slice::from_ref(&event), 3)?;
+//! assert_eq!(rewind_format::decode_block(&block, &Limits::default())?, vec![event.clone()]);
+//!
+//! // Fold events into a state and write it as a snapshot...
+//! let mut state = State::new("local");
+//! state.apply(&event);
+//! let bytes = state.write_snapshot(Vec::new(), &WriteOptions::default())?;
+//! let name = rewind_format::naming::content_name(&bytes)?; // "snapshot-<sha256>"
+//! assert!(name.starts_with("snapshot-"));
+//!
+//! // ...and read one object back without decoding the rest.
+//! let mut reader = SnapshotReader::open(&bytes, Some(&name), Limits::default())?;
+//! let t = reader.type_index("", "namespaces").expect("type recorded");
+//! let obj = reader.get(t, None, "cattle-system")?.expect("object present");
+//! assert_eq!(obj.resource_version, "42");
+//! # Ok::<(), rewind_format::FormatError>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod codec;
