@@ -1,1 +1,164 @@
-fn main() {}
+//! Ingestion throughput of the journal, against raw sled, in one run.
+//!
+//! `taskset -c 0 cargo bench -p rewind-daemon --bench ingest` (one core).
+//! Each row ingests the same N events of ~2 KB JSON objects (realistic
+//! Rancher-like shapes, distinct content) durably:
+//! - `journal`: the daemon's path: ingest rules (dedup lookup, state value
+//!   compression), one compressed event block per batch, state and meta in
+//!   one sled transaction, then `flush` (fsync) per batch.
+//! - `raw sled, 1 tree`: one insert per event (seq → bytes), flush every
+//!   1,000 inserts.
+//! - `raw sled, log+state`: one insert per event into a log tree and a state
+//!   tree (the naive design), flush every 1,000 inserts.
+//! Prints events/s and the ratio to the first baseline.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // bench code
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rewind_daemon::ingest::{Ingestor, ObservedObject, Observation};
+use rewind_daemon::journal::{Journal, JournalOptions};
+use rewind_format::{EventBlockEncoder, ResourceType};
+
+fn object(i: usize, rng: &mut u64) -> Vec<u8> {
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    let mut labels = String::new();
+    for l in 0..6 {
+        labels.push_str(&format!("\"label-{l}.cattle.io/key\":\"v{:x}\",", next() % 100_000));
+    }
+    labels.pop();
+    let mut conds = String::new();
+    for c in 0..8 {
+        conds.push_str(&format!(
+            "{{\"type\":\"Cond{c}\",\"status\":\"True\",\"lastUpdateTime\":\"2026-11-26T13:{:02}:{:02}Z\",\"message\":\"{:x}{:x}\"}},",
+            next() % 60,
+            next() % 60,
+            next(),
+            next()
+        ));
+    }
+    conds.pop();
+    let mut s = format!(
+        "{{\"apiVersion\":\"management.cattle.io/v3\",\"kind\":\"Cluster\",\"metadata\":{{\"name\":\"c-{i:06}\",\"uid\":\"{:016x}-{:016x}\",\"resourceVersion\":\"{}\",\"labels\":{{{labels}}},\"annotations\":{{\"field.cattle.io/creatorId\":\"user-{:x}\"}}}},\"spec\":{{\"displayName\":\"cluster {i}\",\"description\":\"{:x}{:x}{:x}\"}},\"status\":{{\"conditions\":[{conds}],\"nodeCount\":{},\"capacity\":{{\"cpu\":\"{}\",\"memory\":\"{}Ki\",\"pods\":\"110\"}}}}",
+        next(),
+        next(),
+        i + 1,
+        next(),
+        next(),
+        next(),
+        next(),
+        next() % 50,
+        next() % 64,
+        next() % 100_000_000
+    );
+    while s.len() < 2000 {
+        s.push_str(&format!(",\"pad{}\":\"{:x}\"", s.len(), next()));
+    }
+    s.push('}');
+    s.into_bytes()
+}
+
+fn observations(n: usize) -> Vec<Observation> {
+    let rtype = Arc::new(ResourceType {
+        group: "management.cattle.io".into(),
+        version: "v3".into(),
+        resource: "clusters".into(),
+        kind: "Cluster".into(),
+        namespaced: false,
+    });
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+    (0..n)
+        .map(|i| Observation::Applied {
+            rtype: rtype.clone(),
+            object: ObservedObject {
+                namespace: String::new(),
+                name: format!("c-{:06}", i % (n / 2).max(1)),
+                uid: format!("uid-{:06}", i % (n / 2).max(1)),
+                resource_version: (i + 1).to_string(),
+                json: object(i, &mut rng),
+                selected: true,
+                observed_at_ms: 0,
+            },
+            relist: false,
+        })
+        .collect()
+}
+
+fn journal_run(obs: &[Observation], batch: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut ing = Ingestor::new("bench".into(), 1, HashMap::new()).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let start = Instant::now();
+    for chunk in obs.chunks(batch) {
+        let mut b = j.batch();
+        for o in chunk {
+            ing.apply(&mut b, o.clone()).unwrap();
+        }
+        let p = b.finish(&mut enc).unwrap();
+        j.commit(&p).unwrap();
+        ing.committed();
+    }
+    let took = start.elapsed();
+    assert_eq!(j.next_seq(), obs.len() as u64 + 1, "every event recorded");
+    took
+}
+
+fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(64 << 20)
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let log = db.open_tree("log").unwrap();
+    let state = db.open_tree("state").unwrap();
+    let start = Instant::now();
+    for (i, o) in obs.iter().enumerate() {
+        let Observation::Applied { object, .. } = o else { unreachable!() };
+        log.insert((i as u64).to_be_bytes(), object.json.as_slice()).unwrap();
+        if two_trees {
+            state.insert(object.name.as_bytes(), object.json.as_slice()).unwrap();
+        }
+        if i % 1000 == 999 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    start.elapsed()
+}
+
+fn main() {
+    let n: usize = std::env::var("REWIND_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let obs = observations(n);
+    let avg = obs
+        .iter()
+        .map(|o| match o {
+            Observation::Applied { object, .. } => object.json.len(),
+            _ => 0,
+        })
+        .sum::<usize>()
+        / n;
+    println!("ingest bench: {n} events, average object {avg} bytes");
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let raw1 = rate(raw_run(&obs, false));
+    let raw2 = rate(raw_run(&obs, true));
+    let rows = [
+        ("raw sled, 1 tree, flush/1000".to_owned(), raw1),
+        ("raw sled, log+state, flush/1000".to_owned(), raw2),
+        ("journal, batch 1000".to_owned(), rate(journal_run(&obs, 1000))),
+        ("journal, batch 5000".to_owned(), rate(journal_run(&obs, 5000))),
+        ("journal, batch 10000".to_owned(), rate(journal_run(&obs, 10_000))),
+    ];
+    println!("{:<36} {:>12} {:>10}", "variant", "events/s", "vs raw 1 tree");
+    for (name, r) in rows {
+        println!("{name:<36} {r:>12.0} {:>9.2}x", r / raw1);
+    }
+}

@@ -89,6 +89,8 @@ impl Writer {
     /// Runs until every sender is gone and the queue is drained; returns the
     /// journal (flushed).
     pub fn run(mut self, rt: Handle, mut rx: mpsc::Receiver<Msg>) -> Option<Journal> {
+        // Timers are created on this thread: they need the runtime's context.
+        let _context = rt.enter();
         if let Some(j) = &self.journal {
             let next = j.next_seq();
             self.board.update(|s| s.journal.next_seq = next);
