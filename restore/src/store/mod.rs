@@ -29,6 +29,9 @@ pub mod retention;
 pub mod retry;
 pub mod s3;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 
 pub use config::{Credentials, RetryPolicy, S3Config, StoreConfig};
@@ -60,6 +63,8 @@ pub struct Store {
     backend: Backend,
     /// How failed operations are retried.
     retry: RetryPolicy,
+    /// Transient failures retried so far (all clones share it).
+    retries: Arc<AtomicU64>,
 }
 
 /// What [`Store::collect_garbage`] found (and removed, unless a dry run).
@@ -89,7 +94,17 @@ impl Store {
             }
             StoreConfig::S3(s3cfg) => Backend::S3(s3::S3::open(s3cfg)?),
         };
-        Ok(Self { backend, retry })
+        Ok(Self {
+            backend,
+            retry,
+            retries: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Transient failures retried so far by this store and its clones.
+    #[must_use]
+    pub fn retried(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// A short description for logs: `local:/path` or `s3`.
@@ -264,7 +279,7 @@ impl Store {
 
     /// Low level: writes one object, with retries.
     pub async fn put_object(&self, key: &str, data: Bytes) -> Result<()> {
-        retry::with_retry(&self.retry, "put", || {
+        retry::with_retry(&self.retry, "put", &self.retries, || {
             let data = data.clone();
             async move {
                 match &self.backend {
@@ -281,7 +296,7 @@ impl Store {
 
     /// Low level: reads one object, with retries.
     pub async fn get_object(&self, key: &str) -> Result<Bytes> {
-        retry::with_retry(&self.retry, "get", || async move {
+        retry::with_retry(&self.retry, "get", &self.retries, || async move {
             match &self.backend {
                 Backend::Local(dir) => {
                     let (dir, key) = (dir.clone(), key.to_owned());
@@ -295,7 +310,7 @@ impl Store {
 
     /// Low level: deletes one object (missing is fine), with retries.
     pub async fn delete_object(&self, key: &str) -> Result<()> {
-        retry::with_retry(&self.retry, "delete", || async move {
+        retry::with_retry(&self.retry, "delete", &self.retries, || async move {
             match &self.backend {
                 Backend::Local(dir) => {
                     let (dir, key) = (dir.clone(), key.to_owned());
@@ -309,7 +324,7 @@ impl Store {
 
     /// Low level: lists objects under `prefix` (ending in `/`), with retries.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        retry::with_retry(&self.retry, "list", || async move {
+        retry::with_retry(&self.retry, "list", &self.retries, || async move {
             match &self.backend {
                 Backend::Local(dir) => {
                     let (dir, prefix) = (dir.clone(), prefix.to_owned());

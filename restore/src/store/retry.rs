@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::config::RetryPolicy;
@@ -13,7 +14,12 @@ use super::error::{Result, StoreError};
 
 /// Runs `op` until it succeeds, fails with a permanent error, or the policy's
 /// attempts are used up.
-pub async fn with_retry<T, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T>
+pub async fn with_retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    retries: &AtomicU64,
+    mut op: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -32,6 +38,7 @@ where
                 });
             }
             Err(e) => {
+                retries.fetch_add(1, Ordering::Relaxed);
                 let delay = jitter(cap);
                 tracing::warn!(
                     op = what,
@@ -61,7 +68,7 @@ pub fn jitter(cap: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     use super::*;
 
@@ -78,7 +85,7 @@ mod tests {
         };
         let calls = AtomicU32::new(0);
         let start = tokio::time::Instant::now();
-        let r: Result<()> = with_retry(&policy, "test", || {
+        let r: Result<()> = with_retry(&policy, "test", &AtomicU64::new(0), || {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err(transient()) }
         })
@@ -97,7 +104,7 @@ mod tests {
     async fn permanent_errors_are_not_retried_and_success_stops() {
         let policy = RetryPolicy::default();
         let calls = AtomicU32::new(0);
-        let r: Result<()> = with_retry(&policy, "test", || {
+        let r: Result<()> = with_retry(&policy, "test", &AtomicU64::new(0), || {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err(StoreError::NotFound { key: "k".into() }) }
         })
@@ -105,7 +112,7 @@ mod tests {
         assert!(matches!(r, Err(StoreError::NotFound { .. })));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let calls = AtomicU32::new(0);
-        let r = with_retry(&policy, "test", || {
+        let r = with_retry(&policy, "test", &AtomicU64::new(0), || {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move { if n < 2 { Err(transient()) } else { Ok(n) } }
         })
