@@ -66,6 +66,8 @@ pub async fn run(
     settings: ServiceSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
+    // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
+    rewind_restore::install_tls_provider();
     let (view_tx, view_rx) = tokio::sync::oneshot::channel::<JournalView>();
     let (board_tx, board_rx) = tokio::sync::oneshot::channel();
     let hooks = Hooks {

@@ -28,6 +28,9 @@ impl S3 {
     /// Builds a client from validated settings. Makes no request.
     pub fn open(cfg: &S3Config) -> Result<Self> {
         cfg.validate()?;
+        // Both rustls providers are linked (kube: ring, this client:
+        // aws-lc-rs); without a chosen default, TLS setup would panic.
+        crate::install_tls_provider();
         let creds = match &cfg.credentials_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
