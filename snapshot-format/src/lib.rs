@@ -9,7 +9,7 @@
 //! - [`crypto`]: age (X25519) encryption of any file;
 //! - [`state`]: folding events onto a state, for point-in-time reconstruction;
 //! - [`header`], [`frame`], [`codec`]: the framing, checksums and encoding;
-//! - [`naming`]: content-hash file names.
+//! - [`naming`]: content-hash file names; [`verify`]: whole-file checks.
 //!
 //! Every reader works on a byte slice (files are whole objects in a store),
 //! checks before it parses, and returns a [`FormatError`] naming the file, the
@@ -74,6 +74,7 @@ pub mod options;
 pub mod segment;
 pub mod snapshot;
 pub mod state;
+pub mod verify;
 
 pub use codec::{DEFAULT_LEVEL, Limits};
 pub use error::{ErrorKind, FormatError, Result};
@@ -88,3 +89,4 @@ pub use snapshot::{
     ObjectRef, SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry,
 };
 pub use state::{ObjectKey, State, StateObject};
+pub use verify::{Summary, verify_file};

@@ -108,3 +108,30 @@ fn keys_parse_from_text() {
     assert!(crypto::parse_recipient("age1nope").is_err());
     assert!(crypto::parse_identity("garbage").is_err());
 }
+
+#[test]
+fn verify_file_checks_name_blocks_and_encryption() {
+    use rewind_format::naming::content_name;
+    use rewind_format::{FileKind, verify_file};
+    let id = Identity::generate();
+    let plain = snapshot_bytes();
+    let enc = crypto::encrypt(&plain, &[id.to_public()]).unwrap();
+    let limits = Limits::default();
+    let s = verify_file(&plain, Some(&content_name(&plain).unwrap()), &[], &limits).unwrap();
+    assert_eq!(
+        (s.kind, s.encrypted, s.records),
+        (FileKind::Snapshot, false, 40)
+    );
+    let name = format!("store/{}.rwf", content_name(&enc).unwrap());
+    let s = verify_file(&enc, Some(&name), std::slice::from_ref(&id), &limits).unwrap();
+    assert_eq!(
+        (s.kind, s.encrypted, s.records, s.seq),
+        (FileKind::Snapshot, true, 40, (4242, 4242))
+    );
+    // A file stored under another file's name is caught before parsing.
+    let err = verify_file(&plain, Some(&name), &[], &limits).unwrap_err();
+    assert_eq!(err.file.as_deref(), Some(name.as_str()));
+    let seg = sample_segment();
+    let s = verify_file(&seg, None, &[], &limits).unwrap();
+    assert_eq!((s.kind, s.records, s.seq), (FileKind::Segment, 60, (1, 60)));
+}
