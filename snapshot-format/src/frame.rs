@@ -15,7 +15,7 @@
 //!
 //! The header has its own checksum so that a flipped length is reported as a
 //! checksum mismatch, not as a truncation or a huge allocation. Readers call
-//! [`check_block`] (header only, no allocation) before [`open_block`].
+//! [`check_block`] (checksums and limits, no allocation) before decompressing.
 
 use std::borrow::Cow;
 

@@ -1,6 +1,6 @@
 //! Segments: sealed, immutable runs of consecutive events.
 //!
-//! A segment is a [container](crate::container) of kind `Segment`. Its header
+//! A segment is a container (`docs/FORMAT.md`, section 3) of kind `Segment`. Its header
 //! block holds a [`SegmentHeader`]; its data blocks are event blocks (see
 //! [`crate::event`]); its index block holds a [`SegmentIndex`] with one entry
 //! per data block, so that a reader can seek by sequence number or time

@@ -1,6 +1,6 @@
 //! Snapshots: the full state of a cluster at one point.
 //!
-//! A snapshot is a [container](crate::container) of kind `Snapshot`. Its
+//! A snapshot is a container (`docs/FORMAT.md`, section 3) of kind `Snapshot`. Its
 //! header block holds a [`SnapshotHeader`] (the point it is consistent at and
 //! every resource type with its list resourceVersion); its data blocks hold
 //! [`SnapshotObject`]s of one type each, sorted by (namespace, name); its
