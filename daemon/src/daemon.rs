@@ -68,6 +68,9 @@ impl std::fmt::Debug for Hooks {
 
 /// Builds a kube client for the configured cluster.
 pub async fn client(source: &ClusterSource) -> Result<Client> {
+    // Dependencies enable more than one rustls provider; name ours once per
+    // process (a second install is refused, harmlessly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = match source {
         ClusterSource::InCluster => {
             KubeConfig::incluster().map_err(|e| Error::Kube(e.to_string()))?

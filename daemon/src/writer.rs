@@ -287,3 +287,89 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rewind_format::{EventKind, ResourceType};
+
+    use super::*;
+    use crate::ingest::{ObservedObject, Observation};
+
+    fn obs(name: &str, rv: u64) -> Msg {
+        Msg {
+            obs: Observation::Applied {
+                rtype: Arc::new(ResourceType {
+                    group: String::new(),
+                    version: "v1".into(),
+                    resource: "configmaps".into(),
+                    kind: "ConfigMap".into(),
+                    namespaced: true,
+                }),
+                object: ObservedObject {
+                    namespace: "ns".into(),
+                    name: name.into(),
+                    uid: format!("u-{name}"),
+                    resource_version: rv.to_string(),
+                    json: format!("{{\"rv\":{rv}}}").into_bytes(),
+                    selected: true,
+                    observed_at_ms: 1,
+                },
+                relist: false,
+            },
+            permit: None,
+        }
+    }
+
+    #[test]
+    fn group_commit_acknowledges_every_event_in_order() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+        let (ctx, mut crx) = broadcast::channel(1024);
+        let board = Board::new();
+        let w = Writer::new(
+            j,
+            Ingestor::new("c".into(), 1, HashMap::new()).unwrap(),
+            WriterOptions {
+                flush_interval: Duration::from_millis(5),
+                max_events: 7,
+            },
+            board.clone(),
+            Some(ctx),
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let handle = rt.handle().clone();
+        let thread = std::thread::spawn(move || w.run(handle, rx));
+        rt.block_on(async {
+            for i in 0..50u64 {
+                tx.send(obs(&format!("o{}", i % 10), i + 1)).await.unwrap();
+            }
+        });
+        drop(tx);
+        let j = thread.join().unwrap().unwrap();
+        assert_eq!(j.next_seq(), 51);
+        let recs: Vec<_> = j.records_from(1).map(Result::unwrap).collect();
+        assert!(recs.iter().all(|r| r.kind == EventKind::Applied));
+        let rvs: Vec<String> = recs.iter().map(|r| r.resource_version.clone()).collect();
+        let want: Vec<String> = (1..=50).map(|i: u64| i.to_string()).collect();
+        assert_eq!(rvs, want);
+        // Batches were bounded and every one was announced.
+        let mut announced = 0;
+        while let Ok(n) = crx.try_recv() {
+            assert!(n.next_seq - n.first_seq <= 7);
+            announced += n.next_seq - n.first_seq;
+        }
+        assert_eq!(announced, 50);
+        let s = board.snapshot();
+        assert!(s.journal.healthy);
+        assert_eq!(s.journal.next_seq, 51);
+        assert_eq!(s.types["configmaps"].events, 50);
+    }
+}

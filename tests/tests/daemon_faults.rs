@@ -29,11 +29,6 @@ use rewind_tests::ControlPlane;
 use serde_json::json;
 
 fn start_daemon(kubeconfig: &Path, data: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data.join("rewindd.log"))
-        .unwrap();
     Command::new(rewindd_bin())
         .args(["--kubeconfig"])
         .arg(kubeconfig)
@@ -44,7 +39,7 @@ fn start_daemon(kubeconfig: &Path, data: &Path) -> Child {
         .arg(data.join("none.toml"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(Stdio::inherit())
         .arg("run")
         .spawn()
         .unwrap()
@@ -145,22 +140,26 @@ async fn records_exactly_through_faults() {
 
     // 5. SIGKILL; changes while the daemon is down, including a delete and
     //    recreate under the same name (new uid); then a restart.
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
-    m.run(24).await;
     let cms: Api<DynamicObject> = Api::namespaced_with(
         admin.clone(),
         "cattle-system",
         &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
     );
-    let recreated = m.latest_configmap().unwrap();
+    let recreated = "recreated-while-down".to_owned();
+    let cm = |v: &str| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": recreated, "namespace": "cattle-system"}, "data": {"v": v}
+        }))
+        .unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("first")).await.unwrap();
+    wait_settled(|| status(data), Duration::from_secs(1), "before the kill").await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    m.run(24).await;
     cms.delete(&recreated, &DeleteParams::default()).await.unwrap();
-    let again: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": recreated, "namespace": "cattle-system"}, "data": {"again": "yes"}
-    }))
-    .unwrap();
-    cms.create(&PostParams::default(), &again).await.unwrap();
+    cms.create(&PostParams::default(), &cm("second")).await.unwrap();
     let mut daemon = start_daemon(&proxied.readonly.kubeconfig, data);
     m.run(24).await;
 
@@ -189,7 +188,9 @@ async fn records_exactly_through_faults() {
         .filter(|r| r.rtype.resource == "configmaps" && r.name == recreated)
         .collect();
     let n = cm_events.len();
-    assert!(n >= 3, "{cm_events:?}");
+    let types: std::collections::BTreeSet<String> = all.iter().map(|r| r.rtype.group_resource()).collect();
+    let cms_in_state: Vec<_> = state.keys().filter(|k| k.0 == "configmaps").collect();
+    assert!(n >= 3, "{recreated}: {cm_events:?}\ntypes: {types:?}\nconfigmaps in state: {cms_in_state:?}");
     assert!(matches!(cm_events[n - 2].kind, EventKind::DeletedInferred { .. }), "{:?}", cm_events[n - 2].kind);
     assert_eq!(cm_events[n - 1].kind, EventKind::Applied);
     assert_ne!(cm_events[n - 2].uid, cm_events[n - 1].uid);
