@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Client;
@@ -37,6 +38,9 @@ use crate::ingest::{Observation, ObservedObject};
 use crate::journal::type_key;
 use crate::select::{ObjectView, TypeSelection, api_version};
 use crate::status::{Board, WatchState, now_ms};
+
+/// Longer than kube's longest backoff (30 s) plus a request.
+const RECOVERED_AFTER: Duration = Duration::from_secs(40);
 
 /// A message to the journal writer: an observation and the memory budget it
 /// holds until its batch is durable.
@@ -184,10 +188,20 @@ pub async fn watch_type(
     let mut stream = std::pin::pin!(stream);
     let mut last_error: Option<String> = None;
     let mut max_relist_rv: u64 = 0;
+    let mut relisting = false;
     loop {
         let ev = tokio::select! {
             () = cancel.cancelled() => break,
             ev = stream.next() => ev,
+            // kube's watcher reports errors but not a successful retry of a
+            // watch start; a quiet type would look failed forever. No new
+            // error for longer than the longest backoff means the retry held.
+            () = tokio::time::sleep(RECOVERED_AFTER), if last_error.is_some() => {
+                info!(rtype = %tk, "watch recovered");
+                last_error = None;
+                set_state(if relisting { WatchState::Relisting } else { WatchState::Watching }, None);
+                continue;
+            }
         };
         let Some(ev) = ev else { break };
         let ev = match ev {
@@ -204,12 +218,14 @@ pub async fn watch_type(
         };
         if last_error.take().is_some() {
             info!(rtype = %tk, "watch recovered");
+            set_state(if relisting { WatchState::Relisting } else { WatchState::Watching }, None);
         }
         let now = now_ms();
         ctx.board
             .update_type(&tk, &av, &rtype.kind, |t| t.last_observed_ms = Some(now));
         let sent = match ev {
             Event::Init => {
+                relisting = true;
                 set_state(WatchState::Relisting, None);
                 max_relist_rv = 0;
                 ctx.send(
@@ -271,6 +287,7 @@ pub async fn watch_type(
                         &cancel,
                     )
                     .await;
+                relisting = false;
                 set_state(WatchState::Watching, None);
                 sent
             }
