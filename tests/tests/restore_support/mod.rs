@@ -291,8 +291,13 @@ pub async fn write_plane(client: &kube::Client, objs: &[Obj]) {
 /// Records the plane's types the way the daemon sees them: LIST results,
 /// server fields and all. System objects the apiserver makes are left out.
 pub async fn record(client: &kube::Client) -> DesiredState {
+    record_types(client, &plane_types()).await
+}
+
+/// Like [`record`], for the given types.
+pub async fn record_types(client: &kube::Client, types: &[ResourceType]) -> DesiredState {
     let mut s = DesiredState::new();
-    for t in plane_types() {
+    for t in types.iter().cloned() {
         for o in list_all(client, &t).await.unwrap().unwrap_or_default() {
             let ns = o["metadata"]["namespace"].as_str().unwrap_or("");
             let name = o["metadata"]["name"].as_str().unwrap_or("");
@@ -330,7 +335,16 @@ pub fn normalized(key: &ObjectKey, o: &Value) -> Value {
 /// ownerReference points at the live owner's UID, and that the cluster holds
 /// no extra objects of the recorded types (outside `ignore_ns`).
 pub async fn differences(want: &DesiredState, client: &kube::Client) -> Vec<String> {
-    let got = record(client).await;
+    differences_for(want, client, &plane_types()).await
+}
+
+/// Like [`differences`], recording `types` from the cluster.
+pub async fn differences_for(
+    want: &DesiredState,
+    client: &kube::Client,
+    types: &[ResourceType],
+) -> Vec<String> {
+    let got = record_types(client, types).await;
     let mut diffs = Vec::new();
     for (k, w) in want.iter() {
         match got.get(k) {
