@@ -20,7 +20,11 @@ fn identity() -> &'static Identity {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_block_bytes: 16 << 20, max_file_bytes: 64 << 20, ..Limits::default() };
+    let limits = Limits {
+        max_block_bytes: 16 << 20,
+        max_file_bytes: 64 << 20,
+        ..Limits::default()
+    };
     let _ = crypto::is_encrypted(data);
     if let Ok(plain) = crypto::open(data, std::slice::from_ref(identity()), &limits)
         && let Ok(mut r) = SnapshotReader::open(&plain, None, limits)

@@ -5,8 +5,13 @@ use libfuzzer_sys::fuzz_target;
 use rewind_format::{Limits, SnapshotReader};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_block_bytes: 16 << 20, ..Limits::default() };
-    let Ok(mut r) = SnapshotReader::open(data, Some("fuzz"), limits) else { return };
+    let limits = Limits {
+        max_block_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let Ok(mut r) = SnapshotReader::open(data, Some("fuzz"), limits) else {
+        return;
+    };
     let types = r.header().types.len();
     for t in 0..types {
         let _ = r.read_namespace(t, Some("ns-1"));
