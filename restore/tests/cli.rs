@@ -1,0 +1,140 @@
+//! The `rewind` binary end to end: show, export, completions, the store
+//! commands' clear "not yet" error, and restore (dry run, refusal without
+//! confirmation, real run) against a real local control plane.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+#[path = "../../tests/tests/restore_support/mod.rs"]
+mod restore_support;
+
+use std::process::{Command, Output, Stdio};
+
+use restore_support::*;
+use rewind_tests::ControlPlane;
+use serde_json::Value;
+
+fn rewind(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("REWIND_STORE")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "rewind failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn store_commands_say_they_need_the_store_reader_and_completions_work() {
+    for cmd in [&["list"][..], &["history", "secrets/a/b"], &["verify"]] {
+        let out = rewind(cmd);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("not yet implemented") && err.contains("store reader"),
+            "{err}"
+        );
+    }
+    let bash = ok(&rewind(&["completions", "bash"]));
+    assert!(
+        bash.contains("rewind") && bash.contains("--from-dir"),
+        "{bash}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_from_a_directory_with_the_cli() {
+    rewind_restore::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    write_plane(&src.admin_client(), &plane(3)).await;
+    let recorded = record(&src.admin_client()).await;
+    // The recording as `kubectl get -o json` would write it: server fields and all.
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (k, o)) in recorded.iter().enumerate() {
+        let mut o = o.clone();
+        o["apiVersion"] = Value::from(k.rtype.api_version());
+        o["kind"] = Value::from(k.rtype.kind.clone());
+        std::fs::write(dir.path().join(format!("{i}.json")), o.to_string()).unwrap();
+    }
+    let from = dir.path().to_str().unwrap();
+    let n = recorded.len();
+
+    let show: Value =
+        serde_json::from_str(&ok(&rewind(&["show", "--from-dir", from, "-o", "json"]))).unwrap();
+    assert_eq!(show["objects"], n);
+    let out = tempfile::tempdir().unwrap();
+    ok(&rewind(&[
+        "export",
+        "--from-dir",
+        from,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert!(
+        out.path()
+            .join("00-crds/clusters.management.cattle.io.yaml")
+            .exists()
+    );
+
+    let kc = dst.admin_kubeconfig_path().to_str().unwrap().to_owned();
+    let dry: Value = serde_json::from_str(&ok(&rewind(&[
+        "restore",
+        "--from-dir",
+        from,
+        "--to",
+        &kc,
+        "--dry-run",
+        "-o",
+        "json",
+    ])))
+    .unwrap();
+    let items = dry["plan"]["items"].as_array().unwrap();
+    let creates = items.iter().filter(|i| i["action"] == "create").count();
+    assert_eq!(creates, n - 1, "all but the protected rancher Deployment");
+    assert_eq!(
+        count(&dst.admin_client(), &mgmt_cluster_t()).await,
+        0,
+        "dry run wrote nothing"
+    );
+
+    let refused = rewind(&["restore", "--from-dir", from, "--to", &kc]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(
+        count(&dst.admin_client(), &crd_t()).await,
+        0,
+        "nothing written without confirmation"
+    );
+
+    let state = tempfile::tempdir().unwrap();
+    let report = ok(&rewind(&[
+        "restore",
+        "--from-dir",
+        from,
+        "--to",
+        &kc,
+        "--yes",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]));
+    assert!(report.contains(&format!("{} written", n - 1)), "{report}");
+    let mut want = recorded.clone();
+    want.remove(&rewind_restore::ObjectKey {
+        rtype: deploy_t(),
+        namespace: Some("cattle-system".into()),
+        name: "rancher".into(),
+    });
+    let diffs = differences(&want, &dst.admin_client()).await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // Journal written and finished.
+    let journals: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
+    assert_eq!(journals.len(), 1);
+}

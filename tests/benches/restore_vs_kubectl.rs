@@ -1,0 +1,164 @@
+//! Restore throughput: `rewind` (plan + apply) against `kubectl apply` of
+//! the same exported YAML, each into its own fresh local control plane, in
+//! the same run. Prints a table with objects/s and the ratio.
+//!
+//! `cargo bench -p rewind-tests --bench restore_vs_kubectl` (size with
+//! `REWIND_BENCH_CLUSTERS`, default 200 downstream clusters, about 1,400
+//! objects).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
+
+#[path = "../tests/restore_support/mod.rs"]
+mod restore_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use restore_support::*;
+use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, export, plan};
+use rewind_tests::ControlPlane;
+
+fn kubectl(cp: &ControlPlane, args: &[&str]) {
+    let out = Command::new(&cp.binaries().kubectl)
+        .arg("--kubeconfig")
+        .arg(cp.admin_kubeconfig_path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn kubectl_apply(cp: &ControlPlane, dir: &Path, server_side: bool) {
+    let d = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let ssa: &[&str] = if server_side { &["--server-side"] } else { &[] };
+    kubectl(cp, &[&["apply", "-R", "-f", &d("00-crds")], ssa].concat());
+    kubectl(
+        cp,
+        &[
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    );
+    kubectl(
+        cp,
+        &[
+            &[
+                "apply",
+                "-R",
+                "-f",
+                &d("01-namespaces"),
+                "-f",
+                &d("02-objects"),
+            ],
+            ssa,
+        ]
+        .concat(),
+    );
+}
+
+struct Row {
+    name: &'static str,
+    objects: usize,
+    elapsed: Duration,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    rewind_restore::install_tls_provider();
+    let clusters: usize = std::env::var("REWIND_BENCH_CLUSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let src = ControlPlane::start().await.unwrap();
+    write_plane(&src.admin_client(), &plane(clusters)).await;
+    let recorded = record(&src.admin_client()).await;
+    drop(src);
+    let n = recorded.len();
+    let dir = tempfile::tempdir().unwrap();
+    export(&recorded, dir.path()).unwrap();
+    let mut rows = Vec::new();
+
+    for concurrency in [16usize, 64] {
+        let dst = ControlPlane::start().await.unwrap();
+        let client = dst.admin_client();
+        let opts = PlanOptions {
+            protected: ProtectedSet::empty(&[]).unwrap(),
+            ..PlanOptions::default()
+        };
+        let start = Instant::now();
+        let p = plan(&recorded, &client, &opts).await.unwrap();
+        let report = apply(
+            &client,
+            &p,
+            &ApplyOptions {
+                concurrency,
+                ..ApplyOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let elapsed = start.elapsed();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.written, n);
+        let name = if concurrency == 16 {
+            "rewind restore (plan+apply, 16)"
+        } else {
+            "rewind restore (plan+apply, 64)"
+        };
+        rows.push(Row {
+            name,
+            objects: n,
+            elapsed,
+        });
+    }
+    for server_side in [false, true] {
+        let dst = ControlPlane::start().await.unwrap();
+        let start = Instant::now();
+        kubectl_apply(&dst, dir.path(), server_side);
+        let elapsed = start.elapsed();
+        let got = record(&dst.admin_client()).await.len();
+        assert_eq!(got, n, "kubectl restored every object");
+        let name = if server_side {
+            "kubectl apply --server-side"
+        } else {
+            "kubectl apply"
+        };
+        rows.push(Row {
+            name,
+            objects: n,
+            elapsed,
+        });
+    }
+
+    let base = rows
+        .iter()
+        .find(|r| r.name == "kubectl apply")
+        .map(|r| r.elapsed.as_secs_f64())
+        .unwrap();
+    println!(
+        "\nrestore of {clusters} clusters ({n} objects incl. 5 CRDs) into a fresh local control plane"
+    );
+    println!(
+        "{:<34} {:>8} {:>10} {:>10} {:>12}",
+        "method", "objects", "seconds", "objects/s", "vs kubectl"
+    );
+    for r in &rows {
+        let s = r.elapsed.as_secs_f64();
+        println!(
+            "{:<34} {:>8} {:>10.2} {:>10.0} {:>11.1}x",
+            r.name,
+            r.objects,
+            s,
+            r.objects as f64 / s,
+            base / s
+        );
+    }
+}
