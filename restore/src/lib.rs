@@ -16,7 +16,21 @@
 //!   bounded parallelism per level, status subresource, prune, quiesce).
 //! - [`resume`]: the restore journal behind `rewind restore --resume`.
 //! - [`protect`]: the protected set and Rancher's restore preset.
-//! - [`export`](mod@export): [`export()`] writes `kubectl apply`-able YAML.
+//! - [`quiesce`]: Deployments scaled to zero during a restore and back.
+//! - [`live`]: reading the target; API failures with their reasons.
+//! - [`export`](mod@export): [`export()`] writes `kubectl apply`-able YAML,
+//!   through [`yaml`], a writer whose output YAML 1.1 readers (kubectl)
+//!   read the same way.
+//!
+//! # For the store reader and `drill`
+//! Implement [`StateSource`] for the store (snapshot + segments at a
+//! [`Point`]), converting each record's `rewind_format::ResourceType` into
+//! [`ResourceType`] (same fields) and inserting the recorded object JSON with
+//! [`DesiredState::insert`]. Everything from [`plan()`] on works unchanged.
+//! A drill is: state at P, [`plan()`] + [`apply()`] into a throwaway
+//! cluster, then compare with [`strip::strip_server_fields`] /
+//! [`strip::drop_owner_uids`] applied to both sides (see
+//! `tests/tests/restore_support/mod.rs::differences`).
 //!
 //! # Example
 //! ```no_run
@@ -33,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod compare;
 pub mod export;
 pub mod live;
 pub mod order;
@@ -56,6 +71,7 @@ pub fn install_tls_provider() {
 }
 
 pub use apply::{ApplyError, ApplyOptions, ApplyReport, Failure, apply};
+pub use compare::{Difference, compare};
 pub use export::{ExportReport, export};
 pub use live::ApiFailure;
 pub use plan::{Action, PlanItem, PlanOptions, RestorePlan, StatusMode, plan};

@@ -2,14 +2,19 @@
 //! real control plane through plain creates (not through the restore code
 //! under test), recording it the way the daemon sees it (LIST results with
 //! every server field), and an object-by-object comparison.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use rewind_restore::live::{api_for, list_all};
-use rewind_restore::strip::{drop_owner_uids, strip_server_fields};
 use rewind_restore::{DesiredState, ObjectKey, ResourceType};
 use serde_json::{Value, json};
 
@@ -316,24 +321,13 @@ pub async fn record_types(client: &kube::Client, types: &[ResourceType]) -> Desi
 
 /// What must be equal between the recorded and the restored object.
 pub fn normalized(key: &ObjectKey, o: &Value) -> Value {
-    let mut o = o.clone();
-    strip_server_fields(&mut o);
-    drop_owner_uids(&mut o);
-    if let Some(m) = o.as_object_mut() {
-        m.remove("apiVersion");
-        m.remove("kind");
-        if key.rtype.is_crd() {
-            // CRD status (conditions with timestamps, accepted names) is the server's.
-            m.remove("status");
-        }
-    }
-    o
+    rewind_restore::compare::normalized(key, o)
 }
 
 /// Differences between `want` and what `client`'s cluster holds, object by
-/// object, apart from server-set fields. Also checks that every
-/// ownerReference points at the live owner's UID, and that the cluster holds
-/// no extra objects of the recorded types (outside `ignore_ns`).
+/// object, apart from server-set fields (see `rewind_restore::compare`):
+/// missing, extra (outside the system namespaces), changed objects, and
+/// ownerReferences not carrying the live owner's UID.
 pub async fn differences(want: &DesiredState, client: &kube::Client) -> Vec<String> {
     differences_for(want, client, &plane_types()).await
 }
@@ -345,53 +339,10 @@ pub async fn differences_for(
     types: &[ResourceType],
 ) -> Vec<String> {
     let got = record_types(client, types).await;
-    let mut diffs = Vec::new();
-    for (k, w) in want.iter() {
-        match got.get(k) {
-            None => diffs.push(format!("missing {k}")),
-            Some(g) => {
-                let (nw, ng) = (normalized(k, w), normalized(k, g));
-                if nw != ng {
-                    diffs.push(format!("differs {k}:\n  want {nw}\n  got  {ng}"));
-                }
-            }
-        }
-    }
-    for (k, _) in got.iter() {
-        if want.get(k).is_none() {
-            diffs.push(format!("extra {k}"));
-        }
-    }
-    // ownerReferences must carry the live owners' UIDs.
-    let live_uids: BTreeMap<(String, String, Option<String>), String> = got
+    rewind_restore::compare(want, &got)
         .iter()
-        .map(|(k, o)| {
-            (
-                (k.rtype.kind.clone(), k.name.clone(), k.namespace.clone()),
-                o["metadata"]["uid"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    for (k, o) in got.iter() {
-        for r in o["metadata"]["ownerReferences"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let kind = r["kind"].as_str().unwrap().to_owned();
-            let name = r["name"].as_str().unwrap().to_owned();
-            let uid = r["uid"].as_str().unwrap();
-            let owner = live_uids
-                .get(&(kind.clone(), name.clone(), k.namespace.clone()))
-                .or_else(|| live_uids.get(&(kind.clone(), name.clone(), None)));
-            if owner.map(String::as_str) != Some(uid) {
-                diffs.push(format!(
-                    "{k}: ownerReference {kind}/{name} has uid {uid}, live owner {owner:?}"
-                ));
-            }
-        }
-    }
-    diffs
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// Counts objects of `t` in the cluster.
