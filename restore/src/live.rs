@@ -83,6 +83,8 @@ impl std::fmt::Display for ApiFailure {
     }
 }
 
+impl std::error::Error for ApiFailure {}
+
 /// The dynamic API for `rtype`, cluster-wide or in one namespace.
 #[must_use]
 pub fn api_for(

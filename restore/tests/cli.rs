@@ -38,7 +38,12 @@ fn ok(out: &Output) -> String {
 
 #[test]
 fn store_commands_say_they_need_the_store_reader_and_completions_work() {
-    for cmd in [&["list"][..], &["history", "secrets/a/b"], &["verify"]] {
+    for cmd in [
+        &["list"][..],
+        &["history", "secrets/a/b"],
+        &["verify"],
+        &["drill"],
+    ] {
         let out = rewind(cmd);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
@@ -142,4 +147,63 @@ async fn restore_from_a_directory_with_the_cli() {
     // Journal written and finished.
     let journals: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
     assert_eq!(journals.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_reports_a_clean_restore_and_fails_on_a_rejected_object() {
+    rewind_restore::install_tls_provider();
+    let (src, dst, dst2) = tokio::join!(
+        ControlPlane::start(),
+        ControlPlane::start(),
+        ControlPlane::start()
+    );
+    let (src, dst, dst2) = (src.unwrap(), dst.unwrap(), dst2.unwrap());
+    write_plane(&src.admin_client(), &plane(3)).await;
+    let recorded = record(&src.admin_client()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    rewind_restore::export(&recorded, dir.path()).unwrap();
+    let from = dir.path().to_str().unwrap();
+
+    let report_path = out.path().join("drill.json");
+    let kc = dst.admin_kubeconfig_path().to_str().unwrap().to_owned();
+    let text = ok(&rewind(&[
+        "drill",
+        "--from-dir",
+        from,
+        "--to",
+        &kc,
+        "--report",
+        report_path.to_str().unwrap(),
+    ]));
+    assert!(text.contains("differences  0"), "{text}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["differences"].as_array().unwrap().len(), 0);
+    // Export drops ownerReferences and status; every object but the
+    // protected Rancher Deployment is restored.
+    assert_eq!(report["objects_restored"], recorded.len() - 1);
+    assert!(report["rto_ms"].as_u64().is_some());
+
+    // An object the API rejects makes the drill fail, and say why.
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "apiVersion: rewind.test/v1\nkind: Strict\nmetadata:\n  name: bad\n  namespace: c-m-0001\nspec:\n  size: -5\n",
+    )
+    .unwrap();
+    let kc2 = dst2.admin_kubeconfig_path().to_str().unwrap().to_owned();
+    let failed = rewind(&[
+        "drill",
+        "--from-dir",
+        from,
+        "--to",
+        &kc2,
+        "--report",
+        report_path.to_str().unwrap(),
+    ]);
+    assert!(!failed.status.success());
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["failures"][0]["reason"], "Invalid", "{report}");
+    assert_eq!(report["differences"][0]["kind"], "missing", "{report}");
 }

@@ -99,6 +99,14 @@ rewind restore --at latest --to new.kubeconfig --resume --yes")]
     /// Check every file in a store offline: checksums, segment chain, snapshots.
     Verify(VerifyArgs),
     /// Disaster-recovery drill: restore into a throwaway control plane and compare.
+    #[command(
+        long_about = "Disaster-recovery drill: restore the state at a point into a \
+throwaway cluster, compare the result object by object with the state, and report objects \
+restored, differences, RPO (age of the newest recorded event) and RTO (how long the restore \
+took). Exits non-zero on any difference or failed object; --report writes the JSON report.\n\n\
+Never point --to at a cluster you care about: the drill writes the whole state into it.\n\n\
+Example:\n  rewind drill --from-dir ./plane --to /tmp/throwaway.kubeconfig --report drill.json"
+    )]
     Drill(DrillArgs),
     /// Print shell completions.
     #[command(long_about = "Print a completion script.\n\nExample:\n  \
@@ -254,10 +262,19 @@ pub struct DrillArgs {
     /// The point to drill.
     #[arg(long, default_value = "latest")]
     pub at: Point,
-    /// Kubeconfig of a throwaway cluster (default: start a local control plane).
-    #[arg(long)]
+    /// Read the state from a directory of JSON/YAML manifests instead of the store.
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+    /// Kubeconfig of a throwaway cluster to restore into.
+    #[arg(long, value_name = "KUBECONFIG")]
     pub to: Option<PathBuf>,
-    /// Where to write the JSON report.
+    /// Context in the kubeconfig.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Objects written at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Where to write the JSON report (for schedulers).
     #[arg(long)]
     pub report: Option<PathBuf>,
 }

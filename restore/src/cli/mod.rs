@@ -1,6 +1,7 @@
 //! The `rewind` commands: flags in [`args`], one function per command.
 
 pub mod args;
+mod drill;
 mod restore;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::History(_) => needs_store("rewind history"),
         Command::Diff(_) => needs_store("rewind diff"),
         Command::Verify(_) => needs_store("rewind verify"),
-        Command::Drill(_) => needs_store("rewind drill"),
+        Command::Drill(a) => drill::run(a).await,
         Command::Show(a) => show(&load(&a.state)?, a.output),
         Command::Export(a) => {
             let state = load(&a.state)?;
@@ -42,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn needs_store(what: &str) -> Result<()> {
+pub(crate) fn needs_store(what: &str) -> Result<()> {
     bail!(
         "not yet implemented: {what} needs the store reader (use --from-dir with show, export and restore)"
     )
