@@ -207,3 +207,101 @@ async fn drill_reports_a_clean_restore_and_fails_on_a_rejected_object() {
     assert_eq!(report["failures"][0]["reason"], "Invalid", "{report}");
     assert_eq!(report["differences"][0]["kind"], "missing", "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_restore_process_resumes_to_a_complete_result() {
+    rewind_restore::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    write_plane(&src.admin_client(), &plane(60)).await;
+    let recorded = record(&src.admin_client()).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (k, o)) in recorded.iter().enumerate() {
+        let mut o = o.clone();
+        o["apiVersion"] = Value::from(k.rtype.api_version());
+        o["kind"] = Value::from(k.rtype.kind.clone());
+        std::fs::write(dir.path().join(format!("{i}.json")), o.to_string()).unwrap();
+    }
+    let from = dir.path().to_str().unwrap().to_owned();
+    let kc = dst.admin_kubeconfig_path().to_str().unwrap().to_owned();
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap().to_owned();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "restore",
+            "--from-dir",
+            &from,
+            "--to",
+            &kc,
+            "--yes",
+            "--state-dir",
+            &state_dir,
+            "--quiesce",
+            "cattle-system/fleet-controller",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(args(&["--concurrency", "2"]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL once more than two journal chunks are on disk.
+    loop {
+        let lines: usize = std::fs::read_dir(state.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| {
+                        std::fs::read_to_string(e.path())
+                            .unwrap_or_default()
+                            .lines()
+                            .count()
+                    })
+                    .sum()
+            })
+            .unwrap_or(0);
+        if lines > 130 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "restore ended before it was killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !differences(&recorded, &dst.admin_client()).await.is_empty(),
+        "incomplete after the kill"
+    );
+
+    let again = rewind(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("--resume"),
+        "{again:?}"
+    );
+
+    ok(&rewind(
+        &args(&["--resume"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    let mut want = recorded.clone();
+    want.remove(&rewind_restore::ObjectKey {
+        rtype: deploy_t(),
+        namespace: Some("cattle-system".into()),
+        name: "rancher".into(),
+    });
+    let diffs = differences(&want, &dst.admin_client()).await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
