@@ -48,6 +48,7 @@
 
 pub mod apply;
 pub mod compare;
+pub mod diff;
 pub mod export;
 pub mod live;
 pub mod order;

@@ -53,6 +53,43 @@ fn store_commands_say_they_need_the_store_reader_and_completions_work() {
         );
     }
     let bash = ok(&rewind(&["completions", "bash"]));
+    // diff of two manifest directories.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ns = |name: &str, label: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{l: \"{label}\"}}\n"
+        )
+    };
+    std::fs::write(
+        a.path().join("x.yaml"),
+        ns("kept", "1") + "---\n" + &ns("gone", "1"),
+    )
+    .unwrap();
+    std::fs::write(
+        b.path().join("y.yaml"),
+        ns("kept", "2") + "---\n" + &ns("new", "1"),
+    )
+    .unwrap();
+    let (ad, bd) = (a.path().to_str().unwrap(), b.path().to_str().unwrap());
+    let d: Value = serde_json::from_str(&ok(&rewind(&[
+        "diff",
+        "--from-dir",
+        ad,
+        "--to-dir",
+        bd,
+        "-o",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        d["types"]["namespaces"]["added"],
+        serde_json::json!(["namespaces/new"])
+    );
+    assert_eq!(
+        d["types"]["namespaces"]["removed"],
+        serde_json::json!(["namespaces/gone"])
+    );
+    assert_eq!(d["types"]["namespaces"]["changed"][0][0], "namespaces/kept");
     assert!(
         bash.contains("rewind") && bash.contains("--from-dir"),
         "{bash}"

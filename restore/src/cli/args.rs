@@ -170,11 +170,17 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The earlier point.
-    #[arg(long)]
+    #[arg(long, default_value = "latest")]
     pub from: Point,
     /// The later point.
-    #[arg(long)]
+    #[arg(long, default_value = "latest")]
     pub to: Point,
+    /// Read the earlier state from a directory of manifests instead of the store.
+    #[arg(long, value_name = "DIR", requires = "to_dir")]
+    pub from_dir: Option<PathBuf>,
+    /// Read the later state from a directory of manifests instead of the store.
+    #[arg(long, value_name = "DIR", requires = "from_dir")]
+    pub to_dir: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value = "table")]
     pub output: Output,

@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::List(_) => needs_store("rewind list"),
         Command::History(_) => needs_store("rewind history"),
-        Command::Diff(_) => needs_store("rewind diff"),
+        Command::Diff(a) => diff(&a),
         Command::Verify(_) => needs_store("rewind verify"),
         Command::Drill(a) => drill::run(a).await,
         Command::Show(a) => show(&load(&a.state)?, a.output),
@@ -67,6 +67,27 @@ pub fn load(a: &StateArgs) -> Result<DesiredState> {
         .state_at(&a.at)
         .with_context(|| format!("reading the state from {}", dir.display()))?;
     Ok(state.filtered(&filter(a)))
+}
+
+fn diff(a: &args::DiffArgs) -> Result<()> {
+    let (Some(from_dir), Some(to_dir)) = (&a.from_dir, &a.to_dir) else {
+        return needs_store("rewind diff");
+    };
+    let read = |dir: &std::path::Path, at: &rewind_restore::Point| {
+        DirSource::new(dir)
+            .state_at(at)
+            .with_context(|| format!("reading the state from {}", dir.display()))
+    };
+    let d = rewind_restore::diff::diff(&read(from_dir, &a.from)?, &read(to_dir, &a.to)?);
+    let mut out = std::io::stdout().lock();
+    match a.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut out, &d)?;
+            writeln!(out)?;
+        }
+        Output::Table => write!(out, "{}", d.to_table())?,
+    }
+    Ok(())
 }
 
 fn show(state: &DesiredState, output: Output) -> Result<()> {
