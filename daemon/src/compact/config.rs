@@ -30,8 +30,12 @@ pub struct CompactConfig {
     /// The journal keeps events this long after they are stored (`24h`),
     /// so `rewindd status` and quick restores need no store.
     pub local_window: String,
-    /// zstd level of segments and snapshots.
+    /// zstd level of snapshots (written once per snapshot; smaller is
+    /// worth the CPU).
     pub zstd_level: i32,
+    /// zstd level of segments (written every few seconds while recording;
+    /// speed matters more).
+    pub segment_zstd_level: i32,
     /// age X25519 recipients (`age1...`); when set, every file is
     /// encrypted to them before it leaves memory.
     pub recipients: Vec<String>,
@@ -47,6 +51,7 @@ impl Default for CompactConfig {
             disk_budget_bytes: 10 << 30,
             local_window: "24h".into(),
             zstd_level: 9,
+            segment_zstd_level: 3,
             recipients: Vec::new(),
         }
     }
@@ -67,8 +72,10 @@ pub struct Settings {
     pub disk_budget_bytes: u64,
     /// Journal local window in ms.
     pub local_window_ms: i64,
-    /// zstd level.
+    /// zstd level of snapshots.
     pub zstd_level: i32,
+    /// zstd level of segments.
+    pub segment_zstd_level: i32,
     /// Parsed recipients.
     pub recipients: Vec<rewind_format::crypto::Recipient>,
     /// Where files go.
@@ -108,6 +115,9 @@ impl CompactConfig {
         if !(1..=22).contains(&self.zstd_level) {
             return Err(cfg("compact.zstd_level", "must be 1..=22"));
         }
+        if !(1..=22).contains(&self.segment_zstd_level) {
+            return Err(cfg("compact.segment_zstd_level", "must be 1..=22"));
+        }
         let recipients = self
             .recipients
             .iter()
@@ -123,6 +133,7 @@ impl CompactConfig {
             disk_budget_bytes: self.disk_budget_bytes,
             local_window_ms: ms("compact.local_window", &self.local_window)?,
             zstd_level: self.zstd_level,
+            segment_zstd_level: self.segment_zstd_level,
             recipients,
             store,
             retention,

@@ -88,6 +88,8 @@ pub struct JournalView {
     db: sled::Db,
     /// The `log` tree: one event block per group commit, keyed by first seq.
     log: sled::Tree,
+    /// The `meta` tree, for `next_seq` (committed with each batch).
+    meta: Option<sled::Tree>,
 }
 
 impl std::fmt::Debug for JournalView {
@@ -101,13 +103,23 @@ impl JournalView {
     #[must_use]
     pub fn new(journal: &Journal) -> Self {
         let (db, log) = journal.log_handle();
-        Self { db, log }
+        let meta = db.open_tree("meta").ok();
+        Self { db, log, meta }
     }
 }
 
 impl EventLog for JournalView {
     fn next_seq(&self) -> u64 {
-        // One past the last record of the last block.
+        // `next_seq` is written in the same transaction as each block.
+        if let Some(Ok(Some(v))) = self
+            .meta
+            .as_ref()
+            .map(|m| m.get(crate::journal::meta::NEXT_SEQ))
+            && let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref())
+        {
+            return u64::from_be_bytes(bytes);
+        }
+        // Fallback: one past the last record of the last block.
         let Some(Ok((_, v))) = self.log.iter().next_back() else {
             return 1;
         };

@@ -226,7 +226,11 @@ impl Compactor {
             let count = u64::try_from(events.len()).unwrap_or(1).max(1);
             self.avg_event_bytes
                 .store((bytes / count).max(64), Ordering::Relaxed);
-            let file = encode_segment(&cluster, &events, &self.write_options())?;
+            let file = encode_segment(
+                &cluster,
+                &events,
+                &self.write_options(self.settings.segment_zstd_level),
+            )?;
             self.files.put(&segment_key(first_seq, last_seq), &file)?;
             self.update(|p| p.sealed_upto = last_seq)?;
             self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
@@ -245,9 +249,9 @@ impl Compactor {
         Ok(written)
     }
 
-    fn write_options(&self) -> WriteOptions {
+    fn write_options(&self, level: i32) -> WriteOptions {
         WriteOptions {
-            level: self.settings.zstd_level,
+            level,
             ..WriteOptions::default()
         }
     }
@@ -321,7 +325,7 @@ impl Compactor {
             base_bytes.as_deref(),
             &delta,
             &cluster,
-            &self.write_options(),
+            &self.write_options(self.settings.zstd_level),
         )?;
         let snap = LocalSnapshot {
             seq: folded.seq,

@@ -450,3 +450,64 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
         "shipped and folded segments leave the local dir"
     );
 }
+
+#[test]
+fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
+    ));
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+    };
+    for _ in 0..5 {
+        for i in 0..10 {
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: 0,
+                name: i % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+    }
+    let view = log::JournalView::new(&journal.lock().unwrap());
+    assert_eq!(view.next_seq(), 51);
+    let all: Vec<u64> = view
+        .read_from(1, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all, (1..=50).collect::<Vec<_>>());
+    assert_eq!(
+        view.read_from(15, u64::MAX).unwrap().first().unwrap().seq,
+        15
+    );
+    // A byte cap stops after the block that reaches it.
+    assert_eq!(view.read_from(1, 1).unwrap().len(), 10);
+    // Blocks start at 1, 11, 21, 31, 41: below 25 only the first two go.
+    assert_eq!(view.trim_below(25).unwrap(), 20);
+    assert_eq!(
+        view.read_from(1, u64::MAX).unwrap().first().unwrap().seq,
+        21
+    );
+    assert_eq!(view.trim_below(25).unwrap(), 0, "idempotent");
+    // The journal goes on: next_seq, reads and commits are unaffected.
+    assert_eq!(journal.lock().unwrap().next_seq(), 51);
+    d.apply(&Op::Apply {
+        t: 1,
+        ns: 0,
+        name: 1,
+        recreate: false,
+    });
+    d.commit();
+    assert_eq!(view.next_seq(), 52);
+    assert_eq!(journal.lock().unwrap().records_from(21).count(), 31);
+}

@@ -1,0 +1,214 @@
+//! Snapshot of 100,000 objects taken while ingesting, and what it costs
+//! ingestion.
+//!
+//! A real journal is filled with 100,000 Rancher-like objects (~2 KB of
+//! JSON each) and sealed. Then, in the same run:
+//! 1. baseline: durable ingestion of updates alone, events/s;
+//! 2. a snapshot (fold of the sealed segments into a snapshot file) on one
+//!    thread while the same ingestion runs on another; its time, MB/s of
+//!    object JSON and size; and the ingestion rate during it.
+//!
+//! `cargo bench -p rewind-daemon --bench snapshot_while_ingesting`
+//! (`REWIND_BENCH_OBJECTS` overrides 100,000).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    clippy::indexing_slicing
+)] // bench code
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rewind_daemon::compact::log::{EventLog, JournalView};
+use rewind_daemon::compact::{CompactConfig, Compactor};
+use rewind_daemon::journal::batch::StateChange;
+use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
+use rewind_format::{EventBlockEncoder, EventKind, EventRecord, ResourceType};
+use rewind_restore::store::{RetentionPolicy, StoreConfig};
+
+const TYPES: [(&str, &str, bool); 5] = [
+    ("management.cattle.io", "clusters", false),
+    ("management.cattle.io", "projects", true),
+    ("management.cattle.io", "tokens", false),
+    ("", "secrets", true),
+    ("management.cattle.io", "clusterroletemplatebindings", true),
+];
+
+fn object(i: u64, version: u64) -> (ResourceType, Option<String>, String, Vec<u8>) {
+    let (group, resource, namespaced) = TYPES[(i % 5) as usize];
+    let rt = ResourceType {
+        group: group.into(),
+        version: "v3".into(),
+        resource: resource.into(),
+        kind: resource.trim_end_matches('s').into(),
+        namespaced,
+    };
+    let ns = namespaced.then(|| format!("c-{:05}", i % 2000));
+    let name = format!("{resource}-{i:07}");
+    let filler: String = (0..24)
+        .map(|k| format!("\"f{k}\":\"{:016x}\",", (i * 31 + k) ^ 0x5bd1_e995))
+        .collect();
+    let json = format!(
+        r#"{{"apiVersion":"{group}/v3","kind":"{resource}","metadata":{{"name":"{name}","namespace":"{}","uid":"uid-{i}","resourceVersion":"{version}","labels":{{"cattle.io/creator":"norman","field.cattle.io/projectId":"p-{}"}},"annotations":{{"lifecycle.cattle.io/create.mgmt-auth-crtb-controller":"true"}}}},"spec":{{{filler}"displayName":"object {i}"}},"status":{{"conditions":[{{"type":"Ready","status":"True","lastUpdateTime":"2026-01-01T00:00:00Z"}}],"v":{version}}}}}"#,
+        ns.clone().unwrap_or_default(),
+        i % 97
+    );
+    (rt, ns, name, json.into_bytes())
+}
+
+fn record(i: u64, version: u64) -> EventRecord {
+    let (rtype, namespace, name, object) = object(i, version);
+    EventRecord {
+        seq: 0,
+        observed_at_ms: 1_780_000_000_000 + i64::try_from(version).unwrap(),
+        cluster_id: "bench".into(),
+        rtype,
+        namespace,
+        name,
+        uid: format!("uid-{i}"),
+        resource_version: version.to_string(),
+        kind: EventKind::Applied,
+        object,
+    }
+}
+
+struct Ingest {
+    journal: Journal,
+    enc: EventBlockEncoder,
+    comp: ObjectCompressor,
+    version: u64,
+}
+
+impl Ingest {
+    /// Commits `n` events in batches of 1,000 (one fsync each).
+    fn run(
+        &mut self,
+        ids: impl Iterator<Item = u64>,
+        n: usize,
+        stop: Option<&AtomicBool>,
+    ) -> (u64, Duration) {
+        let start = Instant::now();
+        let mut done = 0u64;
+        let mut ids = ids.take(n).peekable();
+        while ids.peek().is_some() {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break;
+            }
+            let mut b = self.journal.batch();
+            for i in ids.by_ref().take(1000) {
+                self.version += 1;
+                let r = record(i, self.version);
+                let (raw_len, object_zstd) = self.comp.compress(&r.object).unwrap();
+                b.record(
+                    r,
+                    StateChange::Put {
+                        raw_len,
+                        object_zstd,
+                    },
+                )
+                .unwrap();
+                done += 1;
+            }
+            let p = b.finish(&mut self.enc).unwrap();
+            self.journal.commit(&p).unwrap();
+        }
+        (done, start.elapsed())
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::var("REWIND_BENCH_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap();
+    let view: Arc<dyn EventLog> = Arc::new(JournalView::new(&journal));
+    let mut ingest = Ingest {
+        journal,
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        version: 0,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = CompactConfig {
+        snapshot_schedule: String::new(),
+        ..CompactConfig::default()
+    }
+    .validate(
+        StoreConfig::Local {
+            path: dir.path().join("store"),
+        },
+        RetentionPolicy::default(),
+    )
+    .unwrap();
+    let c = rt
+        .block_on(Compactor::open(view, &dir.path().join("compact"), settings))
+        .unwrap();
+
+    let t = Instant::now();
+    ingest.run(0..n, usize::try_from(n).unwrap(), None);
+    let fill = t.elapsed();
+    let json_bytes: u64 = (0..n).map(|i| object(i, 1).3.len() as u64).sum();
+    let t = Instant::now();
+    c.seal_all().unwrap();
+    let seal = t.elapsed();
+
+    let mb = json_bytes as f64 / 1e6;
+    println!("snapshot while ingesting ({n} objects, {mb:.1} MB of object JSON)");
+    println!(
+        "journal fill {:.2} s; sealing {n} events {:.2} s",
+        fill.as_secs_f64(),
+        seal.as_secs_f64()
+    );
+    println!(
+        "{:<6} {:>8} {:>9} {:>8} {:>9} {:>12} {:>12} {:>7}",
+        "round", "objects", "snap s", "MB/s", "size MB", "alone ev/s", "during ev/s", "ratio"
+    );
+    // Round 1 folds every segment (first snapshot); later rounds fold the
+    // previous snapshot plus the events since, the steady state.
+    let mut ratios = Vec::new();
+    for round in 1..=3 {
+        let updates = usize::try_from(n / 4).unwrap();
+        let (base_n, base_t) = ingest.run((0..n).cycle().skip(round * 13), updates, None);
+        let base_rate = base_n as f64 / base_t.as_secs_f64();
+        c.seal_all().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (snap, snap_t, during_n, during_t) = std::thread::scope(|s| {
+            let c = &c;
+            let stop2 = Arc::clone(&stop);
+            let h = s.spawn(move || {
+                let t = Instant::now();
+                let snap = c.snapshot(None).unwrap();
+                stop2.store(true, Ordering::Relaxed);
+                (snap, t.elapsed())
+            });
+            let (dn, dt) = ingest.run((0..n).cycle().skip(round * 7), usize::MAX, Some(&stop));
+            let (snap, st) = h.join().unwrap();
+            (snap, st, dn, dt)
+        });
+        let during_rate = during_n as f64 / during_t.as_secs_f64();
+        ratios.push(during_rate / base_rate);
+        println!(
+            "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12.0} {:>12.0} {:>7.2}",
+            round,
+            snap.objects,
+            snap_t.as_secs_f64(),
+            mb / snap_t.as_secs_f64(),
+            snap.size as f64 / 1e6,
+            base_rate,
+            during_rate,
+            during_rate / base_rate
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "median ingestion ratio during/alone: {:.2}",
+        ratios[ratios.len() / 2]
+    );
+}
