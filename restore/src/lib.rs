@@ -24,9 +24,8 @@
 //!
 //! # For the store reader and `drill`
 //! Implement [`StateSource`] for the store (snapshot + segments at a
-//! [`Point`]), converting each record's `rewind_format::ResourceType` into
-//! [`ResourceType`] (same fields) and inserting the recorded object JSON with
-//! [`DesiredState::insert`]. Everything from [`plan()`] on works unchanged.
+//! [`Point`]): fold them into a `rewind_format::State`, then
+//! [`from_format::desired_from_format`] makes the [`DesiredState`]. Everything from [`plan()`] on works unchanged.
 //! A drill is: state at P, [`plan()`] + [`apply()`] into a throwaway
 //! cluster, then compare with [`strip::strip_server_fields`] /
 //! [`strip::drop_owner_uids`] applied to both sides (see
@@ -50,6 +49,7 @@ pub mod apply;
 pub mod compare;
 pub mod diff;
 pub mod export;
+pub mod from_format;
 pub mod live;
 pub mod order;
 pub mod plan;
