@@ -4,8 +4,9 @@
 //! - every stored snapshot equals the journal's state at its seq, and the
 //!   stored segments replay to the journal's final state;
 //! - `/metrics` and `/readyz` answer;
-//! - SIGTERM to the real `rewindd` binary during a snapshot exits 0 and
-//!   leaves a consistent store.
+//! - the real `rewindd` binary under a fake systemd: READY=1, watchdog
+//!   pings, SIGHUP reloads, and SIGTERM during a snapshot exits 0 with
+//!   STOPPING=1 and leaves a consistent store.
 //!
 //! Needs the local control plane (built on first use).
 #![allow(
@@ -298,7 +299,12 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
     .unwrap();
     let sock = data.path().join("rewindd.sock");
     let log = std::fs::File::create(data.path().join("rewindd.log")).unwrap();
+    // Play systemd: a notify socket and a watchdog.
+    let notify_path = data.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
     let mut child = tokio::process::Command::new(&bin)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000")
         .arg("--config")
         .arg(&cfg)
         .arg("--status-interval-ms")
@@ -308,7 +314,31 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
         .stderr(log)
         .spawn()
         .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let kill = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 256];
+    let mut recv = async |seen: &mut Vec<String>, want: &str| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !seen.iter().any(|m| m == want) {
+            let n = tokio::time::timeout_at(deadline, notify.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {want} from rewindd; got {seen:?}"))
+                .unwrap();
+            seen.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned());
+        }
+    };
     wait_for_socket(&sock).await;
+    recv(&mut seen, "READY=1").await;
+    recv(&mut seen, "WATCHDOG=1").await;
     let status = status_path(data.path());
     wait_settled(
         || read_status(&status).ok(),
@@ -316,6 +346,17 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
         "initial list",
     )
     .await;
+
+    // SIGHUP reloads; the daemon stays up and says it is ready again.
+    kill("-HUP");
+    recv(&mut seen, "RELOADING=1").await;
+    seen.retain(|m| m != "READY=1");
+    recv(&mut seen, "READY=1").await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop rewindd"
+    );
+
     let mut m = Mutator::new(admin.clone(), &objects);
     assert_eq!(m.run(60).await, 0);
 
@@ -325,20 +366,14 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
         rewind_daemon::admin::client::snapshot(&sock2, Some("interrupted".into()), true).await
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("-TERM");
     let code = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .unwrap()
         .unwrap();
     let log = std::fs::read_to_string(data.path().join("rewindd.log")).unwrap();
     assert!(code.success(), "exit {code:?}\n{log}");
+    recv(&mut seen, "STOPPING=1").await;
     // The request either completed or saw the daemon go away; never a hang.
     let answered = tokio::time::timeout(Duration::from_secs(5), request)
         .await
@@ -350,6 +385,8 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
     );
 
     let (segs, snaps) = check_store_against_journal(data.path()).await;
-    eprintln!("after SIGTERM: {segs} segments, {snaps} snapshots, all consistent");
+    eprintln!(
+        "after SIGTERM: {segs} segments, {snaps} snapshots, all consistent; notify: {seen:?}"
+    );
     assert!(segs >= 1);
 }
