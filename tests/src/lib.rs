@@ -41,7 +41,8 @@
 //!
 //! Each control plane lives in its own temp dir (`cp.dir()`: logs `etcd.log`,
 //! `kube-apiserver.log`, kubeconfigs) and stops on drop, also on panic. Run as
-//! many as you like in parallel. No controller-manager runs: namespaces never
+//! many as you like in parallel. A control plane whose test process was
+//! killed outright (no `Drop`) is reaped by the next `ControlPlane::start`. No controller-manager runs: namespaces never
 //! finish terminating and nothing is garbage-collected. Binaries come from
 //! `REWIND_KUBE_APISERVER`, `REWIND_ETCD`, `REWIND_KUBECTL` when set, else
 //! `target/controlplane/bin/`.

@@ -14,6 +14,7 @@ mod pki;
 mod process;
 mod proxy;
 mod rbac;
+mod reaper;
 mod start;
 
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::process::Managed;
-use super::{ControlPlane, Error, Options, Result, binaries, etcd, kubeconfig, pki, rbac};
+use super::{ControlPlane, Error, Options, Result, binaries, etcd, kubeconfig, pki, rbac, reaper};
 
 /// Admission plugins that need controllers or objects we don't run. The rest
 /// (NamespaceLifecycle, webhooks, ValidatingAdmissionPolicy, ...) stay on as in
@@ -109,6 +109,7 @@ impl ControlPlane {
     }
 
     async fn start_once(bins: binaries::Binaries, opts: &Options) -> Result<Self> {
+        reaper::reap_orphans();
         let dir = tempfile::Builder::new()
             .prefix("rewind-cp-")
             .tempdir()
@@ -116,6 +117,10 @@ impl ControlPlane {
                 what: "creating the temp dir",
                 source,
             })?;
+        reaper::write_owner(dir.path()).map_err(|source| Error::Io {
+            what: "writing the owner file",
+            source,
+        })?;
         let pki = pki::generate(dir.path())?;
         let ports = free_ports(3)?;
         let (Some(&etcd_addr), Some(&peer), Some(&apiserver_addr)) =
