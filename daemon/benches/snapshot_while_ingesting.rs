@@ -159,6 +159,7 @@ fn main() {
     c.seal_all().unwrap();
     let seal = t.elapsed();
 
+    let hwm_fill = peak_rss_mb();
     let mb = json_bytes as f64 / 1e6;
     println!("snapshot while ingesting ({n} objects, {mb:.1} MB of object JSON)");
     println!(
@@ -206,9 +207,27 @@ fn main() {
             during_rate / base_rate
         );
     }
+    println!(
+        "peak RSS after fill {hwm_fill} MB, after the snapshots {} MB",
+        peak_rss_mb()
+    );
     ratios.sort_by(f64::total_cmp);
     println!(
         "median ingestion ratio during/alone: {:.2}",
         ratios[ratios.len() / 2]
     );
+}
+
+/// Peak resident memory of this process (VmHWM), MB.
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb / 1024)
 }

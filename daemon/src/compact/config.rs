@@ -36,6 +36,10 @@ pub struct CompactConfig {
     /// zstd level of segments (written every few seconds while recording;
     /// speed matters more).
     pub segment_zstd_level: i32,
+    /// Object bytes a snapshot fold holds in memory before it folds them
+    /// into an intermediate snapshot; bounds memory on a first snapshot of
+    /// a large journal.
+    pub fold_memory_bytes: u64,
     /// age X25519 recipients (`age1...`); when set, every file is
     /// encrypted to them before it leaves memory.
     pub recipients: Vec<String>,
@@ -52,6 +56,7 @@ impl Default for CompactConfig {
             local_window: "24h".into(),
             zstd_level: 9,
             segment_zstd_level: 3,
+            fold_memory_bytes: 48 << 20,
             recipients: Vec::new(),
         }
     }
@@ -76,6 +81,8 @@ pub struct Settings {
     pub zstd_level: i32,
     /// zstd level of segments.
     pub segment_zstd_level: i32,
+    /// Fold memory bound.
+    pub fold_memory_bytes: u64,
     /// Parsed recipients.
     pub recipients: Vec<rewind_format::crypto::Recipient>,
     /// Where files go.
@@ -134,6 +141,7 @@ impl CompactConfig {
             local_window_ms: ms("compact.local_window", &self.local_window)?,
             zstd_level: self.zstd_level,
             segment_zstd_level: self.segment_zstd_level,
+            fold_memory_bytes: self.fold_memory_bytes,
             recipients,
             store,
             retention,

@@ -50,6 +50,9 @@ pub struct Delta {
     ops: BTreeMap<ObjectKey, Op>,
     /// Events applied.
     events: u64,
+    /// Object bytes held in `ops` (an upper bound: replaced objects are
+    /// not subtracted), to bound the fold's memory.
+    bytes: u64,
 }
 
 impl Delta {
@@ -73,6 +76,12 @@ impl Delta {
     #[must_use]
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// About how many bytes of objects the delta holds.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Last applied seq.
@@ -104,6 +113,7 @@ impl Delta {
         match &e.kind {
             EventKind::Applied => {
                 entry.list_rv.clone_from(&e.resource_version);
+                self.bytes += u64::try_from(e.object.len()).unwrap_or(u64::MAX);
                 self.ops.insert(
                     key,
                     Op::Put(SnapshotObject {

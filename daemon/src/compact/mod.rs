@@ -294,6 +294,8 @@ impl Compactor {
             None => None,
         };
         let mut delta = fold::Delta::new(header.as_ref());
+        let mut base: Option<Vec<u8>> = base_bytes.map(|b| b.to_vec());
+        let mut events = 0u64;
         let mut cluster = header
             .as_ref()
             .map(|h| h.cluster_id.clone())
@@ -313,7 +315,23 @@ impl Compactor {
                     delta.apply(&e);
                 }
             }
+            // Bound memory: past the cap, fold what we have into an
+            // intermediate base (fast level) and start a new delta.
+            if delta.bytes() > self.settings.fold_memory_bytes {
+                let mid = fold::fold(base.as_deref(), &delta, &cluster, &self.write_options(1))?;
+                events += delta.events();
+                let h = SnapshotReader::open(
+                    &mid.bytes,
+                    Some("intermediate snapshot"),
+                    Limits::default(),
+                )?
+                .header()
+                .clone();
+                delta = fold::Delta::new(Some(&h));
+                base = Some(mid.bytes);
+            }
         }
+        events += delta.events();
         if delta.seq() != p.sealed_upto {
             return Err(CompactError::Journal(format!(
                 "local segments end at seq {}, sealed up to {}",
@@ -322,7 +340,7 @@ impl Compactor {
             )));
         }
         let folded = fold::fold(
-            base_bytes.as_deref(),
+            base.as_deref(),
             &delta,
             &cluster,
             &self.write_options(self.settings.zstd_level),
@@ -359,7 +377,7 @@ impl Compactor {
             objects = snap.objects,
             size = snap.size,
             duration_ms = ms,
-            events = delta.events(),
+            events,
             "snapshot folded"
         );
         Ok(snap)

@@ -243,12 +243,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn snapshots_reproduce_the_journal_state_at_their_seq(ops in ops()) {
+    fn snapshots_reproduce_the_journal_state_at_their_seq(ops in ops(), fold_cap in prop_oneof![Just(u64::MAX), 1u64..200]) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
         let log: Arc<dyn EventLog> = journal.clone();
-        let c = rt.block_on(Compactor::open(log, &dir.path().join("compact"), settings(&dir.path().join("store")))).unwrap();
+        let mut st = settings(&dir.path().join("store"));
+        // Tiny: every few events are folded into an intermediate snapshot.
+        st.fold_memory_bytes = fold_cap;
+        let c = rt.block_on(Compactor::open(log, &dir.path().join("compact"), st)).unwrap();
         let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
         let mut checked = 0;
         for op in ops.iter().chain(std::iter::once(&Op::Snapshot)) {
