@@ -54,10 +54,10 @@ fn confirm(plan: &RestorePlan) -> Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
-fn print_report(r: &ApplyReport, output: Output) -> Result<()> {
+fn print_report(plan: &RestorePlan, r: &ApplyReport, output: Output) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if output == Output::Json {
-        serde_json::to_writer_pretty(&mut out, &json!({"report": r}))?;
+        serde_json::to_writer_pretty(&mut out, &json!({"plan": plan, "report": r}))?;
         writeln!(out)?;
         return Ok(());
     }
@@ -148,7 +148,7 @@ pub async fn run(a: RestoreArgs) -> Result<()> {
     let report = apply(&client, &plan, &apply_opts)
         .await
         .context("applying the restore")?;
-    print_report(&report, a.output)?;
+    print_report(&plan, &report, a.output)?;
     if !report.failures.is_empty() {
         bail!(
             "{} of the planned objects were not restored (see above)",
