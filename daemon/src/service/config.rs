@@ -231,7 +231,10 @@ mod tests {
     fn deploy_example_parses_and_validates() {
         let text = include_str!("../../../deploy/rewindd.toml");
         let journal = crate::config::parse_file(Path::new("rewindd.toml"), text).unwrap();
-        assert_eq!(journal.data_dir.as_deref(), Some(Path::new("/var/lib/rewind")));
+        assert_eq!(
+            journal.data_dir.as_deref(),
+            Some(Path::new("/var/lib/rewind"))
+        );
         let s = Sections::parse(text).unwrap();
         let v = s.validate(Path::new("/var/lib/rewind")).unwrap();
         assert_eq!(v.compact.retention.keep_daily, 7);
@@ -245,12 +248,30 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         let bad = [
-            ("[compact]\nseal_interval = \"soon\"", "compact.seal_interval"),
-            ("[compact]\nsnapshot_schedule = \"61 * * * *\"", "compact.snapshot_schedule"),
-            ("[encryption]\nrecipients = [\"age1nope\"]", "encryption.recipients"),
-            ("[retention]\npoint_in_time = \"3 fortnights\"", "retention.point_in_time"),
-            ("[service]\nmetrics_addr = \"0.0.0.0:9464\"", "service.metrics_addr"),
-            ("[store]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://10.1.2.3\"", "store"),
+            (
+                "[compact]\nseal_interval = \"soon\"",
+                "compact.seal_interval",
+            ),
+            (
+                "[compact]\nsnapshot_schedule = \"61 * * * *\"",
+                "compact.snapshot_schedule",
+            ),
+            (
+                "[encryption]\nrecipients = [\"age1nope\"]",
+                "encryption.recipients",
+            ),
+            (
+                "[retention]\npoint_in_time = \"3 fortnights\"",
+                "retention.point_in_time",
+            ),
+            (
+                "[service]\nmetrics_addr = \"0.0.0.0:9464\"",
+                "service.metrics_addr",
+            ),
+            (
+                "[store]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://10.1.2.3\"",
+                "store",
+            ),
         ];
         for (text, setting) in bad {
             let err = Sections::parse(text)
