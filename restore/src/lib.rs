@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`state`]: [`ResourceType`], [`ObjectKey`], [`DesiredState`], [`Filter`].
 //! - [`source`]: [`StateSource`], [`Point`], [`DirSource`].
+//! - [`pit`]: [`pit::StoreSource`], the state at a point from a store
+//!   (snapshot + segments, in parallel, with fallback), history, verify.
 //! - [`strip`]: server-set fields removed before writing.
 //! - [`plan`](mod@plan): [`plan()`] → [`RestorePlan`], a printable value;
 //!   `--dry-run` stops there.
@@ -52,6 +54,7 @@ pub mod export;
 pub mod from_format;
 pub mod live;
 pub mod order;
+pub mod pit;
 pub mod plan;
 pub mod protect;
 pub mod quiesce;
