@@ -1,0 +1,378 @@
+//! Odd objects are recorded faithfully and restored faithfully:
+//!
+//! - objects near the API's size limits, created before the daemon starts
+//!   (initial LIST) and updated while it runs (watch): a ConfigMap with
+//!   1,040,000 bytes of data (ConfigMaps stop at 1 MiB) and a schemaless
+//!   custom resource of 1.4 MB (requests stop at 1.5 MiB);
+//! - a Secret whose data is not UTF-8 (every byte value, broken sequences);
+//! - a schemaless custom resource nested 100 levels deep;
+//! - a namespace name of 63 characters and object names of 253;
+//! - many ConfigMaps in one namespace (`REWIND_ODD_MANY`, default 10,000),
+//!   created while the daemon records.
+//!
+//! The real `rewindd` (read-only identity, preset `everything`) records them;
+//! the journal must equal a fresh LIST byte for byte (as JSON values). Then
+//! the store's last snapshot is read back with `rewind_format`, turned into a
+//! desired state, planned and applied into a fresh control plane, and
+//! compared object by object.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
+mod daemon_support;
+mod restore_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use daemon_support::{
+    differences, journal_state, live_selected, open_journal, rewindd_bin, wait_settled,
+};
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
+use rewind_daemon::select::preset::preset;
+use rewind_daemon::status::{read_status, status_path};
+use rewind_format::{Limits, SnapshotReader, State};
+use rewind_restore::store::{Store, StoreConfig};
+use rewind_restore::{ApplyOptions, DesiredState, PlanOptions, ProtectedSet, apply, plan};
+use rewind_tests::ControlPlane;
+use rewind_tests::fixtures::Rng;
+use serde_json::{Value, json};
+
+const GROUP: &str = "odd.rewind.test";
+
+fn many() -> usize {
+    std::env::var("REWIND_ODD_MANY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn odd_t() -> rewind_restore::ResourceType {
+    rt(GROUP, "v1", "oddthings", "OddThing", true)
+}
+
+fn text(rng: &mut Rng, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +/=\n";
+    (0..len)
+        .map(|_| {
+            char::from(
+                ALPHABET
+                    [usize::try_from(rng.below(u64::try_from(ALPHABET.len()).unwrap())).unwrap()],
+            )
+        })
+        .collect()
+}
+
+fn nested(depth: usize) -> Value {
+    let mut v = json!({"leaf": "bottom", "list": [1, "two", null, true]});
+    for i in 0..depth {
+        v = json!({ format!("level{i}"): v });
+    }
+    v
+}
+
+/// Secret bytes that are not UTF-8: every byte value and broken sequences.
+fn binary() -> Vec<u8> {
+    let mut b: Vec<u8> = (0..=255u8).collect();
+    b.extend_from_slice(&[0xC3, 0x28, 0xE2, 0x82, 0xF0, 0x9F, 0x92, 0xFF, 0xFE, 0x00]);
+    b
+}
+
+async fn create_crd(admin: &kube::Client) {
+    let crds: Api<DynamicObject> = Api::all_with(
+        admin.clone(),
+        &kube::api::ApiResource::erase::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(&()),
+    );
+    let crd: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("oddthings.{GROUP}")},
+        "spec": {"group": GROUP, "scope": "Namespaced",
+            "names": {"plural": "oddthings", "singular": "oddthing", "kind": "OddThing", "listKind": "OddThingList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+}
+
+/// Creates the odd objects in `ns`; returns the Secret's bytes.
+async fn create_odd(admin: &kube::Client, ns: &str, rng: &mut Rng) {
+    let nss: Api<Namespace> = Api::all(admin.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
+    let big: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "big", "namespace": ns},
+        "data": {"big": text(rng, 1_040_000)}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &big).await.unwrap();
+    let long = format!("l{}g", "o".repeat(251));
+    assert_eq!(long.len(), 253);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": long, "namespace": ns, "labels": {"l": "o".repeat(63)}},
+        "data": {"k": "v"}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
+    let mut s = Secret::default();
+    s.metadata.name = Some("binary".into());
+    s.data = Some([("bin".to_owned(), ByteString(binary()))].into());
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+
+    let odd_ar = odd_t().api_resource();
+    let odds: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &odd_ar);
+    let deep: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": format!("{GROUP}/v1"), "kind": "OddThing",
+        "metadata": {"name": "deep", "namespace": ns},
+        "spec": nested(100)
+    }))
+    .unwrap();
+    // The CRD takes a moment to be served.
+    let t0 = Instant::now();
+    while let Err(e) = odds.create(&PostParams::default(), &deep).await {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ConfigMaps stop at 1 MiB of data; a custom resource goes up to the
+    // request limit (1.5 MiB).
+    let huge: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": format!("{GROUP}/v1"), "kind": "OddThing",
+        "metadata": {"name": "huge", "namespace": ns},
+        "spec": {"blob": text(rng, 1_400_000)}
+    }))
+    .unwrap();
+    odds.create(&PostParams::default(), &huge).await.unwrap();
+}
+
+async fn create_many(admin: &kube::Client, ns: &str, n: usize) -> Duration {
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
+    let t = Instant::now();
+    let results: Vec<_> = futures::stream::iter(0..n)
+        .map(|i| {
+            let cms = cms.clone();
+            async move {
+                let cm: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {"name": format!("many-{i:05}"), "namespace": ns},
+                    "data": {"i": i.to_string()}
+                }))
+                .unwrap();
+                cms.create(&PostParams::default(), &cm).await
+            }
+        })
+        .buffer_unordered(24)
+        .collect()
+        .await;
+    assert!(results.iter().all(Result::is_ok));
+    t.elapsed()
+}
+
+/// Everything of the test's types in `ns` (plus the namespace and the CRD).
+fn in_scope(state: &DesiredState, ns: &str) -> DesiredState {
+    let mut out = DesiredState::new();
+    for (k, v) in state.iter() {
+        let keep = k.namespace.as_deref() == Some(ns)
+            || (k.rtype == ns_t() && k.name == ns)
+            || (k.rtype == crd_t() && k.name == format!("oddthings.{GROUP}"));
+        let types = [ns_t(), crd_t(), cm_t(), secret_t(), odd_t()];
+        if keep
+            && types
+                .iter()
+                .any(|t| t.group == k.rtype.group && t.resource == k.rtype.resource)
+        {
+            out.insert(&k.rtype, v.clone()).unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_objects_are_recorded_and_restored_faithfully() {
+    rewind_restore::install_tls_provider();
+    let bin = rewindd_bin();
+    let mut rng = Rng::new(0x0dd0_b1ec);
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let admin = src.admin_client();
+    let ns = format!("odd-{}", "n".repeat(59));
+    assert_eq!(ns.len(), 63);
+    create_crd(&admin).await;
+    create_odd(&admin, &ns, &mut rng).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("rewindd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"data_dir = "{data}"
+
+[cluster]
+kubeconfig = "{kc}"
+
+[record]
+presets = ["everything"]
+
+[store]
+kind = "local"
+path = "{data}/store"
+
+[compact]
+seal_interval = "1s"
+snapshot_schedule = ""
+snapshot_after_events = 0
+
+[service]
+admin_socket = "{data}/rewindd.sock"
+metrics_addr = ""
+"#,
+            data = data.display(),
+            kc = src.readonly_kubeconfig_path().display(),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("rewindd.log");
+    let mut child = Command::new(&bin)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--status-interval-ms", "200"])
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("rewindd.err")).unwrap())
+        .arg("run")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = || {
+        read_status(&status_path(&data))
+            .ok()
+            .filter(|s| s.pid == pid)
+    };
+    wait_settled(status, Duration::from_secs(2), "initial list").await;
+
+    // While recording: the big ConfigMap changes, and many objects arrive.
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    cms.patch(
+        "big",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"big": text(&mut rng, 1_040_000)}})),
+    )
+    .await
+    .unwrap();
+    let odds: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &odd_t().api_resource());
+    odds.patch(
+        "huge",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"blob": text(&mut rng, 1_400_000)}})),
+    )
+    .await
+    .unwrap();
+    let n = many();
+    let took = create_many(&admin, &ns, n).await;
+    let t = Instant::now();
+    wait_settled(status, Duration::from_secs(3), "many").await;
+    let settle = t.elapsed();
+    let snap = rewind_daemon::admin::client::snapshot(&data.join("rewindd.sock"), None, true)
+        .await
+        .unwrap();
+    assert!(snap.stored);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+
+    // Recorded faithfully: the journal equals a fresh LIST.
+    let live = live_selected(&src.readonly_client(), &preset("everything").unwrap()).await;
+    let j = open_journal(&data.join("journal"));
+    let journal = journal_state(&j);
+    drop(j);
+    let diffs = differences(&journal, &live);
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let secret = journal
+        .iter()
+        .find(|(k, _)| k.0 == "secrets" && k.1 == ns && k.2 == "binary")
+        .map(|(_, s)| s.json.clone())
+        .unwrap();
+    let recorded_bytes = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["bin"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(recorded_bytes, binary(), "non-UTF-8 Secret bytes kept");
+    let in_ns = journal.keys().filter(|k| k.1 == ns).count();
+    assert_eq!(
+        in_ns,
+        n + 5,
+        "big, huge, long name, binary, deep and the many"
+    );
+
+    // Restored faithfully, from the store's snapshot.
+    let store = Store::open(&StoreConfig::Local {
+        path: data.join("store"),
+    })
+    .await
+    .unwrap();
+    let last = store
+        .list_snapshots()
+        .await
+        .unwrap()
+        .into_iter()
+        .max_by_key(|s| s.seq)
+        .unwrap();
+    let bytes = store.get_snapshot(&last).await.unwrap();
+    let mut reader = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
+    let folded = State::from_snapshot(&mut reader).unwrap();
+    let desired = rewind_restore::from_format::desired_from_format(&folded).unwrap();
+    let want = in_scope(&desired, &ns);
+    assert_eq!(want.len(), n + 5 + 2, "objects, the namespace and the CRD");
+
+    let client = dst.admin_client();
+    let opts = PlanOptions {
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let t = Instant::now();
+    let p = plan(&want, &client, &opts).await.unwrap();
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    let restore_took = t.elapsed();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let got = in_scope(
+        &record_types(&client, &[ns_t(), crd_t(), cm_t(), secret_t(), odd_t()]).await,
+        &ns,
+    );
+    let diffs: Vec<String> = rewind_restore::compare(&want, &got)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    eprintln!(
+        "{n} ConfigMaps created in {took:?}, recorded {settle:?} later; snapshot at seq {} \
+         ({} bytes); restored {} objects in {restore_took:?}",
+        last.seq,
+        bytes.len(),
+        want.len()
+    );
+}
