@@ -1,0 +1,226 @@
+//! Fault-matrix cell "S3 store down": rewindd ships to a real S3 server
+//! (Garage) under steady changes; the server is killed for
+//! `REWIND_S3_DOWN_SECS` (default 30; the long form is 600, ten minutes) and
+//! started again. While it is down rewindd must stay up and keep
+//! acknowledging events (the journal is healthy and `next_seq` grows); once
+//! it is back, the store must catch up: its segments contiguous from seq 1
+//! to the journal's end and equal to the journal's events, and the journal
+//! equal to a fresh LIST.
+//!
+//! Needs the `garage` binary (`REWIND_GARAGE`, `~/.cargo/bin`, or `PATH`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
+mod daemon_support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use daemon_support::*;
+use rewind_daemon::select::preset::preset;
+use rewind_daemon::status::{read_status, status_path};
+use rewind_format::{EventRecord, Limits, SegmentReader};
+use rewind_restore::store::{S3Config, Store, StoreConfig};
+use rewind_tests::ControlPlane;
+use rewind_tests::garage::Garage;
+
+fn down_secs() -> u64 {
+    std::env::var("REWIND_S3_DOWN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+}
+
+/// Stored segments: contiguous from 1 and equal to the journal. Returns the
+/// last stored seq.
+async fn stored_through(store: &Store, records: Option<&[EventRecord]>) -> u64 {
+    let mut next = 1;
+    for s in store.list_segments().await.unwrap() {
+        assert_eq!(s.first_seq, next, "stored segments are contiguous");
+        if let Some(records) = records {
+            let bytes = store.get_segment(&s).await.unwrap();
+            for e in SegmentReader::open(&bytes, None, Limits::default())
+                .unwrap()
+                .read_all()
+                .unwrap()
+            {
+                assert_eq!(&e, &records[usize::try_from(e.seq).unwrap() - 1]);
+            }
+        }
+        next = s.last_seq + 1;
+    }
+    next - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_down_then_back_loses_nothing_and_catches_up() {
+    rewind_restore::install_tls_provider();
+    let bin = rewindd_bin();
+    let mut garage = tokio::task::spawn_blocking(Garage::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    let objects = load_plane(&admin, 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("rewindd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"data_dir = "{data}"
+
+[cluster]
+kubeconfig = "{kc}"
+
+[record]
+presets = ["rancher"]
+
+[store]
+kind = "s3"
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+prefix = "down-test"
+region = "garage"
+credentials_file = "{creds}"
+allow_http = true
+path_style = true
+
+[compact]
+seal_interval = "1s"
+snapshot_schedule = ""
+snapshot_after_events = 500
+
+[service]
+admin_socket = "{data}/rewindd.sock"
+metrics_addr = ""
+"#,
+            data = data.display(),
+            kc = cp.readonly_kubeconfig_path().display(),
+            endpoint = garage.endpoint(),
+            bucket = garage.bucket(),
+            creds = garage.credentials_file().display(),
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&StoreConfig::S3(S3Config {
+        endpoint: Some(garage.endpoint()),
+        bucket: garage.bucket().to_owned(),
+        prefix: "down-test".into(),
+        region: "garage".into(),
+        credentials_file: Some(garage.credentials_file()),
+        ca_file: None,
+        allow_http: true,
+        path_style: true,
+    }))
+    .await
+    .unwrap();
+    let err = dir.path().join("rewindd.err");
+    let mut child = Command::new(&bin)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--status-interval-ms", "200"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .arg("run")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = || {
+        read_status(&status_path(&data))
+            .ok()
+            .filter(|s| s.pid == pid)
+    };
+    wait_settled(status, Duration::from_secs(2), "initial list").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        let mut m = Mutator::new(admin.clone(), &objects);
+        tokio::spawn(async move {
+            let mut steps = 0;
+            while !stop.load(Ordering::Relaxed) {
+                m.run(6).await;
+                steps += 6;
+            }
+            steps
+        })
+    };
+    // Something is stored before the outage.
+    let t0 = Instant::now();
+    while stored_through(&store, None).await == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "nothing stored");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let before = stored_through(&store, None).await;
+
+    garage.stop();
+    let down_at = status().unwrap().journal.next_seq;
+    let t0 = Instant::now();
+    let mut healthy = true;
+    while t0.elapsed() < Duration::from_secs(down_secs()) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "rewindd exited with the store down: {}",
+            std::fs::read_to_string(&err).unwrap()
+        );
+        if let Some(s) = status() {
+            healthy &= s.journal.healthy;
+        }
+    }
+    let up_at = status().unwrap().journal.next_seq;
+    assert!(healthy, "the journal stays healthy with the store down");
+    assert!(
+        up_at > down_at + 50,
+        "events kept being acknowledged while the store was down ({down_at} -> {up_at})"
+    );
+    tokio::task::block_in_place(|| garage.restart()).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let steps = churn.await.unwrap();
+    wait_settled(status, Duration::from_secs(3), "after the outage").await;
+    let end = status().unwrap().journal.next_seq - 1;
+    let t0 = Instant::now();
+    while stored_through(&store, None).await < end {
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the store did not catch up: stored through {} of {end}",
+            stored_through(&store, None).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let caught_up = t0.elapsed();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+
+    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
+    let j = open_journal(&data.join("journal"));
+    let state = journal_state(&j);
+    let diffs = differences(&state, &live);
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let n = check_log(&j);
+    let records: Vec<EventRecord> = j.records_from(1).map(Result::unwrap).collect();
+    drop(j);
+    let stored = stored_through(&store, Some(&records)).await;
+    assert_eq!(stored, n, "every durable event is stored");
+    eprintln!(
+        "store down {}s: stored through {before} before, acknowledged {down_at} -> {up_at} while \
+         down; caught up to {end} {caught_up:?} after the store and the changes stopped; \
+         {steps} change steps, {n} records, 0 differences",
+        down_secs()
+    );
+}
