@@ -10,14 +10,20 @@
 //!   1,000 inserts.
 //! - `raw sled, log+state`: one insert per event into a log tree and a state
 //!   tree (the naive design), flush every 1,000 inserts.
+//!
 //! Prints events/s and the ratio to the first baseline.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // bench code
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // bench code
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rewind_daemon::ingest::{Ingestor, ObservedObject, Observation};
+use rewind_daemon::ingest::{Ingestor, Observation, ObservedObject};
 use rewind_daemon::journal::{Journal, JournalOptions};
 use rewind_format::{EventBlockEncoder, ResourceType};
 
@@ -30,7 +36,10 @@ fn object(i: usize, rng: &mut u64) -> Vec<u8> {
     };
     let mut labels = String::new();
     for l in 0..6 {
-        labels.push_str(&format!("\"label-{l}.cattle.io/key\":\"v{:x}\",", next() % 100_000));
+        labels.push_str(&format!(
+            "\"label-{l}.cattle.io/key\":\"v{:x}\",",
+            next() % 100_000
+        ));
     }
     labels.pop();
     let mut conds = String::new();
@@ -90,22 +99,28 @@ fn observations(n: usize) -> Vec<Observation> {
         .collect()
 }
 
-fn journal_run(obs: &[Observation], batch: usize) -> Duration {
+/// Returns (total, time spent preparing batches, time spent committing).
+fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
     let mut ing = Ingestor::new("bench".into(), 1, HashMap::new()).unwrap();
     let mut enc = EventBlockEncoder::new(1).unwrap();
+    let (mut prep, mut commit) = (Duration::ZERO, Duration::ZERO);
     let start = Instant::now();
     for chunk in obs.chunks(batch) {
+        let t = Instant::now();
         let mut b = j.batch();
         for o in chunk {
             ing.apply(&mut b, o.clone()).unwrap();
         }
         let p = b.finish(&mut enc).unwrap();
+        prep += t.elapsed();
+        let t = Instant::now();
         j.commit(&p).unwrap();
+        commit += t.elapsed();
         ing.committed();
     }
-    let took = start.elapsed();
+    let took = (start.elapsed(), prep, commit);
     assert_eq!(j.next_seq(), obs.len() as u64 + 1, "every event recorded");
     took
 }
@@ -122,10 +137,15 @@ fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {
     let state = db.open_tree("state").unwrap();
     let start = Instant::now();
     for (i, o) in obs.iter().enumerate() {
-        let Observation::Applied { object, .. } = o else { unreachable!() };
-        log.insert((i as u64).to_be_bytes(), object.json.as_slice()).unwrap();
+        let Observation::Applied { object, .. } = o else {
+            unreachable!()
+        };
+        log.insert((i as u64).to_be_bytes(), object.json.as_slice())
+            .unwrap();
         if two_trees {
-            state.insert(object.name.as_bytes(), object.json.as_slice()).unwrap();
+            state
+                .insert(object.name.as_bytes(), object.json.as_slice())
+                .unwrap();
         }
         if i % 1000 == 999 {
             db.flush().unwrap();
@@ -136,7 +156,10 @@ fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {
 }
 
 fn main() {
-    let n: usize = std::env::var("REWIND_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("REWIND_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let obs = observations(n);
     let avg = obs
         .iter()
@@ -148,17 +171,44 @@ fn main() {
         / n;
     println!("ingest bench: {n} events, average object {avg} bytes");
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    let raw1 = rate(raw_run(&obs, false));
-    let raw2 = rate(raw_run(&obs, true));
-    let rows = [
-        ("raw sled, 1 tree, flush/1000".to_owned(), raw1),
-        ("raw sled, log+state, flush/1000".to_owned(), raw2),
-        ("journal, batch 1000".to_owned(), rate(journal_run(&obs, 1000))),
-        ("journal, batch 5000".to_owned(), rate(journal_run(&obs, 5000))),
-        ("journal, batch 10000".to_owned(), rate(journal_run(&obs, 10_000))),
+    // REWIND_BENCH_ONLY=journal skips the baselines (for profiling).
+    let only_journal = std::env::var("REWIND_BENCH_ONLY").is_ok_and(|v| v == "journal");
+    let raw1 = if only_journal {
+        1.0
+    } else {
+        rate(raw_run(&obs, false))
+    };
+    let raw2 = if only_journal {
+        1.0
+    } else {
+        rate(raw_run(&obs, true))
+    };
+    let mut rows = vec![
+        (
+            "raw sled, 1 tree, flush/1000".to_owned(),
+            raw1,
+            String::new(),
+        ),
+        (
+            "raw sled, log+state, flush/1000".to_owned(),
+            raw2,
+            String::new(),
+        ),
     ];
-    println!("{:<36} {:>12} {:>10}", "variant", "events/s", "vs raw 1 tree");
-    for (name, r) in rows {
-        println!("{name:<36} {r:>12.0} {:>9.2}x", r / raw1);
+    for b in [1000, 5000, 10_000] {
+        let (total, prep, commit) = journal_run(&obs, b);
+        let split = format!(
+            "prepare {:.0}%, commit+fsync {:.0}%",
+            100.0 * prep.as_secs_f64() / total.as_secs_f64(),
+            100.0 * commit.as_secs_f64() / total.as_secs_f64()
+        );
+        rows.push((format!("journal, batch {b}"), rate(total), split));
+    }
+    println!(
+        "{:<36} {:>12} {:>10}",
+        "variant", "events/s", "vs raw 1 tree"
+    );
+    for (name, r, split) in rows {
+        println!("{name:<36} {r:>12.0} {:>9.2}x  {split}", r / raw1);
     }
 }

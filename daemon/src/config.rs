@@ -426,7 +426,7 @@ impl Config {
             "journal.flush_max_events",
             s.flush_max_events
                 .or(f.journal.flush_max_events)
-                .unwrap_or(10_000),
+                .unwrap_or(2_000),
             1,
             1_000_000,
         )?;
@@ -589,5 +589,19 @@ fields = ["lastUsedAt"]
             ..Settings::default()
         };
         assert!(s.load_file().is_err());
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../rewindd.example.toml");
+        let f = parse_file(Path::new("rewindd.example.toml"), text).unwrap();
+        let c = Config::from_settings(&Settings::default(), &f).unwrap();
+        assert_eq!(c.presets, vec!["rancher"]);
+        assert!(c.ignore.contains_key("tokens.management.cattle.io"));
     }
 }

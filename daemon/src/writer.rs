@@ -295,7 +295,7 @@ mod tests {
     use rewind_format::{EventKind, ResourceType};
 
     use super::*;
-    use crate::ingest::{ObservedObject, Observation};
+    use crate::ingest::{Observation, ObservedObject};
 
     fn obs(name: &str, rv: u64) -> Msg {
         Msg {

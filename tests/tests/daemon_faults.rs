@@ -34,7 +34,14 @@ fn start_daemon(kubeconfig: &Path, data: &Path) -> Child {
         .arg(kubeconfig)
         .arg("--data-dir")
         .arg(data)
-        .args(["--presets", "rancher", "--discovery-interval-s", "2", "--status-interval-ms", "200"])
+        .args([
+            "--presets",
+            "rancher",
+            "--discovery-interval-s",
+            "2",
+            "--status-interval-ms",
+            "200",
+        ])
         .arg("--config")
         .arg(data.join("none.toml"))
         .env("RUST_LOG", "info")
@@ -101,7 +108,9 @@ async fn records_exactly_through_faults() {
         admin.clone(),
         &kube::api::ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()),
     );
-    crds.create(&PostParams::default(), &crd("rewindtestconfigs")).await.unwrap();
+    crds.create(&PostParams::default(), &crd("rewindtestconfigs"))
+        .await
+        .unwrap();
     let tk = "rewindtestconfigs.rke-machine-config.cattle.io";
     let ar = kube::api::ApiResource {
         group: "rke-machine-config.cattle.io".into(),
@@ -127,15 +136,23 @@ async fn records_exactly_through_faults() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    assert_eq!(created, 3, "custom resources of the new CRD could not be created");
+    assert_eq!(
+        created, 3,
+        "custom resources of the new CRD could not be created"
+    );
     // The daemon picks the new type up and records its objects.
     let t0 = std::time::Instant::now();
     while !status(data).is_some_and(|s| s.types.get(tk).is_some_and(|t| t.events >= 3)) {
-        assert!(t0.elapsed() < Duration::from_secs(60), "new CRD's objects not recorded");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "new CRD's objects not recorded"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     m.run(12).await;
-    crds.delete(&format!("{tk}"), &DeleteParams::default()).await.unwrap();
+    crds.delete(&format!("{tk}"), &DeleteParams::default())
+        .await
+        .unwrap();
     m.run(12).await;
 
     // 5. SIGKILL; changes while the daemon is down, including a delete and
@@ -153,18 +170,28 @@ async fn records_exactly_through_faults() {
         }))
         .unwrap()
     };
-    cms.create(&PostParams::default(), &cm("first")).await.unwrap();
+    cms.create(&PostParams::default(), &cm("first"))
+        .await
+        .unwrap();
     wait_settled(|| status(data), Duration::from_secs(1), "before the kill").await;
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     m.run(24).await;
-    cms.delete(&recreated, &DeleteParams::default()).await.unwrap();
-    cms.create(&PostParams::default(), &cm("second")).await.unwrap();
+    cms.delete(&recreated, &DeleteParams::default())
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("second"))
+        .await
+        .unwrap();
     let mut daemon = start_daemon(&proxied.readonly.kubeconfig, data);
     m.run(24).await;
 
     wait_settled(|| status(data), Duration::from_secs(3), "after the faults").await;
-    let st = Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status().unwrap();
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status()
+        .unwrap();
     assert!(st.success());
     let exit = daemon.wait().unwrap();
     assert!(exit.success(), "rewindd exited with {exit}");
@@ -173,14 +200,28 @@ async fn records_exactly_through_faults() {
     let j = open_journal(&data.join("journal"));
     let state = journal_state(&j);
     let diffs = differences(&state, &live);
-    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
     let records = check_log(&j);
     eprintln!("{} objects in state, {records} records", state.len());
 
     let all: Vec<_> = j.records_from(1).map(Result::unwrap).collect();
     // The CRD's objects: recorded, then deleted.
-    let cfg_events: Vec<_> = all.iter().filter(|r| r.rtype.group_resource() == tk).collect();
-    assert!(cfg_events.iter().filter(|r| r.kind == EventKind::Applied).count() >= 3);
+    let cfg_events: Vec<_> = all
+        .iter()
+        .filter(|r| r.rtype.group_resource() == tk)
+        .collect();
+    assert!(
+        cfg_events
+            .iter()
+            .filter(|r| r.kind == EventKind::Applied)
+            .count()
+            >= 3
+    );
     assert!(!state.keys().any(|k| k.0 == tk));
     // The recreate during the gap: the old uid's inferred delete, then the new one.
     let cm_events: Vec<_> = all
@@ -188,12 +229,25 @@ async fn records_exactly_through_faults() {
         .filter(|r| r.rtype.resource == "configmaps" && r.name == recreated)
         .collect();
     let n = cm_events.len();
-    let types: std::collections::BTreeSet<String> = all.iter().map(|r| r.rtype.group_resource()).collect();
+    let types: std::collections::BTreeSet<String> =
+        all.iter().map(|r| r.rtype.group_resource()).collect();
     let cms_in_state: Vec<_> = state.keys().filter(|k| k.0 == "configmaps").collect();
-    assert!(n >= 3, "{recreated}: {cm_events:?}\ntypes: {types:?}\nconfigmaps in state: {cms_in_state:?}");
-    assert!(matches!(cm_events[n - 2].kind, EventKind::DeletedInferred { .. }), "{:?}", cm_events[n - 2].kind);
+    assert!(
+        n >= 3,
+        "{recreated}: {cm_events:?}\ntypes: {types:?}\nconfigmaps in state: {cms_in_state:?}"
+    );
+    assert!(
+        matches!(cm_events[n - 2].kind, EventKind::DeletedInferred { .. }),
+        "{:?}",
+        cm_events[n - 2].kind
+    );
     assert_eq!(cm_events[n - 1].kind, EventKind::Applied);
     assert_ne!(cm_events[n - 2].uid, cm_events[n - 1].uid);
     // Relists happened (compaction, restarts) and were recorded as markers.
-    assert!(all.iter().filter(|r| matches!(r.kind, EventKind::ResyncEnd { .. })).count() > state.len().min(1));
+    assert!(
+        all.iter()
+            .filter(|r| matches!(r.kind, EventKind::ResyncEnd { .. }))
+            .count()
+            > state.len().min(1)
+    );
 }

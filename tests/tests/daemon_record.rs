@@ -61,7 +61,12 @@ async fn records_a_rancher_plane_with_zero_differences() {
         },
     ));
     let board = board_rx.await.unwrap();
-    wait_settled(|| Some(board.snapshot()), Duration::from_secs(2), "initial list").await;
+    wait_settled(
+        || Some(board.snapshot()),
+        Duration::from_secs(2),
+        "initial list",
+    )
+    .await;
     let initial = board.snapshot();
     eprintln!(
         "initial sync of {} types: {} events in {:?}",
@@ -74,7 +79,12 @@ async fn records_a_rancher_plane_with_zero_differences() {
     assert_eq!(m.run(120).await, 0);
     let scaled = m.scale_cluster_to_zero(&objects).await;
     assert_eq!(m.run(120).await, 0);
-    wait_settled(|| Some(board.snapshot()), Duration::from_secs(2), "after the stream").await;
+    wait_settled(
+        || Some(board.snapshot()),
+        Duration::from_secs(2),
+        "after the stream",
+    )
+    .await;
 
     stop_tx.send(()).unwrap();
     daemon.await.unwrap().unwrap();
@@ -83,15 +93,36 @@ async fn records_a_rancher_plane_with_zero_differences() {
     let j = open_journal(&data.path().join("journal"));
     let state = journal_state(&j);
     let diffs = differences(&state, &live);
-    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
-    assert!(state.len() > objects.len() / 2, "the plane was recorded: {} objects", state.len());
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    assert!(
+        state.len() > objects.len() / 2,
+        "the plane was recorded: {} objects",
+        state.len()
+    );
     let records = check_log(&j);
-    eprintln!("{} objects in state, {} records in the log", state.len(), records);
+    eprintln!(
+        "{} objects in state, {} records in the log",
+        state.len(),
+        records
+    );
 
     // The incident, recorded: no nodes left for the scaled cluster, and its
     // vanished status fields are gone from the recorded object too.
-    assert!(!state.keys().any(|k| k.0 == "nodes.management.cattle.io" && k.1 == scaled));
-    let c = &state[&("clusters.management.cattle.io".to_owned(), String::new(), scaled.clone())];
+    assert!(
+        !state
+            .keys()
+            .any(|k| k.0 == "nodes.management.cattle.io" && k.1 == scaled)
+    );
+    let c = &state[&(
+        "clusters.management.cattle.io".to_owned(),
+        String::new(),
+        scaled.clone(),
+    )];
     for f in ["nodeCount", "capacity", "allocatable"] {
         assert!(c.json["status"].get(f).is_none(), "{f} still recorded");
     }
@@ -104,5 +135,8 @@ async fn records_a_rancher_plane_with_zero_differences() {
                 && r.kind == rewind_format::EventKind::Deleted
         })
         .count();
-    assert!(deleted_nodes >= 3, "node deletions recorded: {deleted_nodes}");
+    assert!(
+        deleted_nodes >= 3,
+        "node deletions recorded: {deleted_nodes}"
+    );
 }

@@ -169,6 +169,17 @@ impl Ingestor {
         })
     }
 
+    /// Skips an object the journal cannot hold (far beyond what the API
+    /// server stores), instead of failing the whole batch forever.
+    fn too_large(&self, rtype: &ResourceType, o: &ObservedObject) -> bool {
+        let big = u32::try_from(o.json.len())
+            .map_or(true, |n| n > crate::journal::state::MAX_OBJECT_BYTES);
+        if big {
+            warn!(rtype = %type_key(rtype), namespace = %o.namespace, name = %o.name, bytes = o.json.len(), "object too large to record, skipped");
+        }
+        big
+    }
+
     /// Records the inferred deletion of a state entry.
     fn infer_delete(
         &self,
@@ -297,6 +308,9 @@ impl Ingestor {
         if relist {
             self.relists.seen(&key.type_key, key.encode());
         }
+        if self.too_large(rtype, &o) {
+            return Ok(());
+        }
         let existing = b.get(&key)?;
         if let Some(e) = &existing {
             let recreated = !e.uid.is_empty() && !o.uid.is_empty() && e.uid != o.uid;
@@ -358,6 +372,9 @@ impl Ingestor {
             namespace: o.namespace.clone(),
             name: o.name.clone(),
         };
+        if self.too_large(rtype, &o) {
+            return Ok(());
+        }
         let Some(e) = b.get(&key)? else {
             // Never recorded (not selected), or its deletion was already
             // inferred by a relist: nothing to add.

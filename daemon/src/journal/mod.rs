@@ -278,8 +278,9 @@ impl Journal {
         if batch.is_empty() {
             return Ok(());
         }
-        if self.next_seq == batch.next_seq {
-            // Committed before an error hid the success from us.
+        if batch.next_seq > batch.first_seq && self.next_seq == batch.next_seq {
+            // Committed before an error hid the success from us. (A batch
+            // without records only rewrites meta: applying it twice is safe.)
             return Ok(());
         }
         if self.next_seq != batch.first_seq {

@@ -116,3 +116,25 @@ fn staged_changes_are_visible_within_the_batch() {
     assert!(b.get(&key).unwrap().is_none());
     assert!(b.keys_of_type("configmaps").unwrap().is_empty());
 }
+
+#[test]
+fn a_batch_without_records_still_applies_its_meta_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    let mut b = j.batch();
+    let r = rec("a", "1");
+    let ch = put(&mut comp, &r);
+    b.record(r, ch).unwrap();
+    let p = b.finish(&mut enc).unwrap();
+    j.commit(&p).unwrap();
+    assert!(j.type_record("configmaps").unwrap().is_some());
+    // A type whose objects are all gone already: only its record goes.
+    let mut b = j.batch();
+    b.forget_type("configmaps");
+    let p = b.finish(&mut enc).unwrap();
+    assert_eq!(p.len(), 0);
+    j.commit(&p).unwrap();
+    assert!(j.type_record("configmaps").unwrap().is_none());
+}

@@ -218,7 +218,14 @@ pub async fn watch_type(
         };
         if last_error.take().is_some() {
             info!(rtype = %tk, "watch recovered");
-            set_state(if relisting { WatchState::Relisting } else { WatchState::Watching }, None);
+            set_state(
+                if relisting {
+                    WatchState::Relisting
+                } else {
+                    WatchState::Watching
+                },
+                None,
+            );
         }
         let now = now_ms();
         ctx.board

@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, TypeMeta};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    TypeMeta,
+};
 use rewind_daemon::journal::{Journal, JournalOptions};
 use rewind_daemon::select::{ObjectView, ResourceSet, api_version};
 use rewind_daemon::watch::{choose_types, discovery};
@@ -100,7 +103,11 @@ pub fn journal_state(j: &Journal) -> BTreeMap<Key, Seen> {
             let e = e.unwrap();
             let json: Value = serde_json::from_slice(&e.object_json().unwrap()).unwrap();
             (
-                (e.key.type_key.clone(), e.key.namespace.clone(), e.key.name.clone()),
+                (
+                    e.key.type_key.clone(),
+                    e.key.namespace.clone(),
+                    e.key.name.clone(),
+                ),
                 Seen {
                     uid: e.uid,
                     rv: e.resource_version,
@@ -118,7 +125,10 @@ pub fn differences(journal: &BTreeMap<Key, Seen>, live: &BTreeMap<Key, Seen>) ->
         match journal.get(k) {
             None => out.push(format!("missing from journal: {k:?} rv {}", l.rv)),
             Some(j) if j.uid != l.uid || j.rv != l.rv => {
-                out.push(format!("stale in journal: {k:?} journal {}/{} live {}/{}", j.uid, j.rv, l.uid, l.rv));
+                out.push(format!(
+                    "stale in journal: {k:?} journal {}/{} live {}/{}",
+                    j.uid, j.rv, l.uid, l.rv
+                ));
             }
             Some(j) if j.json != l.json => out.push(format!("content differs: {k:?} rv {}", l.rv)),
             Some(_) => {}
@@ -142,7 +152,11 @@ pub fn check_log(j: &Journal) -> u64 {
         let r = r.unwrap();
         assert_eq!(r.seq, expect, "seq gap");
         expect += 1;
-        let key = (r.rtype.group_resource(), r.namespace.clone().unwrap_or_default(), r.name.clone());
+        let key = (
+            r.rtype.group_resource(),
+            r.namespace.clone().unwrap_or_default(),
+            r.name.clone(),
+        );
         match &r.kind {
             EventKind::Applied => {
                 assert!(
@@ -162,8 +176,10 @@ pub fn check_log(j: &Journal) -> u64 {
         }
     }
     assert_eq!(j.next_seq(), expect);
-    let state: BTreeMap<Key, (String, String)> =
-        journal_state(j).into_iter().map(|(k, s)| (k, (s.uid, s.rv))).collect();
+    let state: BTreeMap<Key, (String, String)> = journal_state(j)
+        .into_iter()
+        .map(|(k, s)| (k, (s.uid, s.rv)))
+        .collect();
     assert_eq!(replay, state, "the log does not replay to the state");
     expect - 1
 }
@@ -171,7 +187,9 @@ pub fn check_log(j: &Journal) -> u64 {
 /// The rewindd binary, built if missing.
 pub fn rewindd_bin() -> PathBuf {
     let root = rewind_tests::controlplane::workspace_root();
-    let bin = rewind_tests::controlplane::target_dir().join("debug").join("rewindd");
+    let bin = rewind_tests::controlplane::target_dir()
+        .join("debug")
+        .join("rewindd");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = std::process::Command::new(cargo)
@@ -184,15 +202,26 @@ pub fn rewindd_bin() -> PathBuf {
     bin
 }
 
-fn find<'a>(objects: &'a [GeneratedObject], resource: &str, group: &str) -> Vec<&'a GeneratedObject> {
-    objects.iter().filter(|o| o.resource == resource && o.group == group).collect()
+fn find<'a>(
+    objects: &'a [GeneratedObject],
+    resource: &str,
+    group: &str,
+) -> Vec<&'a GeneratedObject> {
+    objects
+        .iter()
+        .filter(|o| o.resource == resource && o.group == group)
+        .collect()
 }
 
 fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {
         group: group.into(),
         version: version.into(),
-        api_version: if group.is_empty() { version.into() } else { format!("{group}/{version}") },
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
         kind: kind.into(),
         plural: plural.into(),
     }
@@ -213,9 +242,18 @@ impl Mutator {
     pub fn new(admin: kube::Client, objects: &[GeneratedObject]) -> Self {
         Self {
             admin,
-            clusters: find(objects, "clusters", "management.cattle.io").iter().map(|o| o.name.clone()).collect(),
-            settings: find(objects, "settings", "management.cattle.io").iter().map(|o| o.name.clone()).collect(),
-            tokens: find(objects, "tokens", "management.cattle.io").iter().map(|o| o.name.clone()).collect(),
+            clusters: find(objects, "clusters", "management.cattle.io")
+                .iter()
+                .map(|o| o.name.clone())
+                .collect(),
+            settings: find(objects, "settings", "management.cattle.io")
+                .iter()
+                .map(|o| o.name.clone())
+                .collect(),
+            tokens: find(objects, "tokens", "management.cattle.io")
+                .iter()
+                .map(|o| o.name.clone())
+                .collect(),
             projects: find(objects, "projects", "management.cattle.io")
                 .iter()
                 .map(|o| (o.namespace.clone().unwrap_or_default(), o.name.clone()))
@@ -257,7 +295,9 @@ impl Mutator {
                     "userId": "user-test", "token": format!("secret-{i}"), "ttl": 0
                 }))
                 .unwrap();
-                self.api(&mgmt("Token", "tokens"), None).create(&PostParams::default(), &obj).await?;
+                self.api(&mgmt("Token", "tokens"), None)
+                    .create(&PostParams::default(), &obj)
+                    .await?;
                 self.tokens.push(name);
             }
             1 => {
@@ -271,7 +311,11 @@ impl Mutator {
             2 => {
                 if !self.tokens.is_empty() {
                     let t = self.tokens.remove(i % self.tokens.len());
-                    match self.api(&mgmt("Token", "tokens"), None).delete(&t, &DeleteParams::default()).await {
+                    match self
+                        .api(&mgmt("Token", "tokens"), None)
+                        .delete(&t, &DeleteParams::default())
+                        .await
+                    {
                         Ok(_) => {}
                         Err(kube::Error::Api(e)) if e.code == 404 => {}
                         Err(e) => return Err(e),
@@ -292,7 +336,10 @@ impl Mutator {
                     "metadata": {"name": name, "namespace": "cattle-system"}, "data": {"i": i.to_string()}
                 }))
                 .unwrap();
-                let cms = self.api(&ar("", "v1", "ConfigMap", "configmaps"), Some("cattle-system"));
+                let cms = self.api(
+                    &ar("", "v1", "ConfigMap", "configmaps"),
+                    Some("cattle-system"),
+                );
                 cms.create(&PostParams::default(), &obj).await?;
                 self.configmaps.push(name);
                 if self.configmaps.len() > 3 {
@@ -326,13 +373,19 @@ impl Mutator {
             .iter()
             .filter(|o| o.resource == "nodes" && o.namespace.as_deref() == Some(cluster.as_str()))
         {
-            self.api(&nodes, Some(&cluster)).delete(&n.name, &DeleteParams::default()).await.unwrap();
+            self.api(&nodes, Some(&cluster))
+                .delete(&n.name, &DeleteParams::default())
+                .await
+                .unwrap();
         }
         let patch = json!({"status": {"nodeCount": null, "capacity": null, "allocatable": null}});
-        self.api(&ar("management.cattle.io", "v3", "Cluster", "clusters"), None)
-            .patch(&cluster, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        self.api(
+            &ar("management.cattle.io", "v3", "Cluster", "clusters"),
+            None,
+        )
+        .patch(&cluster, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
         cluster
     }
 }
@@ -343,7 +396,11 @@ pub async fn load_plane(admin: &kube::Client, clusters: usize) -> Vec<GeneratedO
     let objects = fixtures::generate(&fixtures::PlaneSpec::new(clusters));
     let t = std::time::Instant::now();
     let report = fixtures::load(admin, &objects, 16).await.unwrap();
-    eprintln!("loaded {} objects ({clusters} clusters) in {:?}", report.created, t.elapsed());
+    eprintln!(
+        "loaded {} objects ({clusters} clusters) in {:?}",
+        report.created,
+        t.elapsed()
+    );
     objects
 }
 
@@ -359,12 +416,17 @@ pub async fn wait_settled(
     let mut last_seq = 0;
     let mut since = std::time::Instant::now();
     loop {
-        assert!(start.elapsed() < Duration::from_secs(180), "daemon did not settle ({what})");
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "daemon did not settle ({what})"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         let Some(s) = status() else { continue };
         let ready = !s.types.is_empty()
             && s.journal.healthy
-            && s.types.values().all(|t| matches!(t.state, WatchState::Watching | WatchState::Stopped) && t.lag_ms == 0);
+            && s.types.values().all(|t| {
+                matches!(t.state, WatchState::Watching | WatchState::Stopped) && t.lag_ms == 0
+            });
         if !ready || s.journal.next_seq != last_seq {
             last_seq = s.journal.next_seq;
             since = std::time::Instant::now();

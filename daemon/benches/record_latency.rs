@@ -1,0 +1,287 @@
+//! End-to-end figures against the real local control plane, in one run:
+//! - latency from an API write (create returns) to the event being durable
+//!   (its batch committed and fsynced), with default batching;
+//! - daemon RSS while recording many objects (the `rewindd` binary as a
+//!   child process, peak and settled RSS from /proc).
+//!
+//! `cargo bench -p rewind-daemon --bench record_latency`
+//! (REWIND_BENCH_WRITES, REWIND_BENCH_OBJECTS to change the sizes).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::indexing_slicing
+)] // bench code
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ObjectMeta, PostParams};
+use rewind_daemon::config::{Config, FileConfig, Settings};
+use rewind_daemon::select::{ResourceSelector, ResourceSet};
+use rewind_daemon::{Hooks, run_with};
+use rewind_tests::ControlPlane;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cm(name: &str, ns: &str, i: usize) -> ConfigMap {
+    let mut data = std::collections::BTreeMap::new();
+    let mut v = String::new();
+    while v.len() < 1800 {
+        v.push_str(&format!(
+            "{:x}",
+            (i as u64 + v.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ));
+    }
+    data.insert("payload".to_owned(), v);
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    }
+}
+
+async fn namespace(client: &kube::Client, name: &str) {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await;
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn latency(cp: &ControlPlane, writes: usize) {
+    let admin = cp.admin_client();
+    namespace(&admin, "bench").await;
+    let data = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
+        data_dir: Some(data.path().to_path_buf()),
+        ..Settings::default()
+    };
+    let mut config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
+    let sel = ResourceSelector {
+        api_version: "v1".into(),
+        kinds_regexp: Some("^configmaps$".into()),
+        namespaces: vec!["bench".into()],
+        ..ResourceSelector::default()
+    };
+    config.resource_set = ResourceSet::compile(&[sel], "bench").unwrap();
+    let flush = config.flush_interval;
+    let (tx, mut rx) = tokio::sync::broadcast::channel(65_536);
+    let (board_tx, board_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(run_with(
+        config,
+        async {
+            let _ = stop_rx.await;
+        },
+        Hooks {
+            commits: Some(tx),
+            board: Some(board_tx),
+            ..Hooks::default()
+        },
+    ));
+    let board = board_rx.await.unwrap();
+    while !board
+        .snapshot()
+        .types
+        .get("configmaps")
+        .is_some_and(|t| t.state == rewind_daemon::status::WatchState::Watching)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let durable = tokio::spawn(async move {
+        let mut at: HashMap<String, Instant> = HashMap::new();
+        while let Ok(n) = rx.recv().await {
+            for (k, _) in &n.touched {
+                at.entry(k.name.clone()).or_insert(n.at);
+            }
+            if at.len() >= writes {
+                break;
+            }
+        }
+        at
+    });
+    let api: Api<ConfigMap> = Api::namespaced(admin.clone(), "bench");
+    // Paced writes from 8 writers, like a busy management plane.
+    let written: Vec<(String, Instant)> = stream::iter(0..writes)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("lat-{i}");
+                api.create(&PostParams::default(), &cm(&name, "bench", i))
+                    .await
+                    .unwrap();
+                (name, Instant::now())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let at = tokio::time::timeout(Duration::from_secs(60), durable)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lat: Vec<Duration> = written
+        .iter()
+        .map(|(n, t)| {
+            at.get(n)
+                .map_or(Duration::MAX, |d| d.saturating_duration_since(*t))
+        })
+        .collect();
+    lat.sort();
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    println!(
+        "\nAPI write -> durable, {writes} creates of 2 KB ConfigMaps, flush interval {flush:?}"
+    );
+    println!("{:>10} {:>10} {:>10} {:>10}", "p50", "p90", "p99", "max");
+    println!(
+        "{:>10.1?} {:>10.1?} {:>10.1?} {:>10.1?}",
+        pct(&lat, 0.5),
+        pct(&lat, 0.9),
+        pct(&lat, 0.99),
+        lat[lat.len() - 1]
+    );
+}
+
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn memory(cp: &ControlPlane, objects: usize) {
+    let admin = cp.admin_client();
+    namespace(&admin, "cattle-system").await;
+    let api: Api<ConfigMap> = Api::namespaced(admin.clone(), "cattle-system");
+    let t = Instant::now();
+    stream::iter(0..objects)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(
+                    &PostParams::default(),
+                    &cm(&format!("obj-{i}"), "cattle-system", i),
+                )
+                .await
+                .unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let load = t.elapsed();
+    let bin = rewind_tests::controlplane::target_dir()
+        .join("release")
+        .join("rewindd");
+    let bin = if bin.exists() {
+        bin
+    } else {
+        rewind_tests::controlplane::target_dir()
+            .join("debug")
+            .join("rewindd")
+    };
+    println!(
+        "\nrewindd ({}) recording {objects} 2 KB objects (loaded in {load:.1?})",
+        bin.display()
+    );
+    println!(
+        "{:<58} {:>9} {:>13} {:>12} {:>10}",
+        "settings", "recorded", "initial sync", "RSS settled", "RSS peak"
+    );
+    let variants: [&[&str]; 3] = [
+        &[],
+        &["--flush-max-events", "10000"],
+        &[
+            "--flush-max-events",
+            "2000",
+            "--cache-capacity-mb",
+            "16",
+            "--queue-mb",
+            "8",
+        ],
+    ];
+    for extra in variants {
+        let data = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let mut child = std::process::Command::new(&bin)
+            .arg("--kubeconfig")
+            .arg(cp.readonly_kubeconfig_path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--presets", "rancher", "--status-interval-ms", "200"])
+            .args(extra)
+            .arg("run")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap();
+        let path = rewind_daemon::status::status_path(data.path());
+        let mut recorded = 0;
+        while t.elapsed() < Duration::from_secs(600) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(s) = rewind_daemon::status::read_status(&path) {
+                recorded = s.types.get("configmaps").map_or(0, |t| t.events);
+                if recorded as usize >= objects {
+                    break;
+                }
+            }
+        }
+        let synced = t.elapsed();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (rss, hwm) = rss_kb(child.id());
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
+        let label = if extra.is_empty() {
+            "defaults".to_owned()
+        } else {
+            extra.join(" ")
+        };
+        println!(
+            "{label:<58} {recorded:>9} {synced:>13.1?} {:>9} MB {:>7} MB",
+            rss / 1024,
+            hwm / 1024
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cp = ControlPlane::start().await.unwrap();
+    if env("REWIND_BENCH_WRITES", 2000) > 0 {
+        latency(&cp, env("REWIND_BENCH_WRITES", 2000)).await;
+    }
+    memory(&cp, env("REWIND_BENCH_OBJECTS", 100_000)).await;
+}
