@@ -59,6 +59,7 @@
 //! one control plane in the foreground for manual work and demos.
 
 pub mod controlplane;
+pub mod drill;
 pub mod fixtures;
 pub mod garage;
 

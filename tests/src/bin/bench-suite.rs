@@ -1,0 +1,83 @@
+//! `cargo run --release -p rewind-tests --bin bench-suite`: runs every
+//! benchmark the issues name, each against its baseline in the same run,
+//! and writes `docs/BENCHMARKS.md` (see `rewind_tests::drill::bench`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rewind_tests::drill::bench::{self, Outcome};
+
+/// Run the benchmark suite and write docs/BENCHMARKS.md.
+#[derive(Debug, Parser)]
+#[command(name = "bench-suite", version)]
+struct Args {
+    /// Only these benches (format, ingest, snapshot_while_ingesting,
+    /// restore_vs_kubectl, reconstruct); repeatable.
+    #[arg(long)]
+    only: Vec<String>,
+    /// Where to write the page.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    out: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = rewind_tests::controlplane::workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let machine = bench::machine();
+    let rustc = std::process::Command::new("rustc")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(&root)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut outcomes = Vec::new();
+    for b in bench::suite() {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == b.name) {
+            continue;
+        }
+        eprintln!("[bench-suite] {}: cargo {}", b.name, b.cargo.join(" "));
+        let t = Instant::now();
+        let out = std::process::Command::new(&cargo)
+            .args(b.cargo)
+            .envs(b.env.iter().copied())
+            .current_dir(&root)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", b.name))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{stdout}");
+        outcomes.push(Outcome {
+            bench: b,
+            ok: out.status.success(),
+            stdout,
+            elapsed: t.elapsed(),
+        });
+    }
+    let load_after = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let extra = vec![
+        ("rustc".to_owned(), rustc),
+        ("commit".to_owned(), commit),
+        (
+            "date (UTC)".to_owned(),
+            rewind_restore::store::now_ms().to_string() + " ms since the epoch",
+        ),
+    ];
+    let page = bench::markdown(&outcomes, &machine, &load_after, &extra);
+    let path = root.join(&args.out);
+    std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("[bench-suite] wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! What "recorded" means, read straight from a cluster: every object the
+//! daemon's resource set selects, listed now. The drill captures this right
+//! before the snapshot and right before the crash, and compares each restore
+//! with it; so the check does not trust the daemon or the store.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use rewind_daemon::select::preset::preset;
+use rewind_daemon::select::{ObjectView, ResourceSet};
+use rewind_daemon::watch::{choose_types, discovery};
+use rewind_restore::{DesiredState, ResourceType};
+use serde_json::Value;
+
+use super::{DrillError, Result, step};
+
+/// A restore-side type from a daemon-side (format) type.
+fn restore_type(t: &rewind_format::ResourceType) -> ResourceType {
+    ResourceType {
+        group: t.group.clone(),
+        version: t.version.clone(),
+        resource: t.resource.clone(),
+        kind: t.kind.clone(),
+        namespaced: t.namespaced,
+    }
+}
+
+/// The resource set of the drill's daemon (`presets = ["rancher"]`).
+pub fn rancher_set() -> Result<ResourceSet> {
+    preset("rancher").map_err(step("compiling the rancher preset"))
+}
+
+/// Every object of `set`, listed from `client` now.
+pub async fn capture(client: &kube::Client, set: &ResourceSet) -> Result<DesiredState> {
+    let d = discovery::discover(client)
+        .await
+        .map_err(step("discovering resource types"))?;
+    let mut out = DesiredState::new();
+    for (tk, (t, sel)) in choose_types(&d, set) {
+        let rt = restore_type(&t);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &rt.api_resource());
+        let mut lp = ListParams::default().limit(500);
+        loop {
+            let page = match api.list(&lp).await {
+                Ok(p) => p,
+                // A type that went away between discovery and list.
+                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(e) => {
+                    return Err(DrillError::Step {
+                        step: "listing a recorded type",
+                        reason: format!("{tk}: {e}"),
+                    });
+                }
+            };
+            for o in page.items {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let ns = o.metadata.namespace.clone().unwrap_or_default();
+                let empty = BTreeMap::new();
+                let view = ObjectView {
+                    name: &name,
+                    namespace: &ns,
+                    labels: o.metadata.labels.as_ref().unwrap_or(&empty),
+                    object: &o.data,
+                };
+                if !sel.selects(&view) {
+                    continue;
+                }
+                let json = serde_json::to_value(&o).map_err(step("encoding a listed object"))?;
+                out.insert(&rt, json)
+                    .map_err(step("keying a listed object"))?;
+            }
+            match page.metadata.continue_ {
+                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Drops `status` of the types the restore does not write status for: types
+/// no CRD in `want` defines (built-in types, whose controllers own status;
+/// no controllers run in the throwaway cluster).
+pub fn drop_builtin_status(want: &mut DesiredState, got: &mut DesiredState) {
+    let crd_types: std::collections::BTreeSet<ResourceType> = want
+        .crds()
+        .flat_map(|(_, crd)| rewind_restore::state::crd_types(crd))
+        .collect();
+    for s in [want, got] {
+        for (k, o) in s.iter_mut() {
+            if !crd_types.contains(&k.rtype)
+                && let Some(m) = o.as_object_mut()
+            {
+                m.remove("status");
+            }
+        }
+    }
+}
+
+/// Removes from `got` the objects the target cluster had before the restore
+/// and `want` does not name (kube-system, default RBAC, …): those are the
+/// cluster's own, not differences. Extras the restore created stay.
+pub fn drop_preexisting(want: &DesiredState, got: &mut DesiredState, before: &DesiredState) {
+    let own: Vec<_> = got
+        .iter()
+        .filter(|(k, _)| want.get(k).is_none() && before.get(k).is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in own {
+        got.remove(&k);
+    }
+}
+
+/// Object counts per type, for the report.
+pub fn counts(s: &DesiredState) -> BTreeMap<String, usize> {
+    s.counts()
+        .into_iter()
+        .map(|(t, n)| (t.group_resource(), n))
+        .collect()
+}
+
+/// The JSON of one object, for messages.
+pub fn describe(v: &Value) -> String {
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned()
+}

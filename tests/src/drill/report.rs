@@ -1,0 +1,213 @@
+//! One restore checked object by object, the runbook's read-only commands,
+//! and the drill report (text for people, JSON for schedulers).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use rewind_daemon::select::ResourceSet;
+use rewind_restore::store::Store;
+use rewind_restore::{DesiredState, compare};
+use serde::Serialize;
+
+use super::daemon::Binaries;
+use super::restore::{CommandRun, RestoreRun, restore, rewind_cli};
+use super::{Result, capture, step};
+use crate::ControlPlane;
+
+/// One restored point.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointReport {
+    /// `latest` or `snapshot`.
+    pub label: String,
+    /// The `--at` argument.
+    pub point: String,
+    /// Objects expected (the LIST captured before the crash).
+    pub objects: usize,
+    /// Objects per type.
+    pub per_type: std::collections::BTreeMap<String, usize>,
+    /// How the restore ran, and its RTO.
+    pub restore: RestoreRun,
+    /// Every difference, readable.
+    pub differences: Vec<String>,
+}
+
+/// The whole drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// Downstream clusters generated.
+    pub clusters: usize,
+    /// Objects the generator loaded.
+    pub objects_loaded: usize,
+    /// API writes the drill made after the daemon started.
+    pub changes_made: usize,
+    /// The downstream cluster scaled to zero.
+    pub scaled_to_zero: String,
+    /// The on-demand snapshot.
+    pub snapshot_id: String,
+    /// Its sequence number.
+    pub snapshot_seq: u64,
+    /// The last recorded sequence number at the crash.
+    pub last_seq: u64,
+    /// Segments in the store at the crash.
+    pub segments: usize,
+    /// Crash time minus the time of the newest event in the store.
+    pub rpo_ms: i64,
+    /// `rewindd status` right before the crash.
+    pub rewindd_status: String,
+    /// The runbook's read-only commands against the store.
+    pub runbook: Vec<CommandRun>,
+    /// The two restores.
+    pub points: Vec<PointReport>,
+    /// The drill's wall time.
+    pub total: Duration,
+}
+
+impl DrillReport {
+    /// Whether every restore matched with no failed object.
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.points
+            .iter()
+            .all(|p| p.differences.is_empty() && p.restore.failures.is_empty())
+    }
+
+    /// The report for people.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Rewind DR drill");
+        let _ = writeln!(
+            s,
+            "  plane          {} downstream clusters, {} objects loaded, {} changes while recording",
+            self.clusters, self.objects_loaded, self.changes_made
+        );
+        let _ = writeln!(s, "  scaled to zero {}", self.scaled_to_zero);
+        let _ = writeln!(
+            s,
+            "  snapshot       {} (seq {}, label pre-change)",
+            self.snapshot_id, self.snapshot_seq
+        );
+        let _ = writeln!(
+            s,
+            "  recorded       seq 1..{} in {} segments",
+            self.last_seq, self.segments
+        );
+        #[expect(clippy::cast_precision_loss, reason = "display only")]
+        let rpo = self.rpo_ms as f64 / 1000.0;
+        let _ = writeln!(
+            s,
+            "  RPO            {rpo:.1} s (crash time minus the newest stored event)"
+        );
+        for p in &self.points {
+            let _ = writeln!(s, "restore at {} ({})", p.point, p.label);
+            let _ = writeln!(s, "  objects        {}", p.objects);
+            let _ = writeln!(s, "  path           {}", p.restore.path);
+            if let Some(r) = &p.restore.fallback_reason {
+                let _ = writeln!(s, "  fallback why   {r}");
+            }
+            let _ = writeln!(s, "  failed         {}", p.restore.failures.len());
+            let _ = writeln!(s, "  differences    {}", p.differences.len());
+            let _ = writeln!(s, "  RTO            {:.1} s", p.restore.rto.as_secs_f64());
+            for f in p.restore.failures.iter().take(20) {
+                let _ = writeln!(s, "  FAILED {f}");
+            }
+            for d in p.differences.iter().take(20) {
+                let _ = writeln!(s, "  DIFF {d}");
+            }
+        }
+        let _ = writeln!(s, "runbook commands against the store:");
+        for c in &self.runbook {
+            let first = c
+                .output
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  [{}] {}  -> {first}",
+                if c.ok { "ok" } else { "FAILED" },
+                c.command
+            );
+        }
+        let _ = writeln!(
+            s,
+            "result: {} (drill took {:.0} s)",
+            if self.passed() { "PASSED" } else { "FAILED" },
+            self.total.as_secs_f64()
+        );
+        s
+    }
+}
+
+/// Restores `point` into a fresh control plane and compares the result with
+/// `want`, the LIST captured at that point.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument distinct"
+)]
+pub async fn restore_and_verify(
+    bins: &Binaries,
+    store: &Store,
+    data: &Path,
+    label: &str,
+    point: &str,
+    want: &mut DesiredState,
+    set: &ResourceSet,
+    work: &Path,
+) -> Result<PointReport> {
+    let cp = ControlPlane::start()
+        .await
+        .map_err(step("starting a fresh control plane"))?;
+    let admin = cp.admin_client();
+    let before = capture::capture(&admin, set).await?;
+    let state_dir = work.join(format!("restore-{label}"));
+    std::fs::create_dir_all(&state_dir).map_err(step("creating the restore state dir"))?;
+    let run = restore(
+        &bins.rewind,
+        store,
+        &data.join("store"),
+        point,
+        cp.admin_kubeconfig_path(),
+        &admin,
+        &state_dir,
+    )
+    .await?;
+    let mut got = capture::capture(&admin, set).await?;
+    capture::drop_preexisting(want, &mut got, &before);
+    capture::drop_builtin_status(want, &mut got);
+    let differences = compare(want, &got)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok(PointReport {
+        label: label.to_owned(),
+        point: point.to_owned(),
+        objects: want.len(),
+        per_type: capture::counts(want),
+        restore: run,
+        differences,
+    })
+}
+
+/// The runbook's read-only steps against the store: `rewind list`, then
+/// `rewind diff` from the snapshot to the newest point.
+pub async fn runbook(bins: &Binaries, data: &Path, snapshot_id: &str) -> Result<Vec<CommandRun>> {
+    let store = data.join("store").display().to_string();
+    let mut out = Vec::new();
+    for args in [
+        vec!["--store".to_owned(), store.clone(), "list".into()],
+        vec![
+            "--store".to_owned(),
+            store.clone(),
+            "diff".into(),
+            "--from".into(),
+            format!("snapshot:{snapshot_id}"),
+            "--to".into(),
+            "latest".into(),
+        ],
+    ] {
+        out.push(rewind_cli(&bins.rewind, &args).await?);
+    }
+    Ok(out)
+}
