@@ -37,6 +37,13 @@ pub struct Cli {
     /// The store to read: a directory or an s3:// URL.
     #[arg(long, global = true, env = "REWIND_STORE")]
     pub store: Option<String>,
+    /// age identity file (`AGE-SECRET-KEY-1…`) to read an encrypted store.
+    #[arg(long, global = true, env = "REWIND_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// S3 endpoint for `--store s3://…` (default: AWS); credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, global = true, env = "REWIND_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// Log filter (tracing syntax), e.g. `info` or `rewind_restore=debug`.
     #[arg(long, global = true, env = "REWIND_LOG", default_value = "warn")]
     pub log: String,

@@ -12,22 +12,21 @@ use rewind_restore::{
 use serde_json::json;
 
 use super::args::DrillArgs;
-use super::needs_store;
 use super::restore::client_for;
 
 /// Runs `rewind drill`.
 pub async fn run(a: DrillArgs) -> Result<()> {
-    let Some(dir) = &a.from_dir else {
-        return needs_store("rewind drill");
-    };
     let Some(to) = &a.to else {
         bail!(
             "not yet implemented: starting a local throwaway control plane; pass --to KUBECONFIG"
         );
     };
-    let state = DirSource::new(dir)
-        .state_at(&a.at)
-        .with_context(|| format!("reading the state from {}", dir.display()))?;
+    let state = match &a.from_dir {
+        Some(dir) => DirSource::new(dir)
+            .state_at(&a.at)
+            .with_context(|| format!("reading the state from {}", dir.display()))?,
+        None => super::store::desired_at(&a.at)?,
+    };
     let client = client_for(to, a.context.clone()).await?;
     let protected = ProtectedSet::with_defaults(&[])?;
     let opts = PlanOptions {

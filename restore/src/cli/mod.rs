@@ -2,12 +2,16 @@
 
 pub mod args;
 mod drill;
+mod history;
+mod list;
 mod restore;
+mod store;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::CommandFactory;
 use rewind_restore::{DesiredState, DirSource, Filter, StateSource, export};
 use serde_json::json;
@@ -16,11 +20,12 @@ use args::{Cli, Command, Output, StateArgs};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
+    store::init(&cli);
     match cli.command {
-        Command::List(_) => needs_store("rewind list"),
-        Command::History(_) => needs_store("rewind history"),
+        Command::List(a) => list::run(&a).await,
+        Command::History(a) => history::run(&a).await,
         Command::Diff(a) => diff(&a),
-        Command::Verify(_) => needs_store("rewind verify"),
+        Command::Verify(a) => verify::run(&a).await,
         Command::Drill(a) => drill::run(a).await,
         Command::Show(a) => show(&load(&a.state)?, a.output),
         Command::Export(a) => {
@@ -43,12 +48,6 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-pub(crate) fn needs_store(what: &str) -> Result<()> {
-    bail!(
-        "not yet implemented: {what} needs the store reader (use --from-dir with show, export and restore)"
-    )
-}
-
 /// The filter the state flags describe.
 pub fn filter(a: &StateArgs) -> Filter {
     Filter {
@@ -61,7 +60,7 @@ pub fn filter(a: &StateArgs) -> Filter {
 /// The selected part of the state the flags name.
 pub fn load(a: &StateArgs) -> Result<DesiredState> {
     let Some(dir) = &a.from_dir else {
-        return needs_store("reading a state from the store").map(|()| DesiredState::new());
+        return Ok(store::desired_at(&a.at)?.filtered(&filter(a)));
     };
     let state = DirSource::new(dir)
         .state_at(&a.at)
@@ -71,7 +70,9 @@ pub fn load(a: &StateArgs) -> Result<DesiredState> {
 
 fn diff(a: &args::DiffArgs) -> Result<()> {
     let (Some(from_dir), Some(to_dir)) = (&a.from_dir, &a.to_dir) else {
-        return needs_store("rewind diff");
+        let d =
+            rewind_restore::diff::diff(&store::desired_at(&a.from)?, &store::desired_at(&a.to)?);
+        return print_diff(&d, a.output);
     };
     let read = |dir: &std::path::Path, at: &rewind_restore::Point| {
         DirSource::new(dir)
@@ -79,10 +80,14 @@ fn diff(a: &args::DiffArgs) -> Result<()> {
             .with_context(|| format!("reading the state from {}", dir.display()))
     };
     let d = rewind_restore::diff::diff(&read(from_dir, &a.from)?, &read(to_dir, &a.to)?);
+    print_diff(&d, a.output)
+}
+
+fn print_diff(d: &rewind_restore::diff::StateDiff, output: Output) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match a.output {
+    match output {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut out, &d)?;
+            serde_json::to_writer_pretty(&mut out, d)?;
             writeln!(out)?;
         }
         Output::Table => write!(out, "{}", d.to_table())?,

@@ -1,0 +1,89 @@
+//! The store the global flags name (`--store`, `--identity`,
+//! `--s3-endpoint`), for every command that reads history.
+//!
+//! The flags are recorded once at start ([`init`]) so that the state
+//! loaders shared with restore/export/drill/diff need no new parameters.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
+use rewind_restore::pit::{PitState, StoreSource, read_identity};
+use rewind_restore::{DesiredState, Point};
+
+use super::args::Cli;
+
+/// What the global flags say about the store.
+#[derive(Debug, Clone, Default)]
+struct StoreFlags {
+    /// `--store`: a directory or `s3://bucket/prefix`.
+    url: Option<String>,
+    /// `--identity`: age identity file for encrypted stores.
+    identity: Option<PathBuf>,
+    /// `--s3-endpoint`: the S3 endpoint (None: AWS).
+    endpoint: Option<String>,
+}
+
+static FLAGS: OnceLock<StoreFlags> = OnceLock::new();
+
+/// Records the global store flags; called once before the command runs.
+pub fn init(cli: &Cli) {
+    let _ = FLAGS.set(StoreFlags {
+        url: cli.store.clone(),
+        identity: cli.identity.clone(),
+        endpoint: cli.s3_endpoint.clone(),
+    });
+}
+
+/// Opens the store the flags name.
+pub async fn open() -> Result<StoreSource> {
+    let flags = FLAGS.get().cloned().unwrap_or_default();
+    let Some(url) = flags.url.as_deref() else {
+        bail!(
+            "no store: pass --store DIR or --store s3://BUCKET/PREFIX (or set REWIND_STORE), or read manifests with --from-dir"
+        );
+    };
+    let identities = match &flags.identity {
+        Some(path) => vec![read_identity(path)?],
+        None => Vec::new(),
+    };
+    StoreSource::open_url(url, flags.endpoint.as_deref(), &identities)
+        .await
+        .with_context(|| format!("opening the store {url}"))
+}
+
+/// The state at `point`, with a warning line for every damaged snapshot
+/// skipped.
+pub async fn load(point: &Point) -> Result<PitState> {
+    let src = open().await?;
+    let pit = src
+        .load(point)
+        .await
+        .with_context(|| format!("reading the state at {point} from the store"))?;
+    for f in &pit.fallbacks {
+        eprintln!(
+            "warning: snapshot {} is damaged ({}); using an earlier snapshot plus segments instead",
+            f.snapshot, f.reason
+        );
+    }
+    Ok(pit)
+}
+
+/// The desired state at `point`, for callers that are not async (the state
+/// loaders shared with restore/export/drill). Runs on a thread of its own
+/// with its own runtime, so it works inside or outside tokio.
+pub fn desired_at(point: &Point) -> Result<DesiredState> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<DesiredState> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let pit = rt.block_on(load(point))?;
+            Ok(rewind_restore::from_format::desired_from_format(
+                &pit.state,
+            )?)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the store: thread panicked"))?
+    })
+}

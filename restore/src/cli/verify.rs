@@ -1,0 +1,30 @@
+//! `rewind verify`: every file of the store checked offline; non-zero exit
+//! when anything is damaged or missing.
+
+use std::io::Write;
+
+use anyhow::{Result, bail};
+use rewind_restore::pit::verify::verify_store;
+
+use super::args::{Output, VerifyArgs};
+
+/// Runs `rewind verify`.
+pub async fn run(a: &VerifyArgs) -> Result<()> {
+    let src = super::store::open().await?;
+    let report = verify_store(src.store(), src.identities()).await?;
+    let mut out = std::io::stdout().lock();
+    match a.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({"damaged": report.is_damaged(), "files": report.files, "gaps": report.gaps}),
+            )?;
+            writeln!(out)?;
+        }
+        Output::Table => write!(out, "{}", report.to_text())?,
+    }
+    if report.is_damaged() {
+        bail!("the store is damaged (see above)");
+    }
+    Ok(())
+}
