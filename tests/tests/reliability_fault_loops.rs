@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{StatusFile, read_status, status_path};
+use rewind_daemon::status::{StatusFile, WatchState, read_status, status_path};
 use rewind_format::EventKind;
 use rewind_tests::ControlPlane;
 
@@ -68,6 +68,34 @@ fn start(kubeconfig: &std::path::Path, dir: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// `wait_settled`, but on a timeout it says which watchers were not ready
+/// and shows the daemon's log.
+async fn settle(status: impl Fn() -> Option<StatusFile>, err_log: &std::path::Path, what: &str) {
+    let waited = tokio::time::timeout(
+        Duration::from_secs(170),
+        wait_settled(&status, Duration::from_secs(3), what),
+    )
+    .await;
+    if waited.is_err() {
+        let s = status();
+        let not_ready: Vec<String> = s
+            .iter()
+            .flat_map(|s| s.types.iter())
+            .filter(|(_, t)| {
+                !matches!(t.state, WatchState::Watching | WatchState::Stopped) || t.lag_ms != 0
+            })
+            .map(|(k, t)| format!("{k}: {:?} lag {} ms {:?}", t.state, t.lag_ms, t.reason))
+            .collect();
+        let log = std::fs::read_to_string(err_log).unwrap_or_default();
+        panic!(
+            "rewindd did not settle ({what}); journal {:?}; not ready:\n{}\nlog tail:\n{}",
+            s.as_ref().map(|s| &s.journal),
+            not_ready.join("\n"),
+            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
 async fn run(fault: Fault, every: Duration) {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
@@ -83,7 +111,7 @@ async fn run(fault: Fault, every: Duration) {
             .ok()
             .filter(|s| s.pid == pid)
     };
-    wait_settled(status, Duration::from_secs(2), "initial list").await;
+    settle(status, &dir.path().join("rewindd.err"), "initial list").await;
     let types = status().unwrap().types.len();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -122,7 +150,7 @@ async fn run(fault: Fault, every: Duration) {
     stop.store(true, Ordering::Relaxed);
     let (steps, failed) = churn.await.unwrap();
     let t = Instant::now();
-    wait_settled(status, Duration::from_secs(3), "after the faults").await;
+    settle(status, &dir.path().join("rewindd.err"), "after the faults").await;
     let caught_up = t.elapsed();
     assert!(
         Command::new("kill")
