@@ -131,6 +131,22 @@ async fn cluster_id(
     }
 }
 
+/// Creates the data directory 0700, and tightens an existing one to 0700: it
+/// holds the plain-text journal, so only the daemon's user may enter it.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        warn!(dir = %dir.display(), mode = format!("{mode:o}"), "data directory was readable by others; setting it to 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     run_with(config, shutdown, Hooks::default()).await
@@ -142,7 +158,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     hooks: Hooks,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+    create_private_dir(&config.data_dir).map_err(|source| Error::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;

@@ -67,6 +67,10 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
+            // The journal holds every recorded Secret in plain text: nothing the
+            // daemon creates may be readable by other users, whatever umask it was
+            // started with (systemd's unit sets UMask=0077 too; a shell may not).
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()

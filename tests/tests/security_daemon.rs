@@ -393,12 +393,12 @@ metrics_addr = "127.0.0.1:{port}"
     );
 }
 
-/// rewindd started outside systemd (no `UMask=0077`, no `StateDirectoryMode`)
-/// creates its data directory 0755, the sled journal's files 0644 and
-/// `status.json` 0644: any local user can read every recorded Secret from
-/// the journal. The store and `compact/` are 0700/0600 as they should be.
+/// Regression: rewindd started outside systemd (no `UMask=0077`, no
+/// `StateDirectoryMode`) created its data directory 0755, the sled journal's
+/// files 0644 and `status.json` 0644, so any local user could read every
+/// recorded Secret from the journal. Fixed by umask 0077 in `rewindd run` and
+/// a 0700 data directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: rewindd creates data_dir 0755, journal files 0644 and status.json 0644 under a default umask (owner: daemon; reported to the lead)"]
 async fn regression_data_dir_journal_and_status_world_readable() {
     let bin = rewindd_bin();
     let cp = ControlPlane::start().await.unwrap();
