@@ -142,7 +142,7 @@ async fn records_exactly_through_faults() {
     );
     // The daemon picks the new type up and records its objects.
     let t0 = std::time::Instant::now();
-    while !status(data).is_some_and(|s| s.types.get(tk).is_some_and(|t| t.events >= 3)) {
+    while status(data).is_none_or(|s| s.types.get(tk).is_none_or(|t| t.events < 3)) {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "new CRD's objects not recorded"
@@ -150,9 +150,7 @@ async fn records_exactly_through_faults() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     m.run(12).await;
-    crds.delete(&format!("{tk}"), &DeleteParams::default())
-        .await
-        .unwrap();
+    crds.delete(tk, &DeleteParams::default()).await.unwrap();
     m.run(12).await;
 
     // 5. SIGKILL; changes while the daemon is down, including a delete and

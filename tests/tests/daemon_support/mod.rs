@@ -167,10 +167,10 @@ pub fn check_log(j: &Journal) -> u64 {
                 );
                 replay.insert(key, (r.uid.clone(), r.resource_version.clone()));
             }
-            EventKind::Deleted | EventKind::DeletedInferred { .. } => {
-                if replay.get(&key).is_some_and(|(u, _)| *u == r.uid) {
-                    replay.remove(&key);
-                }
+            EventKind::Deleted | EventKind::DeletedInferred { .. }
+                if replay.get(&key).is_some_and(|(u, _)| *u == r.uid) =>
+            {
+                replay.remove(&key);
             }
             _ => {}
         }
