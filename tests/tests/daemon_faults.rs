@@ -78,7 +78,16 @@ async fn records_exactly_through_faults() {
     let proxied = cp.proxy().await.unwrap();
     let data_dir = tempfile::tempdir().unwrap();
     let data = data_dir.path();
-    std::fs::write(data.join("none.toml"), "").unwrap();
+    // Own admin socket and no metrics port: daemons of tests running in
+    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
+    std::fs::write(
+        data.join("none.toml"),
+        format!(
+            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
+            data.join("rewindd.sock").display()
+        ),
+    )
+    .unwrap();
 
     let mut daemon = start_daemon(&proxied.readonly.kubeconfig, data);
     wait_settled(|| status(data), Duration::from_secs(2), "initial list").await;

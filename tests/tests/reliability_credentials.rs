@@ -49,7 +49,16 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    // Own admin socket and no metrics port: daemons of tests running in
+    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
+    std::fs::write(
+        dir.path().join("none.toml"),
+        format!(
+            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
+            dir.path().join("rewindd.sock").display()
+        ),
+    )
+    .unwrap();
     let log = dir.path().join("rewindd.log");
     let mut child = Command::new(&bin)
         .arg("--kubeconfig")

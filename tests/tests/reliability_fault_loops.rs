@@ -44,7 +44,16 @@ fn fault_secs() -> u64 {
 }
 
 fn start(kubeconfig: &std::path::Path, dir: &std::path::Path) -> Child {
-    std::fs::write(dir.join("none.toml"), "").unwrap();
+    // Own admin socket and no metrics port: daemons of tests running in
+    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
+    std::fs::write(
+        dir.join("none.toml"),
+        format!(
+            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
+            dir.join("rewindd.sock").display()
+        ),
+    )
+    .unwrap();
     Command::new(rewindd_bin())
         .arg("--kubeconfig")
         .arg(kubeconfig)

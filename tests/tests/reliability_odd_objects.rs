@@ -448,7 +448,16 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    // Own admin socket and no metrics port: daemons of tests running in
+    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
+    std::fs::write(
+        dir.path().join("none.toml"),
+        format!(
+            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
+            dir.path().join("rewindd.sock").display()
+        ),
+    )
+    .unwrap();
     let err = dir.path().join("rewindd.err");
     let mut child = Command::new(&bin)
         .arg("--kubeconfig")

@@ -412,7 +412,16 @@ async fn regression_data_dir_journal_and_status_world_readable() {
         .arg("run")
         .spawn()
         .unwrap();
-    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    // Own admin socket and no metrics port: daemons of tests running in
+    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
+    std::fs::write(
+        dir.path().join("none.toml"),
+        format!(
+            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
+            dir.path().join("rewindd.sock").display()
+        ),
+    )
+    .unwrap();
     let pid = child.id();
     wait_settled(
         || {
