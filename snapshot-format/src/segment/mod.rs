@@ -6,9 +6,11 @@
 //! per data block, so that a reader can seek by sequence number or time
 //! without decompressing the whole file.
 mod reader;
+mod scan;
 mod writer;
 
 pub use reader::{SegmentIter, SegmentReader};
+pub use scan::{EventKindView, EventView, ResourceTypeView, SegmentScanner};
 pub use writer::{SegmentWriter, encode_segment};
 
 /// Segment metadata (header block). Frozen for format version 1.
