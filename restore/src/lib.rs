@@ -53,6 +53,7 @@ pub mod diff;
 pub mod export;
 pub mod from_format;
 pub mod live;
+pub mod localplane;
 pub mod order;
 pub mod pit;
 pub mod plan;

@@ -334,3 +334,81 @@ async fn killed_restore_process_resumes_to_a_complete_result() {
     let diffs = differences(&want, &dst.admin_client()).await;
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+/// `rewind drill` without `--to` starts its own etcd and kube-apiserver,
+/// restores into them, compares, and stops them; `--keep` leaves their files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_without_a_target_starts_and_removes_its_own_control_plane() {
+    rewind_restore::install_tls_provider();
+    let src = ControlPlane::start().await.unwrap();
+    let bins = rewind_tests::controlplane::locate_binaries().unwrap();
+    write_plane(&src.admin_client(), &plane(3)).await;
+    let recorded = record(&src.admin_client()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    rewind_restore::export(&recorded, dir.path()).unwrap();
+    let report_path = out.path().join("drill.json");
+
+    let run = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["drill", "--keep", "--from-dir"])
+        .arg(dir.path())
+        .arg("--report")
+        .arg(&report_path)
+        .env_remove("REWIND_STORE")
+        .env("REWIND_ETCD", &bins.etcd)
+        .env("REWIND_KUBE_APISERVER", &bins.kube_apiserver)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = ok(&run);
+    assert!(text.contains("differences  0"), "{text}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["objects_restored"], recorded.len() - 1, "{report}");
+    assert!(
+        report["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("local control plane https://127.0.0.1:"),
+        "{report}"
+    );
+
+    // --keep printed where the plane's files are; its apiserver is gone.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("kept the local control plane's files in "))
+        .unwrap_or_else(|| panic!("no kept dir in stderr:\n{stderr}"))
+        .to_owned();
+    let kept = std::path::PathBuf::from(kept);
+    assert!(kept.join("kube-apiserver.log").is_file());
+    let kubeconfig = kept.join("admin.kubeconfig");
+    let client = rewind_tests::controlplane::client_from_file(&kubeconfig)
+        .await
+        .unwrap();
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.apiserver_version(),
+    )
+    .await;
+    assert!(
+        !matches!(gone, Ok(Ok(_))),
+        "the drill's apiserver still answers after the drill ended"
+    );
+    std::fs::remove_dir_all(&kept).unwrap();
+
+    // A binary that is not there is named, and nothing is restored.
+    let missing = rewind(&[
+        "drill",
+        "--from-dir",
+        dir.path().to_str().unwrap(),
+        "--etcd",
+        "/nonexistent/etcd",
+    ]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("etcd at /nonexistent/etcd does not exist"),
+        "{err}"
+    );
+}

@@ -111,8 +111,12 @@ rewind restore --at latest --to new.kubeconfig --resume --yes")]
 throwaway cluster, compare the result object by object with the state, and report objects \
 restored, differences, RPO (age of the newest recorded event) and RTO (how long the restore \
 took). Exits non-zero on any difference or failed object; --report writes the JSON report.\n\n\
-Never point --to at a cluster you care about: the drill writes the whole state into it.\n\n\
-Example:\n  rewind drill --from-dir ./plane --to /tmp/throwaway.kubeconfig --report drill.json"
+Without --to, the drill starts its own throwaway control plane on 127.0.0.1 (etcd and \
+kube-apiserver from --etcd/--kube-apiserver, $REWIND_ETCD/$REWIND_KUBE_APISERVER, or PATH) \
+and removes it afterwards. Never point --to at a cluster you care about: the drill writes the \
+whole state into it.\n\n\
+Examples:\n  rewind --store /var/lib/rewind/store drill --at latest --report drill.json\n  \
+rewind drill --from-dir ./plane --to /tmp/throwaway.kubeconfig"
     )]
     Drill(DrillArgs),
     /// Print shell completions.
@@ -278,9 +282,23 @@ pub struct DrillArgs {
     /// Read the state from a directory of JSON/YAML manifests instead of the store.
     #[arg(long, value_name = "DIR")]
     pub from_dir: Option<PathBuf>,
-    /// Kubeconfig of a throwaway cluster to restore into.
+    /// Kubeconfig of a throwaway cluster to restore into. Without it, the
+    /// drill starts its own control plane on 127.0.0.1 from the etcd and
+    /// kube-apiserver binaries, and removes it afterwards.
     #[arg(long, value_name = "KUBECONFIG")]
     pub to: Option<PathBuf>,
+    /// The etcd binary for the local control plane (default: $REWIND_ETCD,
+    /// then PATH).
+    #[arg(long, value_name = "PATH", conflicts_with = "to")]
+    pub etcd: Option<PathBuf>,
+    /// The kube-apiserver binary for the local control plane (default:
+    /// $REWIND_KUBE_APISERVER, then PATH).
+    #[arg(long, value_name = "PATH", conflicts_with = "to")]
+    pub kube_apiserver: Option<PathBuf>,
+    /// Keep the local control plane's directory (logs, etcd data,
+    /// kubeconfig) for a post-mortem.
+    #[arg(long, conflicts_with = "to")]
+    pub keep: bool,
     /// Context in the kubeconfig.
     #[arg(long)]
     pub context: Option<String>,

@@ -1,10 +1,11 @@
 //! `rewind drill`: restore into a throwaway cluster, compare, report.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rewind_restore::compare::{self, Difference};
+use rewind_restore::localplane::{Binaries, LocalPlane};
 use rewind_restore::{
     Action, ApplyOptions, DirSource, PlanOptions, ProtectedSet, StateSource, StatusMode, apply,
     plan,
@@ -16,18 +17,73 @@ use super::restore::client_for;
 
 /// Runs `rewind drill`.
 pub async fn run(a: DrillArgs) -> Result<()> {
-    let Some(to) = &a.to else {
-        bail!(
-            "not yet implemented: starting a local throwaway control plane; pass --to KUBECONFIG"
-        );
-    };
     let state = match &a.from_dir {
         Some(dir) => DirSource::new(dir)
             .state_at(&a.at)
             .with_context(|| format!("reading the state from {}", dir.display()))?,
         None => super::store::desired_at(&a.at)?,
     };
-    let client = client_for(to, a.context.clone()).await?;
+    let rpo_ms = match &a.from_dir {
+        Some(_) => None,
+        None => Some(newest_event_age_ms().await?),
+    };
+    // The local plane lives until the drill returns; dropping it stops it.
+    let mut local = None;
+    let (client, target) = match &a.to {
+        Some(to) => (
+            client_for(to, a.context.clone()).await?,
+            to.display().to_string(),
+        ),
+        None => {
+            let bins = Binaries::locate(a.etcd.as_deref(), a.kube_apiserver.as_deref())?;
+            eprintln!("starting a throwaway control plane (etcd + kube-apiserver on 127.0.0.1)");
+            let plane = LocalPlane::start(&bins, Duration::from_secs(60))
+                .await
+                .context("starting the local control plane")?;
+            eprintln!(
+                "control plane ready at {} in {:.1} s",
+                plane.server(),
+                plane.startup().as_secs_f64()
+            );
+            let client = plane.client().clone();
+            let target = format!("local control plane {}", plane.server());
+            local = Some(plane);
+            (client, target)
+        }
+    };
+    let outcome = drill(&a, &state, &client, &target, rpo_ms).await;
+    if a.keep
+        && let Some(dir) = local.as_mut().and_then(LocalPlane::keep)
+    {
+        eprintln!("kept the local control plane's files in {}", dir.display());
+    }
+    drop(local);
+    outcome
+}
+
+/// Age of the newest event the store holds (segments and snapshots).
+async fn newest_event_age_ms() -> Result<i64> {
+    let src = super::store::open().await?;
+    let store = src.store();
+    let segments = store.list_segments().await.context("listing segments")?;
+    let snapshots = store.list_snapshots().await.context("listing snapshots")?;
+    let newest = segments
+        .iter()
+        .map(|s| s.last_time_ms)
+        .chain(snapshots.iter().map(|s| s.time_ms))
+        .max()
+        .unwrap_or(0);
+    let now = jiff::Timestamp::now().as_millisecond();
+    Ok(now.saturating_sub(newest))
+}
+
+async fn drill(
+    a: &DrillArgs,
+    state: &rewind_restore::DesiredState,
+    client: &kube::Client,
+    target: &str,
+    rpo_ms: Option<i64>,
+) -> Result<()> {
     let protected = ProtectedSet::with_defaults(&[])?;
     let opts = PlanOptions {
         protected: protected.clone(),
@@ -35,14 +91,14 @@ pub async fn run(a: DrillArgs) -> Result<()> {
     };
 
     let start = Instant::now();
-    let p = plan(&state, &client, &opts)
+    let p = plan(state, client, &opts)
         .await
         .context("planning the drill")?;
     let apply_opts = ApplyOptions {
         concurrency: a.concurrency,
         ..ApplyOptions::default()
     };
-    let report = apply(&client, &p, &apply_opts).await.context("restoring")?;
+    let report = apply(client, &p, &apply_opts).await.context("restoring")?;
     let rto = start.elapsed();
 
     // What the drill must find: the state less what it was told to skip.
@@ -51,7 +107,7 @@ pub async fn run(a: DrillArgs) -> Result<()> {
         want.remove(&i.key);
     }
     let types: Vec<_> = want.types().into_iter().collect();
-    let mut got = compare::record(&client, &types)
+    let mut got = compare::record(client, &types)
         .await
         .context("reading the result back")?;
     // The throwaway cluster's own objects (kube-system, default RBAC, …) are
@@ -82,9 +138,9 @@ pub async fn run(a: DrillArgs) -> Result<()> {
         "objects_restored": report.written,
         "failures": report.failures,
         "differences": diffs,
+        "target": target,
         "rto_ms": rto.as_millis(),
-        "rpo_ms": null,
-        "rpo_note": "the age of the newest recorded event needs the store reader",
+        "rpo_ms": rpo_ms,
         "passed": diffs.is_empty() && report.failures.is_empty(),
     });
     if let Some(path) = &a.report {
@@ -92,12 +148,24 @@ pub async fn run(a: DrillArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "drill at {}: {} objects", a.at, want.len())?;
+    writeln!(
+        out,
+        "drill at {} into {target}: {} objects",
+        a.at,
+        want.len()
+    )?;
     writeln!(out, "  restored     {}", report.written)?;
     writeln!(out, "  failed       {}", report.failures.len())?;
     writeln!(out, "  differences  {}", diffs.len())?;
     writeln!(out, "  RTO          {:.1} s", rto.as_secs_f64())?;
-    writeln!(out, "  RPO          unknown (needs the store reader)")?;
+    match rpo_ms {
+        Some(ms) => writeln!(
+            out,
+            "  RPO          {:.1} s (age of the newest recorded event)",
+            ms as f64 / 1000.0
+        )?,
+        None => writeln!(out, "  RPO          n/a (state read from a directory)")?,
+    }
     for f in &report.failures {
         writeln!(out, "FAILED {} {}: {}", f.step, f.object, f.failure)?;
     }

@@ -87,14 +87,6 @@ async fn post_json(addr: SocketAddr, path: &str, body: &str) -> Result<serde_jso
     })
 }
 
-/// True when etcd answers `/health` with `"health":"true"`.
-pub async fn healthy(addr: SocketAddr) -> bool {
-    match request(addr, "GET", "/health", "").await {
-        Ok((200, body)) => body.contains("\"true\""),
-        _ => false,
-    }
-}
-
 /// The store's current revision (the header of a one-key range request).
 pub async fn current_revision(addr: SocketAddr) -> Result<i64> {
     // Key "\0" (base64 "AA==") need not exist; the header carries the revision.

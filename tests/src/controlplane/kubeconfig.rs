@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 /// Errors while writing a kubeconfig or building a client from it.
@@ -56,27 +55,7 @@ impl std::fmt::Debug for Identity {
 
 /// The text of a kubeconfig for `server` with a bearer token.
 pub fn render(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: rewind
-  cluster:
-    server: {server}
-    certificate-authority-data: {ca}
-users:
-- name: {user}
-  user:
-    token: {token}
-contexts:
-- name: rewind
-  context:
-    cluster: rewind
-    user: {user}
-current-context: rewind
-"
-    )
+    rewind_restore::localplane::render_kubeconfig(server, ca_pem, user, token)
 }
 
 /// Writes a kubeconfig to `path` and returns the identity with its client.

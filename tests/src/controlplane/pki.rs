@@ -1,38 +1,9 @@
-//! Certificates, keys and the static token file for one control plane.
-//!
-//! A throwaway CA signs the apiserver's serving certificate (SANs 127.0.0.1,
-//! localhost and the in-cluster names), so clients verify TLS for real instead
-//! of skipping verification. Identities are bearer tokens from
-//! `--token-auth-file`: the simplest way to have several users without a
-//! controller-manager. Tokens must exist when the apiserver starts, so spare
-//! users are listed up front and get their RBAC later.
+//! The harness's identities: which users the static token file holds. Key
+//! material comes from `rewind_restore::localplane::pki`, shared with
+//! `rewind drill`'s local control plane.
 
-use std::path::{Path, PathBuf};
-
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-
-/// Errors while generating or writing key material.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// rcgen refused the parameters or failed to sign.
-    #[error("generating {what}: {source}")]
-    Generate {
-        what: &'static str,
-        source: rcgen::Error,
-    },
-    /// Writing a file failed.
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-/// Result alias for this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use rewind_restore::localplane::pki::{Error, Pki, Result};
+use std::path::Path;
 
 /// The admin user: member of `system:masters`, bypasses RBAC.
 pub const ADMIN_USER: &str = "rewind-admin";
@@ -50,94 +21,14 @@ pub const SPARE_USERS: &[&str] = &[
     "user-c",
 ];
 
-/// Paths of everything written for one control plane.
-#[derive(Debug, Clone)]
-pub struct Pki {
-    /// CA certificate (PEM) that clients trust.
-    pub ca_cert: PathBuf,
-    /// The CA certificate's PEM text, embedded in kubeconfigs.
-    pub ca_pem: String,
-    /// The apiserver's serving certificate (PEM).
-    pub serving_cert: PathBuf,
-    /// The apiserver's serving key (PEM, PKCS#8).
-    pub serving_key: PathBuf,
-    /// Service-account token signing key (PEM, PKCS#8 ECDSA P-256).
-    pub sa_key: PathBuf,
-    /// Its public half (PEM), which the apiserver verifies tokens with.
-    pub sa_pub: PathBuf,
-    /// The static token file (`token,user,uid,"groups"`).
-    pub token_file: PathBuf,
-}
-
 /// The bearer token of a user listed in the token file.
 pub fn token_for(user: &str) -> String {
     format!("rewind-token-{user}")
 }
 
-/// Generates keys and certificates into `dir`.
+/// Generates keys and certificates into `dir`, with the harness's token file.
 pub fn generate(dir: &Path) -> Result<Pki> {
-    let gen_err = |what| move |source| Error::Generate { what, source };
-
-    let ca_key = KeyPair::generate().map_err(gen_err("CA key"))?;
-    let mut ca_params =
-        CertificateParams::new(Vec::<String>::new()).map_err(gen_err("CA params"))?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "rewind-test-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .map_err(gen_err("CA certificate"))?;
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let serving_key = KeyPair::generate().map_err(gen_err("serving key"))?;
-    let sans: Vec<String> = [
-        "127.0.0.1",
-        "localhost",
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "10.0.0.1",
-    ]
-    .iter()
-    .map(|s| (*s).to_string())
-    .collect();
-    let mut params = CertificateParams::new(sans).map_err(gen_err("serving params"))?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "kube-apiserver");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    let serving_cert = params
-        .signed_by(&serving_key, &issuer)
-        .map_err(gen_err("serving certificate"))?;
-
-    let sa_key = KeyPair::generate().map_err(gen_err("service-account key"))?;
-
-    let pki = Pki {
-        ca_cert: dir.join("ca.crt"),
-        ca_pem: ca_cert.pem(),
-        serving_cert: dir.join("apiserver.crt"),
-        serving_key: dir.join("apiserver.key"),
-        sa_key: dir.join("sa.key"),
-        sa_pub: dir.join("sa.pub"),
-        token_file: dir.join("tokens.csv"),
-    };
-    write(&pki.ca_cert, &pki.ca_pem)?;
-    write(&pki.serving_cert, &serving_cert.pem())?;
-    write(&pki.serving_key, &serving_key.serialize_pem())?;
-    write(&pki.sa_key, &sa_key.serialize_pem())?;
-    write(&pki.sa_pub, &sa_key.public_key_pem())?;
-    write(&pki.token_file, &token_file())?;
-    Ok(pki)
+    rewind_restore::localplane::pki::generate(dir, &token_file())
 }
 
 fn token_file() -> String {
@@ -149,11 +40,4 @@ fn token_file() -> String {
         out.push_str(&format!("{},{user},uid-{user}\n", token_for(user)));
     }
     out
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Write {
-        path: path.display().to_string(),
-        source,
-    })
 }

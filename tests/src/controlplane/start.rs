@@ -1,21 +1,13 @@
 //! Starting, restarting and stopping etcd and kube-apiserver.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::process::Managed;
-use super::{ControlPlane, Error, Options, Result, binaries, etcd, kubeconfig, pki, rbac, reaper};
+use rewind_restore::localplane;
 
-/// Admission plugins that need controllers or objects we don't run. The rest
-/// (NamespaceLifecycle, webhooks, ValidatingAdmissionPolicy, ...) stay on as in
-/// production.
-const DISABLED_ADMISSION: &str = "ServiceAccount,ResourceQuota,LimitRanger,Priority,\
-DefaultTolerationSeconds,DefaultStorageClass,StorageObjectInUseProtection,\
-PersistentVolumeClaimResize,RuntimeClass,DefaultIngressClass,TaintNodesByCondition,\
-CertificateApproval,CertificateSigning,CertificateSubjectRestriction,\
-ClusterTrustBundleAttest,PodSecurity";
+use super::process::Managed;
+use super::{ControlPlane, Error, Options, Result, binaries, kubeconfig, pki, rbac, reaper};
 
 /// How many times a start is retried when a process dies early (for example a
 /// port taken between picking and binding it).
@@ -23,34 +15,10 @@ const ATTEMPTS: usize = 3;
 
 /// Picks `n` distinct free loopback ports (all bound at once, then released).
 fn free_ports(n: usize) -> Result<Vec<SocketAddr>> {
-    let io = |source| Error::Io {
+    localplane::free_ports(n).map_err(|source| Error::Io {
         what: "picking free ports",
         source,
-    };
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io)?;
-    listeners
-        .iter()
-        .map(TcpListener::local_addr)
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io)
-}
-
-fn etcd_args(dir: &Path, client: SocketAddr, peer: SocketAddr) -> Vec<String> {
-    vec![
-        "--name=rewind".into(),
-        format!("--data-dir={}", dir.join("etcd").display()),
-        format!("--listen-client-urls=http://{client}"),
-        format!("--advertise-client-urls=http://{client}"),
-        format!("--listen-peer-urls=http://{peer}"),
-        format!("--initial-advertise-peer-urls=http://{peer}"),
-        format!("--initial-cluster=rewind=http://{peer}"),
-        // Test data is throwaway; fsync only slows every write.
-        "--unsafe-no-fsync".into(),
-        "--log-level=warn".into(),
-    ]
+    })
 }
 
 fn apiserver_args(
@@ -59,32 +27,9 @@ fn apiserver_args(
     api: SocketAddr,
     opts: &Options,
 ) -> Vec<String> {
-    let mut args = vec![
-        format!("--etcd-servers=http://{etcd}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={}", api.port()),
-        format!("--tls-cert-file={}", pki.serving_cert.display()),
-        format!("--tls-private-key-file={}", pki.serving_key.display()),
-        format!("--client-ca-file={}", pki.ca_cert.display()),
-        format!("--token-auth-file={}", pki.token_file.display()),
-        "--authorization-mode=RBAC".into(),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        format!("--service-account-key-file={}", pki.sa_pub.display()),
-        format!(
-            "--service-account-signing-key-file={}",
-            pki.sa_key.display()
-        ),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
-        format!("--disable-admission-plugins={DISABLED_ADMISSION}"),
-        // Faster start, and no lease/endpoint writes in the event stream.
-        "--enable-priority-and-fairness=false".into(),
-        "--endpoint-reconciler-type=none".into(),
-        "--profiling=false".into(),
-        format!("--watch-cache={}", opts.watch_cache),
-    ];
-    args.extend(opts.extra_apiserver_args.iter().cloned());
-    args
+    let mut extra = vec![format!("--watch-cache={}", opts.watch_cache)];
+    extra.extend(opts.extra_apiserver_args.iter().cloned());
+    localplane::apiserver_args(pki, etcd, api, &extra)
 }
 
 impl ControlPlane {
@@ -128,7 +73,7 @@ impl ControlPlane {
         else {
             return Err(Error::Stopped("port picker"));
         };
-        let etcd_args = etcd_args(dir.path(), etcd_addr, peer);
+        let etcd_args = localplane::etcd_args(dir.path(), etcd_addr, peer);
         let apiserver_args = apiserver_args(&pki, etcd_addr, apiserver_addr, opts);
 
         let began = Instant::now();
@@ -230,62 +175,43 @@ fn lock(slot: &Mutex<Option<Managed>>) -> std::sync::MutexGuard<'_, Option<Manag
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn exited(p: &Managed, status: String) -> Error {
-    Error::Exited {
-        name: p.name(),
-        status,
-        log: p.log_path().display().to_string(),
-        tail: p.log_tail(40),
-    }
-}
-
-fn not_ready(p: &Managed, limit: Duration, last: String) -> Error {
-    Error::NotReady {
-        name: p.name(),
-        secs: limit.as_secs(),
-        last,
-        log: p.log_path().display().to_string(),
-        tail: p.log_tail(40),
+fn waited(e: localplane::WaitError) -> Error {
+    match e {
+        localplane::WaitError::Exited {
+            name,
+            status,
+            log,
+            tail,
+        } => Error::Exited {
+            name,
+            status,
+            log,
+            tail,
+        },
+        localplane::WaitError::NotReady {
+            name,
+            secs,
+            last,
+            log,
+            tail,
+        } => Error::NotReady {
+            name,
+            secs,
+            last,
+            log,
+            tail,
+        },
     }
 }
 
 async fn wait_etcd(p: &mut Managed, addr: SocketAddr, limit: Duration) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if etcd::healthy(addr).await {
-            return Ok(());
-        }
-        if let Some(status) = p.exited() {
-            return Err(exited(p, status));
-        }
-        if start.elapsed() > limit {
-            return Err(not_ready(p, limit, format!("GET http://{addr}/health")));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    localplane::wait_ready(p, limit, || localplane::etcd_health(addr))
+        .await
+        .map_err(waited)
 }
 
 async fn wait_apiserver(p: &mut Managed, admin: &kube::Client, limit: Duration) -> Result<()> {
-    let start = Instant::now();
-    let mut last = String::from("no answer yet");
-    loop {
-        let req = http::Request::get("/readyz").body(Vec::new());
-        if let Ok(req) = req {
-            let answer =
-                tokio::time::timeout(Duration::from_secs(5), admin.request_text(req)).await;
-            match answer {
-                Ok(Ok(body)) if body.trim() == "ok" => return Ok(()),
-                Ok(Ok(body)) => last = format!("/readyz said {body:?}"),
-                Ok(Err(e)) => last = format!("/readyz: {e}"),
-                Err(_) => last = "/readyz timed out".into(),
-            }
-        }
-        if let Some(status) = p.exited() {
-            return Err(exited(p, status));
-        }
-        if start.elapsed() > limit {
-            return Err(not_ready(p, limit, last));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    localplane::wait_ready(p, limit, || localplane::apiserver_ready(admin))
+        .await
+        .map_err(waited)
 }
