@@ -55,9 +55,29 @@ pub struct Hooks {
     pub commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
     /// Receives the status board once the daemon is up.
     pub board: Option<tokio::sync::oneshot::Sender<Board>>,
-    /// Receives a view of the journal's log once it is open, for the
-    /// compactor ([`crate::service`]).
-    pub journal_view: Option<tokio::sync::oneshot::Sender<crate::compact::log::JournalView>>,
+    /// Receives the compactor's handle on the journal's log once it is open
+    /// ([`crate::service`]); the writer detaches it while it reopens the
+    /// journal after an I/O error.
+    pub journal_view: Option<tokio::sync::oneshot::Sender<crate::compact::log::JournalSlot>>,
+    /// Receives the handles a configuration reload uses to change the
+    /// running recorder.
+    pub live: Option<tokio::sync::oneshot::Sender<LiveRecorder>>,
+}
+
+/// What a configuration reload can change in the running recorder without
+/// a restart.
+#[derive(Clone)]
+pub struct LiveRecorder {
+    /// New resource sets for the watch supervisor.
+    pub resource_set: Arc<tokio::sync::watch::Sender<crate::select::ResourceSet>>,
+    /// The ingestor's ignore rules.
+    pub ignore: crate::ingest::SharedIgnore,
+}
+
+impl std::fmt::Debug for LiveRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRecorder").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Hooks {
@@ -163,8 +183,9 @@ pub async fn run_with(
         source,
     })?;
     let journal = Journal::open(&config.journal_dir(), &config.journal)?;
+    let slot = crate::compact::log::JournalSlot::new(&journal);
     if let Some(tx) = hooks.journal_view {
-        let _ = tx.send(crate::compact::log::JournalView::new(&journal));
+        let _ = tx.send(slot.clone());
     }
     info!(dir = %config.journal_dir().display(), next_seq = journal.next_seq(), "journal open");
     let known: Vec<_> = journal
@@ -200,6 +221,13 @@ pub async fn run_with(
     info!(cluster_id = %cid, presets = ?config.presets, "recording");
 
     let ingestor = Ingestor::new(cid, config.journal.zstd_level, config.ignore.clone())?;
+    let (set_tx, set_rx) = tokio::sync::watch::channel(config.resource_set.clone());
+    if let Some(tx) = hooks.live {
+        let _ = tx.send(LiveRecorder {
+            resource_set: Arc::new(set_tx),
+            ignore: ingestor.ignore_rules(),
+        });
+    }
     let writer = Writer::new(
         journal,
         ingestor,
@@ -209,7 +237,8 @@ pub async fn run_with(
         },
         board.clone(),
         hooks.commits.clone(),
-    )?;
+    )?
+    .with_journal_slot(slot);
     // Messages are small (the bytes are budgeted separately), so the count
     // bound only caps bookkeeping.
     let (tx, rx) = mpsc::channel(config.flush_max_events.clamp(1024, 65_536));
@@ -234,7 +263,8 @@ pub async fn run_with(
         config.resource_set.clone(),
         config.discovery_interval,
         known,
-    );
+    )
+    .with_updates(set_rx);
     let sup_task = tokio::spawn(supervisor.run(cancel.clone()));
 
     shutdown.await;

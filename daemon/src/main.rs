@@ -87,7 +87,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let service = sections.validate(&config.data_dir)?;
             rt.block_on(rewind_daemon::service::run(
                 config,
-                cli.settings.config.clone(),
+                cli.settings.clone(),
                 service,
                 shutdown_signal(),
             ))?;

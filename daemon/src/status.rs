@@ -93,6 +93,10 @@ pub struct TypeStatus {
     pub lag_ms: i64,
     /// Durable events of this type since the daemon started.
     pub events: u64,
+    /// Relists of this type since the daemon started: lists after the
+    /// watcher's first one (a 410, a broken watch). Absent in older files.
+    #[serde(default)]
+    pub relists: u64,
 }
 
 /// Status of the journal.
@@ -199,6 +203,7 @@ impl Board {
                 durable_through_ms: None,
                 lag_ms: 0,
                 events: 0,
+                relists: 0,
             });
         f(t);
     }

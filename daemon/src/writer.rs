@@ -61,6 +61,9 @@ pub struct Writer {
     board: Board,
     commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
     last_size_check: Option<Instant>,
+    /// The compactor's handle on the journal: emptied before a reopen (sled
+    /// holds its lock while any handle lives), refilled after.
+    slot: Option<crate::compact::log::JournalSlot>,
 }
 
 impl Writer {
@@ -83,7 +86,16 @@ impl Writer {
             board,
             commits,
             last_size_check: None,
+            slot: None,
         })
+    }
+
+    /// Lets the writer detach `slot` before it reopens the journal and
+    /// attach it to the reopened one.
+    #[must_use]
+    pub fn with_journal_slot(mut self, slot: crate::compact::log::JournalSlot) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// Runs until every sender is gone and the queue is drained; returns the
@@ -195,12 +207,37 @@ impl Writer {
         }
     }
 
+    /// Refuses a batch the journal volume has no room for; see
+    /// [`MIN_FREE_BYTES`]. A volume whose free space cannot be read is left
+    /// to sled's own errors.
+    fn check_space(&self, msgs: &[Msg]) -> journal::Result<()> {
+        let Ok(st) = rustix::fs::statvfs(&self.dir) else {
+            return Ok(());
+        };
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let batch: u64 = msgs
+            .iter()
+            .map(|m| u64::try_from(json_bytes(&m.obs)).unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add);
+        let need = MIN_FREE_BYTES.saturating_add(batch.saturating_mul(2));
+        if free < need {
+            return Err(journal::Error::NoSpace { free, need });
+        }
+        Ok(())
+    }
+
     /// sled refuses every write after an I/O error: start from disk again.
     fn reopen(&mut self, rt: &Handle) {
+        if let Some(slot) = &self.slot {
+            slot.detach();
+        }
         self.journal = None;
         for _ in 0..50 {
             match Journal::open(&self.dir, &self.jopts) {
                 Ok(j) => {
+                    if let Some(slot) = &self.slot {
+                        slot.attach(&j);
+                    }
                     self.journal = Some(j);
                     return;
                 }

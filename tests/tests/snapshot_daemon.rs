@@ -198,9 +198,14 @@ async fn on_demand_snapshot_through_the_socket_while_ingesting() {
         .unwrap();
     let sock = data.path().join("rewindd.sock");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(rewind_daemon::service::run(config, None, service, async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = tokio::spawn(rewind_daemon::service::run(
+        config,
+        settings.clone(),
+        service,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     wait_for_socket(&sock).await;
     let status = status_path(data.path());
     wait_settled(
@@ -389,4 +394,269 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
         "after SIGTERM: {segs} segments, {snaps} snapshots, all consistent; notify: {seen:?}"
     );
     assert!(segs >= 1);
+}
+
+/// `/metrics` of a live rewindd as `(name, labels) -> value`.
+async fn scrape(port: u16) -> Vec<(String, String, f64)> {
+    let (code, body) = http_get(port, "/metrics").await;
+    assert_eq!(code, 200, "{body}");
+    let text = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            (name.to_owned(), labels.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn series<'a>(m: &'a [(String, String, f64)], name: &str) -> Vec<(&'a str, f64)> {
+    m.iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, l, v)| (l.as_str(), *v))
+        .collect()
+}
+
+fn one(m: &[(String, String, f64)], name: &str) -> f64 {
+    let s = series(m, name);
+    assert_eq!(s.len(), 1, "exactly one {name}: {s:?}");
+    s[0].1
+}
+
+fn type_label(labels: &str) -> String {
+    labels
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("type=\""))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .unwrap()
+}
+
+async fn wait_log(log: &Path, needle: &str, from: usize) -> String {
+    for _ in 0..300 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.get(from..).is_some_and(|t| t.contains(needle)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no `{needle}` in the log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// The issue's metrics, scraped from the real `rewindd` binary, each with a
+/// sane value; a relist (410 after an etcd compaction and an apiserver
+/// restart) is counted; then SIGHUP reloads: a bad file is refused and the
+/// running configuration kept; a good one is applied while running (a new
+/// snapshot threshold takes snapshots, a wider resource set adds watchers)
+/// and a changed store is named as needing a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_relists_and_sighup_reload_of_the_real_daemon() {
+    let bin = rewindd_bin();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    let objects = load_plane(&admin, clusters().min(10)).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = data.path().join("rewindd.toml");
+    let base = config_text(data.path(), cp.readonly_kubeconfig_path(), port);
+    std::fs::write(&cfg, &base).unwrap();
+    let sock = data.path().join("rewindd.sock");
+    let log_path = data.path().join("rewindd.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let started_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut child = tokio::process::Command::new(&bin)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--status-interval-ms")
+        .arg("200")
+        .arg("run")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let hup = || {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    wait_for_socket(&sock).await;
+    let status = status_path(data.path());
+    wait_settled(
+        || read_status(&status).ok(),
+        Duration::from_secs(1),
+        "initial list",
+    )
+    .await;
+    let snap = rewind_daemon::admin::client::snapshot(&sock, None, true)
+        .await
+        .unwrap();
+
+    // Every metric the issue lists, with a sane value.
+    let m = scrape(port).await;
+    let events = series(&m, "rewind_events_recorded_total");
+    let types: std::collections::BTreeSet<String> =
+        events.iter().map(|(l, _)| type_label(l)).collect();
+    assert!(types.len() >= 3, "types with events: {types:?}");
+    let recorded: f64 = events.iter().map(|(_, v)| v).sum();
+    assert!(
+        recorded >= f64::from(u32::try_from(objects.len()).unwrap()) * 0.5,
+        "{recorded} events for {} objects",
+        objects.len()
+    );
+    for name in ["rewind_watch_lag_seconds", "rewind_relists_total"] {
+        let s = series(&m, name);
+        let seen: std::collections::BTreeSet<String> =
+            s.iter().map(|(l, _)| type_label(l)).collect();
+        assert_eq!(seen, types, "{name} for every type");
+        for (l, v) in s {
+            assert!((0.0..600.0).contains(&v), "{name}{{{l}}} = {v}");
+        }
+    }
+    assert!(
+        series(&m, "rewind_relists_total")
+            .iter()
+            .all(|(_, v)| *v == 0.0),
+        "no relist before any fault"
+    );
+    let states = series(&m, "rewind_watcher_state");
+    for t in &types {
+        let of: Vec<_> = states.iter().filter(|(l, _)| type_label(l) == *t).collect();
+        assert_eq!(of.len(), 5, "five states of {t}");
+        assert_eq!(
+            of.iter().map(|(_, v)| v).sum::<f64>(),
+            1.0,
+            "one state of {t}"
+        );
+        assert!(
+            of.iter()
+                .any(|(l, v)| *v == 1.0 && l.contains("state=\"watching\"")),
+            "{t}: {of:?}"
+        );
+    }
+    let now_s = started_s + 3600.0;
+    let t = one(&m, "rewind_last_snapshot_timestamp_seconds");
+    assert!(t > started_s - 60.0 && t < now_s, "last snapshot at {t}");
+    assert_eq!(one(&m, "rewind_last_snapshot_bytes"), snap.size as f64);
+    assert_eq!(one(&m, "rewind_last_snapshot_objects"), snap.objects as f64);
+    let d = one(&m, "rewind_last_snapshot_duration_seconds");
+    assert!((0.0..120.0).contains(&d), "snapshot took {d} s");
+    assert_eq!(one(&m, "rewind_store_errors_total"), 0.0);
+    assert!(one(&m, "rewind_journal_bytes") > 4096.0);
+    assert_eq!(one(&m, "rewind_journal_healthy"), 1.0);
+    assert!(one(&m, "rewind_snapshots_total") >= 1.0);
+    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    assert_eq!(http_get(port, "/readyz").await.0, 200);
+
+    // A relist: changes after the watchers' resourceVersions, etcd compacted
+    // past them, and every watch broken: the re-watch gets 410 and relists.
+    let mut mutator = Mutator::new(admin.clone(), &objects);
+    assert_eq!(mutator.run(20).await, 0);
+    cp.compact_etcd_now().await.unwrap();
+    cp.restart_apiserver().await.unwrap();
+    let mut relists = 0.0;
+    for _ in 0..240 {
+        relists = series(&scrape(port).await, "rewind_relists_total")
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        if relists > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(relists > 0.0, "a 410 relist is counted");
+
+    // SIGHUP with a bad file: refused, the running configuration stays.
+    let mark = std::fs::read_to_string(&log_path).unwrap().len();
+    std::fs::write(
+        &cfg,
+        base.replace("seal_interval = \"1s\"", "seal_interval = \"soon\""),
+    )
+    .unwrap();
+    hup();
+    let text = wait_log(&log_path, "keeping the running configuration", mark).await;
+    assert!(
+        text[mark..].contains("compact.seal_interval"),
+        "the bad setting is named"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a bad reload does not stop rewindd"
+    );
+
+    // SIGHUP with a good file: a snapshot threshold, a wider resource set,
+    // an ignore rule (applied now) and another store (needs a restart).
+    let before = read_status(&status).unwrap().types.len();
+    let snapshots_before = one(&scrape(port).await, "rewind_snapshots_total");
+    let good = base
+        .replace("snapshot_after_events = 0", "snapshot_after_events = 5")
+        .replace("presets = [\"rancher\"]", "presets = [\"everything\"]\n\n[[record.ignore]]\ntype = \"configmaps\"\nstatus_only = true")
+        .replace(&format!("path = \"{}/store\"", data.path().display()), &format!("path = \"{}/other-store\"", data.path().display()));
+    assert_ne!(good, base);
+    let mark = std::fs::read_to_string(&log_path).unwrap().len();
+    std::fs::write(&cfg, &good).unwrap();
+    hup();
+    let text = wait_log(&log_path, "configuration reloaded", mark).await;
+    let tail = &text[mark..];
+    for applied in ["compact", "record.resource_sets", "record.ignore"] {
+        assert!(
+            tail.contains(&format!("\"{applied}\"")),
+            "{applied} applied: {tail}"
+        );
+    }
+    assert!(tail.contains("only after a restart"), "{tail}");
+    assert!(
+        tail.contains("\"store\""),
+        "the store change needs a restart: {tail}"
+    );
+    // The wider set adds watchers; the threshold takes snapshots by itself.
+    assert_eq!(mutator.run(30).await, 0);
+    let mut after = before;
+    let mut snapshots = snapshots_before;
+    for _ in 0..240 {
+        after = read_status(&status).map(|s| s.types.len()).unwrap_or(0);
+        snapshots = one(&scrape(port).await, "rewind_snapshots_total");
+        if after > before && snapshots > snapshots_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        after > before,
+        "the everything preset adds types: {before} -> {after}"
+    );
+    assert!(
+        snapshots > snapshots_before,
+        "the reloaded threshold takes snapshots: {snapshots_before} -> {snapshots}"
+    );
+    // The store was not switched: files still go to the first one.
+    assert!(!data.path().join("other-store").exists());
+
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(code.success(), "exit {code:?}");
 }

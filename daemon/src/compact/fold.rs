@@ -153,8 +153,6 @@ impl Delta {
 /// A snapshot produced by [`fold`].
 #[derive(Debug, Clone)]
 pub struct Folded {
-    /// The plain snapshot file.
-    pub bytes: Vec<u8>,
     /// Consistent at this seq.
     pub seq: u64,
     /// Time of that seq.
@@ -163,14 +161,66 @@ pub struct Folded {
     pub objects: u64,
 }
 
+/// The previous snapshot's objects of one type, decoded one block at a
+/// time: a type of a large snapshot is never held whole.
+struct BaseStream<'r, 'a> {
+    /// The previous snapshot, if any.
+    reader: Option<&'r mut SnapshotReader<'a>>,
+    /// Blocks of the type not read yet.
+    blocks: std::vec::IntoIter<usize>,
+    /// Objects of the current block not emitted yet.
+    current: std::iter::Peekable<std::vec::IntoIter<SnapshotObject>>,
+}
+
+impl<'r, 'a> BaseStream<'r, 'a> {
+    fn new(reader: Option<&'r mut SnapshotReader<'a>>, group: &str, resource: &str) -> Self {
+        let blocks: Vec<usize> = reader
+            .as_ref()
+            .and_then(|rd| {
+                let t = u32::try_from(rd.type_index(group, resource)?).ok()?;
+                Some(
+                    rd.index()
+                        .blocks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| b.type_index == t)
+                        .map(|(i, _)| i)
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+        Self {
+            reader,
+            blocks: blocks.into_iter(),
+            current: Vec::new().into_iter().peekable(),
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<&SnapshotObject>> {
+        while self.current.peek().is_none() {
+            let (Some(i), Some(rd)) = (self.blocks.next(), self.reader.as_mut()) else {
+                return Ok(None);
+            };
+            self.current = rd.read_block(i)?.into_iter().peekable();
+        }
+        Ok(self.current.peek())
+    }
+
+    fn next(&mut self) -> Option<SnapshotObject> {
+        self.current.next()
+    }
+}
+
 /// Writes the snapshot of `base` (a plain snapshot file, if any) plus
-/// `delta`.
-pub fn fold(
+/// `delta` into `sink`, and returns the sink. Memory: the delta, one block
+/// of the base and the writer's current block.
+pub fn fold<W: std::io::Write>(
     base: Option<&[u8]>,
     delta: &Delta,
     cluster_id: &str,
     opts: &WriteOptions,
-) -> Result<Folded> {
+    sink: W,
+) -> Result<(Folded, W)> {
     let mut reader = base
         .map(|b| SnapshotReader::open(b, Some("local base snapshot"), Limits::default()))
         .transpose()?;
@@ -185,17 +235,11 @@ pub fn fold(
         crd_type: None,
     };
     let types = header.types.clone();
-    let mut w = SnapshotWriter::new(Vec::new(), header, opts)?;
+    let mut w = SnapshotWriter::new(sink, header, opts)?;
     let mut objects = 0u64;
     for (ti, t) in types.iter().enumerate() {
         let (g, r) = (&t.rtype.group, &t.rtype.resource);
-        let base_objs = match reader.as_mut() {
-            Some(rd) => match rd.type_index(g, r) {
-                Some(bi) => rd.read_type(bi)?,
-                None => Vec::new(),
-            },
-            None => Vec::new(),
-        };
+        let mut base_it = BaseStream::new(reader.as_mut(), g, r);
         let lo = ObjectKey {
             group: g.clone(),
             resource: r.clone(),
@@ -207,9 +251,8 @@ pub fn fold(
             .range(lo..)
             .take_while(|(k, _)| &k.group == g && &k.resource == r)
             .peekable();
-        let mut base_it = base_objs.into_iter().peekable();
         loop {
-            let order = match (base_it.peek(), ops.peek()) {
+            let order = match (base_it.peek()?, ops.peek()) {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -218,13 +261,21 @@ pub fn fold(
             let emit = match order {
                 std::cmp::Ordering::Less => base_it.next(),
                 std::cmp::Ordering::Greater => match ops.next() {
-                    Some((_, Op::Put(o))) => Some(o.clone()),
+                    Some((_, Op::Put(o))) => {
+                        w.push(ti, o)?;
+                        objects += 1;
+                        None
+                    }
                     _ => None,
                 },
                 std::cmp::Ordering::Equal => {
                     let b = base_it.next();
                     match (ops.next(), b) {
-                        (Some((_, Op::Put(o))), _) => Some(o.clone()),
+                        (Some((_, Op::Put(o))), _) => {
+                            w.push(ti, o)?;
+                            objects += 1;
+                            None
+                        }
                         (Some((_, Op::Remove)), _) => None,
                         (Some((_, Op::RemoveIf(uids))), Some(b)) => {
                             if uids.iter().any(|u| uid_matches(&b.uid, u)) {
@@ -243,11 +294,13 @@ pub fn fold(
             }
         }
     }
-    let bytes = w.finish()?;
-    Ok(Folded {
-        bytes,
-        seq: delta.seq,
-        time_ms: delta.time_ms,
-        objects,
-    })
+    let sink = w.finish()?;
+    Ok((
+        Folded {
+            seq: delta.seq,
+            time_ms: delta.time_ms,
+            objects,
+        },
+        sink,
+    ))
 }

@@ -87,9 +87,31 @@ pub struct Progress {
     pub shipped_upto: u64,
     /// Local snapshots, oldest first; the last one is the fold base.
     pub snapshots: Vec<LocalSnapshot>,
+    /// Stored segments whose events may still be in the journal, as
+    /// `(last_seq, newest event time in ms)`: the journal drops them once
+    /// they are older than the local window, however long after storing
+    /// that is. Absent in files from before it existed.
+    #[serde(default)]
+    pub untrimmed: Vec<(u64, i64)>,
 }
 
 impl Progress {
+    /// The journal may drop events below the returned seq: they are sealed,
+    /// stored, and were all observed before `cutoff_ms`.
+    #[must_use]
+    pub fn trim_bound(&self, cutoff_ms: i64) -> Option<u64> {
+        // Segments are stored in seq order, so a prefix of old ones is the
+        // only part that may go; a young segment stops the walk.
+        let mut bound = None;
+        for &(last, newest) in &self.untrimmed {
+            if newest >= cutoff_ms || last > self.shipped_upto {
+                break;
+            }
+            bound = Some(last + 1);
+        }
+        bound
+    }
+
     /// The newest local snapshot, the base of the next fold.
     #[must_use]
     pub fn base(&self) -> Option<&LocalSnapshot> {
@@ -158,6 +180,17 @@ impl LocalFiles {
         Ok(self.dir.put(key, bytes)?)
     }
 
+    /// Writes a file atomically from a stream (see [`LocalDir::put_with`]).
+    pub fn put_with(
+        &self,
+        key: &str,
+        write: impl FnOnce(
+            std::io::BufWriter<std::fs::File>,
+        ) -> Result<std::io::BufWriter<std::fs::File>>,
+    ) -> Result<()> {
+        self.dir.put_with(key, write)
+    }
+
     /// Reads a file.
     pub fn get(&self, key: &str) -> Result<Bytes> {
         Ok(Bytes::from(self.dir.get(key)?))
@@ -210,5 +243,44 @@ impl LocalFiles {
             }
         }
         Ok(())
+    }
+}
+
+/// A writer that counts the bytes through it (the size of a streamed file).
+#[derive(Debug)]
+pub struct Counting<W> {
+    /// Where the bytes go.
+    inner: W,
+    /// Bytes written so far.
+    count: u64,
+}
+
+impl<W> Counting<W> {
+    /// Counts what goes to `inner`.
+    pub fn new(inner: W) -> Self {
+        Self { inner, count: 0 }
+    }
+
+    /// Bytes written so far.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The inner writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

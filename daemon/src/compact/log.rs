@@ -6,7 +6,8 @@
 //! committer and the compactor, and lets tests drive the compactor with a
 //! real [`Journal`] directly.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rewind_format::EventRecord;
 
@@ -78,11 +79,9 @@ impl EventLog for Mutex<Journal> {
 /// read and write from several threads; each read sees whole committed
 /// blocks, since a block is one insert).
 ///
-/// Built from [`Journal::log_handle`]. Caveat for the journal's owner: the
-/// view keeps the sled database open, so a writer that reopens the journal
-/// after an I/O error must build a new view (sled's directory lock is held
-/// while any handle lives).
-#[derive(Clone)]
+/// Built from [`Journal::log_handle`]. The view keeps the sled database
+/// open; the daemon therefore never hands one out directly but through a
+/// [`JournalSlot`], which the writer empties before it reopens the journal.
 pub struct JournalView {
     /// The database, for its size.
     db: sled::Db,
@@ -184,5 +183,115 @@ impl EventLog for JournalView {
 
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// The compactor's handle on the running journal, which the journal writer
+/// can take away and give back: sled keeps its directory lock while any
+/// handle lives, so a writer that reopens the journal after an I/O error
+/// must first make every other holder let go.
+///
+/// Protocol for the writer (the only party that opens the journal):
+/// 1. [`JournalSlot::detach`] before dropping the failed journal: it waits
+///    for a read in progress to finish, then drops the slot's handle. From
+///    then on the compactor's reads fail with a "reopening" error (sealing
+///    retries on its next tick) and `next_seq`/`size_on_disk` return the
+///    last known figures.
+/// 2. Reopen the journal.
+/// 3. [`JournalSlot::attach`] with the new journal.
+///
+/// No clone of the inner [`JournalView`] ever leaves the slot, so after
+/// `detach` returns this slot holds no sled handle.
+#[derive(Clone, Default)]
+pub struct JournalSlot {
+    /// The current view; `None` while the writer reopens the journal.
+    view: Arc<RwLock<Option<JournalView>>>,
+    /// Last `next_seq` seen, served while detached.
+    next_seq: Arc<AtomicU64>,
+    /// Last size on disk seen, served while detached.
+    size: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for JournalSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalSlot")
+            .field("attached", &self.is_attached())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error a read gets while the journal is detached.
+const DETACHED: &str = "the journal is being reopened; retry later";
+
+impl JournalSlot {
+    /// A slot attached to `journal`.
+    #[must_use]
+    pub fn new(journal: &Journal) -> Self {
+        let slot = Self::default();
+        slot.attach(journal);
+        slot
+    }
+
+    /// Gives the slot a view of `journal` (after a reopen).
+    pub fn attach(&self, journal: &Journal) {
+        let view = JournalView::new(journal);
+        self.next_seq.store(view.next_seq(), Ordering::Relaxed);
+        match self.view.write() {
+            Ok(mut v) => *v = Some(view),
+            Err(poisoned) => *poisoned.into_inner() = Some(view),
+        }
+    }
+
+    /// Drops the slot's sled handle, waiting for a read in progress. After
+    /// this returns the journal can be closed and reopened.
+    pub fn detach(&self) {
+        let old = match self.view.write() {
+            Ok(mut v) => v.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(old);
+    }
+
+    /// Whether the slot holds a view.
+    #[must_use]
+    pub fn is_attached(&self) -> bool {
+        self.view.read().map(|v| v.is_some()).unwrap_or(false)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&JournalView) -> T) -> Option<T> {
+        let guard = self.view.read().ok()?;
+        guard.as_ref().map(f)
+    }
+}
+
+impl EventLog for JournalSlot {
+    fn next_seq(&self) -> u64 {
+        match self.with(JournalView::next_seq) {
+            Some(n) => {
+                self.next_seq.store(n, Ordering::Relaxed);
+                n
+            }
+            None => self.next_seq.load(Ordering::Relaxed),
+        }
+    }
+
+    fn read_from(&self, from: u64, max_bytes: u64) -> Result<Vec<EventRecord>, String> {
+        self.with(|v| v.read_from(from, max_bytes))
+            .unwrap_or_else(|| Err(DETACHED.into()))
+    }
+
+    fn trim_below(&self, below: u64) -> Result<u64, String> {
+        self.with(|v| v.trim_below(below))
+            .unwrap_or_else(|| Err(DETACHED.into()))
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        match self.with(JournalView::size_on_disk) {
+            Some(n) => {
+                self.size.store(n, Ordering::Relaxed);
+                n
+            }
+            None => self.size.load(Ordering::Relaxed),
+        }
     }
 }

@@ -73,8 +73,8 @@ pub struct Compactor {
     files: LocalFiles,
     /// Where files go.
     store: Store,
-    /// Validated settings.
-    settings: Settings,
+    /// Validated settings; swapped whole by a configuration reload (SIGHUP).
+    settings: std::sync::RwLock<Arc<Settings>>,
     /// What is sealed, shipped and snapshotted; saved after each change.
     progress: Mutex<Progress>,
     /// Serialises shipping (the shipper task and `snapshot --wait`).
@@ -120,7 +120,7 @@ impl Compactor {
             log,
             files,
             store,
-            settings,
+            settings: std::sync::RwLock::new(Arc::new(settings)),
             progress: Mutex::new(progress),
             ship_lock: tokio::sync::Mutex::new(()),
             work_lock: Mutex::new(()),
@@ -136,10 +136,27 @@ impl Compactor {
         &self.store
     }
 
-    /// Validated settings.
+    /// The settings in force (a reload may replace them at any time; take
+    /// one copy per operation).
     #[must_use]
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the settings (configuration reload). The store itself is not
+    /// reopened: `settings.store` is ignored here, a changed store needs a
+    /// restart (its catalog and `shipped_upto` belong to the old one).
+    pub fn set_settings(&self, mut settings: Settings) {
+        let old = self.settings();
+        settings.store = old.store.clone();
+        settings.store_retry = old.store_retry;
+        match self.settings.write() {
+            Ok(mut s) => *s = Arc::new(settings),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(settings),
+        }
     }
 
     /// A copy of the current progress.
@@ -183,9 +200,10 @@ impl Compactor {
             .lock()
             .map(|t| t.elapsed())
             .unwrap_or_default();
-        elapsed >= self.settings.seal_interval
+        let settings = self.settings();
+        elapsed >= settings.seal_interval
             || pending.saturating_mul(self.avg_event_bytes.load(Ordering::Relaxed))
-                >= self.settings.seal_bytes
+                >= settings.seal_bytes
     }
 
     /// Seals every durable event not yet sealed, in segments of about
@@ -196,6 +214,7 @@ impl Compactor {
             .work_lock
             .lock()
             .map_err(|_| CompactError::Task("work lock poisoned".into()))?;
+        let settings = self.settings();
         let target = self.log.next_seq().saturating_sub(1);
         let mut written = 0;
         loop {
@@ -205,7 +224,7 @@ impl Compactor {
             }
             let mut events = self
                 .log
-                .read_from(from, self.settings.seal_bytes)
+                .read_from(from, settings.seal_bytes)
                 .map_err(CompactError::Journal)?;
             events.retain(|e| e.seq <= target);
             let (Some(first), Some(last)) = (events.first(), events.last()) else {
@@ -229,7 +248,7 @@ impl Compactor {
             let file = encode_segment(
                 &cluster,
                 &events,
-                &self.write_options(self.settings.segment_zstd_level),
+                &self.write_options(settings.segment_zstd_level),
             )?;
             self.files.put(&segment_key(first_seq, last_seq), &file)?;
             self.update(|p| p.sealed_upto = last_seq)?;
@@ -273,6 +292,7 @@ impl Compactor {
             .lock()
             .map_err(|_| CompactError::Task("work lock poisoned".into()))?;
         let started = Instant::now();
+        let settings = self.settings();
         let p = self.progress();
         let base = p.base().cloned();
         if label.is_none()
@@ -294,7 +314,7 @@ impl Compactor {
             None => None,
         };
         let mut delta = fold::Delta::new(header.as_ref());
-        let mut base: Option<Vec<u8>> = base_bytes.map(|b| b.to_vec());
+        let mut base: Option<Bytes> = base_bytes;
         let mut events = 0u64;
         let mut cluster = header
             .as_ref()
@@ -310,25 +330,34 @@ impl Compactor {
             if cluster.is_empty() {
                 cluster.clone_from(&reader.header().cluster_id);
             }
-            for e in reader.read_all()? {
-                if e.seq <= p.sealed_upto {
-                    delta.apply(&e);
+            // Block by block: a segment's events are never all decoded at once.
+            for i in 0..reader.blocks().len() {
+                for e in reader.read_block(i)? {
+                    if e.seq <= p.sealed_upto {
+                        delta.apply(&e);
+                    }
                 }
-            }
-            // Bound memory: past the cap, fold what we have into an
-            // intermediate base (fast level) and start a new delta.
-            if delta.bytes() > self.settings.fold_memory_bytes {
-                let mid = fold::fold(base.as_deref(), &delta, &cluster, &self.write_options(1))?;
-                events += delta.events();
-                let h = SnapshotReader::open(
-                    &mid.bytes,
-                    Some("intermediate snapshot"),
-                    Limits::default(),
-                )?
-                .header()
-                .clone();
-                delta = fold::Delta::new(Some(&h));
-                base = Some(mid.bytes);
+                // Bound memory: past the cap, fold what we have into an
+                // intermediate base (fast level) and start a new delta.
+                if delta.bytes() > settings.fold_memory_bytes {
+                    let (_, mid) = fold::fold(
+                        base.as_deref(),
+                        &delta,
+                        &cluster,
+                        &self.write_options(1),
+                        Vec::new(),
+                    )?;
+                    events += delta.events();
+                    let h = SnapshotReader::open(
+                        &mid,
+                        Some("intermediate snapshot"),
+                        Limits::default(),
+                    )?
+                    .header()
+                    .clone();
+                    delta = fold::Delta::new(Some(&h));
+                    base = Some(Bytes::from(mid));
+                }
             }
         }
         events += delta.events();
@@ -339,21 +368,31 @@ impl Compactor {
                 p.sealed_upto
             )));
         }
-        let folded = fold::fold(
-            base.as_deref(),
-            &delta,
-            &cluster,
-            &self.write_options(self.settings.zstd_level),
-        )?;
+        // Straight into the local file: the finished snapshot is never held
+        // in memory.
+        let key = local::snapshot_key(delta.seq(), label.as_deref());
+        let mut folded = None;
+        self.files.put_with(&key, |w| {
+            let (f, counted) = fold::fold(
+                base.as_deref(),
+                &delta,
+                &cluster,
+                &self.write_options(settings.zstd_level),
+                local::Counting::new(w),
+            )?;
+            folded = Some((f, counted.count()));
+            Ok(counted.into_inner())
+        })?;
+        let (folded, size) =
+            folded.ok_or_else(|| CompactError::Task("the fold wrote nothing".into()))?;
         let snap = LocalSnapshot {
             seq: folded.seq,
             time_ms: folded.time_ms,
             objects: folded.objects,
-            size: u64::try_from(folded.bytes.len()).unwrap_or(u64::MAX),
+            size,
             label,
             stored_id: None,
         };
-        self.files.put(&snap.key(), &folded.bytes)?;
         self.update(|p| {
             p.snapshots.retain(|s| s.key() != snap.key());
             p.snapshots.push(snap.clone());
@@ -384,10 +423,11 @@ impl Compactor {
     }
 
     fn encrypt(&self, plain: Bytes) -> Result<(Bytes, bool)> {
-        if self.settings.recipients.is_empty() {
+        let settings = self.settings();
+        if settings.recipients.is_empty() {
             return Ok((plain, false));
         }
-        let enc = rewind_format::crypto::encrypt(&plain, &self.settings.recipients)?;
+        let enc = rewind_format::crypto::encrypt(&plain, &settings.recipients)?;
         Ok((Bytes::from(enc), true))
     }
 
@@ -409,7 +449,6 @@ impl Compactor {
     }
 
     async fn ship_inner(&self) -> Result<()> {
-        let mut trim_to = None;
         let segments = self.files.segments()?;
         for (first, last, _) in segments {
             let p = self.progress();
@@ -431,11 +470,11 @@ impl Compactor {
                 encrypted,
             };
             self.store.put_segment(meta, data).await?;
-            self.update(|p| p.shipped_upto = last)?;
+            self.update(|p| {
+                p.shipped_upto = last;
+                p.untrimmed.push((last, header.max_time_ms));
+            })?;
             self.stats.segments_shipped.fetch_add(1, Ordering::Relaxed);
-            if header.max_time_ms < now_ms().saturating_sub(self.settings.local_window_ms) {
-                trim_to = Some(last + 1);
-            }
         }
         let unstored: Vec<LocalSnapshot> = self
             .progress()
@@ -464,14 +503,34 @@ impl Compactor {
             })?;
         }
         self.cleanup()?;
-        if let Some(below) = trim_to {
-            match self.log.trim_below(below) {
-                Ok(n) if n > 0 => tracing::info!(below, events = n, "journal trimmed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(below, error = %e, "could not trim the journal"),
+        self.trim_journal()?;
+        Ok(())
+    }
+
+    /// Drops from the journal the events that are sealed, stored and older
+    /// than the local window (the rule: all three, not only age).
+    /// Runs on every ship, so a segment stored while young is trimmed once
+    /// it ages past the window.
+    pub fn trim_journal(&self) -> Result<u64> {
+        let cutoff = now_ms().saturating_sub(self.settings().local_window_ms);
+        let Some(below) = self.progress().trim_bound(cutoff) else {
+            return Ok(0);
+        };
+        match self.log.trim_below(below) {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(below, events = n, "journal trimmed");
+                }
+                self.update(|p| p.untrimmed.retain(|&(last, _)| last >= below))?;
+                self.stats.trimmed_below.store(below, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                // Trimming is only housekeeping: the next ship retries.
+                tracing::warn!(below, error = %e, "could not trim the journal");
+                Ok(0)
             }
         }
-        Ok(())
     }
 
     /// Removes stored segments folded into the base snapshot, and stored
@@ -508,7 +567,10 @@ impl Compactor {
         let used = journal.saturating_add(files);
         self.stats.journal_bytes.store(journal, Ordering::Relaxed);
         self.stats.local_bytes.store(used, Ordering::Relaxed);
-        let budget = self.settings.disk_budget_bytes;
+        let budget = self.settings().disk_budget_bytes;
+        self.stats
+            .disk_budget_bytes
+            .store(budget, Ordering::Relaxed);
         let over = used >= budget;
         let was_over = self.stats.over_budget.swap(over, Ordering::Relaxed);
         if over {

@@ -76,8 +76,8 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
         Arc::clone(&ship_now),
         shutdown.clone(),
     ));
-    let mut next_scheduled = c
-        .settings()
+    let mut in_force = c.settings();
+    let mut next_scheduled = in_force
         .schedule
         .as_ref()
         .and_then(|s| s.next_after(rewind_restore::store::now_ms()));
@@ -100,12 +100,18 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
                     }
                 }
                 let now = rewind_restore::store::now_ms();
+                let settings = c.settings();
+                if !Arc::ptr_eq(&settings, &in_force) {
+                    // Reloaded: the schedule may have changed.
+                    next_scheduled = settings.schedule.as_ref().and_then(|s| s.next_after(now));
+                    in_force = Arc::clone(&settings);
+                }
                 let scheduled = next_scheduled.is_some_and(|t| now >= t);
-                let threshold = c.settings().snapshot_after_events > 0
-                    && c.events_since_snapshot() >= c.settings().snapshot_after_events;
+                let threshold = settings.snapshot_after_events > 0
+                    && c.events_since_snapshot() >= settings.snapshot_after_events;
                 if scheduled || threshold {
                     if scheduled {
-                        next_scheduled = c.settings().schedule.as_ref().and_then(|s| s.next_after(now));
+                        next_scheduled = settings.schedule.as_ref().and_then(|s| s.next_after(now));
                     }
                     match blocking(&c, |c| c.snapshot(None)).await {
                         Ok(_) => ship_now.notify_one(),

@@ -29,8 +29,12 @@ pub struct CompactStats {
     pub local_bytes: AtomicU64,
     /// The journal's size on disk.
     pub journal_bytes: AtomicU64,
+    /// The disk budget in force (a reload may change it).
+    pub disk_budget_bytes: AtomicU64,
     /// Whether `local_bytes` passed the disk budget.
     pub over_budget: AtomicBool,
+    /// The journal has dropped every event below this seq.
+    pub trimmed_below: AtomicU64,
     /// Whether the last attempt to reach the store failed.
     pub store_down: AtomicBool,
 }

@@ -74,6 +74,8 @@ struct Driver {
     uids: BTreeMap<(usize, u8, u8), u32>,
     live: BTreeMap<(usize, u8, u8), bool>,
     counter: u64,
+    /// Observation time of event 0, Unix ms.
+    time_base: i64,
 }
 
 impl Driver {
@@ -92,7 +94,7 @@ impl Driver {
         let namespace = rt.namespaced.then(|| format!("ns{ns}"));
         let rec = EventRecord {
             seq: 0,
-            observed_at_ms: 1_700_000_000_000 + i64::try_from(self.counter).unwrap(),
+            observed_at_ms: self.time_base + i64::try_from(self.counter).unwrap(),
             cluster_id: "c1".into(),
             rtype: rt,
             namespace,
@@ -252,7 +254,7 @@ proptest! {
         // Tiny: every few events are folded into an intermediate snapshot.
         st.fold_memory_bytes = fold_cap;
         let c = rt.block_on(Compactor::open(log, &dir.path().join("compact"), st)).unwrap();
-        let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0 };
+        let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0, time_base: 1_700_000_000_000 };
         let mut checked = 0;
         for op in ops.iter().chain(std::iter::once(&Op::Snapshot)) {
             d.apply(op);
@@ -325,6 +327,7 @@ fn encrypted_store_never_holds_plain_secrets() {
         uids: BTreeMap::new(),
         live: BTreeMap::new(),
         counter: 0,
+        time_base: 1_700_000_000_000,
     };
     for i in 0..50 {
         d.apply(&Op::Apply {
@@ -408,6 +411,7 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
         uids: BTreeMap::new(),
         live: BTreeMap::new(),
         counter: 0,
+        time_base: 1_700_000_000_000,
     };
     for round in 0..20u8 {
         for i in 0..40 {
@@ -468,6 +472,7 @@ fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
         uids: BTreeMap::new(),
         live: BTreeMap::new(),
         counter: 0,
+        time_base: 1_700_000_000_000,
     };
     for _ in 0..5 {
         for i in 0..10 {
@@ -513,4 +518,142 @@ fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
     d.commit();
     assert_eq!(view.next_seq(), 52);
     assert_eq!(journal.lock().unwrap().records_from(21).count(), 31);
+}
+
+/// The writer's reopen after an I/O error must not be blocked by the
+/// compactor: with the slot detached the journal reopens, and the slot
+/// reads the reopened journal once attached again.
+#[test]
+fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&path, &JournalOptions::default()).unwrap(),
+    ));
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+        time_base: 1_700_000_000_000,
+    };
+    for i in 0..10 {
+        d.apply(&Op::Apply {
+            t: 0,
+            ns: 0,
+            name: i % 6,
+            recreate: false,
+        });
+    }
+    d.commit();
+    let slot = log::JournalSlot::new(&journal.lock().unwrap());
+    assert_eq!(slot.read_from(1, u64::MAX).unwrap().len(), 10);
+    drop(d);
+    let only = Arc::try_unwrap(journal).ok().unwrap().into_inner().unwrap();
+    drop(only);
+    // While the slot holds its handle, sled keeps the directory locked.
+    assert!(
+        Journal::open(&path, &JournalOptions::default()).is_err(),
+        "a live handle blocks a reopen (the bug the slot exists for)"
+    );
+    slot.detach();
+    assert!(!slot.is_attached());
+    assert_eq!(slot.next_seq(), 11, "last known next_seq while detached");
+    assert!(slot.read_from(1, u64::MAX).is_err());
+    let reopened = Journal::open(&path, &JournalOptions::default()).unwrap();
+    slot.attach(&reopened);
+    let seqs: Vec<u64> = slot
+        .read_from(1, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+}
+
+/// The journal drops its own events only once they are sealed AND stored
+/// AND older than the local window; a segment stored while young is trimmed
+/// later, when it has aged (regression: trimming used to be decided only
+/// at the moment a segment was stored, so with a 24 h window it never ran).
+#[test]
+fn journal_trims_only_sealed_stored_events_older_than_the_window() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
+    ));
+    let slot = log::JournalSlot::new(&journal.lock().unwrap());
+    let mut s = settings(&dir.path().join("store"));
+    let window_ms = 3_000;
+    s.local_window_ms = window_ms;
+    let c = rt
+        .block_on(Compactor::open(
+            Arc::new(slot.clone()),
+            &dir.path().join("compact"),
+            s,
+        ))
+        .unwrap();
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+        time_base: now_ms(),
+    };
+    let batch = |d: &mut Driver| {
+        for i in 0..10 {
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: 0,
+                name: i % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+    };
+    let first_in_journal = || slot.read_from(1, u64::MAX).unwrap().first().unwrap().seq;
+    // 1..=30 sealed and stored; 31..=40 sealed only; 41..=50 not sealed.
+    for _ in 0..3 {
+        batch(&mut d);
+    }
+    c.seal_all().unwrap();
+    rt.block_on(c.ship()).unwrap();
+    assert_eq!(c.progress().shipped_upto, 30);
+    batch(&mut d);
+    c.seal_all().unwrap();
+    batch(&mut d);
+    assert_eq!(c.trim_journal().unwrap(), 0, "stored but young: kept");
+    assert_eq!(first_in_journal(), 1);
+
+    std::thread::sleep(std::time::Duration::from_millis(
+        u64::try_from(window_ms).unwrap() + 300,
+    ));
+    // Now everything is old; only what is also stored may go.
+    assert_eq!(c.trim_journal().unwrap(), 30);
+    assert_eq!(first_in_journal(), 31, "sealed but not stored: kept");
+    assert_eq!(CompactStats::get(&c.stats.trimmed_below), 31);
+    // Storing 31..=40 lets them go on that same ship; 41..=50 stay, old as
+    // they are, because they are not sealed.
+    rt.block_on(c.ship()).unwrap();
+    assert_eq!(first_in_journal(), 41);
+    let left: Vec<u64> = slot
+        .read_from(1, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, (41..=50).collect::<Vec<_>>());
+    assert!(c.progress().untrimmed.is_empty());
+    // Nothing was lost: the store has every sealed event.
+    let segs = rt.block_on(c.store().list_segments()).unwrap();
+    assert_eq!(segs.iter().map(|s| s.events).sum::<u64>(), 40);
 }

@@ -103,9 +103,13 @@ pub type Result<T, E = crate::journal::Error> = std::result::Result<T, E>;
 pub struct Ingestor {
     cluster_id: String,
     compressor: ObjectCompressor,
-    ignore: HashMap<String, IgnoreRule>,
+    /// Shared with the configuration reload (SIGHUP), which swaps the rules.
+    ignore: SharedIgnore,
     relists: RelistTracker,
 }
+
+/// Ignore rules by type key, replaceable while the writer runs.
+pub type SharedIgnore = std::sync::Arc<std::sync::RwLock<HashMap<String, IgnoreRule>>>;
 
 impl Ingestor {
     /// An ingestor for `cluster_id` with per-type (`type_key`) ignore rules.
@@ -117,9 +121,15 @@ impl Ingestor {
         Ok(Self {
             cluster_id,
             compressor: ObjectCompressor::new(zstd_level)?,
-            ignore,
+            ignore: std::sync::Arc::new(std::sync::RwLock::new(ignore)),
             relists: RelistTracker::default(),
         })
+    }
+
+    /// The ignore rules, for a configuration reload to replace.
+    #[must_use]
+    pub fn ignore_rules(&self) -> SharedIgnore {
+        std::sync::Arc::clone(&self.ignore)
     }
 
     /// The batch these observations went into was committed.
@@ -322,10 +332,13 @@ impl Ingestor {
                 if e.resource_version == o.resource_version {
                     return Ok(());
                 }
-                if let Some(rule) = self.ignore.get(&key.type_key)
-                    && let Ok(old) = e.object_json()
-                    && rule.only_ignored_changed(&old, &o.json)
-                {
+                let only_ignored = self.ignore.read().is_ok_and(|rules| {
+                    rules.get(&key.type_key).is_some_and(|rule| {
+                        e.object_json()
+                            .is_ok_and(|old| rule.only_ignored_changed(&old, &o.json))
+                    })
+                });
+                if only_ignored {
                     return Ok(());
                 }
                 let change = self.put(&o.json)?;

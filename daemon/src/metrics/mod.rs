@@ -86,9 +86,11 @@ pub fn render(src: &Sources) -> String {
         let events: Family<Labels, Counter> = Family::default();
         let lag: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
         let state: Family<Labels, Gauge> = Family::default();
+        let relists: Family<Labels, Counter> = Family::default();
         for (name, t) in &s.types {
             let l = vec![("type".to_owned(), name.clone())];
             events.get_or_create(&l).inc_by(t.events);
+            relists.get_or_create(&l).inc_by(t.relists);
             #[expect(clippy::cast_precision_loss, reason = "lag in seconds for display")]
             lag.get_or_create(&l).set(t.lag_ms as f64 / 1000.0);
             for st in [
@@ -112,6 +114,11 @@ pub fn render(src: &Sources) -> String {
             "watch_lag_seconds",
             "Time from an event's observation to its durability, per type",
             lag,
+        );
+        reg.register(
+            "relists",
+            "Relists per resource type since start (lists after the first: 410 Gone, broken watches)",
+            relists,
         );
         reg.register(
             "watcher_state",
@@ -221,6 +228,12 @@ pub fn render(src: &Sources) -> String {
         );
         gauge(
             &mut reg,
+            "journal_trimmed_below_seq",
+            "The journal has dropped its events below this seq (sealed, stored, older than the local window)",
+            as_i64(g(&c.trimmed_below)),
+        );
+        gauge(
+            &mut reg,
             "local_bytes",
             "Bytes kept locally: journal plus files not yet stored",
             as_i64(g(&c.local_bytes)),
@@ -229,7 +242,10 @@ pub fn render(src: &Sources) -> String {
             &mut reg,
             "disk_budget_bytes",
             "The configured disk budget",
-            as_i64(src.disk_budget_bytes),
+            as_i64(match g(&c.disk_budget_bytes) {
+                0 => src.disk_budget_bytes,
+                reloaded => reloaded,
+            }),
         );
         gauge(
             &mut reg,
@@ -311,4 +327,41 @@ pub async fn serve(
         tracing::warn!(error = %e, "metrics server stopped");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relists_are_rendered_per_type() {
+        let board = Board::new();
+        board.update_type(
+            "clusters.management.cattle.io",
+            "management.cattle.io/v3",
+            "Cluster",
+            |t| {
+                t.relists = 2;
+                t.events = 5;
+            },
+        );
+        board.update_type("configmaps", "v1", "ConfigMap", |_| {});
+        let text = render(&Sources {
+            board: Some(board),
+            compact: None,
+            disk_budget_bytes: 0,
+        });
+        assert!(
+            text.contains("rewind_relists_total{type=\"clusters.management.cattle.io\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rewind_relists_total{type=\"configmaps\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rewind_events_recorded_total{type=\"clusters.management.cattle.io\"} 5"),
+            "{text}"
+        );
+    }
 }

@@ -11,12 +11,14 @@
 //!   then the compactor seals every durable event and makes one bounded
 //!   attempt to store it; exit 0. Nothing sealed is lost if the store is
 //!   down: the files wait in `<data_dir>/compact`.
-//! - **SIGHUP**: re-reads the configuration file. The retention policy is
-//!   applied at once; other changes are reported as needing a restart.
+//! - **SIGHUP**: re-reads and validates the whole configuration; what can
+//!   change while running is applied, the rest is named as needing a
+//!   restart (see [`reload`]).
 
 pub mod config;
+pub mod reload;
 
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use rewind_restore::store::{RetentionPolicy, now_ms};
 
-use crate::compact::log::JournalView;
+use crate::compact::log::JournalSlot;
 use crate::compact::{CompactError, Compactor, prune};
 use crate::config::Config;
 use crate::daemon::Hooks;
@@ -59,23 +61,33 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 }
 
 /// Runs the whole daemon until `shutdown`: recorder, compactor, admin
-/// socket, metrics, systemd notifications.
+/// socket, metrics, systemd notifications. `flags` are the command-line
+/// settings the daemon was started with (they name the config file); a
+/// SIGHUP rebuilds the configuration from them.
 pub async fn run(
     config: Config,
-    config_path: Option<PathBuf>,
+    flags: crate::config::Settings,
     settings: ServiceSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
     rewind_restore::install_tls_provider();
-    let (view_tx, view_rx) = tokio::sync::oneshot::channel::<JournalView>();
+    let (view_tx, view_rx) = tokio::sync::oneshot::channel::<JournalSlot>();
     let (board_tx, board_rx) = tokio::sync::oneshot::channel();
+    let (live_tx, live_rx) = tokio::sync::oneshot::channel();
     let hooks = Hooks {
         commits: None,
         board: Some(board_tx),
         journal_view: Some(view_tx),
+        live: Some(live_tx),
     };
     let data_dir = config.data_dir.clone();
+    let sections = reload::load(&flags).map(|l| l.sections).unwrap_or_default();
+    let running = reload::Loaded {
+        config: config.clone(),
+        sections,
+        service: settings.clone(),
+    };
     let recorder = tokio::spawn(crate::daemon::run_with(config, shutdown, hooks));
     let Ok(view) = view_rx.await else {
         return match recorder.await {
@@ -117,17 +129,24 @@ pub async fn run(
     };
 
     let policy = Arc::new(RwLock::new(settings.compact.retention));
-    let prune_task = settings.auto_prune.then(|| {
-        tokio::spawn(prune_loop(
-            Arc::clone(&compactor),
-            Arc::clone(&policy),
-            background.clone(),
-        ))
-    });
-    let hup_task = tokio::spawn(reload_loop(
-        config_path,
-        data_dir,
+    let auto_prune = Arc::new(AtomicBool::new(settings.auto_prune));
+    let prune_task = tokio::spawn(prune_loop(
+        Arc::clone(&compactor),
         Arc::clone(&policy),
+        Arc::clone(&auto_prune),
+        background.clone(),
+    ));
+    let targets = reload::Targets {
+        compactor: Arc::clone(&compactor),
+        live: None,
+        policy: Arc::clone(&policy),
+        auto_prune,
+    };
+    let hup_task = tokio::spawn(reload_loop(
+        flags,
+        running,
+        targets,
+        live_rx,
         background.clone(),
     ));
     let watchdog_task = tokio::spawn(watchdog(sources, background.clone()));
@@ -144,9 +163,7 @@ pub async fn run(
     if let Some(t) = metrics_task {
         let _ = t.await;
     }
-    if let Some(t) = prune_task {
-        let _ = t.await;
-    }
+    let _ = prune_task.await;
     let _ = hup_task.await;
     let _ = watchdog_task.await;
     let _ = std::fs::remove_file(&settings.admin_socket);
@@ -179,31 +196,40 @@ async fn watchdog(src: Sources, stop: CancellationToken) {
 }
 
 async fn reload_loop(
-    path: Option<PathBuf>,
-    data_dir: PathBuf,
-    policy: Arc<RwLock<RetentionPolicy>>,
+    flags: crate::config::Settings,
+    mut running: reload::Loaded,
+    mut targets: reload::Targets,
+    live: tokio::sync::oneshot::Receiver<crate::daemon::LiveRecorder>,
     stop: CancellationToken,
 ) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
         return;
     };
+    let mut live = Some(live);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             s = hup.recv() => if s.is_none() { return },
         }
         notify(&[sd_notify::NotifyState::Reloading]);
-        match Sections::load(path.as_deref()).and_then(|s| s.validate(&data_dir)) {
-            Ok(new) => {
-                if let Ok(mut p) = policy.write() {
-                    *p = new.compact.retention;
-                }
-                tracing::info!(retention = ?new.compact.retention, "configuration reloaded; retention applied, other changes take effect on restart");
+        // The recorder hands its handles over once it knows the cluster.
+        if targets.live.is_none()
+            && let Some(mut rx) = live.take()
+        {
+            match rx.try_recv() {
+                Ok(l) => targets.live = Some(l),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => live = Some(rx),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {}
             }
-            Err(e) => {
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
-            }
+        }
+        if targets.live.is_none() {
+            tracing::warn!(
+                "the recorder is not running yet: resource sets and ignore rules are not reloaded"
+            );
+        }
+        if let Some(now) = reload::reload(&flags, &running, &targets) {
+            running = now;
         }
         notify(&[sd_notify::NotifyState::Ready]);
     }
@@ -212,12 +238,16 @@ async fn reload_loop(
 async fn prune_loop(
     c: Arc<Compactor>,
     policy: Arc<RwLock<RetentionPolicy>>,
+    enabled: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+        if !enabled.load(Ordering::Relaxed) {
+            continue;
         }
         let p = policy.read().map(|p| *p).unwrap_or_default();
         if p.is_empty() {

@@ -68,6 +68,8 @@ pub struct Supervisor {
     /// Types recorded by earlier runs that have no watcher yet.
     known: HashMap<String, ResourceType>,
     poke: Arc<Notify>,
+    /// New resource sets from a configuration reload (SIGHUP).
+    updates: Option<tokio::sync::watch::Receiver<ResourceSet>>,
 }
 
 impl Supervisor {
@@ -86,6 +88,39 @@ impl Supervisor {
             running: HashMap::new(),
             known: known.into_iter().map(|t| (type_key(&t), t)).collect(),
             poke: Arc::new(Notify::new()),
+            updates: None,
+        }
+    }
+
+    /// Takes new resource sets from `updates` while running: watchers of
+    /// types no longer selected stop (their recorded objects stay, as an
+    /// object leaving a selector never looks like a delete), and every other
+    /// watcher restarts with the new selection (one relist each, which
+    /// reconciles the journal with what the new set selects).
+    #[must_use]
+    pub fn with_updates(mut self, updates: tokio::sync::watch::Receiver<ResourceSet>) -> Self {
+        self.updates = Some(updates);
+        self
+    }
+
+    async fn next_update(
+        updates: &mut Option<tokio::sync::watch::Receiver<ResourceSet>>,
+    ) -> Option<ResourceSet> {
+        let rx = updates.as_mut()?;
+        match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => {
+                // The sender is gone: no more reloads, keep running.
+                *updates = None;
+                None
+            }
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        for (_, r) in self.running.drain() {
+            r.cancel.cancel();
+            let _ = r.handle.await;
         }
     }
 
@@ -97,6 +132,7 @@ impl Supervisor {
             cancel.clone(),
         ));
         let mut last_group_error = String::new();
+        let mut updates = self.updates.take();
         while !cancel.is_cancelled() {
             match discovery::discover(&self.ctx.client).await {
                 Ok(d) => {
@@ -117,19 +153,43 @@ impl Supervisor {
                     });
                 }
             }
-            tokio::select! {
+            let has_updates = updates.is_some();
+            let poke = Arc::clone(&self.poke);
+            let reloaded = tokio::select! {
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(self.interval) => {}
-                () = self.poke.notified() => {
+                () = tokio::time::sleep(self.interval) => None,
+                Some(set) = Self::next_update(&mut updates), if has_updates => Some(set),
+                () = poke.notified() => {
                     // Let a burst of CRD events settle (Established follows creation).
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                    None
+                }
+            };
+            if let Some(set) = reloaded {
+                info!(
+                    running = self.running.len(),
+                    "resource set reloaded; restarting watchers with the new selection"
+                );
+                self.set = set;
+                let stopped: Vec<Arc<ResourceType>> =
+                    self.running.values().map(|r| r.rtype.clone()).collect();
+                self.stop_all().await;
+                // Types the new set still selects restart at the next
+                // reconcile (just below) and say so themselves.
+                for t in stopped {
+                    self.ctx.board.update_type(
+                        &type_key(&t),
+                        &crate::select::api_version(&t),
+                        &t.kind,
+                        |s| {
+                            s.state = WatchState::Stopped;
+                            s.reason = Some("not in the reloaded resource set".into());
+                        },
+                    );
                 }
             }
         }
-        for (_, r) in self.running.drain() {
-            r.cancel.cancel();
-            let _ = r.handle.await;
-        }
+        self.stop_all().await;
         crd_watch.abort();
         let _ = crd_watch.await;
     }

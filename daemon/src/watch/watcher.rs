@@ -189,6 +189,7 @@ pub async fn watch_type(
     let mut last_error: Option<String> = None;
     let mut max_relist_rv: u64 = 0;
     let mut relisting = false;
+    let mut listed = false;
     loop {
         let ev = tokio::select! {
             () = cancel.cancelled() => break,
@@ -234,6 +235,10 @@ pub async fn watch_type(
             Event::Init => {
                 relisting = true;
                 set_state(WatchState::Relisting, None);
+                if std::mem::replace(&mut listed, true) {
+                    ctx.board
+                        .update_type(&tk, &av, &rtype.kind, |t| t.relists += 1);
+                }
                 max_relist_rv = 0;
                 ctx.send(
                     Observation::ResyncBegin {

@@ -67,6 +67,48 @@ impl LocalDir {
         sync_dir(&dir)
     }
 
+    /// Writes the object at `key` atomically and durably from a stream:
+    /// `write` gets a buffered file and returns it when done (or its own
+    /// error, which wins). The object appears only once complete, so a
+    /// large file never has to be held in memory.
+    pub fn put_with<E>(
+        &self,
+        key: &str,
+        write: impl FnOnce(std::io::BufWriter<File>) -> std::result::Result<std::io::BufWriter<File>, E>,
+    ) -> std::result::Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        create_dirs(&dir)?;
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        let finish = |w: std::io::BufWriter<File>| -> Result<()> {
+            let file = w
+                .into_inner()
+                .map_err(|e| StoreError::io("write", &tmp, e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| StoreError::io("fsync", &tmp, e))?;
+            fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &path, e))
+        };
+        let result = match write(std::io::BufWriter::with_capacity(1 << 20, file)) {
+            Ok(w) => finish(w).map_err(E::from),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        Ok(sync_dir(&dir)?)
+    }
+
     /// Reads the object at `key`.
     pub fn get(&self, key: &str) -> Result<Vec<u8>> {
         let path = self.path(key)?;

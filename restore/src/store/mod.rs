@@ -107,6 +107,16 @@ impl Store {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// Multipart uploads completed (S3 objects at least
+    /// [`s3::MULTIPART_THRESHOLD`] bytes); always 0 for a local directory.
+    #[must_use]
+    pub fn multipart_uploads(&self) -> u64 {
+        match &self.backend {
+            Backend::Local(_) => 0,
+            Backend::S3(s3) => s3.multipart_uploads(),
+        }
+    }
+
     /// A short description for logs: `local:/path` or `s3`.
     #[must_use]
     pub fn kind(&self) -> &'static str {

@@ -1,6 +1,7 @@
 //! The S3-compatible backend, on the `object_store` crate.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,12 +9,24 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 
 use super::ObjectInfo;
 use super::config::{Credentials, S3Config, config};
 use super::error::{Result, StoreError};
+
+/// Objects at least this large are uploaded in parts: one PUT of a large
+/// snapshot is one long request that a flaky link restarts from zero, and
+/// servers cap single PUTs (5 GiB on AWS).
+pub const MULTIPART_THRESHOLD: usize = 8 << 20;
+
+/// Size of each part but the last (S3 wants at least 5 MiB).
+pub const MULTIPART_PART_SIZE: usize = 8 << 20;
+
+/// Parts in flight at once per upload.
+const MULTIPART_CONCURRENCY: usize = 4;
 
 /// A bucket (and key prefix) on an S3-compatible server.
 #[derive(Debug, Clone)]
@@ -22,6 +35,8 @@ pub struct S3 {
     client: Arc<dyn ObjectStore>,
     /// Key prefix with a trailing `/`, or empty.
     prefix: String,
+    /// Multipart uploads completed, for tests and metrics.
+    multipart_uploads: Arc<AtomicU64>,
 }
 
 impl S3 {
@@ -87,6 +102,7 @@ impl S3 {
         Ok(Self {
             client: Arc::new(client),
             prefix,
+            multipart_uploads: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -94,13 +110,54 @@ impl S3 {
         ObjectPath::from(format!("{}{key}", self.prefix))
     }
 
-    /// Uploads `bytes` at `key` with one PUT: S3 makes it visible whole or not at all.
+    /// Uploads `bytes` at `key`: one PUT below [`MULTIPART_THRESHOLD`], a
+    /// multipart upload above it. Either way S3 makes the object visible
+    /// whole or not at all (a multipart upload only on completion), so the
+    /// data-then-catalog order still holds.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        if bytes.len() >= MULTIPART_THRESHOLD {
+            return self.put_multipart(key, bytes).await;
+        }
         self.client
             .put(&self.path(key), PutPayload::from(bytes))
             .await
             .map(|_| ())
             .map_err(|e| StoreError::remote("put", key, e))
+    }
+
+    /// A multipart upload of `bytes` in [`MULTIPART_PART_SIZE`] parts. On
+    /// any failure the upload is aborted, so the server keeps no parts; a
+    /// retry starts a new upload.
+    async fn put_multipart(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let upload = self
+            .client
+            .put_multipart(&self.path(key))
+            .await
+            .map_err(|e| StoreError::remote("start multipart upload", key, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_SIZE);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if let Err(e) = w.wait_for_capacity(MULTIPART_CONCURRENCY).await {
+                let _ = w.abort().await;
+                return Err(StoreError::remote("upload part", key, e));
+            }
+            let part = rest.split_to(rest.len().min(MULTIPART_PART_SIZE));
+            // `put` takes the Bytes without copying.
+            w.put(part);
+        }
+        match w.finish().await {
+            Ok(_) => {
+                self.multipart_uploads.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(StoreError::remote("complete multipart upload", key, e)),
+        }
+    }
+
+    /// Multipart uploads completed by this client.
+    #[must_use]
+    pub fn multipart_uploads(&self) -> u64 {
+        self.multipart_uploads.load(Ordering::Relaxed)
     }
 
     /// Downloads the object at `key`.

@@ -1,0 +1,287 @@
+//! SIGHUP: re-read the whole configuration, validate all of it, apply what
+//! can change while running, and name what needs a restart.
+//!
+//! The new configuration is built exactly as at start (file, then
+//! `REWIND_*` env and the command-line flags the daemon was started with,
+//! which still win). If any part is invalid, nothing is applied and the
+//! running configuration stays, with one ERROR line naming the setting.
+//!
+//! Applied at once:
+//! - `[record]`: the resource sets/presets (watchers restart with the new
+//!   selection, one relist each) and the ignore rules;
+//! - `[compact]`: seal interval and size, snapshot schedule and threshold,
+//!   disk budget, local window, zstd levels, fold memory;
+//! - `[encryption]` recipients (files stored from then on);
+//! - `[retention]`, including `auto_prune`.
+//!
+//! Needs a restart (logged as a WARN naming each setting, and otherwise
+//! ignored): the cluster and its id, the data directory, `[journal]`,
+//! queue and discovery/status intervals, `[store]` (the catalog and what is
+//! recorded as shipped belong to one store), and `[service]` (the socket
+//! and the metrics listener are bound once).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use rewind_restore::store::RetentionPolicy;
+
+use super::config::{Sections, ServiceSettings};
+use crate::compact::Compactor;
+use crate::config::{Config, Settings};
+use crate::daemon::LiveRecorder;
+
+/// One validated configuration: the recorder's, the sections', and the
+/// raw sections to compare the next reload with.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Recorder settings.
+    pub config: Config,
+    /// Raw `[store]`, `[compact]`, ... sections.
+    pub sections: Sections,
+    /// Their validated form.
+    pub service: ServiceSettings,
+}
+
+/// Builds the whole configuration from `flags` (which name the file), as
+/// at start. The error names the first wrong setting.
+pub fn load(flags: &Settings) -> Result<Loaded, String> {
+    let file = flags.load_file().map_err(|e| e.to_string())?;
+    let config = Config::from_settings(flags, &file).map_err(|e| e.to_string())?;
+    let sections = Sections::load(flags.config.as_deref()).map_err(|e| e.to_string())?;
+    let service = sections
+        .validate(&config.data_dir)
+        .map_err(|e| e.to_string())?;
+    Ok(Loaded {
+        config,
+        sections,
+        service,
+    })
+}
+
+/// What a reload changes, split by whether it applies now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Settings applied while running.
+    pub applied: Vec<&'static str>,
+    /// Settings that changed but take effect only after a restart.
+    pub need_restart: Vec<&'static str>,
+}
+
+/// Compares two configurations setting by setting.
+#[must_use]
+pub fn diff(old: &Loaded, new: &Loaded) -> Changes {
+    let mut c = Changes::default();
+    let (a, b) = (&old.config, &new.config);
+    let mut restart = |changed: bool, name: &'static str| {
+        if changed {
+            c.need_restart.push(name);
+        }
+    };
+    restart(a.cluster != b.cluster, "cluster");
+    restart(a.cluster_id != b.cluster_id, "cluster.id");
+    restart(a.data_dir != b.data_dir, "data_dir");
+    restart(
+        format!("{:?}", a.journal) != format!("{:?}", b.journal),
+        "journal",
+    );
+    restart(
+        a.flush_interval != b.flush_interval,
+        "journal.flush_interval",
+    );
+    restart(
+        a.flush_max_events != b.flush_max_events,
+        "journal.flush_max_events",
+    );
+    restart(a.queue_bytes != b.queue_bytes, "journal.queue");
+    restart(
+        a.discovery_interval != b.discovery_interval,
+        "discovery.interval",
+    );
+    restart(a.status_interval != b.status_interval, "status.interval");
+    restart(old.sections.store != new.sections.store, "store");
+    restart(old.sections.service != new.sections.service, "service");
+    let mut apply = |changed: bool, name: &'static str| {
+        if changed {
+            c.applied.push(name);
+        }
+    };
+    // Resource sets hold compiled selectors without equality; their
+    // debug form names every selector and pattern.
+    apply(
+        a.presets != b.presets
+            || format!("{:?}", a.resource_set) != format!("{:?}", b.resource_set),
+        "record.resource_sets",
+    );
+    apply(a.ignore != b.ignore, "record.ignore");
+    apply(old.sections.compact != new.sections.compact, "compact");
+    apply(
+        old.sections.encryption != new.sections.encryption,
+        "encryption",
+    );
+    apply(
+        old.sections.retention != new.sections.retention,
+        "retention",
+    );
+    c
+}
+
+/// What a reload acts on.
+#[derive(Clone)]
+pub struct Targets {
+    /// Sealing, snapshot and encryption settings.
+    pub compactor: Arc<Compactor>,
+    /// The recorder's resource set and ignore rules (absent until it runs).
+    pub live: Option<LiveRecorder>,
+    /// The retention policy the prune loop uses.
+    pub policy: Arc<RwLock<RetentionPolicy>>,
+    /// Whether the prune loop prunes.
+    pub auto_prune: Arc<AtomicBool>,
+}
+
+/// Applies the run-time part of `new`.
+pub fn apply(t: &Targets, new: &Loaded, changes: &Changes) {
+    let changed = |name| changes.applied.contains(&name);
+    if let Some(live) = &t.live {
+        if changed("record.ignore") {
+            match live.ignore.write() {
+                Ok(mut rules) => rules.clone_from(&new.config.ignore),
+                Err(poisoned) => poisoned.into_inner().clone_from(&new.config.ignore),
+            }
+        }
+        if changed("record.resource_sets") {
+            // Fails only once the supervisor has stopped (shutting down).
+            let _ = live.resource_set.send(new.config.resource_set.clone());
+        }
+    }
+    t.compactor.set_settings(new.service.compact.clone());
+    match t.policy.write() {
+        Ok(mut p) => *p = new.service.compact.retention,
+        Err(poisoned) => *poisoned.into_inner() = new.service.compact.retention,
+    }
+    t.auto_prune
+        .store(new.service.auto_prune, Ordering::Relaxed);
+}
+
+/// Handles one SIGHUP: on success returns the configuration now in force.
+pub fn reload(flags: &Settings, running: &Loaded, targets: &Targets) -> Option<Loaded> {
+    let new = match load(flags) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+            return None;
+        }
+    };
+    let changes = diff(running, &new);
+    apply(targets, &new, &changes);
+    if !changes.need_restart.is_empty() {
+        tracing::warn!(
+            settings = ?changes.need_restart,
+            "configuration reload: these settings changed but take effect only after a restart"
+        );
+    }
+    tracing::info!(
+        applied = ?changes.applied,
+        "configuration reloaded"
+    );
+    // Keep the settings that were not applied as they run, so the next
+    // reload still reports them as needing a restart.
+    let mut in_force = new;
+    in_force.config.cluster.clone_from(&running.config.cluster);
+    in_force
+        .config
+        .cluster_id
+        .clone_from(&running.config.cluster_id);
+    in_force
+        .config
+        .data_dir
+        .clone_from(&running.config.data_dir);
+    in_force.config.journal.clone_from(&running.config.journal);
+    in_force.config.flush_interval = running.config.flush_interval;
+    in_force.config.flush_max_events = running.config.flush_max_events;
+    in_force.config.queue_bytes = running.config.queue_bytes;
+    in_force.config.discovery_interval = running.config.discovery_interval;
+    in_force.config.status_interval = running.config.status_interval;
+    in_force.sections.store.clone_from(&running.sections.store);
+    in_force
+        .sections
+        .service
+        .clone_from(&running.sections.service);
+    Some(in_force)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(dir: &std::path::Path, name: &str, text: &str) -> Result<Loaded, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        load(&Settings {
+            config: Some(path),
+            data_dir: Some(dir.to_owned()),
+            ..Settings::default()
+        })
+    }
+
+    const BASE: &str = r#"
+[record]
+presets = ["rancher"]
+
+[compact]
+seal_interval = "1s"
+snapshot_after_events = 0
+
+[retention]
+keep_last = 3
+
+[service]
+admin_socket = "/tmp/x.sock"
+metrics_addr = ""
+"#;
+
+    #[test]
+    fn each_changed_setting_is_applied_or_named_as_needing_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = loaded(dir.path(), "a.toml", BASE).unwrap();
+        assert_eq!(diff(&a, &a), Changes::default(), "same file, no change");
+        let b = loaded(
+            dir.path(),
+            "b.toml",
+            &BASE
+                .replace("snapshot_after_events = 0", "snapshot_after_events = 9")
+                .replace("keep_last = 3", "keep_last = 4")
+                .replace("\"rancher\"", "\"everything\"")
+                .replace("/tmp/x.sock", "/tmp/y.sock")
+                .replace(
+                    "[compact]",
+                    "[journal]\nflush_interval_ms = 7\n\n[[record.ignore]]\ntype = \"configmaps\"\nstatus_only = true\n\n[compact]",
+                ),
+        )
+        .unwrap();
+        let c = diff(&a, &b);
+        assert_eq!(
+            c.applied,
+            vec![
+                "record.resource_sets",
+                "record.ignore",
+                "compact",
+                "retention"
+            ]
+        );
+        assert_eq!(c.need_restart, vec!["journal.flush_interval", "service"]);
+    }
+
+    #[test]
+    fn an_invalid_file_names_the_setting_and_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = loaded(
+            dir.path(),
+            "bad.toml",
+            &BASE.replace("seal_interval = \"1s\"", "seal_interval = \"soon\""),
+        )
+        .unwrap_err();
+        assert!(err.contains("compact.seal_interval"), "{err}");
+        let err = loaded(dir.path(), "bad2.toml", "[record]\npresets = [\"nope\"]\n").unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+    }
+}
