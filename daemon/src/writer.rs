@@ -207,25 +207,6 @@ impl Writer {
         }
     }
 
-    /// Refuses a batch the journal volume has no room for; see
-    /// [`MIN_FREE_BYTES`]. A volume whose free space cannot be read is left
-    /// to sled's own errors.
-    fn check_space(&self, msgs: &[Msg]) -> journal::Result<()> {
-        let Ok(st) = rustix::fs::statvfs(&self.dir) else {
-            return Ok(());
-        };
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
-        let batch: u64 = msgs
-            .iter()
-            .map(|m| u64::try_from(json_bytes(&m.obs)).unwrap_or(u64::MAX))
-            .fold(0, u64::saturating_add);
-        let need = MIN_FREE_BYTES.saturating_add(batch.saturating_mul(2));
-        if free < need {
-            return Err(journal::Error::NoSpace { free, need });
-        }
-        Ok(())
-    }
-
     /// sled refuses every write after an I/O error: start from disk again.
     fn reopen(&mut self, rt: &Handle) {
         if let Some(slot) = &self.slot {
