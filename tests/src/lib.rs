@@ -57,8 +57,14 @@
 //!
 //! `cargo run -p rewind-tests --bin controlplane -- up --kubeconfig PATH` runs
 //! one control plane in the foreground for manual work and demos.
+//!
+//! # Daemon
+//!
+//! [`daemon`] runs the real `rewindd` for scenario tests: config, process,
+//! status file, and waiting until it has recorded everything.
 
 pub mod controlplane;
+pub mod daemon;
 pub mod drill;
 pub mod fixtures;
 pub mod garage;

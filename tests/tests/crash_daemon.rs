@@ -24,8 +24,16 @@
 //! At the end (changes stopped, a clean restart, SIGTERM) the journal equals
 //! a fresh LIST and every stored snapshot equals the journal at its seq.
 //!
-//! `REWIND_CRASH_KILLS` (default 20) and `REWIND_CRASH_SEED` select the long
-//! form. Needs the local control plane (built on first use).
+//! The second test does the same against a real S3 server (Garage) reached
+//! through a TCP proxy, with a fourth phase, *uploading*: the proxy stalls,
+//! the next seal's upload hangs in flight, and the daemon is killed with the
+//! upload half sent (the proxy then delivers the held bytes, a truncated
+//! request). The store is checked with `rewind_restore`'s verify (catalog,
+//! hashes, framing, segment chain) after every kill.
+//!
+//! `REWIND_CRASH_KILLS` (default 20), `REWIND_CRASH_S3_KILLS` (default 20)
+//! and `REWIND_CRASH_SEED` select the long form. Needs the local control
+//! plane (built on first use); the S3 test needs `garage`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -36,79 +44,26 @@
 mod daemon_support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{StatusFile, read_status, status_path};
 use rewind_format::state::State;
 use rewind_format::{EventRecord, Limits, SegmentReader, SnapshotReader};
-use rewind_restore::store::{Store, StoreConfig};
-use rewind_tests::ControlPlane;
+use rewind_restore::store::Store;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 use rewind_tests::fixtures::Rng;
+use rewind_tests::garage::Garage;
+use rewind_tests::{ControlPlane, TcpProxy};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn config_text(data: &Path, kubeconfig: &Path) -> String {
-    format!(
-        r#"data_dir = "{data}"
-
-[cluster]
-kubeconfig = "{kc}"
-
-[record]
-presets = ["rancher"]
-
-[store]
-kind = "local"
-path = "{data}/store"
-
-[compact]
-seal_interval = "1s"
-snapshot_schedule = ""
-snapshot_after_events = 150
-
-[service]
-admin_socket = "{data}/rewindd.sock"
-metrics_addr = ""
-"#,
-        data = data.display(),
-        kc = kubeconfig.display(),
-    )
-}
-
-fn start(cfg: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(rewindd_bin())
-        .arg("--config")
-        .arg(cfg)
-        .args(["--status-interval-ms", "50", "--discovery-interval-s", "5"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .arg("run")
-        .spawn()
-        .unwrap()
-}
-
-/// The status written by this very process (a dead daemon's file does not count).
-fn status_of(data: &Path, pid: u32) -> Option<StatusFile> {
-    read_status(&status_path(data))
-        .ok()
-        .filter(|s| s.pid == pid)
 }
 
 /// Identity of a record as far as "unchanged" goes.
@@ -124,9 +79,10 @@ fn fingerprint(r: &EventRecord) -> (u64, String, String, String, String) {
 
 /// Verifies every stored file: the store checks size and SHA-256 against
 /// the catalog, `rewind_format::verify_file` checks framing, checksums and
-/// the index. Also runs `rewind verify` once the binary implements it
-/// (until then it says "not yet implemented"). Returns the files checked.
-async fn verify_store(store: &Store, dir: &Path) -> usize {
+/// the index; `rewind_restore`'s verify checks all of that plus the segment
+/// chain, and for a local store the `rewind verify` command must agree.
+/// Returns the files checked.
+async fn verify_store(store: &Store, local: Option<&Path>) -> usize {
     let mut n = 0;
     for s in store.list_segments().await.unwrap() {
         let bytes = store.get_segment(&s).await.unwrap();
@@ -140,24 +96,27 @@ async fn verify_store(store: &Store, dir: &Path) -> usize {
             .unwrap_or_else(|e| panic!("snapshot {}: {e}", s.id));
         n += 1;
     }
-    let bin = rewind_tests::controlplane::target_dir()
-        .join("debug")
-        .join("rewind");
-    if bin.exists() {
-        let out = Command::new(bin)
+    let report = rewind_restore::pit::verify::verify_store(store, &[])
+        .await
+        .unwrap();
+    assert!(
+        !report.is_damaged() && report.gaps.is_empty(),
+        "the store does not verify:\n{}",
+        report.to_text()
+    );
+    assert_eq!(report.files.len(), n, "verify checked every file");
+    if let Some(dir) = local {
+        let out = Command::new(rewind_tests::daemon::rewind_bin().unwrap())
             .arg("--store")
             .arg(dir)
             .arg("verify")
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
+        assert!(
+            out.status.success(),
+            "rewind verify failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() || text.contains("not yet implemented"),
-            "rewind verify failed:\n{text}"
         );
     }
     n
@@ -232,9 +191,41 @@ fn spawn_churn(
     })
 }
 
+/// Where the daemon ships: its local store, or Garage behind a proxy that
+/// can stall uploads.
+enum Target {
+    Local,
+    S3 { garage: Garage, proxy: TcpProxy },
+}
+
+const PHASES: [&str; 4] = ["ingesting", "steady", "snapshotting", "uploading"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
-    let kills = env_u64("REWIND_CRASH_KILLS", 20);
+    run(env_u64("REWIND_CRASH_KILLS", 20), Target::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_s3_uploads_loses_and_duplicates_nothing() {
+    rewind_restore::install_tls_provider();
+    let garage = tokio::task::spawn_blocking(Garage::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let upstream = garage
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = TcpProxy::start(upstream).await.unwrap();
+    run(
+        env_u64("REWIND_CRASH_S3_KILLS", 20),
+        Target::S3 { garage, proxy },
+    )
+    .await;
+}
+
+async fn run(kills: u64, target: Target) {
     let seed = env_u64("REWIND_CRASH_SEED", 0x5eed_c4a5);
     let mut rng = Rng::new(seed);
     let _ = rewindd_bin();
@@ -245,43 +236,61 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let objects = load_plane(&admin, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = dir.path().join("rewindd.toml");
+    let cfg_path = dir.path().join("rewindd.toml");
     let log = dir.path().join("rewindd.log");
-    std::fs::write(&cfg, config_text(&data, cp.readonly_kubeconfig_path())).unwrap();
-    let sock = data.join("rewindd.sock");
-    let store = Store::open(&StoreConfig::Local {
-        path: data.join("store"),
-    })
-    .await
-    .unwrap();
+    let mut cfg =
+        DaemonConfig::new(&data, cp.readonly_kubeconfig_path()).snapshot_after_events(150);
+    // The daemon reaches Garage through the proxy; the test's own store
+    // client goes direct, so a stalled proxy never blocks the checks.
+    let direct = cfg.clone();
+    let (direct, phases_n) = match &target {
+        Target::Local => (direct, 3),
+        Target::S3 { garage, proxy } => {
+            cfg = cfg.s3(garage, "crash");
+            if let rewind_tests::daemon::StoreSpec::S3 { endpoint, .. } = &mut cfg.store {
+                *endpoint = format!("http://{}", proxy.addr());
+            }
+            (direct.s3(garage, "crash"), 4)
+        }
+    };
+    cfg.write(&cfg_path).unwrap();
+    let opts = RunOptions {
+        status_interval_ms: 50,
+        discovery_interval_s: 5,
+        rust_log: "info".into(),
+        log: Some(log.clone()),
+    };
+    let sock = cfg.admin_socket();
+    let store = Store::open(&direct.store_config()).await.unwrap();
+    let local_store = matches!(target, Target::Local).then(|| data.join("store"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let churn = spawn_churn(admin.clone(), objects.clone(), stop.clone());
 
     let mut known: Vec<(u64, String, String, String, String)> = Vec::new();
-    let mut phases = [0u32; 3];
+    let mut phases = [0u32; 4];
     let mut max_acked = 0;
     let started = Instant::now();
     for round in 0..kills {
-        let mut child = start(&cfg, &log);
-        let pid = child.id();
-        let phase = rng.below(3);
+        let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+        let phase = rng.below(phases_n);
         phases[usize::try_from(phase).unwrap()] += 1;
         let mut acked = 0u64;
-        let watch = |acked: &mut u64| {
-            if let Some(s) = status_of(&data, pid) {
+        let watch = |acked: &mut u64, d: &Rewindd| {
+            if let Some(s) = d.status() {
                 *acked = (*acked).max(s.journal.next_seq);
             }
         };
+        let running = |d: &Rewindd| d.status().is_some_and(|s| !s.types.is_empty());
         let delay = match phase {
             // Ingesting: the initial list (or the relist after a restart).
             0 => Duration::from_millis(rng.between(0, 600)),
             // Steady state: group commits, a seal every second.
             1 => Duration::from_millis(rng.between(600, 3500)),
             // Snapshotting: ask for one, kill while it is being made.
-            _ => {
+            2 => {
                 let t0 = Instant::now();
-                while status_of(&data, pid).is_none_or(|s| s.types.is_empty()) {
+                while !running(&daemon) {
                     assert!(
                         t0.elapsed() < Duration::from_secs(60),
                         "rewindd never started"
@@ -295,15 +304,35 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
                 });
                 Duration::from_millis(rng.between(0, 250))
             }
+            // Uploading: stall the link to S3; the next seal's upload (and
+            // a snapshot's, every 150 events) hangs half sent.
+            _ => {
+                let t0 = Instant::now();
+                while !running(&daemon) {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(60),
+                        "rewindd never started"
+                    );
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(rng.between(200, 1200))).await;
+                if let Target::S3 { proxy, .. } = &target {
+                    proxy.stall();
+                }
+                Duration::from_millis(rng.between(1100, 2500))
+            }
         };
         let until = Instant::now() + delay;
         while Instant::now() < until {
-            watch(&mut acked);
+            watch(&mut acked, &daemon);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        watch(&mut acked);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        watch(&mut acked, &daemon);
+        daemon.kill().unwrap();
+        if let Target::S3 { proxy, .. } = &target {
+            // The held bytes go on to Garage: a request cut mid-body.
+            proxy.resume();
+        }
 
         let j = open_journal(&data.join("journal"));
         let next = j.next_seq();
@@ -325,11 +354,12 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         );
         known = records.iter().map(fingerprint).collect();
         max_acked = max_acked.max(acked);
-        let files = verify_store(&store, &data.join("store")).await;
+        let files = verify_store(&store, local_store.as_deref()).await;
         let (segs, stored) = check_segments(&store, &records).await;
         eprintln!(
-            "round {round}: phase {phase} after {delay:?}: acked < {acked}, journal {} records, \
+            "round {round}: {} after {delay:?}: acked < {acked}, journal {} records, \
              {segs} segments stored through {stored}, {files} files verified",
+            PHASES[usize::try_from(phase).unwrap()],
             records.len()
         );
     }
@@ -337,40 +367,25 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     // The last start: catch up, then a clean stop with the changes stopped.
     stop.store(true, Ordering::Relaxed);
     let steps = churn.await.unwrap();
-    let mut child = start(&cfg, &log);
-    let pid = child.id();
-    wait_settled(|| status_of(&data, pid), Duration::from_secs(3), "final").await;
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = child.wait().unwrap();
+    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+    daemon
+        .settle(Duration::from_secs(3), "final")
+        .await
+        .unwrap();
+    let exit = daemon.terminate().unwrap();
     assert!(
         exit.success(),
         "rewindd exited with {exit}\n{}",
-        std::fs::read_to_string(&log).unwrap()
+        daemon.log_tail(40)
     );
 
-    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
-    let j = open_journal(&data.join("journal"));
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
-    let n = check_log(&j);
-    let records: Vec<EventRecord> = j.records_from(1).map(Result::unwrap).collect();
-    drop(j);
+    let Recorded { state, records, .. } =
+        check_recorded(&cp.readonly_client(), "rancher", &data).await;
+    let n = records.len() as u64;
     for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
         assert_eq!(*old, now, "final: a durable record changed");
     }
-    let verified = verify_store(&store, &data.join("store")).await;
+    let verified = verify_store(&store, local_store.as_deref()).await;
     let (segs, stored) = check_segments(&store, &records).await;
     assert_eq!(stored, n, "SIGTERM seals and stores every durable event");
     let snaps = store.list_snapshots().await.unwrap();
@@ -385,7 +400,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         assert_eq!(got.objects, want.objects, "snapshot at seq {}", s.seq);
     }
     eprintln!(
-        "{kills} kills (seed {seed:#x}; phases ingest/steady/snapshot {phases:?}) in {:?}; \
+        "{kills} kills (seed {seed:#x}; phases ingest/steady/snapshot/upload {phases:?}) in {:?}; \
          {steps} change steps; {n} records, {} objects, {segs} segments, {} snapshots; \
          highest acknowledged seq {}; {verified} store files verified",
         started.elapsed(),

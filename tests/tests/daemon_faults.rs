@@ -17,45 +17,25 @@
 mod daemon_support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use daemon_support::*;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{read_status, status_path};
 use rewind_format::EventKind;
 use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 use serde_json::json;
 
-fn start_daemon(kubeconfig: &Path, data: &Path) -> Child {
-    Command::new(rewindd_bin())
-        .args(["--kubeconfig"])
-        .arg(kubeconfig)
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "--presets",
-            "rancher",
-            "--discovery-interval-s",
-            "2",
-            "--status-interval-ms",
-            "200",
-        ])
-        .arg("--config")
-        .arg(data.join("none.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .arg("run")
-        .spawn()
-        .unwrap()
-}
-
-fn status(data: &Path) -> Option<rewind_daemon::status::StatusFile> {
-    let s = read_status(&status_path(data)).ok()?;
-    // A status file left by the killed daemon does not count.
-    (rewind_daemon::status::now_ms() - s.written_at_ms < 1000).then_some(s)
+fn start_daemon(kubeconfig: &Path, data: &Path) -> Rewindd {
+    let cfg = DaemonConfig::new(data, kubeconfig);
+    let path = data.with_extension("toml");
+    cfg.write(&path).unwrap();
+    let opts = RunOptions {
+        discovery_interval_s: 2,
+        rust_log: "info".into(),
+        ..RunOptions::default()
+    };
+    Rewindd::spawn(&path, data, &opts).unwrap()
 }
 
 fn crd(plural: &str) -> DynamicObject {
@@ -77,20 +57,13 @@ async fn records_exactly_through_faults() {
     let objects = load_plane(&admin, 30).await;
     let proxied = cp.proxy().await.unwrap();
     let data_dir = tempfile::tempdir().unwrap();
-    let data = data_dir.path();
-    // Own admin socket and no metrics port: daemons of tests running in
-    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
-    std::fs::write(
-        data.join("none.toml"),
-        format!(
-            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
-            data.join("rewindd.sock").display()
-        ),
-    )
-    .unwrap();
+    let data = &data_dir.path().join("data");
 
     let mut daemon = start_daemon(&proxied.readonly.kubeconfig, data);
-    wait_settled(|| status(data), Duration::from_secs(2), "initial list").await;
+    daemon
+        .settle(Duration::from_secs(2), "initial list")
+        .await
+        .unwrap();
     let mut m = Mutator::new(admin.clone(), &objects);
     m.run(30).await;
 
@@ -151,7 +124,10 @@ async fn records_exactly_through_faults() {
     );
     // The daemon picks the new type up and records its objects.
     let t0 = std::time::Instant::now();
-    while status(data).is_none_or(|s| s.types.get(tk).is_none_or(|t| t.events < 3)) {
+    while daemon
+        .status()
+        .is_none_or(|s| s.types.get(tk).is_none_or(|t| t.events < 3))
+    {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "new CRD's objects not recorded"
@@ -180,9 +156,11 @@ async fn records_exactly_through_faults() {
     cms.create(&PostParams::default(), &cm("first"))
         .await
         .unwrap();
-    wait_settled(|| status(data), Duration::from_secs(1), "before the kill").await;
+    daemon
+        .settle(Duration::from_secs(1), "before the kill")
+        .await
+        .unwrap();
     daemon.kill().unwrap();
-    daemon.wait().unwrap();
     m.run(24).await;
     cms.delete(&recreated, &DeleteParams::default())
         .await
@@ -193,30 +171,20 @@ async fn records_exactly_through_faults() {
     let mut daemon = start_daemon(&proxied.readonly.kubeconfig, data);
     m.run(24).await;
 
-    wait_settled(|| status(data), Duration::from_secs(3), "after the faults").await;
-    let st = Command::new("kill")
-        .arg("-TERM")
-        .arg(daemon.id().to_string())
-        .status()
+    daemon
+        .settle(Duration::from_secs(3), "after the faults")
+        .await
         .unwrap();
-    assert!(st.success());
-    let exit = daemon.wait().unwrap();
+    let exit = daemon.terminate().unwrap();
     assert!(exit.success(), "rewindd exited with {exit}");
 
-    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
-    let j = open_journal(&data.join("journal"));
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
-    let records = check_log(&j);
-    eprintln!("{} objects in state, {records} records", state.len());
+    let Recorded {
+        state,
+        records: all,
+        ..
+    } = check_recorded(&cp.readonly_client(), "rancher", data).await;
+    eprintln!("{} objects in state, {} records", state.len(), all.len());
 
-    let all: Vec<_> = j.records_from(1).map(Result::unwrap).collect();
     // The CRD's objects: recorded, then deleted.
     let cfg_events: Vec<_> = all
         .iter()

@@ -15,16 +15,15 @@
 
 mod daemon_support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{Api, ListParams};
-use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{WatchState, read_status, status_path};
+use rewind_daemon::status::WatchState;
 use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -41,7 +40,7 @@ fn reader() -> Vec<PolicyRule> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
-    let bin = rewindd_bin();
+    let _ = rewindd_bin();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let objects = load_plane(&admin, 5).await;
@@ -49,45 +48,21 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Own admin socket and no metrics port: daemons of tests running in
-    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
-    std::fs::write(
-        dir.path().join("none.toml"),
-        format!(
-            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
-            dir.path().join("rewindd.sock").display()
-        ),
-    )
-    .unwrap();
+    let cfg = DaemonConfig::new(&data, &user.kubeconfig);
+    let cfg_path = dir.path().join("rewindd.toml");
+    cfg.write(&cfg_path).unwrap();
     let log = dir.path().join("rewindd.log");
-    let mut child = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(&user.kubeconfig)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
-        .args([
-            "--presets",
-            "rancher",
-            "--status-interval-ms",
-            "200",
-            "--discovery-interval-s",
-            "2",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::inherit())
-        .arg("run")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let status = || {
-        read_status(&status_path(&data))
-            .ok()
-            .filter(|s| s.pid == pid)
+    let opts = RunOptions {
+        discovery_interval_s: 2,
+        rust_log: "info".into(),
+        log: Some(log.clone()),
+        ..RunOptions::default()
     };
-    wait_settled(status, Duration::from_secs(2), "initial list").await;
+    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+    daemon
+        .settle(Duration::from_secs(2), "initial list")
+        .await
+        .unwrap();
     let mut m = Mutator::new(admin.clone(), &objects);
     assert_eq!(m.run(12).await, 0);
 
@@ -114,7 +89,7 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
     // Loud: watchers fail with the API's reason; the process stays up.
     let t0 = Instant::now();
     let failing = loop {
-        let s = status();
+        let s = daemon.status();
         let failing: Vec<(String, String)> = s
             .iter()
             .flat_map(|s| s.types.iter())
@@ -126,14 +101,13 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "rewindd exited on revoked credentials"
-    );
+    daemon
+        .check_running()
+        .unwrap_or_else(|e| panic!("on revoked credentials: {e}"));
     assert!(
         failing.len() > 1,
         "no watcher reports the revocation: {:?}",
-        status().map(|s| s.types)
+        daemon.status().map(|s| s.types)
     );
     assert!(
         failing
@@ -152,28 +126,17 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
     cp.create_identity("daemon-user", reader()).await.unwrap();
     let t0 = Instant::now();
     assert_eq!(m.run(12).await, 0);
-    wait_settled(status, Duration::from_secs(3), "after the grant returns").await;
+    daemon
+        .settle(Duration::from_secs(3), "after the grant returns")
+        .await
+        .unwrap();
     let recovered = t0.elapsed();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success());
+    let exit = daemon.terminate().unwrap();
+    assert!(exit.success(), "rewindd exited with {exit}");
 
-    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
-    let j = open_journal(&data.join("journal"));
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
-    let n = check_log(&j);
+    let Recorded { state, records, .. } =
+        check_recorded(&cp.readonly_client(), "rancher", &data).await;
+    let n = records.len();
     eprintln!(
         "{} watchers failing while revoked (e.g. {:?}); recovered {recovered:?} after the grant \
          returned; {n} records, {} objects",

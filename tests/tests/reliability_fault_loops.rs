@@ -19,16 +19,14 @@
 
 mod daemon_support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
-use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{StatusFile, WatchState, read_status, status_path};
 use rewind_format::EventKind;
 use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -43,68 +41,6 @@ fn fault_secs() -> u64 {
         .unwrap_or(60)
 }
 
-fn start(kubeconfig: &std::path::Path, dir: &std::path::Path) -> Child {
-    // Own admin socket and no metrics port: daemons of tests running in
-    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
-    std::fs::write(
-        dir.join("none.toml"),
-        format!(
-            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
-            dir.join("rewindd.sock").display()
-        ),
-    )
-    .unwrap();
-    Command::new(rewindd_bin())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(dir.join("none.toml"))
-        .args([
-            "--presets",
-            "rancher",
-            "--status-interval-ms",
-            "200",
-            "--discovery-interval-s",
-            "2",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("rewindd.err")).unwrap())
-        .arg("run")
-        .spawn()
-        .unwrap()
-}
-
-/// `wait_settled`, but on a timeout it says which watchers were not ready
-/// and shows the daemon's log.
-async fn settle(status: impl Fn() -> Option<StatusFile>, err_log: &std::path::Path, what: &str) {
-    let waited = tokio::time::timeout(
-        Duration::from_secs(170),
-        wait_settled(&status, Duration::from_secs(3), what),
-    )
-    .await;
-    if waited.is_err() {
-        let s = status();
-        let not_ready: Vec<String> = s
-            .iter()
-            .flat_map(|s| s.types.iter())
-            .filter(|(_, t)| {
-                !matches!(t.state, WatchState::Watching | WatchState::Stopped) || t.lag_ms != 0
-            })
-            .map(|(k, t)| format!("{k}: {:?} lag {} ms {:?}", t.state, t.lag_ms, t.reason))
-            .collect();
-        let log = std::fs::read_to_string(err_log).unwrap_or_default();
-        panic!(
-            "rewindd did not settle ({what}); journal {:?}; not ready:\n{}\nlog tail:\n{}",
-            s.as_ref().map(|s| &s.journal),
-            not_ready.join("\n"),
-            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-        );
-    }
-}
-
 async fn run(fault: Fault, every: Duration) {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
@@ -113,15 +49,19 @@ async fn run(fault: Fault, every: Duration) {
     let data = dir.path().join("data");
     // Through a proxy, so compaction can be paired with broken watches.
     let proxied = cp.proxy().await.unwrap();
-    let mut child = start(&proxied.readonly.kubeconfig, dir.path());
-    let pid = child.id();
-    let status = || -> Option<StatusFile> {
-        read_status(&status_path(&data))
-            .ok()
-            .filter(|s| s.pid == pid)
+    let cfg = DaemonConfig::new(&data, &proxied.readonly.kubeconfig);
+    let cfg_path = dir.path().join("rewindd.toml");
+    cfg.write(&cfg_path).unwrap();
+    let opts = RunOptions {
+        discovery_interval_s: 2,
+        ..RunOptions::default()
     };
-    settle(status, &dir.path().join("rewindd.err"), "initial list").await;
-    let types = status().unwrap().types.len();
+    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+    daemon
+        .settle(Duration::from_secs(3), "initial list")
+        .await
+        .unwrap();
+    let types = daemon.status().unwrap().types.len();
 
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
@@ -150,40 +90,26 @@ async fn run(fault: Fault, every: Duration) {
             }
         }
         faults += 1;
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "rewindd exited during {fault:?}: {}",
-            std::fs::read_to_string(dir.path().join("rewindd.err")).unwrap()
-        );
+        daemon
+            .check_running()
+            .unwrap_or_else(|e| panic!("during {fault:?}: {e}"));
     }
     stop.store(true, Ordering::Relaxed);
     let (steps, failed) = churn.await.unwrap();
     let t = Instant::now();
-    settle(status, &dir.path().join("rewindd.err"), "after the faults").await;
+    daemon
+        .settle(Duration::from_secs(3), "after the faults")
+        .await
+        .unwrap();
     let caught_up = t.elapsed();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success());
+    let exit = daemon.terminate().unwrap();
+    assert!(exit.success(), "rewindd exited with {exit}");
 
-    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
-    let j = open_journal(&data.join("journal"));
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
-    let n = check_log(&j);
-    let relists = j
-        .records_from(1)
-        .map(Result::unwrap)
+    let Recorded { state, records, .. } =
+        check_recorded(&cp.readonly_client(), "rancher", &data).await;
+    let n = records.len();
+    let relists = records
+        .iter()
         .filter(|r| matches!(r.kind, EventKind::ResyncEnd { .. }))
         .count();
     eprintln!(

@@ -25,24 +25,21 @@
 mod daemon_support;
 mod restore_support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use daemon_support::{
-    differences, journal_state, live_selected, open_journal, rewindd_bin, wait_settled,
-};
+use daemon_support::{differences, journal_state, live_selected, open_journal, rewindd_bin};
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
 use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{read_status, status_path};
 use rewind_format::{Limits, SnapshotReader, State};
 use rewind_restore::store::{Store, StoreConfig};
 use rewind_restore::{ApplyOptions, DesiredState, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 use rewind_tests::fixtures::Rng;
 use serde_json::{Value, json};
 
@@ -204,7 +201,7 @@ fn in_scope(state: &DesiredState, ns: &str) -> DesiredState {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_objects_are_recorded_and_restored_faithfully() {
     rewind_restore::install_tls_provider();
-    let bin = rewindd_bin();
+    let _ = rewindd_bin();
     let mut rng = Rng::new(0x0dd0_b1ec);
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
@@ -216,54 +213,19 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = dir.path().join("rewindd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
-
-[cluster]
-kubeconfig = "{kc}"
-
-[record]
-presets = ["everything"]
-
-[store]
-kind = "local"
-path = "{data}/store"
-
-[compact]
-seal_interval = "1s"
-snapshot_schedule = ""
-snapshot_after_events = 0
-
-[service]
-admin_socket = "{data}/rewindd.sock"
-metrics_addr = ""
-"#,
-            data = data.display(),
-            kc = src.readonly_kubeconfig_path().display(),
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("rewindd.log");
-    let mut child = Command::new(&bin)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--status-interval-ms", "200"])
-        .env("RUST_LOG", "info")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("rewindd.err")).unwrap())
-        .arg("run")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let status = || {
-        read_status(&status_path(&data))
-            .ok()
-            .filter(|s| s.pid == pid)
+    let mut cfg = DaemonConfig::new(&data, src.readonly_kubeconfig_path());
+    cfg.presets = vec!["everything".into()];
+    let cfg_path = dir.path().join("rewindd.toml");
+    cfg.write(&cfg_path).unwrap();
+    let opts = RunOptions {
+        rust_log: "info".into(),
+        ..RunOptions::default()
     };
-    wait_settled(status, Duration::from_secs(2), "initial list").await;
+    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+    daemon
+        .settle(Duration::from_secs(2), "initial list")
+        .await
+        .unwrap();
 
     // While recording: the big ConfigMap changes, and many objects arrive.
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
@@ -286,20 +248,14 @@ metrics_addr = ""
     let n = many();
     let took = create_many(&admin, &ns, n).await;
     let t = Instant::now();
-    wait_settled(status, Duration::from_secs(3), "many").await;
+    daemon.settle(Duration::from_secs(3), "many").await.unwrap();
     let settle = t.elapsed();
-    let snap = rewind_daemon::admin::client::snapshot(&data.join("rewindd.sock"), None, true)
+    let snap = rewind_daemon::admin::client::snapshot(&cfg.admin_socket(), None, true)
         .await
         .unwrap();
     assert!(snap.stored);
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success());
+    let exit = daemon.terminate().unwrap();
+    assert!(exit.success(), "rewindd exited with {exit}");
 
     // Recorded faithfully: the journal equals a fresh LIST.
     let live = live_selected(&src.readonly_client(), &preset("everything").unwrap()).await;
@@ -412,7 +368,7 @@ fn json_depth(bytes: &[u8]) -> usize {
 #[ignore = "bug: one object nested > 128 levels makes its whole type fail to list (serde_json recursion limit in kube's deserializer); owner: daemon watch, reported to the lead"]
 async fn regression_objects_nested_deeper_than_128_levels() {
     rewind_restore::install_tls_provider();
-    let bin = rewindd_bin();
+    let _ = rewindd_bin();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     create_crd(&admin).await;
@@ -448,42 +404,21 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Own admin socket and no metrics port: daemons of tests running in
-    // parallel must not collide on /run/rewind/rewindd.sock or :9464.
-    std::fs::write(
-        dir.path().join("none.toml"),
-        format!(
-            "[service]\nadmin_socket = \"{}\"\nmetrics_addr = \"\"\n",
-            dir.path().join("rewindd.sock").display()
-        ),
-    )
-    .unwrap();
-    let err = dir.path().join("rewindd.err");
-    let mut child = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(cp.readonly_kubeconfig_path())
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
-        .args(["--presets", "everything", "--status-interval-ms", "100"])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .arg("run")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let status = || {
-        read_status(&status_path(&data))
-            .ok()
-            .filter(|s| s.pid == pid)
+    let mut cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
+    cfg.presets = vec!["everything".into()];
+    let cfg_path = dir.path().join("rewindd.toml");
+    cfg.write(&cfg_path).unwrap();
+    let opts = RunOptions {
+        status_interval_ms: 100,
+        rust_log: "info".into(),
+        ..RunOptions::default()
     };
+    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
     let t0 = Instant::now();
     let mut settled = false;
     while t0.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if status().is_some_and(|s| {
+        if daemon.status().is_some_and(|s| {
             s.types
                 .get(&format!("oddthings.{GROUP}"))
                 .is_some_and(|t| t.events >= 1)
@@ -492,12 +427,9 @@ async fn regression_objects_nested_deeper_than_128_levels() {
             break;
         }
     }
-    let st = status();
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    child.wait().unwrap();
-    let log = std::fs::read_to_string(&err).unwrap();
+    let st = daemon.status();
+    let _ = daemon.terminate();
+    let log = daemon.log_tail(15);
     let j = open_journal(&data.join("journal"));
     let recorded = j
         .state()
@@ -509,6 +441,6 @@ async fn regression_objects_nested_deeper_than_128_levels() {
         "a {depth}-level object is not recorded (recorded depth {:?});\nstatus of its type: {:?}\nlog tail:\n{}",
         recorded.as_ref().map(|b| json_depth(b)),
         st.and_then(|s| s.types.get(&format!("oddthings.{GROUP}")).cloned()),
-        log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+        log
     );
 }

@@ -17,17 +17,15 @@
 
 mod daemon_support;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
-use rewind_daemon::select::preset::preset;
-use rewind_daemon::status::{read_status, status_path};
 use rewind_format::{EventRecord, Limits, SegmentReader};
-use rewind_restore::store::{S3Config, Store, StoreConfig};
+use rewind_restore::store::Store;
 use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 use rewind_tests::garage::Garage;
 
 fn down_secs() -> u64 {
@@ -61,7 +59,7 @@ async fn stored_through(store: &Store, records: Option<&[EventRecord]>) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_down_then_back_loses_nothing_and_catches_up() {
     rewind_restore::install_tls_provider();
-    let bin = rewindd_bin();
+    let _ = rewindd_bin();
     let mut garage = tokio::task::spawn_blocking(Garage::start)
         .await
         .unwrap()
@@ -71,75 +69,17 @@ async fn s3_down_then_back_loses_nothing_and_catches_up() {
     let objects = load_plane(&admin, 5).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = dir.path().join("rewindd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"data_dir = "{data}"
-
-[cluster]
-kubeconfig = "{kc}"
-
-[record]
-presets = ["rancher"]
-
-[store]
-kind = "s3"
-endpoint = "{endpoint}"
-bucket = "{bucket}"
-prefix = "down-test"
-region = "garage"
-credentials_file = "{creds}"
-allow_http = true
-path_style = true
-
-[compact]
-seal_interval = "1s"
-snapshot_schedule = ""
-snapshot_after_events = 500
-
-[service]
-admin_socket = "{data}/rewindd.sock"
-metrics_addr = ""
-"#,
-            data = data.display(),
-            kc = cp.readonly_kubeconfig_path().display(),
-            endpoint = garage.endpoint(),
-            bucket = garage.bucket(),
-            creds = garage.credentials_file().display(),
-        ),
-    )
-    .unwrap();
-    let store = Store::open(&StoreConfig::S3(S3Config {
-        endpoint: Some(garage.endpoint()),
-        bucket: garage.bucket().to_owned(),
-        prefix: "down-test".into(),
-        region: "garage".into(),
-        credentials_file: Some(garage.credentials_file()),
-        ca_file: None,
-        allow_http: true,
-        path_style: true,
-    }))
-    .await
-    .unwrap();
-    let err = dir.path().join("rewindd.err");
-    let mut child = Command::new(&bin)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--status-interval-ms", "200"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .arg("run")
-        .spawn()
+    let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path())
+        .s3(&garage, "down-test")
+        .snapshot_after_events(500);
+    let cfg_path = dir.path().join("rewindd.toml");
+    cfg.write(&cfg_path).unwrap();
+    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let mut daemon = Rewindd::spawn(&cfg_path, &data, &RunOptions::default()).unwrap();
+    daemon
+        .settle(Duration::from_secs(2), "initial list")
+        .await
         .unwrap();
-    let pid = child.id();
-    let status = || {
-        read_status(&status_path(&data))
-            .ok()
-            .filter(|s| s.pid == pid)
-    };
-    wait_settled(status, Duration::from_secs(2), "initial list").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
@@ -163,21 +103,17 @@ metrics_addr = ""
     let before = stored_through(&store, None).await;
 
     garage.stop();
-    let down_at = status().unwrap().journal.next_seq;
+    let down_at = daemon.status().unwrap().journal.next_seq;
     let t0 = Instant::now();
     let mut healthy = true;
     while t0.elapsed() < Duration::from_secs(down_secs()) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "rewindd exited with the store down: {}",
-            std::fs::read_to_string(&err).unwrap()
-        );
-        if let Some(s) = status() {
+        daemon.check_running().unwrap();
+        if let Some(s) = daemon.status() {
             healthy &= s.journal.healthy;
         }
     }
-    let up_at = status().unwrap().journal.next_seq;
+    let up_at = daemon.status().unwrap().journal.next_seq;
     assert!(healthy, "the journal stays healthy with the store down");
     assert!(
         up_at > down_at + 50,
@@ -186,8 +122,11 @@ metrics_addr = ""
     tokio::task::block_in_place(|| garage.restart()).unwrap();
     stop.store(true, Ordering::Relaxed);
     let steps = churn.await.unwrap();
-    wait_settled(status, Duration::from_secs(3), "after the outage").await;
-    let end = status().unwrap().journal.next_seq - 1;
+    daemon
+        .settle(Duration::from_secs(3), "after the outage")
+        .await
+        .unwrap();
+    let end = daemon.status().unwrap().journal.next_seq - 1;
     let t0 = Instant::now();
     while stored_through(&store, None).await < end {
         assert!(
@@ -198,23 +137,11 @@ metrics_addr = ""
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let caught_up = t0.elapsed();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success());
+    let exit = daemon.terminate().unwrap();
+    assert!(exit.success(), "rewindd exited with {exit}");
 
-    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
-    let j = open_journal(&data.join("journal"));
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
-    let n = check_log(&j);
-    let records: Vec<EventRecord> = j.records_from(1).map(Result::unwrap).collect();
-    drop(j);
+    let Recorded { records, .. } = check_recorded(&cp.readonly_client(), "rancher", &data).await;
+    let n = records.len() as u64;
     let stored = stored_through(&store, Some(&records)).await;
     assert_eq!(stored, n, "every durable event is stored");
     eprintln!(

@@ -186,20 +186,7 @@ pub fn check_log(j: &Journal) -> u64 {
 
 /// The rewindd binary, built if missing.
 pub fn rewindd_bin() -> PathBuf {
-    let root = rewind_tests::controlplane::workspace_root();
-    let bin = rewind_tests::controlplane::target_dir()
-        .join("debug")
-        .join("rewindd");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = std::process::Command::new(cargo)
-            .args(["build", "-p", "rewind-daemon", "--bin", "rewindd"])
-            .current_dir(&root)
-            .status()
-            .unwrap();
-        assert!(st.success(), "building rewindd failed");
-    }
-    bin
+    rewind_tests::daemon::rewindd_bin().unwrap()
 }
 
 fn find<'a>(
@@ -405,35 +392,49 @@ pub async fn load_plane(admin: &kube::Client, clusters: usize) -> Vec<GeneratedO
 }
 
 /// Waits until every watcher watches, nothing lags, and the journal has not
-/// moved for `quiet`: the daemon has recorded everything the API sent.
+/// moved for `quiet` ([`rewind_tests::daemon::wait_settled`], panicking with
+/// the watchers that are not ready on a timeout).
 pub async fn wait_settled(
-    mut status: impl FnMut() -> Option<rewind_daemon::status::StatusFile>,
+    status: impl FnMut() -> Option<rewind_daemon::status::StatusFile>,
     quiet: Duration,
     what: &str,
 ) {
-    use rewind_daemon::status::WatchState;
-    let start = std::time::Instant::now();
-    let mut last_seq = 0;
-    let mut since = std::time::Instant::now();
-    loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "daemon did not settle ({what})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let Some(s) = status() else { continue };
-        let ready = !s.types.is_empty()
-            && s.journal.healthy
-            && s.types.values().all(|t| {
-                matches!(t.state, WatchState::Watching | WatchState::Stopped) && t.lag_ms == 0
-            });
-        if !ready || s.journal.next_seq != last_seq {
-            last_seq = s.journal.next_seq;
-            since = std::time::Instant::now();
-            continue;
-        }
-        if since.elapsed() >= quiet {
-            return;
-        }
+    rewind_tests::daemon::wait_settled(status, quiet, rewind_tests::daemon::settle_timeout(), what)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// What a stopped daemon recorded, checked against the API.
+pub struct Recorded {
+    /// The journal's state.
+    pub state: BTreeMap<Key, Seen>,
+    /// A fresh LIST of what the preset selects.
+    pub live: BTreeMap<Key, Seen>,
+    /// Every record of the log, from seq 1.
+    pub records: Vec<rewind_format::EventRecord>,
+}
+
+/// After the daemon stopped: the journal under `data` equals a fresh LIST
+/// of `preset_name`, and its log is gap-free, without duplicates and
+/// replays to the state ([`check_log`]).
+pub async fn check_recorded(client: &kube::Client, preset_name: &str, data: &Path) -> Recorded {
+    let set = rewind_daemon::select::preset::preset(preset_name).unwrap();
+    let live = live_selected(client, &set).await;
+    let j = open_journal(&data.join("journal"));
+    let state = journal_state(&j);
+    let diffs = differences(&state, &live);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    let n = check_log(&j);
+    let records: Vec<_> = j.records_from(1).map(Result::unwrap).collect();
+    assert_eq!(records.len() as u64, n);
+    Recorded {
+        state,
+        live,
+        records,
     }
 }

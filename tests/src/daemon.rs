@@ -1,0 +1,478 @@
+//! The real `rewindd` for scenario tests: its binary (built if missing), a
+//! config file, a running process with its own admin socket and no metrics
+//! port, its status file, and "settled" (every watcher watching, nothing
+//! lagging, the journal quiet).
+//!
+//! ```no_run
+//! # async fn demo(cp: &rewind_tests::ControlPlane) -> Result<(), rewind_tests::daemon::Error> {
+//! use std::time::Duration;
+//! use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+//! let dir = tempfile::tempdir().map_err(|e| rewind_tests::daemon::Error::Io {
+//!     what: "tempdir".into(), source: e })?;
+//! let cfg = DaemonConfig::new(dir.path().join("data"), cp.readonly_kubeconfig_path());
+//! let path = dir.path().join("rewindd.toml");
+//! cfg.write(&path)?;
+//! let mut d = Rewindd::spawn(&path, &cfg.data, &RunOptions::default())?;
+//! d.settle(Duration::from_secs(2), "initial list").await?;
+//! let next_seq = d.status().map(|s| s.journal.next_seq);
+//! let exit = d.terminate()?;   // SIGTERM: seal and store, exit 0
+//! # let _ = (next_seq, exit); Ok(()) }
+//! ```
+//!
+//! Several daemons of tests running in parallel never share a port, socket
+//! or directory: everything lives under the data directory the test chose.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rewind_daemon::status::{StatusFile, WatchState, read_status, status_path};
+
+use crate::garage::Garage;
+
+/// Errors of driving `rewindd`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// `cargo build` of a binary failed.
+    #[error("building {bin} failed with {status}")]
+    Build {
+        /// The binary.
+        bin: &'static str,
+        /// Cargo's exit status.
+        status: ExitStatus,
+    },
+    /// The daemon did not settle in time.
+    #[error(
+        "rewindd did not settle ({what}) within {waited:?}; journal {journal}; not ready:\n{not_ready}\nlog tail:\n{log_tail}"
+    )]
+    NotSettled {
+        /// Which wait.
+        what: String,
+        /// How long it waited.
+        waited: Duration,
+        /// The journal's last status, if any.
+        journal: String,
+        /// Watchers not watching or lagging, one a line.
+        not_ready: String,
+        /// The last lines of the daemon's log.
+        log_tail: String,
+    },
+    /// The daemon exited while it was expected to run.
+    #[error("rewindd exited with {status}; log tail:\n{log_tail}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// The last lines of its log.
+        log_tail: String,
+    },
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// How long a settle may take: `REWIND_SETTLE_SECS`, default 300. Generous
+/// because the development machine runs several daemon tests and fuzzers
+/// on two cores; a settle that needs it is slow, not wrong.
+pub fn settle_timeout() -> Duration {
+    Duration::from_secs(
+        std::env::var("REWIND_SETTLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+    )
+}
+
+fn debug_bin(package: &str, bin: &'static str) -> Result<PathBuf> {
+    let path = crate::controlplane::target_dir().join("debug").join(bin);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", package, "--bin", bin])
+            .current_dir(crate::controlplane::workspace_root())
+            .status()
+            .map_err(io(format!("running cargo build for {bin}")))?;
+        if !status.success() {
+            return Err(Error::Build { bin, status });
+        }
+    }
+    Ok(path)
+}
+
+/// `REWIND_REWINDD` if set (a release build for the soak), else the
+/// debug `rewindd`, built if missing.
+pub fn rewindd_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("REWIND_REWINDD") {
+        return Ok(PathBuf::from(p));
+    }
+    debug_bin("rewind-daemon", "rewindd")
+}
+
+/// The debug `rewind`, built if missing.
+pub fn rewind_bin() -> Result<PathBuf> {
+    debug_bin("rewind-restore", "rewind")
+}
+
+/// Where the daemon ships sealed segments and snapshots.
+#[derive(Debug, Clone)]
+pub enum StoreSpec {
+    /// `<data>/store`.
+    Local,
+    /// A bucket on a (Garage) S3 server over plain http on loopback.
+    S3 {
+        /// `http://127.0.0.1:port`.
+        endpoint: String,
+        /// The bucket.
+        bucket: String,
+        /// Key prefix inside it.
+        prefix: String,
+        /// `access_key_id = ...` / `secret_access_key = ...`.
+        credentials_file: PathBuf,
+    },
+}
+
+/// A `rewindd.toml` for tests: the rancher preset, a store, fast sealing.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// The data directory (journal, status file, local store, socket).
+    pub data: PathBuf,
+    /// kubeconfig of the cluster to record.
+    pub kubeconfig: PathBuf,
+    /// Preset names.
+    pub presets: Vec<String>,
+    /// The store.
+    pub store: StoreSpec,
+    /// `compact.seal_interval`.
+    pub seal_interval: String,
+    /// `compact.snapshot_after_events` (0 disables).
+    pub snapshot_after_events: u64,
+    /// Raw TOML appended to the file (extra sections).
+    pub extra: String,
+}
+
+impl DaemonConfig {
+    /// The rancher preset into `<data>/store`, sealing every second, no
+    /// automatic snapshots.
+    pub fn new(data: impl Into<PathBuf>, kubeconfig: &Path) -> Self {
+        Self {
+            data: data.into(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            presets: vec!["rancher".into()],
+            store: StoreSpec::Local,
+            seal_interval: "1s".into(),
+            snapshot_after_events: 0,
+            extra: String::new(),
+        }
+    }
+
+    /// Ships to `garage`'s bucket under `prefix` instead.
+    pub fn s3(mut self, garage: &Garage, prefix: &str) -> Self {
+        self.store = StoreSpec::S3 {
+            endpoint: garage.endpoint(),
+            bucket: garage.bucket().to_owned(),
+            prefix: prefix.to_owned(),
+            credentials_file: garage.credentials_file(),
+        };
+        self
+    }
+
+    /// Sets `compact.snapshot_after_events`.
+    pub fn snapshot_after_events(mut self, n: u64) -> Self {
+        self.snapshot_after_events = n;
+        self
+    }
+
+    /// The admin socket the config names.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data.join("rewindd.sock")
+    }
+
+    /// The store as `rewind_restore` opens it.
+    pub fn store_config(&self) -> rewind_restore::store::StoreConfig {
+        use rewind_restore::store::{S3Config, StoreConfig};
+        match &self.store {
+            StoreSpec::Local => StoreConfig::Local {
+                path: self.data.join("store"),
+            },
+            StoreSpec::S3 {
+                endpoint,
+                bucket,
+                prefix,
+                credentials_file,
+            } => StoreConfig::S3(S3Config {
+                endpoint: Some(endpoint.clone()),
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                region: "garage".into(),
+                credentials_file: Some(credentials_file.clone()),
+                ca_file: None,
+                allow_http: true,
+                path_style: true,
+            }),
+        }
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> String {
+        let data = self.data.display();
+        let store = match &self.store {
+            StoreSpec::Local => format!("kind = \"local\"\npath = \"{data}/store\"\n"),
+            StoreSpec::S3 {
+                endpoint,
+                bucket,
+                prefix,
+                credentials_file,
+            } => format!(
+                "kind = \"s3\"\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
+                 prefix = \"{prefix}\"\nregion = \"garage\"\ncredentials_file = \"{}\"\n\
+                 allow_http = true\npath_style = true\n",
+                credentials_file.display()
+            ),
+        };
+        let presets: Vec<String> = self.presets.iter().map(|p| format!("\"{p}\"")).collect();
+        format!(
+            "data_dir = \"{data}\"\n\n[cluster]\nkubeconfig = \"{kc}\"\n\n[record]\npresets = [{presets}]\n\n\
+             [store]\n{store}\n[compact]\nseal_interval = \"{seal}\"\nsnapshot_schedule = \"\"\n\
+             snapshot_after_events = {snap}\n\n[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"\"\n\n{extra}",
+            kc = self.kubeconfig.display(),
+            presets = presets.join(", "),
+            seal = self.seal_interval,
+            snap = self.snapshot_after_events,
+            sock = self.admin_socket().display(),
+            extra = self.extra,
+        )
+    }
+
+    /// Writes the file.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.text()).map_err(io(format!("writing {}", path.display())))
+    }
+}
+
+/// How to run the process.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `--status-interval-ms`.
+    pub status_interval_ms: u64,
+    /// `--discovery-interval-s`.
+    pub discovery_interval_s: u64,
+    /// `RUST_LOG`.
+    pub rust_log: String,
+    /// Log file for stdout and stderr, appended to; default `<data>/rewindd.log`.
+    pub log: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            status_interval_ms: 200,
+            discovery_interval_s: 5,
+            rust_log: "warn".into(),
+            log: None,
+        }
+    }
+}
+
+/// The status file `rewindd` with `pid` wrote under `data` (a dead
+/// daemon's file does not count).
+pub fn status_of(data: &Path, pid: u32) -> Option<StatusFile> {
+    read_status(&status_path(data))
+        .ok()
+        .filter(|s| s.pid == pid)
+}
+
+/// A running `rewindd run`. Killed on drop if still running.
+#[derive(Debug)]
+pub struct Rewindd {
+    child: Child,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
+}
+
+impl Rewindd {
+    /// Starts `rewindd --config <config> run`.
+    pub fn spawn(config: &Path, data: &Path, opts: &RunOptions) -> Result<Self> {
+        std::fs::create_dir_all(data).map_err(io(format!("creating {}", data.display())))?;
+        let log = opts.log.clone().unwrap_or_else(|| data.join("rewindd.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(io(format!("opening {}", log.display())))?;
+        let file2 = file.try_clone().map_err(io("cloning the log handle"))?;
+        let child = Command::new(rewindd_bin()?)
+            .arg("--config")
+            .arg(config)
+            .arg("--status-interval-ms")
+            .arg(opts.status_interval_ms.to_string())
+            .arg("--discovery-interval-s")
+            .arg(opts.discovery_interval_s.to_string())
+            .env("RUST_LOG", &opts.rust_log)
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(file2))
+            .arg("run")
+            .spawn()
+            .map_err(io("starting rewindd"))?;
+        Ok(Self {
+            child,
+            data: data.to_path_buf(),
+            log,
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The status this process wrote, if any yet.
+    pub fn status(&self) -> Option<StatusFile> {
+        status_of(&self.data, self.pid())
+    }
+
+    /// The last `n` lines of its log.
+    pub fn log_tail(&self, n: usize) -> String {
+        log_tail(&self.log, n)
+    }
+
+    /// `Err(Exited)` if the process has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        match self.child.try_wait().map_err(io("polling rewindd"))? {
+            None => Ok(()),
+            Some(status) => Err(Error::Exited {
+                status,
+                log_tail: self.log_tail(30),
+            }),
+        }
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill().map_err(io("killing rewindd"))?;
+        self.child.wait().map_err(io("reaping rewindd"))?;
+        Ok(())
+    }
+
+    /// SIGTERM (seal, store, exit), and wait for the exit.
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .map_err(io("running kill -TERM"))?;
+        if !sent.success() {
+            return Err(Error::Io {
+                what: format!("kill -TERM {}", self.pid()),
+                source: std::io::Error::other(format!("kill exited with {sent}")),
+            });
+        }
+        self.child.wait().map_err(io("waiting for rewindd"))
+    }
+
+    /// Waits until this daemon settled (see [`wait_settled`]); the error
+    /// names the watchers that are not ready and shows the log's tail.
+    pub async fn settle(&mut self, quiet: Duration, what: &str) -> Result<()> {
+        let (data, pid) = (self.data.clone(), self.pid());
+        match wait_settled(|| status_of(&data, pid), quiet, settle_timeout(), what).await {
+            Err(Error::NotSettled {
+                what,
+                waited,
+                journal,
+                not_ready,
+                ..
+            }) => {
+                self.check_running()?;
+                Err(Error::NotSettled {
+                    what,
+                    waited,
+                    journal,
+                    not_ready,
+                    log_tail: self.log_tail(20),
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for Rewindd {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The last `n` lines of a log file.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<&str> = text.lines().rev().take(n).collect();
+    lines.reverse();
+    lines.join("\n")
+}
+
+fn ready(s: &StatusFile) -> bool {
+    !s.types.is_empty()
+        && s.journal.healthy
+        && s.types
+            .values()
+            .all(|t| matches!(t.state, WatchState::Watching | WatchState::Stopped) && t.lag_ms == 0)
+}
+
+/// Waits until every watcher watches, nothing lags, and the journal has not
+/// moved for `quiet`: the daemon has recorded everything the API sent.
+/// `status` returns the daemon's current status (None while it has none).
+pub async fn wait_settled(
+    mut status: impl FnMut() -> Option<StatusFile>,
+    quiet: Duration,
+    timeout: Duration,
+    what: &str,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut last_seq = 0;
+    let mut since = Instant::now();
+    loop {
+        if start.elapsed() >= timeout {
+            let s = status();
+            let not_ready: Vec<String> = s
+                .iter()
+                .flat_map(|s| s.types.iter())
+                .filter(|(_, t)| {
+                    !matches!(t.state, WatchState::Watching | WatchState::Stopped) || t.lag_ms != 0
+                })
+                .map(|(k, t)| format!("{k}: {:?} lag {} ms {:?}", t.state, t.lag_ms, t.reason))
+                .collect();
+            return Err(Error::NotSettled {
+                what: what.to_owned(),
+                waited: start.elapsed(),
+                journal: format!("{:?}", s.as_ref().map(|s| &s.journal)),
+                not_ready: not_ready.join("\n"),
+                log_tail: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(s) = status() else { continue };
+        if !ready(&s) || s.journal.next_seq != last_seq {
+            last_seq = s.journal.next_seq;
+            since = Instant::now();
+            continue;
+        }
+        if since.elapsed() >= quiet {
+            return Ok(());
+        }
+    }
+}
