@@ -8,6 +8,9 @@
 //!    thread while the same ingestion runs on another; its time, MB/s of
 //!    object JSON and size; and the ingestion rate during it.
 //!
+//! Each round also prints the process's RSS before the snapshot and its
+//! peak during it (snapshot plus the concurrent ingestion), MB.
+//!
 //! `cargo bench -p rewind-daemon --bench snapshot_while_ingesting`
 //! (`REWIND_BENCH_OBJECTS` overrides 100,000).
 #![allow(
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rewind_daemon::compact::log::{EventLog, JournalView};
+use rewind_daemon::compact::log::{EventLog, JournalSlot};
 use rewind_daemon::compact::{CompactConfig, Compactor};
 use rewind_daemon::journal::batch::StateChange;
 use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
@@ -125,7 +128,7 @@ fn main() {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap();
-    let view: Arc<dyn EventLog> = Arc::new(JournalView::new(&journal));
+    let view: Arc<dyn EventLog> = Arc::new(JournalSlot::new(&journal));
     let mut ingest = Ingest {
         journal,
         enc: EventBlockEncoder::new(1).unwrap(),
@@ -168,8 +171,17 @@ fn main() {
         seal.as_secs_f64()
     );
     println!(
-        "{:<6} {:>8} {:>9} {:>8} {:>9} {:>12} {:>12} {:>7}",
-        "round", "objects", "snap s", "MB/s", "size MB", "alone ev/s", "during ev/s", "ratio"
+        "{:<6} {:>8} {:>9} {:>8} {:>9} {:>12} {:>12} {:>7} {:>10} {:>10}",
+        "round",
+        "objects",
+        "snap s",
+        "MB/s",
+        "size MB",
+        "alone ev/s",
+        "during ev/s",
+        "ratio",
+        "RSS MB",
+        "peak MB"
     );
     // Round 1 folds every segment (first snapshot); later rounds fold the
     // previous snapshot plus the events since, the steady state.
@@ -179,6 +191,8 @@ fn main() {
         let (base_n, base_t) = ingest.run((0..n).cycle().skip(round * 13), updates, None);
         let base_rate = base_n as f64 / base_t.as_secs_f64();
         c.seal_all().unwrap();
+        let rss_before = rss_mb("VmRSS:");
+        reset_peak_rss();
         let stop = Arc::new(AtomicBool::new(false));
         let (snap, snap_t, during_n, during_t) = std::thread::scope(|s| {
             let c = &c;
@@ -193,10 +207,11 @@ fn main() {
             let (snap, st) = h.join().unwrap();
             (snap, st, dn, dt)
         });
+        let peak = rss_mb("VmHWM:");
         let during_rate = during_n as f64 / during_t.as_secs_f64();
         ratios.push(during_rate / base_rate);
         println!(
-            "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12.0} {:>12.0} {:>7.2}",
+            "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12.0} {:>12.0} {:>7.2} {:>10} {:>10}",
             round,
             snap.objects,
             snap_t.as_secs_f64(),
@@ -204,7 +219,9 @@ fn main() {
             snap.size as f64 / 1e6,
             base_rate,
             during_rate,
-            during_rate / base_rate
+            during_rate / base_rate,
+            rss_before,
+            peak
         );
     }
     println!(
@@ -220,10 +237,21 @@ fn main() {
 
 /// Peak resident memory of this process (VmHWM), MB.
 fn peak_rss_mb() -> u64 {
+    rss_mb("VmHWM:")
+}
+
+/// Starts a new peak-RSS window (Linux: writing 5 to clear_refs resets
+/// VmHWM), so each round's peak is its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// A memory line of /proc/self/status (`VmRSS:`, `VmHWM:`), MB.
+fn rss_mb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<u64>().ok())

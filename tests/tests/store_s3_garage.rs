@@ -316,11 +316,13 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
     let size = MULTIPART_THRESHOLD + 2 * MULTIPART_PART_SIZE + 4321;
     let started = Arc::new(AtomicU32::new(0));
     let done = Arc::new(AtomicBool::new(false));
+    // Made up front, so the kill below lands in an upload, not in making data.
+    let files: Vec<bytes::Bytes> = (1..=N).map(|i| payload(100 + i, size).into()).collect();
     let uploader = {
         let (store, started, done) = (store.clone(), Arc::clone(&started), Arc::clone(&done));
         tokio::spawn(async move {
             let mut entries = Vec::new();
-            for i in 1..=N {
+            for (i, file) in (1..=N).zip(files) {
                 started.store(u32::try_from(i).unwrap(), Ordering::SeqCst);
                 let meta = SnapshotMeta {
                     seq: i * 1000,
@@ -329,12 +331,7 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
                     label: None,
                     encrypted: false,
                 };
-                entries.push(
-                    store
-                        .put_snapshot(meta, payload(100 + i, size).into())
-                        .await
-                        .unwrap(),
-                );
+                entries.push(store.put_snapshot(meta, file).await.unwrap());
             }
             done.store(true, Ordering::SeqCst);
             entries
@@ -376,7 +373,7 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
     while started.load(Ordering::SeqCst) < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     g = tokio::task::spawn_blocking(move || {
         g.stop();
         std::thread::sleep(Duration::from_secs(2));
@@ -399,6 +396,7 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
         store.multipart_uploads() >= N,
         "every large file went up in parts"
     );
+    assert!(store.retried() > 0, "an upload met the outage and retried");
     let listed = store.list_snapshots().await.unwrap();
     assert_eq!(listed, entries, "every upload is listed exactly once");
     for (i, e) in listed.iter().enumerate() {
