@@ -10,10 +10,8 @@
 //! let dir = tempfile::tempdir().map_err(|e| rewind_tests::daemon::Error::Io {
 //!     what: "tempdir".into(), source: e })?;
 //! let cfg = DaemonConfig::new(dir.path().join("data"), cp.readonly_kubeconfig_path());
-//! let path = dir.path().join("rewindd.toml");
-//! cfg.write(&path)?;
-//! let mut d = Rewindd::spawn(&path, &cfg.data, &RunOptions::default())?;
-//! d.settle(Duration::from_secs(2), "initial list").await?;
+//! let mut d = cfg.start(&RunOptions::default())?;        // writes data.toml
+//! d.settle(Duration::from_secs(2), "initial list").await?; // or cfg.start_settled(..)
 //! let next_seq = d.status().map(|s| s.journal.next_seq);
 //! let exit = d.terminate()?;   // SIGTERM: seal and store, exit 0
 //! # let _ = (next_seq, exit); Ok(()) }
@@ -258,6 +256,27 @@ impl DaemonConfig {
     /// Writes the file.
     pub fn write(&self, path: &Path) -> Result<()> {
         std::fs::write(path, self.text()).map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Where [`DaemonConfig::start`] writes the file: `<data>.toml`, beside
+    /// the data directory (inside it, rewindd's own files would mix with it).
+    pub fn path(&self) -> PathBuf {
+        self.data.with_extension("toml")
+    }
+
+    /// Writes the file to [`DaemonConfig::path`] and starts `rewindd run`.
+    pub fn start(&self, opts: &RunOptions) -> Result<Rewindd> {
+        let path = self.path();
+        self.write(&path)?;
+        Rewindd::spawn(&path, &self.data, opts)
+    }
+
+    /// [`DaemonConfig::start`], then waits until it settled after its
+    /// initial list (2 s quiet).
+    pub async fn start_settled(&self, opts: &RunOptions) -> Result<Rewindd> {
+        let mut d = self.start(opts)?;
+        d.settle(Duration::from_secs(2), "initial list").await?;
+        Ok(d)
     }
 }
 

@@ -27,15 +27,12 @@ use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 use serde_json::json;
 
 fn start_daemon(kubeconfig: &Path, data: &Path) -> Rewindd {
-    let cfg = DaemonConfig::new(data, kubeconfig);
-    let path = data.with_extension("toml");
-    cfg.write(&path).unwrap();
     let opts = RunOptions {
         discovery_interval_s: 2,
         rust_log: "info".into(),
         ..RunOptions::default()
     };
-    Rewindd::spawn(&path, data, &opts).unwrap()
+    DaemonConfig::new(data, kubeconfig).start(&opts).unwrap()
 }
 
 fn crd(plural: &str) -> DynamicObject {

@@ -141,17 +141,11 @@ async fn crds_created_and_deleted_repeatedly_leave_no_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let opts = RunOptions {
         discovery_interval_s: 2,
         ..RunOptions::default()
     };
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
-    daemon
-        .settle(Duration::from_secs(2), "initial list")
-        .await
-        .unwrap();
+    let mut daemon = cfg.start_settled(&opts).await.unwrap();
 
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     let crd_name = format!("{PLURAL}.{GROUP}");

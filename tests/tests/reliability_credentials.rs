@@ -23,7 +23,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{Api, ListParams};
 use rewind_daemon::status::WatchState;
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+use rewind_tests::daemon::{DaemonConfig, RunOptions};
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -49,8 +49,6 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, &user.kubeconfig);
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let log = dir.path().join("rewindd.log");
     let opts = RunOptions {
         discovery_interval_s: 2,
@@ -58,11 +56,7 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
         log: Some(log.clone()),
         ..RunOptions::default()
     };
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
-    daemon
-        .settle(Duration::from_secs(2), "initial list")
-        .await
-        .unwrap();
+    let mut daemon = cfg.start_settled(&opts).await.unwrap();
     let mut m = Mutator::new(admin.clone(), &objects);
     assert_eq!(m.run(12).await, 0);
 

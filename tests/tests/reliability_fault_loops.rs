@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use daemon_support::*;
 use rewind_format::EventKind;
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+use rewind_tests::daemon::{DaemonConfig, RunOptions};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -50,13 +50,11 @@ async fn run(fault: Fault, every: Duration) {
     // Through a proxy, so compaction can be paired with broken watches.
     let proxied = cp.proxy().await.unwrap();
     let cfg = DaemonConfig::new(&data, &proxied.readonly.kubeconfig);
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let opts = RunOptions {
         discovery_interval_s: 2,
         ..RunOptions::default()
     };
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+    let mut daemon = cfg.start(&opts).unwrap();
     daemon
         .settle(Duration::from_secs(3), "initial list")
         .await

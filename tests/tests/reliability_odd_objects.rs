@@ -39,7 +39,7 @@ use rewind_format::{Limits, SnapshotReader, State};
 use rewind_restore::store::{Store, StoreConfig};
 use rewind_restore::{ApplyOptions, DesiredState, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::fixtures::Rng;
 use serde_json::{Value, json};
 
@@ -215,17 +215,11 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let data = dir.path().join("data");
     let mut cfg = DaemonConfig::new(&data, src.readonly_kubeconfig_path());
     cfg.presets = vec!["everything".into()];
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let opts = RunOptions {
         rust_log: "info".into(),
         ..RunOptions::default()
     };
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
-    daemon
-        .settle(Duration::from_secs(2), "initial list")
-        .await
-        .unwrap();
+    let mut daemon = cfg.start_settled(&opts).await.unwrap();
 
     // While recording: the big ConfigMap changes, and many objects arrive.
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
@@ -406,14 +400,12 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     let data = dir.path().join("data");
     let mut cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
     cfg.presets = vec!["everything".into()];
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let opts = RunOptions {
         status_interval_ms: 100,
         rust_log: "info".into(),
         ..RunOptions::default()
     };
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &opts).unwrap();
+    let mut daemon = cfg.start(&opts).unwrap();
     let t0 = Instant::now();
     let mut settled = false;
     while t0.elapsed() < Duration::from_secs(30) {

@@ -25,7 +25,7 @@ use daemon_support::*;
 use rewind_format::{EventRecord, Limits, SegmentReader};
 use rewind_restore::store::Store;
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::garage::Garage;
 
 fn down_secs() -> u64 {
@@ -72,14 +72,8 @@ async fn s3_down_then_back_loses_nothing_and_catches_up() {
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path())
         .s3(&garage, "down-test")
         .snapshot_after_events(500);
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let store = Store::open(&cfg.store_config()).await.unwrap();
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &RunOptions::default()).unwrap();
-    daemon
-        .settle(Duration::from_secs(2), "initial list")
-        .await
-        .unwrap();
+    let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {

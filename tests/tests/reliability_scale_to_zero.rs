@@ -32,7 +32,7 @@ use rewind_format::EventKind;
 use rewind_restore::state::DesiredState;
 use rewind_restore::store::Store;
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions, rewind_bin, rewindd_bin};
+use rewind_tests::daemon::{DaemonConfig, RunOptions, rewind_bin, rewindd_bin};
 use rewind_tests::drill::capture::capture;
 use rewind_tests::drill::daemon::{Binaries, wait_sealed};
 use rewind_tests::drill::report::restore_and_verify;
@@ -84,14 +84,8 @@ async fn cluster_scaled_to_zero_is_recorded_and_restored_faithfully() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let store = Store::open(&cfg.store_config()).await.unwrap();
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &RunOptions::default()).unwrap();
-    daemon
-        .settle(Duration::from_secs(2), "initial list")
-        .await
-        .unwrap();
+    let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
 
     let mut m = Mutator::new(admin.clone(), &objects);
     // Ready before anything happens: the generated clusters carry it.

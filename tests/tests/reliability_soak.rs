@@ -41,15 +41,8 @@ use daemon_support::*;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rewind_restore::store::Store;
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::garage::Garage;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const CONFIGMAPS: usize = 200;
 const NS: &str = "cattle-system";
@@ -246,14 +239,8 @@ async fn soak_steady_load_keeps_rss_and_fds_flat() {
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path())
         .s3(&garage, "soak")
         .snapshot_after_events(snapshot_events);
-    let cfg_path = dir.path().join("rewindd.toml");
-    cfg.write(&cfg_path).unwrap();
     let store = Store::open(&cfg.store_config()).await.unwrap();
-    let mut daemon = Rewindd::spawn(&cfg_path, &data, &RunOptions::default()).unwrap();
-    daemon
-        .settle(Duration::from_secs(2), "initial list")
-        .await
-        .unwrap();
+    let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
     let pid = daemon.pid();
 
     let stop = Arc::new(AtomicBool::new(false));

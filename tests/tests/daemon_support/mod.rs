@@ -23,6 +23,14 @@ use rewind_format::EventKind;
 use rewind_tests::fixtures::{self, GeneratedObject};
 use serde_json::{Value, json};
 
+/// A number from the environment (long forms), else `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `(type_key, namespace, name)`.
 pub type Key = (String, String, String);
 
