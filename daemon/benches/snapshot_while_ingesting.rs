@@ -12,7 +12,8 @@
 //! peak during it (snapshot plus the concurrent ingestion), MB.
 //!
 //! `cargo bench -p rewind-daemon --bench snapshot_while_ingesting`
-//! (`REWIND_BENCH_OBJECTS` overrides 100,000).
+//! (`REWIND_BENCH_OBJECTS` overrides 100,000; `REWIND_BENCH_FOLD_MB` the
+//! fold's memory budget).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -139,9 +140,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let defaults = CompactConfig::default();
+    let fold_memory_bytes = std::env::var("REWIND_BENCH_FOLD_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(defaults.fold_memory_bytes, |mb| mb << 20);
+    println!("fold memory budget {} MiB", fold_memory_bytes >> 20);
     let settings = CompactConfig {
         snapshot_schedule: String::new(),
-        ..CompactConfig::default()
+        fold_memory_bytes,
+        ..defaults
     }
     .validate(
         StoreConfig::Local {

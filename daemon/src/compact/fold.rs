@@ -1,13 +1,21 @@
 //! Folding: previous snapshot + events up to seq S -> snapshot at S.
 //!
 //! Purely through `rewind-format`, never through the journal, so it runs
-//! on a blocking thread while ingestion goes on. Memory is bounded by the
-//! events since the previous snapshot (as a sorted delta) plus one resource
-//! type of the previous snapshot at a time: the previous snapshot is merged
-//! type by type with the delta, never loaded whole.
+//! on a blocking thread while ingestion goes on.
+//!
+//! Memory is bounded, and the work stays linear, by spilling: events are
+//! folded into a sorted in-memory [`Delta`] (one operation per key); when
+//! it passes its budget it is [`Delta::spill`]ed as a *run*, a segment file
+//! of its operations in key order (compressed, synthetic seqs), and starts
+//! empty again. [`fold`] then merges, type by type and key by key, the
+//! previous snapshot (decoded one block at a time), every run (one block
+//! at a time each) and what is left in memory, in that order, and streams
+//! the result to the snapshot writer. Each object is thus encoded at most
+//! once into a run and once into the snapshot, however many spills.
 //!
 //! The fold has exactly the semantics of [`rewind_format::state::State::apply`]
-//! (the restore tool's fold); a test checks the two agree.
+//! (the restore tool's fold); a test checks the two agree, with and
+//! without spills.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +23,7 @@ use rewind_format::snapshot::{
     SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry,
 };
 use rewind_format::state::{ObjectKey, TypeKey};
-use rewind_format::{EventKind, EventRecord, Limits, WriteOptions};
+use rewind_format::{EventKind, EventRecord, Limits, SegmentReader, SegmentWriter, WriteOptions};
 
 use super::error::Result;
 
@@ -106,6 +114,45 @@ impl Delta {
     #[must_use]
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Writes the per-key operations as a run (a segment file in key order,
+    /// see the module doc) and empties them; seq, time and types stay.
+    pub fn spill(&mut self, cluster_id: &str, opts: &WriteOptions) -> Result<Vec<u8>> {
+        let mut w = SegmentWriter::new(cluster_id, opts.clone())?;
+        let mut seq = 0u64;
+        for (k, op) in std::mem::take(&mut self.ops) {
+            let Some(t) = self.types.get(&(k.group.clone(), k.resource.clone())) else {
+                continue;
+            };
+            let mut push = |kind: EventKind, uid: String, rv: String, object: Vec<u8>| {
+                seq += 1;
+                w.push(&EventRecord {
+                    seq,
+                    observed_at_ms: self.time_ms,
+                    cluster_id: cluster_id.to_owned(),
+                    rtype: t.rtype.clone(),
+                    namespace: k.namespace.clone(),
+                    name: k.name.clone(),
+                    uid,
+                    resource_version: rv,
+                    kind,
+                    object,
+                })
+            };
+            match op {
+                Op::Put(o) => push(EventKind::Applied, o.uid, o.resource_version, o.object)?,
+                // An empty uid matches every object (`uid_matches`).
+                Op::Remove => push(EventKind::Deleted, String::new(), String::new(), Vec::new())?,
+                Op::RemoveIf(uids) => {
+                    for uid in uids {
+                        push(EventKind::Deleted, uid, String::new(), Vec::new())?;
+                    }
+                }
+            }
+        }
+        self.bytes = 0;
+        Ok(w.finish()?)
     }
 
     /// Applies one event; events at or before the current seq are skipped.
@@ -229,11 +276,81 @@ impl<'r, 'a> BaseStream<'r, 'a> {
     }
 }
 
-/// Writes the snapshot of `base` (a plain snapshot file, if any) plus
-/// `delta` into `sink`, and returns the sink. Memory: the delta, one block
-/// of the base and the writer's current block.
+/// One spilled run, read one block at a time.
+struct RunStream<'a> {
+    /// The run file.
+    reader: SegmentReader<'a>,
+    /// Next block to read.
+    next_block: usize,
+    /// Events of the current block not consumed yet.
+    current: std::iter::Peekable<std::vec::IntoIter<EventRecord>>,
+}
+
+impl<'a> RunStream<'a> {
+    fn open(bytes: &'a [u8]) -> Result<Self> {
+        Ok(Self {
+            reader: SegmentReader::open(bytes, Some("fold run"), Limits::default())?,
+            next_block: 0,
+            current: Vec::new().into_iter().peekable(),
+        })
+    }
+
+    /// The next event if it belongs to type `(g, r)`.
+    fn peek(&mut self, g: &str, r: &str) -> Result<Option<&EventRecord>> {
+        while self.current.peek().is_none() {
+            if self.next_block >= self.reader.blocks().len() {
+                return Ok(None);
+            }
+            self.current = self
+                .reader
+                .read_block(self.next_block)?
+                .into_iter()
+                .peekable();
+            self.next_block += 1;
+        }
+        Ok(self
+            .current
+            .peek()
+            .filter(|e| e.rtype.group == g && e.rtype.resource == r))
+    }
+}
+
+type Key = (Option<String>, String);
+
+fn owned_key(ns: Option<&str>, name: &str) -> Key {
+    (ns.map(str::to_owned), name.to_owned())
+}
+
+/// Applies an operation of a newer layer to the object so far.
+fn apply_op(cur: Option<SnapshotObject>, op: &Op) -> Option<SnapshotObject> {
+    match op {
+        Op::Put(o) => Some(o.clone()),
+        Op::Remove => None,
+        Op::RemoveIf(uids) => cur.filter(|c| !uids.iter().any(|u| uid_matches(&c.uid, u))),
+    }
+}
+
+/// Applies a run's event (see [`Delta::spill`]) to the object so far.
+fn apply_run_event(cur: Option<SnapshotObject>, e: EventRecord) -> Option<SnapshotObject> {
+    match e.kind {
+        EventKind::Applied => Some(SnapshotObject {
+            namespace: e.namespace,
+            name: e.name,
+            uid: e.uid,
+            resource_version: e.resource_version,
+            object: e.object,
+        }),
+        _ => cur.filter(|c| !uid_matches(&c.uid, &e.uid)),
+    }
+}
+
+/// Writes the snapshot of `base` (a plain snapshot file, if any), then the
+/// spilled `runs` in order, then `delta`, into `sink`, and returns the
+/// sink. Memory: the delta, one block of the base and of each run, and the
+/// writer's current block.
 pub fn fold<W: std::io::Write>(
     base: Option<&[u8]>,
+    runs: &[Vec<u8>],
     delta: &Delta,
     cluster_id: &str,
     opts: &WriteOptions,
@@ -242,6 +359,10 @@ pub fn fold<W: std::io::Write>(
     let mut reader = base
         .map(|b| SnapshotReader::open(b, Some("local base snapshot"), Limits::default()))
         .transpose()?;
+    let mut runs = runs
+        .iter()
+        .map(|r| RunStream::open(r))
+        .collect::<Result<Vec<_>>>()?;
     let cluster_id = reader
         .as_ref()
         .map_or(cluster_id.to_owned(), |r| r.header().cluster_id.clone());
@@ -270,44 +391,58 @@ pub fn fold<W: std::io::Write>(
             .take_while(|(k, _)| &k.group == g && &k.resource == r)
             .peekable();
         loop {
-            let order = match (base_it.peek()?, ops.peek()) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(b), Some((k, _))) => b.key().cmp(&(k.namespace.as_deref(), k.name.as_str())),
-            };
-            let emit = match order {
-                std::cmp::Ordering::Less => base_it.next(),
-                std::cmp::Ordering::Greater => match ops.next() {
-                    Some((_, Op::Put(o))) => {
-                        w.push(ti, o)?;
-                        objects += 1;
-                        None
-                    }
-                    _ => None,
-                },
-                std::cmp::Ordering::Equal => {
-                    let b = base_it.next();
-                    match (ops.next(), b) {
-                        (Some((_, Op::Put(o))), _) => {
-                            w.push(ti, o)?;
-                            objects += 1;
-                            None
-                        }
-                        (Some((_, Op::Remove)), _) => None,
-                        (Some((_, Op::RemoveIf(uids))), Some(b)) => {
-                            if uids.iter().any(|u| uid_matches(&b.uid, u)) {
-                                None
-                            } else {
-                                Some(b)
-                            }
-                        }
-                        (_, b) => b,
+            // The smallest key any layer holds next.
+            let mut next: Option<Key> = base_it
+                .peek()?
+                .map(|b| owned_key(b.namespace.as_deref(), &b.name));
+            for run in &mut runs {
+                if let Some(e) = run.peek(g, r)? {
+                    let k = owned_key(e.namespace.as_deref(), &e.name);
+                    if next.as_ref().is_none_or(|n| k < *n) {
+                        next = Some(k);
                     }
                 }
+            }
+            if let Some((k, _)) = ops.peek() {
+                let k = owned_key(k.namespace.as_deref(), &k.name);
+                if next.as_ref().is_none_or(|n| k < *n) {
+                    next = Some(k);
+                }
+            }
+            let Some(key) = next else { break };
+            let is_key = |ns: Option<&str>, name: &str| ns == key.0.as_deref() && name == key.1;
+            // Oldest layer first: base, runs in order, then memory.
+            let mut cur = match base_it.peek()? {
+                Some(b) if is_key(b.namespace.as_deref(), &b.name) => base_it.next(),
+                _ => None,
             };
-            if let Some(o) = emit {
-                w.push(ti, &o)?;
+            for run in &mut runs {
+                while run
+                    .peek(g, r)?
+                    .is_some_and(|e| is_key(e.namespace.as_deref(), &e.name))
+                {
+                    if let Some(e) = run.current.next() {
+                        cur = apply_run_event(cur, e);
+                    }
+                }
+            }
+            // The newest layer; its objects are pushed by reference.
+            let mut newest: Option<&SnapshotObject> = None;
+            if ops
+                .peek()
+                .is_some_and(|(k, _)| is_key(k.namespace.as_deref(), &k.name))
+                && let Some((_, op)) = ops.next()
+            {
+                match op {
+                    Op::Put(o) => {
+                        cur = None;
+                        newest = Some(o);
+                    }
+                    other => cur = apply_op(cur, other),
+                }
+            }
+            if let Some(o) = newest.or(cur.as_ref()) {
+                w.push(ti, o)?;
                 objects += 1;
             }
         }

@@ -314,8 +314,8 @@ impl Compactor {
             None => None,
         };
         let mut delta = fold::Delta::new(header.as_ref());
-        let mut base: Option<Bytes> = base_bytes;
-        let mut events = 0u64;
+        let base: Option<Bytes> = base_bytes;
+        let mut runs: Vec<Vec<u8>> = Vec::new();
         let mut cluster = header
             .as_ref()
             .map(|h| h.cluster_id.clone())
@@ -337,30 +337,14 @@ impl Compactor {
                         delta.apply(&e);
                     }
                 }
-                // Bound memory: past the cap, fold what we have into an
-                // intermediate base (fast level) and start a new delta.
+                // Bound memory: past the budget, spill the delta as a
+                // sorted run (fast level); the final fold merges them.
                 if delta.bytes() > settings.fold_memory_bytes {
-                    let (_, mid) = fold::fold(
-                        base.as_deref(),
-                        &delta,
-                        &cluster,
-                        &self.write_options(1),
-                        Vec::new(),
-                    )?;
-                    events += delta.events();
-                    let h = SnapshotReader::open(
-                        &mid,
-                        Some("intermediate snapshot"),
-                        Limits::default(),
-                    )?
-                    .header()
-                    .clone();
-                    delta = fold::Delta::new(Some(&h));
-                    base = Some(Bytes::from(mid));
+                    runs.push(delta.spill(&cluster, &self.write_options(1))?);
                 }
             }
         }
-        events += delta.events();
+        let events = delta.events();
         if delta.seq() != p.sealed_upto {
             return Err(CompactError::Journal(format!(
                 "local segments end at seq {}, sealed up to {}",
@@ -375,6 +359,7 @@ impl Compactor {
         self.files.put_with(&key, |w| {
             let (f, counted) = fold::fold(
                 base.as_deref(),
+                &runs,
                 &delta,
                 &cluster,
                 &self.write_options(settings.zstd_level),
@@ -417,6 +402,7 @@ impl Compactor {
             size = snap.size,
             duration_ms = ms,
             events,
+            spilled_runs = runs.len(),
             "snapshot folded"
         );
         Ok(snap)

@@ -245,7 +245,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn snapshots_reproduce_the_journal_state_at_their_seq(ops in ops(), fold_cap in prop_oneof![Just(u64::MAX), 1u64..200]) {
+    fn snapshots_reproduce_the_journal_state_at_their_seq(ops in ops(), fold_cap in prop_oneof![Just(u64::MAX), 1u64..200, 200u64..5000]) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
