@@ -28,6 +28,25 @@ use crate::journal::{self, Journal, JournalOptions, ObjectKey, PreparedBatch, ty
 use crate::status::{Board, now_ms};
 use crate::watch::Msg;
 
+/// Free space the journal volume keeps beyond twice the next batch's bytes:
+/// room for sled to finish a write it began, to clean segments, and to
+/// reopen. Without it a full disk fails sled part way through a write, and
+/// sled then refuses every write until the journal is reopened.
+const MIN_FREE_BYTES: u64 = 8 << 20;
+
+/// Bytes of object JSON an observation carries.
+fn json_bytes(obs: &crate::ingest::Observation) -> usize {
+    use crate::ingest::Observation;
+    match obs {
+        Observation::Applied { object, .. } | Observation::Deleted { object, .. } => {
+            object.json.len()
+        }
+        Observation::ResyncBegin { .. }
+        | Observation::ResyncEnd { .. }
+        | Observation::TypeGone { .. } => 0,
+    }
+}
+
 /// A durable batch, for observers (tests, latency measurement).
 #[derive(Debug, Clone)]
 pub struct CommitNotice {
@@ -168,13 +187,16 @@ impl Writer {
         let mut logged: Option<String> = None;
         loop {
             let started = Instant::now();
-            let result = self.prepare(msgs).and_then(|p| {
-                let j = self
-                    .journal
-                    .as_mut()
-                    .ok_or_else(|| journal::Error::Corrupt("journal is not open".into()))?;
-                j.commit(&p).map(|()| p)
-            });
+            let result = self
+                .check_space(msgs)
+                .and_then(|()| self.prepare(msgs))
+                .and_then(|p| {
+                    let j = self
+                        .journal
+                        .as_mut()
+                        .ok_or_else(|| journal::Error::Corrupt("journal is not open".into()))?;
+                    j.commit(&p).map(|()| p)
+                });
             match result {
                 Ok(p) => {
                     self.ingestor.committed();
@@ -199,12 +221,33 @@ impl Writer {
                     });
                     rt.block_on(tokio::time::sleep(backoff));
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    if matches!(e, journal::Error::Storage(_)) || self.journal.is_none() {
+                    if matches!(e, journal::Error::Storage(_) | journal::Error::NeedsReopen)
+                        || self.journal.is_none()
+                    {
                         self.reopen(rt);
                     }
                 }
             }
         }
+    }
+
+    /// Refuses a batch the journal volume has no room for; see
+    /// [`MIN_FREE_BYTES`]. A volume whose free space cannot be read is left
+    /// to sled's own errors.
+    fn check_space(&self, msgs: &[Msg]) -> journal::Result<()> {
+        let Ok(st) = rustix::fs::statvfs(&self.dir) else {
+            return Ok(());
+        };
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let batch: u64 = msgs
+            .iter()
+            .map(|m| u64::try_from(json_bytes(&m.obs)).unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add);
+        let need = MIN_FREE_BYTES.saturating_add(batch.saturating_mul(2));
+        if free < need {
+            return Err(journal::Error::NoSpace { free, need });
+        }
+        Ok(())
     }
 
     /// sled refuses every write after an I/O error: start from disk again.

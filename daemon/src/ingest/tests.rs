@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use rewind_format::{EventBlockEncoder, EventKind, EventRecord, ResourceType};
 
 use super::*;
+use crate::journal::commit::TornAt;
 use crate::journal::{Journal, JournalOptions};
 
 fn cm() -> Arc<ResourceType> {
@@ -82,6 +83,19 @@ impl Rig {
         j.commit(&p).unwrap();
         self.ing.committed();
         j.records_from(from).map(Result::unwrap).collect()
+    }
+
+    /// A crash in the middle of committing `obs`: the batch's writes up to
+    /// `at` reach the disk, the rest never happen; then a restart.
+    fn feed_torn(&mut self, obs: Vec<Observation>, at: TornAt) {
+        let j = self.j.as_mut().unwrap();
+        let mut b = j.batch();
+        for o in obs {
+            self.ing.apply(&mut b, o).unwrap();
+        }
+        let p = b.finish(&mut self.enc).unwrap();
+        j.commit_torn(&p, at).unwrap();
+        self.crash();
     }
 
     /// A daemon restart: everything in memory is gone.
@@ -341,6 +355,9 @@ enum Op {
     Commit,
     /// Drop uncommitted observations and reopen (a daemon restart).
     Crash,
+    /// Crash while committing the pending observations: after the log
+    /// block only (`false`), or after the state batch too (`true`).
+    TornCrash(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -352,6 +369,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ToggleGap),
         3 => Just(Op::Commit),
         1 => Just(Op::Crash),
+        1 => any::<bool>().prop_map(Op::TornCrash),
     ]
 }
 
@@ -426,9 +444,18 @@ proptest! {
                     committed_view = view.clone();
                     prop_assert_eq!(r.state(), committed_view.clone());
                 }
-                Op::Crash => {
-                    pending.clear();
-                    r.crash();
+                Op::Crash | Op::TornCrash(_) => {
+                    if let Op::TornCrash(past_commit_point) = op {
+                        let at = if past_commit_point { TornAt::AfterState } else { TornAt::AfterLog };
+                        r.feed_torn(std::mem::take(&mut pending), at);
+                        if past_commit_point {
+                            // Durable though never acknowledged: kept.
+                            committed_view = view.clone();
+                        }
+                    } else {
+                        pending.clear();
+                        r.crash();
+                    }
                     prop_assert_eq!(r.state(), committed_view.clone(), "acknowledged state lost");
                     // The restarted daemon relists.
                     gap = false;

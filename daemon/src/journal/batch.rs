@@ -171,10 +171,11 @@ impl<'j> BatchBuilder<'j> {
             }
             StateChange::None => {}
         }
-        let rtype = rec.rtype.clone();
-        self.records.push(rec);
-        let tr = self.type_record_mut(&tk, &rtype)?;
-        tr.rtype = rtype;
+        let tr = self.type_record_mut(&tk, &rec.rtype)?;
+        if tr.rtype != rec.rtype {
+            // Its served version changed (rare): remember the newest.
+            tr.rtype = rec.rtype.clone();
+        }
         tr.events = tr.events.saturating_add(1);
         tr.last_event_ms = observed;
         if !marker && !rv.is_empty() {
@@ -183,6 +184,7 @@ impl<'j> BatchBuilder<'j> {
         if let Some(l) = list_rv {
             tr.list_rv = Some(l);
         }
+        self.records.push(rec);
         Ok(seq)
     }
 

@@ -9,23 +9,37 @@
 //!   ingestion fast: a single large sequential insert per batch.
 //! - `state`: the latest recorded version of every live object, keyed by
 //!   type/namespace/name (see [`keys`]), valued by [`StateEntry`]. Used for
-//!   deduplication, relist diffs and (later) snapshots.
+//!   deduplication, relist diffs and snapshots. Keys starting with 0xFF are
+//!   the journal's own: the commit record (see [`commit`]).
 //! - `meta`: `next_seq`, the layout version, and a [`TypeRecord`] per type.
 //!
-//! # Invariants (must hold after any crash)
-//! - The three trees change together: a batch's block, state updates and
-//!   meta updates are one sled transaction across the trees, so a crash
-//!   leaves all of a batch or none of it.
+//! # Write order
+//! A group commit writes the log block, then the state changes together
+//! with a commit record (one sled batch: the commit point), then the meta
+//! changes, then fsyncs; [`commit`] details it and why no cross-tree
+//! transaction is needed.
+//!
+//! # Invariants (must hold after any crash, once [`Journal::open`] returned)
+//! - A batch is in the journal whole or not at all: its block, its state
+//!   changes and its meta changes. Opening finishes the meta writes of a
+//!   batch that reached its commit point and drops the block of one that
+//!   did not.
 //! - Records in the log have strictly increasing, gap-free seqs; `next_seq`
 //!   in `meta` is one past the last record of the last block.
 //! - The state equals the replay of the log (applied/deleted records).
 //! - A batch counts as acknowledged only after [`Journal::commit`] returned,
 //!   which flushes (fsyncs) sled before returning.
 //!
+//! # Layout versions
+//! `meta/format` is `2`. Layout 1 (one sled transaction per commit, no
+//! commit record) is read as is and marked 2 on open: its trees are a
+//! special case of layout 2.
+//!
 //! Readers other than the writer may open a [`Journal`] only when no daemon
 //! holds it: sled takes an exclusive lock on the directory.
 
 pub mod batch;
+pub mod commit;
 pub mod keys;
 pub mod meta;
 pub mod state;
@@ -33,10 +47,9 @@ pub mod state;
 use std::path::{Path, PathBuf};
 
 use rewind_format::{EventRecord, Limits, decode_block};
-use sled::Transactional;
-use sled::transaction::TransactionError;
 
 pub use batch::{BatchBuilder, PreparedBatch};
+pub use commit::Ops;
 pub use keys::{ObjectKey, type_key};
 pub use meta::TypeRecord;
 pub use state::{ObjectCompressor, StateEntry};
@@ -54,7 +67,7 @@ pub enum Error {
     #[error("corrupt event block: {0}")]
     Block(#[from] rewind_format::FormatError),
     /// The journal was written by another layout version.
-    #[error("journal layout {found:?} is not supported (this release reads 1)")]
+    #[error("journal layout {found:?} is not supported (this release reads 1 and 2)")]
     UnsupportedLayout {
         /// Layout version found in `meta`.
         found: String,
@@ -66,6 +79,20 @@ pub enum Error {
         batch: u64,
         /// The journal's next seq.
         journal: u64,
+    },
+    /// An earlier commit failed part way; reopen the journal (which settles
+    /// the half-written batch) before committing again.
+    #[error("an earlier journal write failed; the journal must be reopened")]
+    NeedsReopen,
+    /// The journal's volume has too little free space for the next batch.
+    /// Checked before writing, so that sled never fails half way through a
+    /// write for lack of space (it then refuses every later write).
+    #[error("no space left on the journal volume: {free} bytes free, {need} needed")]
+    NoSpace {
+        /// Bytes available to the daemon.
+        free: u64,
+        /// Bytes the next batch needs, reserve included.
+        need: u64,
     },
     /// An object too large to record.
     #[error("object of {0} bytes is too large to record")]
@@ -104,6 +131,9 @@ pub struct Journal {
     meta: sled::Tree,
     next_seq: u64,
     options: JournalOptions,
+    /// Set while a commit is under way and left set if it fails: the trees
+    /// may hold part of a batch until [`Journal::recover`] runs on reopen.
+    needs_reopen: bool,
 }
 
 impl Journal {
@@ -120,31 +150,31 @@ impl Journal {
         let log = db.open_tree("log")?;
         let state = db.open_tree("state")?;
         let meta = db.open_tree("meta")?;
-        match meta.get(meta::FORMAT)? {
-            None => {
+        let format = meta.get(meta::FORMAT)?;
+        match format.as_deref() {
+            Some(meta::FORMAT_VERSION) => {}
+            None | Some(meta::FORMAT_VERSION_1) => {
                 meta.insert(meta::FORMAT, meta::FORMAT_VERSION)?;
                 db.flush()?;
             }
-            Some(v) if v.as_ref() == meta::FORMAT_VERSION => {}
             Some(v) => {
                 return Err(Error::UnsupportedLayout {
                     found: String::from_utf8_lossy(&v).into_owned(),
                 });
             }
         }
-        let next_seq = match meta.get(meta::NEXT_SEQ)? {
-            Some(v) => meta::decode_u64(&v)?,
-            None => 1,
-        };
-        Ok(Self {
+        let mut journal = Self {
             dir: dir.to_path_buf(),
             db,
             log,
             state,
             meta,
-            next_seq,
+            next_seq: 1,
             options: options.clone(),
-        })
+            needs_reopen: false,
+        };
+        journal.next_seq = journal.recover()?;
+        Ok(journal)
     }
 
     /// Directory of the journal.
@@ -192,7 +222,7 @@ impl Journal {
 
     /// The whole current state, in key order.
     pub fn state(&self) -> impl Iterator<Item = Result<StateEntry>> + '_ {
-        self.state.iter().map(|r| {
+        self.state.range(..[commit::RESERVED]).map(|r| {
             let (k, v) = r?;
             StateEntry::decode(&k, &v)
         })
@@ -265,64 +295,6 @@ impl Journal {
     /// Bytes the journal occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
-    }
-
-    /// Applies a prepared batch atomically across the three trees and makes
-    /// it durable. Only after this returns `Ok` is the batch acknowledged.
-    ///
-    /// On error nothing is acknowledged; the caller keeps the batch and
-    /// retries, possibly after reopening (sled refuses all writes after an
-    /// I/O error). A batch that turns out to be committed already (the
-    /// journal's `next_seq` is past it) is accepted as done.
-    pub fn commit(&mut self, batch: &PreparedBatch) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if batch.next_seq > batch.first_seq && self.next_seq == batch.next_seq {
-            // Committed before an error hid the success from us. (A batch
-            // without records only rewrites meta: applying it twice is safe.)
-            return Ok(());
-        }
-        if self.next_seq != batch.first_seq {
-            return Err(Error::OutOfOrder {
-                batch: batch.first_seq,
-                journal: self.next_seq,
-            });
-        }
-        let result: std::result::Result<(), TransactionError<()>> =
-            (&self.log, &self.state, &self.meta).transaction(|(log, state, meta)| {
-                if let Some(block) = &batch.block {
-                    log.insert(&keys::seq_key(batch.first_seq), block.as_slice())?;
-                }
-                let mut sb = sled::Batch::default();
-                for (k, v) in &batch.state_ops {
-                    match v {
-                        Some(v) => sb.insert(k.as_slice(), v.as_slice()),
-                        None => sb.remove(k.as_slice()),
-                    }
-                }
-                state.apply_batch(&sb)?;
-                let mut mb = sled::Batch::default();
-                for (k, v) in &batch.meta_ops {
-                    match v {
-                        Some(v) => mb.insert(k.as_slice(), v.as_slice()),
-                        None => mb.remove(k.as_slice()),
-                    }
-                }
-                mb.insert(meta::NEXT_SEQ, &batch.next_seq.to_be_bytes());
-                meta.apply_batch(&mb)?;
-                Ok(())
-            });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
-            Err(TransactionError::Abort(())) => {
-                return Err(Error::Corrupt("journal transaction aborted".into()));
-            }
-        }
-        self.db.flush()?;
-        self.next_seq = batch.next_seq;
-        Ok(())
     }
 
     /// Handles on the database and its `log` tree for the compactor's

@@ -69,16 +69,19 @@ impl StateEntry {
 
     /// Encodes the value for the `state` tree.
     pub(crate) fn encode_value(&self) -> Result<Vec<u8>> {
-        let stored = Stored {
-            uid: self.uid.clone(),
-            resource_version: self.resource_version.clone(),
-            seq: self.seq,
-            raw_len: self.raw_len,
-            object_zstd: self.object_zstd.clone(),
-        };
+        // The same bytes as bincode of `Stored` (a tuple encodes its fields
+        // in order, a `&str` or `&[u8]` like the owned type), without
+        // copying the object.
+        let stored = (
+            self.uid.as_str(),
+            self.resource_version.as_str(),
+            self.seq,
+            self.raw_len,
+            self.object_zstd.as_slice(),
+        );
         let mut out = Vec::with_capacity(self.object_zstd.len() + 64);
         out.push(VERSION);
-        bincode::encode_into_std_write(&stored, &mut out, bincode::config::standard())
+        bincode::encode_into_std_write(stored, &mut out, bincode::config::standard())
             .map_err(|e| Error::Corrupt(format!("cannot encode state entry: {e}")))?;
         Ok(out)
     }
@@ -122,6 +125,10 @@ pub struct ObjectCompressor {
 impl ObjectCompressor {
     /// A compressor at zstd `level`.
     pub fn new(level: i32) -> Result<Self> {
+        let level = std::env::var("H2_STATE_LEVEL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(level);
         let inner = zstd::bulk::Compressor::new(level)
             .map_err(|e| Error::Corrupt(format!("zstd level {level}: {e}")))?;
         Ok(Self { inner })
@@ -164,6 +171,16 @@ mod tests {
             object_zstd,
         };
         let v = e.encode_value().unwrap();
+        let owned = Stored {
+            uid: e.uid.clone(),
+            resource_version: e.resource_version.clone(),
+            seq: e.seq,
+            raw_len: e.raw_len,
+            object_zstd: e.object_zstd.clone(),
+        };
+        let mut want = vec![VERSION];
+        bincode::encode_into_std_write(&owned, &mut want, bincode::config::standard()).unwrap();
+        assert_eq!(v, want, "the borrowed encoding is the layout of `Stored`");
         let back = StateEntry::decode(&key.encode(), &v).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.object_json().unwrap(), json);

@@ -138,3 +138,134 @@ fn a_batch_without_records_still_applies_its_meta_changes() {
     j.commit(&p).unwrap();
     assert!(j.type_record("configmaps").unwrap().is_none());
 }
+
+fn batch_of(
+    j: &Journal,
+    enc: &mut EventBlockEncoder,
+    comp: &mut ObjectCompressor,
+    names: &[(&str, &str)],
+) -> PreparedBatch {
+    let mut b = j.batch();
+    for (name, rv) in names {
+        let r = rec(name, rv);
+        let ch = put(comp, &r);
+        b.record(r, ch).unwrap();
+    }
+    b.finish(enc).unwrap()
+}
+
+fn reopen(dir: &std::path::Path) -> Journal {
+    // sled's flusher thread may hold the directory lock for a moment.
+    for _ in 0..200 {
+        if let Ok(j) = Journal::open(dir, &JournalOptions::default()) {
+            return j;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Journal::open(dir, &JournalOptions::default()).unwrap()
+}
+
+#[test]
+fn a_crash_before_the_commit_point_drops_the_unacknowledged_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+        let p = batch_of(&j, &mut enc, &mut comp, &[("a", "1"), ("b", "2")]);
+        j.commit(&p).unwrap();
+        let p = batch_of(&j, &mut enc, &mut comp, &[("a", "3"), ("c", "4")]);
+        j.commit_torn(&p, commit::TornAt::AfterLog).unwrap();
+        // A journal with a half-written batch refuses to go on.
+        assert!(matches!(j.commit(&p), Err(Error::NeedsReopen)));
+    }
+    let mut j = reopen(dir.path());
+    assert_eq!(j.next_seq(), 3);
+    assert_eq!(j.records_from(1).count(), 2, "the torn block is gone");
+    assert!(j.log.get(keys::seq_key(3)).unwrap().is_none());
+    let names: Vec<(String, String)> = j
+        .state()
+        .map(|e| e.unwrap())
+        .map(|e| (e.key.name, e.resource_version))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+    );
+    assert_eq!(j.type_record("configmaps").unwrap().unwrap().events, 2);
+    // The journal goes on from there.
+    let p = batch_of(&j, &mut enc, &mut comp, &[("d", "5")]);
+    j.commit(&p).unwrap();
+    let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_crash_after_the_commit_point_finishes_the_meta_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+        let p = batch_of(&j, &mut enc, &mut comp, &[("a", "1")]);
+        j.commit(&p).unwrap();
+        let p = batch_of(&j, &mut enc, &mut comp, &[("a", "3"), ("c", "4")]);
+        j.commit_torn(&p, commit::TornAt::AfterState).unwrap();
+        // Meta was not written: it still says seq 2.
+        assert_eq!(
+            meta::decode_u64(&j.meta.get(meta::NEXT_SEQ).unwrap().unwrap()).unwrap(),
+            2
+        );
+    }
+    let j = reopen(dir.path());
+    assert_eq!(j.next_seq(), 4);
+    assert_eq!(
+        meta::decode_u64(&j.meta.get(meta::NEXT_SEQ).unwrap().unwrap()).unwrap(),
+        4
+    );
+    let tr = j.type_record("configmaps").unwrap().unwrap();
+    assert_eq!((tr.events, tr.last_rv.as_str()), (3, "4"));
+    let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(j.state().count(), 2);
+}
+
+#[test]
+fn a_layout_1_journal_is_read_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+        let mut enc = EventBlockEncoder::new(1).unwrap();
+        let mut comp = ObjectCompressor::new(1).unwrap();
+        let p = batch_of(&j, &mut enc, &mut comp, &[("a", "1")]);
+        j.commit(&p).unwrap();
+        // What layout 1 wrote: the same trees, no commit record.
+        j.state.remove(commit::COMMIT_KEY).unwrap();
+        j.meta.insert(meta::FORMAT, meta::FORMAT_VERSION_1).unwrap();
+        j.flush().unwrap();
+    }
+    let j = reopen(dir.path());
+    assert_eq!(j.next_seq(), 2);
+    assert_eq!(
+        j.meta.get(meta::FORMAT).unwrap().unwrap().as_ref(),
+        meta::FORMAT_VERSION
+    );
+    drop(j);
+    let dir2 = tempfile::tempdir().unwrap();
+    {
+        let j = Journal::open(dir2.path(), &JournalOptions::default()).unwrap();
+        j.meta.insert(meta::FORMAT, &b"3"[..]).unwrap();
+        j.flush().unwrap();
+    }
+    let mut err = None;
+    for _ in 0..200 {
+        match Journal::open(dir2.path(), &JournalOptions::default()) {
+            Err(Error::UnsupportedLayout { found }) => {
+                err = Some(found);
+                break;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    assert_eq!(err.as_deref(), Some("3"));
+}
