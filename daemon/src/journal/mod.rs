@@ -159,7 +159,7 @@ impl Journal {
             }
             Some(v) => {
                 return Err(Error::UnsupportedLayout {
-                    found: String::from_utf8_lossy(&v).into_owned(),
+                    found: String::from_utf8_lossy(v).into_owned(),
                 });
             }
         }
