@@ -315,10 +315,10 @@ async fn scenario(guarded: bool) {
     let during: Vec<String> = (0..400).map(|i| format!("df-full-{i:03}")).collect();
     let t = Instant::now();
     let mut unhealthy = None;
-    let mut batch = 0;
+    let mut batch: u32 = 0;
     while t.elapsed() < Duration::from_secs(120) {
-        let names = &during[batch * 20 % during.len()..][..20];
-        accepted.extend(write_all(&api, names, 1 + batch as u32).await);
+        let from = (batch as usize * 20) % during.len();
+        accepted.extend(write_all(&api, &during[from..][..20], 1 + batch).await);
         batch += 1;
         daemon.check_running().unwrap();
         if let Some(s) = daemon.status()
