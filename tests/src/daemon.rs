@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn demo(cp: &rewind_tests::ControlPlane) -> Result<(), rewind_tests::daemon::Error> {
 //! use std::time::Duration;
-//! use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
+//! use rewind_tests::daemon::{DaemonConfig, RunOptions};
 //! let dir = tempfile::tempdir().map_err(|e| rewind_tests::daemon::Error::Io {
 //!     what: "tempdir".into(), source: e })?;
 //! let cfg = DaemonConfig::new(dir.path().join("data"), cp.readonly_kubeconfig_path());
