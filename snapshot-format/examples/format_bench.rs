@@ -11,7 +11,18 @@
 //! - `--jsonl FILE`: measure on real data instead, one JSON object per line;
 //! - `--no-baselines`: skip tar.gz and zstd (throughput only);
 //! - `--no-dup-fields`: leave uid and resourceVersion out of the records
-//!   (an experiment: they duplicate fields of the JSON).
+//!   (an experiment: they duplicate fields of the JSON);
+//! - `--default-only`: measure only the default [`WriteOptions`];
+//! - `--zstd-params`: also raw zstd with window/long-distance settings;
+//! - `--no-dict`: skip the dictionary experiment.
+//!
+//! The issue's input (a generated Rancher-like plane of 100,000 objects as
+//! the API returns them) comes from the test fixtures' generator:
+//!
+//! ```text
+//! cargo run --release -p rewind-tests --example plane_jsonl -- 100000 /tmp/plane.jsonl
+//! cargo run --release -p rewind-format --example format_bench -- --jsonl /tmp/plane.jsonl
+//! ```
 //!
 //! Throughput is the best of 3 encodes and 5 decodes, to damp the noise of a
 //! shared machine.
@@ -537,6 +548,96 @@ fn dictionary_experiment(state: &[TypeObjects]) {
         }
         println!("{per:>18} {a:>14} {b:>14} {:>10.3}", b as f64 / a as f64);
     }
+    // Snapshot blocks: the dictionary is trained on objects of the first
+    // half of every type (stored once in the file, counted in its size).
+    let samples: Vec<Vec<u8>> = state
+        .iter()
+        .flat_map(|(_, v)| v.iter().step_by(2).take(800))
+        .map(|o| o.object.clone())
+        .collect();
+    let dict = rewind_format::codec::train_dictionary(&samples, 110 << 10).unwrap();
+    let level = WriteOptions::default().level;
+    println!(
+        "\nDictionary on snapshot blocks: whole state, zstd level {level}, dict {} KiB (inside the file)",
+        dict.len() >> 10
+    );
+    println!(
+        "{:>10} {:>12} {:>12} {:>10} {:>12} {:>12}",
+        "block", "plain bytes", "dict bytes", "dict/plain", "plain enc", "dict enc"
+    );
+    let mb = state
+        .iter()
+        .flat_map(|(_, v)| v.iter())
+        .map(|o| o.object.len())
+        .sum::<usize>() as f64
+        / 1e6;
+    for block in [16usize << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20] {
+        let plain = WriteOptions {
+            level,
+            block_bytes: block,
+            dictionary: None,
+        };
+        let with = WriteOptions {
+            dictionary: Some(dict.clone()),
+            ..plain.clone()
+        };
+        let (_, pc, a) = best(1, || encode(state, &plain));
+        let (_, dc, b) = best(1, || encode(state, &with));
+        assert_eq!(decode(&b), decode(&a));
+        println!(
+            "{:>9}K {:>12} {:>12} {:>10.3} {:>12.0} {:>12.0}",
+            block >> 10,
+            a.len(),
+            b.len(),
+            b.len() as f64 / a.len() as f64,
+            mb / pc,
+            mb / dc
+        );
+    }
+}
+
+/// Raw zstd on the snapshot-ordered JSON, cut into blocks like the writer
+/// cuts them, with parameters `WriteOptions` does not expose: what a longer
+/// window or long-distance matching would buy. Size in bytes, encode MB/s (CPU).
+fn zstd_param_experiment(json_by_type: &[Vec<u8>]) {
+    use zstd::zstd_safe::CParameter;
+    let total: usize = json_by_type.iter().map(Vec::len).sum();
+    println!("\nRaw zstd experiment (no record framing), per-type blocks:");
+    println!(
+        "{:>5} {:>8} {:>6} {:>4} {:>12} {:>9}",
+        "level", "block", "wlog", "ldm", "bytes", "enc cpu"
+    );
+    for (level, block, wlog, ldm) in [
+        (9, 1usize << 20, 0u32, false),
+        (9, 4 << 20, 0, false),
+        (9, 4 << 20, 0, true),
+        (9, 16 << 20, 0, false),
+        (9, 16 << 20, 24, false),
+        (9, 16 << 20, 24, true),
+        (12, 4 << 20, 0, false),
+        (12, 16 << 20, 24, false),
+        (15, 4 << 20, 0, false),
+    ] {
+        let mut c = zstd::bulk::Compressor::new(level).unwrap();
+        if wlog > 0 {
+            c.set_parameter(CParameter::WindowLog(wlog)).unwrap();
+        }
+        c.set_parameter(CParameter::EnableLongDistanceMatching(ldm))
+            .unwrap();
+        let (_, cpu, bytes) = best(1, || {
+            json_by_type
+                .iter()
+                .flat_map(|t| t.chunks(block))
+                .map(|chunk| c.compress(chunk).unwrap().len())
+                .sum::<usize>()
+        });
+        println!(
+            "{level:>5} {:>7}K {wlog:>6} {:>4} {bytes:>12} {:>9.0}",
+            block >> 10,
+            if ldm { "on" } else { "off" },
+            total as f64 / 1e6 / cpu
+        );
+    }
 }
 
 /// A type and its objects, sorted like a snapshot.
@@ -654,6 +755,12 @@ fn main() {
             b / v.len().max(1)
         );
     }
+    println!(
+        "Load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let baselines = !args.iter().any(|a| a == "--no-baselines");
     let tgz = if baselines { tar_gz_size(&state) } else { None };
     let zl = if baselines {
@@ -678,15 +785,24 @@ fn main() {
         "dec wall",
         "dec cpu"
     );
-    for (level, block) in [
-        (3, 1 << 20),
-        (5, 1 << 20),
-        (7, 1 << 20),
-        (9, 1 << 20),
-        (9, 256 << 10),
-        (9, 4 << 20),
-        (12, 1 << 20),
-    ] {
+    let default = WriteOptions::default();
+    let mut configs = vec![(default.level, default.block_bytes)];
+    if !args.iter().any(|a| a == "--default-only") {
+        for c in [
+            (3, 1 << 20),
+            (9, 1 << 20),
+            (7, 4 << 20),
+            (9, 4 << 20),
+            (7, 16 << 20),
+            (9, 16 << 20),
+            (12, 16 << 20),
+        ] {
+            if !configs.contains(&c) {
+                configs.push(c);
+            }
+        }
+    }
+    for (level, block) in configs {
         let opts = WriteOptions {
             level,
             block_bytes: block,
@@ -715,5 +831,14 @@ fn main() {
     println!(
         "MB/s of object JSON; wall = elapsed, cpu = per CPU-second of this one thread.\nTargets: <= 0.6x tar.gz, <= 1.15x zstd-19-long, encode >= 100 MB/s, decode >= 400 MB/s (one core)"
     );
-    dictionary_experiment(&state);
+    if args.iter().any(|a| a == "--zstd-params") {
+        let by_type: Vec<Vec<u8>> = state
+            .iter()
+            .map(|(_, v)| v.iter().flat_map(|o| o.object.iter().copied()).collect())
+            .collect();
+        zstd_param_experiment(&by_type);
+    }
+    if !args.iter().any(|a| a == "--no-dict") {
+        dictionary_experiment(&state);
+    }
 }
