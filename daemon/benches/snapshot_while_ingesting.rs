@@ -191,8 +191,28 @@ fn main() {
         "RSS MB",
         "peak MB"
     );
-    // Round 1 folds every segment (first snapshot); later rounds fold the
-    // previous snapshot plus the events since, the steady state.
+    // Round 0: the first snapshot (every segment folded), alone, so its
+    // own memory shows: RSS before and peak during, nothing else running.
+    let rss_before = rss_mb("VmRSS:");
+    reset_peak_rss();
+    let t = Instant::now();
+    let first = c.snapshot(None).unwrap();
+    let first_t = t.elapsed();
+    println!(
+        "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12} {:>12} {:>7} {:>10} {:>10}",
+        0,
+        first.objects,
+        first_t.as_secs_f64(),
+        mb / first_t.as_secs_f64(),
+        first.size as f64 / 1e6,
+        "-",
+        "-",
+        "-",
+        rss_before,
+        rss_mb("VmHWM:")
+    );
+    // Rounds 1-3 fold the previous snapshot plus the events since, while
+    // ingestion runs.
     let mut ratios = Vec::new();
     for round in 1..=3 {
         let updates = usize::try_from(n / 4).unwrap();

@@ -183,7 +183,10 @@ pub async fn run_with(
         source,
     })?;
     let journal = Journal::open(&config.journal_dir(), &config.journal)?;
-    let slot = crate::compact::log::JournalSlot::new(&journal);
+    let board = Board::new();
+    // Only what the writer reports fsynced may be sealed.
+    board.update(|s| s.journal.next_seq = journal.next_seq());
+    let slot = crate::compact::log::JournalSlot::new(&journal).bounded_by(board.clone());
     if let Some(tx) = hooks.journal_view {
         let _ = tx.send(slot.clone());
     }
@@ -196,7 +199,6 @@ pub async fn run_with(
     let client = client(&config.cluster).await?;
 
     let cancel = CancellationToken::new();
-    let board = Board::new();
     if let Some(tx) = hooks.board {
         let _ = tx.send(board.clone());
     }

@@ -210,12 +210,18 @@ pub struct JournalSlot {
     next_seq: Arc<AtomicU64>,
     /// Last size on disk seen, served while detached.
     size: Arc<AtomicU64>,
+    /// The writer's status board: its `next_seq` moves only after a batch
+    /// is fsynced, while the journal's own `next_seq` record is written
+    /// just before the fsync. Sealing must never take an event a crash
+    /// could still lose (its seq would be reused after recovery).
+    durable: Option<crate::status::Board>,
 }
 
 impl std::fmt::Debug for JournalSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JournalSlot")
             .field("attached", &self.is_attached())
+            .field("bounded", &self.durable.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -230,6 +236,14 @@ impl JournalSlot {
         let slot = Self::default();
         slot.attach(journal);
         slot
+    }
+
+    /// Bounds `next_seq` by the durable seq the writer reports on `board`
+    /// (set it before cloning the slot).
+    #[must_use]
+    pub fn bounded_by(mut self, board: crate::status::Board) -> Self {
+        self.durable = Some(board);
+        self
     }
 
     /// Gives the slot a view of `journal` (after a reopen).
@@ -266,12 +280,18 @@ impl JournalSlot {
 
 impl EventLog for JournalSlot {
     fn next_seq(&self) -> u64 {
-        match self.with(JournalView::next_seq) {
+        let written = match self.with(JournalView::next_seq) {
             Some(n) => {
                 self.next_seq.store(n, Ordering::Relaxed);
                 n
             }
             None => self.next_seq.load(Ordering::Relaxed),
+        };
+        match &self.durable {
+            // The board starts at the journal's next_seq on open and moves
+            // after each fsync.
+            Some(board) => written.min(board.snapshot().journal.next_seq),
+            None => written,
         }
     }
 

@@ -657,3 +657,56 @@ fn journal_trims_only_sealed_stored_events_older_than_the_window() {
     let segs = rt.block_on(c.store().list_segments()).unwrap();
     assert_eq!(segs.iter().map(|s| s.events).sum::<u64>(), 40);
 }
+
+/// Sealing takes only what the writer reports fsynced (its board), never
+/// events whose `next_seq` record is written but not yet durable.
+#[test]
+fn a_bounded_slot_seals_only_what_the_writer_reports_durable() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
+    ));
+    let board = crate::status::Board::new();
+    board.update(|s| s.journal.next_seq = 1);
+    let slot = log::JournalSlot::new(&journal.lock().unwrap()).bounded_by(board.clone());
+    let c = rt
+        .block_on(Compactor::open(
+            Arc::new(slot.clone()),
+            &dir.path().join("compact"),
+            settings(&dir.path().join("store")),
+        ))
+        .unwrap();
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+        time_base: 1_700_000_000_000,
+    };
+    for _ in 0..2 {
+        for i in 0..10 {
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: 0,
+                name: i % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+    }
+    assert_eq!(slot.next_seq(), 1, "nothing reported durable yet");
+    assert_eq!(c.seal_all().unwrap(), 0);
+    board.update(|s| s.journal.next_seq = 11);
+    c.seal_all().unwrap();
+    assert_eq!(c.progress().sealed_upto, 10);
+    board.update(|s| s.journal.next_seq = 21);
+    c.seal_all().unwrap();
+    assert_eq!(c.progress().sealed_upto, 20);
+}
