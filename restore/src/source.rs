@@ -90,8 +90,9 @@ pub enum Point {
 impl FromStr for Point {
     type Err = String;
 
-    /// `latest`, `seq:N`, `snapshot:NAME`, `ms:UNIX_MILLIS`, or a bare number
-    /// (a sequence number).
+    /// `latest`, `seq:N`, `snapshot:NAME`, `ms:UNIX_MILLIS`, an RFC 3339
+    /// time with an offset (`2026-11-26T14:00:00Z`, `…+01:00`), or a bare
+    /// number (a sequence number).
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         let parse_num = |v: &str| v.parse().map_err(|e| format!("{s:?}: {e}"));
         if s == "latest" {
@@ -104,9 +105,13 @@ impl FromStr for Point {
             Ok(Self::Time(v.parse().map_err(|e| format!("{s:?}: {e}"))?))
         } else if let Ok(n) = s.parse() {
             Ok(Self::Seq(n))
+        } else if let Ok(t) = s.parse::<jiff::Timestamp>() {
+            // Sub-millisecond digits are truncated: events carry milliseconds.
+            Ok(Self::Time(t.as_millisecond()))
         } else {
             Err(format!(
-                "{s:?} is not latest, seq:N, ms:UNIX_MILLIS or snapshot:NAME"
+                "{s:?} is not latest, seq:N, ms:UNIX_MILLIS, an RFC 3339 time \
+                 (2026-11-26T14:00:00Z) or snapshot:NAME"
             ))
         }
     }
@@ -355,6 +360,16 @@ mod tests {
             Point::Snapshot("a".into())
         );
         assert!("yesterday".parse::<Point>().is_err());
+        assert_eq!(
+            "2026-11-26T14:00:00Z".parse::<Point>().unwrap(),
+            Point::Time(1_795_701_600_000)
+        );
+        assert_eq!(
+            "2026-11-26T15:00:00.250+01:00".parse::<Point>().unwrap(),
+            Point::Time(1_795_701_600_250)
+        );
+        // A time without an offset is ambiguous: refused, not guessed.
+        assert!("2026-11-26T14:00:00".parse::<Point>().is_err());
     }
 
     #[test]

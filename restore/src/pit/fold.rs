@@ -1,21 +1,18 @@
 //! The parallel fold: a snapshot's blocks and the segments' blocks decode on
 //! every core, and each worker reduces its contiguous run of events to one
-//! change per object, so the final merge touches each object a few times
-//! instead of once per event.
+//! change per object (newest first, borrowing from the decompressed blocks:
+//! see [`super::reduce`]), so the final merge touches each object a few
+//! times instead of once per event.
 //!
 //! The reduction keeps `State::apply`'s semantics exactly (it is checked
-//! against it by the model tests): a deletion removes the object only when
-//! the uids agree, so a run of events that starts with deletions depends on
-//! the base; [`Delta::DeleteIf`] carries that dependency to the merge.
+//! against it by the model tests).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use rewind_format::state::TypeKey;
-use rewind_format::{
-    EventKind, EventRecord, Limits, ObjectKey, ResourceType, SegmentReader, SnapshotReader, State,
-    StateObject,
-};
+use rewind_format::segment::SegmentScanner;
+use rewind_format::{Limits, ObjectKey, SnapshotReader, State, StateObject};
 
+use super::reduce::Reduced;
 use super::{PitError, Result};
 
 /// Where a fold stops: after `seq`, or before the first event observed
@@ -35,10 +32,6 @@ impl Until {
         self.seq = Some(seq);
         self
     }
-
-    fn stops_at(&self, e: &EventRecord) -> bool {
-        self.seq.is_some_and(|s| e.seq > s) || self.time_ms.is_some_and(|t| e.observed_at_ms > t)
-    }
 }
 
 /// One segment to fold: its plain bytes, and the first seq to take from it
@@ -51,151 +44,6 @@ pub struct SegmentInput<'a> {
     pub plain: &'a [u8],
     /// Events below this seq are skipped.
     pub from_seq: u64,
-}
-
-/// What a run of events did to one object, independently of the base.
-#[derive(Debug)]
-enum Delta {
-    /// The object holds this value.
-    Put(StateObject),
-    /// The object is gone.
-    Gone,
-    /// Only deletions so far: the base object goes if its uid is one of
-    /// these, or if any deletion (or the object) had no uid.
-    DeleteIf { any: bool, uids: Vec<String> },
-}
-
-/// A worker's reduction of its run of events.
-#[derive(Debug, Default)]
-struct Reduced {
-    objects: HashMap<ObjectKey, Delta>,
-    /// Latest rtype per type, and the latest list_rv set by an event.
-    types: HashMap<TypeKey, (ResourceType, Option<String>)>,
-    /// Seq and time of the last event taken.
-    last: Option<(u64, i64)>,
-    /// Events taken.
-    events: u64,
-    /// The worker met an event past the stop point.
-    stopped: bool,
-}
-
-impl Reduced {
-    fn push(&mut self, e: EventRecord) {
-        self.last = Some((e.seq, e.observed_at_ms));
-        self.events += 1;
-        let list_rv = match &e.kind {
-            EventKind::Applied | EventKind::Deleted => Some(e.resource_version.clone()),
-            EventKind::ResyncEnd { list_rv } => Some(list_rv.clone()),
-            EventKind::DeletedInferred { .. } | EventKind::ResyncBegin { .. } => None,
-        };
-        let tk = (e.rtype.group.clone(), e.rtype.resource.clone());
-        match self.types.get_mut(&tk) {
-            Some(t) => {
-                if t.0 != e.rtype {
-                    t.0.clone_from(&e.rtype);
-                }
-                if list_rv.is_some() {
-                    t.1 = list_rv;
-                }
-            }
-            None => {
-                self.types.insert(tk, (e.rtype.clone(), list_rv));
-            }
-        }
-        let deleting = match e.kind {
-            EventKind::Applied => false,
-            EventKind::Deleted | EventKind::DeletedInferred { .. } => true,
-            EventKind::ResyncBegin { .. } | EventKind::ResyncEnd { .. } => return,
-        };
-        let key = ObjectKey {
-            group: e.rtype.group,
-            resource: e.rtype.resource,
-            namespace: e.namespace,
-            name: e.name,
-        };
-        if !deleting {
-            let obj = StateObject {
-                uid: e.uid,
-                resource_version: e.resource_version,
-                object: e.object,
-            };
-            self.objects.insert(key, Delta::Put(obj));
-            return;
-        }
-        let uid = e.uid;
-        match self.objects.get_mut(&key) {
-            Some(d @ Delta::Put(_)) => {
-                if let Delta::Put(o) = d
-                    && (o.uid == uid || o.uid.is_empty() || uid.is_empty())
-                {
-                    *d = Delta::Gone;
-                }
-            }
-            Some(Delta::Gone) => {}
-            Some(Delta::DeleteIf { any, uids }) => {
-                if uid.is_empty() {
-                    *any = true;
-                } else if !uids.contains(&uid) {
-                    uids.push(uid);
-                }
-            }
-            None => {
-                let d = if uid.is_empty() {
-                    Delta::DeleteIf {
-                        any: true,
-                        uids: Vec::new(),
-                    }
-                } else {
-                    Delta::DeleteIf {
-                        any: false,
-                        uids: vec![uid],
-                    }
-                };
-                self.objects.insert(key, d);
-            }
-        }
-    }
-
-    /// Applies this reduction to `state`, as `State::apply` would have
-    /// applied the events one by one.
-    fn apply_to(self, state: &mut State) {
-        for (tk, (rtype, list_rv)) in self.types {
-            let entry = state
-                .types
-                .entry(tk)
-                .or_insert_with(|| rewind_format::TypeEntry {
-                    rtype: rtype.clone(),
-                    list_rv: String::new(),
-                });
-            entry.rtype = rtype;
-            if let Some(rv) = list_rv {
-                entry.list_rv = rv;
-            }
-        }
-        for (k, d) in self.objects {
-            match d {
-                Delta::Put(o) => {
-                    state.objects.insert(k, o);
-                }
-                Delta::Gone => {
-                    state.objects.remove(&k);
-                }
-                Delta::DeleteIf { any, uids } => {
-                    if state
-                        .objects
-                        .get(&k)
-                        .is_some_and(|o| any || o.uid.is_empty() || uids.contains(&o.uid))
-                    {
-                        state.objects.remove(&k);
-                    }
-                }
-            }
-        }
-        if let Some((seq, time)) = self.last {
-            state.seq = seq;
-            state.time_ms = time;
-        }
-    }
 }
 
 /// Number of workers: the machine's parallelism.
@@ -302,96 +150,172 @@ pub fn decode_snapshot(plain: &[u8], name: &str, limits: Limits) -> Result<State
     })
 }
 
+/// One block to fold.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    /// Index into the segments.
+    segment: usize,
+    /// Block number in that segment.
+    block: usize,
+    /// First seq to take from it (earlier ones are in the base or an
+    /// overlapping earlier segment).
+    from: u64,
+    /// Seq of its first event.
+    first: u64,
+    /// Its event count: the work it weighs.
+    count: u64,
+}
+
 /// Folds `segments` (in chain order) onto `state`, up to `until`, decoding
 /// their blocks on every core. Returns the number of events applied.
+///
+/// The blocks to read come from the segment indexes alone (nothing past the
+/// point is decompressed, except the one block a time limit ends in). They
+/// are split into one contiguous run per core; each run is reduced newest
+/// first (see [`super::reduce`]) and the runs merge in log order.
 pub fn fold_segments(
     state: &mut State,
     segments: &[SegmentInput<'_>],
     until: Until,
     limits: Limits,
 ) -> Result<u64> {
-    // Units of work: (segment, block), in log order, weighted by events.
+    fold_segments_on(state, segments, until, limits, workers())
+}
+
+/// [`fold_segments`] with `threads` workers.
+pub(super) fn fold_segments_on(
+    state: &mut State,
+    segments: &[SegmentInput<'_>],
+    until: Until,
+    limits: Limits,
+    threads: usize,
+) -> Result<u64> {
+    let base_seq = state.seq;
     let mut units = Vec::new();
     for (si, seg) in segments.iter().enumerate() {
-        let r = SegmentReader::open(seg.plain, Some(seg.name), limits).map_err(|source| {
-            PitError::Format {
-                file: seg.name.to_owned(),
-                source,
-            }
-        })?;
-        for (bi, b) in r.blocks().iter().enumerate() {
-            if b.last_seq < seg.from_seq.max(state.seq.saturating_add(1)) {
+        let s = SegmentScanner::open(seg.plain, Some(seg.name), limits)
+            .map_err(|source| fmt_err(seg.name, source))?;
+        let from = seg.from_seq.max(base_seq.saturating_add(1));
+        for (bi, b) in s.blocks().iter().enumerate() {
+            if b.last_seq < from {
                 continue;
             }
             if until.seq.is_some_and(|s| b.first_seq > s) {
                 break;
             }
-            units.push((si, bi, u64::from(b.count)));
+            units.push(Unit {
+                segment: si,
+                block: bi,
+                from,
+                first: b.first_seq,
+                count: u64::from(b.count),
+            });
         }
     }
-    let weights: Vec<u64> = units.iter().map(|u| u.2).collect();
-    let ranges = split(&weights, workers());
-    let base_seq = state.seq;
+    let last = last_seq(segments, &units, until, limits)?;
+    // Nothing after the point is read.
+    units.retain(|u| u.first <= last);
+    let weights: Vec<u64> = units.iter().map(|u| u.count).collect();
+    let ranges = split(&weights, threads);
     let reduced = std::thread::scope(|s| {
         let handles: Vec<_> = ranges
             .into_iter()
             .map(|range| {
                 let units = units.get(range).unwrap_or_default();
-                s.spawn(move || reduce(segments, units, base_seq, until, limits))
+                s.spawn(move || reduce(segments, units, last, limits))
             })
             .collect();
         handles.into_iter().map(join).collect::<Result<Vec<_>>>()
     })?;
     let mut applied = 0;
     for r in reduced {
-        let stopped = r.stopped;
         applied += r.events;
         r.apply_to(state);
-        if stopped {
-            break;
-        }
     }
     Ok(applied)
 }
 
-/// One worker: decodes its blocks in order and reduces their events.
+fn fmt_err(name: &str, source: rewind_format::FormatError) -> PitError {
+    PitError::Format {
+        file: name.to_owned(),
+        source,
+    }
+}
+
+/// The last seq to take. A time limit stops the one-by-one fold at the
+/// first event (in log order) observed after it, even when later events
+/// carry earlier times, so its block is found from the index and read.
+fn last_seq(
+    segments: &[SegmentInput<'_>],
+    units: &[Unit],
+    until: Until,
+    limits: Limits,
+) -> Result<u64> {
+    let by_seq = until.seq.unwrap_or(u64::MAX);
+    let Some(t) = until.time_ms else {
+        return Ok(by_seq);
+    };
+    let mut open: Option<(usize, SegmentScanner<'_>)> = None;
+    for u in units {
+        let Some(seg) = segments.get(u.segment) else {
+            continue;
+        };
+        if open.as_ref().is_none_or(|(i, _)| *i != u.segment) {
+            let s = SegmentScanner::open(seg.plain, Some(seg.name), limits)
+                .map_err(|e| fmt_err(seg.name, e))?;
+            open = Some((u.segment, s));
+        }
+        let Some((_, s)) = open.as_mut() else {
+            continue;
+        };
+        if s.blocks().get(u.block).is_none_or(|b| b.max_time_ms <= t) {
+            continue;
+        }
+        let stop = s
+            .scan_block(u.block, |views| {
+                views
+                    .iter()
+                    .find(|v| v.seq >= u.from && v.seq <= by_seq && v.observed_at_ms > t)
+                    .map(|v| v.seq)
+            })
+            .map_err(|e| fmt_err(seg.name, e))?;
+        if let Some(stop) = stop {
+            return Ok(stop.saturating_sub(1).min(by_seq));
+        }
+    }
+    Ok(by_seq)
+}
+
+/// One worker: decodes its blocks newest first and reduces their events
+/// with seq in `from..=last`.
 fn reduce(
     segments: &[SegmentInput<'_>],
-    units: &[(usize, usize, u64)],
-    base_seq: u64,
-    until: Until,
+    units: &[Unit],
+    last: u64,
     limits: Limits,
 ) -> Result<Reduced> {
     let mut out = Reduced::default();
-    let mut open: Option<(usize, SegmentReader<'_>)> = None;
-    for &(si, bi, _) in units {
-        let Some(seg) = segments.get(si) else {
+    let mut open: Option<(usize, SegmentScanner<'_>)> = None;
+    for u in units.iter().rev() {
+        let Some(seg) = segments.get(u.segment) else {
             continue;
         };
-        let fmt = |source| PitError::Format {
-            file: seg.name.to_owned(),
-            source,
-        };
-        if open.as_ref().is_none_or(|(i, _)| *i != si) {
-            open = Some((
-                si,
-                SegmentReader::open(seg.plain, Some(seg.name), limits).map_err(fmt)?,
-            ));
+        if open.as_ref().is_none_or(|(i, _)| *i != u.segment) {
+            let s = SegmentScanner::open(seg.plain, Some(seg.name), limits)
+                .map_err(|e| fmt_err(seg.name, e))?;
+            open = Some((u.segment, s));
         }
-        let Some((_, r)) = open.as_mut() else {
+        let Some((_, s)) = open.as_mut() else {
             continue;
         };
-        let from = seg.from_seq.max(base_seq.saturating_add(1));
-        for e in r.read_block(bi).map_err(fmt)? {
-            if e.seq < from {
-                continue;
+        s.scan_block(u.block, |views| {
+            for v in views.iter().rev() {
+                if v.seq >= u.from && v.seq <= last {
+                    out.push_newest_first(v);
+                }
             }
-            if until.stops_at(&e) {
-                out.stopped = true;
-                return Ok(out);
-            }
-            out.push(e);
-        }
+        })
+        .map_err(|e| fmt_err(seg.name, e))?;
     }
     Ok(out)
 }

@@ -34,8 +34,11 @@
 //! ```
 
 pub mod fold;
+#[cfg(test)]
+mod fold_tests;
 pub mod history;
 pub mod plan;
+mod reduce;
 pub mod verify;
 
 use std::path::Path;
