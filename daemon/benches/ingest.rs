@@ -4,14 +4,17 @@
 //! Each row ingests the same N events of ~2 KB JSON objects (realistic
 //! Rancher-like shapes, distinct content) durably:
 //! - `journal`: the daemon's path: ingest rules (dedup lookup, state value
-//!   compression), one compressed event block per batch, state and meta in
-//!   one sled transaction, then `flush` (fsync) per batch.
+//!   compression), one compressed event block per batch, then the state
+//!   changes with the commit record as one sled batch and the meta changes
+//!   as another (no cross-tree transaction), then `flush` (fsync) per batch.
 //! - `raw sled, 1 tree`: one insert per event (seq → bytes), flush every
 //!   1,000 inserts.
 //! - `raw sled, log+state`: one insert per event into a log tree and a state
 //!   tree (the naive design), flush every 1,000 inserts.
 //!
-//! Prints events/s and the ratio to the first baseline.
+//! Prints events/s and the ratio to the first baseline, and the process CPU
+//! time per event (all threads, sled's included): on a shared machine the
+//! CPU figure moves much less with other load than the wall-clock rate.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -155,6 +158,19 @@ fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {
     start.elapsed()
 }
 
+/// CPU seconds this process used so far (user + system, all threads).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 fn main() {
     let n: usize = std::env::var("REWIND_BENCH_EVENTS")
         .ok()
@@ -173,42 +189,53 @@ fn main() {
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     // REWIND_BENCH_ONLY=journal skips the baselines (for profiling).
     let only_journal = std::env::var("REWIND_BENCH_ONLY").is_ok_and(|v| v == "journal");
-    let raw1 = if only_journal {
-        1.0
+    let us_per_event = |cpu: f64| cpu * 1e6 / n as f64;
+    let (raw1, raw1_cpu) = if only_journal {
+        (1.0, 1.0)
     } else {
-        rate(raw_run(&obs, false))
+        let c = cpu_s();
+        (rate(raw_run(&obs, false)), us_per_event(cpu_s() - c))
     };
-    let raw2 = if only_journal {
-        1.0
+    let (raw2, raw2_cpu) = if only_journal {
+        (1.0, 1.0)
     } else {
-        rate(raw_run(&obs, true))
+        let c = cpu_s();
+        (rate(raw_run(&obs, true)), us_per_event(cpu_s() - c))
     };
     let mut rows = vec![
         (
             "raw sled, 1 tree, flush/1000".to_owned(),
             raw1,
+            raw1_cpu,
             String::new(),
         ),
         (
             "raw sled, log+state, flush/1000".to_owned(),
             raw2,
+            raw2_cpu,
             String::new(),
         ),
     ];
     for b in [1000, 5000, 10_000] {
+        let c = cpu_s();
         let (total, prep, commit) = journal_run(&obs, b);
+        let cpu = us_per_event(cpu_s() - c);
         let split = format!(
             "prepare {:.0}%, commit+fsync {:.0}%",
             100.0 * prep.as_secs_f64() / total.as_secs_f64(),
             100.0 * commit.as_secs_f64() / total.as_secs_f64()
         );
-        rows.push((format!("journal, batch {b}"), rate(total), split));
+        rows.push((format!("journal, batch {b}"), rate(total), cpu, split));
     }
     println!(
-        "{:<36} {:>12} {:>10}",
-        "variant", "events/s", "vs raw 1 tree"
+        "{:<36} {:>12} {:>10} {:>14} {:>10}",
+        "variant", "events/s", "vs raw 1 tree", "CPU us/event", "vs raw 1 tree"
     );
-    for (name, r, split) in rows {
-        println!("{name:<36} {r:>12.0} {:>9.2}x  {split}", r / raw1);
+    for (name, r, cpu, split) in rows {
+        println!(
+            "{name:<36} {r:>12.0} {:>9.2}x {cpu:>14.1} {:>9.2}x  {split}",
+            r / raw1,
+            raw1_cpu / cpu
+        );
     }
 }

@@ -1,10 +1,16 @@
 //! The journal writer: group commit on a dedicated thread.
 //!
 //! It takes the first message, then keeps taking until the batch holds
-//! `flush_max_events` or `flush_interval` has passed since the first, runs
-//! the batch through the [`Ingestor`], and commits it (one sled transaction,
-//! then fsync). Only then are the batch's memory permits released, so the
-//! byte budget covers the queue and the batch being written.
+//! `flush_max_events`, or `flush_interval` has passed since the first, or
+//! the queue stayed empty for [`LINGER`]; runs the batch through the
+//! [`Ingestor`], and commits it (see [`crate::journal::commit`], then
+//! fsync). Only then are the batch's memory permits released, so the byte
+//! budget covers the queue and the batch being written.
+//!
+//! Closing a batch once the queue runs dry, instead of always waiting out
+//! `flush_interval`, is what keeps the time from API write to durable low
+//! when changes trickle in; under load the queue does not run dry, and
+//! batches grow while the previous commit fsyncs (classic group commit).
 //!
 //! A failed commit (full disk, I/O error) is not lost: the batch is kept,
 //! the journal is reopened (sled refuses writes after an I/O error), and
@@ -45,6 +51,10 @@ fn min_free_bytes() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(MIN_FREE_BYTES)
 }
+
+/// How long the writer waits for more messages once the queue is empty
+/// before it commits the batch it has.
+pub const LINGER: Duration = Duration::from_millis(2);
 
 /// Bytes of object JSON an observation carries.
 fn json_bytes(obs: &crate::ingest::Observation) -> usize {
@@ -162,7 +172,8 @@ impl Writer {
                     }
                     Err(mpsc::error::TryRecvError::Empty) => {}
                 }
-                match rt.block_on(tokio::time::timeout_at(deadline, rx.recv())) {
+                let until = deadline.min(tokio::time::Instant::now() + LINGER);
+                match rt.block_on(tokio::time::timeout_at(until, rx.recv())) {
                     Ok(Some(m)) => msgs.push(m),
                     Ok(None) => {
                         closed = true;
