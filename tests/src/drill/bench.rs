@@ -107,7 +107,24 @@ pub fn suite() -> Vec<Bench> {
             cargo: &["bench", "-p", "rewind-tests", "--bench", "reconstruct"],
             env: &[],
             target: "<= 3 s: state at any point from a snapshot + 1,000,000 events, 100,000 objects",
-            extract: extract_lines_with_seconds,
+            extract: extract_reconstruct,
+        },
+        Bench {
+            name: "record_latency",
+            cargo: &["bench", "-p", "rewind-daemon", "--bench", "record_latency"],
+            env: &[],
+            target: "p99 API write -> durable <= 100 ms; daemon RSS <= 150 MB recording 100,000 objects",
+            extract: extract_latency,
+        },
+        Bench {
+            name: "scale",
+            cargo: &["bench", "-p", "rewind-tests", "--bench", "scale"],
+            env: &[
+                ("REWIND_SCALE_SIZES", "10000,30000,100000"),
+                ("REWIND_SCALE_SVG", "docs/scale.svg"),
+            ],
+            target: "growth of ingestion, snapshot, reconstruction and restore times and daemon memory with size (plot: docs/scale.svg)",
+            extract: extract_scale,
         },
     ]
 }
@@ -218,14 +235,108 @@ fn extract_format(out: &str) -> Vec<Figure> {
         .collect()
 }
 
-/// For benches without a parser yet: every output line that names seconds.
-fn extract_lines_with_seconds(out: &str) -> Vec<Figure> {
+/// The reconstruct bench's markdown table: the store reader against the
+/// naive fold.
+fn extract_reconstruct(out: &str) -> Vec<Figure> {
+    let cells = |l: &str| -> Vec<String> {
+        l.split('|')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    let naive = out
+        .lines()
+        .find(|l| l.starts_with("| naive"))
+        .map(cells)
+        .and_then(|c| c.get(1).cloned())
+        .unwrap_or_default();
+    let setup = out
+        .lines()
+        .find(|l| l.starts_with("store: "))
+        .unwrap_or_default()
+        .trim_start_matches("store: ");
     out.lines()
-        .filter(|l| l.contains(" s") || l.contains("ratio") || l.contains('x'))
-        .take(8)
-        .map(|l| Figure {
-            what: l.trim().to_owned(),
-            ..Figure::default()
+        .filter(|l| l.starts_with("| StoreSource"))
+        .map(cells)
+        .map(|c| Figure {
+            what: format!(
+                "state at a point, {} (median of rounds; best {}; {setup})",
+                c.first().map_or("", String::as_str),
+                c.get(2).map_or("", String::as_str)
+            ),
+            value: c.get(1).cloned().unwrap_or_default(),
+            baseline: format!("{naive} (naive single-threaded fold)"),
+            ratio: c.get(3).cloned().unwrap_or_default(),
+            target: "<= 3 s".into(),
+        })
+        .collect()
+}
+
+/// record_latency: the p99 row, and the memory table.
+fn extract_latency(out: &str) -> Vec<Figure> {
+    let mut figs = Vec::new();
+    let title = out
+        .lines()
+        .find(|l| l.contains("API write -> durable"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if let Some(l) = table(out, "p99").first() {
+        let c: Vec<&str> = l.split_whitespace().collect();
+        if let [p50, p90, p99, max] = c.as_slice() {
+            figs.push(Figure {
+                what: format!("p99 {title} (p50 {p50}, p90 {p90}, max {max})"),
+                value: (*p99).to_owned(),
+                baseline: String::new(),
+                ratio: String::new(),
+                target: "<= 100 ms".into(),
+            });
+        }
+    }
+    for l in table(out, "RSS peak") {
+        // `settings… recorded initial-sync RSS MB peak MB`, settings free text.
+        let c: Vec<&str> = l.split_whitespace().collect();
+        if c.len() < 7 {
+            continue;
+        }
+        let n = c.len();
+        let settings = c.get(..n - 6).map(|v| v.join(" ")).unwrap_or_default();
+        let get = |i: usize| c.get(i).copied().unwrap_or_default();
+        figs.push(Figure {
+            what: format!(
+                "rewindd RSS recording {} objects, {settings} (settled; initial sync {})",
+                get(n - 6),
+                get(n - 5)
+            ),
+            value: format!("{} MB (peak {} MB)", get(n - 4), get(n - 2)),
+            baseline: String::new(),
+            ratio: String::new(),
+            target: "<= 150 MB".into(),
+        });
+    }
+    figs
+}
+
+/// scale: one figure per size.
+fn extract_scale(out: &str) -> Vec<Figure> {
+    table(out, "ingest/s")
+        .into_iter()
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            match c.as_slice() {
+                [objects, events, _load, ingest, ingest_rate, rss, _mb, rss_end, _mb2, snap, snap_mb, show, restore, restore_rate] => {
+                    Some(Figure {
+                        what: format!(
+                            "{objects} objects, {events} events: ingest {ingest} s ({ingest_rate}/s), snapshot {snap} s ({snap_mb} MB), reconstruct {show} s, restore {restore} s ({restore_rate}/s)"
+                        ),
+                        value: format!("RSS peak {rss} MB (end {rss_end} MB)"),
+                        baseline: String::new(),
+                        ratio: String::new(),
+                        target: "see the curves".into(),
+                    })
+                }
+                _ => None,
+            }
         })
         .collect()
 }
@@ -337,6 +448,12 @@ pub fn markdown(
             o.elapsed.as_secs_f64()
         );
         let _ = writeln!(s, "```\n{}\n```\n", o.stdout.trim_end());
+        if let Some((_, svg)) = o.bench.env.iter().find(|(k, _)| *k == "REWIND_SCALE_SVG")
+            && o.ok
+        {
+            let file = svg.rsplit('/').next().unwrap_or(svg);
+            let _ = writeln!(s, "![{} curves]({file})\n", o.bench.name);
+        }
     }
     s
 }
@@ -367,6 +484,48 @@ rewind restore                         1000       1.00       1000        10.0x\n
         assert_eq!(f[0].value, "1000");
         assert_eq!(f[0].ratio, "10.0x");
         assert!(f[0].baseline.starts_with("100 "));
+    }
+
+    #[test]
+    fn reconstruct_table_gives_median_against_naive() {
+        let out = "store: 100000 objects (210 MB JSON), snapshot 9.0 MB\n\n\
+| method | median | best | vs naive |\n|---|---|---|---|\n\
+| StoreSource::load (parallel, reduced) | 2.10 s | 2.00 s | 5.00x faster |\n\
+| naive: State::from_snapshot + apply_all, one thread | 10.50 s | 10.00 s | 1.00x |\n";
+        let f = extract_reconstruct(out);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].value, "2.10 s");
+        assert_eq!(f[0].ratio, "5.00x faster");
+        assert!(f[0].baseline.starts_with("10.50 s"));
+        assert!(f[0].what.contains("100000 objects"));
+    }
+
+    #[test]
+    fn latency_and_memory_rows_are_parsed() {
+        let out = "\nAPI write -> durable, 2000 creates of 2 KB ConfigMaps, flush interval 20ms\n\
+       p50        p90        p99        max\n\
+    20.1ms     40.2ms     80.3ms    120.4ms\n\n\
+rewindd (x) recording 100000 2 KB objects (loaded in 60s)\n\
+settings                                                    recorded  initial sync  RSS settled   RSS peak\n\
+defaults                                                      100000         12.3s       120 MB     140 MB\n\
+--flush-max-events 2000 --cache-capacity-mb 16                100000         13.0s        90 MB     100 MB\n";
+        let f = extract_latency(out);
+        assert_eq!(f.len(), 3, "{f:?}");
+        assert_eq!(f[0].value, "80.3ms");
+        assert_eq!(f[1].value, "120 MB (peak 140 MB)");
+        assert!(f[1].what.contains("100000 objects, defaults"));
+        assert!(f[2].what.contains("--cache-capacity-mb 16"));
+    }
+
+    #[test]
+    fn scale_rows_are_parsed() {
+        let out = "scale run\n\
+ objects   events    load s   ingest s   ingest/s   RSS peak    RSS end     snap s     snap MB     show s   restore s  restore/s\n\
+   10000    15000      10.0        2.0       5000      80 MB      70 MB       0.50         1.0       0.80         9.0       1111\n";
+        let f = extract_scale(out);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].value, "RSS peak 80 MB (end 70 MB)");
+        assert!(f[0].what.starts_with("10000 objects, 15000 events"));
     }
 
     #[test]

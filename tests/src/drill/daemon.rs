@@ -35,6 +35,12 @@ pub fn binaries() -> Result<Binaries> {
             step: "locating the drill's executable",
             reason: format!("{} has no parent directory", exe.display()),
         })?;
+    // Bench binaries live in `<profile>/deps/`; the daemon is in `<profile>/`.
+    let dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map_or(dir.clone(), Path::to_path_buf)
+    } else {
+        dir
+    };
     let profile_release = dir.file_name().is_some_and(|n| n == "release");
     if let Ok(cargo) = std::env::var("CARGO") {
         let mut cmd = std::process::Command::new(cargo);
@@ -158,6 +164,13 @@ impl Daemon {
             metrics_port,
             bin: bin.to_path_buf(),
         })
+    }
+
+    /// The daemon's process id (for memory and fd sampling); `None` once it
+    /// has exited.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The last lines of the daemon's log, for error messages.

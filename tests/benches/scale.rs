@@ -1,0 +1,365 @@
+//! How Rewind's times and memory grow with the size of the management plane,
+//! end to end with the real binaries.
+//!
+//! `cargo bench -p rewind-tests --bench scale` (sizes with
+//! `REWIND_SCALE_SIZES=10000,30000,100000`, the default; an SVG plot with
+//! `REWIND_SCALE_SVG=docs/scale.svg`). For each size N:
+//! 1. a fresh local control plane is loaded with a generated Rancher-like
+//!    plane of about N objects (`fixtures::generate`, ~21 objects per
+//!    downstream cluster);
+//! 2. `rewindd` (release build, read-only identity, local store) starts and
+//!    records it: **ingestion** is the time from start until it has settled
+//!    (initial LIST of every type, journaled durably); its RSS is sampled
+//!    every 100 ms from start to the end, and the peak is **daemon memory**;
+//! 3. **snapshot**: `rewindd snapshot --wait` over the admin socket;
+//! 4. N/2 updates (annotation patches spread over every generated object),
+//!    recorded and sealed into segments;
+//! 5. **point-in-time reconstruction**: `rewind show --at latest`, which reads
+//!    the snapshot plus the N/2 events from the store and folds them (the
+//!    CLI's wall time, process start included);
+//! 6. **restore**: `rewind restore --at latest --yes` into a second, empty
+//!    control plane (CRDs first, then everything), wall time.
+//!
+//! Every figure is one run on a shared 2-core machine, so read the curves'
+//! shape more than single points. The 1,000,000-event reconstruction target
+//! is measured by the `reconstruct` bench; here the events per size are N/2
+//! because each one is a real API write.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // bench code: a panic is a failed run
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use kube::api::{Patch, PatchParams};
+use rewind_tests::ControlPlane;
+use rewind_tests::drill::daemon::{self, Daemon};
+use rewind_tests::drill::restore::rewind_cli;
+use rewind_tests::fixtures::{self, PlaneSpec};
+use serde_json::json;
+
+/// Objects the generator makes per downstream cluster (measured: 50
+/// clusters give 1,051 objects).
+const OBJECTS_PER_CLUSTER: usize = 21;
+
+#[derive(Debug, Clone, Default)]
+struct Row {
+    objects: usize,
+    events: u64,
+    load_s: f64,
+    ingest_s: f64,
+    rss_peak_mb: f64,
+    rss_end_mb: f64,
+    snapshot_s: f64,
+    snapshot_mb: f64,
+    updates: usize,
+    pit_s: f64,
+    restore_s: f64,
+    restored: usize,
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples the RSS of `pid` every 100 ms until `stop`; keeps the peak.
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>, peak: Arc<AtomicU64>, last: Arc<AtomicU64>) {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let kb = rss_kb(pid);
+            if kb > 0 {
+                peak.fetch_max(kb, Ordering::Relaxed);
+                last.store(kb, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
+async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
+    let mut row = Row::default();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    fixtures::install_rancher_crds(&admin).await.unwrap();
+    let clusters = (n / OBJECTS_PER_CLUSTER).max(1);
+    let objects = fixtures::generate(&PlaneSpec::new(clusters));
+    let t = Instant::now();
+    let loaded = fixtures::load(&admin, &objects, 32).await.unwrap();
+    row.load_s = t.elapsed().as_secs_f64();
+    row.objects = loaded.created;
+    eprintln!(
+        "[scale {n}] loaded {} objects in {:.1} s",
+        loaded.created, row.load_s
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("rewindd");
+    std::fs::create_dir_all(&data).unwrap();
+    let t = Instant::now();
+    let mut d = Daemon::start(&bins.rewindd, &data, cp.readonly_kubeconfig_path())
+        .await
+        .unwrap();
+    let (stop, peak, last) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    sample_rss(d.pid().unwrap(), stop.clone(), peak.clone(), last.clone());
+    let settled = d
+        .wait_settled(Duration::from_secs(1), "initial list")
+        .await
+        .unwrap();
+    // The settle check waits 1 s of quiet; that second is not ingestion.
+    row.ingest_s = (t.elapsed().as_secs_f64() - 1.0).max(0.0);
+    eprintln!("[scale {n}] rewindd settled in {:.1} s", row.ingest_s);
+
+    let t = Instant::now();
+    d.snapshot("scale").await.unwrap();
+    row.snapshot_s = t.elapsed().as_secs_f64();
+    let store = daemon::open_store(&data).await.unwrap();
+    let snap = daemon::labelled_snapshot(&store, "scale").await.unwrap();
+    row.snapshot_mb = snap.size as f64 / 1e6;
+
+    // N/2 real updates, spread over every generated object.
+    let updates = n / 2;
+    let targets: Vec<_> = objects
+        .iter()
+        .filter(|o| !(o.kind == "Namespace" && o.group.is_empty()))
+        .collect();
+    stream::iter(0..updates)
+        .map(|i| {
+            let o = targets[i % targets.len()];
+            let api = fixtures::api_for(&admin, o);
+            let name = o.name.clone();
+            async move {
+                let patch =
+                    json!({"metadata": {"annotations": {"rewind.scale/round": i.to_string()}}});
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    row.updates = updates;
+    let settled_after = d
+        .wait_settled(Duration::from_secs(1), "after the updates")
+        .await
+        .unwrap();
+    let last_seq = settled_after.journal.next_seq.saturating_sub(1);
+    daemon::wait_sealed(&store, last_seq).await.unwrap();
+    row.events = settled_after.journal.next_seq;
+    stop.store(true, Ordering::Relaxed);
+    row.rss_peak_mb = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    row.rss_end_mb = last.load(Ordering::Relaxed) as f64 / 1024.0;
+    let _ = settled;
+    d.kill().await.unwrap();
+    drop(cp);
+
+    let store_arg = data.join("store").display().to_string();
+    let t = Instant::now();
+    let show = rewind_cli(
+        &bins.rewind,
+        &[
+            "--store".into(),
+            store_arg.clone(),
+            "show".into(),
+            "--at".into(),
+            "latest".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    row.pit_s = t.elapsed().as_secs_f64();
+    assert!(show.ok, "rewind show failed: {}", show.output);
+
+    let target = ControlPlane::start().await.unwrap();
+    let t = Instant::now();
+    let restore = rewind_cli(
+        &bins.rewind,
+        &[
+            "--store".into(),
+            store_arg,
+            "restore".into(),
+            "--at".into(),
+            "latest".into(),
+            "--to".into(),
+            target.admin_kubeconfig_path().display().to_string(),
+            "--yes".into(),
+            "--concurrency".into(),
+            "32".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    row.restore_s = t.elapsed().as_secs_f64();
+    assert!(restore.ok, "rewind restore failed: {}", restore.output);
+    row.restored = row.objects;
+    eprintln!(
+        "[scale {n}] show {:.1} s, restore {:.1} s",
+        row.pit_s, row.restore_s
+    );
+    row
+}
+
+/// One line of the chart: its name, colour and value per row.
+type Series = (&'static str, &'static str, fn(&Row) -> f64);
+
+/// A line chart of `series` (name, points) against object counts.
+fn svg(rows: &[Row]) -> String {
+    let (w, h, left, right, top, bottom) = (720.0, 420.0, 70.0, 190.0, 30.0, 50.0);
+    let max_x = rows.iter().map(|r| r.objects).max().unwrap_or(1) as f64;
+    let series: [Series; 5] = [
+        ("ingestion (s)", "#1f77b4", |r| r.ingest_s),
+        ("snapshot (s)", "#ff7f0e", |r| r.snapshot_s),
+        ("reconstruct (s)", "#2ca02c", |r| r.pit_s),
+        ("restore (s)", "#d62728", |r| r.restore_s),
+        ("RSS peak (100 MB)", "#9467bd", |r| r.rss_peak_mb / 100.0),
+    ];
+    let max_y = rows
+        .iter()
+        .flat_map(|r| series.iter().map(move |(_, _, f)| f(r)))
+        .fold(1.0_f64, f64::max)
+        * 1.1;
+    let px = |x: f64| left + (x / max_x) * (w - left - right);
+    let py = |y: f64| h - bottom - (y / max_y) * (h - top - bottom);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="{w}" height="{h}" fill="white"/><text x="{left}" y="18" font-size="14">Rewind at scale: seconds (and daemon RSS peak in 100 MB) by objects recorded</text>"#
+    );
+    // Axes and ticks.
+    let _ = writeln!(
+        s,
+        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#,
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    for i in 0..=5 {
+        let y = max_y * f64::from(i) / 5.0;
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end">{y:.0}</text><line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
+            left - 6.0,
+            py(y) + 4.0,
+            py(y),
+            w - right,
+            py(y)
+        );
+    }
+    for r in rows {
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}k</text>"#,
+            px(r.objects as f64),
+            h - bottom + 18.0,
+            r.objects / 1000
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">objects</text>"#,
+        (left + w - right) / 2.0,
+        h - 12.0
+    );
+    for (i, (name, color, f)) in series.iter().enumerate() {
+        let pts: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{:.1},{:.1}", px(r.objects as f64), py(f(r))))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            pts.join(" ")
+        );
+        for p in &pts {
+            let (x, y) = p.split_once(',').unwrap();
+            let _ = writeln!(s, r#"<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>"#);
+        }
+        let ly = top + 20.0 + 20.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{name}</text>"#,
+            w - right + 10.0,
+            w - right + 30.0,
+            w - right + 36.0,
+            ly + 4.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[tokio::main]
+async fn main() {
+    rewind_restore::install_tls_provider();
+    let sizes: Vec<usize> = std::env::var("REWIND_SCALE_SIZES")
+        .unwrap_or_else(|_| "10000,30000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let bins = daemon::binaries().unwrap();
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        rows.push(run_size(n, &bins).await);
+    }
+    println!("scale run: generated Rancher-like planes, real rewindd/rewind, local control plane");
+    println!(
+        "{:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>10} {:>11} {:>10}",
+        "objects",
+        "events",
+        "load s",
+        "ingest s",
+        "ingest/s",
+        "RSS peak",
+        "RSS end",
+        "snap s",
+        "snap MB",
+        "show s",
+        "restore s",
+        "restore/s"
+    );
+    for r in &rows {
+        println!(
+            "{:>8} {:>8} {:>9.1} {:>10.1} {:>10.0} {:>7.0} MB {:>7.0} MB {:>10.2} {:>11.1} {:>10.2} {:>11.1} {:>10.0}",
+            r.objects,
+            r.events,
+            r.load_s,
+            r.ingest_s,
+            r.objects as f64 / r.ingest_s.max(0.001),
+            r.rss_peak_mb,
+            r.rss_end_mb,
+            r.snapshot_s,
+            r.snapshot_mb,
+            r.pit_s,
+            r.restore_s,
+            r.restored as f64 / r.restore_s.max(0.001)
+        );
+    }
+    if let Ok(path) = std::env::var("REWIND_SCALE_SVG") {
+        std::fs::write(&path, svg(&rows)).unwrap();
+        println!("plot written to {path}");
+    }
+}
