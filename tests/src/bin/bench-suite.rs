@@ -14,7 +14,7 @@ use rewind_tests::drill::bench::{self, Outcome};
 #[command(name = "bench-suite", version)]
 struct Args {
     /// Only these benches (format, ingest, snapshot_while_ingesting,
-    /// restore_vs_kubectl, reconstruct); repeatable.
+    /// restore_vs_kubectl, reconstruct, record_latency, scale); repeatable.
     #[arg(long)]
     only: Vec<String>,
     /// Where to write the page.
@@ -45,6 +45,21 @@ fn main() -> Result<()> {
         }
         eprintln!("[bench-suite] {}: cargo {}", b.name, b.cargo.join(" "));
         let t = Instant::now();
+        if !b.setup.is_empty() {
+            eprintln!(
+                "[bench-suite] {} setup: cargo {}",
+                b.name,
+                b.setup.join(" ")
+            );
+            let st = std::process::Command::new(&cargo)
+                .args(b.setup)
+                .current_dir(&root)
+                .status()
+                .with_context(|| format!("running the setup of {}", b.name))?;
+            if !st.success() {
+                anyhow::bail!("the setup of {} failed: {st}", b.name);
+            }
+        }
         let out = std::process::Command::new(&cargo)
             .args(b.cargo)
             .envs(b.env.iter().copied())

@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct Bench {
     /// Short name (`--only` uses it).
     pub name: &'static str,
+    /// Cargo arguments run first to make its input (none: no setup).
+    pub setup: &'static [&'static str],
     /// The cargo arguments that run it.
     pub cargo: &'static [&'static str],
     /// Environment for it (sizes).
@@ -57,6 +59,19 @@ pub fn suite() -> Vec<Bench> {
     vec![
         Bench {
             name: "format",
+            // The generated Rancher-like plane of 100,000 objects, shaped
+            // like API output (uid, resourceVersion, managedFields, ...).
+            setup: &[
+                "run",
+                "--release",
+                "-p",
+                "rewind-tests",
+                "--example",
+                "plane_jsonl",
+                "--",
+                "100000",
+                "target/bench-plane-100k.jsonl",
+            ],
             cargo: &[
                 "run",
                 "--release",
@@ -64,6 +79,9 @@ pub fn suite() -> Vec<Bench> {
                 "rewind-format",
                 "--example",
                 "format_bench",
+                "--",
+                "--jsonl",
+                "target/bench-plane-100k.jsonl",
             ],
             env: &[],
             target: "size <= 0.6x tar.gz and <= 1.15x zstd -19 --long; encode >= 100 MB/s, decode >= 400 MB/s (one core)",
@@ -71,6 +89,7 @@ pub fn suite() -> Vec<Bench> {
         },
         Bench {
             name: "ingest",
+            setup: &[],
             cargo: &["bench", "-p", "rewind-daemon", "--bench", "ingest"],
             env: &[],
             target: ">= 50,000 events/s durable, 2 KB objects, one core",
@@ -78,6 +97,7 @@ pub fn suite() -> Vec<Bench> {
         },
         Bench {
             name: "snapshot_while_ingesting",
+            setup: &[],
             cargo: &[
                 "bench",
                 "-p",
@@ -91,6 +111,7 @@ pub fn suite() -> Vec<Bench> {
         },
         Bench {
             name: "restore_vs_kubectl",
+            setup: &[],
             cargo: &[
                 "bench",
                 "-p",
@@ -104,6 +125,7 @@ pub fn suite() -> Vec<Bench> {
         },
         Bench {
             name: "reconstruct",
+            setup: &[],
             cargo: &["bench", "-p", "rewind-tests", "--bench", "reconstruct"],
             env: &[],
             target: "<= 3 s: state at any point from a snapshot + 1,000,000 events, 100,000 objects",
@@ -111,6 +133,7 @@ pub fn suite() -> Vec<Bench> {
         },
         Bench {
             name: "record_latency",
+            setup: &[],
             cargo: &["bench", "-p", "rewind-daemon", "--bench", "record_latency"],
             env: &[],
             target: "p99 API write -> durable <= 100 ms; daemon RSS <= 150 MB recording 100,000 objects",
@@ -118,6 +141,7 @@ pub fn suite() -> Vec<Bench> {
         },
         Bench {
             name: "scale",
+            setup: &[],
             cargo: &["bench", "-p", "rewind-tests", "--bench", "scale"],
             env: &[
                 ("REWIND_SCALE_SIZES", "10000,30000,100000"),
@@ -439,9 +463,14 @@ pub fn markdown(
             .collect();
         let _ = writeln!(s, "### {}\n", o.bench.name);
         let _ = writeln!(s, "Target: {}\n", o.bench.target);
+        let setup = if o.bench.setup.is_empty() {
+            String::new()
+        } else {
+            format!("cargo {} && ", o.bench.setup.join(" "))
+        };
         let _ = writeln!(
             s,
-            "Reproduce: `{}cargo {}` ({}, {:.0} s)\n",
+            "Reproduce: `{setup}{}cargo {}` ({}, {:.0} s)\n",
             env.concat(),
             o.bench.cargo.join(" "),
             if o.ok { "exit 0" } else { "FAILED" },
