@@ -165,8 +165,10 @@ async fn through_api(spec: &PlaneSpec) -> anyhow::Result<Vec<Value>> {
         for item in list.items {
             let mut v = serde_json::to_value(&item)?;
             // A LIST drops apiVersion/kind from items; a GET or watch has them.
-            v["apiVersion"] = json!(first.api_version());
-            v["kind"] = json!(first.kind);
+            if let Some(m) = v.as_object_mut() {
+                m.insert("apiVersion".into(), json!(first.api_version()));
+                m.insert("kind".into(), json!(first.kind));
+            }
             let key = GeneratedObject {
                 namespace: item.metadata.namespace.clone(),
                 name: item.metadata.name.clone().unwrap_or_default(),

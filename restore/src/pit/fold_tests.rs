@@ -14,7 +14,7 @@ fn rtype(i: u8) -> ResourceType {
         version: format!("v{i}"),
         resource: format!("r{}", i % 2),
         kind: "K".into(),
-        namespaced: i % 2 == 0,
+        namespaced: i.is_multiple_of(2),
     }
 }
 
