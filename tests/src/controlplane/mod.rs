@@ -59,23 +59,9 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
-    /// A process exited while we waited for it.
-    #[error("{name} exited ({status}) before it was ready; last lines of {log}:\n{tail}")]
-    Exited {
-        name: &'static str,
-        status: String,
-        log: String,
-        tail: String,
-    },
-    /// A process did not become ready in time.
-    #[error("{name} not ready after {secs} s (last check: {last}); last lines of {log}:\n{tail}")]
-    NotReady {
-        name: &'static str,
-        secs: u64,
-        last: String,
-        log: String,
-        tail: String,
-    },
+    /// A process exited, or did not become ready, while we waited for it.
+    #[error(transparent)]
+    Wait(#[from] rewind_restore::localplane::WaitError),
     /// The user is not one of the token file's spare users.
     #[error("unknown test user {0:?}: tokens exist only for {SPARE_USERS:?}")]
     UnknownUser(String),

@@ -44,7 +44,9 @@ impl ControlPlane {
         let mut attempt = 1;
         loop {
             match Self::start_once(bins.clone(), &opts).await {
-                Err(e @ Error::Exited { .. }) if attempt < ATTEMPTS => {
+                Err(e @ Error::Wait(localplane::WaitError::Exited { .. }))
+                    if attempt < ATTEMPTS =>
+                {
                     tracing::warn!(attempt, error = %e, "control plane died at start; retrying");
                     attempt += 1;
                 }
@@ -175,43 +177,14 @@ fn lock(slot: &Mutex<Option<Managed>>) -> std::sync::MutexGuard<'_, Option<Manag
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn waited(e: localplane::WaitError) -> Error {
-    match e {
-        localplane::WaitError::Exited {
-            name,
-            status,
-            log,
-            tail,
-        } => Error::Exited {
-            name,
-            status,
-            log,
-            tail,
-        },
-        localplane::WaitError::NotReady {
-            name,
-            secs,
-            last,
-            log,
-            tail,
-        } => Error::NotReady {
-            name,
-            secs,
-            last,
-            log,
-            tail,
-        },
-    }
-}
-
 async fn wait_etcd(p: &mut Managed, addr: SocketAddr, limit: Duration) -> Result<()> {
     localplane::wait_ready(p, limit, || localplane::etcd_health(addr))
         .await
-        .map_err(waited)
+        .map_err(Error::from)
 }
 
 async fn wait_apiserver(p: &mut Managed, admin: &kube::Client, limit: Duration) -> Result<()> {
     localplane::wait_ready(p, limit, || localplane::apiserver_ready(admin))
         .await
-        .map_err(waited)
+        .map_err(Error::from)
 }
