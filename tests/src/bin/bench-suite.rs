@@ -20,6 +20,14 @@ struct Args {
     /// Where to write the page.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     out: PathBuf,
+    /// Where each bench's output is kept (`NAME.out`, and `NAME.meta`:
+    /// exit status and seconds), so the page can be rendered again.
+    #[arg(long, default_value = "target/bench-suite")]
+    outputs: PathBuf,
+    /// Render the page from the outputs a previous run kept in `--outputs`
+    /// instead of running the benches (after a fix to a figure parser).
+    #[arg(long)]
+    reuse: bool,
 }
 
 fn main() -> Result<()> {
@@ -41,6 +49,11 @@ fn main() -> Result<()> {
     let mut outcomes = Vec::new();
     for b in bench::suite() {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == b.name) {
+            continue;
+        }
+        let saved = root.join(&args.outputs);
+        if args.reuse {
+            outcomes.push(bench::load_outcome(b, &saved)?);
             continue;
         }
         eprintln!("[bench-suite] {}: cargo {}", b.name, b.cargo.join(" "));
@@ -69,12 +82,14 @@ fn main() -> Result<()> {
             .with_context(|| format!("running {}", b.name))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         print!("{stdout}");
-        outcomes.push(Outcome {
+        let outcome = Outcome {
             bench: b,
             ok: out.status.success(),
             stdout,
             elapsed: t.elapsed(),
-        });
+        };
+        bench::save_outcome(&outcome, &saved)?;
+        outcomes.push(outcome);
     }
     let load_after = std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()

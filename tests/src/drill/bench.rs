@@ -53,6 +53,35 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// Keeps a bench's output in `dir` (`NAME.out`, `NAME.meta`).
+pub fn save_outcome(o: &Outcome, dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{}.out", o.bench.name)), &o.stdout)?;
+    std::fs::write(
+        dir.join(format!("{}.meta", o.bench.name)),
+        format!("{} {:.3}\n", o.ok, o.elapsed.as_secs_f64()),
+    )
+}
+
+/// Reads back what [`save_outcome`] kept.
+pub fn load_outcome(bench: Bench, dir: &std::path::Path) -> std::io::Result<Outcome> {
+    let stdout = std::fs::read_to_string(dir.join(format!("{}.out", bench.name)))?;
+    let meta = std::fs::read_to_string(dir.join(format!("{}.meta", bench.name)))?;
+    let mut parts = meta.split_whitespace();
+    let ok = parts.next() == Some("true");
+    let secs = parts
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(0.0);
+    Ok(Outcome {
+        bench,
+        ok,
+        stdout,
+        elapsed: Duration::from_secs_f64(secs),
+    })
+}
+
 /// Every benchmark the issues name.
 #[must_use]
 pub fn suite() -> Vec<Bench> {
@@ -182,7 +211,12 @@ fn extract_ingest(out: &str) -> Vec<Figure> {
     rows.iter()
         .filter(|(n, _)| n.starts_with("journal"))
         .map(|(n, c)| Figure {
-            what: format!("ingestion, {n} (events/s)"),
+            what: match (c.get(2), c.get(3)) {
+                (Some(cpu), Some(r)) if r.ends_with('x') => format!(
+                    "ingestion, {n} (events/s; CPU {cpu} us/event, {r} of raw sled's events per CPU-second)"
+                ),
+                _ => format!("ingestion, {n} (events/s)"),
+            },
             value: c.first().cloned().unwrap_or_default(),
             baseline: format!("{baseline} (raw sled, 1 tree)"),
             ratio: c.get(1).cloned().unwrap_or_default(),
@@ -195,9 +229,16 @@ fn extract_snapshot(out: &str) -> Vec<Figure> {
     let mut figs = Vec::new();
     for l in table(out, "during ev/s") {
         let c: Vec<&str> = l.split_whitespace().collect();
-        if let [round, objects, snap_s, _mbs, size, alone, during, ratio] = c.as_slice() {
+        // Older output had no RSS columns.
+        let (row, rss) = match c.as_slice() {
+            [row @ .., rss, peak] if c.len() == 10 => {
+                (row, format!("; daemon RSS {rss} MB, peak {peak} MB"))
+            }
+            row => (row, String::new()),
+        };
+        if let [round, objects, snap_s, mbs, size, alone, during, ratio] = row {
             figs.push(Figure {
-                what: format!("round {round}: snapshot of {objects} objects ({snap_s} s, {size} MB); ingestion during it (events/s)"),
+                what: format!("round {round}: snapshot of {objects} objects ({snap_s} s, {mbs} MB/s, {size} MB{rss}); ingestion during it (events/s)"),
                 value: (*during).to_owned(),
                 baseline: format!("{alone} (ingestion alone)"),
                 ratio: (*ratio).to_owned(),
@@ -565,5 +606,17 @@ defaults                                                      100000         12.
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].value, "30000");
         assert_eq!(f[0].ratio, "0.75");
+    }
+
+    #[test]
+    fn snapshot_rounds_with_rss_columns_are_parsed() {
+        let out = "round   objects    snap s     MB/s   size MB   alone ev/s  during ev/s   ratio     RSS MB    peak MB\n\
+0        100000      1.85     56.3      8.23            -            -       -        145        159\n\
+1        100000      1.32     79.3      8.28        36184        36259    1.00        149        197\n";
+        let f = extract_snapshot(out);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[1].value, "36259");
+        assert_eq!(f[1].ratio, "1.00");
+        assert!(f[1].what.contains("peak 197 MB"), "{}", f[1].what);
     }
 }
