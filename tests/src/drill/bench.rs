@@ -361,10 +361,16 @@ fn extract_latency(out: &str) -> Vec<Figure> {
     for l in table(out, "RSS peak") {
         // `settings… recorded initial-sync RSS MB peak MB`, settings free text.
         let c: Vec<&str> = l.split_whitespace().collect();
-        if c.len() < 7 {
+        let n = c.len();
+        // Only table rows: `… RECORDED SYNC RSS MB PEAK MB` (the daemon's
+        // own log lines can land in between).
+        let is_row = n >= 7
+            && c.get(n - 6).is_some_and(|v| v.parse::<u64>().is_ok())
+            && c.get(n - 3) == Some(&"MB")
+            && c.get(n - 1) == Some(&"MB");
+        if !is_row {
             continue;
         }
-        let n = c.len();
         let settings = c.get(..n - 6).map(|v| v.join(" ")).unwrap_or_default();
         let get = |i: usize| c.get(i).copied().unwrap_or_default();
         figs.push(Figure {
@@ -577,6 +583,7 @@ rewind restore                         1000       1.00       1000        10.0x\n
     20.1ms     40.2ms     80.3ms    120.4ms\n\n\
 rewindd (x) recording 100000 2 KB objects (loaded in 60s)\n\
 settings                                                    recorded  initial sync  RSS settled   RSS peak\n\
+2026-11-26T18:51:30Z WARN rewind_daemon::daemon: data directory was readable by others; setting it to 0700 dir=/tmp/x mode=755\n\
 defaults                                                      100000         12.3s       120 MB     140 MB\n\
 --flush-max-events 2000 --cache-capacity-mb 16                100000         13.0s        90 MB     100 MB\n";
         let f = extract_latency(out);
