@@ -19,6 +19,10 @@
 //! - [`resume`]: the restore journal behind `rewind restore --resume`.
 //! - [`protect`]: the protected set and Rancher's restore preset.
 //! - [`quiesce`]: Deployments scaled to zero during a restore and back.
+//! - [`select`]: ResourceSets with Rancher Backups' semantics and the
+//!   built-in presets; the daemon records by them, `--preset` and
+//!   `--resource-set` filter a state by them.
+//! - [`localplane`]: a throwaway etcd + kube-apiserver for `rewind drill`.
 //! - [`live`]: reading the target; API failures with their reasons.
 //! - [`export`](mod@export): [`export()`] writes `kubectl apply`-able YAML,
 //!   through [`yaml`], a writer whose output YAML 1.1 readers (kubectl)
@@ -60,6 +64,7 @@ pub mod plan;
 pub mod protect;
 pub mod quiesce;
 pub mod resume;
+pub mod select;
 pub mod source;
 pub mod state;
 pub mod store;

@@ -324,6 +324,39 @@ impl DesiredState {
         Self { objects: out }
     }
 
+    /// Keeps only the objects `set` selects, with the daemon's semantics
+    /// (type, name, namespace, labels, fields and excludes).
+    pub fn retain_selected(&mut self, set: &crate::select::ResourceSet) {
+        let empty = BTreeMap::new();
+        self.objects.retain(|k, v| {
+            let rtype = rewind_format::ResourceType {
+                group: k.rtype.group.clone(),
+                version: k.rtype.version.clone(),
+                resource: k.rtype.resource.clone(),
+                kind: k.rtype.kind.clone(),
+                namespaced: k.rtype.namespaced,
+            };
+            let Some(sel) = set.for_type(&rtype) else {
+                return false;
+            };
+            let labels: BTreeMap<String, String> = v
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            sel.selects(&crate::select::ObjectView {
+                name: &k.name,
+                namespace: k.namespace.as_deref().unwrap_or_default(),
+                labels: if labels.is_empty() { &empty } else { &labels },
+                object: v,
+            })
+        });
+    }
+
     /// Whether objects of `rtype` are served with a `/status` subresource,
     /// according to the CRDs in this state. `None` when no CRD here defines
     /// the type (a built-in type, or a CRD only the target has).

@@ -412,3 +412,69 @@ async fn drill_without_a_target_starts_and_removes_its_own_control_plane() {
         "{err}"
     );
 }
+
+/// `--resource-set` and `--preset` select with the daemon's ResourceSet
+/// semantics; a bad file is named.
+#[test]
+fn show_filters_by_resource_set_selectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = [
+        ("v1", "ConfigMap", Some("keep"), "app-config", "web"),
+        ("v1", "ConfigMap", Some("keep"), "other", "db"),
+        ("v1", "ConfigMap", Some("drop"), "app-config", "web"),
+        ("v1", "Secret", Some("keep"), "app-secret", "web"),
+        ("v1", "Namespace", None, "keep", "web"),
+    ];
+    for (i, (api, kind, ns, name, app)) in objects.iter().enumerate() {
+        let mut meta = serde_json::json!({"name": name, "labels": {"app": app}});
+        if let Some(ns) = ns {
+            meta["namespace"] = Value::from(*ns);
+        }
+        let o = serde_json::json!({"apiVersion": api, "kind": kind, "metadata": meta});
+        std::fs::write(dir.path().join(format!("{i}.json")), o.to_string()).unwrap();
+    }
+    let from = dir.path().to_str().unwrap();
+    let count = |extra: &[&str]| -> u64 {
+        let mut args = vec!["show", "--from-dir", from, "--output", "json"];
+        args.extend_from_slice(extra);
+        let v: Value = serde_json::from_str(&ok(&rewind(&args))).unwrap();
+        v["objects"].as_u64().unwrap()
+    };
+    let all = count(&[]);
+    assert_eq!(all, objects.len() as u64);
+    assert_eq!(count(&["--preset", "everything"]), all);
+
+    // ConfigMaps in namespace `keep` labelled app=web, and every Secret.
+    let sets = tempfile::tempdir().unwrap();
+    let set = sets.path().join("set.yaml");
+    std::fs::write(
+        &set,
+        "- apiVersion: v1\n  kindsRegexp: \"^configmaps$\"\n  namespaces: [keep]\n  \
+         labelSelectors:\n    matchLabels:\n      app: web\n\
+         - apiVersion: v1\n  kinds: [secrets]\n",
+    )
+    .unwrap();
+    let want = objects
+        .iter()
+        .filter(|(_, kind, ns, _, app)| {
+            (*kind == "ConfigMap" && *ns == Some("keep") && *app == "web") || *kind == "Secret"
+        })
+        .count() as u64;
+    assert_eq!(count(&["--resource-set", set.to_str().unwrap()]), want);
+
+    let bad = sets.path().join("bad.yaml");
+    std::fs::write(&bad, "- apiVersion: v1\n  kindsRegexp: \"(\"\n").unwrap();
+    let out = rewind(&[
+        "show",
+        "--from-dir",
+        from,
+        "--resource-set",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml"), "{err}");
+    let out = rewind(&["show", "--from-dir", from, "--preset", "nonesuch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonesuch"));
+}

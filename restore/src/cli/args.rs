@@ -146,6 +146,17 @@ pub struct StateArgs {
     /// Only these names (a trailing `*` matches a prefix); repeatable.
     #[arg(long = "name")]
     pub names: Vec<String>,
+    /// Only what a built-in resource set selects (`rancher`: Rancher
+    /// Backups' default set; `everything`); repeatable, combined with
+    /// --resource-set as one set.
+    #[arg(long = "preset", value_name = "NAME")]
+    pub presets: Vec<String>,
+    /// Only what the resourceSelectors in this YAML file select (a list of
+    /// Rancher Backups ResourceSet selectors: apiVersion, kinds/kindsRegexp,
+    /// resourceNames/resourceNameRegexp, namespaces/namespaceRegexp,
+    /// labelSelectors, excludeKinds, ...); repeatable.
+    #[arg(long = "resource-set", value_name = "FILE")]
+    pub resource_sets: Vec<PathBuf>,
 }
 
 /// `rewind list`.

@@ -13,6 +13,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
+use rewind_restore::select::{self, ResourceSelector, ResourceSet};
 use rewind_restore::{DesiredState, DirSource, Filter, StateSource, export};
 use serde_json::json;
 
@@ -59,13 +60,37 @@ pub fn filter(a: &StateArgs) -> Filter {
 
 /// The selected part of the state the flags name.
 pub fn load(a: &StateArgs) -> Result<DesiredState> {
-    let Some(dir) = &a.from_dir else {
-        return Ok(store::desired_at(&a.at)?.filtered(&filter(a)));
+    let set = resource_set(a)?;
+    let state = match &a.from_dir {
+        None => store::desired_at(&a.at)?,
+        Some(dir) => DirSource::new(dir)
+            .state_at(&a.at)
+            .with_context(|| format!("reading the state from {}", dir.display()))?,
     };
-    let state = DirSource::new(dir)
-        .state_at(&a.at)
-        .with_context(|| format!("reading the state from {}", dir.display()))?;
-    Ok(state.filtered(&filter(a)))
+    let mut state = state.filtered(&filter(a));
+    if let Some(set) = set {
+        state.retain_selected(&set);
+    }
+    Ok(state)
+}
+
+/// The resource set `--preset` and `--resource-set` name, if any.
+fn resource_set(a: &StateArgs) -> Result<Option<ResourceSet>> {
+    if a.presets.is_empty() && a.resource_sets.is_empty() {
+        return Ok(None);
+    }
+    let mut set = ResourceSet::default();
+    for p in &a.presets {
+        set.extend(select::preset::preset(p.trim()).with_context(|| format!("--preset {p}"))?);
+    }
+    for path in &a.resource_sets {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {origin}"))?;
+        let selectors: Vec<ResourceSelector> = serde_saphyr::from_str(&text)
+            .with_context(|| format!("{origin}: not a YAML list of resource selectors"))?;
+        set.extend(ResourceSet::compile(&selectors, &origin).with_context(|| origin.clone())?);
+    }
+    Ok(Some(set))
 }
 
 fn diff(a: &args::DiffArgs) -> Result<()> {
