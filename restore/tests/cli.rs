@@ -413,7 +413,7 @@ async fn drill_without_a_target_starts_and_removes_its_own_control_plane() {
     );
 }
 
-/// `--resource-set` and `--preset` select with the daemon's ResourceSet
+/// `--resource-set` and `--resource-preset` select with the daemon's ResourceSet
 /// semantics; a bad file is named.
 #[test]
 fn show_filters_by_resource_set_selectors() {
@@ -442,7 +442,7 @@ fn show_filters_by_resource_set_selectors() {
     };
     let all = count(&[]);
     assert_eq!(all, objects.len() as u64);
-    assert_eq!(count(&["--preset", "everything"]), all);
+    assert_eq!(count(&["--resource-preset", "everything"]), all);
 
     // ConfigMaps in namespace `keep` labelled app=web, and every Secret.
     let sets = tempfile::tempdir().unwrap();
@@ -474,7 +474,7 @@ fn show_filters_by_resource_set_selectors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml"), "{err}");
-    let out = rewind(&["show", "--from-dir", from, "--preset", "nonesuch"]);
+    let out = rewind(&["show", "--from-dir", from, "--resource-preset", "nonesuch"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonesuch"));
 }

@@ -149,7 +149,7 @@ pub struct StateArgs {
     /// Only what a built-in resource set selects (`rancher`: Rancher
     /// Backups' default set; `everything`); repeatable, combined with
     /// --resource-set as one set.
-    #[arg(long = "preset", value_name = "NAME")]
+    #[arg(long = "resource-preset", value_name = "NAME")]
     pub presets: Vec<String>,
     /// Only what the resourceSelectors in this YAML file select (a list of
     /// Rancher Backups ResourceSet selectors: apiVersion, kinds/kindsRegexp,

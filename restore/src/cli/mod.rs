@@ -74,14 +74,16 @@ pub fn load(a: &StateArgs) -> Result<DesiredState> {
     Ok(state)
 }
 
-/// The resource set `--preset` and `--resource-set` name, if any.
+/// The resource set `--resource-preset` and `--resource-set` name, if any.
 fn resource_set(a: &StateArgs) -> Result<Option<ResourceSet>> {
     if a.presets.is_empty() && a.resource_sets.is_empty() {
         return Ok(None);
     }
     let mut set = ResourceSet::default();
     for p in &a.presets {
-        set.extend(select::preset::preset(p.trim()).with_context(|| format!("--preset {p}"))?);
+        set.extend(
+            select::preset::preset(p.trim()).with_context(|| format!("--resource-preset {p}"))?,
+        );
     }
     for path in &a.resource_sets {
         let origin = path.display().to_string();
