@@ -97,7 +97,7 @@ fn main() -> Result<()> {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ");
-    let extra = vec![
+    let mut extra = vec![
         ("rustc".to_owned(), rustc),
         ("commit".to_owned(), commit),
         (
@@ -105,6 +105,17 @@ fn main() -> Result<()> {
             rewind_restore::store::now_ms().to_string() + " ms since the epoch",
         ),
     ];
+    if args.reuse {
+        // The machine rows above describe the machine now; the figures come
+        // from the run that kept these outputs.
+        extra.push((
+            "outputs".to_owned(),
+            format!(
+                "re-read from `{}` (kept by an earlier run of the suite); load figures are at rendering time",
+                args.outputs.display()
+            ),
+        ));
+    }
     let page = bench::markdown(&outcomes, &machine, &load_after, &extra);
     let path = root.join(&args.out);
     std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;

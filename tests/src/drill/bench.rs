@@ -515,13 +515,17 @@ pub fn markdown(
         } else {
             format!("cargo {} && ", o.bench.setup.join(" "))
         };
+        let took = if o.elapsed.is_zero() {
+            String::new()
+        } else {
+            format!(", {:.0} s", o.elapsed.as_secs_f64())
+        };
         let _ = writeln!(
             s,
-            "Reproduce: `{setup}{}cargo {}` ({}, {:.0} s)\n",
+            "Reproduce: `{setup}{}cargo {}` ({}{took})\n",
             env.concat(),
             o.bench.cargo.join(" "),
             if o.ok { "exit 0" } else { "FAILED" },
-            o.elapsed.as_secs_f64()
         );
         let _ = writeln!(s, "```\n{}\n```\n", o.stdout.trim_end());
         if let Some((_, svg)) = o.bench.env.iter().find(|(k, _)| *k == "REWIND_SCALE_SVG")
