@@ -312,9 +312,60 @@ fn svg(rows: &[Row]) -> String {
     s
 }
 
+/// Rows of a table this bench printed (to draw the plot again from a kept
+/// output, `REWIND_SCALE_TABLE=FILE`).
+fn rows_from_table(text: &str) -> Vec<Row> {
+    text.lines()
+        .skip_while(|l| !l.contains("ingest/s"))
+        .skip(1)
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            let f = |i: usize| c.get(i).and_then(|v| v.parse::<f64>().ok());
+            (c.len() == 14).then_some(())?;
+            Some(Row {
+                objects: c[0].parse().ok()?,
+                events: c[1].parse().ok()?,
+                load_s: f(2)?,
+                ingest_s: f(3)?,
+                rss_peak_mb: f(5)?,
+                rss_end_mb: f(7)?,
+                snapshot_s: f(9)?,
+                snapshot_mb: f(10)?,
+                pit_s: f(11)?,
+                restore_s: f(12)?,
+                restored: c[0].parse().ok()?,
+                updates: 0,
+            })
+        })
+        .collect()
+}
+
+/// `REWIND_SCALE_SVG`, relative to the workspace root (cargo runs benches
+/// in the package's directory).
+fn svg_path() -> Option<std::path::PathBuf> {
+    let p = std::path::PathBuf::from(std::env::var_os("REWIND_SCALE_SVG")?);
+    Some(if p.is_absolute() {
+        p
+    } else {
+        rewind_tests::controlplane::workspace_root().join(p)
+    })
+}
+
 #[tokio::main]
 async fn main() {
     rewind_restore::install_tls_provider();
+    if let Ok(table) = std::env::var("REWIND_SCALE_TABLE") {
+        let rows = rows_from_table(&std::fs::read_to_string(&table).unwrap());
+        assert!(!rows.is_empty(), "no scale rows in {table}");
+        let path = svg_path().expect("REWIND_SCALE_SVG names the plot");
+        std::fs::write(&path, svg(&rows)).unwrap();
+        println!(
+            "plot of {} rows from {table} written to {}",
+            rows.len(),
+            path.display()
+        );
+        return;
+    }
     let sizes: Vec<usize> = std::env::var("REWIND_SCALE_SIZES")
         .unwrap_or_else(|_| "10000,30000,100000".into())
         .split(',')
@@ -358,8 +409,8 @@ async fn main() {
             r.restored as f64 / r.restore_s.max(0.001)
         );
     }
-    if let Ok(path) = std::env::var("REWIND_SCALE_SVG") {
+    if let Some(path) = svg_path() {
         std::fs::write(&path, svg(&rows)).unwrap();
-        println!("plot written to {path}");
+        println!("plot written to {}", path.display());
     }
 }

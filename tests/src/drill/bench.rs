@@ -479,11 +479,9 @@ pub fn markdown(
         "## Summary\n\n| bench | figure | value | baseline (same run) | ratio | target |\n| --- | --- | --- | --- | --- | --- |"
     );
     for o in outcomes {
-        let figs = if o.ok {
-            (o.bench.extract)(&o.stdout)
-        } else {
-            Vec::new()
-        };
+        // A bench that failed after printing its table still shows its
+        // figures; its section says it failed.
+        let figs = (o.bench.extract)(&o.stdout);
         if figs.is_empty() {
             let why = if o.ok {
                 "no figures parsed: see its output below"
@@ -525,7 +523,11 @@ pub fn markdown(
             "Reproduce: `{setup}{}cargo {}` ({}{took})\n",
             env.concat(),
             o.bench.cargo.join(" "),
-            if o.ok { "exit 0" } else { "FAILED" },
+            if o.ok {
+                "exit 0"
+            } else {
+                "FAILED: exited non-zero, see its output"
+            },
         );
         let _ = writeln!(s, "```\n{}\n```\n", o.stdout.trim_end());
         if let Some((_, svg)) = o.bench.env.iter().find(|(k, _)| *k == "REWIND_SCALE_SVG")
