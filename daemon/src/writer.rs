@@ -52,6 +52,9 @@ fn min_free_bytes() -> u64 {
         .unwrap_or(MIN_FREE_BYTES)
 }
 
+/// How often an idle writer refreshes the journal's size on the status board.
+const SIZE_REFRESH: Duration = Duration::from_secs(1);
+
 /// How long the writer waits for more messages once the queue is empty
 /// before it commits the batch it has.
 pub const LINGER: Duration = Duration::from_millis(2);
@@ -153,8 +156,16 @@ impl Writer {
         }
         self.update_size(true);
         loop {
-            let Some(first) = rt.block_on(rx.recv()) else {
-                break;
+            // An idle journal still refreshes its size: the last commit's
+            // size check may have run before sled wrote the batch out, and
+            // `journal_bytes` must not stay stale while nothing changes.
+            let first = match rt.block_on(tokio::time::timeout(SIZE_REFRESH, rx.recv())) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(_) => {
+                    self.update_size(false);
+                    continue;
+                }
             };
             let deadline = tokio::time::Instant::now() + self.opts.flush_interval;
             let mut msgs = vec![first];

@@ -94,8 +94,15 @@ pub fn settle_timeout() -> Duration {
 }
 
 fn debug_bin(package: &str, bin: &'static str) -> Result<PathBuf> {
+    // Built (brought up to date) once per test process, not only when
+    // missing: a stale binary from an older checkout once hid a daemon fix
+    // and failed `live_metrics_relists_and_sighup_reload_of_the_real_daemon`.
+    static BUILT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
     let path = crate::controlplane::target_dir().join("debug").join(bin);
-    if !path.exists() {
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.contains(&bin) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", package, "--bin", bin])
@@ -105,12 +112,13 @@ fn debug_bin(package: &str, bin: &'static str) -> Result<PathBuf> {
         if !status.success() {
             return Err(Error::Build { bin, status });
         }
+        built.push(bin);
     }
     Ok(path)
 }
 
 /// `REWIND_REWINDD` if set (a release build for the soak), else the
-/// debug `rewindd`, built if missing.
+/// debug `rewindd`, brought up to date once per process.
 pub fn rewindd_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("REWIND_REWINDD") {
         return Ok(PathBuf::from(p));
@@ -118,7 +126,7 @@ pub fn rewindd_bin() -> Result<PathBuf> {
     debug_bin("rewind-daemon", "rewindd")
 }
 
-/// The debug `rewind`, built if missing.
+/// The debug `rewind`, brought up to date once per process.
 pub fn rewind_bin() -> Result<PathBuf> {
     debug_bin("rewind-restore", "rewind")
 }
