@@ -87,15 +87,31 @@ impl StoreError {
                     | std::io::ErrorKind::InvalidInput
                     | std::io::ErrorKind::InvalidData
             ),
-            Self::Remote { source, .. } => matches!(
-                **source,
-                object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
-            ),
+            Self::Remote { source, .. } => match **source {
+                // object_store wraps some answers (a refused list, for one)
+                // in `Generic` without mapping their status; a 4xx is the
+                // server's final word, so retrying it only delays the error.
+                object_store::Error::Generic { .. } => {
+                    http_status(&**source).is_none_or(status_may_pass)
+                }
+                object_store::Error::JoinError { .. } => true,
+                _ => false,
+            },
             Self::Config { .. }
             | Self::NotFound { .. }
             | Self::Catalog { .. }
             | Self::Mismatch { .. }
             | Self::Unavailable { .. } => false,
+        }
+    }
+
+    /// The HTTP status the server answered with, when the error carries one.
+    #[must_use]
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Remote { source, .. } => http_status(&**source),
+            Self::Unavailable { last, .. } => last.http_status(),
+            _ => None,
         }
     }
 
@@ -118,5 +134,78 @@ impl StoreError {
             key: key.to_owned(),
             source: Box::new(source),
         }
+    }
+}
+
+/// Finds the status code in an object_store error chain.
+///
+/// object_store keeps its request error type private, so the status is only
+/// reachable through the message it prints ("...non-2xx status code: 403
+/// Forbidden: ..."); the chain is walked because the status sits a level or
+/// two below the outer error.
+fn http_status(err: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    const MARK: &str = "status code: ";
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if let Some(at) = text.find(MARK) {
+            let digits = text.get(at + MARK.len()..at + MARK.len() + 3)?;
+            return digits.parse().ok().filter(|s| (100..600).contains(s));
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Whether a request answered with `status` may succeed if sent again: server
+/// errors, timeouts and throttling may pass; other client errors never will.
+fn status_may_pass(status: u16) -> bool {
+    !(400..500).contains(&status) || status == 408 || status == 429
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("Server returned non-2xx status code: {0} Forbidden: <Error/>")]
+    struct Status(u16);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("Error performing GET http://x in 3ms - {0}")]
+    struct Outer(#[source] Status);
+
+    fn generic(status: u16) -> StoreError {
+        StoreError::Remote {
+            op: "list",
+            key: "segments/".into(),
+            source: Box::new(object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(Outer(Status(status))),
+            }),
+        }
+    }
+
+    /// Regression: a list refused for bad credentials (403 wrapped in
+    /// `Generic`) was retried for ~20 s before the error reached the user.
+    #[test]
+    fn client_errors_in_generic_are_permanent() {
+        assert_eq!(generic(403).http_status(), Some(403));
+        assert!(!generic(403).is_transient());
+        assert!(!generic(400).is_transient());
+        assert!(generic(503).is_transient());
+        assert!(generic(500).is_transient());
+        assert!(generic(429).is_transient());
+        assert!(generic(408).is_transient());
+        let plain = StoreError::Remote {
+            op: "list",
+            key: "k".into(),
+            source: Box::new(object_store::Error::Generic {
+                store: "S3",
+                source: "connection reset".into(),
+            }),
+        };
+        assert_eq!(plain.http_status(), None);
+        assert!(plain.is_transient());
     }
 }
