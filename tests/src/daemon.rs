@@ -164,6 +164,8 @@ pub struct DaemonConfig {
     pub seal_interval: String,
     /// `compact.snapshot_after_events` (0 disables).
     pub snapshot_after_events: u64,
+    /// `compact.disk_budget_bytes`; the daemon's default when `None`.
+    pub disk_budget_bytes: Option<u64>,
     /// Raw TOML appended to the file (extra sections).
     pub extra: String,
 }
@@ -179,6 +181,7 @@ impl DaemonConfig {
             store: StoreSpec::Local,
             seal_interval: "1s".into(),
             snapshot_after_events: 0,
+            disk_budget_bytes: None,
             extra: String::new(),
         }
     }
@@ -197,6 +200,12 @@ impl DaemonConfig {
     /// Sets `compact.snapshot_after_events`.
     pub fn snapshot_after_events(mut self, n: u64) -> Self {
         self.snapshot_after_events = n;
+        self
+    }
+
+    /// Sets `compact.disk_budget_bytes`.
+    pub fn disk_budget_bytes(mut self, bytes: u64) -> Self {
+        self.disk_budget_bytes = Some(bytes);
         self
     }
 
@@ -251,11 +260,15 @@ impl DaemonConfig {
         format!(
             "data_dir = \"{data}\"\n\n[cluster]\nkubeconfig = \"{kc}\"\n\n[record]\npresets = [{presets}]\n\n\
              [store]\n{store}\n[compact]\nseal_interval = \"{seal}\"\nsnapshot_schedule = \"\"\n\
-             snapshot_after_events = {snap}\n\n[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"\"\n\n{extra}",
+             snapshot_after_events = {snap}\n{budget}\n[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"\"\n\n{extra}",
             kc = self.kubeconfig.display(),
             presets = presets.join(", "),
             seal = self.seal_interval,
             snap = self.snapshot_after_events,
+            budget = self
+                .disk_budget_bytes
+                .map(|b| format!("disk_budget_bytes = {b}\n"))
+                .unwrap_or_default(),
             sock = self.admin_socket().display(),
             extra = self.extra,
         )

@@ -28,6 +28,25 @@ use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::garage::Garage;
 
+/// The disk budget the daemon runs with: room for the long form's ten
+/// minutes of this churn (about 120 events/s) with a wide margin.
+const BUDGET: u64 = 512 << 20;
+
+/// Bytes of the files under `dir`, as the daemon's local data.
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn down_secs() -> u64 {
     std::env::var("REWIND_S3_DOWN_SECS")
         .ok()
@@ -71,7 +90,8 @@ async fn s3_down_then_back_loses_nothing_and_catches_up() {
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path())
         .s3(&garage, "down-test")
-        .snapshot_after_events(500);
+        .snapshot_after_events(500)
+        .disk_budget_bytes(BUDGET);
     let store = Store::open(&cfg.store_config()).await.unwrap();
     let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
 
@@ -100,13 +120,21 @@ async fn s3_down_then_back_loses_nothing_and_catches_up() {
     let down_at = daemon.status().unwrap().journal.next_seq;
     let t0 = Instant::now();
     let mut healthy = true;
+    let mut local_max = tree_bytes(&data);
     while t0.elapsed() < Duration::from_secs(down_secs()) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         daemon.check_running().unwrap();
         if let Some(s) = daemon.status() {
             healthy &= s.journal.healthy;
         }
+        local_max = local_max.max(tree_bytes(&data));
     }
+    // What the daemon keeps locally while it cannot ship (journal and sealed
+    // files) stays within the configured budget through the outage.
+    assert!(
+        local_max < BUDGET,
+        "local data reached {local_max} bytes, over the {BUDGET}-byte budget"
+    );
     let up_at = daemon.status().unwrap().journal.next_seq;
     assert!(healthy, "the journal stays healthy with the store down");
     assert!(
@@ -141,7 +169,10 @@ async fn s3_down_then_back_loses_nothing_and_catches_up() {
     eprintln!(
         "store down {}s: stored through {before} before, acknowledged {down_at} -> {up_at} while \
          down; caught up to {end} {caught_up:?} after the store and the changes stopped; \
-         {steps} change steps, {n} records, 0 differences",
-        down_secs()
+         {steps} change steps, {n} records, 0 differences; local data at most {:.1} MiB \
+         during the outage (budget {} MiB)",
+        down_secs(),
+        local_max as f64 / f64::from(1u32 << 20),
+        BUDGET >> 20
     );
 }

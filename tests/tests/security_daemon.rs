@@ -35,6 +35,7 @@ use rewind_daemon::status::{read_status, status_path};
 use rewind_format::Limits;
 use rewind_restore::store::{Store, StoreConfig};
 use rewind_tests::ControlPlane;
+use rewind_tests::drill::daemon::config_text;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn free_port() -> u16 {
@@ -133,33 +134,10 @@ async fn private_files_no_secret_in_outputs_or_store_and_tamper_refused() {
     let port = free_port();
     std::fs::write(
         &cfg,
+        // The drill's config, with the snapshot encrypted to one recipient.
         format!(
-            r#"data_dir = "{data}"
-
-[cluster]
-kubeconfig = "{kc}"
-
-[record]
-presets = ["rancher"]
-
-[store]
-kind = "local"
-path = "{data}/store"
-
-[compact]
-seal_interval = "1s"
-snapshot_schedule = ""
-snapshot_after_events = 0
-
-[encryption]
-recipients = ["{recipient}"]
-
-[service]
-admin_socket = "{data}/rewindd.sock"
-metrics_addr = "127.0.0.1:{port}"
-"#,
-            data = data.display(),
-            kc = cp.readonly_kubeconfig_path().display(),
+            "{}\n[encryption]\nrecipients = [\"{recipient}\"]\n",
+            config_text(&data, cp.readonly_kubeconfig_path(), port)
         ),
     )
     .unwrap();

@@ -28,6 +28,7 @@ use rewind_format::state::State;
 use rewind_format::{Limits, SegmentReader, SnapshotReader};
 use rewind_restore::store::{Store, StoreConfig};
 use rewind_tests::ControlPlane;
+use rewind_tests::drill::daemon::config_text;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn clusters() -> usize {
@@ -43,38 +44,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn config_text(data: &Path, kubeconfig: &Path, metrics_port: u16) -> String {
-    format!(
-        r#"data_dir = "{data}"
-
-[cluster]
-kubeconfig = "{kc}"
-
-[record]
-presets = ["rancher"]
-
-[store]
-kind = "local"
-path = "{data}/store"
-
-[compact]
-seal_interval = "1s"
-snapshot_schedule = ""
-snapshot_after_events = 0
-
-[retention]
-keep_last = 10
-point_in_time = "24h"
-
-[service]
-admin_socket = "{data}/rewindd.sock"
-metrics_addr = "127.0.0.1:{metrics_port}"
-"#,
-        data = data.display(),
-        kc = kubeconfig.display(),
-    )
 }
 
 async fn http_get(port: u16, path: &str) -> (u16, String) {

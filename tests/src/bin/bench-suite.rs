@@ -28,6 +28,11 @@ struct Args {
     /// instead of running the benches (after a fix to a figure parser).
     #[arg(long)]
     reuse: bool,
+    /// With `--only`: put the other benches on the page too, re-read from
+    /// the outputs an earlier run kept (the page names them), so one bench
+    /// can be re-measured without the 30-minute whole.
+    #[arg(long, requires = "only")]
+    merge: bool,
 }
 
 fn main() -> Result<()> {
@@ -47,11 +52,25 @@ fn main() -> Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     let mut outcomes = Vec::new();
+    let mut reread = Vec::new();
     for b in bench::suite() {
+        let saved = root.join(&args.outputs);
         if !args.only.is_empty() && !args.only.iter().any(|o| o == b.name) {
+            if args.merge {
+                let name = b.name;
+                let kept = bench::load_outcome(b, &saved).with_context(|| {
+                    format!("--merge: no kept output of {name} in {}", saved.display())
+                })?;
+                let at = std::fs::metadata(saved.join(format!("{name}.out")))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or_else(|| "unknown".to_owned(), |d| d.as_millis().to_string());
+                reread.push(format!("{name} (kept at {at} ms since the epoch)"));
+                outcomes.push(kept);
+            }
             continue;
         }
-        let saved = root.join(&args.outputs);
         if args.reuse {
             outcomes.push(bench::load_outcome(b, &saved)?);
             continue;
@@ -114,6 +133,12 @@ fn main() -> Result<()> {
                 "re-read from `{}` (kept by an earlier run of the suite); load figures are at rendering time",
                 args.outputs.display()
             ),
+        ));
+    }
+    if !reread.is_empty() {
+        extra.push((
+            "re-read from an earlier run".to_owned(),
+            format!("{}; the other benches ran in this run", reread.join(", ")),
         ));
     }
     let page = bench::markdown(&outcomes, &machine, &load_after, &extra);
