@@ -714,6 +714,29 @@ fn strip_server_fields(state: &mut [TypeObjects]) {
     }
 }
 
+/// Characters and count of the base64-looking strings of 40 or more
+/// characters in `v` (token values such as `$3:1:<salt>:<hash>` included).
+fn base64_strings(v: &Value) -> (u64, u64) {
+    match v {
+        Value::String(s)
+            if s.len() >= 40
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=$:".contains(&b)) =>
+        {
+            (s.len() as u64, 1)
+        }
+        Value::Array(a) => a
+            .iter()
+            .map(base64_strings)
+            .fold((0, 0), |x, y| (x.0 + y.0, x.1 + y.1)),
+        Value::Object(m) => m
+            .values()
+            .map(base64_strings)
+            .fold((0, 0), |x, y| (x.0 + y.0, x.1 + y.1)),
+        _ => (0, 0),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let total: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
@@ -772,6 +795,25 @@ fn main() {
         "\nBaselines: tar.gz {} bytes, zstd -19 --long {} bytes",
         tgz.map_or("n/a".into(), |v| v.to_string()),
         zl.map_or("n/a".into(), |v| v.to_string())
+    );
+    // What no lossless format can squeeze: long base64 strings (CA certs,
+    // Wrangler's gzip+base64 `applied` annotations, keys, token hashes) carry
+    // up to 6 bits of information per character. In the test generator they
+    // are uniformly random, so this is a hard floor there; on real data it
+    // is an upper estimate of that floor.
+    let (blob_chars, blobs) = state
+        .iter()
+        .flat_map(|(_, v)| v.iter())
+        .filter_map(|o| serde_json::from_slice::<Value>(&o.object).ok())
+        .map(|v| base64_strings(&v))
+        .fold((0u64, 0u64), |a, b| (a.0 + b.0, a.1 + b.1));
+    let floor = blob_chars * 6 / 8;
+    println!(
+        "Floor: {blobs} base64 strings of 40+ characters, {blob_chars} characters: at least {floor} bytes if random{}",
+        tgz.map_or(String::new(), |t| format!(
+            ", {:.3}x tar.gz by themselves",
+            floor as f64 / t as f64
+        ))
     );
     println!(
         "\n{:>5} {:>8} {:>12} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",

@@ -282,7 +282,7 @@ fn extract_format(out: &str) -> Vec<Figure> {
         .trim_start_matches("Baselines:")
         .trim()
         .to_owned();
-    table(out, "/zstd-19L")
+    let mut figures: Vec<Figure> = table(out, "/zstd-19L")
         .into_iter()
         .filter_map(|l| {
             let c: Vec<&str> = l.split_whitespace().collect();
@@ -297,7 +297,28 @@ fn extract_format(out: &str) -> Vec<Figure> {
                 _ => None,
             }
         })
-        .collect()
+        .collect();
+    // The incompressible part of the input bounds the ratio to tar.gz.
+    if let Some(floor) = out.lines().find_map(|l| l.strip_prefix("Floor: ")) {
+        let bytes = floor
+            .split("at least ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default();
+        let ratio = floor
+            .rsplit(", ")
+            .next()
+            .filter(|r| r.contains("tar.gz"))
+            .unwrap_or_default();
+        figures.push(Figure {
+            what: format!("incompressible floor of the input: {floor}"),
+            value: bytes.to_owned(),
+            baseline: baselines,
+            ratio: ratio.to_owned(),
+            target: "(no target: bounds the 0.6x)".into(),
+        });
+    }
+    figures
 }
 
 /// The reconstruct bench's markdown table: the store reader against the
@@ -554,6 +575,20 @@ journal, batch 1000                         60000      2.00x  ok\n\n";
         assert_eq!(f[0].value, "60000");
         assert_eq!(f[0].ratio, "2.00x");
         assert!(f[0].baseline.starts_with("30000"));
+    }
+
+    #[test]
+    fn format_rows_and_the_floor_are_parsed() {
+        let out = "Baselines: tar.gz 1000 bytes, zstd -19 --long 800 bytes\n\
+Floor: 3 base64 strings of 40+ characters, 800 characters: at least 600 bytes if random, 0.600x tar.gz by themselves\n\n\
+level    block        bytes  /tar.gz  /zstd-19L  enc wall   enc cpu  dec wall   dec cpu\n\
+    9    1024K          900    0.900      1.125       151       152      3094      3204\n\n";
+        let f = extract_format(out);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].value, "900");
+        assert_eq!(f[0].ratio, "0.900 of tar.gz, 1.125 of zstd-19L");
+        assert_eq!(f[1].value, "600");
+        assert_eq!(f[1].ratio, "0.600x tar.gz by themselves");
     }
 
     #[test]
