@@ -2,9 +2,11 @@
 //! events at a point) to a [`DesiredState`]: the last step of a store
 //! reader's [`StateSource::state_at`](crate::StateSource::state_at).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
-use crate::state::{DesiredState, ResourceType, StateError};
+use crate::state::{DesiredState, ObjectKey, ResourceType, StateError};
 
 impl From<&rewind_format::event::ResourceType> for ResourceType {
     fn from(t: &rewind_format::event::ResourceType) -> Self {
@@ -49,27 +51,90 @@ pub enum FromFormatError {
 }
 
 /// Converts a folded state into a desired state.
+///
+/// Parsing every object's JSON into a `Value` is most of the cost of a
+/// state command on a large plane (more than the fold), so it runs on every
+/// core; the map is then built in one sorted pass. The result, and the
+/// first error in key order, are those of inserting the objects one by one.
 pub fn desired_from_format(state: &rewind_format::State) -> Result<DesiredState, FromFormatError> {
-    let mut out = DesiredState::new();
-    for (k, o) in &state.objects {
-        let entry = state
-            .types
-            .get(&(k.group.clone(), k.resource.clone()))
-            .ok_or_else(|| FromFormatError::UnknownType {
-                group: k.group.clone(),
-                resource: k.resource.clone(),
-            })?;
-        let obj: Value =
-            serde_json::from_slice(&o.object).map_err(|source| FromFormatError::Json {
-                group: k.group.clone(),
-                resource: k.resource.clone(),
-                namespace: k.namespace.clone(),
-                name: k.name.clone(),
-                source,
-            })?;
-        out.insert(&ResourceType::from(&entry.rtype), obj)?;
+    let types = resource_types(state);
+    let objects: Vec<(&rewind_format::ObjectKey, &[u8])> = state
+        .objects
+        .iter()
+        .map(|(k, o)| (k, o.object.as_slice()))
+        .collect();
+    let parsed = par_map(&objects, |(k, bytes)| -> Result<_, FromFormatError> {
+        let rtype = type_of(&types, k)?;
+        let obj = parse_object(k, bytes)?;
+        let key = ObjectKey::of(rtype, &obj)?;
+        Ok((key, obj))
+    });
+    let entries = parsed.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(DesiredState::from_entries(entries))
+}
+
+/// Each recorded type, converted once rather than once per object.
+pub(crate) fn resource_types(state: &rewind_format::State) -> HashMap<(&str, &str), ResourceType> {
+    state
+        .types
+        .iter()
+        .map(|((g, r), e)| ((g.as_str(), r.as_str()), ResourceType::from(&e.rtype)))
+        .collect()
+}
+
+/// The type of the object at `k`.
+pub(crate) fn type_of<'t, 's>(
+    types: &'t HashMap<(&'s str, &'s str), ResourceType>,
+    k: &'s rewind_format::ObjectKey,
+) -> Result<&'t ResourceType, FromFormatError> {
+    types
+        .get(&(k.group.as_str(), k.resource.as_str()))
+        .ok_or_else(|| FromFormatError::UnknownType {
+            group: k.group.clone(),
+            resource: k.resource.clone(),
+        })
+}
+
+/// The recorded object at `k` as a JSON value.
+pub(crate) fn parse_object(
+    k: &rewind_format::ObjectKey,
+    bytes: &[u8],
+) -> Result<Value, FromFormatError> {
+    serde_json::from_slice(bytes).map_err(|source| FromFormatError::Json {
+        group: k.group.clone(),
+        resource: k.resource.clone(),
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+        source,
+    })
+}
+
+/// `f` over `items` on every core, results in input order.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // Below this a thread costs more than it saves.
+    const MIN_CHUNK: usize = 512;
+    let chunk = items.len().div_ceil(workers).max(MIN_CHUNK);
+    if items.len() <= chunk {
+        return items.iter().map(&f).collect();
     }
-    Ok(out)
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                // The workers only parse; a panic there is a bug, and it
+                // must not be swallowed.
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+        out
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`state`]: [`ResourceType`], [`ObjectKey`], [`DesiredState`], [`Filter`].
 //! - [`source`]: [`StateSource`], [`Point`], [`DirSource`].
+//! - [`summary`]: the counts `rewind show` prints, read straight from a
+//!   folded state without building a [`DesiredState`].
 //! - [`pit`]: [`pit::StoreSource`], the state at a point from a store
 //!   (snapshot + segments, in parallel, with fallback), history, verify.
 //! - [`strip`]: server-set fields removed before writing.
@@ -69,6 +71,7 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod strip;
+pub mod summary;
 pub mod yaml;
 
 /// Installs rustls' ring crypto provider for this process, once; later

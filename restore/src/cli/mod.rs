@@ -8,12 +8,12 @@ mod restore;
 mod store;
 mod verify;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use rewind_restore::select::{self, ResourceSelector, ResourceSet};
+use rewind_restore::summary::Summary;
 use rewind_restore::{DesiredState, DirSource, Filter, StateSource, export};
 use serde_json::json;
 
@@ -28,7 +28,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Diff(a) => diff(&a),
         Command::Verify(a) => verify::run(&a).await,
         Command::Drill(a) => drill::run(a).await,
-        Command::Show(a) => show(&load(&a.state)?, a.output),
+        Command::Show(a) => show(&summary(&a.state)?, a.output),
         Command::Export(a) => {
             let state = load(&a.state)?;
             let r = export(&state, &a.out)
@@ -67,11 +67,22 @@ pub fn load(a: &StateArgs) -> Result<DesiredState> {
             .state_at(&a.at)
             .with_context(|| format!("reading the state from {}", dir.display()))?,
     };
-    let mut state = state.filtered(&filter(a));
+    let mut state = state.into_filtered(&filter(a));
     if let Some(set) = set {
         state.retain_selected(&set);
     }
     Ok(state)
+}
+
+/// The counts `rewind show` prints. From a store without resource-set
+/// selectors (which may read any field) they come straight from the folded
+/// state: the desired state's objects are never built.
+fn summary(a: &StateArgs) -> Result<Summary> {
+    if a.from_dir.is_some() || !a.presets.is_empty() || !a.resource_sets.is_empty() {
+        return Ok(Summary::of(&load(a)?));
+    }
+    let pit = store::folded_at(&a.at)?;
+    Ok(Summary::from_format(&pit.state, &filter(a))?)
 }
 
 /// The resource set `--resource-preset` and `--resource-set` name, if any.
@@ -122,34 +133,30 @@ fn print_diff(d: &rewind_restore::diff::StateDiff, output: Output) -> Result<()>
     Ok(())
 }
 
-fn show(state: &DesiredState, output: Output) -> Result<()> {
-    let counts = state.counts();
-    let mut out = std::io::stdout().lock();
+fn show(summary: &Summary, output: Output) -> Result<()> {
+    // Thousands of namespaces make thousands of small writes.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match output {
         Output::Json => {
-            let types: Vec<_> = counts
+            let types: Vec<_> = summary
+                .types
                 .iter()
                 .map(|(t, n)| json!({"type": t.group_resource(), "version": t.version, "kind": t.kind, "objects": n}))
                 .collect();
-            let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
-            for (k, _) in state.iter() {
-                if let Some(ns) = &k.namespace {
-                    *namespaces.entry(ns).or_insert(0) += 1;
-                }
-            }
             serde_json::to_writer_pretty(
                 &mut out,
-                &json!({"objects": state.len(), "types": types, "namespaces": namespaces}),
+                &json!({"objects": summary.objects, "types": types, "namespaces": summary.namespaces}),
             )?;
             writeln!(out)?;
         }
         Output::Table => {
             writeln!(out, "{:<60} {:<12} {:>8}", "TYPE", "VERSION", "OBJECTS")?;
-            for (t, n) in &counts {
+            for (t, n) in &summary.types {
                 writeln!(out, "{:<60} {:<12} {:>8}", t.group_resource(), t.version, n)?;
             }
-            writeln!(out, "{:<60} {:<12} {:>8}", "TOTAL", "", state.len())?;
+            writeln!(out, "{:<60} {:<12} {:>8}", "TOTAL", "", summary.objects)?;
         }
     }
+    out.flush()?;
     Ok(())
 }

@@ -69,21 +69,26 @@ pub async fn load(point: &Point) -> Result<PitState> {
     Ok(pit)
 }
 
-/// The desired state at `point`, for callers that are not async (the state
-/// loaders shared with restore/export/drill). Runs on a thread of its own
-/// with its own runtime, so it works inside or outside tokio.
-pub fn desired_at(point: &Point) -> Result<DesiredState> {
+/// The folded state at `point`, for callers that are not async (the state
+/// loaders shared with show/restore/export/drill/diff). Runs on a thread of
+/// its own with its own runtime, so it works inside or outside tokio.
+pub fn folded_at(point: &Point) -> Result<PitState> {
     std::thread::scope(|s| {
-        s.spawn(|| -> Result<DesiredState> {
+        s.spawn(|| -> Result<PitState> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let pit = rt.block_on(load(point))?;
-            Ok(rewind_restore::from_format::desired_from_format(
-                &pit.state,
-            )?)
+            rt.block_on(load(point))
         })
         .join()
         .map_err(|_| anyhow::anyhow!("reading the store: thread panicked"))?
     })
+}
+
+/// The desired state at `point` (see [`folded_at`]).
+pub fn desired_at(point: &Point) -> Result<DesiredState> {
+    let pit = folded_at(point)?;
+    Ok(rewind_restore::from_format::desired_from_format(
+        &pit.state,
+    )?)
 }
