@@ -12,6 +12,12 @@
 //! - `raw sled, log+state`: one insert per event into a log tree and a state
 //!   tree (the naive design), flush every 1,000 inserts.
 //!
+//! `REWIND_BENCH_STATE_LEVEL=raw|N` stores state values raw or at zstd
+//! level N instead of the daemon's [`STATE_ZSTD_LEVEL`], and
+//! `REWIND_BENCH_BLOCK_LEVEL=N` changes the block level: to compare encodings.
+//!
+//! [`STATE_ZSTD_LEVEL`]: rewind_daemon::journal::state::STATE_ZSTD_LEVEL
+//!
 //! Prints events/s and the ratio to the first baseline, and the process CPU
 //! time per event (all threads, sled's included): on a shared machine the
 //! CPU figure moves much less with other load than the wall-clock rate.
@@ -27,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rewind_daemon::ingest::{Ingestor, Observation, ObservedObject};
-use rewind_daemon::journal::{Journal, JournalOptions};
+use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
 use rewind_format::{EventBlockEncoder, ResourceType};
 
 fn object(i: usize, rng: &mut u64) -> Vec<u8> {
@@ -106,8 +112,17 @@ fn observations(n: usize) -> Vec<Observation> {
 fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
-    let mut ing = Ingestor::new("bench".into(), 1, HashMap::new()).unwrap();
-    let mut enc = EventBlockEncoder::new(1).unwrap();
+    // REWIND_BENCH_STATE_LEVEL=raw|N compares state value encodings.
+    let comp = match std::env::var("REWIND_BENCH_STATE_LEVEL").ok().as_deref() {
+        Some("raw") => ObjectCompressor::uncompressed(),
+        Some(l) => ObjectCompressor::new(l.parse().unwrap()).unwrap(),
+        None => ObjectCompressor::for_state().unwrap(),
+    };
+    let mut ing = Ingestor::with_compressor("bench".into(), comp, HashMap::new());
+    let level = std::env::var("REWIND_BENCH_BLOCK_LEVEL")
+        .ok()
+        .map_or(JournalOptions::default().zstd_level, |l| l.parse().unwrap());
+    let mut enc = EventBlockEncoder::new(level).unwrap();
     let (mut prep, mut commit) = (Duration::ZERO, Duration::ZERO);
     let start = Instant::now();
     for chunk in obs.chunks(batch) {

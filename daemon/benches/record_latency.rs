@@ -201,40 +201,60 @@ async fn memory(cp: &ControlPlane, objects: usize) {
         .collect::<Vec<()>>()
         .await;
     let load = t.elapsed();
-    let bin = rewind_tests::controlplane::target_dir()
-        .join("release")
-        .join("rewindd");
-    let bin = if bin.exists() {
-        bin
-    } else {
-        rewind_tests::controlplane::target_dir()
-            .join("debug")
-            .join("rewindd")
+    // REWIND_BENCH_REWINDD=path[,path..] compares daemon builds (say, a
+    // kept copy of the previous build against this one) on the same loaded
+    // plane; the default is the workspace's release build (else debug).
+    let default_bin = {
+        let release = rewind_tests::controlplane::target_dir()
+            .join("release")
+            .join("rewindd");
+        if release.exists() {
+            release
+        } else {
+            rewind_tests::controlplane::target_dir()
+                .join("debug")
+                .join("rewindd")
+        }
     };
-    println!(
-        "\nrewindd ({}) recording {objects} 2 KB objects (loaded in {load:.1?})",
-        bin.display()
+    let bins: Vec<std::path::PathBuf> = std::env::var("REWIND_BENCH_REWINDD").map_or_else(
+        |_| vec![default_bin],
+        |v| v.split(',').map(std::path::PathBuf::from).collect(),
     );
+    println!("\nrewindd recording {objects} 2 KB objects (loaded in {load:.1?})");
     println!(
-        "{:<58} {:>9} {:>13} {:>12} {:>10}",
-        "settings", "recorded", "initial sync", "RSS settled", "RSS peak"
+        "{:<70} {:>9} {:>13} {:>12} {:>10}",
+        "binary and settings", "recorded", "initial sync", "RSS settled", "RSS peak"
     );
-    let variants: [&[&str]; 3] = [
-        &[],
-        &["--flush-max-events", "10000"],
+    // REWIND_BENCH_DEFAULTS_ONLY=1 skips the tuned variants.
+    let defaults_only = std::env::var("REWIND_BENCH_DEFAULTS_ONLY").is_ok_and(|v| v == "1");
+    let variants: &[&[&str]] = if defaults_only {
+        &[&[]]
+    } else {
         &[
-            "--flush-max-events",
-            "2000",
-            "--cache-capacity-mb",
-            "16",
-            "--queue-mb",
-            "8",
-        ],
-    ];
-    for extra in variants {
+            &[],
+            &["--flush-max-events", "10000"],
+            &[
+                "--flush-max-events",
+                "2000",
+                "--cache-capacity-mb",
+                "16",
+                "--queue-mb",
+                "8",
+            ],
+        ]
+    };
+    for bin in &bins {
+        for extra in variants {
+            run_variant(cp, bin, extra, objects).await;
+        }
+    }
+}
+
+async fn run_variant(cp: &ControlPlane, bin: &std::path::Path, extra: &[&str], objects: usize) {
+    {
         let data = tempfile::tempdir().unwrap();
         let t = Instant::now();
-        let mut child = std::process::Command::new(&bin)
+        let mut child = std::process::Command::new(bin)
             .arg("--kubeconfig")
             .arg(cp.readonly_kubeconfig_path())
             .arg("--data-dir")
@@ -264,13 +284,18 @@ async fn memory(cp: &ControlPlane, objects: usize) {
             .arg(child.id().to_string())
             .status();
         let _ = child.wait();
-        let label = if extra.is_empty() {
-            "defaults".to_owned()
-        } else {
-            extra.join(" ")
-        };
+        let label = format!(
+            "{} {}",
+            bin.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            if extra.is_empty() {
+                "defaults".to_owned()
+            } else {
+                extra.join(" ")
+            }
+        );
         println!(
-            "{label:<58} {recorded:>9} {synced:>13.1?} {:>9} MB {:>7} MB",
+            "{label:<70} {recorded:>9} {synced:>13.1?} {:>9} MB {:>7} MB",
             rss / 1024,
             hwm / 1024
         );

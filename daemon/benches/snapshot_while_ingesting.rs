@@ -104,15 +104,8 @@ impl Ingest {
             for i in ids.by_ref().take(1000) {
                 self.version += 1;
                 let r = record(i, self.version);
-                let (raw_len, object_zstd) = self.comp.compress(&r.object).unwrap();
-                b.record(
-                    r,
-                    StateChange::Put {
-                        raw_len,
-                        object_zstd,
-                    },
-                )
-                .unwrap();
+                let object = self.comp.compress(&r.object).unwrap();
+                b.record(r, StateChange::Put(object)).unwrap();
                 done += 1;
             }
             let p = b.finish(&mut self.enc).unwrap();

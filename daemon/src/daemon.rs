@@ -222,7 +222,7 @@ pub async fn run_with(
     board.update(|s| s.cluster_id = cid.clone());
     info!(cluster_id = %cid, presets = ?config.presets, "recording");
 
-    let ingestor = Ingestor::new(cid, config.journal.zstd_level, config.ignore.clone())?;
+    let ingestor = Ingestor::new(cid, config.ignore.clone())?;
     let (set_tx, set_rx) = tokio::sync::watch::channel(config.resource_set.clone());
     if let Some(tx) = hooks.live {
         let _ = tx.send(LiveRecorder {

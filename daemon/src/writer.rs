@@ -436,7 +436,7 @@ mod tests {
         let board = Board::new();
         let w = Writer::new(
             j,
-            Ingestor::new("c".into(), 1, HashMap::new()).unwrap(),
+            Ingestor::new("c".into(), HashMap::new()).unwrap(),
             WriterOptions {
                 flush_interval: Duration::from_millis(5),
                 max_events: 7,

@@ -132,11 +132,7 @@ impl Driver {
             } else if remove {
                 StateChange::Remove
             } else {
-                let (raw_len, object_zstd) = self.comp.compress(&rec.object).unwrap();
-                StateChange::Put {
-                    raw_len,
-                    object_zstd,
-                }
+                StateChange::Put(self.comp.compress(&rec.object).unwrap())
             };
             b.record(rec, change).unwrap();
         }

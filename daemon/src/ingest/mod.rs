@@ -106,30 +106,64 @@ pub struct Ingestor {
     /// Shared with the configuration reload (SIGHUP), which swaps the rules.
     ignore: SharedIgnore,
     relists: RelistTracker,
+    /// The last observation's type and its key (see [`Ingestor::key_of`]).
+    last_type: Option<(Arc<ResourceType>, String)>,
 }
 
 /// Ignore rules by type key, replaceable while the writer runs.
 pub type SharedIgnore = std::sync::Arc<std::sync::RwLock<HashMap<String, IgnoreRule>>>;
 
 impl Ingestor {
-    /// An ingestor for `cluster_id` with per-type (`type_key`) ignore rules.
-    pub fn new(
-        cluster_id: String,
-        zstd_level: i32,
-        ignore: HashMap<String, IgnoreRule>,
-    ) -> Result<Self> {
-        Ok(Self {
+    /// An ingestor for `cluster_id` with per-type (`type_key`) ignore rules,
+    /// storing state values with [`ObjectCompressor::for_state`].
+    pub fn new(cluster_id: String, ignore: HashMap<String, IgnoreRule>) -> Result<Self> {
+        Ok(Self::with_compressor(
             cluster_id,
-            compressor: ObjectCompressor::new(zstd_level)?,
+            ObjectCompressor::for_state()?,
+            ignore,
+        ))
+    }
+
+    /// Like [`Ingestor::new`], with another state value encoding (benches
+    /// compare them).
+    #[must_use]
+    pub fn with_compressor(
+        cluster_id: String,
+        compressor: ObjectCompressor,
+        ignore: HashMap<String, IgnoreRule>,
+    ) -> Self {
+        Self {
+            cluster_id,
+            compressor,
             ignore: std::sync::Arc::new(std::sync::RwLock::new(ignore)),
             relists: RelistTracker::default(),
-        })
+            last_type: None,
+        }
     }
 
     /// The ignore rules, for a configuration reload to replace.
     #[must_use]
     pub fn ignore_rules(&self) -> SharedIgnore {
         std::sync::Arc::clone(&self.ignore)
+    }
+
+    /// The state key of an observed object. Watchers share one
+    /// `Arc<ResourceType>` per type, so the type key is formatted once per
+    /// run of observations of a type, not once per object.
+    fn key_of(&mut self, rtype: &Arc<ResourceType>, o: &ObservedObject) -> ObjectKey {
+        let type_key = match &self.last_type {
+            Some((t, k)) if Arc::ptr_eq(t, rtype) || **t == **rtype => k.clone(),
+            _ => {
+                let k = type_key(rtype);
+                self.last_type = Some((Arc::clone(rtype), k.clone()));
+                k
+            }
+        };
+        ObjectKey {
+            type_key,
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        }
     }
 
     /// The batch these observations went into was committed.
@@ -172,11 +206,7 @@ impl Ingestor {
     }
 
     fn put(&mut self, json: &[u8]) -> Result<StateChange> {
-        let (raw_len, object_zstd) = self.compressor.compress(json)?;
-        Ok(StateChange::Put {
-            raw_len,
-            object_zstd,
-        })
+        Ok(StateChange::Put(self.compressor.compress(json)?))
     }
 
     /// Skips an object the journal cannot hold (far beyond what the API
@@ -229,8 +259,14 @@ impl Ingestor {
                 rtype,
                 object,
                 relist,
-            } => self.applied(b, &rtype, object, relist),
-            Observation::Deleted { rtype, object } => self.deleted(b, &rtype, object),
+            } => {
+                let key = self.key_of(&rtype, &object);
+                self.applied(b, &rtype, key, object, relist)
+            }
+            Observation::Deleted { rtype, object } => {
+                let key = self.key_of(&rtype, &object);
+                self.deleted(b, &rtype, key, object)
+            }
             Observation::ResyncBegin { rtype, at_ms } => {
                 let tk = type_key(&rtype);
                 if self.relists.begin(&tk) {
@@ -307,14 +343,10 @@ impl Ingestor {
         &mut self,
         b: &mut BatchBuilder<'_>,
         rtype: &ResourceType,
+        key: ObjectKey,
         o: ObservedObject,
         relist: bool,
     ) -> Result<()> {
-        let key = ObjectKey {
-            type_key: type_key(rtype),
-            namespace: o.namespace.clone(),
-            name: o.name.clone(),
-        };
         if relist {
             self.relists.seen(&key.type_key, key.encode());
         }
@@ -378,13 +410,9 @@ impl Ingestor {
         &mut self,
         b: &mut BatchBuilder<'_>,
         rtype: &ResourceType,
+        key: ObjectKey,
         o: ObservedObject,
     ) -> Result<()> {
-        let key = ObjectKey {
-            type_key: type_key(rtype),
-            namespace: o.namespace.clone(),
-            name: o.name.clone(),
-        };
         if self.too_large(rtype, &o) {
             return Ok(());
         }

@@ -62,7 +62,7 @@ impl Rig {
             _dir: dir,
             path,
             j: Some(j),
-            ing: Ingestor::new("c".into(), 1, HashMap::new()).unwrap(),
+            ing: Ingestor::new("c".into(), HashMap::new()).unwrap(),
             enc: EventBlockEncoder::new(1).unwrap(),
         }
     }
@@ -115,7 +115,7 @@ impl Rig {
                 Err(e) => panic!("reopen failed: {e}"),
             }
         };
-        self.ing = Ingestor::new("c".into(), 1, HashMap::new()).unwrap();
+        self.ing = Ingestor::new("c".into(), HashMap::new()).unwrap();
     }
 
     fn state(&self) -> BTreeMap<String, (String, String)> {

@@ -10,19 +10,14 @@ use rewind_format::{EventBlockEncoder, EventRecord, ResourceType};
 
 use super::keys::{ObjectKey, type_key, type_prefix};
 use super::meta::{self, TypeRecord};
-use super::state::StateEntry;
+use super::state::{StateEntry, StoredObject};
 use super::{Journal, Result};
 
 /// What a record does to the current state.
 #[derive(Debug, Clone)]
 pub enum StateChange {
     /// The record's object becomes the current version of its key.
-    Put {
-        /// Length of the object's JSON.
-        raw_len: u32,
-        /// The object's JSON, zstd-compressed.
-        object_zstd: Vec<u8>,
-    },
+    Put(StoredObject),
     /// The record's key leaves the state.
     Remove,
     /// Markers: no state change.
@@ -36,6 +31,11 @@ pub struct BatchBuilder<'j> {
     records: Vec<EventRecord>,
     overlay: BTreeMap<Vec<u8>, Option<StateEntry>>,
     types: BTreeMap<String, Option<TypeRecord>>,
+    /// Objects recorded so far, for [`PreparedBatch::touched`].
+    touched: Vec<(ObjectKey, String)>,
+    /// The last record's type and its key: a batch is mostly one type, and
+    /// formatting the key per record was a measurable cost.
+    last_type: Option<(ResourceType, String)>,
 }
 
 /// A batch ready to commit.
@@ -88,6 +88,8 @@ impl<'j> BatchBuilder<'j> {
             records: Vec::new(),
             overlay: BTreeMap::new(),
             types: BTreeMap::new(),
+            touched: Vec::new(),
+            last_type: None,
         }
     }
 
@@ -111,9 +113,10 @@ impl<'j> BatchBuilder<'j> {
 
     /// Current state of `key`, including this batch's staged changes.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<StateEntry>> {
-        match self.overlay.get(&key.encode()) {
+        let k = key.encode();
+        match self.overlay.get(&k) {
             Some(staged) => Ok(staged.clone()),
-            None => self.journal.get(key),
+            None => self.journal.get_encoded(&k),
         }
     }
 
@@ -142,7 +145,14 @@ impl<'j> BatchBuilder<'j> {
     pub fn record(&mut self, mut rec: EventRecord, change: StateChange) -> Result<u64> {
         let seq = self.next_seq();
         rec.seq = seq;
-        let tk = type_key(&rec.rtype);
+        let tk = match &self.last_type {
+            Some((rtype, tk)) if *rtype == rec.rtype => tk.clone(),
+            _ => {
+                let tk = type_key(&rec.rtype);
+                self.last_type = Some((rec.rtype.clone(), tk.clone()));
+                tk
+            }
+        };
         let observed = rec.observed_at_ms;
         let marker = rec.kind.is_marker();
         let rv = rec.resource_version.clone();
@@ -150,26 +160,29 @@ impl<'j> BatchBuilder<'j> {
             rewind_format::EventKind::ResyncEnd { list_rv } => Some(list_rv.clone()),
             _ => None,
         };
+        let key = ObjectKey {
+            type_key: tk.clone(),
+            namespace: rec.namespace.clone().unwrap_or_default(),
+            name: rec.name.clone(),
+        };
         match change {
-            StateChange::Put {
-                raw_len,
-                object_zstd,
-            } => {
-                let key = record_key(&rec);
+            StateChange::Put(object) => {
                 let entry = StateEntry {
                     key: key.clone(),
                     uid: rec.uid.clone(),
                     resource_version: rec.resource_version.clone(),
                     seq,
-                    raw_len,
-                    object_zstd,
+                    object,
                 };
                 self.overlay.insert(key.encode(), Some(entry));
             }
             StateChange::Remove => {
-                self.overlay.insert(record_key(&rec).encode(), None);
+                self.overlay.insert(key.encode(), None);
             }
             StateChange::None => {}
+        }
+        if !marker {
+            self.touched.push((key, rv.clone()));
         }
         let tr = self.type_record_mut(&tk, &rec.rtype)?;
         if tr.rtype != rec.rtype {
@@ -237,12 +250,6 @@ impl<'j> BatchBuilder<'j> {
             };
             meta_ops.push((meta::type_record_key(&tk), v));
         }
-        let touched = self
-            .records
-            .iter()
-            .filter(|r| !r.kind.is_marker())
-            .map(|r| (record_key(r), r.resource_version.clone()))
-            .collect();
         let next_seq = self.first_seq.saturating_add(self.records.len() as u64);
         Ok(PreparedBatch {
             first_seq: self.first_seq,
@@ -250,7 +257,7 @@ impl<'j> BatchBuilder<'j> {
             block,
             state_ops,
             meta_ops,
-            touched,
+            touched: self.touched,
         })
     }
 }

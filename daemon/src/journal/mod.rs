@@ -31,9 +31,17 @@
 //!   which flushes (fsyncs) sled before returning.
 //!
 //! # Layout versions
-//! `meta/format` is `2`. Layout 1 (one sled transaction per commit, no
-//! commit record) is read as is and marked 2 on open: its trees are a
-//! special case of layout 2.
+//! `meta/format` is `3`. Older layouts are read as they are and marked 3 on
+//! open, since their trees are special cases of layout 3:
+//! - layout 2 wrote every state value in state layout 1 (the object always
+//!   one zstd frame); layout 3 writes state layout 2 (a codec byte: raw or
+//!   zstd, see [`state`]) and reads both, so a relabelled journal holds a
+//!   mix until its objects change;
+//! - layout 1 was layout 2 with one sled transaction per commit and no
+//!   commit record.
+//!
+//! A release that reads only layouts 1 and 2 refuses a layout-3 journal
+//! with a clear error instead of misreading its state values.
 //!
 //! Readers other than the writer may open a [`Journal`] only when no daemon
 //! holds it: sled takes an exclusive lock on the directory.
@@ -52,7 +60,7 @@ pub use batch::{BatchBuilder, PreparedBatch};
 pub use commit::Ops;
 pub use keys::{ObjectKey, type_key};
 pub use meta::TypeRecord;
-pub use state::{ObjectCompressor, StateEntry};
+pub use state::{ObjectCodec, ObjectCompressor, StateEntry, StoredObject};
 
 /// Errors of the journal.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +75,7 @@ pub enum Error {
     #[error("corrupt event block: {0}")]
     Block(#[from] rewind_format::FormatError),
     /// The journal was written by another layout version.
-    #[error("journal layout {found:?} is not supported (this release reads 1 and 2)")]
+    #[error("journal layout {found:?} is not supported (this release reads 1, 2 and 3)")]
     UnsupportedLayout {
         /// Layout version found in `meta`.
         found: String,
@@ -108,8 +116,9 @@ pub struct JournalOptions {
     /// sled page cache in bytes. Small on purpose: the daemon must not keep
     /// the recorded objects in memory.
     pub cache_capacity: u64,
-    /// zstd level of event blocks and state values. Low levels keep up with
-    /// tens of thousands of events per second on one core.
+    /// zstd level of event blocks. Low levels keep up with tens of
+    /// thousands of events per second on one core. State values use
+    /// [`state::STATE_ZSTD_LEVEL`].
     pub zstd_level: i32,
 }
 
@@ -153,7 +162,7 @@ impl Journal {
         let format = meta.get(meta::FORMAT)?;
         match format.as_deref() {
             Some(meta::FORMAT_VERSION) => {}
-            None | Some(meta::FORMAT_VERSION_1) => {
+            None | Some(meta::FORMAT_VERSION_1 | meta::FORMAT_VERSION_2) => {
                 meta.insert(meta::FORMAT, meta::FORMAT_VERSION)?;
                 db.flush()?;
             }
@@ -203,9 +212,13 @@ impl Journal {
 
     /// The current state of one object.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<StateEntry>> {
-        let k = key.encode();
-        match self.state.get(&k)? {
-            Some(v) => Ok(Some(StateEntry::decode(&k, &v)?)),
+        self.get_encoded(&key.encode())
+    }
+
+    /// [`Journal::get`] by encoded key.
+    pub(crate) fn get_encoded(&self, k: &[u8]) -> Result<Option<StateEntry>> {
+        match self.state.get(k)? {
+            Some(v) => Ok(Some(StateEntry::decode(k, &v)?)),
             None => Ok(None),
         }
     }

@@ -1,26 +1,85 @@
 //! Values of the `state` tree: the latest recorded version of each object.
 //!
-//! Layout (do not reorder; a change needs a new `VERSION`):
-//! `VERSION: u8` then bincode (standard config) of [`Stored`], whose
-//! `object_zstd` is the object's JSON compressed as one zstd frame.
+//! Layout 2 (written since journal layout 3; do not reorder, a change needs
+//! a new version byte): `2u8`, then bincode (standard config) of
+//! `(uid: String, resource_version: String, seq: u64, raw_len: u32,
+//! codec: u8, object: Vec<u8>)`. `codec` is [`ObjectCodec`]: 0 stores the
+//! object's JSON as is (`object.len() == raw_len`), 1 as one zstd frame.
+//!
+//! Layout 1 (journal layouts 1 and 2, still read): `1u8`, then bincode of
+//! [`StoredV1`], whose `object_zstd` is one zstd frame.
+//!
+//! Why a codec: compressing every 2 KB object on its own cost a quarter of
+//! the writer's time (zstd rebuilds its entropy tables per object), while
+//! the same object is compressed again, far better, inside the event block.
+//! A fast level without entropy coding keeps most of the size saving.
 
 use super::keys::ObjectKey;
 use super::{Error, Result};
 
-/// Version byte of a stored state value.
-const VERSION: u8 = 1;
+/// Version byte of a state value written by this release.
+const VERSION: u8 = 2;
+/// Version byte of layout 1, read only.
+const VERSION_1: u8 = 1;
+
+/// zstd level of state values, whatever `journal.zstd_level` says (that
+/// setting is for event blocks). Measured with `benches/ingest.rs`: a
+/// fast level without entropy coding.
+pub const STATE_ZSTD_LEVEL: i32 = -1;
 
 /// Largest object the journal will decompress: the API server stores at most
 /// about 1.5 MiB per object, so anything near this cap is corrupt.
 pub const MAX_OBJECT_BYTES: u32 = 64 << 20;
 
+/// Layout 1 of a state value (frozen: do not change).
 #[derive(bincode::Encode, bincode::Decode)]
-struct Stored {
+struct StoredV1 {
     uid: String,
     resource_version: String,
     seq: u64,
     raw_len: u32,
     object_zstd: Vec<u8>,
+}
+
+/// Layout 2 of a state value (frozen: do not change).
+#[derive(bincode::Encode, bincode::Decode)]
+struct StoredV2 {
+    uid: String,
+    resource_version: String,
+    seq: u64,
+    raw_len: u32,
+    codec: u8,
+    object: Vec<u8>,
+}
+
+/// How a state value holds its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectCodec {
+    /// The JSON as is.
+    Raw = 0,
+    /// One zstd frame.
+    Zstd = 1,
+}
+
+impl ObjectCodec {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Self::Raw),
+            1 => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// An object as the state tree holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Length of the object's JSON.
+    pub raw_len: u32,
+    /// How `bytes` encode it.
+    pub codec: ObjectCodec,
+    /// The encoded object.
+    pub bytes: Vec<u8>,
 }
 
 /// One object of the current state.
@@ -34,168 +93,328 @@ pub struct StateEntry {
     pub resource_version: String,
     /// Sequence number of the event that recorded this version.
     pub seq: u64,
-    /// Length of the object's JSON.
-    pub raw_len: u32,
-    /// The object's JSON, zstd-compressed; see [`StateEntry::object_json`].
-    pub object_zstd: Vec<u8>,
+    /// The object; see [`StateEntry::object_json`].
+    pub object: StoredObject,
 }
 
 impl StateEntry {
     /// The object's JSON as recorded.
     pub fn object_json(&self) -> Result<Vec<u8>> {
-        if self.raw_len > MAX_OBJECT_BYTES {
+        let raw_len = self.object.raw_len;
+        if raw_len > MAX_OBJECT_BYTES {
             return Err(Error::Corrupt(format!(
-                "state entry {:?} claims {} bytes",
-                self.key, self.raw_len
+                "state entry {:?} claims {raw_len} bytes",
+                self.key
             )));
         }
-        let cap = usize::try_from(self.raw_len).unwrap_or(0);
-        let out = zstd::bulk::decompress(&self.object_zstd, cap).map_err(|e| {
-            Error::Corrupt(format!(
-                "state entry {:?} does not decompress: {e}",
-                self.key
-            ))
-        })?;
+        let cap = usize::try_from(raw_len).unwrap_or(0);
+        let out = match self.object.codec {
+            ObjectCodec::Raw => self.object.bytes.clone(),
+            ObjectCodec::Zstd => zstd::bulk::decompress(&self.object.bytes, cap).map_err(|e| {
+                Error::Corrupt(format!(
+                    "state entry {:?} does not decompress: {e}",
+                    self.key
+                ))
+            })?,
+        };
         if out.len() != cap {
             return Err(Error::Corrupt(format!(
-                "state entry {:?}: {} bytes, expected {}",
+                "state entry {:?}: {} bytes, expected {cap}",
                 self.key,
                 out.len(),
-                cap
             )));
         }
         Ok(out)
     }
 
-    /// Encodes the value for the `state` tree.
+    /// Encodes the value for the `state` tree (layout 2).
     pub(crate) fn encode_value(&self) -> Result<Vec<u8>> {
-        // The same bytes as bincode of `Stored` (a tuple encodes its fields
-        // in order, a `&str` or `&[u8]` like the owned type), without
+        // The same bytes as bincode of `StoredV2` (a tuple encodes its
+        // fields in order, a `&str` or `&[u8]` like the owned type), without
         // copying the object.
         let stored = (
             self.uid.as_str(),
             self.resource_version.as_str(),
             self.seq,
-            self.raw_len,
-            self.object_zstd.as_slice(),
+            self.object.raw_len,
+            self.object.codec as u8,
+            self.object.bytes.as_slice(),
         );
-        let mut out = Vec::with_capacity(self.object_zstd.len() + 64);
+        let extra = self.uid.len() + self.resource_version.len() + 32;
+        let mut out = Vec::with_capacity(self.object.bytes.len() + extra);
         out.push(VERSION);
         bincode::encode_into_std_write(stored, &mut out, bincode::config::standard())
             .map_err(|e| Error::Corrupt(format!("cannot encode state entry: {e}")))?;
         Ok(out)
     }
 
-    /// Decodes a `state` tree entry.
+    /// Decodes a `state` tree entry (layout 1 or 2).
     pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
         let key = ObjectKey::decode(key)
             .ok_or_else(|| Error::Corrupt(format!("bad state key {key:?}")))?;
         let Some((&version, rest)) = value.split_first() else {
             return Err(Error::Corrupt(format!("empty state value for {key:?}")));
         };
-        if version != VERSION {
-            return Err(Error::Corrupt(format!(
-                "state value version {version} for {key:?}, this release reads {VERSION}"
-            )));
-        }
-        let (stored, used): (Stored, usize) =
-            bincode::decode_from_slice(rest, bincode::config::standard())
-                .map_err(|e| Error::Corrupt(format!("state value for {key:?}: {e}")))?;
+        let bad = |e: bincode::error::DecodeError| {
+            Error::Corrupt(format!("state value for {key:?}: {e}"))
+        };
+        let (entry, used) = match version {
+            VERSION => {
+                let (s, used): (StoredV2, usize) =
+                    bincode::decode_from_slice(rest, bincode::config::standard()).map_err(bad)?;
+                let codec = ObjectCodec::from_byte(s.codec).ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "state value for {key:?}: unknown codec {}",
+                        s.codec
+                    ))
+                })?;
+                let object = StoredObject {
+                    raw_len: s.raw_len,
+                    codec,
+                    bytes: s.object,
+                };
+                ((s.uid, s.resource_version, s.seq, object), used)
+            }
+            VERSION_1 => {
+                let (s, used): (StoredV1, usize) =
+                    bincode::decode_from_slice(rest, bincode::config::standard()).map_err(bad)?;
+                let object = StoredObject {
+                    raw_len: s.raw_len,
+                    codec: ObjectCodec::Zstd,
+                    bytes: s.object_zstd,
+                };
+                ((s.uid, s.resource_version, s.seq, object), used)
+            }
+            v => {
+                return Err(Error::Corrupt(format!(
+                    "state value version {v} for {key:?}, this release reads {VERSION_1} and {VERSION}"
+                )));
+            }
+        };
         if used != rest.len() {
             return Err(Error::Corrupt(format!(
                 "trailing bytes in state value for {key:?}"
             )));
         }
+        let (uid, resource_version, seq, object) = entry;
+        if object.codec == ObjectCodec::Raw
+            && u32::try_from(object.bytes.len()).ok() != Some(object.raw_len)
+        {
+            return Err(Error::Corrupt(format!(
+                "state value for {key:?}: {} stored bytes, raw length {}",
+                object.bytes.len(),
+                object.raw_len
+            )));
+        }
         Ok(Self {
             key,
-            uid: stored.uid,
-            resource_version: stored.resource_version,
-            seq: stored.seq,
-            raw_len: stored.raw_len,
-            object_zstd: stored.object_zstd,
+            uid,
+            resource_version,
+            seq,
+            object,
         })
     }
 }
 
-/// Compresses objects for the state tree, reusing one zstd context.
+/// Encodes objects for the state tree, reusing one zstd context.
 pub struct ObjectCompressor {
-    inner: zstd::bulk::Compressor<'static>,
+    /// `None` stores objects as they are.
+    inner: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl ObjectCompressor {
-    /// A compressor at zstd `level`.
+    /// A compressor at zstd `level`. Negative levels are zstd's fast
+    /// levels: no entropy coding, several times faster than level 1 on
+    /// small objects.
     pub fn new(level: i32) -> Result<Self> {
-        let level = std::env::var("H2_STATE_LEVEL")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(level);
         let inner = zstd::bulk::Compressor::new(level)
             .map_err(|e| Error::Corrupt(format!("zstd level {level}: {e}")))?;
-        Ok(Self { inner })
+        Ok(Self { inner: Some(inner) })
     }
 
-    /// Compresses `json`, returning `(raw_len, compressed)`.
-    pub fn compress(&mut self, json: &[u8]) -> Result<(u32, Vec<u8>)> {
+    /// The daemon's encoding of state values: zstd level
+    /// [`STATE_ZSTD_LEVEL`].
+    pub fn for_state() -> Result<Self> {
+        Self::new(STATE_ZSTD_LEVEL)
+    }
+
+    /// Stores objects as they are.
+    #[must_use]
+    pub fn uncompressed() -> Self {
+        Self { inner: None }
+    }
+
+    /// Encodes `json` for the state tree.
+    pub fn compress(&mut self, json: &[u8]) -> Result<StoredObject> {
         let raw_len = u32::try_from(json.len())
             .ok()
             .filter(|n| *n <= MAX_OBJECT_BYTES)
             .ok_or_else(|| Error::TooLarge(json.len()))?;
-        let out = self
-            .inner
+        let Some(inner) = &mut self.inner else {
+            return Ok(StoredObject {
+                raw_len,
+                codec: ObjectCodec::Raw,
+                bytes: json.to_vec(),
+            });
+        };
+        let bytes = inner
             .compress(json)
             .map_err(|e| Error::Corrupt(format!("zstd compress: {e}")))?;
-        Ok((raw_len, out))
+        // Incompressible objects are kept as they are: as small, and free
+        // to read.
+        if bytes.len() >= json.len() {
+            return Ok(StoredObject {
+                raw_len,
+                codec: ObjectCodec::Raw,
+                bytes: json.to_vec(),
+            });
+        }
+        Ok(StoredObject {
+            raw_len,
+            codec: ObjectCodec::Zstd,
+            bytes,
+        })
     }
+}
+
+/// A value exactly as state layout 1 stored it, for tests of old journals.
+#[cfg(test)]
+pub(crate) fn encode_value_v1(e: &StateEntry, object_zstd: &[u8]) -> Vec<u8> {
+    let old = StoredV1 {
+        uid: e.uid.clone(),
+        resource_version: e.resource_version.clone(),
+        seq: e.seq,
+        raw_len: e.object.raw_len,
+        object_zstd: object_zstd.to_vec(),
+    };
+    let mut v = vec![VERSION_1];
+    bincode::encode_into_std_write(&old, &mut v, bincode::config::standard()).unwrap();
+    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn state_value_round_trips() {
-        let mut c = ObjectCompressor::new(1).unwrap();
-        let json = br#"{"metadata":{"name":"x"}}"#;
-        let (raw_len, object_zstd) = c.compress(json).unwrap();
-        let key = ObjectKey {
+    fn key() -> ObjectKey {
+        ObjectKey {
             type_key: "configmaps".into(),
             namespace: "default".into(),
             name: "x".into(),
-        };
-        let e = StateEntry {
-            key: key.clone(),
+        }
+    }
+
+    fn entry(object: StoredObject) -> StateEntry {
+        StateEntry {
+            key: key(),
             uid: "u".into(),
             resource_version: "7".into(),
             seq: 3,
-            raw_len,
-            object_zstd,
+            object,
+        }
+    }
+
+    const JSON: &[u8] =
+        br#"{"metadata":{"name":"x","labels":{"a":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}"#;
+
+    #[test]
+    fn state_value_round_trips_with_every_codec() {
+        for mut c in [
+            ObjectCompressor::new(1).unwrap(),
+            ObjectCompressor::new(-1).unwrap(),
+            ObjectCompressor::uncompressed(),
+        ] {
+            let object = c.compress(JSON).unwrap();
+            let e = entry(object.clone());
+            let v = e.encode_value().unwrap();
+            let owned = StoredV2 {
+                uid: e.uid.clone(),
+                resource_version: e.resource_version.clone(),
+                seq: e.seq,
+                raw_len: object.raw_len,
+                codec: object.codec as u8,
+                object: object.bytes.clone(),
+            };
+            let mut want = vec![VERSION];
+            bincode::encode_into_std_write(&owned, &mut want, bincode::config::standard()).unwrap();
+            assert_eq!(v, want, "the borrowed encoding is the layout of `StoredV2`");
+            let back = StateEntry::decode(&key().encode(), &v).unwrap();
+            assert_eq!(back, e);
+            assert_eq!(back.object_json().unwrap(), JSON);
+        }
+        assert_eq!(
+            ObjectCompressor::new(1)
+                .unwrap()
+                .compress(JSON)
+                .unwrap()
+                .codec,
+            ObjectCodec::Zstd
+        );
+        assert_eq!(
+            ObjectCompressor::uncompressed()
+                .compress(JSON)
+                .unwrap()
+                .codec,
+            ObjectCodec::Raw
+        );
+    }
+
+    #[test]
+    fn layout_1_values_are_still_read() {
+        // A value exactly as journal layouts 1 and 2 wrote it.
+        let old = StoredV1 {
+            uid: "u".into(),
+            resource_version: "7".into(),
+            seq: 3,
+            raw_len: u32::try_from(JSON.len()).unwrap(),
+            object_zstd: zstd::bulk::compress(JSON, 1).unwrap(),
         };
-        let v = e.encode_value().unwrap();
-        let owned = Stored {
-            uid: e.uid.clone(),
-            resource_version: e.resource_version.clone(),
-            seq: e.seq,
-            raw_len: e.raw_len,
-            object_zstd: e.object_zstd.clone(),
-        };
-        let mut want = vec![VERSION];
-        bincode::encode_into_std_write(&owned, &mut want, bincode::config::standard()).unwrap();
-        assert_eq!(v, want, "the borrowed encoding is the layout of `Stored`");
-        let back = StateEntry::decode(&key.encode(), &v).unwrap();
-        assert_eq!(back, e);
-        assert_eq!(back.object_json().unwrap(), json);
+        let mut v = vec![VERSION_1];
+        bincode::encode_into_std_write(&old, &mut v, bincode::config::standard()).unwrap();
+        let e = StateEntry::decode(&key().encode(), &v).unwrap();
+        assert_eq!(
+            (e.uid.as_str(), e.resource_version.as_str(), e.seq),
+            ("u", "7", 3)
+        );
+        assert_eq!(e.object.codec, ObjectCodec::Zstd);
+        assert_eq!(e.object_json().unwrap(), JSON);
+    }
+
+    #[test]
+    fn incompressible_objects_are_stored_raw() {
+        let tiny = br#"{}"#;
+        let o = ObjectCompressor::new(1).unwrap().compress(tiny).unwrap();
+        assert_eq!(o.codec, ObjectCodec::Raw);
+        assert_eq!(o.bytes, tiny);
     }
 
     #[test]
     fn corrupt_values_are_errors_not_panics() {
-        let key = ObjectKey {
-            type_key: "t".into(),
-            namespace: String::new(),
-            name: "n".into(),
+        let k = key().encode();
+        for bad in [
+            &b""[..],
+            &[9u8][..],
+            &[1u8, 0xff, 0xff][..],
+            &[2u8, 0xff][..],
+        ] {
+            assert!(StateEntry::decode(&k, bad).is_err());
         }
-        .encode();
-        for bad in [&b""[..], &[9u8][..], &[1u8, 0xff, 0xff][..]] {
-            assert!(StateEntry::decode(&key, bad).is_err());
+        // An unknown codec, and a raw object whose length disagrees.
+        for (codec, raw_len) in [(7u8, 2u32), (0, 3)] {
+            let mut v = vec![VERSION];
+            let s = StoredV2 {
+                uid: "u".into(),
+                resource_version: "1".into(),
+                seq: 1,
+                raw_len,
+                codec,
+                object: b"{}".to_vec(),
+            };
+            bincode::encode_into_std_write(&s, &mut v, bincode::config::standard()).unwrap();
+            assert!(
+                StateEntry::decode(&k, &v).is_err(),
+                "codec {codec} raw_len {raw_len}"
+            );
         }
     }
 }

@@ -29,11 +29,7 @@ fn rec(name: &str, rv: &str) -> EventRecord {
 }
 
 fn put(c: &mut ObjectCompressor, r: &EventRecord) -> StateChange {
-    let (raw_len, object_zstd) = c.compress(&r.object).unwrap();
-    StateChange::Put {
-        raw_len,
-        object_zstd,
-    }
+    StateChange::Put(c.compress(&r.object).unwrap())
 }
 
 #[test]
@@ -254,7 +250,7 @@ fn a_layout_1_journal_is_read_and_upgraded() {
     let dir2 = tempfile::tempdir().unwrap();
     {
         let j = Journal::open(dir2.path(), &JournalOptions::default()).unwrap();
-        j.meta.insert(meta::FORMAT, &b"3"[..]).unwrap();
+        j.meta.insert(meta::FORMAT, &b"4"[..]).unwrap();
         j.flush().unwrap();
     }
     let mut err = None;
@@ -267,5 +263,53 @@ fn a_layout_1_journal_is_read_and_upgraded() {
             _ => std::thread::sleep(std::time::Duration::from_millis(10)),
         }
     }
-    assert_eq!(err.as_deref(), Some("3"));
+    assert_eq!(err.as_deref(), Some("4"));
+}
+
+/// Journals written before state values had a codec byte (layout 2, state
+/// layout 1) open, read their objects, take new commits and are relabelled.
+#[test]
+fn a_layout_2_journal_with_old_state_values_is_read_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_json = br#"{"rv":"1"}"#;
+    {
+        let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+        let mut enc = EventBlockEncoder::new(1).unwrap();
+        let mut comp = ObjectCompressor::new(1).unwrap();
+        let p = batch_of(&j, &mut enc, &mut comp, &[("a", "1"), ("b", "2")]);
+        j.commit(&p).unwrap();
+        // Rewrite both state values as layout 2 stored them.
+        for name in ["a", "b"] {
+            let key = ObjectKey {
+                type_key: "configmaps".into(),
+                namespace: "ns".into(),
+                name: name.into(),
+            };
+            let e = j.get(&key).unwrap().unwrap();
+            let v = state::encode_value_v1(
+                &e,
+                &zstd::bulk::compress(&e.object_json().unwrap(), 3).unwrap(),
+            );
+            j.state.insert(key.encode(), v).unwrap();
+        }
+        j.meta.insert(meta::FORMAT, meta::FORMAT_VERSION_2).unwrap();
+        j.flush().unwrap();
+    }
+    let mut j = reopen(dir.path());
+    assert_eq!(
+        j.meta.get(meta::FORMAT).unwrap().unwrap().as_ref(),
+        meta::FORMAT_VERSION
+    );
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::uncompressed();
+    let p = batch_of(&j, &mut enc, &mut comp, &[("b", "5")]);
+    j.commit(&p).unwrap();
+    drop(j);
+    let j = reopen(dir.path());
+    let state: Vec<StateEntry> = j.state().map(|r| r.unwrap()).collect();
+    assert_eq!(state.len(), 2);
+    assert_eq!(state[0].object_json().unwrap(), old_json);
+    assert_eq!(state[0].object.codec, ObjectCodec::Zstd);
+    assert_eq!(state[1].object_json().unwrap(), br#"{"rv":"5"}"#);
+    assert_eq!(state[1].object.codec, ObjectCodec::Raw);
 }
