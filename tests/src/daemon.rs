@@ -103,10 +103,8 @@ fn debug_bin(package: &str, bin: &'static str) -> Result<PathBuf> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !built.contains(&bin) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let status = crate::cargo::command()
             .args(["build", "-p", package, "--bin", bin])
-            .current_dir(crate::controlplane::workspace_root())
             .status()
             .map_err(io(format!("running cargo build for {bin}")))?;
         if !status.success() {

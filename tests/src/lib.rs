@@ -63,6 +63,7 @@
 //! [`daemon`] runs the real `rewindd` for scenario tests: config, process,
 //! status file, and waiting until it has recorded everything.
 
+pub mod cargo;
 pub mod controlplane;
 pub mod daemon;
 pub mod drill;

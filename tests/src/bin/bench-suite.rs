@@ -38,7 +38,6 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let root = rewind_tests::controlplane::workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let machine = bench::machine();
     let rustc = std::process::Command::new("rustc")
         .arg("-V")
@@ -83,7 +82,7 @@ fn main() -> Result<()> {
                 b.name,
                 b.setup.join(" ")
             );
-            let st = std::process::Command::new(&cargo)
+            let st = rewind_tests::cargo::command()
                 .args(b.setup)
                 .current_dir(&root)
                 .status()
@@ -92,7 +91,7 @@ fn main() -> Result<()> {
                 anyhow::bail!("the setup of {} failed: {st}", b.name);
             }
         }
-        let out = std::process::Command::new(&cargo)
+        let out = rewind_tests::cargo::command()
             .args(b.cargo)
             .envs(b.env.iter().copied())
             .current_dir(&root)

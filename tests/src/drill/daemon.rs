@@ -42,8 +42,8 @@ pub fn binaries() -> Result<Binaries> {
         dir
     };
     let profile_release = dir.file_name().is_some_and(|n| n == "release");
-    if let Ok(cargo) = std::env::var("CARGO") {
-        let mut cmd = std::process::Command::new(cargo);
+    if std::env::var_os("CARGO").is_some() {
+        let mut cmd = crate::cargo::command();
         cmd.args([
             "build",
             "-p",
@@ -57,7 +57,6 @@ pub fn binaries() -> Result<Binaries> {
         if profile_release {
             cmd.arg("--release");
         }
-        cmd.current_dir(crate::controlplane::workspace_root());
         eprintln!(
             "building rewindd and rewind ({:?})",
             cmd.get_args().collect::<Vec<_>>()
