@@ -50,6 +50,17 @@ pub enum FromFormatError {
     State(#[from] StateError),
 }
 
+/// Every object's key and JSON, in key order, for the parallel passes.
+pub(crate) fn object_slices(
+    state: &rewind_format::State,
+) -> Vec<(&rewind_format::ObjectKey, &[u8])> {
+    state
+        .objects
+        .iter()
+        .map(|(k, o)| (k, o.object.as_slice()))
+        .collect()
+}
+
 /// Converts a folded state into a desired state.
 ///
 /// Parsing every object's JSON into a `Value` is most of the cost of a
@@ -58,11 +69,7 @@ pub enum FromFormatError {
 /// first error in key order, are those of inserting the objects one by one.
 pub fn desired_from_format(state: &rewind_format::State) -> Result<DesiredState, FromFormatError> {
     let types = resource_types(state);
-    let objects: Vec<(&rewind_format::ObjectKey, &[u8])> = state
-        .objects
-        .iter()
-        .map(|(k, o)| (k, o.object.as_slice()))
-        .collect();
+    let objects = object_slices(state);
     let parsed = par_map(&objects, |(k, bytes)| -> Result<_, FromFormatError> {
         let rtype = type_of(&types, k)?;
         let obj = parse_object(k, bytes)?;

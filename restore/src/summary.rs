@@ -15,7 +15,9 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::from_format::{FromFormatError, par_map, parse_object, resource_types, type_of};
+use crate::from_format::{
+    FromFormatError, object_slices, par_map, parse_object, resource_types, type_of,
+};
 use crate::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines};
 
 /// Object counts of a state.
@@ -55,11 +57,7 @@ impl Summary {
         filter: &Filter,
     ) -> Result<Self, FromFormatError> {
         let types = resource_types(state);
-        let objects: Vec<(&rewind_format::ObjectKey, &[u8])> = state
-            .objects
-            .iter()
-            .map(|(k, o)| (k, o.object.as_slice()))
-            .collect();
+        let objects = object_slices(state);
         let keyed = par_map(
             &objects,
             |(k, bytes)| -> Result<Entry<'_>, FromFormatError> {
