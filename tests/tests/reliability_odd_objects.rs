@@ -250,6 +250,9 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     assert!(snap.stored);
     let exit = daemon.terminate().unwrap();
     assert!(exit.success(), "rewindd exited with {exit}");
+    // Wait out one lease renewal (every 10 s), so the race CI hit at stop 10
+    // happens every run and the filter below is exercised, not just hoped for.
+    tokio::time::sleep(Duration::from_secs(11)).await;
 
     // Recorded faithfully: the journal equals a fresh LIST.
     let live = live_selected(&src.readonly_client(), &preset("everything").unwrap()).await;
@@ -257,7 +260,22 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let journal = journal_state(&j);
     drop(j);
     let diffs = differences(&journal, &live);
-    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let (forgiven, diffs): (Vec<&String>, Vec<&String>) = diffs
+        .iter()
+        .partition(|d| is_heartbeat_after_stop(d, &journal, &live));
+    assert!(
+        !forgiven.is_empty(),
+        "no lease renewed while the daemon was stopped: the race is not exercised"
+    );
+    assert!(
+        diffs.is_empty(),
+        "{}",
+        diffs
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let secret = journal
         .iter()
         .find(|(k, _)| k.0 == "secrets" && k.1 == ns && k.2 == "binary")
@@ -325,6 +343,33 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
         bytes.len(),
         want.len()
     );
+}
+
+/// Leases are heartbeats: the API server renews its identity lease in
+/// `kube-system` every 10 s, so a renewal can land between the daemon's
+/// stop and the LIST it is compared with (CI at stop 10 failed on exactly
+/// that: journal rv 3181, live rv 10202). A lease still has to be recorded
+/// with the same uid; only a newer resourceVersion in the live LIST is
+/// forgiven.
+fn is_heartbeat_after_stop(
+    diff: &str,
+    journal: &std::collections::BTreeMap<daemon_support::Key, daemon_support::Seen>,
+    live: &std::collections::BTreeMap<daemon_support::Key, daemon_support::Seen>,
+) -> bool {
+    if !diff.starts_with("stale in journal") && !diff.starts_with("content differs") {
+        return false;
+    }
+    live.iter().any(|(k, l)| {
+        k.0 == "leases.coordination.k8s.io"
+            && diff.contains(&format!("{k:?}"))
+            && journal.get(k).is_some_and(|j| {
+                let newer = match (j.rv.parse::<u64>(), l.rv.parse::<u64>()) {
+                    (Ok(j), Ok(l)) => j < l,
+                    _ => false,
+                };
+                j.uid == l.uid && newer
+            })
+    })
 }
 
 /// Max nesting depth of `{`/`[` in JSON text (strings skipped).
