@@ -400,12 +400,18 @@ fn json_depth(bytes: &[u8]) -> usize {
 
 /// A schemaless custom resource nested deeper than serde_json's default
 /// recursion limit (128), which the apiserver accepts: rewindd must record
-/// it. Today the watcher's LIST fails to deserialize ("recursion limit
-/// exceeded"), so the whole type stays `Failing` and *no* object of that
-/// type is recorded: one user-created object blinds the recorder for a type.
+/// it. The watcher's LIST used to fail to deserialize ("recursion limit
+/// exceeded"), so the whole type stayed `Failing` and *no* object of that
+/// type was recorded: one user-created object blinded the recorder for a
+/// type. rewindd now watches raw JSON pieces (`rewind_daemon::watch::raw`).
+///
+/// Covered: 300 levels and the API server's own limit (a request body of
+/// 10,000 levels; 10,001 is refused, which the test checks so that the
+/// worst case stays known), through the initial LIST and through the watch,
+/// next to a plain object of the same type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: one object nested > 128 levels makes its whole type fail to list (serde_json recursion limit in kube's deserializer); owner: daemon watch, reported to the lead"]
 async fn regression_objects_nested_deeper_than_128_levels() {
+    const MAX_BODY_DEPTH: usize = 10_000;
     rewind_restore::install_tls_provider();
     let _ = rewindd_bin();
     let cp = ControlPlane::start().await.unwrap();
@@ -420,27 +426,50 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     .await
     .unwrap();
     // Built as text: serde_json itself refuses to build or parse it.
-    let depth = 300;
-    let spec = format!("{}\"leaf\"{}", r#"{"n":"#.repeat(depth), "}".repeat(depth));
-    let body = format!(
-        r#"{{"apiVersion":"{GROUP}/v1","kind":"OddThing","metadata":{{"name":"deeper","namespace":"{ns}"}},"spec":{spec}}}"#
-    );
-    assert_eq!(json_depth(body.as_bytes()), depth + 1);
+    let body = |name: &str, depth: usize| {
+        let spec = format!("{}\"leaf\"{}", r#"{"n":"#.repeat(depth), "}".repeat(depth));
+        let body = format!(
+            r#"{{"apiVersion":"{GROUP}/v1","kind":"OddThing","metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{spec}}}"#
+        );
+        assert_eq!(json_depth(body.as_bytes()), depth + 1);
+        body
+    };
     let url = format!("/apis/{GROUP}/v1/namespaces/{ns}/oddthings");
+    let post = |body: String| {
+        let admin = admin.clone();
+        let url = url.clone();
+        async move {
+            let req = http::Request::post(&url)
+                .header("Content-Type", "application/json")
+                .body(body.into_bytes())
+                .unwrap();
+            admin.request_text(req).await
+        }
+    };
+    // Spec depths: (name, depth); the body adds one level.
+    let listed = [
+        ("deeper", 300),
+        ("deepest", MAX_BODY_DEPTH - 1),
+        ("plain", 1),
+    ];
     let t0 = Instant::now();
-    loop {
-        let req = http::Request::post(&url)
-            .header("Content-Type", "application/json")
-            .body(body.clone().into_bytes())
-            .unwrap();
-        match admin.request_text(req).await {
-            Ok(_) => break,
-            Err(e) => {
-                assert!(t0.elapsed() < Duration::from_secs(60), "{e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+    for (name, depth) in listed {
+        // The CRD takes a moment to be served.
+        while let Err(e) = post(body(name, depth)).await {
+            assert!(t0.elapsed() < Duration::from_secs(60), "{e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    let refused = post(body("too-deep", MAX_BODY_DEPTH)).await;
+    assert!(
+        refused.is_err(),
+        "the API server accepted a body nested {} levels: its limit moved",
+        MAX_BODY_DEPTH + 1
+    );
+    if let Err(e) = refused {
+        eprintln!("the API server refuses {} levels: {e}", MAX_BODY_DEPTH + 1);
+    }
+
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
@@ -451,33 +480,62 @@ async fn regression_objects_nested_deeper_than_128_levels() {
         ..RunOptions::default()
     };
     let mut daemon = cfg.start(&opts).unwrap();
-    let t0 = Instant::now();
-    let mut settled = false;
-    while t0.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if daemon.status().is_some_and(|s| {
-            s.types
-                .get(&format!("oddthings.{GROUP}"))
-                .is_some_and(|t| t.events >= 1)
-        }) {
-            settled = true;
-            break;
+    let tk = format!("oddthings.{GROUP}");
+    async fn wait_events(daemon: &rewind_tests::daemon::Rewindd, tk: &str, n: u64) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if daemon
+                .status()
+                .is_some_and(|s| s.types.get(tk).is_some_and(|t| t.events >= n))
+            {
+                return true;
+            }
         }
+        false
     }
+    let listed_ok = wait_events(&daemon, &tk, 3).await;
+    // While watching: a deep object arrives through a watch event.
+    let watched = [("watched-deepest", MAX_BODY_DEPTH - 1)];
+    for (name, depth) in watched {
+        post(body(name, depth)).await.unwrap();
+    }
+    let watched_ok = listed_ok && wait_events(&daemon, &tk, 4).await;
     let st = daemon.status();
     let _ = daemon.terminate();
     let log = daemon.log_tail(15);
+    let type_status = st.and_then(|s| s.types.get(&tk).cloned());
     let j = open_journal(&data.join("journal"));
-    let recorded = j
+    let recorded: std::collections::BTreeMap<String, Vec<u8>> = j
         .state()
         .map(Result::unwrap)
-        .find(|e| e.key.name == "deeper")
-        .map(|e| e.object_json().unwrap());
+        .filter(|e| e.key.namespace == ns)
+        .map(|e| (e.key.name.clone(), e.object_json().unwrap()))
+        .collect();
+    for (name, depth) in listed.iter().chain(&watched) {
+        // Byte for byte: the spec as posted (the API server sends compact
+        // JSON). managedFields mirror the spec's shape, so the recorded
+        // object is a few levels deeper still.
+        let spec = format!(
+            "{}\"leaf\"{}",
+            r#"{"n":"#.repeat(*depth),
+            "}".repeat(*depth)
+        );
+        let got = recorded.get(*name);
+        assert!(
+            listed_ok
+                && watched_ok
+                && got.is_some_and(|b| {
+                    String::from_utf8_lossy(b).contains(&format!(r#""spec":{spec}"#))
+                }),
+            "{name}: a {depth}-level object is not recorded (recorded depth {:?});\n\
+             status of its type: {type_status:?}\nlog tail:\n{log}",
+            got.map(|b| json_depth(b))
+        );
+    }
+    assert_eq!(recorded.len(), listed.len() + watched.len());
     assert!(
-        settled && recorded.as_ref().is_some_and(|b| json_depth(b) >= depth),
-        "a {depth}-level object is not recorded (recorded depth {:?});\nstatus of its type: {:?}\nlog tail:\n{}",
-        recorded.as_ref().map(|b| json_depth(b)),
-        st.and_then(|s| s.types.get(&format!("oddthings.{GROUP}")).cloned()),
-        log
+        type_status.is_some_and(|t| t.state == rewind_daemon::status::WatchState::Watching),
+        "log tail:\n{log}"
     );
 }

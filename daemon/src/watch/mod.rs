@@ -10,6 +10,8 @@
 //! way at start. A group whose discovery fails leaves its watchers alone.
 
 pub mod discovery;
+pub mod fields;
+pub mod raw;
 pub mod watcher;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::watcher as kwatcher;
 use rewind_format::ResourceType;
 use tokio::sync::Notify;
@@ -255,19 +257,18 @@ impl Supervisor {
 
     async fn type_gone(&self, rtype: &Arc<ResourceType>, cancel: &CancellationToken) {
         let tk = type_key(rtype);
-        let ns: Api<DynamicObject> = Api::all_with(
-            self.ctx.client.clone(),
-            &watcher::api_resource(&ResourceType {
-                group: String::new(),
-                version: "v1".into(),
-                resource: "namespaces".into(),
-                kind: "Namespace".into(),
-                namespaced: false,
-            }),
-        );
+        let ns = watcher::api_resource(&ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "namespaces".into(),
+            kind: "Namespace".into(),
+            namespaced: false,
+        });
         // Any collection's current resourceVersion is the cluster's (one
         // etcd revision), so it bounds when the type disappeared.
-        let list_rv = watcher::collection_rv(&ns).await.unwrap_or_default();
+        let list_rv = watcher::collection_rv(&self.ctx.client, &ns)
+            .await
+            .unwrap_or_default();
         self.ctx
             .board
             .update_type(&tk, &crate::select::api_version(rtype), &rtype.kind, |t| {

@@ -10,7 +10,10 @@
 //!   upper bound of the list's, which is what "deleted at or before" needs.
 //! - Selection, evaluated here (in parallel across types), never as a
 //!   watch selector.
-//! - Each object is serialized once, with `apiVersion`/`kind` filled in
+//! - Objects are watched as [`RawObject`]s (raw JSON pieces, see
+//!   [`super::raw`]), so an object nested deeper than serde_json's limit is
+//!   recorded like any other instead of failing its type's LIST.
+//! - Each object is written once, with `apiVersion`/`kind` filled in
 //!   (list items lack them), and sent with a permit from the byte budget
 //!   that bounds memory between watchers and the journal.
 //!
@@ -26,10 +29,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, TypeMeta};
+use kube::api::{Api, ApiResource, GroupVersionKind, ListMeta, ListParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use rewind_format::ResourceType;
+use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -38,6 +42,9 @@ use crate::ingest::{Observation, ObservedObject};
 use crate::journal::type_key;
 use crate::select::{ObjectView, TypeSelection, api_version};
 use crate::status::{Board, WatchState, now_ms};
+
+use super::fields;
+use super::raw::RawObject;
 
 /// Longer than kube's longest backoff (30 s) plus a request.
 const RECOVERED_AFTER: Duration = Duration::from_secs(40);
@@ -73,9 +80,26 @@ pub fn api_resource(t: &ResourceType) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, &t.resource)
 }
 
-/// The current resourceVersion of a collection.
-pub async fn collection_rv(api: &Api<DynamicObject>) -> Option<String> {
-    match api.list_metadata(&ListParams::default().limit(1)).await {
+/// A LIST's `metadata`; its items are skipped unparsed (serde_json skips
+/// without a depth limit), so no object can make this fail.
+#[derive(serde::Deserialize)]
+struct ListRv {
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
+/// The current resourceVersion of a collection (a metadata-only `limit=1`
+/// LIST).
+pub async fn collection_rv(client: &Client, ar: &ApiResource) -> Option<String> {
+    let url = <RawObject as kube::Resource>::url_path(ar, None);
+    let req = match kube::core::Request::new(url).list_metadata(&ListParams::default().limit(1)) {
+        Ok(r) => r,
+        Err(e) => {
+            debug!(error = %e, "building the resourceVersion request failed");
+            return None;
+        }
+    };
+    match client.request::<ListRv>(req).await {
         Ok(list) => list.metadata.resource_version.filter(|rv| !rv.is_empty()),
         Err(e) => {
             debug!(error = %e, "reading the collection's resourceVersion failed");
@@ -84,30 +108,57 @@ pub async fn collection_rv(api: &Api<DynamicObject>) -> Option<String> {
     }
 }
 
+/// Whether the type's selection selects `obj`. Only a type with field
+/// selectors looks past name, namespace and labels, and then only at the
+/// paths they name (see [`fields`]). An object those paths cannot be read
+/// from is recorded: one object too many can be dropped later, a missing
+/// one cannot be brought back.
+fn selects(
+    rtype: &ResourceType,
+    av: &str,
+    sel: &TypeSelection,
+    obj: &RawObject,
+    name: &str,
+    namespace: &str,
+) -> bool {
+    let mut paths = sel.field_paths().peekable();
+    let object = if paths.peek().is_none() {
+        Value::Null
+    } else {
+        match fields::view(obj, av, &rtype.kind, paths) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(rtype = %type_key(rtype), %namespace, %name, error = %e,
+                    "field selectors cannot be evaluated on this object; recording it");
+                return true;
+            }
+        }
+    };
+    let empty = BTreeMap::new();
+    sel.selects(&ObjectView {
+        name,
+        namespace,
+        labels: obj.metadata().labels.as_ref().unwrap_or(&empty),
+        object: &object,
+    })
+}
+
 /// Serializes an object for the journal; `None` (logged) if it cannot be
 /// keyed or serialized.
 fn observe(
     rtype: &ResourceType,
+    av: &str,
     sel: &TypeSelection,
-    mut obj: DynamicObject,
+    obj: &RawObject,
 ) -> Option<ObservedObject> {
-    let Some(name) = obj.metadata.name.clone().filter(|n| !n.is_empty()) else {
+    let meta = obj.metadata();
+    let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
         warn!(rtype = %type_key(rtype), "object without a name, skipped");
         return None;
     };
-    let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-    let empty = BTreeMap::new();
-    let selected = sel.selects(&ObjectView {
-        name: &name,
-        namespace: &namespace,
-        labels: obj.metadata.labels.as_ref().unwrap_or(&empty),
-        object: &obj.data,
-    });
-    obj.types = Some(TypeMeta {
-        api_version: api_version(rtype),
-        kind: rtype.kind.clone(),
-    });
-    let json = match serde_json::to_vec(&obj) {
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let selected = selects(rtype, av, sel, obj, &name, &namespace);
+    let json = match obj.to_json(av, &rtype.kind) {
         Ok(j) => j,
         Err(e) => {
             warn!(rtype = %type_key(rtype), %namespace, %name, error = %e, "object does not serialize, skipped");
@@ -117,8 +168,8 @@ fn observe(
     Some(ObservedObject {
         namespace,
         name,
-        uid: obj.metadata.uid.clone().unwrap_or_default(),
-        resource_version: obj.metadata.resource_version.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
         json,
         selected,
         observed_at_ms: now_ms(),
@@ -175,7 +226,8 @@ pub async fn watch_type(
 ) {
     let tk = type_key(&rtype);
     let av = api_version(&rtype);
-    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &api_resource(&rtype));
+    let ar = api_resource(&rtype);
+    let api: Api<RawObject> = Api::all_with(ctx.client.clone(), &ar);
     let set_state = |state: WatchState, reason: Option<String>| {
         ctx.board.update_type(&tk, &av, &rtype.kind, |t| {
             t.state = state;
@@ -251,7 +303,7 @@ pub async fn watch_type(
                 .await
             }
             Event::InitApply(obj) => {
-                let Some(o) = observe(&rtype, &sel, obj) else {
+                let Some(o) = observe(&rtype, &av, &sel, &obj) else {
                     continue;
                 };
                 if let Ok(rv) = o.resource_version.parse::<u64>() {
@@ -260,13 +312,13 @@ pub async fn watch_type(
                 ctx.send_applied(&rtype, o, true, &cancel).await
             }
             Event::Apply(obj) => {
-                let Some(o) = observe(&rtype, &sel, obj) else {
+                let Some(o) = observe(&rtype, &av, &sel, &obj) else {
                     continue;
                 };
                 ctx.send_applied(&rtype, o, false, &cancel).await
             }
             Event::Delete(obj) => {
-                let Some(o) = observe(&rtype, &sel, obj) else {
+                let Some(o) = observe(&rtype, &av, &sel, &obj) else {
                     continue;
                 };
                 let n = o.json.len();
@@ -281,7 +333,7 @@ pub async fn watch_type(
                 .await
             }
             Event::InitDone => {
-                let list_rv = match collection_rv(&api).await {
+                let list_rv = match collection_rv(&ctx.client, &ar).await {
                     Some(rv) => rv,
                     None => {
                         warn!(rtype = %tk, "cannot read the list's resourceVersion; using the newest listed object's");

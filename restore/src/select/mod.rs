@@ -348,6 +348,15 @@ impl TypeSelection {
             .any(|s| s.selects_object(&self.rtype, o))
     }
 
+    /// The field-selector paths its selectors compare (dotted, split). When
+    /// there are none, selection never reads [`ObjectView::object`], so a
+    /// caller holding raw JSON need not parse the object at all.
+    pub fn field_paths(&self) -> impl Iterator<Item = &[String]> {
+        self.selectors
+            .iter()
+            .flat_map(|s| s.fields.iter().map(|(p, _)| p.as_slice()))
+    }
+
     /// Number of selectors covering the type.
     #[must_use]
     pub fn selector_count(&self) -> usize {
