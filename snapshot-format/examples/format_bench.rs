@@ -737,6 +737,55 @@ fn base64_strings(v: &Value) -> (u64, u64) {
     }
 }
 
+/// Distinct random identifiers: UUIDs (122 random bits each) and hex runs
+/// of 16+ digits (4 bits per digit: instance, subnet, AMI and machine ids,
+/// hashes). Counted once each, since a repeat can be a back-reference.
+#[derive(Default)]
+struct Identifiers {
+    uuids: std::collections::HashSet<String>,
+    hex: std::collections::HashSet<String>,
+}
+
+impl Identifiers {
+    fn walk(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => self.scan(s),
+            Value::Array(a) => a.iter().for_each(|x| self.walk(x)),
+            Value::Object(m) => m.values().for_each(|x| self.walk(x)),
+            _ => {}
+        }
+    }
+
+    fn scan(&mut self, s: &str) {
+        if s.len() >= 40 && base64_strings(&Value::String(s.to_owned())).1 == 1 {
+            return; // already counted as a blob
+        }
+        let is_uuid = |t: &str| {
+            t.len() == 36
+                && t.bytes().enumerate().all(|(i, b)| match i {
+                    8 | 13 | 18 | 23 => b == b'-',
+                    _ => b.is_ascii_hexdigit(),
+                })
+        };
+        for run in s.split(|c: char| !c.is_ascii_alphanumeric() && c != '-') {
+            if is_uuid(run) {
+                self.uuids.insert(run.to_owned());
+                continue;
+            }
+            for part in run.split('-') {
+                if part.len() >= 16 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.hex.insert(part.to_owned());
+                }
+            }
+        }
+    }
+
+    fn floor_bytes(&self) -> u64 {
+        let hex_digits: u64 = self.hex.iter().map(|h| h.len() as u64).sum();
+        (self.uuids.len() as u64 * 122 + hex_digits * 4) / 8
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let total: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
@@ -814,6 +863,28 @@ fn main() {
             ", {:.3}x tar.gz by themselves",
             floor as f64 / t as f64
         ))
+    );
+    let mut ids = Identifiers::default();
+    for o in state.iter().flat_map(|(_, v)| v.iter()) {
+        if let Ok(v) = serde_json::from_slice::<Value>(&o.object) {
+            ids.walk(&v);
+        }
+    }
+    let id_floor = ids.floor_bytes();
+    println!(
+        "       {} distinct UUIDs and {} distinct hex ids of 16+ digits: at least {id_floor} bytes more{}",
+        ids.uuids.len(),
+        ids.hex.len(),
+        tgz.map_or(String::new(), |t| {
+            let both = floor + id_floor;
+            let room = (t * 6 / 10).saturating_sub(both);
+            format!(
+                "; blobs and ids {both} bytes = {:.3}x tar.gz, leaving {room} bytes ({} per object) \
+                 for every name, timestamp, resourceVersion and all structure at 0.6x tar.gz",
+                both as f64 / t as f64,
+                room / (n as u64).max(1)
+            )
+        })
     );
     println!(
         "\n{:>5} {:>8} {:>12} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",
