@@ -353,24 +353,21 @@ impl Ingestor {
         if self.too_large(rtype, &o) {
             return Ok(());
         }
-        let existing = b.get(&key)?;
-        if let Some(e) = &existing {
-            let recreated = !e.uid.is_empty() && !o.uid.is_empty() && e.uid != o.uid;
+        // The head is enough unless the object was recreated or an ignore
+        // rule must compare the old object with the new one.
+        if let Some(h) = b.head(&key)? {
+            let recreated = !h.uid.is_empty() && !o.uid.is_empty() && h.uid != o.uid;
             if recreated {
                 // Deleted and recreated while we were not watching: the new
                 // object's creation bounds the old one's deletion.
-                self.infer_delete(b, rtype, e, &o.resource_version, o.observed_at_ms)?;
+                if let Some(e) = b.get(&key)? {
+                    self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
+                }
             } else {
-                if e.resource_version == o.resource_version {
+                if h.resource_version == o.resource_version {
                     return Ok(());
                 }
-                let only_ignored = self.ignore.read().is_ok_and(|rules| {
-                    rules.get(&key.type_key).is_some_and(|rule| {
-                        e.object_json()
-                            .is_ok_and(|old| rule.only_ignored_changed(&old, &o.json))
-                    })
-                });
-                if only_ignored {
+                if self.only_ignored_changed(b, &key, &o.json)? {
                     return Ok(());
                 }
                 let change = self.put(&o.json)?;
@@ -406,6 +403,28 @@ impl Ingestor {
         Ok(())
     }
 
+    /// Whether the type's ignore rule says only ignored fields changed
+    /// between the recorded object and `json`. Reads the recorded object
+    /// only when the type has a rule.
+    fn only_ignored_changed(
+        &self,
+        b: &BatchBuilder<'_>,
+        key: &ObjectKey,
+        json: &[u8],
+    ) -> Result<bool> {
+        let Ok(rules) = self.ignore.read() else {
+            return Ok(false);
+        };
+        let Some(rule) = rules.get(&key.type_key) else {
+            return Ok(false);
+        };
+        let Some(e) = b.get(key)? else {
+            return Ok(false);
+        };
+        Ok(e.object_json()
+            .is_ok_and(|old| rule.only_ignored_changed(&old, json)))
+    }
+
     fn deleted(
         &mut self,
         b: &mut BatchBuilder<'_>,
@@ -416,14 +435,16 @@ impl Ingestor {
         if self.too_large(rtype, &o) {
             return Ok(());
         }
-        let Some(e) = b.get(&key)? else {
+        let Some(h) = b.head(&key)? else {
             // Never recorded (not selected), or its deletion was already
             // inferred by a relist: nothing to add.
             return Ok(());
         };
-        let recreated = !e.uid.is_empty() && !o.uid.is_empty() && e.uid != o.uid;
+        let recreated = !h.uid.is_empty() && !o.uid.is_empty() && h.uid != o.uid;
         if recreated {
-            self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
+            if let Some(e) = b.get(&key)? {
+                self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
+            }
             if !o.selected {
                 return Ok(());
             }

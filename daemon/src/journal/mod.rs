@@ -60,7 +60,7 @@ pub use batch::{BatchBuilder, PreparedBatch};
 pub use commit::Ops;
 pub use keys::{ObjectKey, type_key};
 pub use meta::TypeRecord;
-pub use state::{ObjectCodec, ObjectCompressor, StateEntry, StoredObject};
+pub use state::{ObjectCodec, ObjectCompressor, StateEntry, StateHead, StoredObject};
 
 /// Errors of the journal.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +219,14 @@ impl Journal {
     pub(crate) fn get_encoded(&self, k: &[u8]) -> Result<Option<StateEntry>> {
         match self.state.get(k)? {
             Some(v) => Ok(Some(StateEntry::decode(k, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Journal::get_encoded`] without the object (see [`StateHead`]).
+    pub(crate) fn head_encoded(&self, k: &[u8]) -> Result<Option<StateHead>> {
+        match self.state.get(k)? {
+            Some(v) => Ok(Some(StateHead::decode(k, &v)?)),
             None => Ok(None),
         }
     }

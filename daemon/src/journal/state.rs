@@ -36,6 +36,13 @@ pub const MAX_OBJECT_BYTES: u32 = 64 << 20;
 
 /// Layout 1 of a state value (frozen: do not change).
 #[derive(bincode::Encode, bincode::Decode)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the frozen layout: values are read and written as borrowed tuples, which tests check against it"
+    )
+)]
 struct StoredV1 {
     uid: String,
     resource_version: String,
@@ -46,6 +53,13 @@ struct StoredV1 {
 
 /// Layout 2 of a state value (frozen: do not change).
 #[derive(bincode::Encode, bincode::Decode)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the frozen layout: values are read and written as borrowed tuples, which tests check against it"
+    )
+)]
 struct StoredV2 {
     uid: String,
     resource_version: String,
@@ -131,92 +145,160 @@ impl StateEntry {
     }
 
     /// Encodes the value for the `state` tree (layout 2).
+    #[cfg(test)]
     pub(crate) fn encode_value(&self) -> Result<Vec<u8>> {
-        // The same bytes as bincode of `StoredV2` (a tuple encodes its
-        // fields in order, a `&str` or `&[u8]` like the owned type), without
-        // copying the object.
-        let stored = (
-            self.uid.as_str(),
-            self.resource_version.as_str(),
-            self.seq,
-            self.object.raw_len,
-            self.object.codec as u8,
-            self.object.bytes.as_slice(),
-        );
-        let extra = self.uid.len() + self.resource_version.len() + 32;
-        let mut out = Vec::with_capacity(self.object.bytes.len() + extra);
-        out.push(VERSION);
-        bincode::encode_into_std_write(stored, &mut out, bincode::config::standard())
-            .map_err(|e| Error::Corrupt(format!("cannot encode state entry: {e}")))?;
-        Ok(out)
+        encode_value(&self.uid, &self.resource_version, self.seq, &self.object)
     }
 
     /// Decodes a `state` tree entry (layout 1 or 2).
     pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
         let key = ObjectKey::decode(key)
             .ok_or_else(|| Error::Corrupt(format!("bad state key {key:?}")))?;
-        let Some((&version, rest)) = value.split_first() else {
-            return Err(Error::Corrupt(format!("empty state value for {key:?}")));
-        };
-        let bad = |e: bincode::error::DecodeError| {
-            Error::Corrupt(format!("state value for {key:?}: {e}"))
-        };
-        let (entry, used) = match version {
-            VERSION => {
-                let (s, used): (StoredV2, usize) =
-                    bincode::decode_from_slice(rest, bincode::config::standard()).map_err(bad)?;
-                let codec = ObjectCodec::from_byte(s.codec).ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "state value for {key:?}: unknown codec {}",
-                        s.codec
-                    ))
-                })?;
-                let object = StoredObject {
-                    raw_len: s.raw_len,
-                    codec,
-                    bytes: s.object,
-                };
-                ((s.uid, s.resource_version, s.seq, object), used)
-            }
-            VERSION_1 => {
-                let (s, used): (StoredV1, usize) =
-                    bincode::decode_from_slice(rest, bincode::config::standard()).map_err(bad)?;
-                let object = StoredObject {
-                    raw_len: s.raw_len,
-                    codec: ObjectCodec::Zstd,
-                    bytes: s.object_zstd,
-                };
-                ((s.uid, s.resource_version, s.seq, object), used)
-            }
-            v => {
-                return Err(Error::Corrupt(format!(
-                    "state value version {v} for {key:?}, this release reads {VERSION_1} and {VERSION}"
-                )));
-            }
-        };
-        if used != rest.len() {
-            return Err(Error::Corrupt(format!(
-                "trailing bytes in state value for {key:?}"
-            )));
-        }
-        let (uid, resource_version, seq, object) = entry;
-        if object.codec == ObjectCodec::Raw
-            && u32::try_from(object.bytes.len()).ok() != Some(object.raw_len)
-        {
-            return Err(Error::Corrupt(format!(
-                "state value for {key:?}: {} stored bytes, raw length {}",
-                object.bytes.len(),
-                object.raw_len
-            )));
-        }
+        let v =
+            parse(value).map_err(|e| Error::Corrupt(format!("state value for {key:?}: {e}")))?;
         Ok(Self {
             key,
-            uid,
-            resource_version,
-            seq,
-            object,
+            uid: v.uid.to_owned(),
+            resource_version: v.resource_version.to_owned(),
+            seq: v.seq,
+            object: StoredObject {
+                raw_len: v.raw_len,
+                codec: v.codec,
+                bytes: v.object.to_vec(),
+            },
         })
     }
+}
+
+/// What deduplication needs of a state entry: read without copying (or
+/// decompressing) its object, which is most of the entry's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateHead {
+    /// The object's uid.
+    pub uid: String,
+    /// Its resourceVersion.
+    pub resource_version: String,
+    /// Sequence number of the event that recorded this version.
+    pub seq: u64,
+}
+
+impl StateHead {
+    /// Decodes the head of a `state` tree value (layout 1 or 2), checking
+    /// the whole value as [`StateEntry::decode`] does.
+    pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
+        let v = parse(value).map_err(|e| {
+            Error::Corrupt(format!(
+                "state value for {:?}: {e}",
+                String::from_utf8_lossy(key)
+            ))
+        })?;
+        Ok(Self {
+            uid: v.uid.to_owned(),
+            resource_version: v.resource_version.to_owned(),
+            seq: v.seq,
+        })
+    }
+}
+
+/// A state value's fields, borrowed from its bytes.
+struct Parsed<'a> {
+    uid: &'a str,
+    resource_version: &'a str,
+    seq: u64,
+    raw_len: u32,
+    codec: ObjectCodec,
+    object: &'a [u8],
+}
+
+/// [`StoredV2`] borrowed from a value's bytes.
+type BorrowedV2<'a> = (&'a str, &'a str, u64, u32, u8, &'a [u8]);
+/// [`StoredV1`] borrowed from a value's bytes.
+type BorrowedV1<'a> = (&'a str, &'a str, u64, u32, &'a [u8]);
+
+/// Parses a state value of layout 1 or 2 without copying it.
+fn parse(value: &[u8]) -> Result<Parsed<'_>, String> {
+    let Some((&version, rest)) = value.split_first() else {
+        return Err("empty value".into());
+    };
+    let cfg = bincode::config::standard();
+    let (parsed, used) = match version {
+        // The borrowed tuples decode exactly like `StoredV2` and `StoredV1`
+        // (a `&str` or `&[u8]` like the owned type).
+        VERSION => {
+            let ((uid, resource_version, seq, raw_len, codec, object), used): (
+                BorrowedV2<'_>,
+                usize,
+            ) = bincode::borrow_decode_from_slice(rest, cfg).map_err(|e| e.to_string())?;
+            let codec =
+                ObjectCodec::from_byte(codec).ok_or_else(|| format!("unknown codec {codec}"))?;
+            let p = Parsed {
+                uid,
+                resource_version,
+                seq,
+                raw_len,
+                codec,
+                object,
+            };
+            (p, used)
+        }
+        VERSION_1 => {
+            let ((uid, resource_version, seq, raw_len, object), used): (BorrowedV1<'_>, usize) =
+                bincode::borrow_decode_from_slice(rest, cfg).map_err(|e| e.to_string())?;
+            let p = Parsed {
+                uid,
+                resource_version,
+                seq,
+                raw_len,
+                codec: ObjectCodec::Zstd,
+                object,
+            };
+            (p, used)
+        }
+        v => {
+            return Err(format!(
+                "version {v}, this release reads {VERSION_1} and {VERSION}"
+            ));
+        }
+    };
+    if used != rest.len() {
+        return Err("trailing bytes".into());
+    }
+    if parsed.codec == ObjectCodec::Raw
+        && u32::try_from(parsed.object.len()).ok() != Some(parsed.raw_len)
+    {
+        return Err(format!(
+            "{} stored bytes, raw length {}",
+            parsed.object.len(),
+            parsed.raw_len
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Encodes a `state` tree value (layout 2) from its parts.
+pub(crate) fn encode_value(
+    uid: &str,
+    resource_version: &str,
+    seq: u64,
+    object: &StoredObject,
+) -> Result<Vec<u8>> {
+    // The same bytes as bincode of `StoredV2` (a tuple encodes its fields
+    // in order, a `&str` or `&[u8]` like the owned type), without copying
+    // the object first.
+    let stored = (
+        uid,
+        resource_version,
+        seq,
+        object.raw_len,
+        object.codec as u8,
+        object.bytes.as_slice(),
+    );
+    let extra = uid.len() + resource_version.len() + 32;
+    let mut out = Vec::with_capacity(object.bytes.len() + extra);
+    out.push(VERSION);
+    bincode::encode_into_std_write(stored, &mut out, bincode::config::standard())
+        .map_err(|e| Error::Corrupt(format!("cannot encode state entry: {e}")))?;
+    Ok(out)
 }
 
 /// Encodes objects for the state tree, reusing one zstd context.
@@ -343,6 +425,11 @@ mod tests {
             assert_eq!(v, want, "the borrowed encoding is the layout of `StoredV2`");
             let back = StateEntry::decode(&key().encode(), &v).unwrap();
             assert_eq!(back, e);
+            let head = StateHead::decode(&key().encode(), &v).unwrap();
+            assert_eq!(
+                (head.uid, head.resource_version, head.seq),
+                (e.uid.clone(), e.resource_version.clone(), e.seq)
+            );
             assert_eq!(back.object_json().unwrap(), JSON);
         }
         assert_eq!(
@@ -381,6 +468,8 @@ mod tests {
         );
         assert_eq!(e.object.codec, ObjectCodec::Zstd);
         assert_eq!(e.object_json().unwrap(), JSON);
+        let head = StateHead::decode(&key().encode(), &v).unwrap();
+        assert_eq!((head.uid.as_str(), head.seq), ("u", 3));
     }
 
     #[test]
@@ -401,6 +490,7 @@ mod tests {
             &[2u8, 0xff][..],
         ] {
             assert!(StateEntry::decode(&k, bad).is_err());
+            assert!(StateHead::decode(&k, bad).is_err());
         }
         // An unknown codec, and a raw object whose length disagrees.
         for (codec, raw_len) in [(7u8, 2u32), (0, 3)] {
@@ -418,6 +508,7 @@ mod tests {
                 StateEntry::decode(&k, &v).is_err(),
                 "codec {codec} raw_len {raw_len}"
             );
+            assert!(StateHead::decode(&k, &v).is_err());
         }
     }
 }
