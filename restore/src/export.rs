@@ -11,6 +11,9 @@
 //! Apply `00-crds` first and wait for `Established` (kubectl cannot map a
 //! custom kind before its CRD is served), then the rest.
 //!
+//! Objects nested deeper than [`YAML_MAX_DEPTH`] are written as JSON (still
+//! `<name>.yaml`; see there).
+//!
 //! Server fields and `status` are dropped. So are `ownerReferences`: their
 //! UIDs belong to the recorded cluster, and a reference to a UID that does
 //! not exist in the target lets the garbage collector delete the object.
@@ -38,7 +41,17 @@ pub enum ExportError {
     /// A name that would escape the output directory.
     #[error("{0}: name is not usable as a file name")]
     BadName(String),
+    /// An object too deep to write (no thread for it, in practice).
+    #[error("{0}: {1}")]
+    Deep(String, crate::deep::Error),
 }
+
+/// Objects nested deeper than this are written as JSON instead of YAML:
+/// serde YAML readers stop at 128 levels (so would `rewind show
+/// --from-dir`), and block YAML's indentation grows with the square of the
+/// depth. JSON is a YAML 1.2 document, and kubectl reads a file that starts
+/// with `{` as JSON.
+pub const YAML_MAX_DEPTH: usize = 100;
 
 /// Result alias for this module.
 pub type Result<T, E = ExportError> = std::result::Result<T, E>;
@@ -109,10 +122,22 @@ pub fn export(state: &DesiredState, out: &Path) -> Result<ExportReport> {
                 source,
             })?;
         }
-        let (body, dropped) = manifest(key, obj);
+        // Stripping clones the object: a deep one is handled on a stack
+        // sized for it (inline for ordinary objects).
+        let depth = crate::deep::depth_of_value(obj);
+        let (text, dropped) = crate::deep::on_stack_for(depth, || {
+            let (body, dropped) = manifest(key, obj);
+            let text = if crate::deep::depth_of_value(&body) <= YAML_MAX_DEPTH {
+                Ok(crate::yaml::to_yaml(&body).into_bytes())
+            } else {
+                serde_json::to_vec(&body)
+            };
+            (text, dropped)
+        })
+        .map_err(|e| ExportError::Deep(key.to_string(), e))?;
+        let text = text.map_err(|e| ExportError::Deep(key.to_string(), e.into()))?;
         report.owner_refs_dropped += usize::from(dropped);
-        let yaml = crate::yaml::to_yaml(&body);
-        std::fs::write(&path, yaml).map_err(|source| ExportError::Io {
+        std::fs::write(&path, text).map_err(|source| ExportError::Io {
             path: path.clone(),
             source,
         })?;
@@ -165,5 +190,59 @@ mod tests {
         assert!(
             w["metadata"].get("uid").is_none() && w["metadata"].get("ownerReferences").is_none()
         );
+    }
+
+    /// Objects past [`YAML_MAX_DEPTH`] are written as JSON, and `--from-dir`
+    /// reads them back, up to the API server's depth (10,000 levels).
+    #[test]
+    fn deep_objects_are_exported_as_json_and_read_back() {
+        let deep = |d: usize| format!("{}\"leaf\"{}", r#"{"n":"#.repeat(d), "}".repeat(d));
+        // Values this deep are cloned, compared and dropped on a stack
+        // sized for them, as the `rewind` binary runs its commands.
+        crate::deep::on_stack_for(crate::deep::MAX_DEPTH, || {
+            let t = ResourceType {
+                group: "x.io".into(),
+                version: "v1".into(),
+                resource: "widgets".into(),
+                kind: "Widget".into(),
+                namespaced: true,
+            };
+            let mut s = DesiredState::new();
+            s.insert(&crate::live::crd_type(), json!({"metadata": {"name": "widgets.x.io"},
+                "spec": {"group": "x.io", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+                         "versions": [{"name": "v1", "served": true, "storage": true}]}}))
+                .unwrap();
+            let depths = [YAML_MAX_DEPTH - 3, 300, 10_000];
+            for d in depths {
+                let spec = deep(d);
+                // As recorded: managedFields mirror the spec, a few levels deeper.
+                let text = format!(
+                    r#"{{"metadata":{{"name":"w{d}","namespace":"n","uid":"u","resourceVersion":"3",
+                    "managedFields":[{{"manager":"m","fieldsType":"FieldsV1","fieldsV1":{{"f:spec":{spec}}}}}]}},
+                    "spec":{spec},"status":{{"ok":true}}}}"#
+                );
+                assert!(serde_json::from_str::<Value>(&text).is_err() || d < 128);
+                s.insert(&t, crate::deep::parse(text.as_bytes()).unwrap()).unwrap();
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let r = export(&s, dir.path()).unwrap();
+            assert_eq!(r.files, depths.len() + 1);
+            let back = DirSource::new(dir.path()).state_at(&Point::Latest).unwrap();
+            assert_eq!(back.len(), depths.len() + 1);
+            for d in depths {
+                let file = dir.path().join(format!("02-objects/x.io_widgets/n/w{d}.yaml"));
+                let text = std::fs::read_to_string(&file).unwrap();
+                // The metadata's depth is gone with managedFields; the spec's stays.
+                let as_json = d + 1 > YAML_MAX_DEPTH;
+                assert_eq!(text.starts_with('{'), as_json, "w{d}");
+                let (k, orig) = s.iter().find(|(k, _)| k.name == format!("w{d}")).unwrap();
+                let (_, got) = back.iter().find(|(bk, _)| *bk == k).unwrap();
+                assert_eq!(got["spec"], orig["spec"], "w{d}: spec kept");
+                assert_eq!(crate::deep::depth_of_value(got), d + 1);
+                assert!(got["metadata"].get("managedFields").is_none());
+                assert!(got.get("status").is_none());
+            }
+        })
+        .unwrap();
     }
 }

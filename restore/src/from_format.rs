@@ -23,8 +23,9 @@ impl From<&rewind_format::event::ResourceType> for ResourceType {
 /// Errors converting a folded state.
 #[derive(Debug, thiserror::Error)]
 pub enum FromFormatError {
-    /// An object's recorded bytes are not JSON.
-    #[error("{group}/{resource} {namespace:?}/{name}: recorded object is not JSON: {source}")]
+    /// An object's recorded bytes are not JSON, or nest deeper than
+    /// [`crate::deep::MAX_DEPTH`].
+    #[error("{group}/{resource} {namespace:?}/{name}: recorded object is not readable: {source}")]
     Json {
         /// API group.
         group: String,
@@ -35,7 +36,7 @@ pub enum FromFormatError {
         /// Name.
         name: String,
         /// Parser error.
-        source: serde_json::Error,
+        source: crate::deep::Error,
     },
     /// An object whose type the state does not list.
     #[error("{group}/{resource}: objects of a type the state does not describe")]
@@ -102,12 +103,13 @@ pub(crate) fn type_of<'t, 's>(
         })
 }
 
-/// The recorded object at `k` as a JSON value.
+/// The recorded object at `k` as a JSON value; objects nested deeper than
+/// serde_json's limit are read too (see [`crate::deep`]).
 pub(crate) fn parse_object(
     k: &rewind_format::ObjectKey,
     bytes: &[u8],
 ) -> Result<Value, FromFormatError> {
-    serde_json::from_slice(bytes).map_err(|source| FromFormatError::Json {
+    crate::deep::parse(bytes).map_err(|source| FromFormatError::Json {
         group: k.group.clone(),
         resource: k.resource.clone(),
         namespace: k.namespace.clone(),

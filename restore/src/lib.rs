@@ -26,6 +26,11 @@
 //!   `--resource-set` filter a state by them.
 //! - [`localplane`]: a throwaway etcd + kube-apiserver for `rewind drill`.
 //! - [`live`]: reading the target; API failures with their reasons.
+//! - [`raw`]: [`raw::RawObject`], an object kept as the API's raw JSON
+//!   pieces, for lists, watches and write responses of objects of any depth
+//!   (rewindd watches with it).
+//! - [`deep`]: reading objects nested deeper than serde_json's limit of 128
+//!   (up to [`deep::MAX_DEPTH`]), on stacks sized for them.
 //! - [`export`](mod@export): [`export()`] writes `kubectl apply`-able YAML,
 //!   through [`yaml`], a writer whose output YAML 1.1 readers (kubectl)
 //!   read the same way.
@@ -55,6 +60,7 @@
 
 pub mod apply;
 pub mod compare;
+pub mod deep;
 pub mod diff;
 pub mod export;
 pub mod from_format;
@@ -65,6 +71,7 @@ pub mod pit;
 pub mod plan;
 pub mod protect;
 pub mod quiesce;
+pub mod raw;
 pub mod resume;
 pub mod select;
 pub mod source;

@@ -6,6 +6,8 @@ use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::raw::RawObject;
+
 use crate::state::ResourceType;
 
 /// Page size for listing live objects: large pages, few round trips.
@@ -99,13 +101,30 @@ pub fn api_for(
     }
 }
 
-/// Every live object of `rtype` in all namespaces, as JSON. `Ok(None)` when
-/// the target does not serve the type (no CRD for it yet).
+/// The API for `rtype` with objects kept as raw JSON ([`RawObject`]): for
+/// reads and writes whose objects may nest deeper than serde_json's limit.
+#[must_use]
+pub fn raw_api_for(
+    client: &Client,
+    rtype: &ResourceType,
+    namespace: Option<&str>,
+) -> Api<RawObject> {
+    let ar = rtype.api_resource();
+    match namespace {
+        Some(ns) if rtype.namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Every live object of `rtype` in all namespaces, as JSON (as the API
+/// sent it: items carry no `apiVersion`/`kind`). Objects of any depth up to
+/// [`crate::deep::MAX_DEPTH`] are read. `Ok(None)` when the target does
+/// not serve the type (no CRD for it yet).
 pub async fn list_all(
     client: &Client,
     rtype: &ResourceType,
 ) -> Result<Option<Vec<Value>>, ApiFailure> {
-    let api = api_for(client, rtype, None);
+    let api = raw_api_for(client, rtype, None);
     let mut out = Vec::new();
     let mut params = ListParams::default().limit(PAGE);
     loop {
@@ -116,10 +135,10 @@ pub async fn list_all(
         };
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
         for item in page.items {
-            out.push(serde_json::to_value(item).map_err(|e| ApiFailure {
+            out.push(item.to_value().map_err(|e| ApiFailure {
                 code: 0,
                 reason: "ClientError".into(),
-                message: format!("cannot re-encode a listed {rtype}: {e}"),
+                message: format!("cannot read a listed {rtype}: {e}"),
             })?);
         }
         match next {

@@ -4,13 +4,27 @@ mod cli;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = cli::args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
         .with_writer(std::io::stderr)
         .init();
     rewind_restore::install_tls_provider();
-    cli::run(cli).await
+    // Objects may nest up to `deep::MAX_DEPTH` levels, and every step on a
+    // `serde_json::Value` recurses: the command runs on a runtime thread
+    // with a stack sized for that, not on the main thread.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(rewind_restore::deep::BINARY_STACK)
+        .build()?;
+    rt.block_on(async move {
+        match tokio::spawn(cli::run(cli)).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(e) => Err(e.into()),
+            },
+        }
+    })
 }

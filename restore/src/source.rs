@@ -241,17 +241,25 @@ fn parse_file(path: &Path) -> Result<Vec<Value>> {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let docs: Vec<Value> = if path.extension().and_then(|x| x.to_str()) == Some("json") {
-        vec![serde_json::from_str(&text).map_err(|e| parse_err(&e))?]
-    } else {
-        let mut docs = Vec::new();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let v = Value::deserialize(doc).map_err(|e| parse_err(&e))?;
-            if !v.is_null() {
-                docs.push(v);
+    let is_json = path.extension().and_then(|x| x.to_str()) == Some("json");
+    // `rewind export` writes objects too deep for YAML readers as JSON (a
+    // YAML 1.2 document; kubectl sniffs the brace and reads it as JSON).
+    let json = (is_json || text.trim_start().starts_with('{'))
+        .then(|| crate::deep::parse(text.as_bytes()));
+    let docs: Vec<Value> = match json {
+        Some(Ok(v)) => vec![v],
+        Some(Err(e)) if is_json => return Err(parse_err(&e)),
+        // YAML, or a YAML flow mapping that is not JSON.
+        _ => {
+            let mut docs = Vec::new();
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let v = Value::deserialize(doc).map_err(|e| parse_err(&e))?;
+                if !v.is_null() {
+                    docs.push(v);
+                }
             }
+            docs
         }
-        docs
     };
     let mut out = Vec::new();
     for d in docs {

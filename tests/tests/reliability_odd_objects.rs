@@ -403,7 +403,7 @@ fn json_depth(bytes: &[u8]) -> usize {
 /// it. The watcher's LIST used to fail to deserialize ("recursion limit
 /// exceeded"), so the whole type stayed `Failing` and *no* object of that
 /// type was recorded: one user-created object blinded the recorder for a
-/// type. rewindd now watches raw JSON pieces (`rewind_daemon::watch::raw`).
+/// type. rewindd now watches raw JSON pieces (`rewind_restore::raw`).
 ///
 /// Covered: 300 levels and the API server's own limit (a request body of
 /// 10,000 levels; 10,001 is refused, which the test checks so that the

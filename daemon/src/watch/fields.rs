@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::raw::RawObject;
+use rewind_restore::raw::RawObject;
 
 /// Errors of field lookup.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@
 
 pub mod discovery;
 pub mod fields;
-pub mod raw;
 pub mod watcher;
 
 use std::collections::{BTreeMap, HashMap};

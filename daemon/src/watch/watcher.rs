@@ -11,7 +11,7 @@
 //! - Selection, evaluated here (in parallel across types), never as a
 //!   watch selector.
 //! - Objects are watched as [`RawObject`]s (raw JSON pieces, see
-//!   [`super::raw`]), so an object nested deeper than serde_json's limit is
+//!   [`rewind_restore::raw`]), so an object nested deeper than serde_json's limit is
 //!   recorded like any other instead of failing its type's LIST.
 //! - Each object is written once, with `apiVersion`/`kind` filled in
 //!   (list items lack them), and sent with a permit from the byte budget
@@ -44,7 +44,7 @@ use crate::select::{ObjectView, TypeSelection, api_version};
 use crate::status::{Board, WatchState, now_ms};
 
 use super::fields;
-use super::raw::RawObject;
+use rewind_restore::raw::RawObject;
 
 /// Longer than kube's longest backoff (30 s) plus a request.
 const RECOVERED_AFTER: Duration = Duration::from_secs(40);

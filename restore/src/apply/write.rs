@@ -9,7 +9,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::Failure;
-use crate::live::{self, ApiFailure, api_for};
+use crate::live::{self, ApiFailure, api_for, raw_api_for};
 use crate::order::without_stale_refs;
 use crate::state::ObjectKey;
 
@@ -45,15 +45,17 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
         status,
         stored_versions,
     } = job;
-    let api = api_for(client, &key.rtype, key.namespace.as_deref());
+    // Raw objects: the API answers each write with the whole object, which
+    // may nest deeper than a `DynamicObject` can be parsed.
+    let api = raw_api_for(client, &key.rtype, key.namespace.as_deref());
     let pp = PatchParams::apply(fm).force();
     let written = match api.patch(&key.name, &pp, &Patch::Apply(&body)).await {
         Ok(o) => o,
         Err(e) => return (key.clone(), Err(failure(&key, "apply", e)), false),
     };
-    let uid = written.metadata.uid.clone();
+    let uid = written.metadata().uid.clone();
     let live_refs: Vec<Value> = written
-        .metadata
+        .metadata()
         .owner_references
         .iter()
         .flatten()
@@ -79,9 +81,12 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
     }
     let mut status_done = false;
     if key.rtype.is_crd() && !stored_versions.is_empty() {
-        let live: Vec<String> = written
-            .data
-            .pointer("/status/storedVersions")
+        let status = written
+            .field("status")
+            .and_then(|raw| crate::deep::parse(raw.get().as_bytes()).ok());
+        let live: Vec<String> = status
+            .as_ref()
+            .and_then(|s| s.get("storedVersions"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -137,7 +142,7 @@ pub(super) async fn delete_one(
     key: ObjectKey,
 ) -> (String, std::result::Result<(), Failure>) {
     let shown = format!("delete {key}");
-    let api = api_for(client, &key.rtype, key.namespace.as_deref());
+    let api = raw_api_for(client, &key.rtype, key.namespace.as_deref());
     let r = match api.delete(&key.name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),

@@ -287,7 +287,7 @@ impl StoreSource {
 }
 
 fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+    crate::deep::parse(bytes).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

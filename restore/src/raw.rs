@@ -6,7 +6,8 @@
 //! levels), and a single such object made the whole LIST fail: the type
 //! stayed `Failing` and none of its objects were recorded.
 //!
-//! [`RawObject`] keeps every top-level field as a [`RawValue`] (the exact
+//! Used by rewindd's watchers and by the restore tool's reads and writes of
+//! live objects. [`RawObject`] keeps every top-level field as a [`RawValue`] (the exact
 //! text the API sent, in its order) and parses from `metadata` only what the
 //! recorder and kube's watcher read ([`LiteMeta`]). serde_json skips a raw
 //! value, or a field it ignores, with an explicit stack rather than by
@@ -21,14 +22,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, ObjectMeta};
 use kube::core::DynamicResourceScope;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The parts of `metadata` the recorder reads; every other field (above
-/// all `managedFields`) is skipped without being parsed.
+/// The parts of `metadata` the recorder and the restore tool read; every
+/// other field (above all `managedFields`) is skipped without being parsed.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LiteMeta {
@@ -37,6 +39,7 @@ struct LiteMeta {
     uid: Option<String>,
     resource_version: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
 }
 
 /// An object of any type, as the API sent it.
@@ -46,8 +49,9 @@ pub struct RawObject {
     pub api_version: Option<String>,
     /// `kind` as sent.
     pub kind: Option<String>,
-    /// name, namespace, uid, resourceVersion and labels: what kube's watcher
-    /// (resourceVersion) and selection read. Built from [`LiteMeta`].
+    /// name, namespace, uid, resourceVersion, labels, ownerReferences: what
+    /// kube's watcher (resourceVersion), selection and the restore tool's
+    /// UID rewiring read. Built from [`LiteMeta`].
     meta: ObjectMeta,
     /// `metadata` exactly as sent; `None` if the object had none.
     metadata: Option<Box<RawValue>>,
@@ -70,7 +74,7 @@ impl fmt::Debug for RawObject {
 
 impl RawObject {
     /// The object's metadata as far as it was parsed: name, namespace,
-    /// uid, resourceVersion, labels.
+    /// uid, resourceVersion, labels, ownerReferences.
     #[must_use]
     pub fn metadata(&self) -> &ObjectMeta {
         &self.meta
@@ -92,25 +96,66 @@ impl RawObject {
     /// The object's JSON with `apiVersion` and `kind` set (LIST items lack
     /// them), written from the pieces as sent: no field is re-parsed.
     pub fn to_json(&self, api_version: &str, kind: &str) -> Result<Vec<u8>, serde_json::Error> {
+        self.write(Some(api_version), Some(kind), true)
+    }
+
+    /// The object's JSON exactly as sent (no `apiVersion`/`kind` for a
+    /// LIST item; a missing `metadata` stays missing).
+    pub fn to_json_as_sent(&self) -> Result<Vec<u8>, serde_json::Error> {
+        self.write(self.api_version.as_deref(), self.kind.as_deref(), false)
+    }
+
+    /// The object as sent, as a `Value`, whatever its depth (up to
+    /// [`crate::deep::MAX_DEPTH`]).
+    pub fn to_value(&self) -> Result<serde_json::Value, crate::deep::Error> {
+        crate::deep::parse(&self.to_json_as_sent()?)
+    }
+
+    fn write(
+        &self,
+        api_version: Option<&str>,
+        kind: Option<&str>,
+        fill_metadata: bool,
+    ) -> Result<Vec<u8>, serde_json::Error> {
         let len = self.metadata.as_ref().map_or(2, |m| m.get().len())
             + self
                 .rest
                 .iter()
                 .map(|(k, v)| k.len() + v.get().len() + 4)
                 .sum::<usize>()
-            + api_version.len()
-            + kind.len()
+            + api_version.map_or(0, str::len)
+            + kind.map_or(0, str::len)
             + 40;
         let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(b"{\"apiVersion\":");
-        serde_json::to_writer(&mut out, api_version)?;
-        out.extend_from_slice(b",\"kind\":");
-        serde_json::to_writer(&mut out, kind)?;
-        out.extend_from_slice(b",\"metadata\":");
-        // `DynamicObject` wrote `{}` for an object without metadata.
-        out.extend_from_slice(self.metadata.as_ref().map_or("{}", |m| m.get()).as_bytes());
+        out.push(b'{');
+        let sep = |out: &mut Vec<u8>| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+        };
+        if let Some(v) = api_version {
+            out.extend_from_slice(b"\"apiVersion\":");
+            serde_json::to_writer(&mut out, v)?;
+        }
+        if let Some(v) = kind {
+            sep(&mut out);
+            out.extend_from_slice(b"\"kind\":");
+            serde_json::to_writer(&mut out, v)?;
+        }
+        // `DynamicObject` wrote `{}` for an object without metadata; the
+        // as-sent form keeps it absent.
+        let metadata = match (&self.metadata, fill_metadata) {
+            (Some(m), _) => Some(m.get()),
+            (None, true) => Some("{}"),
+            (None, false) => None,
+        };
+        if let Some(m) = metadata {
+            sep(&mut out);
+            out.extend_from_slice(b"\"metadata\":");
+            out.extend_from_slice(m.as_bytes());
+        }
         for (k, v) in &self.rest {
-            out.push(b',');
+            sep(&mut out);
             serde_json::to_writer(&mut out, k)?;
             out.push(b':');
             out.extend_from_slice(v.get().as_bytes());
@@ -160,6 +205,7 @@ impl<'de> Visitor<'de> for RawObjectVisitor {
             uid: lite.uid,
             resource_version: lite.resource_version,
             labels: lite.labels,
+            owner_references: lite.owner_references,
             ..ObjectMeta::default()
         };
         Ok(RawObject {
