@@ -65,11 +65,11 @@ async fn prepare(admin: &kube::Client) {
     .unwrap();
 }
 
-/// Creates the objects, as text (serde_json cannot build them), waiting
-/// for the CRD to be served.
-async fn create(admin: &kube::Client) {
+/// Creates `objects`, as text (serde_json cannot build them), waiting for
+/// the CRD to be served.
+async fn create(admin: &kube::Client, objects: &[(&str, usize)]) {
     let t0 = Instant::now();
-    for (name, depth) in OBJECTS {
+    for &(name, depth) in objects {
         let body = format!(
             r#"{{"apiVersion":"{GROUP}/v1","kind":"DeepThing","metadata":{{"name":"{name}","namespace":"{NS}"}},"spec":{}}}"#,
             spec(depth)
@@ -132,7 +132,9 @@ async fn deep_objects_are_recorded_exported_and_restored() {
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let (admin, target) = (src.admin_client(), dst.admin_client());
     tokio::join!(prepare(&admin), prepare(&target));
-    create(&admin).await;
+    create(&admin, &OBJECTS).await;
+    // Not recorded: `--prune` must delete it from the target.
+    create(&target, &[("stray", 9_999)]).await;
 
     // Recorded, and a snapshot stored.
     let dir = tempfile::tempdir().unwrap();
@@ -207,8 +209,15 @@ async fn deep_objects_are_recorded_exported_and_restored() {
         .arg("restore")
         .arg("--to")
         .arg(dst.admin_kubeconfig_path())
-        .args(["--namespace", NS, "--yes"]));
+        .args(["--namespace", NS, "--prune", "--yes"]));
     assert_live(&target, &format!("rewind restore ({report})")).await;
+    let req = http::Request::get(url(Some("stray")))
+        .body(Vec::new())
+        .unwrap();
+    match target.request_text(req).await {
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        other => panic!("the stray deep object was not pruned: {other:?}"),
+    }
     // Planning again reads the deep objects back from the target and finds
     // them unchanged.
     let again = run(rewind(&store)

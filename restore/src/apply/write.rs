@@ -143,8 +143,18 @@ pub(super) async fn delete_one(
 ) -> (String, std::result::Result<(), Failure>) {
     let shown = format!("delete {key}");
     let api = raw_api_for(client, &key.rtype, key.namespace.as_deref());
-    let r = match api.delete(&key.name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
+    // kube's `Api::delete` parses the answer (the deleted object, for some
+    // types) into a `Value` first, which fails past 128 levels: send the
+    // request and read only the status code.
+    let req = kube::core::Request::new(api.resource_url())
+        .delete(&key.name, &DeleteParams::background())
+        .map_err(kube::Error::BuildRequest);
+    let r = match req {
+        Ok(req) => client.request_text(req).await.map(drop),
+        Err(e) => Err(e),
+    };
+    let r = match r {
+        Ok(()) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(failure(&key, "delete", e)),
     };
