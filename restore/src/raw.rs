@@ -9,7 +9,7 @@
 //! Used by rewindd's watchers and by the restore tool's reads and writes of
 //! live objects. [`RawObject`] keeps every top-level field as a [`RawValue`] (the exact
 //! text the API sent, in its order) and parses from `metadata` only what the
-//! recorder and kube's watcher read ([`LiteMeta`]). serde_json skips a raw
+//! recorder and kube's watcher read (`LiteMeta`). serde_json skips a raw
 //! value, or a field it ignores, with an explicit stack rather than by
 //! recursion (`Deserializer::ignore_value`), so neither has a depth limit;
 //! `managedFields[].fieldsV1` mirrors the object's shape and is skipped the
@@ -51,7 +51,7 @@ pub struct RawObject {
     pub kind: Option<String>,
     /// name, namespace, uid, resourceVersion, labels, ownerReferences: what
     /// kube's watcher (resourceVersion), selection and the restore tool's
-    /// UID rewiring read. Built from [`LiteMeta`].
+    /// UID rewiring read. Built from `LiteMeta`.
     meta: ObjectMeta,
     /// `metadata` exactly as sent; `None` if the object had none.
     metadata: Option<Box<RawValue>>,
