@@ -5,8 +5,9 @@
 //! only input [`apply`](crate::apply()) takes, so `--dry-run` is simply "plan
 //! and print". An object is *unchanged* when every field the restore would
 //! send (server fields stripped, ownerReference UIDs ignored since they
-//! differ between clusters by construction) already has that value live:
-//! the server-side apply would be a no-op.
+//! differ between clusters by construction, `apiVersion`/`kind` taken from
+//! the type) already has that value live: the server-side apply would be a
+//! no-op.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -251,8 +252,21 @@ fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
     })
 }
 
+/// Top-level fields the comparison leaves out: the restore sends the
+/// object's type's `apiVersion`/`kind` whatever was recorded (see
+/// [`apply`](crate::apply())), and a live object of that type has them by
+/// definition; but LIST items of built-in types omit them while rewindd
+/// records them, so comparing them made every recorded built-in object
+/// (CRDs, Namespaces, ConfigMaps, …) an `update [apiVersion, kind]`.
+const TYPE_FIELDS: [&str; 2] = ["apiVersion", "kind"];
+
 fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     let (mut body, status) = write_parts(obj, mode);
+    if let Some(m) = body.as_object_mut() {
+        for f in TYPE_FIELDS {
+            m.remove(f);
+        }
+    }
     drop_owner_uids(&mut body);
     let mut live_cmp = live.clone();
     drop_owner_uids(&mut live_cmp);
@@ -476,6 +490,48 @@ mod tests {
         );
         stale["spec"]["a"] = json!(2);
         assert_eq!(compare(&recorded, &stale, StatusMode::Skip), vec!["spec.a"]);
+    }
+
+    /// Regression: a re-plan against a plane the restore just wrote listed
+    /// every built-in object from a rewindd store (which records
+    /// `apiVersion`/`kind`) as `update [apiVersion, kind]`, because the
+    /// API's LIST items of built-in types carry neither.
+    #[test]
+    fn regression_replan_ignores_apiversion_kind_absent_live() {
+        let recorded = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "things.x.io", "uid": "old", "resourceVersion": "5"},
+            "spec": {"group": "x.io", "scope": "Namespaced"},
+            "status": {"storedVersions": ["v1"]}
+        });
+        let listed = json!({
+            "metadata": {"name": "things.x.io", "uid": "new", "resourceVersion": "9"},
+            "spec": {"group": "x.io", "scope": "Namespaced"},
+            "status": {"storedVersions": ["v1"], "conditions": []}
+        });
+        for mode in [
+            StatusMode::Skip,
+            StatusMode::InBody,
+            StatusMode::Subresource,
+        ] {
+            assert!(
+                compare(&recorded, &listed, mode).is_empty(),
+                "{mode:?}: {:?}",
+                compare(&recorded, &listed, mode)
+            );
+        }
+        // A live object that carries them (a custom resource) is the same.
+        let mut typed = listed.clone();
+        typed["apiVersion"] = json!("apiextensions.k8s.io/v1");
+        typed["kind"] = json!("CustomResourceDefinition");
+        assert!(compare(&recorded, &typed, StatusMode::Skip).is_empty());
+        // Real differences are still seen beside the missing type fields.
+        let mut changed = listed;
+        changed["spec"]["scope"] = json!("Cluster");
+        assert_eq!(
+            compare(&recorded, &changed, StatusMode::Skip),
+            vec!["spec.scope"]
+        );
     }
 
     #[test]

@@ -226,6 +226,22 @@ async fn deep_objects_are_recorded_exported_and_restored() {
         .arg(dst.admin_kubeconfig_path())
         .args(["--namespace", NS, "--dry-run", "--output", "json"]));
     let plan: serde_json::Value = serde_json::from_str(&again).unwrap();
+    // Everything is unchanged, the CRD included: LIST items of built-in
+    // types carry no apiVersion/kind while rewindd records them, which made
+    // it `update [apiVersion, kind]` (regression test
+    // `plan::tests::regression_replan_ignores_apiversion_kind_absent_live`).
+    let items = plan["plan"]["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|i| i["key"]["rtype"]["kind"] == "CustomResourceDefinition"),
+        "the CRD is not planned:\n{again}"
+    );
+    let work: Vec<_> = items
+        .iter()
+        .filter(|i| i["action"] != "unchanged")
+        .collect();
+    assert!(work.is_empty(), "a re-plan has work: {work:#?}");
     for (name, _) in OBJECTS {
         let item = plan["plan"]["items"]
             .as_array()
