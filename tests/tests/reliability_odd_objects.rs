@@ -5,7 +5,8 @@
 //!   1,040,000 bytes of data (ConfigMaps stop at 1 MiB) and a schemaless
 //!   custom resource of 1.4 MB (requests stop at 1.5 MiB);
 //! - a Secret whose data is not UTF-8 (every byte value, broken sequences);
-//! - a schemaless custom resource nested 100 levels deep;
+//! - schemaless custom resources nested 100 and 300 levels deep (the latter
+//!   deeper than serde_json's 128: the journal = LIST check lists raw JSON);
 //! - a namespace name of 63 characters and object names of 253;
 //! - many ConfigMaps in one namespace (`REWIND_ODD_MANY`, default 10,000),
 //!   created while the daemon records.
@@ -146,6 +147,17 @@ async fn create_odd(admin: &kube::Client, ns: &str, rng: &mut Rng) {
         assert!(t0.elapsed() < Duration::from_secs(60), "{e}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Built as text: serde_json refuses to build or parse 300 levels.
+    let body = format!(
+        r#"{{"apiVersion":"{GROUP}/v1","kind":"OddThing","metadata":{{"name":"deeper","namespace":"{ns}"}},"spec":{}"leaf"{}}}"#,
+        r#"{"n":"#.repeat(300),
+        "}".repeat(300)
+    );
+    let req = http::Request::post(format!("/apis/{GROUP}/v1/namespaces/{ns}/oddthings"))
+        .header("Content-Type", "application/json")
+        .body(body.into_bytes())
+        .unwrap();
+    admin.request_text(req).await.unwrap();
     // ConfigMaps stop at 1 MiB of data; a custom resource goes up to the
     // request limit (1.5 MiB).
     let huge: DynamicObject = serde_json::from_value(json!({
@@ -288,8 +300,17 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let in_ns = journal.keys().filter(|k| k.1 == ns).count();
     assert_eq!(
         in_ns,
-        n + 5,
-        "big, huge, long name, binary, deep and the many"
+        n + 6,
+        "big, huge, long name, binary, deep, deeper and the many"
+    );
+    let deeper = &journal[&(
+        format!("oddthings.{GROUP}"),
+        ns.clone(),
+        "deeper".to_owned(),
+    )];
+    assert_eq!(
+        rewind_restore::deep::depth_of_value(&deeper.json["spec"]),
+        300
     );
 
     // Restored faithfully, from the store's snapshot.
@@ -310,7 +331,7 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let folded = State::from_snapshot(&mut reader).unwrap();
     let desired = rewind_restore::from_format::desired_from_format(&folded).unwrap();
     let want = in_scope(&desired, &ns);
-    assert_eq!(want.len(), n + 5 + 2, "objects, the namespace and the CRD");
+    assert_eq!(want.len(), n + 6 + 2, "objects, the namespace and the CRD");
 
     let client = dst.admin_client();
     let opts = PlanOptions {

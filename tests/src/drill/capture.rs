@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, ListParams};
 use rewind_daemon::select::preset::preset;
 use rewind_daemon::select::{ObjectView, ResourceSet};
 use rewind_daemon::watch::{choose_types, discovery};
+use rewind_restore::raw::RawObject;
 use rewind_restore::{DesiredState, ResourceType};
 use serde_json::Value;
 
@@ -30,7 +31,44 @@ pub fn rancher_set() -> Result<ResourceSet> {
     preset("rancher").map_err(step("compiling the rancher preset"))
 }
 
-/// Every object of `set`, listed from `client` now.
+/// Every live object of `ar`, in pages, as raw JSON pieces: a
+/// `DynamicObject` parses each item into a `Value` and serde_json stops at
+/// 128 levels, so one deep object would fail its whole type's LIST (as it
+/// did rewindd's, see `rewind_restore::raw`). A type that is not served
+/// (gone between discovery and list) has no objects.
+pub async fn list_raw(client: &kube::Client, ar: &ApiResource) -> kube::Result<Vec<RawObject>> {
+    let api: Api<RawObject> = Api::all_with(client.clone(), ar);
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(500);
+    loop {
+        let page = match api.list(&lp).await {
+            Ok(p) => p,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Whether `sel` selects the listed object `o`, whose JSON is `json`.
+pub fn selects(sel: &rewind_daemon::select::TypeSelection, o: &RawObject, json: &Value) -> bool {
+    let meta = o.metadata();
+    let empty = BTreeMap::new();
+    sel.selects(&ObjectView {
+        name: meta.name.as_deref().unwrap_or_default(),
+        namespace: meta.namespace.as_deref().unwrap_or_default(),
+        labels: meta.labels.as_ref().unwrap_or(&empty),
+        object: json,
+    })
+}
+
+/// Every object of `set`, listed from `client` now, as the API sent it
+/// (LIST items of built-in types carry no `apiVersion`/`kind`), whatever
+/// its depth.
 pub async fn capture(client: &kube::Client, set: &ResourceSet) -> Result<DesiredState> {
     let d = discovery::discover(client)
         .await
@@ -38,41 +76,19 @@ pub async fn capture(client: &kube::Client, set: &ResourceSet) -> Result<Desired
     let mut out = DesiredState::new();
     for (tk, (t, sel)) in choose_types(&d, set) {
         let rt = restore_type(&t);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &rt.api_resource());
-        let mut lp = ListParams::default().limit(500);
-        loop {
-            let page = match api.list(&lp).await {
-                Ok(p) => p,
-                // A type that went away between discovery and list.
-                Err(kube::Error::Api(e)) if e.code == 404 => break,
-                Err(e) => {
-                    return Err(DrillError::Step {
-                        step: "listing a recorded type",
-                        reason: format!("{tk}: {e}"),
-                    });
-                }
-            };
-            for o in page.items {
-                let name = o.metadata.name.clone().unwrap_or_default();
-                let ns = o.metadata.namespace.clone().unwrap_or_default();
-                let empty = BTreeMap::new();
-                let view = ObjectView {
-                    name: &name,
-                    namespace: &ns,
-                    labels: o.metadata.labels.as_ref().unwrap_or(&empty),
-                    object: &o.data,
-                };
-                if !sel.selects(&view) {
-                    continue;
-                }
-                let json = serde_json::to_value(&o).map_err(step("encoding a listed object"))?;
-                out.insert(&rt, json)
-                    .map_err(step("keying a listed object"))?;
+        let listed = list_raw(client, &rt.api_resource())
+            .await
+            .map_err(|e| DrillError::Step {
+                step: "listing a recorded type",
+                reason: format!("{tk}: {e}"),
+            })?;
+        for o in listed {
+            let json = o.to_value().map_err(step("reading a listed object"))?;
+            if !selects(&sel, &o, &json) {
+                continue;
             }
-            match page.metadata.continue_ {
-                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-                _ => break,
-            }
+            out.insert(&rt, json)
+                .map_err(step("keying a listed object"))?;
         }
     }
     Ok(out)

@@ -12,14 +12,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-    TypeMeta,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use rewind_daemon::journal::{Journal, JournalOptions};
-use rewind_daemon::select::{ObjectView, ResourceSet, api_version};
+use rewind_daemon::select::{ResourceSet, api_version};
 use rewind_daemon::watch::{choose_types, discovery};
 use rewind_format::EventKind;
+use rewind_restore::deep;
+use rewind_tests::drill::capture::{list_raw, selects};
 use rewind_tests::fixtures::{self, GeneratedObject};
 use serde_json::{Value, json};
 
@@ -42,51 +41,37 @@ pub struct Seen {
     pub json: Value,
 }
 
-/// Every object the set selects, listed now, keyed like the journal.
+/// Every object the set selects, listed now, keyed like the journal, with
+/// `apiVersion`/`kind` from the type as rewindd records them. Listed as raw
+/// JSON ([`rewind_tests::drill::capture::list_raw`]), so a plane holding
+/// objects nested deeper than serde_json's 128 levels can be checked.
 pub async fn live_selected(client: &kube::Client, set: &ResourceSet) -> BTreeMap<Key, Seen> {
     let d = discovery::discover(client).await.unwrap();
     let mut out = BTreeMap::new();
     for (tk, (t, sel)) in choose_types(&d, set) {
         let ar = rewind_daemon::watch::watcher::api_resource(&t);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let mut lp = ListParams::default().limit(500);
-        loop {
-            let page = match api.list(&lp).await {
-                Ok(p) => p,
-                // A type going away between discovery and list.
-                Err(kube::Error::Api(e)) if e.code == 404 => break,
-                Err(e) => panic!("listing {tk}: {e}"),
-            };
-            for mut o in page.items {
-                let name = o.metadata.name.clone().unwrap();
-                let ns = o.metadata.namespace.clone().unwrap_or_default();
-                let empty = BTreeMap::new();
-                let selected = sel.selects(&ObjectView {
-                    name: &name,
-                    namespace: &ns,
-                    labels: o.metadata.labels.as_ref().unwrap_or(&empty),
-                    object: &o.data,
-                });
-                if !selected {
-                    continue;
-                }
-                o.types = Some(TypeMeta {
-                    api_version: api_version(&t),
-                    kind: t.kind.clone(),
-                });
-                out.insert(
-                    (tk.clone(), ns, name),
-                    Seen {
-                        uid: o.metadata.uid.clone().unwrap_or_default(),
-                        rv: o.metadata.resource_version.clone().unwrap_or_default(),
-                        json: serde_json::to_value(&o).unwrap(),
-                    },
-                );
+        let listed = list_raw(client, &ar)
+            .await
+            .unwrap_or_else(|e| panic!("listing {tk}: {e}"));
+        for o in listed {
+            let bytes = o.to_json(&api_version(&t), &t.kind).unwrap();
+            let json = deep::parse(&bytes).unwrap();
+            if !selects(&sel, &o, &json) {
+                continue;
             }
-            match page.metadata.continue_ {
-                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-                _ => break,
-            }
+            let meta = o.metadata();
+            out.insert(
+                (
+                    tk.clone(),
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap(),
+                ),
+                Seen {
+                    uid: meta.uid.clone().unwrap_or_default(),
+                    rv: meta.resource_version.clone().unwrap_or_default(),
+                    json,
+                },
+            );
         }
     }
     out
@@ -109,7 +94,8 @@ pub fn journal_state(j: &Journal) -> BTreeMap<Key, Seen> {
     j.state()
         .map(|e| {
             let e = e.unwrap();
-            let json: Value = serde_json::from_slice(&e.object_json().unwrap()).unwrap();
+            // Any depth: objects nested deeper than 128 levels are recorded.
+            let json = deep::parse(&e.object_json().unwrap()).unwrap();
             (
                 (
                     e.key.type_key.clone(),
