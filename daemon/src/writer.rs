@@ -214,7 +214,7 @@ impl Writer {
             .ok_or_else(|| journal::Error::Corrupt("journal is not open".into()))?;
         let mut b = j.batch();
         for m in msgs {
-            self.ingestor.apply(&mut b, m.obs.clone())?;
+            self.ingestor.apply(&mut b, &m.obs)?;
         }
         b.finish(&mut self.encoder)
     }

@@ -252,26 +252,29 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Applies one observation to the batch.
-    pub fn apply(&mut self, b: &mut BatchBuilder<'_>, obs: Observation) -> Result<()> {
+    /// Applies one observation to the batch. By reference: the writer
+    /// keeps its observations until they are durable (a failed batch is
+    /// prepared again), and only the object's JSON needs copying.
+    pub fn apply(&mut self, b: &mut BatchBuilder<'_>, obs: &Observation) -> Result<()> {
         match obs {
             Observation::Applied {
                 rtype,
                 object,
                 relist,
             } => {
-                let key = self.key_of(&rtype, &object);
-                self.applied(b, &rtype, key, object, relist)
+                let key = self.key_of(rtype, object);
+                self.applied(b, rtype, key, object, *relist)
             }
             Observation::Deleted { rtype, object } => {
-                let key = self.key_of(&rtype, &object);
-                self.deleted(b, &rtype, key, object)
+                let key = self.key_of(rtype, object);
+                self.deleted(b, rtype, key, object)
             }
             Observation::ResyncBegin { rtype, at_ms } => {
-                let tk = type_key(&rtype);
+                let at_ms = *at_ms;
+                let tk = type_key(rtype);
                 if self.relists.begin(&tk) {
                     let rec = self.record(
-                        &rtype,
+                        rtype,
                         "",
                         "",
                         "",
@@ -290,7 +293,8 @@ impl Ingestor {
                 list_rv,
                 at_ms,
             } => {
-                let tk = type_key(&rtype);
+                let at_ms = *at_ms;
+                let tk = type_key(rtype);
                 let Some(seen) = self.relists.end(&tk) else {
                     return Ok(());
                 };
@@ -302,16 +306,18 @@ impl Ingestor {
                         continue;
                     };
                     if let Some(e) = b.get(&key)? {
-                        self.infer_delete(b, &rtype, &e, &list_rv, at_ms)?;
+                        self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
                     }
                 }
                 let rec = self.record(
-                    &rtype,
+                    rtype,
                     "",
                     "",
                     "",
                     "",
-                    EventKind::ResyncEnd { list_rv },
+                    EventKind::ResyncEnd {
+                        list_rv: list_rv.clone(),
+                    },
                     Vec::new(),
                     at_ms,
                 );
@@ -323,14 +329,15 @@ impl Ingestor {
                 list_rv,
                 at_ms,
             } => {
-                let tk = type_key(&rtype);
+                let at_ms = *at_ms;
+                let tk = type_key(rtype);
                 self.relists.discard(&tk);
                 for k in b.keys_of_type(&tk)? {
                     let Some(key) = ObjectKey::decode(&k) else {
                         continue;
                     };
                     if let Some(e) = b.get(&key)? {
-                        self.infer_delete(b, &rtype, &e, &list_rv, at_ms)?;
+                        self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
                     }
                 }
                 b.forget_type(&tk);
@@ -344,13 +351,13 @@ impl Ingestor {
         b: &mut BatchBuilder<'_>,
         rtype: &ResourceType,
         key: ObjectKey,
-        o: ObservedObject,
+        o: &ObservedObject,
         relist: bool,
     ) -> Result<()> {
         if relist {
             self.relists.seen(&key.type_key, key.encode());
         }
-        if self.too_large(rtype, &o) {
+        if self.too_large(rtype, o) {
             return Ok(());
         }
         // The head is enough unless the object was recreated or an ignore
@@ -378,7 +385,7 @@ impl Ingestor {
                     &o.uid,
                     &o.resource_version,
                     EventKind::Applied,
-                    o.json,
+                    o.json.clone(),
                     o.observed_at_ms,
                 );
                 b.record(rec, change)?;
@@ -396,7 +403,7 @@ impl Ingestor {
             &o.uid,
             &o.resource_version,
             EventKind::Applied,
-            o.json,
+            o.json.clone(),
             o.observed_at_ms,
         );
         b.record(rec, change)?;
@@ -430,9 +437,9 @@ impl Ingestor {
         b: &mut BatchBuilder<'_>,
         rtype: &ResourceType,
         key: ObjectKey,
-        o: ObservedObject,
+        o: &ObservedObject,
     ) -> Result<()> {
-        if self.too_large(rtype, &o) {
+        if self.too_large(rtype, o) {
             return Ok(());
         }
         let Some(h) = b.head(&key)? else {
@@ -461,7 +468,7 @@ impl Ingestor {
             &o.uid,
             &o.resource_version,
             EventKind::Deleted,
-            o.json,
+            o.json.clone(),
             o.observed_at_ms,
         );
         b.record(rec, change)?;

@@ -77,7 +77,7 @@ impl Rig {
         let from = j.next_seq();
         let mut b = j.batch();
         for o in obs {
-            self.ing.apply(&mut b, o).unwrap();
+            self.ing.apply(&mut b, &o).unwrap();
         }
         let p = b.finish(&mut self.enc).unwrap();
         j.commit(&p).unwrap();
@@ -91,7 +91,7 @@ impl Rig {
         let j = self.j.as_mut().unwrap();
         let mut b = j.batch();
         for o in obs {
-            self.ing.apply(&mut b, o).unwrap();
+            self.ing.apply(&mut b, &o).unwrap();
         }
         let p = b.finish(&mut self.enc).unwrap();
         j.commit_torn(&p, at).unwrap();
@@ -331,7 +331,7 @@ fn rollback_lets_a_batch_be_prepared_again() {
         let j = r.j.as_ref().unwrap();
         let mut b = j.batch();
         for o in obs.clone() {
-            r.ing.apply(&mut b, o).unwrap();
+            r.ing.apply(&mut b, &o).unwrap();
         }
         // Dropped without commit, as after a write error.
         r.ing.rolled_back();
