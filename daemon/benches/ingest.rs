@@ -15,6 +15,8 @@
 //! `REWIND_BENCH_STATE_LEVEL=raw|N` stores state values raw or at zstd
 //! level N instead of the daemon's [`STATE_ZSTD_LEVEL`], and
 //! `REWIND_BENCH_BLOCK_LEVEL=N` changes the block level: to compare encodings.
+//! `REWIND_BENCH_CACHE_MB=N` gives the journal a sled page cache of N MiB
+//! instead of the default.
 //!
 //! [`STATE_ZSTD_LEVEL`]: rewind_daemon::journal::state::STATE_ZSTD_LEVEL
 //!
@@ -111,7 +113,15 @@ fn observations(n: usize) -> Vec<Observation> {
 /// Returns (total, time spent preparing batches, time spent committing).
 fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    // REWIND_BENCH_CACHE_MB=N compares sled page cache sizes.
+    let mut opts = JournalOptions::default();
+    if let Some(mb) = std::env::var("REWIND_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        opts.cache_capacity = mb << 20;
+    }
+    let mut j = Journal::open(dir.path(), &opts).unwrap();
     // REWIND_BENCH_STATE_LEVEL=raw|N compares state value encodings.
     let comp = match std::env::var("REWIND_BENCH_STATE_LEVEL").ok().as_deref() {
         Some("raw") => ObjectCompressor::uncompressed(),
@@ -129,7 +139,7 @@ fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Durati
         let t = Instant::now();
         let mut b = j.batch();
         for o in chunk {
-            ing.apply(&mut b, o.clone()).unwrap();
+            ing.apply(&mut b, o).unwrap();
         }
         let p = b.finish(&mut enc).unwrap();
         prep += t.elapsed();

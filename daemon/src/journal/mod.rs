@@ -122,10 +122,14 @@ pub struct JournalOptions {
     pub zstd_level: i32,
 }
 
+/// Default of [`JournalOptions::cache_capacity`], MiB (see
+/// [`crate::config::DEFAULT_CACHE_CAPACITY_MB`]).
+pub const DEFAULT_CACHE_CAPACITY_MB: u64 = 16;
+
 impl Default for JournalOptions {
     fn default() -> Self {
         Self {
-            cache_capacity: 64 << 20,
+            cache_capacity: DEFAULT_CACHE_CAPACITY_MB << 20,
             zstd_level: 1,
         }
     }
