@@ -81,6 +81,14 @@ async fn latency(cp: &ControlPlane, writes: usize) {
         data_dir: Some(data.path().to_path_buf()),
         ..Settings::default()
     };
+    // REWIND_BENCH_CACHE_MB / REWIND_BENCH_QUEUE_MB compare journal
+    // settings against the defaults.
+    let from_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let settings = Settings {
+        cache_capacity_mb: from_env("REWIND_BENCH_CACHE_MB"),
+        queue_mb: from_env("REWIND_BENCH_QUEUE_MB"),
+        ..settings
+    };
     let mut config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
     let sel = ResourceSelector {
         api_version: "v1".into(),

@@ -20,15 +20,15 @@ pub const DEFAULT_CONFIG: &str = "/etc/rewind/rewindd.toml";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/rewind";
 
-/// Default sled page cache, MiB. Small: recording 100,000 2 KB objects,
-/// 64 MiB held about 35 MB more RSS (a relist scans the whole state tree,
-/// which fills the cache), for a few percent of ingest CPU.
+/// Default sled page cache, MiB (see [`crate::journal::DEFAULT_CACHE_CAPACITY_MB`]).
 pub const DEFAULT_CACHE_CAPACITY_MB: u64 = crate::journal::DEFAULT_CACHE_CAPACITY_MB;
 
 /// Default budget of object JSON between the watchers and the journal, MiB.
-/// A batch of the default 2,000 events of 2 KB is 4 MB: 8 MiB keeps two
-/// in flight, and a larger queue only held more memory during a relist.
-pub const DEFAULT_QUEUE_MB: u64 = 8;
+/// 8 MiB (with a 16 MiB cache) saved about 24 MB of RSS recording 100,000
+/// objects but raised the p99 API-write-to-durable latency from about 110 to
+/// about 290 ms on a loaded machine (`benches/record_latency.rs`,
+/// `REWIND_BENCH_QUEUE_MB`/`REWIND_BENCH_CACHE_MB`), so 32 is kept.
+pub const DEFAULT_QUEUE_MB: u64 = 32;
 
 /// Errors of configuration.
 #[derive(Debug, thiserror::Error)]
