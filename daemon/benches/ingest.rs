@@ -38,6 +38,12 @@ use rewind_daemon::ingest::{Ingestor, Observation, ObservedObject};
 use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
 use rewind_format::{EventBlockEncoder, ResourceType};
 
+// The daemon's allocator, so the bench measures what rewindd runs (the raw
+// sled baselines run under it too).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn object(i: usize, rng: &mut u64) -> Vec<u8> {
     let mut next = || {
         *rng ^= *rng << 13;
@@ -210,7 +216,12 @@ fn main() {
         })
         .sum::<usize>()
         / n;
-    println!("ingest bench: {n} events, average object {avg} bytes");
+    let allocator = if cfg!(feature = "jemalloc") {
+        "jemalloc"
+    } else {
+        "system (glibc) malloc"
+    };
+    println!("ingest bench: {n} events, average object {avg} bytes, allocator {allocator}");
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     // REWIND_BENCH_ONLY=journal skips the baselines (for profiling).
     let only_journal = std::env::var("REWIND_BENCH_ONLY").is_ok_and(|v| v == "journal");

@@ -26,6 +26,12 @@ use rewind_daemon::select::{ResourceSelector, ResourceSet};
 use rewind_daemon::{Hooks, run_with};
 use rewind_tests::ControlPlane;
 
+// The daemon's allocator, so the bench measures what rewindd runs (the raw
+// sled baselines run under it too).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

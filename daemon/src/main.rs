@@ -7,6 +7,13 @@ use clap::{Parser, Subcommand};
 use rewind_daemon::config::{Config, Settings};
 use rewind_daemon::status::{now_ms, read_status, render, status_path};
 
+// jemalloc returns freed memory to the OS by itself (decay, purged by a
+// background thread), where glibc keeps ~57 MB of freed heap in the settled
+// daemon; see docs/MANUAL.md, "Memory".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rewindd",
