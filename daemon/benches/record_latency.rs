@@ -257,14 +257,38 @@ async fn memory(cp: &ControlPlane, objects: usize) {
             ],
         ]
     };
+    let unit = unit_env();
     for bin in &bins {
+        // Production runs rewindd under deploy/rewindd.service, whose
+        // environment also sets the allocator; a hand-run daemon must not
+        // need it (.cargo/config.toml builds the settings in).
+        run_variant(cp, bin, &[], &unit, objects).await;
         for extra in variants {
-            run_variant(cp, bin, extra, objects).await;
+            run_variant(cp, bin, extra, &[], objects).await;
         }
     }
 }
 
-async fn run_variant(cp: &ControlPlane, bin: &std::path::Path, extra: &[&str], objects: usize) {
+/// The `Environment=` settings of deploy/rewindd.service, except RUST_LOG.
+fn unit_env() -> Vec<(String, String)> {
+    let path = rewind_tests::controlplane::workspace_root().join("deploy/rewindd.service");
+    std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k != "RUST_LOG")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+async fn run_variant(
+    cp: &ControlPlane,
+    bin: &std::path::Path,
+    extra: &[&str],
+    envs: &[(String, String)],
+    objects: usize,
+) {
     {
         let data = tempfile::tempdir().unwrap();
         let t = Instant::now();
@@ -277,6 +301,7 @@ async fn run_variant(cp: &ControlPlane, bin: &std::path::Path, extra: &[&str], o
             .args(extra)
             .arg("run")
             .env("RUST_LOG", "warn")
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .spawn()
             .unwrap();
         let path = rewind_daemon::status::status_path(data.path());
@@ -302,8 +327,10 @@ async fn run_variant(cp: &ControlPlane, bin: &std::path::Path, extra: &[&str], o
             "{} {}",
             bin.file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            if extra.is_empty() {
-                "defaults".to_owned()
+            if !envs.is_empty() {
+                "defaults, as deploy/rewindd.service runs it".to_owned()
+            } else if extra.is_empty() {
+                "defaults, hand-run (no environment: built-in allocator settings)".to_owned()
             } else {
                 extra.join(" ")
             }
