@@ -33,10 +33,12 @@ use daemon_support::{differences, journal_state, live_selected, open_journal, re
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
 use rewind_daemon::select::preset::preset;
 use rewind_format::{Limits, SnapshotReader, State};
+use rewind_restore::deep::depth_of_json;
 use rewind_restore::store::{Store, StoreConfig};
 use rewind_restore::{ApplyOptions, DesiredState, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
@@ -85,21 +87,9 @@ fn binary() -> Vec<u8> {
 }
 
 async fn create_crd(admin: &kube::Client) {
-    let crds: Api<DynamicObject> = Api::all_with(
-        admin.clone(),
-        &kube::api::ApiResource::erase::<
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-        >(&()),
-    );
-    let crd: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("oddthings.{GROUP}")},
-        "spec": {"group": GROUP, "scope": "Namespaced",
-            "names": {"plural": "oddthings", "singular": "oddthing", "kind": "OddThing", "listKind": "OddThingList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    let crd =
+        rewind_tests::fixtures::schemaless_crd(GROUP, "v1", "oddthings", "OddThing", true).unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
 }
 
@@ -393,32 +383,6 @@ fn is_heartbeat_after_stop(
     })
 }
 
-/// Max nesting depth of `{`/`[` in JSON text (strings skipped).
-fn json_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_str {
-            match (esc, b) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
 /// A schemaless custom resource nested deeper than serde_json's default
 /// recursion limit (128), which the apiserver accepts: rewindd must record
 /// it. The watcher's LIST used to fail to deserialize ("recursion limit
@@ -452,7 +416,7 @@ async fn regression_objects_nested_deeper_than_128_levels() {
         let body = format!(
             r#"{{"apiVersion":"{GROUP}/v1","kind":"OddThing","metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{spec}}}"#
         );
-        assert_eq!(json_depth(body.as_bytes()), depth + 1);
+        assert_eq!(depth_of_json(body.as_bytes()), depth + 1);
         body
     };
     let url = format!("/apis/{GROUP}/v1/namespaces/{ns}/oddthings");
@@ -551,7 +515,7 @@ async fn regression_objects_nested_deeper_than_128_levels() {
                 }),
             "{name}: a {depth}-level object is not recorded (recorded depth {:?});\n\
              status of its type: {type_status:?}\nlog tail:\n{log}",
-            got.map(|b| json_depth(b))
+            got.map(|b| depth_of_json(b))
         );
     }
     assert_eq!(recorded.len(), listed.len() + watched.len());

@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, PostParams};
 use rewind_restore::raw::RawObject;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions, rewind_bin, rewindd_bin};
@@ -40,21 +41,9 @@ fn url(name: Option<&str>) -> String {
 
 /// The CRD (schemaless) and the namespace.
 async fn prepare(admin: &kube::Client) {
-    let crds: Api<DynamicObject> = Api::all_with(
-        admin.clone(),
-        &kube::api::ApiResource::erase::<
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-        >(&()),
-    );
-    let crd: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("deepthings.{GROUP}")},
-        "spec": {"group": GROUP, "scope": "Namespaced",
-            "names": {"plural": "deepthings", "singular": "deepthing", "kind": "DeepThing", "listKind": "DeepThingList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    let crd = rewind_tests::fixtures::schemaless_crd(GROUP, "v1", "deepthings", "DeepThing", true)
+        .unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(admin.clone());
     nss.create(
