@@ -18,15 +18,18 @@
 //! `REWIND_SOAK_RATE` changes the rate. Must hold: the daemon stays up and
 //! healthy; after a 2-minute warm-up (or the first third of a shorter run)
 //! the open fds never exceed the first sample after warm-up by more than
-//! 16, and the last third's mean RSS is within 1.5x of the first
-//! post-warm-up third's; at the end the journal equals a fresh LIST and the
-//! store holds every durable event.
+//! 16, and RSS stops growing: the last third's mean RSS (of the samples
+//! after warm-up) is within 1.1x of the middle third's (see [`rss_flat`]);
+//! at the end the journal equals a fresh LIST and the store holds every
+//! durable event.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
 )] // test code
 
 mod daemon_support;
@@ -211,6 +214,43 @@ fn mean(v: &[Sample], f: impl Fn(&Sample) -> u64) -> f64 {
     v.iter().map(|s| f(s) as f64).sum::<f64>() / v.len().max(1) as f64
 }
 
+/// RSS means of the first, middle and last third of `after` (the samples
+/// after warm-up), KiB.
+fn rss_thirds(after: &[Sample]) -> (f64, f64, f64) {
+    let third = (after.len() / 3).max(1);
+    let first = mean(&after[..third.min(after.len())], |s| s.rss_kib);
+    let middle = mean(
+        &after[third.min(after.len())..(2 * third).min(after.len())],
+        |s| s.rss_kib,
+    );
+    let last = mean(&after[after.len().saturating_sub(third)..], |s| s.rss_kib);
+    (first, middle, last)
+}
+
+/// Whether RSS stayed flat: the last third's mean is within 1.1x of the
+/// middle third's.
+///
+/// Why not the first third: sled's page cache (64 MiB by default) fills as
+/// the journal grows, so RSS climbs for the first ten minutes or so at
+/// 1,000 events/s and then holds. The 30-minute run at 992 changes/s
+/// (`docs/soak.csv`) went 53 -> 143 MiB in 12 minutes and then stayed at
+/// 143-151 MiB for 18; its first-third/last-third ratio (1.51) failed the
+/// earlier 1.5x bound although nothing grew after the cache was full. A
+/// leak keeps growing, and shows between the middle and the last third.
+fn rss_flat(after: &[Sample]) -> Result<(), String> {
+    let (first, middle, last) = rss_thirds(after);
+    if last <= middle * 1.1 {
+        Ok(())
+    } else {
+        Err(format!(
+            "RSS grew: thirds after warm-up {:.1} / {:.1} / {:.1} MiB",
+            first / 1024.0,
+            middle / 1024.0,
+            last / 1024.0
+        ))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak: minutes to hours; run by hand (see the file's doc)"]
 async fn soak_steady_load_keeps_rss_and_fds_flat() {
@@ -323,20 +363,19 @@ async fn soak_steady_load_keeps_rss_and_fds_flat() {
         secs / 3.0
     };
     let after: Vec<Sample> = samples.iter().filter(|s| s.t_s >= warm).cloned().collect();
-    let third = (after.len() / 3).max(1);
-    let first = mean(&after[..third], |s| s.rss_kib);
-    let last = mean(&after[after.len() - third..], |s| s.rss_kib);
+    let (first, middle, last) = rss_thirds(&after);
     let fd0 = after.first().map_or(0, |s| s.fds);
     let fd_max = after.iter().map(|s| s.fds).max().unwrap_or(0);
     let snaps = samples.last().map_or(0, |s| s.snapshots);
     eprintln!(
         "soak {minutes} min: {:.0} changes/s achieved (target {rate}, {behind} slots skipped), \
-         {n} records, {snaps} snapshots, {} segments stored; RSS first/last third after warm-up \
-         {:.1}/{:.1} MiB (max {:.1}); fds {fd0} -> max {fd_max}; journal dir max {:.1} MiB; \
+         {n} records, {snaps} snapshots, {} segments stored; RSS thirds after warm-up \
+         {:.1}/{:.1}/{:.1} MiB (max {:.1}); fds {fd0} -> max {fd_max}; journal dir max {:.1} MiB; \
          healthy throughout: {healthy}; CSV and SVG at {}",
         achieved,
         samples.last().map_or(0, |s| s.segments),
         first / 1024.0,
+        middle / 1024.0,
         last / 1024.0,
         samples.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
         samples.iter().map(|s| s.journal_bytes).max().unwrap_or(0) as f64 / 1048576.0,
@@ -345,10 +384,59 @@ async fn soak_steady_load_keeps_rss_and_fds_flat() {
     assert!(healthy, "the journal stayed healthy");
     assert!(snaps > 0, "snapshots were made during the soak");
     assert!(fd_max <= fd0 + 16, "open fds grew: {fd0} -> {fd_max}");
+    if let Err(e) = rss_flat(&after) {
+        panic!("{e}");
+    }
+}
+
+fn sample(t_s: f64, rss_mib: f64) -> Sample {
+    Sample {
+        t_s,
+        rss_kib: (rss_mib * 1024.0) as u64,
+        fds: 66,
+        next_seq: 0,
+        changes: 0,
+        journal_bytes: 0,
+        segments: 0,
+        snapshots: 0,
+    }
+}
+
+/// The shape of the 30-minute run: a climb while sled's cache fills, then
+/// a plateau. It failed the old first-vs-last-third bound.
+#[test]
+fn regression_rss_check_accepts_a_cache_filling_then_flat() {
+    let series: Vec<Sample> = (12..180)
+        .map(|i| {
+            let t = f64::from(i) * 10.0;
+            let mib = if t < 740.0 {
+                53.0 + (t - 120.0) * 0.146
+            } else {
+                143.0 + (t - 740.0) * 0.007
+            };
+            sample(t, mib)
+        })
+        .collect();
+    let (first, _, last) = rss_thirds(&series);
     assert!(
-        last <= first * 1.5,
-        "RSS grew: {:.1} -> {:.1} MiB",
-        first / 1024.0,
-        last / 1024.0
+        last > first * 1.5,
+        "the series is the one the old bound refused"
     );
+    rss_flat(&series).unwrap();
+}
+
+#[test]
+fn rss_check_refuses_steady_growth() {
+    // 60 MiB growing 2 MiB a minute, never levelling: a leak. (The bound
+    // cannot see a leak much slower than about 1 MiB a minute in 30 minutes.)
+    let series: Vec<Sample> = (12..180)
+        .map(|i| sample(f64::from(i) * 10.0, 60.0 + f64::from(i) * 2.0 / 6.0))
+        .collect();
+    let err = rss_flat(&series).unwrap_err();
+    assert!(err.contains("RSS grew"), "{err}");
+    // Flat passes.
+    let flat: Vec<Sample> = (12..180)
+        .map(|i| sample(f64::from(i) * 10.0, 100.0))
+        .collect();
+    rss_flat(&flat).unwrap();
 }
