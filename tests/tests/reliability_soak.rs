@@ -233,8 +233,8 @@ fn rss_thirds(after: &[Sample]) -> (f64, f64, f64) {
 /// Why not the first third: sled's page cache (64 MiB by default) fills as
 /// the journal grows, so RSS climbs for the first ten minutes or so at
 /// 1,000 events/s and then holds. The 30-minute run at 992 changes/s
-/// (`docs/soak.csv`) went 53 -> 143 MiB in 12 minutes and then stayed at
-/// 143-151 MiB for 18; its first-third/last-third ratio (1.51) failed the
+/// (`docs/soak.csv`) went 52 -> 139 MiB in 12 minutes and then stayed at
+/// 139-150 MiB for 18; its first-third/last-third ratio (1.51) failed the
 /// earlier 1.5x bound although nothing grew after the cache was full. A
 /// leak keeps growing, and shows between the middle and the last third.
 fn rss_flat(after: &[Sample]) -> Result<(), String> {
