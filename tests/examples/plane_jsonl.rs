@@ -4,9 +4,14 @@
 //!
 //! ```text
 //! cargo run --release -p rewind-tests --example plane_jsonl -- 100000 /tmp/plane.jsonl
+//! cargo run --release -p rewind-tests --example plane_jsonl -- 100000 /tmp/ref.jsonl --reference-mix
 //! cargo run --release -p rewind-tests --example plane_jsonl -- 5000 /tmp/api.jsonl --api
 //! ```
 //!
+//! - `--reference-mix`: the plane of [`PlaneSpec::reference_mix_with_object_target`]
+//!   (calibrated to `shared/reference/rancher/README.md`: RoleBindings
+//!   dominant, 10 nodes and 5 users per cluster, real CA certificates)
+//!   instead of [`PlaneSpec::with_object_target`]; combines with `--api`.
 //! - Default: the plane of [`PlaneSpec::with_object_target`] with the fields
 //!   the API server adds on create filled in the way it fills them: a random
 //!   `uid`, a global increasing `resourceVersion` (one etcd revision per write,
@@ -186,14 +191,27 @@ async fn through_api(spec: &PlaneSpec) -> anyhow::Result<Vec<Value>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .context("usage: plane_jsonl OBJECTS OUT.jsonl [--api]")?;
-    let path = args
-        .get(1)
-        .context("usage: plane_jsonl OBJECTS OUT.jsonl [--api]")?;
-    let spec = PlaneSpec::with_object_target(n);
+    const USAGE: &str = "usage: plane_jsonl OBJECTS OUT.jsonl [--reference-mix] [--api]";
+    let n: usize = args.first().and_then(|a| a.parse().ok()).context(USAGE)?;
+    let path = args.get(1).context(USAGE)?;
+    let spec = if args.iter().any(|a| a == "--reference-mix") {
+        PlaneSpec::reference_mix_with_object_target(n)
+    } else {
+        PlaneSpec::with_object_target(n)
+    };
+    eprintln!(
+        "plane: {} clusters, {} nodes/cluster, {} users, {} tokens/user, {} RoleBindings{}",
+        spec.clusters,
+        spec.nodes_per_cluster,
+        spec.users,
+        spec.tokens_per_user,
+        spec.role_binding_count(),
+        if spec.reference.is_some() {
+            " (reference mix)"
+        } else {
+            ""
+        }
+    );
     let objects = if args.iter().any(|a| a == "--api") {
         through_api(&spec).await?
     } else {
