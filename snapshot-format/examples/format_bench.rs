@@ -3,12 +3,14 @@
 //! file per object (what Rancher Backups writes) and `zstd -19 --long` of the
 //! concatenated JSON (near the practical limit).
 //!
-//! Run: `cargo run --release -p rewind-format --example format_bench -- [OBJECTS] [--strip] [--jsonl FILE]`
+//! Run: `cargo run --release -p rewind-format --example format_bench -- [OBJECTS] [--strip] [--jsonl [LABEL=]FILE]...`
 //! - `OBJECTS`: how many objects to generate (default 100,000);
 //! - `--strip`: drop the fields the API server adds (uid, resourceVersion,
 //!   creationTimestamp, managedFields), i.e. objects as created: much less
 //!   per-object entropy, which is what limits the ratio to tar.gz;
-//! - `--jsonl FILE`: measure on real data instead, one JSON object per line;
+//! - `--jsonl [LABEL=]FILE`: measure on this input instead, one JSON object
+//!   per line; repeat it to measure several inputs in one run, each after a
+//!   line `Input: LABEL (FILE)` (LABEL defaults to the file's stem);
 //! - `--no-baselines`: skip tar.gz and zstd (throughput only);
 //! - `--no-dup-fields`: leave uid and resourceVersion out of the records
 //!   (an experiment: they duplicate fields of the JSON);
@@ -21,8 +23,16 @@
 //!
 //! ```text
 //! cargo run --release -p rewind-tests --example plane_jsonl -- 100000 /tmp/plane.jsonl
-//! cargo run --release -p rewind-format --example format_bench -- --jsonl /tmp/plane.jsonl
+//! cargo run --release -p rewind-tests --example plane_jsonl -- 100000 /tmp/ref.jsonl --reference-mix
+//! cargo run --release -p rewind-format --example format_bench -- \
+//!     --jsonl new-plane=/tmp/plane.jsonl --jsonl reference-mix=/tmp/ref.jsonl
 //! ```
+//!
+//! The first is `PlaneSpec::new`'s plane (4 RoleBindings per cluster, a
+//! management Cluster with 1.1 to 2.6 KB of uniform random base64 as its
+//! `caCert` every 20 objects); the second `PlaneSpec::reference_mix`,
+//! calibrated to `shared/reference/rancher/README.md` (RoleBindings
+//! dominant, real-shaped CA certificates).
 //!
 //! Throughput is the best of 3 encodes and 5 decodes, to damp the noise of a
 //! shared machine.
@@ -714,26 +724,100 @@ fn strip_server_fields(state: &mut [TypeObjects]) {
     }
 }
 
-/// Characters and count of the base64-looking strings of 40 or more
-/// characters in `v` (token values such as `$3:1:<salt>:<hash>` included).
-fn base64_strings(v: &Value) -> (u64, u64) {
+/// The base64-looking strings of 40 or more characters in some JSON (token
+/// values such as `$3:1:<salt>:<hash>` included).
+#[derive(Default, Clone, Copy)]
+struct Blobs {
+    /// Their characters.
+    chars: u64,
+    /// How many.
+    count: u64,
+    /// How many of them decode to a PEM certificate (a `caCert`).
+    pem: u64,
+    /// The DER bytes of those certificates.
+    der: u64,
+    /// Their information if random: 6 bits per character, except that a
+    /// PEM certificate counts as its DER bytes (8 bits each: an upper
+    /// estimate, since DER is mostly structure around a random key and
+    /// signature, but far below 6 bits per character of base64 of base64).
+    bits: u64,
+}
+
+impl std::ops::Add for Blobs {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            chars: self.chars + o.chars,
+            count: self.count + o.count,
+            pem: self.pem + o.pem,
+            der: self.der + o.der,
+            bits: self.bits + o.bits,
+        }
+    }
+}
+
+/// Standard base64 (padding and line breaks allowed); `None` if it is not.
+fn unbase64(s: &str) -> Option<Vec<u8>> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut acc, mut n, mut out) = (0u32, 0u32, Vec::with_capacity(s.len() * 3 / 4));
+    for c in s.bytes().filter(|c| !matches!(c, b'=' | b'\n' | b'\r')) {
+        acc = (acc << 6) | A.iter().position(|a| *a == c)? as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((acc >> n) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The DER bytes of the PEM certificates `s` (base64 of PEM) holds, if any.
+fn pem_der_bytes(s: &str) -> Option<u64> {
+    // "LS0t" is base64 of "---": skip decoding everything else.
+    if !s.starts_with("LS0t") {
+        return None;
+    }
+    let pem = String::from_utf8(unbase64(s)?).ok()?;
+    if !pem.starts_with("-----BEGIN CERTIFICATE-----") {
+        return None;
+    }
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Some(unbase64(&body)?.len() as u64)
+}
+
+fn base64_strings(v: &Value) -> Blobs {
     match v {
         Value::String(s)
             if s.len() >= 40
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+/=$:".contains(&b)) =>
         {
-            (s.len() as u64, 1)
+            let chars = s.len() as u64;
+            match pem_der_bytes(s) {
+                Some(der) => Blobs {
+                    chars,
+                    count: 1,
+                    pem: 1,
+                    der,
+                    bits: der * 8,
+                },
+                None => Blobs {
+                    chars,
+                    count: 1,
+                    bits: chars * 6,
+                    ..Blobs::default()
+                },
+            }
         }
         Value::Array(a) => a
             .iter()
             .map(base64_strings)
-            .fold((0, 0), |x, y| (x.0 + y.0, x.1 + y.1)),
+            .fold(Blobs::default(), |x, y| x + y),
         Value::Object(m) => m
             .values()
             .map(base64_strings)
-            .fold((0, 0), |x, y| (x.0 + y.0, x.1 + y.1)),
-        _ => (0, 0),
+            .fold(Blobs::default(), |x, y| x + y),
+        _ => Blobs::default(),
     }
 }
 
@@ -757,7 +841,7 @@ impl Identifiers {
     }
 
     fn scan(&mut self, s: &str) {
-        if s.len() >= 40 && base64_strings(&Value::String(s.to_owned())).1 == 1 {
+        if s.len() >= 40 && base64_strings(&Value::String(s.to_owned())).count == 1 {
             return; // already counted as a blob
         }
         let is_uuid = |t: &str| {
@@ -789,11 +873,38 @@ impl Identifiers {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let total: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
-    let t = Instant::now();
-    let mut state = match args.iter().position(|a| a == "--jsonl") {
-        Some(i) => load_jsonl(&args[i + 1]),
-        None => generate(total),
-    };
+    // `--jsonl [LABEL=]FILE`, repeatable: each input is measured in turn,
+    // in this one run, under an `Input:` line naming it.
+    let inputs: Vec<(String, String)> = args
+        .windows(2)
+        .filter(|w| w[0] == "--jsonl")
+        .map(|w| match w[1].split_once('=') {
+            Some((label, file)) => (label.to_owned(), file.to_owned()),
+            None => (
+                std::path::Path::new(&w[1])
+                    .file_stem()
+                    .map_or_else(|| w[1].clone(), |s| s.to_string_lossy().into_owned()),
+                w[1].clone(),
+            ),
+        })
+        .collect();
+    if inputs.is_empty() {
+        let t = Instant::now();
+        measure(&args, generate(total), t);
+    }
+    for (i, (label, file)) in inputs.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("Input: {label} ({file})");
+        let t = Instant::now();
+        measure(&args, load_jsonl(file), t);
+    }
+}
+
+/// Every figure for one input: baselines, floor, the snapshot at each
+/// setting, and the experiments `args` ask for.
+fn measure(args: &[String], mut state: Vec<TypeObjects>, t: Instant) {
     if args.iter().any(|a| a == "--strip") {
         strip_server_fields(&mut state);
     }
@@ -850,15 +961,25 @@ fn main() {
     // up to 6 bits of information per character. In the test generator they
     // are uniformly random, so this is a hard floor there; on real data it
     // is an upper estimate of that floor.
-    let (blob_chars, blobs) = state
+    let blobs = state
         .iter()
         .flat_map(|(_, v)| v.iter())
         .filter_map(|o| serde_json::from_slice::<Value>(&o.object).ok())
         .map(|v| base64_strings(&v))
-        .fold((0u64, 0u64), |a, b| (a.0 + b.0, a.1 + b.1));
-    let floor = blob_chars * 6 / 8;
+        .fold(Blobs::default(), |a, b| a + b);
+    let floor = blobs.bits / 8;
+    let pem = if blobs.pem > 0 {
+        format!(
+            " ({} of them PEM certificates, counted as their {} DER bytes)",
+            blobs.pem, blobs.der
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "Floor: {blobs} base64 strings of 40+ characters, {blob_chars} characters: at least {floor} bytes if random{}",
+        "Floor: {} base64 strings of 40+ characters, {} characters{pem}: at least {floor} bytes if random{}",
+        blobs.count,
+        blobs.chars,
         tgz.map_or(String::new(), |t| format!(
             ", {:.3}x tar.gz by themselves",
             floor as f64 / t as f64

@@ -76,14 +76,10 @@ fn main() -> Result<()> {
         }
         eprintln!("[bench-suite] {}: cargo {}", b.name, b.cargo.join(" "));
         let t = Instant::now();
-        if !b.setup.is_empty() {
-            eprintln!(
-                "[bench-suite] {} setup: cargo {}",
-                b.name,
-                b.setup.join(" ")
-            );
+        for step in b.setup {
+            eprintln!("[bench-suite] {} setup: cargo {}", b.name, step.join(" "));
             let st = rewind_tests::cargo::command()
-                .args(b.setup)
+                .args(*step)
                 .current_dir(&root)
                 .status()
                 .with_context(|| format!("running the setup of {}", b.name))?;

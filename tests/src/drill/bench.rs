@@ -13,8 +13,9 @@ use std::time::Duration;
 pub struct Bench {
     /// Short name (`--only` uses it).
     pub name: &'static str,
-    /// Cargo arguments run first to make its input (none: no setup).
-    pub setup: &'static [&'static str],
+    /// Cargo commands (arguments of each) run first, in order, to make its
+    /// inputs (none: no setup).
+    pub setup: &'static [&'static [&'static str]],
     /// The cargo arguments that run it.
     pub cargo: &'static [&'static str],
     /// Environment for it (sizes).
@@ -88,18 +89,37 @@ pub fn suite() -> Vec<Bench> {
     vec![
         Bench {
             name: "format",
-            // The generated Rancher-like plane of 100,000 objects, shaped
-            // like API output (uid, resourceVersion, managedFields, ...).
+            // Two generated Rancher-like planes of 100,000 objects, shaped
+            // like API output (uid, resourceVersion, managedFields, ...),
+            // measured one after the other in one run: `new-plane` is
+            // `PlaneSpec::new`'s (the input of the earlier figures);
+            // `reference-mix` is `PlaneSpec::reference_mix`, calibrated to
+            // shared/reference/rancher/README.md (RoleBindings dominant,
+            // real-shaped CA certificates).
             setup: &[
-                "run",
-                "--release",
-                "-p",
-                "rewind-tests",
-                "--example",
-                "plane_jsonl",
-                "--",
-                "100000",
-                "target/bench-plane-100k.jsonl",
+                &[
+                    "run",
+                    "--release",
+                    "-p",
+                    "rewind-tests",
+                    "--example",
+                    "plane_jsonl",
+                    "--",
+                    "100000",
+                    "target/bench-plane-100k.jsonl",
+                ],
+                &[
+                    "run",
+                    "--release",
+                    "-p",
+                    "rewind-tests",
+                    "--example",
+                    "plane_jsonl",
+                    "--",
+                    "100000",
+                    "target/bench-reference-100k.jsonl",
+                    "--reference-mix",
+                ],
             ],
             cargo: &[
                 "run",
@@ -110,7 +130,9 @@ pub fn suite() -> Vec<Bench> {
                 "format_bench",
                 "--",
                 "--jsonl",
-                "target/bench-plane-100k.jsonl",
+                "new-plane=target/bench-plane-100k.jsonl",
+                "--jsonl",
+                "reference-mix=target/bench-reference-100k.jsonl",
             ],
             env: &[],
             target: "size <= 0.6x tar.gz and <= 1.15x zstd -19 --long; encode >= 100 MB/s, decode >= 400 MB/s (one core)",
@@ -274,7 +296,34 @@ fn extract_restore(out: &str) -> Vec<Figure> {
         .collect()
 }
 
+/// The format bench's figures, for each input it measured (its output has
+/// an `Input: LABEL (FILE)` line before each; older output has none).
 fn extract_format(out: &str) -> Vec<Figure> {
+    let mut sections: Vec<(Option<&str>, String)> = vec![(None, String::new())];
+    for line in out.lines() {
+        if let Some(input) = line.strip_prefix("Input: ") {
+            let label = input.split(" (").next().unwrap_or(input);
+            sections.push((Some(label), String::new()));
+        } else if let Some((_, text)) = sections.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    sections
+        .iter()
+        .flat_map(|(label, text)| {
+            extract_format_input(text).into_iter().map(move |mut f| {
+                if let Some(label) = label {
+                    f.what = format!("input {label}: {}", f.what);
+                }
+                f
+            })
+        })
+        .collect()
+}
+
+/// The figures of one input's section of the format bench's output.
+fn extract_format_input(out: &str) -> Vec<Figure> {
     let baselines = out
         .lines()
         .find(|l| l.starts_with("Baselines:"))
@@ -529,11 +578,12 @@ pub fn markdown(
             .collect();
         let _ = writeln!(s, "### {}\n", o.bench.name);
         let _ = writeln!(s, "Target: {}\n", o.bench.target);
-        let setup = if o.bench.setup.is_empty() {
-            String::new()
-        } else {
-            format!("cargo {} && ", o.bench.setup.join(" "))
-        };
+        let setup: String = o
+            .bench
+            .setup
+            .iter()
+            .map(|step| format!("cargo {} && ", step.join(" ")))
+            .collect();
         let took = if o.elapsed.is_zero() {
             String::new()
         } else {
@@ -589,6 +639,38 @@ level    block        bytes  /tar.gz  /zstd-19L  enc wall   enc cpu  dec wall   
         assert_eq!(f[0].ratio, "0.900 of tar.gz, 1.125 of zstd-19L");
         assert_eq!(f[1].value, "600");
         assert_eq!(f[1].ratio, "0.600x tar.gz by themselves");
+    }
+
+    #[test]
+    fn format_figures_are_labelled_by_input() {
+        let section = |tgz: u32, bytes: u32| {
+            format!(
+                "Baselines: tar.gz {tgz} bytes, zstd -19 --long 800 bytes\n\n\
+level    block        bytes  /tar.gz  /zstd-19L  enc wall   enc cpu  dec wall   dec cpu\n\
+    9    1024K          {bytes}    0.900      1.125       151       152      3094      3204\n\n"
+            )
+        };
+        let out = format!(
+            "Input: new-plane (a.jsonl)\n{}\nInput: reference-mix (b.jsonl)\n{}",
+            section(1000, 900),
+            section(2000, 700)
+        );
+        let f = extract_format(&out);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(
+            f[0].what.starts_with("input new-plane: snapshot size"),
+            "{}",
+            f[0].what
+        );
+        assert_eq!(f[0].value, "900");
+        assert!(f[0].baseline.starts_with("tar.gz 1000 bytes"));
+        assert!(
+            f[1].what.starts_with("input reference-mix: "),
+            "{}",
+            f[1].what
+        );
+        assert_eq!(f[1].value, "700");
+        assert!(f[1].baseline.starts_with("tar.gz 2000 bytes"));
     }
 
     #[test]
