@@ -16,7 +16,10 @@
 //! level N instead of the daemon's [`STATE_ZSTD_LEVEL`], and
 //! `REWIND_BENCH_BLOCK_LEVEL=N` changes the block level: to compare encodings.
 //! `REWIND_BENCH_CACHE_MB=N` gives the journal a sled page cache of N MiB
-//! instead of the default.
+//! instead of the default, `REWIND_BENCH_BLOCK_BYTES=N` blocks of at most N
+//! bytes. `REWIND_BENCH_HELD=1` prints, after each journal
+//! row's run, how much RSS the open journal holds (sled's cache and the rest
+//! of sled's memory) and its size on disk.
 //!
 //! [`STATE_ZSTD_LEVEL`]: rewind_daemon::journal::state::STATE_ZSTD_LEVEL
 //!
@@ -127,6 +130,14 @@ fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Durati
     {
         opts.cache_capacity = mb << 20;
     }
+    // REWIND_BENCH_BLOCK_BYTES=N compares block sizes (a large N: one
+    // block per batch, as before 0.1's bounded blocks).
+    if let Some(n) = std::env::var("REWIND_BENCH_BLOCK_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        opts.block_bytes = n;
+    }
     let mut j = Journal::open(dir.path(), &opts).unwrap();
     // REWIND_BENCH_STATE_LEVEL=raw|N compares state value encodings.
     let comp = match std::env::var("REWIND_BENCH_STATE_LEVEL").ok().as_deref() {
@@ -156,7 +167,35 @@ fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Durati
     }
     let took = (start.elapsed(), prep, commit);
     assert_eq!(j.next_seq(), obs.len() as u64 + 1, "every event recorded");
+    if std::env::var("REWIND_BENCH_HELD").is_ok_and(|v| v == "1") {
+        // What the open journal holds in memory (sled's cache and whatever
+        // else sled keeps): RSS with it open, minus RSS once it is closed,
+        // each read after jemalloc's background purge (dirty pages kept 1 s).
+        drop((ing, enc));
+        std::thread::sleep(Duration::from_secs(2));
+        let open = rss_kb();
+        let size = j.size_on_disk().unwrap_or(0);
+        drop(j);
+        std::thread::sleep(Duration::from_secs(2));
+        let closed = rss_kb();
+        println!(
+            "  batch {batch}: the open journal held {} MB of RSS; {} MB on disk",
+            open.saturating_sub(closed) / 1024,
+            size >> 20
+        );
+    }
     took
+}
+
+/// This process's resident set, KiB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {

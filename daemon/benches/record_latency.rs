@@ -5,7 +5,12 @@
 //!   child process, peak and settled RSS from /proc).
 //!
 //! `cargo bench -p rewind-daemon --bench record_latency`
-//! (REWIND_BENCH_WRITES, REWIND_BENCH_OBJECTS to change the sizes).
+//! (REWIND_BENCH_WRITES, REWIND_BENCH_OBJECTS to change the sizes). Each
+//! daemon's log goes to `target/record_latency-logs/rewindd-N.log` (N counts
+//! the rows in order), so the table stays readable.
+//! `REWIND_BENCH_VARIANTS="--flag value;--flag value"` replaces the tuned
+//! rows, `REWIND_BENCH_STOP=KILL` stops each daemon with SIGKILL (for a heap
+//! profiler to see what was live).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -182,7 +187,9 @@ async fn latency(cp: &ControlPlane, writes: usize) {
     );
 }
 
-fn rss_kb(pid: u32) -> (u64, u64) {
+/// (VmRSS, VmHWM, RssAnon) of a process, KiB. RssAnon leaves out the
+/// binary's own pages (RssFile), which no heap change moves.
+fn rss_kb(pid: u32) -> (u64, u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         s.lines()
@@ -191,7 +198,7 @@ fn rss_kb(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS:"), field("VmHWM:"), field("RssAnon:"))
 }
 
 async fn memory(cp: &ControlPlane, objects: usize) {
@@ -236,8 +243,8 @@ async fn memory(cp: &ControlPlane, objects: usize) {
     );
     println!("\nrewindd recording {objects} 2 KB objects (loaded in {load:.1?})");
     println!(
-        "{:<70} {:>9} {:>13} {:>12} {:>10}",
-        "binary and settings", "recorded", "initial sync", "RSS settled", "RSS peak"
+        "{:<70} {:>9} {:>13} {:>12} {:>10} {:>10}",
+        "binary and settings", "recorded", "initial sync", "RSS settled", "RSS peak", "anon"
     );
     // REWIND_BENCH_DEFAULTS_ONLY=1 skips the tuned variants.
     let defaults_only = std::env::var("REWIND_BENCH_DEFAULTS_ONLY").is_ok_and(|v| v == "1");
@@ -257,6 +264,22 @@ async fn memory(cp: &ControlPlane, objects: usize) {
             ],
         ]
     };
+    // REWIND_BENCH_VARIANTS="--flag value;--flag value" replaces the tuned
+    // variants (each `;`-separated entry is one row's extra flags).
+    let custom: Option<Vec<Vec<String>>> = std::env::var("REWIND_BENCH_VARIANTS").ok().map(|v| {
+        v.split(';')
+            .map(|row| row.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    });
+    let custom_refs: Option<Vec<Vec<&str>>> = custom.as_ref().map(|rows| {
+        rows.iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect()
+    });
+    let custom_slices: Option<Vec<&[&str]>> = custom_refs
+        .as_ref()
+        .map(|rows| rows.iter().map(Vec::as_slice).collect());
+    let variants: &[&[&str]] = custom_slices.as_deref().unwrap_or(variants);
     let unit = unit_env();
     for bin in &bins {
         // Production runs rewindd under deploy/rewindd.service, whose
@@ -291,6 +314,8 @@ async fn run_variant(
 ) {
     {
         let data = tempfile::tempdir().unwrap();
+        let log_path = log_dir().join(format!("rewindd-{}.log", next_log()));
+        let log = std::fs::File::create(&log_path).unwrap();
         let t = Instant::now();
         let mut child = std::process::Command::new(bin)
             .arg("--kubeconfig")
@@ -302,6 +327,9 @@ async fn run_variant(
             .arg("run")
             .env("RUST_LOG", "warn")
             .envs(envs.iter().map(|(k, v)| (k, v)))
+            // The daemon's log goes to a file, not into the table.
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
         let path = rewind_daemon::status::status_path(data.path());
@@ -317,9 +345,13 @@ async fn run_variant(
         }
         let synced = t.elapsed();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (rss, hwm) = rss_kb(child.id());
+        let (rss, hwm, anon) = rss_kb(child.id());
+        // REWIND_BENCH_STOP=KILL stops the daemon without its shutdown, so
+        // a heap profiler (a REWIND_BENCH_REWINDD wrapper that execs
+        // rewindd under heaptrack) sees what was live when RSS was read.
+        let signal = std::env::var("REWIND_BENCH_STOP").unwrap_or_else(|_| "TERM".into());
         let _ = std::process::Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{signal}"))
             .arg(child.id().to_string())
             .status();
         let _ = child.wait();
@@ -336,11 +368,24 @@ async fn run_variant(
             }
         );
         println!(
-            "{label:<70} {recorded:>9} {synced:>13.1?} {:>9} MB {:>7} MB",
+            "{label:<70} {recorded:>9} {synced:>13.1?} {:>9} MB {:>7} MB {:>7} MB",
             rss / 1024,
-            hwm / 1024
+            hwm / 1024,
+            anon / 1024
         );
     }
+}
+
+/// Where the daemons' logs go: `target/record_latency-logs`.
+fn log_dir() -> std::path::PathBuf {
+    let dir = rewind_tests::controlplane::target_dir().join("record_latency-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn next_log() -> usize {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[tokio::main]
@@ -350,4 +395,8 @@ async fn main() {
         latency(&cp, env("REWIND_BENCH_WRITES", 2000)).await;
     }
     memory(&cp, env("REWIND_BENCH_OBJECTS", 100_000)).await;
+    println!(
+        "\n(daemon logs, one per row: {})",
+        log_dir().join("rewindd-N.log").display()
+    );
 }

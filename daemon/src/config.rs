@@ -490,6 +490,7 @@ impl Config {
             journal: JournalOptions {
                 cache_capacity: cache_mb << 20,
                 zstd_level,
+                ..JournalOptions::default()
             },
             queue_bytes: usize::try_from(queue_mb << 20).unwrap_or(usize::MAX),
             discovery_interval: Duration::from_secs(discovery_s),

@@ -212,7 +212,7 @@ impl Writer {
             .journal
             .as_ref()
             .ok_or_else(|| journal::Error::Corrupt("journal is not open".into()))?;
-        let mut b = j.batch();
+        let mut b = j.batch().track_touched(self.commits.is_some());
         for m in msgs {
             self.ingestor.apply(&mut b, &m.obs)?;
         }
@@ -258,8 +258,12 @@ impl Writer {
                     });
                     rt.block_on(tokio::time::sleep(backoff));
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    if matches!(e, journal::Error::Storage(_) | journal::Error::NeedsReopen)
-                        || self.journal.is_none()
+                    if matches!(
+                        e,
+                        journal::Error::Storage(_)
+                            | journal::Error::NeedsReopen
+                            | journal::Error::BlobSync(_)
+                    ) || self.journal.is_none()
                     {
                         self.reopen(rt);
                     }
@@ -317,9 +321,10 @@ impl Writer {
         let now = now_ms();
         let next_seq = p.next_seq;
         let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        // Per type: newest observation now durable, and events recorded.
-        let mut durable: std::collections::HashMap<String, (i64, String, String, String)> =
-            std::collections::HashMap::new();
+        // Per type: newest observation now durable. Watchers share one
+        // `Arc` per type and a batch holds few types, so a short list
+        // compared by pointer beats formatting a type key per message.
+        let mut newest: Vec<(&Arc<rewind_format::ResourceType>, i64)> = Vec::new();
         for m in msgs {
             let (rtype, at) = match &m.obs {
                 crate::ingest::Observation::Applied { rtype, object, .. }
@@ -330,6 +335,17 @@ impl Writer {
                 | crate::ingest::Observation::ResyncEnd { rtype, at_ms, .. }
                 | crate::ingest::Observation::TypeGone { rtype, at_ms, .. } => (rtype, *at_ms),
             };
+            match newest
+                .iter_mut()
+                .find(|(t, _)| Arc::ptr_eq(t, rtype) || **t == *rtype)
+            {
+                Some((_, a)) => *a = (*a).max(at),
+                None => newest.push((rtype, at)),
+            }
+        }
+        let mut durable: std::collections::HashMap<String, (i64, String, String, String)> =
+            std::collections::HashMap::new();
+        for (rtype, at) in newest {
             let e = durable.entry(type_key(rtype)).or_insert_with(|| {
                 (
                     at,
@@ -340,12 +356,12 @@ impl Writer {
             });
             e.0 = e.0.max(at);
         }
-        let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-        for (k, _) in &p.touched {
-            *counts.entry(k.type_key.clone()).or_default() += 1;
-        }
         for (tk, (at, av, kind, _)) in durable {
-            let n = counts.get(&tk).copied().unwrap_or(0);
+            let n = p
+                .type_counts
+                .iter()
+                .find(|(t, _)| *t == tk)
+                .map_or(0, |(_, n)| *n);
             self.board.update_type(&tk, &av, &kind, |t| {
                 t.durable_through_ms = Some(t.durable_through_ms.map_or(at, |d| d.max(at)));
                 if n > 0 {

@@ -138,12 +138,15 @@ impl EventLog for JournalView {
             .and_then(std::result::Result::ok)
             .and_then(|k| decode_seq(&k))
             .unwrap_or(from);
-        let limits = rewind_format::Limits::default();
+        // One zstd context for every block (a group commit is many small
+        // blocks).
+        let mut decoder = rewind_format::EventBlockDecoder::new(rewind_format::Limits::default())
+            .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut bytes = 0u64;
         for kv in self.log.range(seq_key(start)..) {
             let (_, v) = kv.map_err(|e| e.to_string())?;
-            let records = rewind_format::decode_block(&v, &limits).map_err(|e| e.to_string())?;
+            let records = decoder.decode(&v).map_err(|e| e.to_string())?;
             for r in records {
                 if r.seq >= from {
                     bytes += u64::try_from(r.object.len()).unwrap_or(u64::MAX);

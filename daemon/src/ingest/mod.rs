@@ -25,7 +25,8 @@ use rewind_format::{EventKind, EventRecord, ResourceType};
 use tracing::warn;
 
 use crate::journal::batch::StateChange;
-use crate::journal::{BatchBuilder, ObjectCompressor, ObjectKey, StateEntry, type_key};
+use crate::journal::keys::encode_key;
+use crate::journal::{BatchBuilder, ObjectCompressor, StateEntry, type_key};
 
 pub use ignore::IgnoreRule;
 pub use relist::RelistTracker;
@@ -106,8 +107,8 @@ pub struct Ingestor {
     /// Shared with the configuration reload (SIGHUP), which swaps the rules.
     ignore: SharedIgnore,
     relists: RelistTracker,
-    /// The last observation's type and its key (see [`Ingestor::key_of`]).
-    last_type: Option<(Arc<ResourceType>, String)>,
+    /// The last observation's type and its key (see [`Ingestor::type_key_of`]).
+    last_type: Option<(Arc<ResourceType>, Arc<str>)>,
 }
 
 /// Ignore rules by type key, replaceable while the writer runs.
@@ -147,22 +148,17 @@ impl Ingestor {
         std::sync::Arc::clone(&self.ignore)
     }
 
-    /// The state key of an observed object. Watchers share one
-    /// `Arc<ResourceType>` per type, so the type key is formatted once per
-    /// run of observations of a type, not once per object.
-    fn key_of(&mut self, rtype: &Arc<ResourceType>, o: &ObservedObject) -> ObjectKey {
-        let type_key = match &self.last_type {
-            Some((t, k)) if Arc::ptr_eq(t, rtype) || **t == **rtype => k.clone(),
+    /// The type key of an observed object's type. Watchers share one
+    /// `Arc<ResourceType>` per type, so it is formatted once per run of
+    /// observations of a type, not once per object.
+    fn type_key_of(&mut self, rtype: &Arc<ResourceType>) -> Arc<str> {
+        match &self.last_type {
+            Some((t, k)) if Arc::ptr_eq(t, rtype) || **t == **rtype => Arc::clone(k),
             _ => {
-                let k = type_key(rtype);
-                self.last_type = Some((Arc::clone(rtype), k.clone()));
+                let k: Arc<str> = type_key(rtype).into();
+                self.last_type = Some((Arc::clone(rtype), Arc::clone(&k)));
                 k
             }
-        };
-        ObjectKey {
-            type_key,
-            namespace: o.namespace.clone(),
-            name: o.name.clone(),
         }
     }
 
@@ -262,12 +258,12 @@ impl Ingestor {
                 object,
                 relist,
             } => {
-                let key = self.key_of(rtype, object);
-                self.applied(b, rtype, key, object, *relist)
+                let tk = self.type_key_of(rtype);
+                self.applied(b, rtype, &tk, object, *relist)
             }
             Observation::Deleted { rtype, object } => {
-                let key = self.key_of(rtype, object);
-                self.deleted(b, rtype, key, object)
+                let tk = self.type_key_of(rtype);
+                self.deleted(b, rtype, &tk, object)
             }
             Observation::ResyncBegin { rtype, at_ms } => {
                 let at_ms = *at_ms;
@@ -298,14 +294,12 @@ impl Ingestor {
                 let Some(seen) = self.relists.end(&tk) else {
                     return Ok(());
                 };
-                for k in b.keys_of_type(&tk)? {
-                    if seen.contains(&k) {
-                        continue;
-                    }
-                    let Some(key) = ObjectKey::decode(&k) else {
-                        continue;
-                    };
-                    if let Some(e) = b.get(&key)? {
+                // The relist's set goes back to the tracker before any
+                // error returns, so a rollback can reopen it.
+                let missing = self.relist_missing(b, rtype, &tk, &seen);
+                self.relists.closed(seen);
+                for k in missing? {
+                    if let Some(e) = b.get_encoded(&k)? {
                         self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
                     }
                 }
@@ -332,11 +326,8 @@ impl Ingestor {
                 let at_ms = *at_ms;
                 let tk = type_key(rtype);
                 self.relists.discard(&tk);
-                for k in b.keys_of_type(&tk)? {
-                    let Some(key) = ObjectKey::decode(&k) else {
-                        continue;
-                    };
-                    if let Some(e) = b.get(&key)? {
+                for k in b.keys_of_type_where(&tk, |_| true)? {
+                    if let Some(e) = b.get_encoded(&k)? {
                         self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
                     }
                 }
@@ -346,54 +337,89 @@ impl Ingestor {
         }
     }
 
+    /// The state keys of a type that its completed relist did not deliver:
+    /// deleted while unwatched. When the type's object count says the relist
+    /// delivered every recorded object, nothing is missing and the state is
+    /// not read: scanning it pulls every object of the type through sled's
+    /// cache, and sled 0.34 keeps such sparsely read pages (each of its 256
+    /// cache shards evicts only after 64 accesses), which kept the whole
+    /// state in memory after every relist. Otherwise the keys are scanned
+    /// (only those not delivered are kept) and the count is set from them.
+    fn relist_missing(
+        &self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        tk: &str,
+        seen: &relist::Delivered,
+    ) -> Result<Vec<Vec<u8>>> {
+        let delivered = seen.in_state();
+        if b.type_record(rtype)?.objects == Some(delivered) {
+            return Ok(Vec::new());
+        }
+        let mut total = 0u64;
+        let missing = b.keys_of_type_where(tk, |k| {
+            total += 1;
+            !seen.contains(k)
+        })?;
+        // The inferred deletions that follow count themselves down.
+        b.type_record(rtype)?.objects = Some(total);
+        Ok(missing)
+    }
+
     fn applied(
         &mut self,
         b: &mut BatchBuilder<'_>,
         rtype: &ResourceType,
-        key: ObjectKey,
+        tk: &str,
         o: &ObservedObject,
         relist: bool,
     ) -> Result<()> {
+        // Encoded once: deduplication, the staged state write and the
+        // relist set all use this key.
+        let k = encode_key(tk, &o.namespace, &o.name);
+        let in_state = self.apply_object(b, rtype, tk, &k, o)?;
         if relist {
-            self.relists.seen(&key.type_key, key.encode());
+            self.relists.seen(tk, &k, in_state);
         }
+        Ok(())
+    }
+
+    /// Records an added or modified object; returns whether its key is in
+    /// the state afterwards.
+    fn apply_object(
+        &mut self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        tk: &str,
+        k: &[u8],
+        o: &ObservedObject,
+    ) -> Result<bool> {
         if self.too_large(rtype, o) {
-            return Ok(());
+            return Ok(b.head_encoded(k)?.is_some());
         }
         // The head is enough unless the object was recreated or an ignore
         // rule must compare the old object with the new one.
-        if let Some(h) = b.head(&key)? {
+        let mut existed = false;
+        if let Some(h) = b.head_encoded(k)? {
             let recreated = !h.uid.is_empty() && !o.uid.is_empty() && h.uid != o.uid;
             if recreated {
                 // Deleted and recreated while we were not watching: the new
                 // object's creation bounds the old one's deletion.
-                if let Some(e) = b.get(&key)? {
+                if let Some(e) = b.get_encoded(k)? {
                     self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
                 }
             } else {
                 if h.resource_version == o.resource_version {
-                    return Ok(());
+                    return Ok(true);
                 }
-                if self.only_ignored_changed(b, &key, &o.json)? {
-                    return Ok(());
+                if self.only_ignored_changed(b, tk, k, &o.json)? {
+                    return Ok(true);
                 }
-                let change = self.put(&o.json)?;
-                let rec = self.record(
-                    rtype,
-                    &o.namespace,
-                    &o.name,
-                    &o.uid,
-                    &o.resource_version,
-                    EventKind::Applied,
-                    o.json.clone(),
-                    o.observed_at_ms,
-                );
-                b.record(rec, change)?;
-                return Ok(());
+                existed = true;
             }
         }
-        if !o.selected {
-            return Ok(());
+        if !existed && !o.selected {
+            return Ok(false);
         }
         let change = self.put(&o.json)?;
         let rec = self.record(
@@ -406,8 +432,8 @@ impl Ingestor {
             o.json.clone(),
             o.observed_at_ms,
         );
-        b.record(rec, change)?;
-        Ok(())
+        b.record_keyed(rec, Some(k.to_vec()), Some(existed), change)?;
+        Ok(true)
     }
 
     /// Whether the type's ignore rule says only ignored fields changed
@@ -416,16 +442,17 @@ impl Ingestor {
     fn only_ignored_changed(
         &self,
         b: &BatchBuilder<'_>,
-        key: &ObjectKey,
+        tk: &str,
+        k: &[u8],
         json: &[u8],
     ) -> Result<bool> {
         let Ok(rules) = self.ignore.read() else {
             return Ok(false);
         };
-        let Some(rule) = rules.get(&key.type_key) else {
+        let Some(rule) = rules.get(tk) else {
             return Ok(false);
         };
-        let Some(e) = b.get(key)? else {
+        let Some(e) = b.get_encoded(k)? else {
             return Ok(false);
         };
         Ok(e.object_json()
@@ -436,30 +463,32 @@ impl Ingestor {
         &mut self,
         b: &mut BatchBuilder<'_>,
         rtype: &ResourceType,
-        key: ObjectKey,
+        tk: &str,
         o: &ObservedObject,
     ) -> Result<()> {
         if self.too_large(rtype, o) {
             return Ok(());
         }
-        let Some(h) = b.head(&key)? else {
+        let k = encode_key(tk, &o.namespace, &o.name);
+        let Some(h) = b.head_encoded(&k)? else {
             // Never recorded (not selected), or its deletion was already
             // inferred by a relist: nothing to add.
             return Ok(());
         };
         let recreated = !h.uid.is_empty() && !o.uid.is_empty() && h.uid != o.uid;
         if recreated {
-            if let Some(e) = b.get(&key)? {
+            if let Some(e) = b.get_encoded(&k)? {
                 self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
             }
             if !o.selected {
                 return Ok(());
             }
         }
-        let change = if recreated {
-            StateChange::None
+        // A recreated object's old version was removed just above.
+        let (change, existed) = if recreated {
+            (StateChange::None, false)
         } else {
-            StateChange::Remove
+            (StateChange::Remove, true)
         };
         let rec = self.record(
             rtype,
@@ -471,7 +500,7 @@ impl Ingestor {
             o.json.clone(),
             o.observed_at_ms,
         );
-        b.record(rec, change)?;
+        b.record_keyed(rec, Some(k), Some(existed), change)?;
         Ok(())
     }
 }

@@ -8,29 +8,93 @@
 //!
 //! Changes are undoable: a batch whose preparation fails is prepared again
 //! from the same observations, so the tracker must return to where it was.
+//! Keys carry the generation (batch) that first saw them, so undoing a batch
+//! removes its keys without an undo entry (a copy of the key) per key.
+//!
+//! Memory: one entry per object of a type being relisted (the key without
+//! its type prefix), freed when the relist ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Key sets of relists in progress, with an undo log for the current batch.
 #[derive(Default)]
 pub struct RelistTracker {
     open: HashMap<String, Open>,
     undo: Vec<Undo>,
+    /// Generation of the batch being prepared; bumped by commit and
+    /// rollback.
+    generation: u64,
 }
 
 /// One relist in progress.
 #[derive(Default)]
 struct Open {
-    seen: HashSet<Vec<u8>>,
+    /// Keys delivered (without the type prefix): the generation that first
+    /// delivered each, and whether its object was in the state after it.
+    seen: HashMap<Box<[u8]>, Seen>,
     /// Whether its `ResyncBegin` marker is in the log already; kube emits
     /// `Init` again on every failed list, and the log needs one marker.
     begin_recorded: bool,
+    /// The generation whose undo log already forgets this relist's new keys.
+    unsee_logged: Option<u64>,
+}
+
+/// One delivered key.
+#[derive(Clone, Copy)]
+struct Seen {
+    generation: u64,
+    in_state: bool,
 }
 
 enum Undo {
     Restore(String, Option<Open>),
-    Unsee(String, Vec<u8>),
+    /// Forget the keys the current generation added to this type's relist.
+    Unsee(String),
     SetBeginRecorded(String, bool),
+}
+
+/// A `state` key without its `type_key 0x00` prefix (the sets are per
+/// type); a key without the prefix is kept whole.
+fn suffix<'k>(type_key: &str, key: &'k [u8]) -> &'k [u8] {
+    key.strip_prefix(type_key.as_bytes())
+        .and_then(|k| k.strip_prefix(&[0u8]))
+        .unwrap_or(key)
+}
+
+/// The keys a completed relist delivered; give it back with
+/// [`RelistTracker::closed`] so a rollback can reopen the relist.
+pub struct Delivered {
+    type_key: String,
+    open: Open,
+}
+
+impl Delivered {
+    /// Whether the relist delivered `key` (a `state` key of its type).
+    #[must_use]
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.open.seen.contains_key(suffix(&self.type_key, key))
+    }
+
+    /// Number of keys delivered.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.open.seen.len()
+    }
+
+    /// Number of keys delivered whose object was in the state after its
+    /// delivery: when the type's state holds exactly this many objects, the
+    /// relist delivered all of them and nothing was deleted meanwhile.
+    #[must_use]
+    pub fn in_state(&self) -> u64 {
+        let n = self.open.seen.values().filter(|s| s.in_state).count();
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// Whether no key was delivered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.open.seen.is_empty()
+    }
 }
 
 impl RelistTracker {
@@ -43,8 +107,8 @@ impl RelistTracker {
         self.open.insert(
             type_key.to_owned(),
             Open {
-                seen: HashSet::new(),
                 begin_recorded: recorded,
+                ..Open::default()
             },
         );
         !recorded
@@ -61,13 +125,28 @@ impl RelistTracker {
         }
     }
 
-    /// The relist of `type_key` delivered `key`. Ignored when no relist is
-    /// open (kube emits `InitApply` only between `Init` and `InitDone`).
-    pub fn seen(&mut self, type_key: &str, key: Vec<u8>) {
-        if let Some(o) = self.open.get_mut(type_key)
-            && o.seen.insert(key.clone())
-        {
-            self.undo.push(Undo::Unsee(type_key.to_owned(), key));
+    /// The relist of `type_key` delivered `key`, whose object is in the
+    /// state after it (`in_state`) or not (not selected, too large).
+    /// Ignored when no relist is open (kube emits `InitApply` only between
+    /// `Init` and `InitDone`).
+    pub fn seen(&mut self, type_key: &str, key: &[u8], in_state: bool) {
+        let Some(o) = self.open.get_mut(type_key) else {
+            return;
+        };
+        let k = suffix(type_key, key);
+        if o.seen.contains_key(k) {
+            return;
+        }
+        o.seen.insert(
+            k.into(),
+            Seen {
+                generation: self.generation,
+                in_state,
+            },
+        );
+        if o.unsee_logged != Some(self.generation) {
+            o.unsee_logged = Some(self.generation);
+            self.undo.push(Undo::Unsee(type_key.to_owned()));
         }
     }
 
@@ -78,13 +157,20 @@ impl RelistTracker {
     }
 
     /// The relist of `type_key` is complete: returns the keys it delivered,
-    /// or `None` if none was open.
-    pub fn end(&mut self, type_key: &str) -> Option<HashSet<Vec<u8>>> {
+    /// or `None` if none was open. Hand them back with
+    /// [`RelistTracker::closed`] once used.
+    pub fn end(&mut self, type_key: &str) -> Option<Delivered> {
         let open = self.open.remove(type_key)?;
-        let seen = open.seen.clone();
-        self.undo
-            .push(Undo::Restore(type_key.to_owned(), Some(open)));
-        Some(seen)
+        Some(Delivered {
+            type_key: type_key.to_owned(),
+            open,
+        })
+    }
+
+    /// Takes back what [`RelistTracker::end`] returned, so that a rollback
+    /// of this batch reopens the relist.
+    pub fn closed(&mut self, d: Delivered) {
+        self.undo.push(Undo::Restore(d.type_key, Some(d.open)));
     }
 
     /// Drops any relist of `type_key` (its type is gone).
@@ -96,10 +182,12 @@ impl RelistTracker {
     /// The batch committed: its changes are final.
     pub fn commit(&mut self) {
         self.undo.clear();
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// The batch failed: undo its changes.
     pub fn rollback(&mut self) {
+        let generation = self.generation;
         while let Some(u) = self.undo.pop() {
             match u {
                 Undo::Restore(t, prev) => {
@@ -108,9 +196,9 @@ impl RelistTracker {
                         None => self.open.remove(&t),
                     };
                 }
-                Undo::Unsee(t, k) => {
+                Undo::Unsee(t) => {
                     if let Some(o) = self.open.get_mut(&t) {
-                        o.seen.remove(&k);
+                        o.seen.retain(|_, s| s.generation != generation);
                     }
                 }
                 Undo::SetBeginRecorded(t, v) => {
@@ -120,6 +208,9 @@ impl RelistTracker {
                 }
             }
         }
+        // The batch is prepared again as a new generation, which logs its
+        // own `Unsee`s.
+        self.generation = self.generation.wrapping_add(1);
     }
 }
 
@@ -132,14 +223,14 @@ mod tests {
         let mut t = RelistTracker::default();
         assert!(t.begin("cm"));
         t.mark_begin_recorded("cm");
-        t.seen("cm", b"a".to_vec());
+        t.seen("cm", b"cm\0ns\0a", true);
         // The list failed and kube starts over: the partial set must go,
         // and no second begin marker is needed.
         assert!(!t.begin("cm"));
-        t.seen("cm", b"b".to_vec());
+        t.seen("cm", b"cm\0ns\0b", true);
         let seen = t.end("cm").unwrap();
-        assert!(seen.contains(b"b".as_slice()));
-        assert!(!seen.contains(b"a".as_slice()));
+        assert!(seen.contains(b"cm\0ns\0b"));
+        assert!(!seen.contains(b"cm\0ns\0a"));
         assert!(t.end("cm").is_none());
     }
 
@@ -148,15 +239,45 @@ mod tests {
         let mut t = RelistTracker::default();
         t.begin("cm");
         t.mark_begin_recorded("cm");
-        t.seen("cm", b"a".to_vec());
+        t.seen("cm", b"cm\0ns\0a", true);
         t.commit();
-        t.seen("cm", b"b".to_vec());
-        let _ = t.end("cm").unwrap();
+        t.seen("cm", b"cm\0ns\0b", true);
+        let d = t.end("cm").unwrap();
+        t.closed(d);
         t.begin("x");
         t.rollback();
         assert!(!t.is_open("x"));
         let seen = t.end("cm").unwrap();
         assert_eq!(seen.len(), 1);
-        assert!(seen.contains(b"a".as_slice()));
+        assert!(seen.contains(b"cm\0ns\0a"));
+    }
+
+    #[test]
+    fn every_failed_attempt_forgets_only_its_own_keys() {
+        let mut t = RelistTracker::default();
+        t.begin("cm");
+        t.seen("cm", b"cm\0ns\0a", true);
+        t.commit();
+        // Two failed attempts at the next batch, then one that commits.
+        t.seen("cm", b"cm\0ns\0a", true);
+        t.seen("cm", b"cm\0ns\0b", true);
+        t.rollback();
+        t.seen("cm", b"cm\0ns\0c", true);
+        t.rollback();
+        t.seen("cm", b"cm\0ns\0b", true);
+        t.commit();
+        t.seen("cm", b"cm\0ns\0d", true);
+        t.rollback();
+        let seen = t.end("cm").unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.contains(b"cm\0ns\0a"), "committed in the first batch");
+        assert!(
+            seen.contains(b"cm\0ns\0b"),
+            "committed by the retried batch"
+        );
+        assert!(!seen.contains(b"cm\0ns\0c"));
+        assert!(!seen.contains(b"cm\0ns\0d"));
+        // Keys are compared without their type prefix, whatever the type.
+        assert!(!seen.contains(b"other\0ns\0a"));
     }
 }

@@ -175,6 +175,74 @@ fn relist_records_missing_objects_as_deleted_at_list_rv() {
     assert_eq!(r.state().keys().collect::<Vec<_>>(), vec!["a"]);
 }
 
+fn relist(objs: Vec<ObservedObject>, list_rv: &str) -> Vec<Observation> {
+    let mut v = vec![Observation::ResyncBegin {
+        rtype: cm(),
+        at_ms: 0,
+    }];
+    v.extend(objs.into_iter().map(|o| applied(o, true)));
+    v.push(Observation::ResyncEnd {
+        rtype: cm(),
+        list_rv: list_rv.into(),
+        at_ms: 0,
+    });
+    v
+}
+
+fn objects(r: &Rig) -> Option<u64> {
+    r.j().type_record("configmaps").unwrap().unwrap().objects
+}
+
+#[test]
+fn the_object_count_follows_the_state_and_relists_rely_on_it() {
+    let mut r = Rig::new();
+    // Creates, an update, an unselected object, a delete, a recreate.
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+        applied(obj("c", "uc", 3, true), false),
+        applied(obj("a", "ua", 4, true), false),
+        applied(obj("x", "ux", 5, false), false),
+    ]);
+    assert_eq!(objects(&r), Some(3));
+    r.feed(vec![
+        Observation::Deleted {
+            rtype: cm(),
+            object: obj("c", "uc", 6, true),
+        },
+        applied(obj("b", "ub2", 7, true), false),
+    ]);
+    assert_eq!(objects(&r), Some(2), "a and the recreated b");
+    assert_eq!(r.state().len(), 2);
+    // A relist that delivers every recorded object (and an unselected
+    // one) deletes nothing.
+    let recs = r.feed(relist(
+        vec![
+            obj("a", "ua", 4, true),
+            obj("b", "ub2", 7, true),
+            obj("x", "ux", 5, false),
+        ],
+        "8",
+    ));
+    assert_eq!(recs.len(), 2, "only the two markers: {:?}", kinds(&recs));
+    // One that misses b records its deletion and counts it.
+    let recs = r.feed(relist(vec![obj("a", "ua", 4, true)], "9"));
+    assert_eq!(recs.len(), 3, "{:?}", kinds(&recs));
+    assert_eq!(objects(&r), Some(1));
+    assert_eq!(r.state().keys().collect::<Vec<_>>(), vec!["a"]);
+    // A record from before the count existed: the next relist counts.
+    let j = r.j.as_mut().unwrap();
+    let mut b = j.batch();
+    b.type_record(&cm()).unwrap().objects = None;
+    let p = b.finish(&mut r.enc).unwrap();
+    j.commit(&p).unwrap();
+    r.feed(vec![applied(obj("d", "ud", 10, true), false)]);
+    assert_eq!(objects(&r), None, "unknown stays unknown");
+    let recs = r.feed(relist(vec![obj("d", "ud", 10, true)], "11"));
+    assert_eq!(recs.len(), 3, "a deleted: {:?}", kinds(&recs));
+    assert_eq!(objects(&r), Some(1));
+}
+
 #[test]
 fn a_new_init_discards_the_partial_relist() {
     let mut r = Rig::new();

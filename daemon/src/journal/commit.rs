@@ -2,7 +2,7 @@
 //! dropping a commit that a crash interrupted.
 //!
 //! A commit is three sled writes, in this order, then one flush:
-//! 1. `log`: the batch's event block (one insert);
+//! 1. `log`: the batch's event blocks (one insert, or one `apply_batch`);
 //! 2. `state`: the object changes plus the [`CommitRecord`] under
 //!    [`COMMIT_KEY`], as one `apply_batch` (sled recovers a batch whole or
 //!    not at all). **This write is the commit point.**
@@ -95,6 +95,19 @@ fn sled_batch(ops: &Ops) -> sled::Batch {
     b
 }
 
+/// [`sled_batch`] of state writes, whose values are sled's already: only
+/// reference counts change, the values are not copied again.
+fn state_batch(ops: &[(Vec<u8>, Option<sled::IVec>)]) -> sled::Batch {
+    let mut b = sled::Batch::default();
+    for (k, v) in ops {
+        match v {
+            Some(v) => b.insert(k.as_slice(), v.clone()),
+            None => b.remove(k.as_slice()),
+        }
+    }
+    b
+}
+
 /// How far a test lets a commit get before it "crashes".
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +152,7 @@ impl Journal {
         self.write_log(batch)?;
         self.write_state(batch)?;
         self.write_meta(&batch.meta_ops, batch.next_seq)?;
+        self.sync_blobs()?;
         self.db.flush()?;
         self.needs_reopen = false;
         self.next_seq = batch.next_seq;
@@ -159,15 +173,24 @@ impl Journal {
     }
 
     fn write_log(&self, batch: &PreparedBatch) -> Result<()> {
-        if let Some(block) = &batch.block {
-            self.log
-                .insert(seq_key(batch.first_seq), block.as_slice())?;
+        match batch.blocks.as_slice() {
+            [] => {}
+            [(seq, block)] => {
+                self.log.insert(seq_key(*seq), block.as_slice())?;
+            }
+            blocks => {
+                let mut b = sled::Batch::default();
+                for (seq, block) in blocks {
+                    b.insert(seq_key(*seq).as_slice(), block.as_slice());
+                }
+                self.log.apply_batch(b)?;
+            }
         }
         Ok(())
     }
 
     fn write_state(&self, batch: &PreparedBatch) -> Result<()> {
-        let mut b = sled_batch(&batch.state_ops);
+        let mut b = state_batch(&batch.state_ops);
         b.insert(COMMIT_KEY, encode_commit(batch)?);
         self.state.apply_batch(b)?;
         Ok(())
@@ -177,6 +200,56 @@ impl Journal {
         let mut b = sled_batch(meta_ops);
         b.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes());
         self.meta.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// fsyncs the blob files sled created since the last commit, and their
+    /// directory, before sled's own flush makes the log that points at them
+    /// durable.
+    ///
+    /// sled 0.34 writes any log entry larger than a quarter of a segment
+    /// (128 KiB) to a file of its own under `blobs/`, named by its log
+    /// sequence number, and never fsyncs it: its flush covers only the main
+    /// file. Event blocks are kept smaller than that
+    /// ([`DEFAULT_BLOCK_BYTES`](super::DEFAULT_BLOCK_BYTES)), but sled also
+    /// writes whole tree nodes when it consolidates them, and a node of
+    /// several blocks or large objects is such a blob. Without this, a power
+    /// loss could take acknowledged events with it.
+    fn sync_blobs(&mut self) -> Result<()> {
+        let dir = self.dir.join("blobs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::BlobSync(e)),
+        };
+        let done = self.blobs_synced;
+        let mut newest = done;
+        for entry in entries {
+            let entry = entry.map_err(Error::BlobSync)?;
+            let Some(lsn) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if done.is_some_and(|d| lsn <= d) {
+                continue;
+            }
+            match std::fs::File::open(entry.path()).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                // sled removed it meanwhile (a superseded node).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::BlobSync(e)),
+            }
+            newest = Some(newest.map_or(lsn, |n| n.max(lsn)));
+        }
+        if newest != done {
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(Error::BlobSync)?;
+            self.blobs_synced = newest;
+        }
         Ok(())
     }
 

@@ -32,14 +32,7 @@ impl ObjectKey {
     /// The key in the `state` tree.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(self.type_key.len() + self.namespace.len() + self.name.len() + 2);
-        out.extend_from_slice(self.type_key.as_bytes());
-        out.push(0);
-        out.extend_from_slice(self.namespace.as_bytes());
-        out.push(0);
-        out.extend_from_slice(self.name.as_bytes());
-        out
+        encode_key(&self.type_key, &self.namespace, &self.name)
     }
 
     /// Parses a `state` key; `None` if it is not one this module wrote.
@@ -56,6 +49,19 @@ impl ObjectKey {
             name,
         })
     }
+}
+
+/// The `state` key of an object, from its parts: what [`ObjectKey::encode`]
+/// returns, without building the [`ObjectKey`] (three strings) first.
+#[must_use]
+pub fn encode_key(type_key: &str, namespace: &str, name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(type_key.len() + namespace.len() + name.len() + 2);
+    out.extend_from_slice(type_key.as_bytes());
+    out.push(0);
+    out.extend_from_slice(namespace.as_bytes());
+    out.push(0);
+    out.extend_from_slice(name.as_bytes());
+    out
 }
 
 /// Prefix of all `state` keys of one type.

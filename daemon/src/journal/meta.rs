@@ -36,6 +36,13 @@ pub struct TypeRecord {
     pub last_event_ms: i64,
     /// Number of events recorded for this type, markers included.
     pub events: u64,
+    /// Number of this type's objects in the `state` tree, when known: kept
+    /// by every batch, so that a relist that delivered every recorded
+    /// object need not scan the type's state (a scan pulls every object
+    /// through sled's cache). `None` in records written before it existed
+    /// (the JSON field is optional both ways) until a relist counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<u64>,
 }
 
 impl TypeRecord {
@@ -48,6 +55,7 @@ impl TypeRecord {
             list_rv: None,
             last_event_ms: 0,
             events: 0,
+            objects: Some(0),
         }
     }
 }

@@ -2,11 +2,16 @@
 //! per-type metadata. This module doc is its specification.
 //!
 //! # Trees
-//! - `log`: one entry per group commit. Key: the big-endian seq of the
-//!   block's first record. Value: one `rewind_format` event block (zstd,
-//!   CRC-checked) holding the batch's records with consecutive seqs.
-//!   One block per commit instead of one entry per event is what makes
-//!   ingestion fast: a single large sequential insert per batch.
+//! - `log`: event blocks. Key: the big-endian seq of the block's first
+//!   record. Value: one `rewind_format` event block (zstd, CRC-checked)
+//!   holding records with consecutive seqs. A group commit writes its
+//!   records as blocks of at most about [`JournalOptions::block_bytes`]
+//!   (earlier releases wrote one block per commit). Readers take any split,
+//!   since blocks are found by key range, so journals written either way
+//!   read alike and no layout version was needed.
+//!   Blocks of many events instead of one entry per event are what make
+//!   ingestion fast; bounded blocks keep sled from storing them as
+//!   unsynced blob files (see [`DEFAULT_BLOCK_BYTES`]).
 //! - `state`: the latest recorded version of every live object, keyed by
 //!   type/namespace/name (see [`keys`]), valued by [`StateEntry`]. Used for
 //!   deduplication, relist diffs and snapshots. Keys starting with 0xFF are
@@ -54,7 +59,7 @@ pub mod state;
 
 use std::path::{Path, PathBuf};
 
-use rewind_format::{EventRecord, Limits, decode_block};
+use rewind_format::{EventBlockDecoder, EventRecord, Limits};
 
 pub use batch::{BatchBuilder, PreparedBatch};
 pub use commit::Ops;
@@ -105,6 +110,10 @@ pub enum Error {
     /// An object too large to record.
     #[error("object of {0} bytes is too large to record")]
     TooLarge(usize),
+    /// A blob file of sled's could not be made durable (see
+    /// [`Journal::commit`]).
+    #[error("cannot fsync the journal's blob files: {0}")]
+    BlobSync(std::io::Error),
 }
 
 /// Result alias of this module.
@@ -120,7 +129,24 @@ pub struct JournalOptions {
     /// thousands of events per second on one core. State values use
     /// [`state::STATE_ZSTD_LEVEL`].
     pub zstd_level: i32,
+    /// Largest event block as stored (compressed), bytes: a group commit
+    /// is stored as as many blocks as it needs (see
+    /// [`DEFAULT_BLOCK_BYTES`]). An event larger than this gets a block of
+    /// its own.
+    pub block_bytes: usize,
 }
+
+/// Default of [`JournalOptions::block_bytes`].
+///
+/// sled 0.34 writes any log entry larger than a quarter of its 512 KiB
+/// segments as a "blob", a file of its own, which it never fsyncs and which
+/// its page cache counts as a few bytes. One block per group commit (about
+/// 1 MB per 1,000 events) made every commit such a file, and sled keeps a
+/// tree leaf in memory whole: a leaf holds up to 17 blocks, and rewrites
+/// itself as one entry every 10 changes. Blocks of at most 7 KiB keep even
+/// a full leaf of the `log` tree under 128 KiB: in sled's log, inside its
+/// fsync and its cache accounting.
+pub const DEFAULT_BLOCK_BYTES: usize = 7 << 10;
 
 /// Default of [`JournalOptions::cache_capacity`], MiB. 16 MiB saved RSS
 /// (a relist scans the whole state tree through the cache, which fills it),
@@ -133,6 +159,7 @@ impl Default for JournalOptions {
         Self {
             cache_capacity: DEFAULT_CACHE_CAPACITY_MB << 20,
             zstd_level: 1,
+            block_bytes: DEFAULT_BLOCK_BYTES,
         }
     }
 }
@@ -149,6 +176,9 @@ pub struct Journal {
     /// Set while a commit is under way and left set if it fails: the trees
     /// may hold part of a batch until [`Journal::recover`] runs on reopen.
     needs_reopen: bool,
+    /// Newest sled blob file (named by its log sequence number) known to be
+    /// fsynced; `None` until the first commit, which syncs them all.
+    blobs_synced: Option<i64>,
 }
 
 impl Journal {
@@ -187,6 +217,7 @@ impl Journal {
             next_seq: 1,
             options: options.clone(),
             needs_reopen: false,
+            blobs_synced: None,
         };
         journal.next_seq = journal.recover()?;
         Ok(journal)
@@ -266,6 +297,17 @@ impl Journal {
             .map(|r| r.map(|k| k.to_vec()).map_err(Error::from))
     }
 
+    /// [`Journal::keys_of_type`] as sled returns them (no copy).
+    pub(crate) fn keys_of_type_ivec(
+        &self,
+        type_key: &str,
+    ) -> impl Iterator<Item = Result<sled::IVec>> + '_ {
+        self.state
+            .scan_prefix(keys::type_prefix(type_key))
+            .keys()
+            .map(|r| r.map_err(Error::from))
+    }
+
     /// Event blocks, starting with the block that holds `seq` (or the first
     /// block after it). Each item is `(first_seq, records)`.
     pub fn blocks_from(
@@ -280,12 +322,17 @@ impl Journal {
             .and_then(|r| r.ok())
             .and_then(|k| keys::decode_seq(&k))
             .unwrap_or(seq);
-        let limits = Limits::default();
+        // One decoder for every block: a group commit is many small blocks,
+        // and a zstd context per block cost more than the decoding.
+        let mut decoder = EventBlockDecoder::new(Limits::default());
         self.log.range(keys::seq_key(start)..).map(move |r| {
             let (k, v) = r?;
             let first =
                 keys::decode_seq(&k).ok_or_else(|| Error::Corrupt(format!("bad log key {k:?}")))?;
-            let records = decode_block(&v, &limits)?;
+            let d = decoder
+                .as_mut()
+                .map_err(|e| Error::Corrupt(format!("cannot start a block decoder: {e}")))?;
+            let records = d.decode(&v)?;
             Ok((first, records))
         })
     }

@@ -276,12 +276,27 @@ fn parse(value: &[u8]) -> Result<Parsed<'_>, String> {
 }
 
 /// Encodes a `state` tree value (layout 2) from its parts.
+#[cfg(test)]
 pub(crate) fn encode_value(
     uid: &str,
     resource_version: &str,
     seq: u64,
     object: &StoredObject,
 ) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_value_into(uid, resource_version, seq, object, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes a `state` tree value (layout 2) from its parts into `out`
+/// (cleared first): the batch reuses one buffer for every value.
+pub(crate) fn encode_value_into(
+    uid: &str,
+    resource_version: &str,
+    seq: u64,
+    object: &StoredObject,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     // The same bytes as bincode of `StoredV2` (a tuple encodes its fields
     // in order, a `&str` or `&[u8]` like the owned type), without copying
     // the object first.
@@ -293,12 +308,12 @@ pub(crate) fn encode_value(
         object.codec as u8,
         object.bytes.as_slice(),
     );
-    let extra = uid.len() + resource_version.len() + 32;
-    let mut out = Vec::with_capacity(object.bytes.len() + extra);
+    out.clear();
+    out.reserve(object.bytes.len() + uid.len() + resource_version.len() + 32);
     out.push(VERSION);
-    bincode::encode_into_std_write(stored, &mut out, bincode::config::standard())
+    bincode::encode_into_std_write(stored, out, bincode::config::standard())
         .map_err(|e| Error::Corrupt(format!("cannot encode state entry: {e}")))?;
-    Ok(out)
+    Ok(())
 }
 
 /// Encodes objects for the state tree, reusing one zstd context.

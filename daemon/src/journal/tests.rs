@@ -88,7 +88,7 @@ fn a_batch_is_committed_once_even_when_retried() {
     let stale = PreparedBatch {
         first_seq: 1,
         next_seq: 3,
-        block: Some(vec![1]),
+        blocks: vec![(1, vec![1])],
         ..PreparedBatch::default()
     };
     assert!(matches!(j.commit(&stale), Err(Error::OutOfOrder { .. })));
@@ -111,6 +111,50 @@ fn staged_changes_are_visible_within_the_batch() {
     b.record(d, StateChange::Remove).unwrap();
     assert!(b.get(&key).unwrap().is_none());
     assert!(b.keys_of_type("configmaps").unwrap().is_empty());
+}
+
+#[test]
+fn filtered_keys_merge_the_journal_with_the_staged_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    let mut b = j.batch();
+    for name in ["a", "b", "c"] {
+        let r = rec(name, "1");
+        let ch = put(&mut comp, &r);
+        b.record(r, ch).unwrap();
+    }
+    let p = b.finish(&mut enc).unwrap();
+    j.commit(&p).unwrap();
+    // Committed: a, b, c. Staged: b removed, d added, c updated.
+    let mut b = j.batch();
+    let mut d = rec("b", "2");
+    d.kind = EventKind::Deleted;
+    b.record(d, StateChange::Remove).unwrap();
+    for (name, rv) in [("d", "3"), ("c", "4")] {
+        let r = rec(name, rv);
+        let ch = put(&mut comp, &r);
+        b.record(r, ch).unwrap();
+    }
+    let key = |n: &str| keys::encode_key("configmaps", "ns", n);
+    let all = b.keys_of_type_where("configmaps", |_| true).unwrap();
+    assert_eq!(all, vec![key("a"), key("c"), key("d")]);
+    let all_set: Vec<Vec<u8>> = b.keys_of_type("configmaps").unwrap().into_iter().collect();
+    assert_eq!(all, all_set, "the same keys as the unfiltered set");
+    let not_c = b
+        .keys_of_type_where("configmaps", |k| k != key("c").as_slice())
+        .unwrap();
+    assert_eq!(not_c, vec![key("a"), key("d")]);
+    assert!(
+        b.keys_of_type_where("secrets", |_| true)
+            .unwrap()
+            .is_empty()
+    );
+    // The staged value is the one read back, from a reused encode buffer.
+    let e = b.get(&batch::record_key(&rec("c", "4"))).unwrap().unwrap();
+    assert_eq!(e.resource_version, "4");
+    assert_eq!(e.object_json().unwrap(), br#"{"rv":"4"}"#);
 }
 
 #[test]
@@ -312,4 +356,97 @@ fn a_layout_2_journal_with_old_state_values_is_read_and_upgraded() {
     assert_eq!(state[0].object.codec, ObjectCodec::Zstd);
     assert_eq!(state[1].object_json().unwrap(), br#"{"rv":"5"}"#);
     assert_eq!(state[1].object.codec, ObjectCodec::Raw);
+}
+
+#[test]
+fn a_batch_split_into_several_blocks_reads_and_recovers_like_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Blocks of about one record each.
+    let opts = JournalOptions {
+        block_bytes: 64,
+        ..JournalOptions::default()
+    };
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &opts).unwrap();
+        let names = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")];
+        let p = batch_of(&j, &mut enc, &mut comp, &names);
+        assert_eq!(p.blocks.len(), 4, "one block per record");
+        let firsts: Vec<u64> = p.blocks.iter().map(|(s, _)| *s).collect();
+        assert_eq!(firsts, vec![1, 2, 3, 4]);
+        j.commit(&p).unwrap();
+        // The next batch reaches the log but not its commit point.
+        let p = batch_of(&j, &mut enc, &mut comp, &[("e", "5"), ("f", "6")]);
+        assert_eq!(p.blocks.len(), 2);
+        j.commit_torn(&p, commit::TornAt::AfterLog).unwrap();
+    }
+    let mut j = Journal::open(dir.path(), &opts).unwrap();
+    assert_eq!(j.next_seq(), 5, "both blocks of the torn batch are dropped");
+    assert!(j.log.get(keys::seq_key(5)).unwrap().is_none());
+    assert!(j.log.get(keys::seq_key(6)).unwrap().is_none());
+    let seqs: Vec<u64> = j.records_from(3).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![3, 4]);
+    // The journal goes on from there.
+    let p = batch_of(&j, &mut enc, &mut comp, &[("e", "5"), ("f", "6")]);
+    j.commit(&p).unwrap();
+    let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(j.state().count(), 6);
+    // With the default limit a small batch is one block again.
+    drop(j);
+    let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut enc2 = EventBlockEncoder::new(1).unwrap();
+    let p = batch_of(&j, &mut enc2, &mut comp, &[("g", "7"), ("h", "8")]);
+    assert_eq!(p.blocks.len(), 1);
+}
+
+#[test]
+fn sled_blob_files_are_found_and_synced_before_the_commit_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    // An incompressible object larger than a quarter of sled's segment:
+    // sled writes it to a file of its own under blobs/.
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    let noise: String = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + u8::try_from(x % 90).unwrap())
+        })
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect();
+    let mut r = rec("big", "1");
+    r.object = format!("{{\"data\":\"{noise}\"}}").into_bytes();
+    let ch = put(&mut comp, &r);
+    let mut b = j.batch();
+    b.record(r, ch).unwrap();
+    let p = b.finish(&mut enc).unwrap();
+    assert_eq!(p.blocks.len(), 1, "one event, one block, however large");
+    j.commit(&p).unwrap();
+    let blobs: Vec<i64> = std::fs::read_dir(dir.path().join("blobs"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+        .collect();
+    assert!(!blobs.is_empty(), "sled stored the object as a blob");
+    assert_eq!(
+        j.blobs_synced,
+        blobs.iter().copied().max(),
+        "every blob file was synced"
+    );
+    // Small batches create no blob files and leave the mark alone.
+    let before = j.blobs_synced;
+    let p = batch_of(&j, &mut enc, &mut comp, &[("a", "2")]);
+    j.commit(&p).unwrap();
+    assert_eq!(j.blobs_synced, before);
+    drop(j);
+    let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let e = j
+        .get(&batch::record_key(&rec("big", "1")))
+        .unwrap()
+        .unwrap();
+    assert!(e.object_json().unwrap().len() > 200_000);
 }
