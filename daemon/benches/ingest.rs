@@ -4,9 +4,11 @@
 //! Each row ingests the same N events of ~2 KB JSON objects (realistic
 //! Rancher-like shapes, distinct content) durably:
 //! - `journal`: the daemon's path: ingest rules (dedup lookup, state value
-//!   compression), one compressed event block per batch, then the state
-//!   changes with the commit record as one sled batch and the meta changes
-//!   as another (no cross-tree transaction), then `flush` (fsync) per batch.
+//!   compression), the batch's events as compressed blocks of at most
+//!   7 KiB (one sled batch), then the state changes with the commit record
+//!   as one sled batch and the meta changes as another (no cross-tree
+//!   transaction), then the fsync of any sled blob file and `flush` (fsync)
+//!   per batch.
 //! - `raw sled, 1 tree`: one insert per event (seq → bytes), flush every
 //!   1,000 inserts.
 //! - `raw sled, log+state`: one insert per event into a log tree and a state

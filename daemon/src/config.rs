@@ -24,10 +24,11 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/rewind";
 pub const DEFAULT_CACHE_CAPACITY_MB: u64 = crate::journal::DEFAULT_CACHE_CAPACITY_MB;
 
 /// Default budget of object JSON between the watchers and the journal, MiB.
-/// 8 MiB (with a 16 MiB cache) saved about 24 MB of RSS recording 100,000
-/// objects but raised the p99 API-write-to-durable latency from about 110 to
-/// about 290 ms on a loaded machine (`benches/record_latency.rs`,
-/// `REWIND_BENCH_QUEUE_MB`/`REWIND_BENCH_CACHE_MB`), so 32 is kept.
+/// The queue also holds at most `flush_max_events` messages (at least
+/// 1,024), so with objects of a few KB the count binds first (2,000 2 KB
+/// objects: about 4 MB) and this budget matters for large objects. It is
+/// free once the queue drains: the daemon recording 100,000 objects settles
+/// at about 115 MB with it (`benches/record_latency.rs`), so 32 is kept.
 pub const DEFAULT_QUEUE_MB: u64 = 32;
 
 /// Errors of configuration.

@@ -148,10 +148,14 @@ pub struct JournalOptions {
 /// fsync and its cache accounting.
 pub const DEFAULT_BLOCK_BYTES: usize = 7 << 10;
 
-/// Default of [`JournalOptions::cache_capacity`], MiB. 16 MiB saved RSS
-/// (a relist scans the whole state tree through the cache, which fills it),
-/// but together with a smaller queue it raised the p99 write-to-durable
-/// latency (see [`crate::config::DEFAULT_QUEUE_MB`]); 64 is kept.
+/// Default of [`JournalOptions::cache_capacity`], MiB. sled's cache holds
+/// about this much heap at most once the daemon settles; what used to come
+/// on top (every page a relist's scan of the state pulled, which sled 0.34
+/// kept: 94 of the 154 MB live after recording 100,000 objects, heaptrack)
+/// is gone, and with 64 MiB the daemon settles at about 115 MB
+/// (`benches/record_latency.rs`, docs/MANUAL.md "Journal and memory"), well
+/// under its 150 MB target, so the cache keeps its size: a smaller one
+/// costs dedup reads from disk on every relist of a large type.
 pub const DEFAULT_CACHE_CAPACITY_MB: u64 = 64;
 
 impl Default for JournalOptions {

@@ -24,11 +24,18 @@ const VERSION: u8 = 2;
 const VERSION_1: u8 = 1;
 
 /// zstd level of state values, whatever `journal.zstd_level` says (that
-/// setting is for event blocks). Level -1 (no entropy coding) cut the
-/// writer's CPU per event by about 5 % in `benches/ingest.rs`, but its
-/// larger values raised the daemon's RSS recording 100,000 objects by about
-/// 40 MB in `benches/record_latency.rs`: level 1 is kept.
-pub const STATE_ZSTD_LEVEL: i32 = 1;
+/// setting is for event blocks). Level -1 (no entropy coding of literals)
+/// costs less CPU per event than level 1 (zstd of each value was about a
+/// quarter of the writer's CPU; `benches/ingest.rs`, same run, batch 1000:
+/// about 21 against 23-24 us per event), for values about a fifth larger
+/// (the journal of the ingest bench: 202-219 against 180-182 MB on disk).
+/// It was once reverted for about 40 MB more RSS; that came from relists
+/// keeping the whole state tree in sled's cache (see
+/// `Ingestor::relist_missing`), and with that fixed the daemon recording
+/// 100,000 objects settled at 117-120 against 114-116 MB
+/// (`benches/record_latency.rs`, same run), with a peak of 200-209 against
+/// 174-180 MB.
+pub const STATE_ZSTD_LEVEL: i32 = -1;
 
 /// Largest object the journal will decompress: the API server stores at most
 /// about 1.5 MiB per object, so anything near this cap is corrupt.
