@@ -26,9 +26,10 @@ const VERSION_1: u8 = 1;
 /// zstd level of state values, whatever `journal.zstd_level` says (that
 /// setting is for event blocks). Level -1 (no entropy coding of literals)
 /// costs less CPU per event than level 1 (zstd of each value was about a
-/// quarter of the writer's CPU; `benches/ingest.rs`, same run, batch 1000:
-/// about 21 against 23-24 us per event), for values about a fifth larger
-/// (the journal of the ingest bench: 202-219 against 180-182 MB on disk).
+/// quarter of the writer's CPU; `benches/ingest.rs`, same binary and run,
+/// batch 1000, load 5-8: 22.8-23.6 against 24.2-26.5 us per event), for
+/// values about a fifth larger (the ingest bench's journal: 202-219
+/// against 180-182 MB on disk).
 /// It was once reverted for about 40 MB more RSS; that came from relists
 /// keeping the whole state tree in sled's cache (see
 /// `Ingestor::relist_missing`), and with that fixed the daemon recording
