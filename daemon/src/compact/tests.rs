@@ -559,7 +559,7 @@ fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
     assert!(!slot.is_attached());
     assert_eq!(slot.next_seq(), 11, "last known next_seq while detached");
     assert!(slot.read_from(1, u64::MAX).is_err());
-    let reopened = Journal::open(&path, &JournalOptions::default()).unwrap();
+    let reopened = Journal::open_after_drop(&path, &JournalOptions::default());
     slot.attach(&reopened);
     let seqs: Vec<u64> = slot
         .read_from(1, u64::MAX)

@@ -227,6 +227,27 @@ impl Journal {
         Ok(journal)
     }
 
+    /// [`Journal::open`] for tests that reopen a journal they just dropped:
+    /// sled's flusher thread can hold the directory lock for a moment after
+    /// the last handle goes (CI saw `WouldBlock` once). The daemon's own
+    /// reopen retries the same way (`writer::Writer::reopen`).
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn open_after_drop(dir: &Path, options: &JournalOptions) -> Self {
+        for _ in 0..500 {
+            match Self::open(dir, options) {
+                Ok(j) => return j,
+                Err(Error::Storage(sled::Error::Io(e)))
+                    if e.kind() == std::io::ErrorKind::Other =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("reopening {}: {e}", dir.display()),
+            }
+        }
+        Self::open(dir, options).unwrap()
+    }
+
     /// Directory of the journal.
     #[must_use]
     pub fn dir(&self) -> &Path {

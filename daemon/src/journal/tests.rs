@@ -52,7 +52,7 @@ fn committed_batches_survive_reopen_with_gap_free_seqs() {
         }
         assert_eq!(j.next_seq(), 16);
     }
-    let j = Journal::open(dir.path(), &opts).unwrap();
+    let j = Journal::open_after_drop(dir.path(), &opts);
     assert_eq!(j.next_seq(), 16);
     let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
     assert_eq!(seqs, (1..16).collect::<Vec<_>>());
@@ -195,14 +195,7 @@ fn batch_of(
 }
 
 fn reopen(dir: &std::path::Path) -> Journal {
-    // sled's flusher thread may hold the directory lock for a moment.
-    for _ in 0..200 {
-        if let Ok(j) = Journal::open(dir, &JournalOptions::default()) {
-            return j;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Journal::open(dir, &JournalOptions::default()).unwrap()
+    Journal::open_after_drop(dir, &JournalOptions::default())
 }
 
 #[test]
@@ -381,7 +374,7 @@ fn a_batch_split_into_several_blocks_reads_and_recovers_like_one() {
         assert_eq!(p.blocks.len(), 2);
         j.commit_torn(&p, commit::TornAt::AfterLog).unwrap();
     }
-    let mut j = Journal::open(dir.path(), &opts).unwrap();
+    let mut j = Journal::open_after_drop(dir.path(), &opts);
     assert_eq!(j.next_seq(), 5, "both blocks of the torn batch are dropped");
     assert!(j.log.get(keys::seq_key(5)).unwrap().is_none());
     assert!(j.log.get(keys::seq_key(6)).unwrap().is_none());
@@ -395,7 +388,7 @@ fn a_batch_split_into_several_blocks_reads_and_recovers_like_one() {
     assert_eq!(j.state().count(), 6);
     // With the default limit a small batch is one block again.
     drop(j);
-    let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let j = reopen(dir.path());
     let mut enc2 = EventBlockEncoder::new(1).unwrap();
     let p = batch_of(&j, &mut enc2, &mut comp, &[("g", "7"), ("h", "8")]);
     assert_eq!(p.blocks.len(), 1);
@@ -443,7 +436,7 @@ fn sled_blob_files_are_found_and_synced_before_the_commit_returns() {
     j.commit(&p).unwrap();
     assert_eq!(j.blobs_synced, before);
     drop(j);
-    let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let j = reopen(dir.path());
     let e = j
         .get(&batch::record_key(&rec("big", "1")))
         .unwrap()
