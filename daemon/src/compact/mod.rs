@@ -35,7 +35,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use rewind_format::{Limits, SegmentReader, SnapshotReader, WriteOptions, encode_segment};
+use rewind_format::{Limits, SegmentReader, SegmentWriter, SnapshotReader, WriteOptions};
 use rewind_restore::store::{SegmentMeta, SnapshotMeta, Store, now_ms};
 
 pub use config::{CompactConfig, Settings};
@@ -44,6 +44,9 @@ pub use log::EventLog;
 pub use stats::CompactStats;
 
 use local::{LocalFiles, LocalSnapshot, Progress, segment_key};
+
+/// Object JSON read from the journal per lock hold while sealing a segment.
+const SEAL_READ_BYTES: u64 = 1 << 20;
 
 /// What an on-demand snapshot request gets back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,34 +225,56 @@ impl Compactor {
             if from > target {
                 break;
             }
-            let mut events = self
-                .log
-                .read_from(from, settings.seal_bytes)
-                .map_err(CompactError::Journal)?;
-            events.retain(|e| e.seq <= target);
-            let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            // Events stream from the journal into the segment writer a
+            // little at a time: holding a whole segment's decoded events
+            // (16 MiB of JSON by default) was the largest transient while a
+            // busy plane was first synced, and each read holds the
+            // committer's lock, so short reads also keep commits prompt.
+            let mut writer: Option<SegmentWriter> = None;
+            let (mut first_seq, mut last_seq, mut bytes, mut count) = (0, 0, 0u64, 0u64);
+            let mut next = from;
+            while next <= target && bytes < settings.seal_bytes {
+                let want = SEAL_READ_BYTES.min(settings.seal_bytes.saturating_sub(bytes));
+                let events = self
+                    .log
+                    .read_from(next, want)
+                    .map_err(CompactError::Journal)?;
+                let mut progressed = false;
+                for e in events.iter().take_while(|e| e.seq <= target) {
+                    let w = match &mut writer {
+                        Some(w) => w,
+                        None => {
+                            if e.seq != from {
+                                return Err(CompactError::Journal(format!(
+                                    "journal has no event {from} (first available {}): was it trimmed?",
+                                    e.seq
+                                )));
+                            }
+                            first_seq = e.seq;
+                            writer.insert(SegmentWriter::new(
+                                e.cluster_id.clone(),
+                                self.write_options(settings.segment_zstd_level),
+                            )?)
+                        }
+                    };
+                    w.push(e)?;
+                    bytes = bytes.saturating_add(u64::try_from(e.object.len()).unwrap_or(0));
+                    count += 1;
+                    last_seq = e.seq;
+                    next = e.seq.saturating_add(1);
+                    progressed = true;
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            let Some(writer) = writer else {
                 break;
             };
-            if first.seq != from {
-                return Err(CompactError::Journal(format!(
-                    "journal has no event {from} (first available {}): was it trimmed?",
-                    first.seq
-                )));
-            }
-            let (first_seq, last_seq) = (first.seq, last.seq);
-            let cluster = first.cluster_id.clone();
-            let bytes: u64 = events
-                .iter()
-                .map(|e| u64::try_from(e.object.len()).unwrap_or(0))
-                .sum();
-            let count = u64::try_from(events.len()).unwrap_or(1).max(1);
+            let count = count.max(1);
             self.avg_event_bytes
                 .store((bytes / count).max(64), Ordering::Relaxed);
-            let file = encode_segment(
-                &cluster,
-                &events,
-                &self.write_options(settings.segment_zstd_level),
-            )?;
+            let file = writer.finish()?;
             self.files.put(&segment_key(first_seq, last_seq), &file)?;
             self.update(|p| p.sealed_upto = last_seq)?;
             self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);

@@ -706,3 +706,134 @@ fn a_bounded_slot_seals_only_what_the_writer_reports_durable() {
     c.seal_all().unwrap();
     assert_eq!(c.progress().sealed_upto, 20);
 }
+
+/// Counts the compactor's reads and the largest one, to see how much of
+/// the journal a seal holds decoded at once.
+struct CountingLog {
+    inner: Arc<Mutex<Journal>>,
+    reads: std::sync::atomic::AtomicU64,
+    largest: std::sync::atomic::AtomicU64,
+}
+
+impl EventLog for CountingLog {
+    fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
+    }
+    fn read_from(
+        &self,
+        from: u64,
+        max_bytes: u64,
+    ) -> std::result::Result<Vec<EventRecord>, String> {
+        let out = self.inner.read_from(from, max_bytes)?;
+        let bytes: usize = out.iter().map(|e| e.object.len()).sum();
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.largest
+            .fetch_max(u64::try_from(bytes).unwrap(), Ordering::Relaxed);
+        Ok(out)
+    }
+    fn trim_below(&self, below: u64) -> std::result::Result<u64, String> {
+        self.inner.trim_below(below)
+    }
+    fn size_on_disk(&self) -> u64 {
+        self.inner.size_on_disk()
+    }
+}
+
+/// Regression (peak memory while a busy plane is first synced): a seal
+/// used to read a whole segment's events (16 MiB of JSON by default) into
+/// memory before encoding them. It now streams them in reads of about
+/// `SEAL_READ_BYTES`; the segments must still hold exactly the journal's
+/// events, contiguous, each of about `seal_bytes`.
+#[test]
+fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Mutex::new(
+        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
+    ));
+    let log = Arc::new(CountingLog {
+        inner: journal.clone(),
+        reads: 0.into(),
+        largest: 0.into(),
+    });
+    let mut st = settings(&dir.path().join("store"));
+    st.seal_bytes = 3 << 20;
+    let c = rt
+        .block_on(Compactor::open(
+            log.clone(),
+            &dir.path().join("compact"),
+            st,
+        ))
+        .unwrap();
+    let mut d = Driver {
+        journal: journal.clone(),
+        enc: EventBlockEncoder::new(1).unwrap(),
+        comp: ObjectCompressor::new(1).unwrap(),
+        pending: vec![],
+        uids: BTreeMap::new(),
+        live: BTreeMap::new(),
+        counter: 0,
+        time_base: 1_700_000_000_000,
+    };
+    // 8,000 events of 1 KB: about 8 MB of JSON, so three segments, each
+    // needing several reads.
+    let mut x = 0x2545_F491_4F6C_DD1D_u64;
+    for round in 0..8 {
+        for i in 0..1000u32 {
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: u8::try_from(i % 7).unwrap(),
+                name: u8::try_from(i % 251).unwrap(),
+                recreate: false,
+            });
+            let noise: String = (0..120)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:02x}", x % 256)
+                })
+                .collect::<String>();
+            let (rec, _) = d.pending.last_mut().unwrap();
+            rec.object = format!(
+                "{{\"round\":{round},\"i\":{i},\"data\":\"{noise}{noise}{noise}{noise}\"}}"
+            )
+            .into_bytes();
+        }
+        d.commit();
+    }
+    let written = c.seal_all().unwrap();
+    assert_eq!(written, 3, "8 MB of JSON in segments of 3 MiB");
+    assert!(
+        log.reads.load(Ordering::Relaxed) >= 8,
+        "reads of ~1 MiB each"
+    );
+    let largest = log.largest.load(Ordering::Relaxed);
+    assert!(
+        largest <= SEAL_READ_BYTES + (64 << 10),
+        "a read held {largest} bytes of JSON"
+    );
+    rt.block_on(c.ship()).unwrap();
+    let segs = rt.block_on(c.store().list_segments()).unwrap();
+    let mut sealed = Vec::new();
+    for seg in &segs {
+        let bytes = rt.block_on(c.store().get_segment(seg)).unwrap();
+        let mut r = SegmentReader::open(&bytes, None, Limits::default()).unwrap();
+        let events = r.read_all().unwrap();
+        let json: usize = events.iter().map(|e| e.object.len()).sum();
+        assert!(json <= (3 << 20) + (64 << 10), "segment of {json} bytes");
+        assert_eq!(events.first().map(|e| e.seq), Some(seg.first_seq));
+        assert_eq!(events.last().map(|e| e.seq), Some(seg.last_seq));
+        sealed.extend(events);
+    }
+    let j = journal.lock().unwrap();
+    let model: Vec<EventRecord> = j.records_from(1).map(Result::unwrap).collect();
+    assert_eq!(model.len(), 8000);
+    assert!(
+        sealed == model,
+        "the segments hold exactly the journal's events"
+    );
+}
