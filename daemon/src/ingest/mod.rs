@@ -268,7 +268,8 @@ impl Ingestor {
             Observation::ResyncBegin { rtype, at_ms } => {
                 let at_ms = *at_ms;
                 let tk = type_key(rtype);
-                if self.relists.begin(&tk) {
+                let track = !b.type_is_empty(&tk)?;
+                if self.relists.begin(&tk, track) {
                     let rec = self.record(
                         rtype,
                         "",
@@ -295,8 +296,13 @@ impl Ingestor {
                     return Ok(());
                 };
                 // The relist's set goes back to the tracker before any
-                // error returns, so a rollback can reopen it.
-                let missing = self.relist_missing(b, rtype, &tk, &seen);
+                // error returns, so a rollback can reopen it. An untracked
+                // relist began with no object of its type: none is missing.
+                let missing = if seen.tracked() {
+                    self.relist_missing(b, rtype, &tk, &seen)
+                } else {
+                    Ok(Vec::new())
+                };
                 self.relists.closed(seen);
                 for k in missing? {
                     if let Some(e) = b.get_encoded(&k)? {

@@ -12,7 +12,9 @@
 //! removes its keys without an undo entry (a copy of the key) per key.
 //!
 //! Memory: one entry per object of a type being relisted (the key without
-//! its type prefix), freed when the relist ends.
+//! its type prefix), freed when the relist ends. A relist of a type with no
+//! recorded object (the first sync of a plane) tracks nothing: there is
+//! nothing it could find deleted, and its set would be the largest of all.
 
 use std::collections::HashMap;
 
@@ -37,6 +39,9 @@ struct Open {
     begin_recorded: bool,
     /// The generation whose undo log already forgets this relist's new keys.
     unsee_logged: Option<u64>,
+    /// Whether keys are kept: false when the type had no recorded object
+    /// as the relist began.
+    tracked: bool,
 }
 
 /// One delivered key.
@@ -90,6 +95,13 @@ impl Delivered {
         u64::try_from(n).unwrap_or(u64::MAX)
     }
 
+    /// Whether the relist kept its keys; an untracked relist began with no
+    /// recorded object of its type, so it can have missed no deletion.
+    #[must_use]
+    pub fn tracked(&self) -> bool {
+        self.open.tracked
+    }
+
     /// Whether no key was delivered.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -99,8 +111,10 @@ impl Delivered {
 
 impl RelistTracker {
     /// A relist of `type_key` starts; returns whether a `ResyncBegin` marker
-    /// should be recorded (none is open in the log for this type).
-    pub fn begin(&mut self, type_key: &str) -> bool {
+    /// should be recorded (none is open in the log for this type). `track`
+    /// is false when the type has no recorded object: then nothing can be
+    /// missing at its end and no key is kept.
+    pub fn begin(&mut self, type_key: &str, track: bool) -> bool {
         let prev = self.open.remove(type_key);
         let recorded = prev.as_ref().is_some_and(|p| p.begin_recorded);
         self.undo.push(Undo::Restore(type_key.to_owned(), prev));
@@ -108,6 +122,7 @@ impl RelistTracker {
             type_key.to_owned(),
             Open {
                 begin_recorded: recorded,
+                tracked: track,
                 ..Open::default()
             },
         );
@@ -130,7 +145,7 @@ impl RelistTracker {
     /// Ignored when no relist is open (kube emits `InitApply` only between
     /// `Init` and `InitDone`).
     pub fn seen(&mut self, type_key: &str, key: &[u8], in_state: bool) {
-        let Some(o) = self.open.get_mut(type_key) else {
+        let Some(o) = self.open.get_mut(type_key).filter(|o| o.tracked) else {
             return;
         };
         let k = suffix(type_key, key);
@@ -148,6 +163,12 @@ impl RelistTracker {
             o.unsee_logged = Some(self.generation);
             self.undo.push(Undo::Unsee(type_key.to_owned()));
         }
+    }
+
+    /// Keys the open relist of `type_key` holds (0 when none is open).
+    #[cfg(test)]
+    pub fn keys_kept(&self, type_key: &str) -> usize {
+        self.open.get(type_key).map_or(0, |o| o.seen.len())
     }
 
     /// Whether a relist of `type_key` is open.
@@ -221,12 +242,12 @@ mod tests {
     #[test]
     fn new_init_discards_partial_set() {
         let mut t = RelistTracker::default();
-        assert!(t.begin("cm"));
+        assert!(t.begin("cm", true));
         t.mark_begin_recorded("cm");
         t.seen("cm", b"cm\0ns\0a", true);
         // The list failed and kube starts over: the partial set must go,
         // and no second begin marker is needed.
-        assert!(!t.begin("cm"));
+        assert!(!t.begin("cm", true));
         t.seen("cm", b"cm\0ns\0b", true);
         let seen = t.end("cm").unwrap();
         assert!(seen.contains(b"cm\0ns\0b"));
@@ -237,14 +258,14 @@ mod tests {
     #[test]
     fn rollback_restores_the_previous_batch_end() {
         let mut t = RelistTracker::default();
-        t.begin("cm");
+        t.begin("cm", true);
         t.mark_begin_recorded("cm");
         t.seen("cm", b"cm\0ns\0a", true);
         t.commit();
         t.seen("cm", b"cm\0ns\0b", true);
         let d = t.end("cm").unwrap();
         t.closed(d);
-        t.begin("x");
+        t.begin("x", true);
         t.rollback();
         assert!(!t.is_open("x"));
         let seen = t.end("cm").unwrap();
@@ -255,7 +276,7 @@ mod tests {
     #[test]
     fn every_failed_attempt_forgets_only_its_own_keys() {
         let mut t = RelistTracker::default();
-        t.begin("cm");
+        t.begin("cm", true);
         t.seen("cm", b"cm\0ns\0a", true);
         t.commit();
         // Two failed attempts at the next batch, then one that commits.

@@ -217,6 +217,28 @@ impl<'j> BatchBuilder<'j> {
         Ok(out)
     }
 
+    /// Whether the state, with this batch's staged changes, holds no object
+    /// of the type. Reads at most the type's first live key.
+    pub fn type_is_empty(&self, type_key: &str) -> Result<bool> {
+        let prefix = type_prefix(type_key);
+        for (k, v) in self.overlay.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if v.is_some() {
+                return Ok(false);
+            }
+        }
+        for k in self.journal.keys_of_type_ivec(type_key) {
+            let k = k?;
+            // A key this batch removes does not count.
+            if !matches!(self.overlay.get(k.as_ref()), Some(None)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Stages `rec` (its `seq` is assigned here) with its state change, and
     /// updates its type's record. Returns the assigned seq.
     pub fn record(&mut self, rec: EventRecord, change: StateChange) -> Result<u64> {
