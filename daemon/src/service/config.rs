@@ -245,6 +245,36 @@ mod tests {
         assert!(v.compact.recipients.is_empty());
     }
 
+    /// Regression: the example says "the values shown are the defaults", but
+    /// its `[journal]` showed a 50 ms flush interval, 4,096 events per batch
+    /// and a 64 MiB queue (defaults 20, 2,000 and 32), so a daemon installed
+    /// from it held twice the queue memory that docs/MANUAL.md measured.
+    #[test]
+    fn regression_deploy_example_journal_values_are_the_defaults() {
+        let text = include_str!("../../../deploy/rewindd.toml");
+        let file = crate::config::parse_file(Path::new("rewindd.toml"), text).unwrap();
+        // The example's kubeconfig path need not exist here.
+        let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+        let s = crate::config::Settings {
+            kubeconfig: Some(kubeconfig.path().to_owned()),
+            data_dir: Some("/var/lib/rewind".into()),
+            ..crate::config::Settings::default()
+        };
+        let example = crate::config::Config::from_settings(&s, &file).unwrap();
+        let builtin =
+            crate::config::Config::from_settings(&s, &crate::config::FileConfig::default())
+                .unwrap();
+        assert_eq!(
+            example.journal.cache_capacity,
+            builtin.journal.cache_capacity
+        );
+        assert_eq!(example.journal.zstd_level, builtin.journal.zstd_level);
+        assert_eq!(example.journal.block_bytes, builtin.journal.block_bytes);
+        assert_eq!(example.queue_bytes, builtin.queue_bytes);
+        assert_eq!(example.flush_interval, builtin.flush_interval);
+        assert_eq!(example.flush_max_events, builtin.flush_max_events);
+    }
+
     #[test]
     fn errors_name_the_setting() {
         let bad = [
