@@ -269,7 +269,13 @@ fn manifest_check(name: &str, bytes: &[u8]) {
 /// 8.2 describes version 2, without the crate's record code: block framing
 /// (section 3.3), zstd, then bincode `(Option<String>, String,
 /// Option<String>, Option<String>, Vec<u8>)` records.
-type RawRecord = (Option<String>, String, Option<String>, Option<String>, Vec<u8>);
+type RawRecord = (
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<u8>,
+);
 
 fn raw_records(bytes: &[u8], r: &SnapshotReader<'_>) -> Vec<Vec<RawRecord>> {
     let mut per_type = vec![Vec::new(); r.header().types.len()];
@@ -356,7 +362,11 @@ fn v2_encrypted_snapshot() {
     });
     manifest_check("snapshot-encrypted.rwf", &bytes);
     assert!(crypto::is_encrypted(&bytes).unwrap());
-    assert_eq!(&bytes[8..11], &[2, 0, 2], "outer preamble: version 2, snapshot");
+    assert_eq!(
+        &bytes[8..11],
+        &[2, 0, 2],
+        "outer preamble: version 2, snapshot"
+    );
     let plain = crypto::open(&bytes, &[identity()], &Limits::default()).unwrap();
     check_content(&plain, None);
 }

@@ -234,7 +234,10 @@ fn arb_object() -> impl Strategy<Value = J> {
             }
             let n = members.len() + 1;
             if let Some(r) = rv {
-                members.insert(usize::from(pos / 7) % n, ("resourceVersion".into(), J::Str(r)));
+                members.insert(
+                    usize::from(pos / 7) % n,
+                    ("resourceVersion".into(), J::Str(r)),
+                );
             }
             J::Obj(members)
         });

@@ -128,6 +128,9 @@ pub struct SnapshotIndex {
     pub object_counts: Vec<u64>,
 }
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) fn type_order(a: &ResourceType) -> (&str, &str) {
     (a.group.as_str(), a.resource.as_str())
 }
