@@ -13,7 +13,8 @@
 //!   line `Input: LABEL (FILE)` (LABEL defaults to the file's stem);
 //! - `--no-baselines`: skip tar.gz and zstd (throughput only);
 //! - `--snapshot-version N`: write snapshots in format version N (default:
-//!   the newest, 2; 1 repeats uid and resourceVersion beside the JSON);
+//!   the newest, 2; 1 repeats name, namespace, uid and resourceVersion beside
+//!   the JSON);
 //! - `--no-dup-fields`: leave uid and resourceVersion out of the records
 //!   (an experiment: they duplicate fields of the JSON);
 //! - `--default-only`: measure only the default [`WriteOptions`];

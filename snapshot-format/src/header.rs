@@ -23,7 +23,7 @@
 //! A version number names the revision of `docs/FORMAT.md` that last changed
 //! a kind's layout, so versions are checked per kind: segments exist only in
 //! version 1; snapshots in version 1 and in version 2 (records leave out the
-//! uid and resourceVersion their JSON already holds). A release writes each
+//! namespace, name, uid and resourceVersion their JSON already holds). A release writes each
 //! kind in its newest version and reads every version it knows.
 
 use crate::codec::crc32;

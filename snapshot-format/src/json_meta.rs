@@ -1,10 +1,12 @@
-//! Reads `metadata.uid` and `metadata.resourceVersion` out of an object's
-//! JSON bytes, in one pass and without building a tree.
+//! Reads `metadata.name`, `metadata.namespace`, `metadata.uid` and
+//! `metadata.resourceVersion` out of an object's JSON bytes, in one pass and
+//! without building a tree.
 //!
-//! Snapshot format version 2 leaves a record's uid and resourceVersion out
-//! when the JSON already holds them (`docs/FORMAT.md`, section 8.2), so the
-//! writer and every reader must agree, byte for byte, on what "the JSON's
-//! `metadata.uid`" is. This module is that definition (frozen with version 2):
+//! Snapshot format version 2 leaves a record's name, namespace, uid and
+//! resourceVersion out when the JSON already holds them (`docs/FORMAT.md`,
+//! section 8.2), so the writer and every reader must agree, byte for byte, on
+//! what "the JSON's `metadata.uid`" is. This module is that definition
+//! (frozen with version 2):
 //!
 //! - the input is one JSON text (RFC 8259) in UTF-8, optionally surrounded by
 //!   whitespace (space, tab, LF, CR), and its value is an object;
@@ -14,8 +16,9 @@
 //!   arrays and objects nest at most [`MAX_DEPTH`] deep (serde_json's limit);
 //! - the top-level object has **exactly one** member whose key (after
 //!   unescaping) is `metadata`, and that member's value is an object;
-//! - that object has **exactly one** member `uid` (resp. `resourceVersion`),
-//!   and its value is a string. The result is the string, unescaped.
+//! - that object has **exactly one** member `name` (resp. `namespace`, `uid`,
+//!   `resourceVersion`), and its value is a string. The result is the string,
+//!   unescaped. Each of the four is looked up on its own.
 //!
 //! Anything else (invalid JSON, a missing member, a duplicate key on the
 //! path, a value that is not a string) means "no value": duplicate keys are
@@ -36,6 +39,10 @@ pub const MAX_DEPTH: u32 = 127;
 /// gives no value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JsonMeta<'a> {
+    /// `metadata.name`, unescaped.
+    pub name: Option<Cow<'a, str>>,
+    /// `metadata.namespace`, unescaped.
+    pub namespace: Option<Cow<'a, str>>,
     /// `metadata.uid`, unescaped.
     pub uid: Option<Cow<'a, str>>,
     /// `metadata.resourceVersion`, unescaped.
@@ -43,7 +50,7 @@ pub struct JsonMeta<'a> {
 }
 
 /// Scans `json`: `None` when it is not a valid JSON object text (module
-/// doc), otherwise the `metadata.uid` and `metadata.resourceVersion` it holds.
+/// doc), otherwise the `metadata` values it holds.
 #[must_use]
 pub fn extract(json: &[u8]) -> Option<JsonMeta<'_>> {
     // Checking UTF-8 once up front lets string contents be borrowed as &str
@@ -213,10 +220,16 @@ impl<'a> Scanner<'a> {
 
     /// The `metadata` object (a member of the object at `depth`).
     fn metadata(&mut self, depth: u32) -> Option<JsonMeta<'a>> {
+        let mut name = Wanted::default();
+        let mut namespace = Wanted::default();
         let mut uid = Wanted::default();
         let mut rv = Wanted::default();
         self.object(depth + 1, |s, key, d| {
-            let slot = if key.is("uid") {
+            let slot = if key.is("name") {
+                &mut name
+            } else if key.is("namespace") {
+                &mut namespace
+            } else if key.is("uid") {
                 &mut uid
             } else if key.is("resourceVersion") {
                 &mut rv
@@ -233,6 +246,8 @@ impl<'a> Scanner<'a> {
             Some(())
         })?;
         Some(JsonMeta {
+            name: name.get(),
+            namespace: namespace.get(),
             uid: uid.get(),
             resource_version: rv.get(),
         })

@@ -6,8 +6,9 @@
 //! - [`event`]: one recorded change, and event blocks (the daemon's journal unit);
 //! - [`segment`]: a sealed run of events with a seq/time index;
 //! - [`snapshot`]: the state at one point, objects grouped by type;
-//! - [`json_meta`]: `metadata.uid` and `metadata.resourceVersion` read from an
-//!   object's JSON in one pass (version-2 snapshots store them only there);
+//! - [`json_meta`]: `metadata.name`, `.namespace`, `.uid` and
+//!   `.resourceVersion` read from an object's JSON in one pass (version-2
+//!   snapshots store them only there);
 //! - [`crypto`]: age (X25519) encryption of any file;
 //! - [`state`]: folding events onto a state, for point-in-time reconstruction;
 //! - [`header`], [`frame`], [`codec`]: the framing, checksums and encoding;

@@ -6,8 +6,9 @@
 //! Version 2 changed only snapshot records (segments and event blocks are
 //! still version 1, whose golden files are in `golden/v1/`). The objects
 //! cover every case of the record rule: values left to the JSON, values the
-//! JSON disagrees with or lacks, empty values, escaped JSON strings, and
-//! JSON the rule refuses (duplicate keys, a number, invalid JSON).
+//! JSON disagrees with or lacks (name, namespace, uid, resourceVersion),
+//! empty values, escaped JSON strings, and JSON the rule refuses (duplicate
+//! keys, a number, invalid JSON).
 //!
 //! The files were written once with `REWIND_BLESS_GOLDEN=1 cargo test -p
 //! rewind-format --test golden_v2`. The encrypted file uses the throwaway
@@ -52,11 +53,12 @@ fn rt(group: &str, version: &str, resource: &str, kind: &str, namespaced: bool) 
     }
 }
 
-/// How a record stores its uid and resourceVersion: `true` = left to the JSON.
-type Elided = (bool, bool);
+/// How a record stores (namespace, name, uid, resourceVersion): `true` =
+/// left to the JSON. A cluster-scoped object's namespace is always None.
+type Elided = (bool, bool, bool, bool);
 
-/// Frozen: the odd objects, each with how version 2 stores its values.
-/// (name, uid, resourceVersion, JSON, elided)
+/// Frozen: the odd objects (namespace `odd`), each with how version 2 stores
+/// its values. (name, uid, resourceVersion, JSON, elided)
 fn odd_secrets() -> Vec<(&'static str, &'static str, &'static str, String, Elided)> {
     vec![
         (
@@ -64,63 +66,77 @@ fn odd_secrets() -> Vec<(&'static str, &'static str, &'static str, String, Elide
             "uid-a",
             "11",
             r#"{"kind":"Secret","metadata":{"name":"disagrees","uid":"uid-other","resourceVersion":"11"}}"#.into(),
-            (false, true),
+            (false, true, false, true),
         ),
         (
             "empty-values",
             "",
             "",
             r#"{"kind":"Secret","metadata":{"name":"empty-values"}}"#.into(),
-            (false, false),
+            (false, true, false, false),
         ),
         (
             "empty-in-json",
             "",
             "",
             r#"{"kind":"Secret","metadata":{"name":"empty-in-json","uid":"","resourceVersion":""}}"#.into(),
-            (true, true),
+            (false, true, true, true),
         ),
         (
             "escaped",
             "uid-é-\"q\"-😀",
             "12",
-            r#"{"kind":"Secret","metadata":{"name":"escaped","uid":"uid-\u00e9-\"q\"-\ud83d\ude00","resourceVersion":"1\u0032"}}"#.into(),
-            (true, true),
+            r#"{"kind":"Secret","metadata":{"name":"esc\u0061ped","namespace":"o\u0064d","uid":"uid-\u00e9-\"q\"-\ud83d\ude00","resourceVersion":"1\u0032"}}"#.into(),
+            (true, true, true, true),
         ),
         (
             "duplicate-metadata",
             "uid-d",
             "13",
-            r#"{"metadata":{"uid":"uid-d","resourceVersion":"13"},"metadata":{"uid":"uid-d","resourceVersion":"13"}}"#.into(),
-            (false, false),
+            r#"{"metadata":{"name":"duplicate-metadata","namespace":"odd","uid":"uid-d","resourceVersion":"13"},"metadata":{}}"#.into(),
+            (false, false, false, false),
         ),
         (
             "duplicate-uid",
             "uid-e",
             "14",
-            r#"{"metadata":{"uid":"uid-e","uid":"uid-e","resourceVersion":"14"}}"#.into(),
-            (false, true),
+            r#"{"metadata":{"name":"duplicate-uid","namespace":"odd","uid":"uid-e","uid":"uid-e","resourceVersion":"14"}}"#.into(),
+            (true, true, false, true),
         ),
         (
             "number-rv",
             "uid-f",
             "15",
             r#"{"metadata":{"uid":"uid-f","resourceVersion":15}}"#.into(),
-            (true, false),
+            (false, false, true, false),
         ),
         (
             "not-json",
             "uid-g",
             "16",
-            r#"{"metadata":{"uid":"uid-g","resourceVersion":"16"}"#.into(),
-            (false, false),
+            r#"{"metadata":{"name":"not-json","namespace":"odd","uid":"uid-g","resourceVersion":"16"}"#.into(),
+            (false, false, false, false),
         ),
         (
             "nested-only",
             "uid-h",
             "17",
-            r#"{"spec":{"metadata":{"uid":"uid-h","resourceVersion":"17"}},"metadata":{"name":"nested-only"}}"#.into(),
-            (false, false),
+            r#"{"spec":{"metadata":{"namespace":"odd","uid":"uid-h","resourceVersion":"17"}},"metadata":{"name":"nested-only"}}"#.into(),
+            (false, true, false, false),
+        ),
+        (
+            "name-differs",
+            "uid-i",
+            "18",
+            r#"{"metadata":{"name":"other-name","namespace":"odd","uid":"uid-i","resourceVersion":"18"}}"#.into(),
+            (true, false, true, true),
+        ),
+        (
+            "namespace-differs",
+            "uid-j",
+            "19",
+            r#"{"metadata":{"name":"namespace-differs","namespace":"elsewhere","uid":"uid-j","resourceVersion":"19"}}"#.into(),
+            (false, true, true, true),
         ),
     ]
 }
@@ -182,7 +198,7 @@ fn golden_snapshot() -> (SnapshotHeader, Vec<Vec<(SnapshotObject, Elided)>>) {
                         resource_version: rv,
                         object: object.into_bytes(),
                     };
-                    (o, (true, true))
+                    (o, (true, true, true, true))
                 })
                 .collect()
         })
@@ -267,11 +283,11 @@ fn manifest_check(name: &str, bytes: &[u8]) {
 
 /// The records of every object block, decoded as `docs/FORMAT.md` section
 /// 8.2 describes version 2, without the crate's record code: block framing
-/// (section 3.3), zstd, then bincode `(Option<String>, String,
+/// (section 3.3), zstd, then bincode `(Option<String>, Option<String>,
 /// Option<String>, Option<String>, Vec<u8>)` records.
 type RawRecord = (
     Option<String>,
-    String,
+    Option<String>,
     Option<String>,
     Option<String>,
     Vec<u8>,
@@ -339,9 +355,11 @@ fn v2_records_leave_out_exactly_the_values_the_json_holds() {
     let mut left_out = 0;
     for (t, v) in objs.iter().enumerate() {
         assert_eq!(raw[t].len(), v.len());
-        for ((o, (uid_elided, rv_elided)), rec) in v.iter().zip(&raw[t]) {
-            assert_eq!((&rec.0, &rec.1, &rec.4), (&o.namespace, &o.name, &o.object));
+        for ((o, (ns_elided, name_elided, uid_elided, rv_elided)), rec) in v.iter().zip(&raw[t]) {
             let expect = |elided: bool, value: &str| (!elided).then(|| value.to_owned());
+            let ns = o.namespace.as_deref().and_then(|ns| expect(*ns_elided, ns));
+            assert_eq!(rec.0, ns, "{} namespace", o.name);
+            assert_eq!(rec.1, expect(*name_elided, &o.name), "{} name", o.name);
             assert_eq!(rec.2, expect(*uid_elided, &o.uid), "{} uid", o.name);
             assert_eq!(
                 rec.3,
@@ -349,7 +367,11 @@ fn v2_records_leave_out_exactly_the_values_the_json_holds() {
                 "{} resourceVersion",
                 o.name
             );
-            left_out += usize::from(*uid_elided) + usize::from(*rv_elided);
+            assert_eq!(rec.4, o.object);
+            left_out += [ns_elided, name_elided, uid_elided, rv_elided]
+                .iter()
+                .filter(|e| ***e)
+                .count();
         }
     }
     assert!(left_out > 30, "the file must exercise the fill-in");

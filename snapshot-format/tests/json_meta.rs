@@ -4,9 +4,9 @@
 //!
 //! The reference parses with serde_json into a tree that keeps duplicate keys
 //! (`J`), then applies the module's rule: exactly one `metadata`, an object,
-//! holding exactly one `uid` / `resourceVersion`, a string. Where the path has
-//! no duplicate keys, the result must also equal plain
-//! `serde_json::Value["metadata"]["uid"]`.
+//! holding exactly one `name` / `namespace` / `uid` / `resourceVersion`, a
+//! string. Where the path has no duplicate keys, the result must also equal
+//! plain `serde_json::Value["metadata"]["uid"]` (and the others).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -82,11 +82,14 @@ impl<'de> Deserialize<'de> for J {
     }
 }
 
-type Pair = (Option<String>, Option<String>);
+/// name, namespace, uid, resourceVersion.
+type Found = [Option<String>; 4];
+
+const WANTED: [&str; 4] = ["name", "namespace", "uid", "resourceVersion"];
 
 /// The rule of `json_meta`, on serde_json's parse. The flag says whether the
 /// path had duplicate keys.
-fn reference(bytes: &[u8]) -> Option<(Pair, bool)> {
+fn reference(bytes: &[u8]) -> Option<(Found, bool)> {
     let J::Obj(top) = serde_json::from_slice::<J>(bytes).ok()? else {
         return None;
     };
@@ -98,7 +101,7 @@ fn reference(bytes: &[u8]) -> Option<(Pair, bool)> {
     let mut dup = metas.len() > 1;
     let members = match metas.as_slice() {
         [J::Obj(m)] => m.as_slice(),
-        _ => return Some(((None, None), dup)),
+        _ => return Some((Found::default(), dup)),
     };
     let mut one = |key: &str| {
         let vals: Vec<&J> = members
@@ -112,16 +115,13 @@ fn reference(bytes: &[u8]) -> Option<(Pair, bool)> {
             _ => None,
         }
     };
-    let pair = (one("uid"), one("resourceVersion"));
-    Some((pair, dup))
+    let found = WANTED.map(&mut one);
+    Some((found, dup))
 }
 
-fn scanner(bytes: &[u8]) -> Option<Pair> {
+fn scanner(bytes: &[u8]) -> Option<Found> {
     extract(bytes).map(|m| {
-        (
-            m.uid.map(|c| c.into_owned()),
-            m.resource_version.map(|c| c.into_owned()),
-        )
+        [m.name, m.namespace, m.uid, m.resource_version].map(|v| v.map(|c| c.into_owned()))
     })
 }
 
@@ -133,14 +133,11 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
         "input {:?}",
         String::from_utf8_lossy(bytes)
     );
-    if let Some((pair, false)) = want {
+    if let Some((found, false)) = want {
         // No duplicate on the path: plain serde_json agrees.
         let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-        let plain = (
-            v["metadata"]["uid"].as_str().map(str::to_owned),
-            v["metadata"]["resourceVersion"].as_str().map(str::to_owned),
-        );
-        prop_assert_eq!(pair, plain);
+        let plain = WANTED.map(|k| v["metadata"][k].as_str().map(str::to_owned));
+        prop_assert_eq!(found, plain);
     }
     Ok(())
 }
@@ -176,7 +173,8 @@ fn arb_key() -> impl Strategy<Value = String> {
         3 => Just("metadata".to_owned()),
         3 => Just("uid".to_owned()),
         3 => Just("resourceVersion".to_owned()),
-        1 => Just("name".to_owned()),
+        2 => Just("name".to_owned()),
+        2 => Just("namespace".to_owned()),
         1 => Just("Metadata".to_owned()),
         1 => Just("uid ".to_owned()),
         2 => arb_text(),
@@ -226,8 +224,16 @@ fn arb_object() -> impl Strategy<Value = J> {
         proptest::option::weighted(0.8, arb_text()),
         proptest::option::weighted(0.8, arb_text()),
         any::<u16>(),
+        proptest::option::weighted(0.6, arb_text()),
+        proptest::option::weighted(0.5, arb_text()),
     )
-        .prop_map(|(mut members, uid, rv, pos)| {
+        .prop_map(|(mut members, uid, rv, pos, name, ns)| {
+            for (key, value) in [("name", name), ("namespace", ns)] {
+                let n = members.len() + 1;
+                if let Some(v) = value {
+                    members.insert(usize::from(pos / 3) % n, (key.into(), J::Str(v)));
+                }
+            }
             let n = members.len() + 1;
             if let Some(u) = uid {
                 members.insert(usize::from(pos) % n, ("uid".into(), J::Str(u)));
@@ -415,7 +421,7 @@ fn generated_objects_often_hold_values() {
         let (j, seed) = strategy.new_tree(&mut runner).unwrap().current();
         let text = write(&j, seed);
         total += 1;
-        if scanner(&text).is_some_and(|(u, _)| u.is_some()) {
+        if scanner(&text).is_some_and(|[_, _, uid, _]| uid.is_some()) {
             found += 1;
         }
     }

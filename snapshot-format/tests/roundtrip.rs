@@ -130,7 +130,7 @@ proptest! {
     fn snapshot_v2_round_trip_with_values_in_the_json(
         objs in proptest::collection::btree_map(
             (0usize..2, proptest::option::of("[a-c]{1,2}"), "[a-z0-9]{1,6}"),
-            ("\\PC{0,6}", "[0-9]{0,4}", 0u8..4, 0u8..4, any::<bool>()),
+            ("\\PC{0,6}", "[0-9]{0,4}", 0u8..4, 0u8..4, any::<bool>(), 0u8..4, 0u8..4),
             0..60,
         ),
         block_bytes in 32usize..2048,
@@ -144,10 +144,16 @@ proptest! {
             crd_type: None,
         };
         let mut per_type: Vec<Vec<SnapshotObject>> = vec![Vec::new(); 2];
-        for ((t, ns, name), (uid, rv, uid_mode, rv_mode, pretty)) in objs {
+        for ((t, ns, name), (uid, rv, uid_mode, rv_mode, pretty, name_mode, ns_mode)) in objs {
             let namespace = if ts[t].namespaced { Some(ns.unwrap_or_else(|| "x".into())) } else { None };
             let mut meta = serde_json::Map::new();
-            meta.insert("name".into(), name.clone().into());
+            meta_value(&mut meta, "name", &name, name_mode);
+            if let Some(ns) = &namespace {
+                meta_value(&mut meta, "namespace", ns, ns_mode);
+            } else if ns_mode == 0 {
+                // A cluster-scoped object whose JSON claims a namespace.
+                meta.insert("namespace".into(), "stray".into());
+            }
             meta_value(&mut meta, "uid", &uid, uid_mode);
             meta_value(&mut meta, "resourceVersion", &rv, rv_mode);
             let v = serde_json::json!({"kind": "X", "spec": {"metadata": {"uid": "nested"}}, "metadata": meta});

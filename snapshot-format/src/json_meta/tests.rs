@@ -27,6 +27,24 @@ fn finds_both_values_whatever_the_order_and_nesting_around_them() {
 }
 
 #[test]
+fn finds_name_and_namespace_too() {
+    let m = extract(
+        br#"{"metadata":{"namespace":"cattle-system","labels":{"name":"x"},"name":"rancher","uid":"u"}}"#,
+    )
+    .unwrap();
+    assert_eq!(m.name.as_deref(), Some("rancher"));
+    assert_eq!(m.namespace.as_deref(), Some("cattle-system"));
+    assert_eq!(m.uid.as_deref(), Some("u"));
+    assert_eq!(m.resource_version, None);
+    let m = extract(br#"{"metadata":{"name":"a","name":"a","namespace":null}}"#).unwrap();
+    assert_eq!(
+        (m.name, m.namespace),
+        (None, None),
+        "duplicate, not a string"
+    );
+}
+
+#[test]
 fn values_borrow_unless_escaped_and_escapes_are_decoded() {
     let m = extract(
         br#"{"metadata":{"uid":"plain","resourceVersion":"a\u0062\n\"\\\/\t\ud83d\ude00"}}"#,

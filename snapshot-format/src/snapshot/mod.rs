@@ -9,9 +9,9 @@
 //! decoding the rest.
 //!
 //! Snapshots exist in two versions that differ only in the object records
-//! (see `record.rs`): version 2 leaves out a uid or resourceVersion that the
-//! object's JSON already holds, and readers fill it back in, so the
-//! [`SnapshotObject`]s a reader returns are the same for both.
+//! (see `record.rs`): version 2 leaves out a namespace, name, uid or
+//! resourceVersion that the object's JSON already holds, and readers fill it
+//! back in, so the [`SnapshotObject`]s a reader returns are the same for both.
 mod reader;
 mod record;
 mod writer;

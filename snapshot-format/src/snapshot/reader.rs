@@ -90,7 +90,7 @@ impl<'a> SnapshotReader<'a> {
             let mut objs: Vec<SnapshotObject> = Vec::with_capacity(cap);
             let mut rest: &[u8] = &payload;
             for _ in 0..raw.count {
-                let (o, used) = record::decode(version, rest)?;
+                let (o, used) = record::decode(version, namespaced == Some(true), rest)?;
                 rest = rest.get(used..).unwrap_or_default();
                 if let Some(prev) = objs.last()
                     && prev.key() >= o.key()

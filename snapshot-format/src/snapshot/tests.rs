@@ -33,7 +33,7 @@ fn forged(version: u16, uid: Option<&str>, json: &str) -> Vec<u8> {
     let mut payload = Vec::new();
     encode_raw_for_tests(
         Some("ns"),
-        "a",
+        Some("a"),
         uid,
         Some("7"),
         json.as_bytes(),

@@ -38,7 +38,7 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     /// Like [`SnapshotWriter::new`], writing snapshot format `version`: 2
-    /// (the default) or 1 (records repeat uid and resourceVersion beside
+    /// (the default) or 1 (records repeat namespace, name, uid and resourceVersion beside
     /// the JSON; for readers of older releases and for tests).
     pub fn with_version(
         sink: W,
