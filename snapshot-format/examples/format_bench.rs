@@ -12,6 +12,9 @@
 //!   per line; repeat it to measure several inputs in one run, each after a
 //!   line `Input: LABEL (FILE)` (LABEL defaults to the file's stem);
 //! - `--no-baselines`: skip tar.gz and zstd (throughput only);
+//! - `--snapshot-version N`: write snapshots in format version N (default:
+//!   the newest, 2; 1 repeats name, namespace, uid and resourceVersion beside
+//!   the JSON);
 //! - `--no-dup-fields`: leave uid and resourceVersion out of the records
 //!   (an experiment: they duplicate fields of the JSON);
 //! - `--default-only`: measure only the default [`WriteOptions`];
@@ -408,7 +411,9 @@ fn encode(state: &[TypeObjects], opts: &WriteOptions) -> Vec<u8> {
             })
             .collect(),
     };
-    let mut w = SnapshotWriter::new(Vec::with_capacity(64 << 20), header, opts).unwrap();
+    let version = SNAPSHOT_VERSION.load(std::sync::atomic::Ordering::Relaxed);
+    let mut w =
+        SnapshotWriter::with_version(Vec::with_capacity(64 << 20), header, opts, version).unwrap();
     for (i, (_, objs)) in state.iter().enumerate() {
         for o in objs {
             w.push(i, o).unwrap();
@@ -870,9 +875,23 @@ impl Identifiers {
     }
 }
 
+/// `--snapshot-version`: the format version `encode` writes.
+static SNAPSHOT_VERSION: std::sync::atomic::AtomicU16 =
+    std::sync::atomic::AtomicU16::new(rewind_format::header::SNAPSHOT_VERSION);
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let total: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    if let Some(w) = args.windows(2).find(|w| w[0] == "--snapshot-version") {
+        let v: u16 = w[1].parse().expect("--snapshot-version takes a number");
+        SNAPSHOT_VERSION.store(v, std::sync::atomic::Ordering::Relaxed);
+        println!("Snapshot format version {v}");
+    }
+    let total: usize = args
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i == 0 || args[i - 1] != "--snapshot-version")
+        .find_map(|(_, a)| a.parse().ok())
+        .unwrap_or(100_000);
     // `--jsonl [LABEL=]FILE`, repeatable: each input is measured in turn,
     // in this one run, under an `Input:` line naming it.
     let inputs: Vec<(String, String)> = args

@@ -47,13 +47,14 @@ impl<W: Write> ContainerWriter<W> {
     pub(crate) fn new(
         mut sink: W,
         kind: FileKind,
+        version: u16,
         header: &[u8],
         level: i32,
         dictionary: Option<&[u8]>,
     ) -> Result<Self> {
         let mut compressor = Compressor::new(level, None)?;
         let mut buf = Vec::with_capacity(PREAMBLE_LEN + header.len() + 64);
-        buf.extend_from_slice(&encode_preamble(kind, false));
+        buf.extend_from_slice(&encode_preamble(kind, version, false));
         write_block(
             &mut buf,
             BlockType::Header,
@@ -140,6 +141,8 @@ impl<W: Write> ContainerWriter<W> {
 /// A verified container over plain (decrypted) bytes.
 pub(crate) struct Container<'a> {
     bytes: &'a [u8],
+    /// Format version from the preamble (already checked against the kind).
+    pub(crate) version: u16,
     /// File name for error messages.
     pub(crate) name: Option<String>,
     pub(crate) limits: Limits,
@@ -247,6 +250,7 @@ impl<'a> Container<'a> {
             .into_owned();
         Ok(Self {
             bytes,
+            version: pre.version,
             name: None,
             limits,
             header,

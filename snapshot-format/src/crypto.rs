@@ -8,7 +8,8 @@
 //! decrypts to a complete plain Rewind file of the same kind. age's payload
 //! is ChaCha20-Poly1305 in 64 KiB chunks with a last-chunk flag, so any
 //! change, truncation or extension of the ciphertext fails decryption. The
-//! outer trailer has index offset 0 and 0 data blocks.
+//! outer trailer has index offset 0 and 0 data blocks. The outer preamble
+//! repeats the inner file's kind and version.
 //!
 //! A writer needs only public recipients (`age1...`); a reader needs an
 //! identity (`AGE-SECRET-KEY-1...`). The outer preamble stays readable, so
@@ -60,7 +61,7 @@ pub fn encrypt(plain: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>> {
     let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
         .map_err(|e| FormatError::new(ErrorKind::Encrypt(e.to_string())))?;
     let mut out = Vec::with_capacity(plain.len() + 512);
-    out.extend_from_slice(&encode_preamble(pre.kind, true));
+    out.extend_from_slice(&encode_preamble(pre.kind, pre.version, true));
     let mut w = enc
         .wrap_output(&mut out)
         .map_err(|e| FormatError::new(ErrorKind::Encrypt(e.to_string())))?;
@@ -107,10 +108,10 @@ pub fn decrypt(bytes: &[u8], identities: &[Identity], limits: &Limits) -> Result
         }));
     }
     let inner = decode_preamble(&plain)?;
-    if inner.encrypted || inner.kind != pre.kind {
+    if inner.encrypted || inner.kind != pre.kind || inner.version != pre.version {
         return Err(invalid(
             "decrypted file",
-            "kind or flags differ from the outer preamble",
+            "kind, version or flags differ from the outer preamble",
         ));
     }
     Ok(plain)

@@ -84,6 +84,17 @@ pub enum ErrorKind {
         /// Which invariant.
         detail: String,
     },
+    /// A version-2 snapshot record leaves its namespace, name, uid or
+    /// resourceVersion to the object's JSON, which holds no single such string.
+    #[error(
+        "object {object}: {field} is left to the JSON, which has no single metadata.{field} string"
+    )]
+    ElidedValueMissing {
+        /// The object, `namespace/name` (or `name` when cluster-scoped).
+        object: String,
+        /// `namespace`, `name`, `uid` or `resourceVersion`.
+        field: &'static str,
+    },
     /// zstd could not decompress a payload.
     #[error("decompression failed: {0}")]
     Decompress(String),

@@ -3,7 +3,7 @@
 //! ```text
 //! preamble (16 bytes, offset 0)
 //!      0    8 magic        89 52 57 4E 44 0D 0A 1A  ("\x89RWND\r\n\x1a")
-//!      8    2 version      u16 LE, 1 for this release
+//!      8    2 version      u16 LE: segments 1, snapshots 1 or 2 (see below)
 //!     10    1 file kind    1 = segment, 2 = snapshot
 //!     11    1 flags        bit 0 = encrypted; other bits must be 0
 //!     12    4 crc          CRC-32 of bytes 0..12
@@ -19,6 +19,12 @@
 //! The magic's high byte and CR LF catch 7-bit and newline-mangling
 //! transfers, as in PNG. The trailer is written last: a file without a valid
 //! trailer is incomplete and is never read.
+//!
+//! A version number names the revision of `docs/FORMAT.md` that last changed
+//! a kind's layout, so versions are checked per kind: segments exist only in
+//! version 1; snapshots in version 1 and in version 2 (records leave out the
+//! namespace, name, uid and resourceVersion their JSON already holds). A release writes each
+//! kind in its newest version and reads every version it knows.
 
 use crate::codec::crc32;
 use crate::error::{ErrorKind, FormatError, Result, invalid, truncated};
@@ -28,8 +34,12 @@ use crate::frame::{read_u32, read_u64};
 pub const MAGIC: [u8; 8] = *b"\x89RWND\r\n\x1a";
 /// The 4 bytes every Rewind file ends with.
 pub const END_MAGIC: [u8; 4] = *b"RWND";
-/// The format version this release writes, and the highest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The highest format version this release knows, of any kind.
+pub const FORMAT_VERSION: u16 = 2;
+/// The version this release writes segments in (and the only one of segments).
+pub const SEGMENT_VERSION: u16 = 1;
+/// The version this release writes snapshots in; it also reads version 1.
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Length of the preamble.
 pub const PREAMBLE_LEN: usize = 16;
 /// Length of the trailer.
@@ -57,6 +67,16 @@ impl FileKind {
         }
     }
 
+    /// The newest version of this kind: what this release writes and the
+    /// highest it reads.
+    #[must_use]
+    pub fn latest_version(self) -> u16 {
+        match self {
+            Self::Segment => SEGMENT_VERSION,
+            Self::Snapshot => SNAPSHOT_VERSION,
+        }
+    }
+
     fn from_u8(b: u8) -> Option<Self> {
         match b {
             1 => Some(Self::Segment),
@@ -77,12 +97,14 @@ pub struct Preamble {
     pub encrypted: bool,
 }
 
-/// Encodes a version-1 preamble.
+/// Encodes a preamble. The caller picks the version: the kind's
+/// [`FileKind::latest_version`] for new files, the inner file's for an
+/// encrypted wrapper.
 #[must_use]
-pub fn encode_preamble(kind: FileKind, encrypted: bool) -> [u8; PREAMBLE_LEN] {
+pub fn encode_preamble(kind: FileKind, version: u16, encrypted: bool) -> [u8; PREAMBLE_LEN] {
     let mut p = [0u8; PREAMBLE_LEN];
     p[..8].copy_from_slice(&MAGIC);
-    p[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    p[8..10].copy_from_slice(&version.to_le_bytes());
     p[10] = kind as u8;
     p[11] = if encrypted { FLAG_ENCRYPTED } else { 0 };
     let crc = crc32(&p[..12]);
@@ -91,7 +113,9 @@ pub fn encode_preamble(kind: FileKind, encrypted: bool) -> [u8; PREAMBLE_LEN] {
 }
 
 /// Decodes and checks the preamble at the start of `bytes`: magic, checksum,
-/// version (unknown versions are rejected, never guessed), kind and flags.
+/// version (unknown versions are rejected, never guessed: above the kind's
+/// newest, or above [`FORMAT_VERSION`] when the kind is unknown too), kind
+/// and flags.
 pub fn decode_preamble(bytes: &[u8]) -> Result<Preamble> {
     let p = bytes
         .get(..PREAMBLE_LEN)
@@ -112,15 +136,16 @@ pub fn decode_preamble(bytes: &[u8]) -> Result<Preamble> {
         p.get(8).copied().unwrap_or_default(),
         p.get(9).copied().unwrap_or_default(),
     ]);
-    if version == 0 || version > FORMAT_VERSION {
+    let kind_byte = p.get(10).copied().unwrap_or_default();
+    let kind = FileKind::from_u8(kind_byte);
+    let supported = kind.map_or(FORMAT_VERSION, FileKind::latest_version);
+    if version == 0 || version > supported {
         return Err(FormatError::new(ErrorKind::UnsupportedVersion {
             found: version,
-            supported: FORMAT_VERSION,
+            supported,
         }));
     }
-    let kind_byte = p.get(10).copied().unwrap_or_default();
-    let kind = FileKind::from_u8(kind_byte)
-        .ok_or_else(|| invalid("preamble", format!("unknown file kind {kind_byte}")))?;
+    let kind = kind.ok_or_else(|| invalid("preamble", format!("unknown file kind {kind_byte}")))?;
     let flags = p.get(11).copied().unwrap_or_default();
     if flags & !FLAG_ENCRYPTED != 0 {
         return Err(invalid("preamble", format!("unknown flags {flags:#04x}")));

@@ -6,6 +6,9 @@
 //! - [`event`]: one recorded change, and event blocks (the daemon's journal unit);
 //! - [`segment`]: a sealed run of events with a seq/time index;
 //! - [`snapshot`]: the state at one point, objects grouped by type;
+//! - [`json_meta`]: `metadata.name`, `.namespace`, `.uid` and
+//!   `.resourceVersion` read from an object's JSON in one pass (version-2
+//!   snapshots store them only there);
 //! - [`crypto`]: age (X25519) encryption of any file;
 //! - [`state`]: folding events onto a state, for point-in-time reconstruction;
 //! - [`header`], [`frame`], [`codec`]: the framing, checksums and encoding;
@@ -69,6 +72,7 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod header;
+pub mod json_meta;
 pub mod naming;
 pub mod options;
 pub mod segment;

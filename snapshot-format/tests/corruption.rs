@@ -27,9 +27,26 @@ fn read_snapshot(bytes: &[u8]) -> Result<u64, FormatError> {
     SnapshotReader::open(bytes, Some("snap-x"), Limits::default())?.verify()
 }
 
+/// A version-2 snapshot (the fixture's JSON holds every uid and
+/// resourceVersion, so every record leaves them out).
 fn snapshot_bytes() -> Vec<u8> {
     let (h, o) = sample_snapshot(12);
     write_snapshot(&h, &o, &small_blocks())
+}
+
+/// The same content as a version-1 snapshot.
+fn snapshot_v1_bytes() -> Vec<u8> {
+    let (h, o) = sample_snapshot(12);
+    write_snapshot_version(&h, &o, &small_blocks(), 1)
+}
+
+/// Rewrites the preamble's version (with a valid CRC).
+fn with_version(bytes: &[u8], version: u16) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[8..10].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32(&b[..12]);
+    b[12..16].copy_from_slice(&crc.to_le_bytes());
+    b
 }
 
 /// Offsets where blocks start, from the index, plus the index and trailer.
@@ -69,6 +86,7 @@ fn truncation_at_every_byte_is_an_error() {
             read_segment as fn(&[u8]) -> Result<u64, FormatError>,
         ),
         (snapshot_bytes(), read_snapshot),
+        (snapshot_v1_bytes(), read_snapshot),
     ] {
         for cut in 0..bytes.len() {
             assert!(
@@ -87,6 +105,7 @@ fn every_single_bit_flip_is_detected() {
             read_segment as fn(&[u8]) -> Result<u64, FormatError>,
         ),
         (snapshot_bytes(), read_snapshot),
+        (snapshot_v1_bytes(), read_snapshot),
     ] {
         read(&bytes).unwrap();
         for pos in 0..bytes.len() {
@@ -157,6 +176,43 @@ fn wrong_magic_future_version_wrong_kind() {
             ErrorKind::WrongKind {
                 expected: "snapshot",
                 found: 1
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn snapshot_versions_one_and_two_read_three_is_unsupported() {
+    let v2 = snapshot_bytes();
+    let v1 = snapshot_v1_bytes();
+    assert_eq!((&v1[8..10], &v2[8..10]), (&[1u8, 0][..], &[2u8, 0][..]));
+    assert!(v2.len() < v1.len(), "v2 {} vs v1 {}", v2.len(), v1.len());
+    assert_eq!(read_snapshot(&v1).unwrap(), read_snapshot(&v2).unwrap());
+    for (found, bytes) in [
+        (3u16, with_version(&v2, 3)),
+        (0xFFFF, with_version(&v1, 0xFFFF)),
+    ] {
+        let err = read_snapshot(&bytes).unwrap_err();
+        assert!(
+            matches!(err.kind, ErrorKind::UnsupportedVersion { found: f, supported: 2 } if f == found),
+            "{err}"
+        );
+        assert_eq!(err.file.as_deref(), Some("snap-x"));
+    }
+    let err = read_snapshot(&with_version(&v2, 0)).unwrap_err();
+    assert!(
+        matches!(err.kind, ErrorKind::UnsupportedVersion { found: 0, .. }),
+        "{err}"
+    );
+    // Segments did not change in version 2: a "version 2 segment" is unknown.
+    let err = read_segment(&with_version(&sample_segment(), 2)).unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::UnsupportedVersion {
+                found: 2,
+                supported: 1
             }
         ),
         "{err}"

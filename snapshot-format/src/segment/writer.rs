@@ -6,7 +6,7 @@ use crate::container::ContainerWriter;
 use crate::error::{Result, invalid};
 use crate::event::EventRecord;
 use crate::frame::{BlockType, Codec, write_block};
-use crate::header::FileKind;
+use crate::header::{FileKind, SEGMENT_VERSION};
 use crate::options::WriteOptions;
 
 /// Builds a segment from events pushed in sequence order.
@@ -131,6 +131,7 @@ impl SegmentWriter {
         let mut w = ContainerWriter::new(
             out,
             FileKind::Segment,
+            SEGMENT_VERSION,
             &hbytes,
             self.opts.level,
             self.opts.dictionary.as_deref(),

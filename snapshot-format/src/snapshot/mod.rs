@@ -7,7 +7,13 @@
 //! index block holds a [`SnapshotIndex`] with the first and last key of every
 //! block, so one type, one namespace or one object can be read without
 //! decoding the rest.
+//!
+//! Snapshots exist in two versions that differ only in the object records
+//! (see `record.rs`): version 2 leaves out a namespace, name, uid or
+//! resourceVersion that the object's JSON already holds, and readers fill it
+//! back in, so the [`SnapshotObject`]s a reader returns are the same for both.
 mod reader;
+mod record;
 mod writer;
 
 pub use reader::{SnapshotIter, SnapshotReader};
@@ -43,7 +49,9 @@ pub struct SnapshotHeader {
     pub crd_type: Option<u32>,
 }
 
-/// One object in a snapshot. Frozen for format version 1.
+/// One object in a snapshot: a version-1 record as stored, and what readers
+/// return for every version. Frozen for format version 1 (version 2's record
+/// is described in `docs/FORMAT.md`, section 8.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
 pub struct SnapshotObject {
     /// Namespace; `None` exactly when the type is cluster-scoped.
@@ -119,6 +127,9 @@ pub struct SnapshotIndex {
     /// Number of objects of each type, parallel to [`SnapshotHeader::types`].
     pub object_counts: Vec<u64>,
 }
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) fn type_order(a: &ResourceType) -> (&str, &str) {
     (a.group.as_str(), a.resource.as_str())

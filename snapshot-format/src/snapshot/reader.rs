@@ -1,7 +1,7 @@
 //! The snapshot reader: whole file, one type, one namespace or one object.
 
-use super::{SnapshotHeader, SnapshotIndex, SnapshotObject, check_header, type_order};
-use crate::codec::{Limits, decode_exact, decode_from};
+use super::{SnapshotHeader, SnapshotIndex, SnapshotObject, check_header, record, type_order};
+use crate::codec::{Limits, decode_exact};
 use crate::container::{BlockPos, Container};
 use crate::error::{Result, invalid};
 use crate::frame::BlockType;
@@ -29,6 +29,13 @@ impl<'a> SnapshotReader<'a> {
         }))?;
         check_index(&header, &index).map_err(|e| c.err(e, None))?;
         Ok(Self { c, header, index })
+    }
+
+    /// The snapshot format version of the file (1 or 2). Readers return the
+    /// same objects for both; this is for tools that report it.
+    #[must_use]
+    pub fn version(&self) -> u16 {
+        self.c.version
     }
 
     /// The snapshot's header.
@@ -71,6 +78,7 @@ impl<'a> SnapshotReader<'a> {
             .get(usize::try_from(info.type_index).unwrap_or(usize::MAX))
             .map(|t| t.rtype.namespaced);
         let (raw, payload) = self.c.read_block(ordinal, pos, BlockType::Objects)?;
+        let version = self.c.version;
         let check = || -> Result<Vec<SnapshotObject>> {
             if raw.count != info.count {
                 return Err(invalid(
@@ -82,7 +90,7 @@ impl<'a> SnapshotReader<'a> {
             let mut objs: Vec<SnapshotObject> = Vec::with_capacity(cap);
             let mut rest: &[u8] = &payload;
             for _ in 0..raw.count {
-                let (o, used): (SnapshotObject, usize) = decode_from(rest, "snapshot object")?;
+                let (o, used) = record::decode(version, namespaced == Some(true), rest)?;
                 rest = rest.get(used..).unwrap_or_default();
                 if let Some(prev) = objs.last()
                     && prev.key() >= o.key()

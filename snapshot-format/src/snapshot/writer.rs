@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use super::record;
 use super::{
     ObjectRef, SnapshotBlockInfo, SnapshotHeader, SnapshotIndex, SnapshotObject, check_header,
 };
@@ -9,7 +10,7 @@ use crate::codec::encode_into;
 use crate::container::ContainerWriter;
 use crate::error::{Result, invalid};
 use crate::frame::{BlockType, len_u32};
-use crate::header::FileKind;
+use crate::header::{FileKind, SNAPSHOT_VERSION};
 use crate::options::WriteOptions;
 
 /// Streams a snapshot to a sink. Objects are pushed type by type (in header
@@ -17,6 +18,8 @@ use crate::options::WriteOptions;
 /// only the current block is held in memory.
 pub struct SnapshotWriter<W: Write> {
     w: ContainerWriter<W>,
+    /// Snapshot format version of the records (1 or 2).
+    version: u16,
     header: SnapshotHeader,
     block_bytes: usize,
     pending: Vec<u8>,
@@ -27,9 +30,28 @@ pub struct SnapshotWriter<W: Write> {
 }
 
 impl<W: Write> SnapshotWriter<W> {
-    /// Writes the preamble and header. `header.crd_type` is computed here
-    /// from `header.types`, whose order and uniqueness are checked.
-    pub fn new(sink: W, mut header: SnapshotHeader, opts: &WriteOptions) -> Result<Self> {
+    /// Writes the preamble and header of a snapshot of the newest version
+    /// ([`SNAPSHOT_VERSION`]). `header.crd_type` is computed here from
+    /// `header.types`, whose order and uniqueness are checked.
+    pub fn new(sink: W, header: SnapshotHeader, opts: &WriteOptions) -> Result<Self> {
+        Self::with_version(sink, header, opts, SNAPSHOT_VERSION)
+    }
+
+    /// Like [`SnapshotWriter::new`], writing snapshot format `version`: 2
+    /// (the default) or 1 (records repeat namespace, name, uid and resourceVersion beside
+    /// the JSON; for readers of older releases and for tests).
+    pub fn with_version(
+        sink: W,
+        mut header: SnapshotHeader,
+        opts: &WriteOptions,
+        version: u16,
+    ) -> Result<Self> {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
+            return Err(invalid(
+                "snapshot writer",
+                format!("cannot write snapshot version {version} (1..={SNAPSHOT_VERSION})"),
+            ));
+        }
         header.crd_type = header
             .types
             .iter()
@@ -42,6 +64,7 @@ impl<W: Write> SnapshotWriter<W> {
         let w = ContainerWriter::new(
             sink,
             FileKind::Snapshot,
+            version,
             &hbytes,
             opts.level,
             opts.dictionary.as_deref(),
@@ -49,6 +72,7 @@ impl<W: Write> SnapshotWriter<W> {
         let object_counts = vec![0; header.types.len()];
         Ok(Self {
             w,
+            version,
             header,
             block_bytes: opts.block_bytes,
             pending: Vec::with_capacity(opts.block_bytes.min(64 << 20) + (1 << 16)),
@@ -120,16 +144,7 @@ impl<W: Write> SnapshotWriter<W> {
                 self.current_type = Some(t);
             }
         }
-        // Same bytes as encoding a SnapshotObject: bincode encodes &str like
-        // String, &[u8] like Vec<u8>, and a tuple like a struct.
-        let fields = (
-            obj.namespace,
-            obj.name,
-            obj.uid,
-            obj.resource_version,
-            obj.object,
-        );
-        encode_into(&fields, &mut self.pending, "snapshot object")?;
+        record::encode(self.version, obj, &mut self.pending)?;
         let info = self.pending_info.get_or_insert_with(|| SnapshotBlockInfo {
             offset: 0,
             len: 0,

@@ -139,7 +139,22 @@ pub fn write_snapshot(
     objects: &[Vec<SnapshotObject>],
     opts: &WriteOptions,
 ) -> Vec<u8> {
-    let mut w = SnapshotWriter::new(Vec::new(), header.clone(), opts).unwrap();
+    write_snapshot_version(
+        header,
+        objects,
+        opts,
+        rewind_format::header::SNAPSHOT_VERSION,
+    )
+}
+
+/// Like [`write_snapshot`], in snapshot format `version`.
+pub fn write_snapshot_version(
+    header: &SnapshotHeader,
+    objects: &[Vec<SnapshotObject>],
+    opts: &WriteOptions,
+    version: u16,
+) -> Vec<u8> {
+    let mut w = SnapshotWriter::with_version(Vec::new(), header.clone(), opts, version).unwrap();
     for (t, objs) in objects.iter().enumerate() {
         for o in objs {
             w.push(t, o).unwrap();
