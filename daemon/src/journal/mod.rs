@@ -149,14 +149,17 @@ pub struct JournalOptions {
 pub const DEFAULT_BLOCK_BYTES: usize = 7 << 10;
 
 /// Default of [`JournalOptions::cache_capacity`], MiB. sled's cache holds
-/// about this much heap at most once the daemon settles; what used to come
-/// on top (every page a relist's scan of the state pulled, which sled 0.34
+/// about this much heap at most once the daemon settles, and about 1.3
+/// times as much while a large plane is first synced. What used to come on
+/// top (every page a relist's scan of the state pulled, which sled 0.34
 /// kept: 94 of the 154 MB live after recording 100,000 objects, heaptrack)
-/// is gone, and with 64 MiB the daemon settles at about 115 MB
-/// (`benches/record_latency.rs`, docs/MANUAL.md "Journal and memory"), well
-/// under its 150 MB target, so the cache keeps its size: a smaller one
-/// costs dedup reads from disk on every relist of a large type.
-pub const DEFAULT_CACHE_CAPACITY_MB: u64 = 64;
+/// is gone. 64 MiB settled at 113-128 MB but peaked at 147-166 MB during
+/// the first sync of 100,000 objects, over the 150 MB target; 48 MiB
+/// peaked at 124 MB and 32 MiB at 110 MB in the same run
+/// (`benches/record_latency.rs`, docs/MANUAL.md "Journal and memory"). A
+/// smaller cache costs dedup reads on the write path: about 5-7% more CPU
+/// per event at 48 than at 64 (`benches/ingest.rs`, alternating rounds).
+pub const DEFAULT_CACHE_CAPACITY_MB: u64 = 48;
 
 impl Default for JournalOptions {
     fn default() -> Self {
