@@ -429,33 +429,54 @@ fn extract_latency(out: &str) -> Vec<Figure> {
         }
     }
     for l in table(out, "RSS peak") {
-        // `settings… recorded initial-sync RSS MB peak MB`, settings free text.
-        let c: Vec<&str> = l.split_whitespace().collect();
-        let n = c.len();
-        // Only table rows: `… RECORDED SYNC RSS MB PEAK MB` (the daemon's
-        // own log lines can land in between).
-        let is_row = n >= 7
-            && c.get(n - 6).is_some_and(|v| v.parse::<u64>().is_ok())
-            && c.get(n - 3) == Some(&"MB")
-            && c.get(n - 1) == Some(&"MB");
-        if !is_row {
-            continue;
+        if let Some(f) = memory_row(l) {
+            figs.push(f);
         }
-        let settings = c.get(..n - 6).map(|v| v.join(" ")).unwrap_or_default();
-        let get = |i: usize| c.get(i).copied().unwrap_or_default();
-        figs.push(Figure {
-            what: format!(
-                "rewindd RSS recording {} objects, {settings} (settled; initial sync {})",
-                get(n - 6),
-                get(n - 5)
-            ),
-            value: format!("{} MB (peak {} MB)", get(n - 4), get(n - 2)),
-            baseline: String::new(),
-            ratio: String::new(),
-            target: "<= 150 MB".into(),
-        });
     }
     figs
+}
+
+/// One row of record_latency's memory table: `SETTINGS… RECORDED SYNC
+/// SETTLED MB PEAK MB [ANON MB]`, settings free text; `None` for anything
+/// else (the daemon's own log lines can land in between).
+fn memory_row(l: &str) -> Option<Figure> {
+    let c: Vec<&str> = l.split_whitespace().collect();
+    let n = c.len();
+    let mb = |i: usize| i < n && c.get(i) == Some(&"MB") && i >= 1;
+    // Counted from the end: with the anon column the row ends in three
+    // `N MB` pairs, without it in two.
+    let pairs = if n >= 9 && mb(n - 1) && mb(n - 3) && mb(n - 5) {
+        3
+    } else if n >= 7 && mb(n - 1) && mb(n - 3) {
+        2
+    } else {
+        return None;
+    };
+    let recorded_at = n.checked_sub(2 * pairs + 2)?;
+    let get = |i: usize| c.get(i).copied().unwrap_or_default();
+    get(recorded_at).parse::<u64>().ok()?;
+    let settings = c
+        .get(..recorded_at)
+        .map(|v| v.join(" "))
+        .unwrap_or_default();
+    let settled = get(recorded_at + 2);
+    let peak = get(recorded_at + 4);
+    let anon = if pairs == 3 {
+        format!(", anonymous {} MB", get(recorded_at + 6))
+    } else {
+        String::new()
+    };
+    Some(Figure {
+        what: format!(
+            "rewindd RSS recording {} objects, {settings} (settled; initial sync {})",
+            get(recorded_at),
+            get(recorded_at + 1)
+        ),
+        value: format!("{settled} MB (peak {peak} MB{anon})"),
+        baseline: String::new(),
+        ratio: String::new(),
+        target: "<= 150 MB".into(),
+    })
 }
 
 /// scale: one figure per size.
@@ -715,6 +736,29 @@ defaults                                                      100000         12.
         assert_eq!(f[1].value, "120 MB (peak 140 MB)");
         assert!(f[1].what.contains("100000 objects, defaults"));
         assert!(f[2].what.contains("--cache-capacity-mb 16"));
+    }
+
+    /// Regression: record_latency's memory table gained an `anon` column,
+    /// and the summary then read the object count as the settled RSS and
+    /// the settled RSS as the peak ("recording 113 objects … 184 MB (peak
+    /// 97 MB)" in docs/BENCHMARKS.md).
+    #[test]
+    fn regression_memory_rows_with_the_anon_column_are_parsed() {
+        let out = "binary and settings                                                     recorded  initial sync  RSS settled   RSS peak       anon\n\
+rewindd defaults, as deploy/rewindd.service runs it                       100000          9.3s        91 MB     124 MB      75 MB\n\
+rewindd --flush-max-events 2000 --cache-capacity-mb 16 --queue-mb 8       100000          9.9s        90 MB     125 MB      74 MB\n";
+        let f = extract_latency(out);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].value, "91 MB (peak 124 MB, anonymous 75 MB)");
+        assert!(
+            f[0].what
+                .starts_with("rewindd RSS recording 100000 objects, rewindd defaults, as deploy"),
+            "{}",
+            f[0].what
+        );
+        assert!(f[0].what.ends_with("(settled; initial sync 9.3s)"));
+        assert_eq!(f[1].value, "90 MB (peak 125 MB, anonymous 74 MB)");
+        assert!(f[1].what.contains("--queue-mb 8 (settled"));
     }
 
     #[test]
