@@ -183,6 +183,35 @@ impl Driver {
     }
 }
 
+impl Driver {
+    fn new(journal: Arc<Mutex<Journal>>) -> Self {
+        Self {
+            journal,
+            enc: EventBlockEncoder::new(1).unwrap(),
+            comp: ObjectCompressor::new(1).unwrap(),
+            pending: vec![],
+            uids: BTreeMap::new(),
+            live: BTreeMap::new(),
+            counter: 0,
+            time_base: 1_700_000_000_000,
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A fresh journal in `dir/journal`, shared the way the daemon shares it.
+fn shared_journal(dir: &std::path::Path) -> Arc<Mutex<Journal>> {
+    Arc::new(Mutex::new(
+        Journal::open(&dir.join("journal"), &JournalOptions::default()).unwrap(),
+    ))
+}
+
 fn settings(store: &std::path::Path) -> Settings {
     let cfg = CompactConfig {
         seal_bytes: 4096,
@@ -242,15 +271,15 @@ proptest! {
 
     #[test]
     fn snapshots_reproduce_the_journal_state_at_their_seq(ops in ops(), fold_cap in prop_oneof![Just(u64::MAX), 1u64..200, 200u64..5000]) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = runtime();
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Mutex::new(Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap()));
+        let journal = shared_journal(dir.path());
         let log: Arc<dyn EventLog> = journal.clone();
         let mut st = settings(&dir.path().join("store"));
         // Tiny: every few events are folded into an intermediate snapshot.
         st.fold_memory_bytes = fold_cap;
         let c = rt.block_on(Compactor::open(log, &dir.path().join("compact"), st)).unwrap();
-        let mut d = Driver { journal: journal.clone(), enc: EventBlockEncoder::new(1).unwrap(), comp: ObjectCompressor::new(1).unwrap(), pending: vec![], uids: BTreeMap::new(), live: BTreeMap::new(), counter: 0, time_base: 1_700_000_000_000 };
+        let mut d = Driver::new(journal.clone());
         let mut checked = 0;
         for op in ops.iter().chain(std::iter::once(&Op::Snapshot)) {
             d.apply(op);
@@ -297,14 +326,9 @@ proptest! {
 
 #[test]
 fn encrypted_store_never_holds_plain_secrets() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(
-        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
-    ));
+    let journal = shared_journal(dir.path());
     let identity = rewind_format::crypto::Identity::generate();
     let mut s = settings(&dir.path().join("store"));
     s.recipients = vec![identity.to_public()];
@@ -315,16 +339,7 @@ fn encrypted_store_never_holds_plain_secrets() {
             s,
         ))
         .unwrap();
-    let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
-        time_base: 1_700_000_000_000,
-    };
+    let mut d = Driver::new(journal.clone());
     for i in 0..50 {
         d.apply(&Op::Apply {
             t: 2,
@@ -374,14 +389,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(
-        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
-    ));
+    let journal = shared_journal(dir.path());
     let mut s = settings(&dir.path().join("store"));
     s.disk_budget_bytes = 40 << 10;
     s.store_retry = rewind_restore::store::RetryPolicy {
@@ -399,16 +409,7 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
     // Now make the store fail: swap its root for a file.
     std::fs::remove_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store"), b"not a directory").unwrap();
-    let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
-        time_base: 1_700_000_000_000,
-    };
+    let mut d = Driver::new(journal.clone());
     for round in 0..20u8 {
         for i in 0..40 {
             d.apply(&Op::Apply {
@@ -457,19 +458,8 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
 #[test]
 fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(
-        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
-    ));
-    let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
-        time_base: 1_700_000_000_000,
-    };
+    let journal = shared_journal(dir.path());
+    let mut d = Driver::new(journal.clone());
     for _ in 0..5 {
         for i in 0..10 {
             d.apply(&Op::Apply {
@@ -526,16 +516,7 @@ fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
     let journal = Arc::new(Mutex::new(
         Journal::open(&path, &JournalOptions::default()).unwrap(),
     ));
-    let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
-        time_base: 1_700_000_000_000,
-    };
+    let mut d = Driver::new(journal.clone());
     for i in 0..10 {
         d.apply(&Op::Apply {
             t: 0,
@@ -576,14 +557,9 @@ fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
 /// at the moment a segment was stored, so with a 24 h window it never ran).
 #[test]
 fn journal_trims_only_sealed_stored_events_older_than_the_window() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(
-        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
-    ));
+    let journal = shared_journal(dir.path());
     let slot = log::JournalSlot::new(&journal.lock().unwrap());
     let mut s = settings(&dir.path().join("store"));
     let window_ms = 3_000;
@@ -596,14 +572,8 @@ fn journal_trims_only_sealed_stored_events_older_than_the_window() {
         ))
         .unwrap();
     let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
         time_base: now_ms(),
+        ..Driver::new(journal.clone())
     };
     let batch = |d: &mut Driver| {
         for i in 0..10 {
@@ -658,14 +628,9 @@ fn journal_trims_only_sealed_stored_events_older_than_the_window() {
 /// events whose `next_seq` record is written but not yet durable.
 #[test]
 fn a_bounded_slot_seals_only_what_the_writer_reports_durable() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(
-        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
-    ));
+    let journal = shared_journal(dir.path());
     let board = crate::status::Board::new();
     board.update(|s| s.journal.next_seq = 1);
     let slot = log::JournalSlot::new(&journal.lock().unwrap()).bounded_by(board.clone());
@@ -676,16 +641,7 @@ fn a_bounded_slot_seals_only_what_the_writer_reports_durable() {
             settings(&dir.path().join("store")),
         ))
         .unwrap();
-    let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
-        time_base: 1_700_000_000_000,
-    };
+    let mut d = Driver::new(journal.clone());
     for _ in 0..2 {
         for i in 0..10 {
             d.apply(&Op::Apply {
@@ -746,14 +702,9 @@ impl EventLog for CountingLog {
 /// events, contiguous, each of about `seal_bytes`.
 #[test]
 fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Mutex::new(
-        Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap(),
-    ));
+    let journal = shared_journal(dir.path());
     let log = Arc::new(CountingLog {
         inner: journal.clone(),
         reads: 0.into(),
@@ -768,16 +719,7 @@ fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
             st,
         ))
         .unwrap();
-    let mut d = Driver {
-        journal: journal.clone(),
-        enc: EventBlockEncoder::new(1).unwrap(),
-        comp: ObjectCompressor::new(1).unwrap(),
-        pending: vec![],
-        uids: BTreeMap::new(),
-        live: BTreeMap::new(),
-        counter: 0,
-        time_base: 1_700_000_000_000,
-    };
+    let mut d = Driver::new(journal.clone());
     // 8,000 events of 1 KB: about 8 MB of JSON, so three segments, each
     // needing several reads.
     let mut x = 0x2545_F491_4F6C_DD1D_u64;
