@@ -89,6 +89,8 @@ pub struct JournalView {
     log: sled::Tree,
     /// The `meta` tree, for `next_seq` (committed with each batch).
     meta: Option<sled::Tree>,
+    /// The `state` tree, whose values may point into blocks being trimmed.
+    state: Option<sled::Tree>,
 }
 
 impl std::fmt::Debug for JournalView {
@@ -103,7 +105,13 @@ impl JournalView {
     pub fn new(journal: &Journal) -> Self {
         let (db, log) = journal.log_handle();
         let meta = db.open_tree("meta").ok();
-        Self { db, log, meta }
+        let state = db.open_tree("state").ok();
+        Self {
+            db,
+            log,
+            meta,
+            state,
+        }
     }
 }
 
@@ -170,6 +178,33 @@ impl EventLog for JournalView {
             .keys()
             .filter_map(|k| k.ok().and_then(|k| decode_seq(&k)))
             .collect();
+        let drop = keys.split_last().map_or(&[][..], |(_, rest)| rest);
+        if drop.is_empty() {
+            return Ok(0);
+        }
+        // State values may point at these blocks' events: they get their
+        // objects first, durably, and only then do the blocks go.
+        let Some(state) = &self.state else {
+            return Ok(0);
+        };
+        let mut compressor =
+            crate::journal::ObjectCompressor::new(crate::journal::state::STATE_ZSTD_LEVEL)
+                .map_err(|e| e.to_string())?;
+        let inlined = crate::journal::resolve::inline_objects_of_blocks(
+            state,
+            &self.log,
+            drop,
+            &mut compressor,
+        )
+        .map_err(|e| e.to_string())?;
+        if inlined > 0 {
+            self.db.flush().map_err(|e| e.to_string())?;
+            tracing::debug!(
+                objects = inlined,
+                blocks = drop.len(),
+                "copied objects into the state before trimming their blocks"
+            );
+        }
         let mut dropped = 0u64;
         for pair in keys.windows(2) {
             let [first, next] = pair else { continue };

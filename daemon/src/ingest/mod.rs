@@ -201,8 +201,12 @@ impl Ingestor {
         }
     }
 
-    fn put(&mut self, json: &[u8]) -> Result<StateChange> {
-        Ok(StateChange::Put(self.compressor.compress(json)?))
+    /// The state change recording `json` as the current object. Types
+    /// with an ignore rule keep it inline: every update of theirs reads the
+    /// recorded object back, and reading it from the log costs a block.
+    fn put(&mut self, tk: &str, json: &[u8]) -> Result<StateChange> {
+        let inline = self.ignore.read().map_or(true, |r| r.contains_key(tk));
+        Ok(StateChange::Put(self.compressor.stored(json, inline)?))
     }
 
     /// Skips an object the journal cannot hold (far beyond what the API
@@ -427,7 +431,7 @@ impl Ingestor {
         if !existed && !o.selected {
             return Ok(false);
         }
-        let change = self.put(&o.json)?;
+        let change = self.put(tk, &o.json)?;
         let rec = self.record(
             rtype,
             &o.namespace,

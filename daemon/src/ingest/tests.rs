@@ -118,12 +118,35 @@ impl Rig {
         self.ing = Ingestor::new("c".into(), HashMap::new()).unwrap();
     }
 
+    /// The journal's state; also checks that every object reads back as
+    /// the JSON recorded (from the log, or inline after a trim).
     fn state(&self) -> BTreeMap<String, (String, String)> {
         self.j()
             .state()
             .map(Result::unwrap)
-            .map(|e| (e.key.name, (e.uid, e.resource_version)))
+            .map(|e| {
+                let rv: u64 = e.resource_version.parse().unwrap();
+                assert_eq!(
+                    e.object_json().unwrap(),
+                    obj(&e.key.name, &e.uid, rv, true).json,
+                    "object of {}",
+                    e.key.name
+                );
+                (e.key.name, (e.uid, e.resource_version))
+            })
             .collect()
+    }
+
+    /// What the compactor does once the log is sealed: drops every block
+    /// but the last. Returns the seq from which the log still replays.
+    fn trim(&self) -> u64 {
+        use crate::compact::log::{EventLog, JournalView};
+        let at = self.j().next_seq();
+        JournalView::new(self.j()).trim_below(at).unwrap();
+        self.j()
+            .records_from(1)
+            .next()
+            .map_or(at, |r| r.unwrap().seq)
     }
 }
 
@@ -409,6 +432,73 @@ fn rollback_lets_a_batch_be_prepared_again() {
     assert_eq!(r.state().keys().collect::<Vec<_>>(), vec!["a"]);
 }
 
+/// Objects stay in the log (state codec 2) except for types with an ignore
+/// rule, whose every update reads the recorded object back; both read back
+/// as recorded, and an ignore rule still compares against the right one.
+#[test]
+fn objects_stay_in_the_log_except_for_types_with_an_ignore_rule() {
+    let secrets = Arc::new(ResourceType {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "secrets".into(),
+        kind: "Secret".into(),
+        namespaced: true,
+    });
+    let mut r = Rig::new();
+    r.ing = Ingestor::new(
+        "c".into(),
+        HashMap::from([(
+            "secrets".to_owned(),
+            IgnoreRule::new(&["lastUsedAt".to_owned()], false),
+        )]),
+    )
+    .unwrap();
+    let secret = |rv: u64, used: &str| ObservedObject {
+        json: format!(
+            r#"{{"metadata":{{"name":"s","resourceVersion":"{rv}"}},"lastUsedAt":"{used}"}}"#
+        )
+        .into_bytes(),
+        ..obj("s", "us", rv, true)
+    };
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        Observation::Applied {
+            rtype: secrets.clone(),
+            object: secret(2, "t1"),
+            relist: false,
+        },
+    ]);
+    let key = |type_key: &str, name: &str| crate::journal::ObjectKey {
+        type_key: type_key.into(),
+        namespace: "ns".into(),
+        name: name.into(),
+    };
+    let j = r.j();
+    assert_eq!(
+        j.stored_codec(&key("configmaps", "a")),
+        Some(crate::journal::ObjectCodec::InLog)
+    );
+    assert_ne!(
+        j.stored_codec(&key("secrets", "s")),
+        Some(crate::journal::ObjectCodec::InLog)
+    );
+    assert_eq!(
+        j.get(&key("configmaps", "a"))
+            .unwrap()
+            .unwrap()
+            .object_json()
+            .unwrap(),
+        obj("a", "ua", 1, true).json
+    );
+    // Only lastUsedAt changed: not recorded.
+    let recs = r.feed(vec![Observation::Applied {
+        rtype: secrets.clone(),
+        object: secret(3, "t2"),
+        relist: false,
+    }]);
+    assert!(recs.is_empty(), "an ignored change was recorded: {recs:?}");
+}
+
 // ---- Model test ----
 
 #[derive(Debug, Clone)]
@@ -426,6 +516,8 @@ enum Op {
     /// Crash while committing the pending observations: after the log
     /// block only (`false`), or after the state batch too (`true`).
     TornCrash(bool),
+    /// The compactor trims the log (objects left there move into the state).
+    Trim,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -438,6 +530,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Commit),
         1 => Just(Op::Crash),
         1 => any::<bool>().prop_map(Op::TornCrash),
+        1 => Just(Op::Trim),
     ]
 }
 
@@ -455,6 +548,9 @@ proptest! {
         let mut gap = false;
         let mut view: View = BTreeMap::new();
         let mut committed_view: View = BTreeMap::new();
+        // The state when the log was last trimmed, and the seq the
+        // remaining log replays from on top of it.
+        let mut trimmed: (View, u64) = (BTreeMap::new(), 1);
 
         let relist = |live: &BTreeMap<String, (String, u64)>, rv: u64, pending: &mut Vec<Observation>| {
             pending.push(Observation::ResyncBegin { rtype: cm(), at_ms: 0 });
@@ -512,6 +608,16 @@ proptest! {
                     committed_view = view.clone();
                     prop_assert_eq!(r.state(), committed_view.clone());
                 }
+                Op::Trim => {
+                    let at = r.j().next_seq();
+                    let from = r.trim();
+                    // Records between the first kept one and `at` replay
+                    // again on top of the state at `at`: the model replays
+                    // from `at` instead.
+                    prop_assert!(from <= at);
+                    trimmed = (r.state(), at);
+                    prop_assert_eq!(r.state(), committed_view.clone(), "a trim changed the state");
+                }
                 Op::Crash | Op::TornCrash(_) => {
                     if let Op::TornCrash(past_commit_point) = op {
                         let at = if past_commit_point { TornAt::AfterState } else { TornAt::AfterLog };
@@ -539,10 +645,9 @@ proptest! {
         }
 
         // The log replays to the state, with gap-free seqs and no duplicates.
-        let mut replay: View = BTreeMap::new();
+        let (mut replay, mut expect_seq) = trimmed;
         let mut seen_versions = HashSet::new();
-        let mut expect_seq = 1;
-        for rec in r.j().records_from(1) {
+        for rec in r.j().records_from(expect_seq) {
             let rec = rec.unwrap();
             prop_assert_eq!(rec.seq, expect_seq);
             expect_seq += 1;
@@ -554,6 +659,12 @@ proptest! {
                 }
                 EventKind::Deleted | EventKind::DeletedInferred { .. } => {
                     prop_assert!(replay.remove(&rec.name).is_some(), "delete of unrecorded {}", rec.name);
+                    if matches!(rec.kind, EventKind::DeletedInferred { .. }) {
+                        // The last recorded object, read back from the
+                        // state (the log, or inline after a trim).
+                        let rv: u64 = rec.resource_version.parse().unwrap();
+                        prop_assert_eq!(&rec.object, &obj(&rec.name, &rec.uid, rv, true).json);
+                    }
                 }
                 _ => {}
             }

@@ -12,8 +12,8 @@ use sled::IVec;
 
 use super::keys::{ObjectKey, encode_key, type_key, type_prefix};
 use super::meta::{self, TypeRecord};
-use super::state::{self, StateEntry, StateHead, StoredObject};
-use super::{Journal, Result};
+use super::state::{self, ObjectCodec, StateEntry, StateHead, StoredObject};
+use super::{Error, Journal, Result};
 
 /// What a record does to the current state.
 #[derive(Debug, Clone)]
@@ -145,10 +145,36 @@ impl<'j> BatchBuilder<'j> {
     /// [`BatchBuilder::get`] by encoded key.
     pub(crate) fn get_encoded(&self, k: &[u8]) -> Result<Option<StateEntry>> {
         match self.overlay.get(k) {
-            Some(Some(v)) => Ok(Some(StateEntry::decode(k, v)?)),
+            Some(Some(v)) => self.staged_entry(StateEntry::decode(k, v)?).map(Some),
             Some(None) => Ok(None),
             None => self.journal.get_encoded(k),
         }
+    }
+
+    /// A value staged by this batch, with its object: one left in the log
+    /// is the JSON of a record of this batch, not written yet.
+    fn staged_entry(&self, mut e: StateEntry) -> Result<StateEntry> {
+        if e.object.codec != ObjectCodec::InLog {
+            return Ok(e);
+        }
+        let rec = e
+            .seq
+            .checked_sub(self.first_seq)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.records.get(i))
+            .filter(|r| r.seq == e.seq)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "staged entry {:?} points at event {}, not in this batch",
+                    e.key, e.seq
+                ))
+            })?;
+        e.object = StoredObject {
+            raw_len: e.object.raw_len,
+            codec: ObjectCodec::Raw,
+            bytes: rec.object.clone(),
+        };
+        Ok(e)
     }
 
     /// [`BatchBuilder::get`] without the object: what deduplication needs,

@@ -1,6 +1,6 @@
 //! The `meta` tree: the next sequence number and one record per resource type.
 //!
-//! Keys: `next_seq` (u64 big-endian), `format` (`b"3"`), and
+//! Keys: `next_seq` (u64 big-endian), `format` (`b"4"`), and
 //! `type/<type_key>` holding a JSON [`TypeRecord`]. JSON because these
 //! records are few and small, and readable with any sled dump.
 
@@ -14,11 +14,14 @@ pub const NEXT_SEQ: &[u8] = b"next_seq";
 /// Key of the journal layout version.
 pub const FORMAT: &[u8] = b"format";
 /// Journal layout version this release writes and reads.
-pub const FORMAT_VERSION: &[u8] = b"3";
-/// Layout 2: state values of layout 1 only (see [`super::state`]). Read as 3.
+pub const FORMAT_VERSION: &[u8] = b"4";
+/// Layout 3: as 4, with every object inline in its state value (no state
+/// codec 2, see [`super::state`]). Read as 4.
+pub const FORMAT_VERSION_3: &[u8] = b"3";
+/// Layout 2: state values of layout 1 only (see [`super::state`]). Read as 4.
 pub const FORMAT_VERSION_2: &[u8] = b"2";
 /// Layout 1: as 2, with one sled transaction per commit and no commit
-/// record. Read as 3.
+/// record. Read as 4.
 pub const FORMAT_VERSION_1: &[u8] = b"1";
 /// Prefix of per-type records.
 pub const TYPE_PREFIX: &[u8] = b"type/";

@@ -14,8 +14,12 @@
 //!   unsynced blob files (see [`DEFAULT_BLOCK_BYTES`]).
 //! - `state`: the latest recorded version of every live object, keyed by
 //!   type/namespace/name (see [`keys`]), valued by [`StateEntry`]. Used for
-//!   deduplication, relist diffs and snapshots. Keys starting with 0xFF are
-//!   the journal's own: the commit record (see [`commit`]).
+//!   deduplication, relist diffs and snapshots. A value usually holds only
+//!   the object's uid, resourceVersion and seq: the object itself is the
+//!   JSON of that event in `log`, until the compactor trims its block and
+//!   copies it into the value first (see [`state`] and [`resolve`]). Keys
+//!   starting with 0xFF are the journal's own: the commit record (see
+//!   [`commit`]).
 //! - `meta`: `next_seq`, the layout version, and a [`TypeRecord`] per type.
 //!
 //! # Write order
@@ -36,8 +40,10 @@
 //!   which flushes (fsyncs) sled before returning.
 //!
 //! # Layout versions
-//! `meta/format` is `3`. Older layouts are read as they are and marked 3 on
-//! open, since their trees are special cases of layout 3:
+//! `meta/format` is `4`. Older layouts are read as they are and marked 4 on
+//! open, since their trees are special cases of layout 4:
+//! - layout 3 never left an object in the log (state codec 2); layout 4
+//!   writes codec 2 for most objects and reads every value of layout 3;
 //! - layout 2 wrote every state value in state layout 1 (the object always
 //!   one zstd frame); layout 3 writes state layout 2 (a codec byte: raw or
 //!   zstd, see [`state`]) and reads both, so a relabelled journal holds a
@@ -45,8 +51,9 @@
 //! - layout 1 was layout 2 with one sled transaction per commit and no
 //!   commit record.
 //!
-//! A release that reads only layouts 1 and 2 refuses a layout-3 journal
-//! with a clear error instead of misreading its state values.
+//! A release that reads only layouts 1 to 3 refuses a layout-4 journal with
+//! a clear error instead of failing on its state values one by one (and one
+//! that reads only 1 and 2 refuses layout 3).
 //!
 //! Readers other than the writer may open a [`Journal`] only when no daemon
 //! holds it: sled takes an exclusive lock on the directory.
@@ -55,6 +62,7 @@ pub mod batch;
 pub mod commit;
 pub mod keys;
 pub mod meta;
+pub(crate) mod resolve;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -80,7 +88,7 @@ pub enum Error {
     #[error("corrupt event block: {0}")]
     Block(#[from] rewind_format::FormatError),
     /// The journal was written by another layout version.
-    #[error("journal layout {found:?} is not supported (this release reads 1, 2 and 3)")]
+    #[error("journal layout {found:?} is not supported (this release reads 1 to 4)")]
     UnsupportedLayout {
         /// Layout version found in `meta`.
         found: String,
@@ -205,7 +213,8 @@ impl Journal {
         let format = meta.get(meta::FORMAT)?;
         match format.as_deref() {
             Some(meta::FORMAT_VERSION) => {}
-            None | Some(meta::FORMAT_VERSION_1 | meta::FORMAT_VERSION_2) => {
+            None
+            | Some(meta::FORMAT_VERSION_1 | meta::FORMAT_VERSION_2 | meta::FORMAT_VERSION_3) => {
                 meta.insert(meta::FORMAT, meta::FORMAT_VERSION)?;
                 db.flush()?;
             }
@@ -283,9 +292,23 @@ impl Journal {
     /// [`Journal::get`] by encoded key.
     pub(crate) fn get_encoded(&self, k: &[u8]) -> Result<Option<StateEntry>> {
         match self.state.get(k)? {
-            Some(v) => Ok(Some(StateEntry::decode(k, &v)?)),
+            Some(v) => resolve::resolve(
+                &self.state,
+                &self.log,
+                &mut resolve::LogObjects::default(),
+                k,
+                StateEntry::decode(k, &v)?,
+            ),
             None => Ok(None),
         }
+    }
+
+    /// How the `state` tree holds `key`'s object, as stored (unresolved).
+    #[cfg(test)]
+    pub(crate) fn stored_codec(&self, key: &ObjectKey) -> Option<ObjectCodec> {
+        let k = key.encode();
+        let v = self.state.get(&k).ok()??;
+        StateEntry::decode(&k, &v).ok().map(|e| e.object.codec)
     }
 
     /// [`Journal::get_encoded`] without the object (see [`StateHead`]).
@@ -298,19 +321,25 @@ impl Journal {
 
     /// All objects of one type in the current state, in key order.
     pub fn state_of_type(&self, type_key: &str) -> impl Iterator<Item = Result<StateEntry>> + '_ {
-        self.state
-            .scan_prefix(keys::type_prefix(type_key))
-            .map(|r| {
-                let (k, v) = r?;
-                StateEntry::decode(&k, &v)
-            })
+        self.entries(self.state.scan_prefix(keys::type_prefix(type_key)))
     }
 
     /// The whole current state, in key order.
     pub fn state(&self) -> impl Iterator<Item = Result<StateEntry>> + '_ {
-        self.state.range(..[commit::RESERVED]).map(|r| {
-            let (k, v) = r?;
-            StateEntry::decode(&k, &v)
+        self.entries(self.state.range(..[commit::RESERVED]))
+    }
+
+    /// State entries of `iter`, with their objects (read from the log where
+    /// the value left them there).
+    fn entries(&self, iter: sled::Iter) -> impl Iterator<Item = Result<StateEntry>> + '_ {
+        let mut objects = resolve::LogObjects::default();
+        iter.filter_map(move |r| {
+            let entry = r.map_err(Error::from).and_then(|(k, v)| {
+                let e = StateEntry::decode(&k, &v)?;
+                resolve::resolve(&self.state, &self.log, &mut objects, &k, e)
+            });
+            // `None`: removed while it was read.
+            entry.transpose()
         })
     }
 

@@ -3,17 +3,25 @@
 //! Layout 2 (written since journal layout 3; do not reorder, a change needs
 //! a new version byte): `2u8`, then bincode (standard config) of
 //! `(uid: String, resource_version: String, seq: u64, raw_len: u32,
-//! codec: u8, object: Vec<u8>)`. `codec` is [`ObjectCodec`]: 0 stores the
-//! object's JSON as is (`object.len() == raw_len`), 1 as one zstd frame.
+//! codec: u8, object: Vec<u8>)`. `codec` is [`ObjectCodec`]:
+//! - 0 stores the object's JSON as is (`object.len() == raw_len`);
+//! - 1 as one zstd frame;
+//! - 2 (journal layout 4) stores nothing (`object` is empty): the object is
+//!   the JSON of the event record `seq` in the `log` tree, `raw_len` bytes
+//!   long. See [`super::resolve`] for how it is read and how it is copied
+//!   into the value before its block leaves the log.
 //!
 //! Layout 1 (journal layouts 1 and 2, still read): `1u8`, then bincode of
 //! [`StoredV1`], whose `object_zstd` is one zstd frame.
 //!
-//! Why a codec: compressing every 2 KB object on its own costs a quarter of
-//! the writer's time (zstd rebuilds its entropy tables per object), while
-//! the same object is compressed again, far better, inside the event block.
-//! The codec lets the journal store incompressible objects as they are and
-//! change the state encoding later without another layout.
+//! Why codec 2: the log already holds every recorded object, compressed in
+//! its block. Storing it again here cost a second compression per event and,
+//! worse, made every state value about a kilobyte: sled keeps up to 17
+//! values per leaf and copies the leaf on every insert, so the state tree's
+//! writes were most of the writer's time. Values of about 60 bytes took the
+//! writer from 21-24 to about 14 us per event (`benches/ingest.rs`).
+//! Objects stay inline (codec 0 or 1) where the ingest path reads them back
+//! on every update: types with an ignore rule.
 
 use super::keys::ObjectKey;
 use super::{Error, Result};
@@ -84,6 +92,8 @@ pub enum ObjectCodec {
     Raw = 0,
     /// One zstd frame.
     Zstd = 1,
+    /// Not in the value: the JSON of the log's event record `seq`.
+    InLog = 2,
 }
 
 impl ObjectCodec {
@@ -91,6 +101,7 @@ impl ObjectCodec {
         match b {
             0 => Some(Self::Raw),
             1 => Some(Self::Zstd),
+            2 => Some(Self::InLog),
             _ => None,
         }
     }
@@ -105,6 +116,26 @@ pub struct StoredObject {
     pub codec: ObjectCodec,
     /// The encoded object.
     pub bytes: Vec<u8>,
+}
+
+impl StoredObject {
+    /// An object that is the JSON of its event record in the log.
+    pub fn in_log(json: &[u8]) -> Result<Self> {
+        Ok(Self {
+            raw_len: checked_len(json)?,
+            codec: ObjectCodec::InLog,
+            bytes: Vec::new(),
+        })
+    }
+}
+
+/// `json`'s length as a state value records it, refusing objects the
+/// journal will not hold.
+fn checked_len(json: &[u8]) -> Result<u32> {
+    u32::try_from(json.len())
+        .ok()
+        .filter(|n| *n <= MAX_OBJECT_BYTES)
+        .ok_or_else(|| Error::TooLarge(json.len()))
 }
 
 /// One object of the current state.
@@ -123,7 +154,10 @@ pub struct StateEntry {
 }
 
 impl StateEntry {
-    /// The object's JSON as recorded.
+    /// The object's JSON as recorded. Entries read through the journal
+    /// ([`super::Journal::get`], [`super::Journal::state`], a batch's `get`)
+    /// always hold their object; an entry decoded from a raw value whose
+    /// object is in the log ([`ObjectCodec::InLog`]) is an error here.
     pub fn object_json(&self) -> Result<Vec<u8>> {
         let raw_len = self.object.raw_len;
         if raw_len > MAX_OBJECT_BYTES {
@@ -141,6 +175,12 @@ impl StateEntry {
                     self.key
                 ))
             })?,
+            ObjectCodec::InLog => {
+                return Err(Error::Corrupt(format!(
+                    "state entry {:?}: its object is event {} of the log, not read yet",
+                    self.key, self.seq
+                )));
+            }
         };
         if out.len() != cap {
             return Err(Error::Corrupt(format!(
@@ -280,6 +320,12 @@ fn parse(value: &[u8]) -> Result<Parsed<'_>, String> {
             parsed.raw_len
         ));
     }
+    if parsed.codec == ObjectCodec::InLog && !parsed.object.is_empty() {
+        return Err(format!(
+            "{} stored bytes for an object kept in the log",
+            parsed.object.len()
+        ));
+    }
     Ok(parsed)
 }
 
@@ -328,6 +374,9 @@ pub(crate) fn encode_value_into(
 pub struct ObjectCompressor {
     /// `None` stores objects as they are.
     inner: Option<zstd::bulk::Compressor<'static>>,
+    /// Whether [`ObjectCompressor::stored`] may leave objects in the log
+    /// ([`ObjectCodec::InLog`]).
+    objects_in_log: bool,
 }
 
 impl ObjectCompressor {
@@ -337,27 +386,44 @@ impl ObjectCompressor {
     pub fn new(level: i32) -> Result<Self> {
         let inner = zstd::bulk::Compressor::new(level)
             .map_err(|e| Error::Corrupt(format!("zstd level {level}: {e}")))?;
-        Ok(Self { inner: Some(inner) })
+        Ok(Self {
+            inner: Some(inner),
+            objects_in_log: false,
+        })
     }
 
-    /// The daemon's encoding of state values: zstd level
-    /// [`STATE_ZSTD_LEVEL`].
+    /// The daemon's encoding of state values: objects stay in the log
+    /// ([`ObjectCodec::InLog`]) unless the caller needs them inline, which
+    /// are compressed at zstd level [`STATE_ZSTD_LEVEL`].
     pub fn for_state() -> Result<Self> {
-        Self::new(STATE_ZSTD_LEVEL)
+        Ok(Self {
+            objects_in_log: true,
+            ..Self::new(STATE_ZSTD_LEVEL)?
+        })
     }
 
     /// Stores objects as they are.
     #[must_use]
     pub fn uncompressed() -> Self {
-        Self { inner: None }
+        Self {
+            inner: None,
+            objects_in_log: false,
+        }
     }
 
-    /// Encodes `json` for the state tree.
+    /// The state value's object for `json`: left in the log when this
+    /// compressor allows it and `inline` is false, else [`Self::compress`].
+    pub fn stored(&mut self, json: &[u8], inline: bool) -> Result<StoredObject> {
+        if self.objects_in_log && !inline {
+            StoredObject::in_log(json)
+        } else {
+            self.compress(json)
+        }
+    }
+
+    /// Encodes `json` inline for the state tree.
     pub fn compress(&mut self, json: &[u8]) -> Result<StoredObject> {
-        let raw_len = u32::try_from(json.len())
-            .ok()
-            .filter(|n| *n <= MAX_OBJECT_BYTES)
-            .ok_or_else(|| Error::TooLarge(json.len()))?;
+        let raw_len = checked_len(json)?;
         let Some(inner) = &mut self.inner else {
             return Ok(StoredObject {
                 raw_len,

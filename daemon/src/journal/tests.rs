@@ -28,8 +28,10 @@ fn rec(name: &str, rv: &str) -> EventRecord {
     }
 }
 
+/// The state change of `r`, as `c` stores it (left in the log by
+/// [`ObjectCompressor::for_state`], inline by the others).
 fn put(c: &mut ObjectCompressor, r: &EventRecord) -> StateChange {
-    StateChange::Put(c.compress(&r.object).unwrap())
+    StateChange::Put(c.stored(&r.object, false).unwrap())
 }
 
 #[test]
@@ -287,7 +289,7 @@ fn a_layout_1_journal_is_read_and_upgraded() {
     let dir2 = tempfile::tempdir().unwrap();
     {
         let j = Journal::open(dir2.path(), &JournalOptions::default()).unwrap();
-        j.meta.insert(meta::FORMAT, &b"4"[..]).unwrap();
+        j.meta.insert(meta::FORMAT, &b"5"[..]).unwrap();
         j.flush().unwrap();
     }
     let mut err = None;
@@ -300,7 +302,7 @@ fn a_layout_1_journal_is_read_and_upgraded() {
             _ => std::thread::sleep(std::time::Duration::from_millis(10)),
         }
     }
-    assert_eq!(err.as_deref(), Some("4"));
+    assert_eq!(err.as_deref(), Some("5"));
 }
 
 /// Journals written before state values had a codec byte (layout 2, state
@@ -442,4 +444,103 @@ fn sled_blob_files_are_found_and_synced_before_the_commit_returns() {
         .unwrap()
         .unwrap();
     assert!(e.object_json().unwrap().len() > 200_000);
+}
+
+/// Objects left in the log (state codec 2) read back through every path,
+/// within their batch and after it; a trim copies into the state exactly
+/// the objects whose blocks go, and leaves alone a value that points at a
+/// newer event.
+#[test]
+fn objects_left_in_the_log_read_back_and_move_into_the_state_before_a_trim() {
+    use crate::compact::log::{EventLog, JournalView};
+    let dir = tempfile::tempdir().unwrap();
+    // About one record per block, so a trim drops some and keeps others.
+    let opts = JournalOptions {
+        block_bytes: 64,
+        ..JournalOptions::default()
+    };
+    let mut j = Journal::open(dir.path(), &opts).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::for_state().unwrap();
+    let key = |name: &str| ObjectKey {
+        type_key: "configmaps".into(),
+        namespace: "ns".into(),
+        name: name.into(),
+    };
+    let mut b = j.batch();
+    for (name, rv) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        let r = rec(name, rv);
+        let ch = StateChange::Put(comp.stored(&r.object, false).unwrap());
+        b.record(r, ch).unwrap();
+    }
+    // Staged, not written yet: read from the batch's own records.
+    let staged = b.get(&key("b")).unwrap().unwrap();
+    assert_eq!(staged.object_json().unwrap(), br#"{"rv":"2"}"#);
+    let p = b.finish(&mut enc).unwrap();
+    j.commit(&p).unwrap();
+    // "a" changes again in a later block.
+    let p = batch_of(&j, &mut enc, &mut comp, &[("a", "4")]);
+    j.commit(&p).unwrap();
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            j.stored_codec(&key(name)),
+            Some(ObjectCodec::InLog),
+            "{name}"
+        );
+    }
+    let objects = |j: &Journal| -> Vec<(String, Vec<u8>)> {
+        j.state()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.key.name.clone(), e.object_json().unwrap())
+            })
+            .collect()
+    };
+    let want = vec![
+        ("a".to_owned(), br#"{"rv":"4"}"#.to_vec()),
+        ("b".to_owned(), br#"{"rv":"2"}"#.to_vec()),
+        ("c".to_owned(), br#"{"rv":"3"}"#.to_vec()),
+    ];
+    assert_eq!(objects(&j), want);
+    assert_eq!(
+        j.get(&key("c")).unwrap().unwrap().object_json().unwrap(),
+        br#"{"rv":"3"}"#
+    );
+    // Drop every block but the last (which holds "a" at rv 4).
+    let view = JournalView::new(&j);
+    assert_eq!(view.trim_below(j.next_seq()).unwrap(), 3);
+    assert_eq!(j.records_from(1).count(), 1, "only the last block is left");
+    assert_eq!(j.stored_codec(&key("a")), Some(ObjectCodec::InLog));
+    assert_ne!(j.stored_codec(&key("b")), Some(ObjectCodec::InLog));
+    assert_ne!(j.stored_codec(&key("c")), Some(ObjectCodec::InLog));
+    assert_eq!(objects(&j), want);
+    drop(view);
+    drop(j);
+    let j = Journal::open_after_drop(dir.path(), &opts);
+    assert_eq!(objects(&j), want, "after reopening");
+}
+
+/// A state value that points at an event no block holds is reported as
+/// corruption naming the object, not returned empty or panicked on.
+#[test]
+fn a_value_pointing_at_a_missing_event_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::for_state().unwrap();
+    let p = batch_of(&j, &mut enc, &mut comp, &[("a", "1")]);
+    j.commit(&p).unwrap();
+    // The block goes without the trim's copy (what a bug would do).
+    j.log.remove(keys::seq_key(1)).unwrap();
+    let key = ObjectKey {
+        type_key: "configmaps".into(),
+        namespace: "ns".into(),
+        name: "a".into(),
+    };
+    let err = j.get(&key).unwrap_err().to_string();
+    assert!(
+        err.contains("points at event 1") && err.contains("\"a\""),
+        "{err}"
+    );
+    assert!(j.state().next().unwrap().is_err());
 }
