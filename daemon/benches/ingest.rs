@@ -3,19 +3,22 @@
 //! `taskset -c 0 cargo bench -p rewind-daemon --bench ingest` (one core).
 //! Each row ingests the same N events of ~2 KB JSON objects (realistic
 //! Rancher-like shapes, distinct content) durably:
-//! - `journal`: the daemon's path: ingest rules (dedup lookup, state value
-//!   compression), the batch's events as compressed blocks of at most
+//! - `journal`: the daemon's path: ingest rules (dedup lookup, a state
+//!   value that points at the event in the log), the batch's events as
+//!   compressed blocks of at most
 //!   7 KiB (one sled batch), then the state changes with the commit record
 //!   as one sled batch and the meta changes as another (no cross-tree
 //!   transaction), then the fsync of any sled blob file and `flush` (fsync)
 //!   per batch.
+//! - `journal, objects inline`: the same with every object compressed
+//!   into its state value, as journal layout 3 stored them.
 //! - `raw sled, 1 tree`: one insert per event (seq → bytes), flush every
 //!   1,000 inserts.
 //! - `raw sled, log+state`: one insert per event into a log tree and a state
 //!   tree (the naive design), flush every 1,000 inserts.
 //!
-//! `REWIND_BENCH_STATE_LEVEL=raw|N` stores state values raw or at zstd
-//! level N instead of the daemon's [`STATE_ZSTD_LEVEL`], and
+//! `REWIND_BENCH_STATE_LEVEL=raw|N` stores every object inline in the
+//! state, raw or at zstd level N, and
 //! `REWIND_BENCH_BLOCK_LEVEL=N` changes the block level: to compare encodings.
 //! `REWIND_BENCH_CACHE_MB=N` gives the journal a sled page cache of N MiB
 //! instead of the default, `REWIND_BENCH_BLOCK_BYTES=N` blocks of at most N
@@ -40,6 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rewind_daemon::ingest::{Ingestor, Observation, ObservedObject};
+use rewind_daemon::journal::state::STATE_ZSTD_LEVEL;
 use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
 use rewind_format::{EventBlockEncoder, ResourceType};
 
@@ -122,7 +126,9 @@ fn observations(n: usize) -> Vec<Observation> {
 }
 
 /// Returns (total, time spent preparing batches, time spent committing).
-fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Duration) {
+/// `inline` stores every object in its state value, as journal layout 3
+/// did, instead of leaving it in the log.
+fn journal_run(obs: &[Observation], batch: usize, inline: bool) -> (Duration, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     // REWIND_BENCH_CACHE_MB=N compares sled page cache sizes.
     let mut opts = JournalOptions::default();
@@ -145,6 +151,7 @@ fn journal_run(obs: &[Observation], batch: usize) -> (Duration, Duration, Durati
     let comp = match std::env::var("REWIND_BENCH_STATE_LEVEL").ok().as_deref() {
         Some("raw") => ObjectCompressor::uncompressed(),
         Some(l) => ObjectCompressor::new(l.parse().unwrap()).unwrap(),
+        None if inline => ObjectCompressor::new(STATE_ZSTD_LEVEL).unwrap(),
         None => ObjectCompressor::for_state().unwrap(),
     };
     let mut ing = Ingestor::with_compressor("bench".into(), comp, HashMap::new());
@@ -293,16 +300,24 @@ fn main() {
             String::new(),
         ),
     ];
-    for b in [1000, 5000, 10_000] {
+    // The same run with every object inline in the state (layout 3, the
+    // design before 0.1's layout 4), for the ratio.
+    let runs = [(1000, true), (1000, false), (5000, false), (10_000, false)];
+    for (b, inline) in runs {
         let c = cpu_s();
-        let (total, prep, commit) = journal_run(&obs, b);
+        let (total, prep, commit) = journal_run(&obs, b, inline);
         let cpu = us_per_event(cpu_s() - c);
         let split = format!(
             "prepare {:.0}%, commit+fsync {:.0}%",
             100.0 * prep.as_secs_f64() / total.as_secs_f64(),
             100.0 * commit.as_secs_f64() / total.as_secs_f64()
         );
-        rows.push((format!("journal, batch {b}"), rate(total), cpu, split));
+        let name = if inline {
+            format!("journal, batch {b}, objects inline")
+        } else {
+            format!("journal, batch {b}")
+        };
+        rows.push((name, rate(total), cpu, split));
     }
     println!(
         "{:<36} {:>12} {:>10} {:>14} {:>10}",
