@@ -4,6 +4,7 @@
 //! - every stored snapshot equals the journal's state at its seq, and the
 //!   stored segments replay to the journal's final state;
 //! - `/metrics` and `/readyz` answer;
+//! - objects left in the log stay readable once the journal trims it;
 //! - the real `rewindd` binary under a fake systemd: READY=1, watchdog
 //!   pings, SIGHUP reloads, and SIGTERM during a snapshot exits 0 with
 //!   STOPPING=1 and leaves a consistent store.
@@ -256,6 +257,100 @@ async fn on_demand_snapshot_through_the_socket_while_ingesting() {
         .find(|s| s.label.is_some())
         .unwrap();
     assert_eq!(labelled.seq, info.seq);
+}
+
+/// Journal layout 4 keeps most objects only in the log; the compactor
+/// copies them into the state before it trims their blocks. With a local
+/// window of 0 s every shipped segment's blocks leave the journal at once:
+/// after a first sync and a stream of changes, the journal's state (objects
+/// read from the log, or copied in by a trim) must still equal a fresh LIST,
+/// content included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_stay_readable_after_the_journal_trims_their_blocks() {
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    let objects = load_plane(&admin, clusters()).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = config_text(data.path(), cp.readonly_kubeconfig_path(), port)
+        .replace("[compact]\n", "[compact]\nlocal_window = \"0s\"\n");
+    assert!(text.contains("local_window = \"0s\""));
+    let settings = Settings {
+        kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
+        data_dir: Some(data.path().to_path_buf()),
+        presets: Some(vec!["rancher".into()]),
+        status_interval_ms: Some(200),
+        ..Settings::default()
+    };
+    let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
+    let service = rewind_daemon::service::Sections::parse(&text)
+        .unwrap()
+        .validate(data.path())
+        .unwrap();
+    let sock = data.path().join("rewindd.sock");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(rewind_daemon::service::run(
+        config,
+        settings.clone(),
+        service,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    wait_for_socket(&sock).await;
+    let status = status_path(data.path());
+    wait_settled(
+        || read_status(&status).ok(),
+        Duration::from_secs(2),
+        "initial list",
+    )
+    .await;
+    let listed = read_status(&status).unwrap().journal.next_seq;
+    let mut m = Mutator::new(admin.clone(), &objects);
+    assert_eq!(m.run(150).await, 0);
+    wait_settled(
+        || read_status(&status).ok(),
+        Duration::from_secs(2),
+        "after the stream",
+    )
+    .await;
+    // Wait for a trim past the first sync: every object listed then and not
+    // changed since had its block dropped.
+    let mut trimmed = 0.0;
+    for _ in 0..120 {
+        trimmed = one(&scrape(port).await, "rewind_journal_trimmed_below_seq");
+        #[expect(clippy::cast_precision_loss, reason = "small test seqs")]
+        if trimmed > listed as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "small test seqs")]
+    let past = trimmed > listed as f64;
+    assert!(
+        past,
+        "trimmed below {trimmed}, first sync ended at {listed}"
+    );
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+
+    let set = rewind_daemon::select::preset::preset("rancher").unwrap();
+    let live = live_selected(&admin, &set).await;
+    let j = open_journal(&data.path().join("journal"));
+    let first_kept = j.records_from(1).next().unwrap().unwrap().seq;
+    assert!(
+        first_kept > listed / 2,
+        "the log starts at {first_kept}: most of the first sync's blocks are gone"
+    );
+    let state = journal_state(&j);
+    let diffs = differences(&state, &live);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    assert!(state.len() > objects.len() / 2, "{} objects", state.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,8 +134,8 @@ pub struct JournalOptions {
     /// the recorded objects in memory.
     pub cache_capacity: u64,
     /// zstd level of event blocks. Low levels keep up with tens of
-    /// thousands of events per second on one core. State values use
-    /// [`state::STATE_ZSTD_LEVEL`].
+    /// thousands of events per second on one core. Objects copied into
+    /// state values use [`state::STATE_ZSTD_LEVEL`].
     pub zstd_level: i32,
     /// Largest event block as stored (compressed), bytes: a group commit
     /// is stored as as many blocks as it needs (see

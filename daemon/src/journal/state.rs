@@ -31,19 +31,12 @@ const VERSION: u8 = 2;
 /// Version byte of layout 1, read only.
 const VERSION_1: u8 = 1;
 
-/// zstd level of state values, whatever `journal.zstd_level` says (that
-/// setting is for event blocks). Level -1 (no entropy coding of literals)
-/// costs less CPU per event than level 1 (zstd of each value was about a
-/// quarter of the writer's CPU; `benches/ingest.rs`, same binary and run,
-/// batch 1000, load 5-8: 22.8-23.6 against 24.2-26.5 us per event), for
-/// values about a fifth larger (the ingest bench's journal: 202-219
-/// against 180-182 MB on disk).
-/// It was once reverted for about 40 MB more RSS; that came from relists
-/// keeping the whole state tree in sled's cache (see
-/// `Ingestor::relist_missing`), and with that fixed the daemon recording
-/// 100,000 objects settled at 117-120 against 114-116 MB
-/// (`benches/record_latency.rs`, same run), with a peak of 200-209 against
-/// 174-180 MB.
+/// zstd level of objects stored inline in state values (types with an
+/// ignore rule, and objects copied in before their blocks are trimmed),
+/// whatever `journal.zstd_level` says (that setting is for event blocks).
+/// Level -1 (no entropy coding of literals) cost less CPU per event than
+/// level 1 when every object was inline (22.8-23.6 against 24.2-26.5 us per
+/// event, `benches/ingest.rs`), for values about a fifth larger.
 pub const STATE_ZSTD_LEVEL: i32 = -1;
 
 /// Largest object the journal will decompress: the API server stores at most
