@@ -58,6 +58,8 @@ struct Row {
     load_s: f64,
     ingest_s: f64,
     rss_peak_mb: f64,
+    /// Peaks of the three phases: first sync, snapshot, updates and seal.
+    rss_phase_peaks_mb: [f64; 3],
     rss_end_mb: f64,
     snapshot_s: f64,
     snapshot_mb: f64,
@@ -126,11 +128,16 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
         .unwrap();
     // The settle check waits 1 s of quiet; that second is not ingestion.
     row.ingest_s = (t.elapsed().as_secs_f64() - 1.0).max(0.0);
+    // Each phase's peak: the sampler keeps raising `peak`; reading and
+    // resetting it at a phase's end gives that phase's own.
+    let mut phase_peaks = [0u64; 3];
+    phase_peaks[0] = peak.swap(0, Ordering::Relaxed);
     eprintln!("[scale {n}] rewindd settled in {:.1} s", row.ingest_s);
 
     let t = Instant::now();
     d.snapshot("scale").await.unwrap();
     row.snapshot_s = t.elapsed().as_secs_f64();
+    phase_peaks[1] = peak.swap(0, Ordering::Relaxed);
     let store = daemon::open_store(&data).await.unwrap();
     let snap = daemon::labelled_snapshot(&store, "scale").await.unwrap();
     row.snapshot_mb = snap.size as f64 / 1e6;
@@ -166,7 +173,9 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
     daemon::wait_sealed(&store, last_seq).await.unwrap();
     row.events = settled_after.journal.next_seq;
     stop.store(true, Ordering::Relaxed);
-    row.rss_peak_mb = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    phase_peaks[2] = peak.load(Ordering::Relaxed);
+    row.rss_phase_peaks_mb = phase_peaks.map(|kb| kb as f64 / 1024.0);
+    row.rss_peak_mb = row.rss_phase_peaks_mb.iter().copied().fold(0.0, f64::max);
     row.rss_end_mb = last.load(Ordering::Relaxed) as f64 / 1024.0;
     let _ = settled;
     d.kill().await.unwrap();
@@ -335,6 +344,7 @@ fn rows_from_table(text: &str) -> Vec<Row> {
                 restore_s: f(12)?,
                 restored: c[0].parse().ok()?,
                 updates: 0,
+                rss_phase_peaks_mb: [0.0; 3],
             })
         })
         .collect()
@@ -407,6 +417,14 @@ async fn main() {
             r.pit_s,
             r.restore_s,
             r.restored as f64 / r.restore_s.max(0.001)
+        );
+    }
+    println!("rewindd RSS peak by phase (first sync / on-demand snapshot / updates and sealing):");
+    for r in &rows {
+        let [sync, snap, updates] = r.rss_phase_peaks_mb;
+        println!(
+            "{:>8} objects: {sync:.0} MB / {snap:.0} MB / {updates:.0} MB",
+            r.objects
         );
     }
     if let Some(path) = svg_path() {
