@@ -146,44 +146,82 @@ async fn check_store_against_journal(data: &Path) -> (usize, usize) {
     (segs.len(), snaps.len())
 }
 
+/// rewindd run in-process against `cp` with the drill's configuration
+/// (local store, 1 s seals), as `edit` changes it; returned once its
+/// initial list has settled.
+struct InProcess {
+    data: tempfile::TempDir,
+    port: u16,
+    sock: std::path::PathBuf,
+    status: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    daemon: tokio::task::JoinHandle<Result<(), rewind_daemon::service::ServiceError>>,
+}
+
+impl InProcess {
+    async fn start(cp: &ControlPlane, edit: impl FnOnce(String) -> String) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let text = edit(config_text(
+            data.path(),
+            cp.readonly_kubeconfig_path(),
+            port,
+        ));
+        let settings = Settings {
+            kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
+            data_dir: Some(data.path().to_path_buf()),
+            presets: Some(vec!["rancher".into()]),
+            status_interval_ms: Some(200),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
+        let service = rewind_daemon::service::Sections::parse(&text)
+            .unwrap()
+            .validate(data.path())
+            .unwrap();
+        let sock = data.path().join("rewindd.sock");
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let daemon = tokio::spawn(rewind_daemon::service::run(
+            config,
+            settings.clone(),
+            service,
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        wait_for_socket(&sock).await;
+        let status = status_path(data.path());
+        wait_settled(
+            || read_status(&status).ok(),
+            Duration::from_secs(2),
+            "initial list",
+        )
+        .await;
+        Self {
+            data,
+            port,
+            sock,
+            status,
+            stop,
+            daemon,
+        }
+    }
+
+    /// Stops the daemon and waits for a clean exit.
+    async fn stop(self) -> tempfile::TempDir {
+        self.stop.send(()).unwrap();
+        self.daemon.await.unwrap().unwrap();
+        self.data
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_snapshot_through_the_socket_while_ingesting() {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let objects = load_plane(&admin, clusters()).await;
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let text = config_text(data.path(), cp.readonly_kubeconfig_path(), port);
-    let settings = Settings {
-        kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
-        data_dir: Some(data.path().to_path_buf()),
-        presets: Some(vec!["rancher".into()]),
-        status_interval_ms: Some(200),
-        ..Settings::default()
-    };
-    let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
-    let service = rewind_daemon::service::Sections::parse(&text)
-        .unwrap()
-        .validate(data.path())
-        .unwrap();
-    let sock = data.path().join("rewindd.sock");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(rewind_daemon::service::run(
-        config,
-        settings.clone(),
-        service,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    wait_for_socket(&sock).await;
-    let status = status_path(data.path());
-    wait_settled(
-        || read_status(&status).ok(),
-        Duration::from_secs(2),
-        "initial list",
-    )
-    .await;
+    let d = InProcess::start(&cp, |text| text).await;
+    let (port, sock, status) = (d.port, d.sock.clone(), d.status.clone());
 
     // Ingest while asking for a snapshot.
     let mut m = Mutator::new(admin.clone(), &objects);
@@ -230,8 +268,7 @@ async fn on_demand_snapshot_through_the_socket_while_ingesting() {
     assert_eq!(http_get(port, "/readyz").await.0, 200);
     assert_eq!(http_get(port, "/healthz").await.0, 200);
 
-    stop_tx.send(()).unwrap();
-    daemon.await.unwrap().unwrap();
+    let data = d.stop().await;
     assert!(!sock.exists(), "the socket is removed on exit");
     // Not running any more: the client says so.
     let err = rewind_daemon::admin::client::snapshot(&sock, None, false)
@@ -270,41 +307,13 @@ async fn objects_stay_readable_after_the_journal_trims_their_blocks() {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let objects = load_plane(&admin, clusters()).await;
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let text = config_text(data.path(), cp.readonly_kubeconfig_path(), port)
-        .replace("[compact]\n", "[compact]\nlocal_window = \"0s\"\n");
-    assert!(text.contains("local_window = \"0s\""));
-    let settings = Settings {
-        kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
-        data_dir: Some(data.path().to_path_buf()),
-        presets: Some(vec!["rancher".into()]),
-        status_interval_ms: Some(200),
-        ..Settings::default()
-    };
-    let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
-    let service = rewind_daemon::service::Sections::parse(&text)
-        .unwrap()
-        .validate(data.path())
-        .unwrap();
-    let sock = data.path().join("rewindd.sock");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(rewind_daemon::service::run(
-        config,
-        settings.clone(),
-        service,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    wait_for_socket(&sock).await;
-    let status = status_path(data.path());
-    wait_settled(
-        || read_status(&status).ok(),
-        Duration::from_secs(2),
-        "initial list",
-    )
+    let d = InProcess::start(&cp, |text| {
+        let text = text.replace("[compact]\n", "[compact]\nlocal_window = \"0s\"\n");
+        assert!(text.contains("local_window = \"0s\""));
+        text
+    })
     .await;
+    let (port, status) = (d.port, d.status.clone());
     let listed = read_status(&status).unwrap().journal.next_seq;
     let mut m = Mutator::new(admin.clone(), &objects);
     assert_eq!(m.run(150).await, 0);
@@ -331,8 +340,7 @@ async fn objects_stay_readable_after_the_journal_trims_their_blocks() {
         past,
         "trimmed below {trimmed}, first sync ended at {listed}"
     );
-    stop_tx.send(()).unwrap();
-    daemon.await.unwrap().unwrap();
+    let data = d.stop().await;
 
     let set = rewind_daemon::select::preset::preset("rancher").unwrap();
     let live = live_selected(&admin, &set).await;
