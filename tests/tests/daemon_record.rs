@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use daemon_support::*;
 use rewind_daemon::config::{Config, FileConfig, Settings};
-use rewind_daemon::select::preset::preset;
 use rewind_daemon::{Hooks, run_with};
 use rewind_tests::ControlPlane;
 
@@ -89,16 +88,7 @@ async fn records_a_rancher_plane_with_zero_differences() {
     stop_tx.send(()).unwrap();
     daemon.await.unwrap().unwrap();
 
-    let live = live_selected(&cp.readonly_client(), &preset("rancher").unwrap()).await;
-    let j = open_journal(&data.path().join("journal"));
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    let (j, state, _) = check_state(&cp.readonly_client(), "rancher", data.path()).await;
     assert!(
         state.len() > objects.len() / 2,
         "the plane was recorded: {} objects",

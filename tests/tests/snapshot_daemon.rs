@@ -342,21 +342,11 @@ async fn objects_stay_readable_after_the_journal_trims_their_blocks() {
     );
     let data = d.stop().await;
 
-    let set = rewind_daemon::select::preset::preset("rancher").unwrap();
-    let live = live_selected(&admin, &set).await;
-    let j = open_journal(&data.path().join("journal"));
+    let (j, state, _) = check_state(&admin, "rancher", data.path()).await;
     let first_kept = j.records_from(1).next().unwrap().unwrap().seq;
     assert!(
         first_kept > listed / 2,
         "the log starts at {first_kept}: most of the first sync's blocks are gone"
-    );
-    let state = journal_state(&j);
-    let diffs = differences(&state, &live);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
     );
     assert!(state.len() > objects.len() / 2, "{} objects", state.len());
 }

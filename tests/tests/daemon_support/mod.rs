@@ -408,10 +408,14 @@ pub struct Recorded {
     pub records: Vec<rewind_format::EventRecord>,
 }
 
-/// After the daemon stopped: the journal under `data` equals a fresh LIST
-/// of `preset_name`, and its log is gap-free, without duplicates and
-/// replays to the state ([`check_log`]).
-pub async fn check_recorded(client: &kube::Client, preset_name: &str, data: &Path) -> Recorded {
+/// After the daemon stopped: the journal's state under `data` (objects
+/// included) equals a fresh LIST of `preset_name`. Returns the opened
+/// journal, its state and the LIST.
+pub async fn check_state(
+    client: &kube::Client,
+    preset_name: &str,
+    data: &Path,
+) -> (Journal, BTreeMap<Key, Seen>, BTreeMap<Key, Seen>) {
     let set = rewind_daemon::select::preset::preset(preset_name).unwrap();
     let live = live_selected(client, &set).await;
     let j = open_journal(&data.join("journal"));
@@ -423,6 +427,14 @@ pub async fn check_recorded(client: &kube::Client, preset_name: &str, data: &Pat
         diffs.len(),
         diffs.join("\n")
     );
+    (j, state, live)
+}
+
+/// After the daemon stopped: the journal under `data` equals a fresh LIST
+/// of `preset_name`, and its log is gap-free, without duplicates and
+/// replays to the state ([`check_log`]).
+pub async fn check_recorded(client: &kube::Client, preset_name: &str, data: &Path) -> Recorded {
+    let (j, state, live) = check_state(client, preset_name, data).await;
     let n = check_log(&j);
     let records: Vec<_> = j.records_from(1).map(Result::unwrap).collect();
     assert_eq!(records.len() as u64, n);
