@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::Client;
 use rewind_format::ResourceType;
 
+use super::gone::{Readiness, readiness};
+
 /// Errors of discovery.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,14 +36,18 @@ pub struct Discovered {
     pub complete_groups: BTreeSet<String>,
     /// Groups with a failing version, with the error.
     pub failed_groups: BTreeMap<String, String>,
+    /// What `/readyz` said just before the group list was read. Asked
+    /// first: a server ready before the list lists every group.
+    pub ready: Readiness,
 }
 
 impl Discovered {
-    /// Whether discovery proves that `t`'s resource is no longer served in
-    /// any version: its group is gone, or all of its group's versions were
-    /// fetched and none serves it. A failing group proves nothing.
+    /// Whether discovery misses `t`'s resource in every version: its group
+    /// is not listed, or all of its group's versions were fetched and none
+    /// serves it. A failing group misses nothing. Not proof on its own: a
+    /// starting API server lists almost no group (see [`super::gone`]).
     #[must_use]
-    pub fn proves_gone(&self, t: &ResourceType) -> bool {
+    pub fn misses(&self, t: &ResourceType) -> bool {
         if !self.listed_groups.contains(&t.group) {
             return true;
         }
@@ -74,7 +80,10 @@ fn push_resources(out: &mut Vec<ResourceType>, group: &str, version: &str, list:
 
 /// Runs one discovery pass.
 pub async fn discover(client: &Client) -> Result<Discovered> {
-    let mut d = Discovered::default();
+    let mut d = Discovered {
+        ready: readiness(client).await,
+        ..Discovered::default()
+    };
     let core = client
         .list_core_api_versions()
         .await
@@ -142,21 +151,21 @@ mod tests {
     }
 
     #[test]
-    fn only_a_complete_group_proves_a_type_gone() {
+    fn only_a_complete_group_misses_a_type() {
         let mut d = Discovered::default();
         d.listed_groups
             .extend(["".to_owned(), "a.io".to_owned(), "b.io".to_owned()]);
         d.complete_groups.insert("a.io".to_owned());
         d.failed_groups.insert("b.io".into(), "503".into());
         d.types.push(t("a.io", "kept"));
-        assert!(!d.proves_gone(&t("a.io", "kept")));
-        assert!(d.proves_gone(&t("a.io", "dropped")));
+        assert!(!d.misses(&t("a.io", "kept")));
+        assert!(d.misses(&t("a.io", "dropped")));
         assert!(
-            !d.proves_gone(&t("b.io", "unknown")),
+            !d.misses(&t("b.io", "unknown")),
             "a failing group proves nothing"
         );
         assert!(
-            d.proves_gone(&t("c.io", "x")),
+            d.misses(&t("c.io", "x")),
             "a vanished group proves its types gone"
         );
     }

@@ -6,11 +6,13 @@
 //! that the resource set covers gets a watcher. A type whose CRD is deleted
 //! gets its watcher stopped (after the deletions the watch delivered), then
 //! a `TypeGone` so that objects whose deletion was not seen are recorded as
-//! deleted. Types the journal knows from an earlier run are checked the same
-//! way at start. A group whose discovery fails leaves its watchers alone.
+//! deleted; discovery alone never proves that (see [`gone`]). Types the
+//! journal knows from an earlier run are checked the same way at start. A
+//! group whose discovery fails leaves its watchers alone.
 
 pub mod discovery;
 pub mod fields;
+pub mod gone;
 pub mod watcher;
 
 use std::collections::{BTreeMap, HashMap};
@@ -71,6 +73,8 @@ pub struct Supervisor {
     poke: Arc<Notify>,
     /// New resource sets from a configuration reload (SIGHUP).
     updates: Option<tokio::sync::watch::Receiver<ResourceSet>>,
+    /// Types discovery misses, waiting to be proven gone.
+    gone: gone::GoneCheck,
 }
 
 impl Supervisor {
@@ -90,6 +94,7 @@ impl Supervisor {
             known: known.into_iter().map(|t| (type_key(&t), t)).collect(),
             poke: Arc::new(Notify::new()),
             updates: None,
+            gone: gone::GoneCheck::default(),
         }
     }
 
@@ -156,9 +161,16 @@ impl Supervisor {
             }
             let has_updates = updates.is_some();
             let poke = Arc::clone(&self.poke);
+            // A type suspected gone is looked at again soon: its second pass
+            // decides (see `gone`).
+            let next = if self.gone.pending() {
+                self.interval.min(gone::CONFIRM_AFTER)
+            } else {
+                self.interval
+            };
             let reloaded = tokio::select! {
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(self.interval) => None,
+                () = tokio::time::sleep(next) => None,
                 Some(set) = Self::next_update(&mut updates), if has_updates => Some(set),
                 () = poke.notified() => {
                     // Let a burst of CRD events settle (Established follows creation).
@@ -197,13 +209,26 @@ impl Supervisor {
 
     async fn reconcile(&mut self, d: &Discovered, cancel: &CancellationToken) {
         let desired = choose_types(d, &self.set);
+        // Types discovery misses, running or recorded earlier; a partial
+        // discovery (a starting API server) must not count as their end.
+        let candidates: Vec<(String, ResourceType)> = self
+            .running
+            .iter()
+            .map(|(tk, r)| (tk.clone(), (*r.rtype).clone()))
+            .chain(self.known.iter().map(|(tk, t)| (tk.clone(), t.clone())))
+            .filter(|(_, t)| d.misses(t))
+            .collect();
+        let proven = self
+            .gone
+            .confirm(&self.ctx.client, &d.ready, &candidates)
+            .await;
         // Stop watchers of types that are gone or whose served version changed.
         let keys: Vec<String> = self.running.keys().cloned().collect();
         for tk in keys {
             let Some(r) = self.running.get(&tk) else {
                 continue;
             };
-            let gone = d.proves_gone(&r.rtype);
+            let gone = proven.contains(&tk);
             let moved = desired
                 .get(&tk)
                 .is_some_and(|(t, _)| t.version != r.rtype.version);
@@ -223,7 +248,7 @@ impl Supervisor {
         let known: Vec<ResourceType> = self.known.values().cloned().collect();
         for t in known {
             let tk = type_key(&t);
-            if d.proves_gone(&t) {
+            if proven.contains(&tk) {
                 self.known.remove(&tk);
                 info!(rtype = %tk, "type recorded earlier is no longer served");
                 self.type_gone(&Arc::new(t), cancel).await;

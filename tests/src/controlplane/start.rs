@@ -146,6 +146,24 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Kills kube-apiserver and starts it again like
+    /// [`ControlPlane::restart_apiserver`], but returns as soon as the new
+    /// process is spawned: for tests of what a client sees while the server
+    /// starts (refused connections, then a server that is not ready yet).
+    pub fn restart_apiserver_without_waiting(&self) -> Result<()> {
+        let old = lock(&self.apiserver).take();
+        drop(old);
+        let api = Managed::spawn(
+            "kube-apiserver",
+            &self.bins.kube_apiserver,
+            &self.apiserver_args,
+            &self.dir.path().join("kube-apiserver.log"),
+        )?;
+        *lock(&self.apiserver) = Some(api);
+        tracing::info!(apiserver = %self.apiserver_addr, "apiserver restarting");
+        Ok(())
+    }
+
     /// Kills etcd (as a crash would). The apiserver stays up and fails requests.
     pub fn stop_etcd(&self) {
         let old = lock(&self.etcd).take();
