@@ -479,19 +479,31 @@ fn memory_row(l: &str) -> Option<Figure> {
     })
 }
 
-/// scale: one figure per size.
+/// scale: one figure per size, with the daemon's RSS peak per phase when
+/// the output has them (lines `N objects: A MB / B MB / C MB`).
 fn extract_scale(out: &str) -> Vec<Figure> {
+    let phases: std::collections::HashMap<&str, &str> = out
+        .lines()
+        .filter_map(|l| l.trim().split_once(" objects: "))
+        .filter(|(n, _)| n.parse::<u64>().is_ok())
+        .collect();
     table(out, "ingest/s")
         .into_iter()
         .filter_map(|l| {
             let c: Vec<&str> = l.split_whitespace().collect();
             match c.as_slice() {
-                [objects, events, _load, ingest, ingest_rate, rss, _mb, rss_end, _mb2, snap, snap_mb, show, restore, restore_rate] => {
+                [objects, events, _load, ingest, ingest_rate, rss, _mb, rss_end, _mb2, snap, snap_mb, show, restore, restore_rate]
+                    if objects.parse::<u64>().is_ok() =>
+                {
+                    let by_phase = phases
+                        .get(objects)
+                        .map(|p| format!("; by phase (first sync / snapshot / updates): {p}"))
+                        .unwrap_or_default();
                     Some(Figure {
                         what: format!(
                             "{objects} objects, {events} events: ingest {ingest} s ({ingest_rate}/s), snapshot {snap} s ({snap_mb} MB), reconstruct {show} s, restore {restore} s ({restore_rate}/s)"
                         ),
-                        value: format!("RSS peak {rss} MB (end {rss_end} MB)"),
+                        value: format!("RSS peak {rss} MB (end {rss_end} MB{by_phase})"),
                         baseline: String::new(),
                         ratio: String::new(),
                         target: "see the curves".into(),
@@ -770,6 +782,23 @@ rewindd --flush-max-events 2000 --cache-capacity-mb 16 --queue-mb 8       100000
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].value, "RSS peak 80 MB (end 70 MB)");
         assert!(f[0].what.starts_with("10000 objects, 15000 events"));
+    }
+
+    /// The phase heading (14 words, like a row) became a garbage figure
+    /// ("rewindd objects, RSS events: ingest by s …" in docs/BENCHMARKS.md).
+    #[test]
+    fn regression_the_scale_phase_heading_is_not_a_row_and_phases_are_kept() {
+        let out = "scale run\n\
+ objects   events    load s   ingest s   ingest/s   RSS peak    RSS end     snap s     snap MB     show s   restore s  restore/s\n\
+   10000    15000      10.0        2.0       5000      80 MB      70 MB       0.50         1.0       0.80         9.0       1111\n\
+rewindd RSS peak by phase (first sync / on-demand snapshot / updates and sealing):\n\
+    10000 objects: 60 MB / 80 MB / 75 MB\n";
+        let f = extract_scale(out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].value,
+            "RSS peak 80 MB (end 70 MB; by phase (first sync / snapshot / updates): 60 MB / 80 MB / 75 MB)"
+        );
     }
 
     #[test]
