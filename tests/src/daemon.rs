@@ -164,6 +164,8 @@ pub struct DaemonConfig {
     pub snapshot_after_events: u64,
     /// `compact.disk_budget_bytes`; the daemon's default when `None`.
     pub disk_budget_bytes: Option<u64>,
+    /// `compact.local_window`; the daemon's default (24 h) when `None`.
+    pub local_window: Option<String>,
     /// Raw TOML appended to the file (extra sections).
     pub extra: String,
 }
@@ -180,6 +182,7 @@ impl DaemonConfig {
             seal_interval: "1s".into(),
             snapshot_after_events: 0,
             disk_budget_bytes: None,
+            local_window: None,
             extra: String::new(),
         }
     }
@@ -204,6 +207,13 @@ impl DaemonConfig {
     /// Sets `compact.disk_budget_bytes`.
     pub fn disk_budget_bytes(mut self, bytes: u64) -> Self {
         self.disk_budget_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets `compact.local_window` (`"0s"`: the journal trims every block
+    /// as soon as the store has it).
+    pub fn local_window(mut self, window: &str) -> Self {
+        self.local_window = Some(window.to_owned());
         self
     }
 
@@ -266,7 +276,13 @@ impl DaemonConfig {
             budget = self
                 .disk_budget_bytes
                 .map(|b| format!("disk_budget_bytes = {b}\n"))
-                .unwrap_or_default(),
+                .into_iter()
+                .chain(
+                    self.local_window
+                        .as_ref()
+                        .map(|w| format!("local_window = \"{w}\"\n")),
+                )
+                .collect::<String>(),
             sock = self.admin_socket().display(),
             extra = self.extra,
         )

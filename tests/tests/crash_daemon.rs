@@ -31,8 +31,16 @@
 //! request). The store is checked with `rewind_restore`'s verify (catalog,
 //! hashes, framing, segment chain) after every kill.
 //!
-//! `REWIND_CRASH_KILLS` (default 20), `REWIND_CRASH_S3_KILLS` (default 20)
-//! and `REWIND_CRASH_SEED` select the long form. Needs the local control
+//! The third test kills the daemon while its journal trims: with
+//! `local_window = "0s"` every block the store has is dropped from the
+//! journal at once, after the objects still current in it are copied into
+//! the state. After every kill each state object must still be readable,
+//! and the stored segments followed by the journal's log must be gap-free,
+//! without duplicates, and replay to the state.
+//!
+//! `REWIND_CRASH_KILLS` (default 20), `REWIND_CRASH_S3_KILLS` (default 20),
+//! `REWIND_CRASH_TRIM_KILLS` (default 12) and `REWIND_CRASH_SEED` select the
+//! long form. Needs the local control
 //! plane (built on first use); the S3 test needs `garage`.
 #![allow(
     clippy::unwrap_used,
@@ -228,6 +236,144 @@ async fn sigkill_during_s3_uploads_loses_and_duplicates_nothing() {
         Target::S3 { garage, proxy },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_the_journal_trims_loses_nothing() {
+    let kills = env_u64("REWIND_CRASH_TRIM_KILLS", 12);
+    let seed = env_u64("REWIND_CRASH_SEED", 0x5eed_c4a5);
+    let mut rng = Rng::new(seed ^ 0x7219);
+    let _ = rewindd_bin();
+    rewind_restore::install_tls_provider();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    let objects = load_plane(&admin, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path())
+        .snapshot_after_events(150)
+        .local_window("0s");
+    let opts = RunOptions {
+        status_interval_ms: 50,
+        discovery_interval_s: 5,
+        rust_log: "info".into(),
+        log: Some(dir.path().join("rewindd.log")),
+    };
+    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = spawn_churn(admin.clone(), objects.clone(), stop.clone());
+    let mut known: Vec<(u64, String, String, String, String)> = Vec::new();
+    let mut trimmed_rounds = 0;
+    for round in 0..kills {
+        let mut daemon = cfg.start(&opts).unwrap();
+        let mut acked = 0u64;
+        let until = Instant::now() + Duration::from_millis(rng.between(300, 4000));
+        while Instant::now() < until {
+            if let Some(st) = daemon.status() {
+                acked = acked.max(st.journal.next_seq);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        daemon.kill().unwrap();
+        let j = open_journal(&data.join("journal"));
+        assert!(
+            j.next_seq() >= acked,
+            "round {round}: acknowledged up to seq {} but the journal ends at {}",
+            acked.saturating_sub(1),
+            j.next_seq() - 1
+        );
+        // Every object, read through the log or copied into the state.
+        let state = journal_state(&j);
+        let (records, first_kept) = stored_then_journal(&store, &j).await;
+        drop(j);
+        let n = check_records(records.iter().cloned(), &state);
+        for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
+            assert_eq!(*old, now, "round {round}: a durable record changed");
+        }
+        assert!(
+            records.len() >= known.len(),
+            "round {round}: records vanished"
+        );
+        known = records.iter().map(fingerprint).collect();
+        if first_kept > 1 {
+            trimmed_rounds += 1;
+        }
+        eprintln!(
+            "round {round}: acked < {acked}, {n} records, journal log from seq {first_kept}, {} objects",
+            state.len()
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.await.unwrap();
+    let mut daemon = cfg.start(&opts).unwrap();
+    daemon
+        .settle(Duration::from_secs(3), "final")
+        .await
+        .unwrap();
+    let exit = daemon.terminate().unwrap();
+    assert!(exit.success(), "rewindd exited with {exit}");
+    let (j, state, _) = check_state(&cp.readonly_client(), "rancher", &data).await;
+    let (records, first_kept) = stored_then_journal(&store, &j).await;
+    let n = check_records(records.iter().cloned(), &state);
+    assert_eq!(j.next_seq(), n + 1);
+    for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
+        assert_eq!(*old, now, "final: a durable record changed");
+    }
+    eprintln!(
+        "{kills} kills while trimming: {trimmed_rounds} rounds found the log trimmed; \
+         {n} records, journal log from seq {first_kept}, {} objects",
+        state.len()
+    );
+    assert!(
+        trimmed_rounds > 0 && first_kept > 1,
+        "the journal never trimmed, so this tested nothing"
+    );
+}
+
+/// The stored segments (contiguous from seq 1), then the journal's records
+/// past them; where both hold an event they must be equal. Returns the
+/// records and the first seq the journal's log still holds.
+async fn stored_then_journal(
+    store: &Store,
+    j: &rewind_daemon::journal::Journal,
+) -> (Vec<EventRecord>, u64) {
+    let mut out: Vec<EventRecord> = Vec::new();
+    for s in store.list_segments().await.unwrap() {
+        assert_eq!(
+            s.first_seq,
+            out.len() as u64 + 1,
+            "stored segments are contiguous"
+        );
+        let bytes = store.get_segment(&s).await.unwrap();
+        out.extend(
+            SegmentReader::open(&bytes, None, Limits::default())
+                .unwrap()
+                .read_all()
+                .unwrap(),
+        );
+    }
+    let mut first_kept = j.next_seq();
+    for (i, r) in j.records_from(1).enumerate() {
+        let r = r.unwrap();
+        if i == 0 {
+            first_kept = r.seq;
+            assert!(
+                r.seq <= out.len() as u64 + 1,
+                "the journal trimmed seq {} .. {} before the store had them",
+                out.len() + 1,
+                r.seq - 1
+            );
+        }
+        match out.get(usize::try_from(r.seq).unwrap() - 1) {
+            Some(stored) => assert_eq!(
+                stored, &r,
+                "stored event {} differs from the journal",
+                r.seq
+            ),
+            None => out.push(r),
+        }
+    }
+    (out, first_kept)
 }
 
 async fn run(kills: u64, target: Target) {

@@ -316,7 +316,10 @@ impl Supervisor {
 async fn watch_crds(client: kube::Client, poke: Arc<Notify>, cancel: CancellationToken) {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let stream = kwatcher::watcher(api, kwatcher::Config::default());
-    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(stream));
+    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::backoff(
+        stream,
+        watcher::backoff()
+    ));
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,

@@ -1,8 +1,8 @@
 //! One kube watcher per resource type, feeding the journal writer.
 //!
 //! kube's `watcher` (default `ListWatch`, `MostRecent` lists) does the
-//! list/watch protocol, 410 relists, and reconnects; `default_backoff` spaces
-//! out retries. This task adds what a recorder needs on top:
+//! list/watch protocol, 410 relists, and reconnects; [`backoff`] spaces out
+//! retries. This task adds what a recorder needs on top:
 //! - `Init`/`InitDone` become `ResyncBegin`/`ResyncEnd`, so the writer can
 //!   infer deletions missed during a gap (see [`crate::ingest::relist`]).
 //!   kube does not expose the list's resourceVersion, so at `InitDone` we
@@ -46,8 +46,35 @@ use crate::status::{Board, WatchState, now_ms};
 use super::fields;
 use rewind_restore::raw::RawObject;
 
-/// Longer than kube's longest backoff (30 s) plus a request.
-const RECOVERED_AFTER: Duration = Duration::from_secs(40);
+/// The cap of the doubling wait between two watch retries; jitter adds up
+/// to as much again, so a wait is at most twice this. kube's default cap is
+/// 30 s (waits up to 60 s), reset only after 120 s without an error: an
+/// apiserver restarted every 10 s (each restart ~13 s down) drove the waits
+/// to it, and the fault loop measured rewindd catching up 38 s after the
+/// last restart. A recorder's lag is its recovery point; 100 watchers
+/// retrying every 4-8 s are about 15 requests a second.
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+
+/// Longer than the longest backoff plus a request.
+const RECOVERED_AFTER: Duration = Duration::from_secs(15);
+
+/// The retry schedule of every watch: kube's default (doubling from
+/// 800 ms, jittered, reset after 120 s without an error) with the cap
+/// [`BACKOFF_MAX`].
+#[must_use]
+pub fn backoff() -> impl kube::runtime::utils::Backoff {
+    kube::runtime::utils::ResetTimerBackoff::new(
+        watcher::ExponentialBackoff::from(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(800))
+                .with_max_delay(BACKOFF_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        ),
+        Duration::from_secs(120),
+    )
+}
 
 /// A message to the journal writer: an observation and the memory budget it
 /// holds until its batch is durable.
@@ -236,7 +263,7 @@ pub async fn watch_type(
     };
     set_state(WatchState::Starting, None);
     info!(rtype = %tk, version = %rtype.version, selectors = sel.selector_count(), "watching");
-    let stream = watcher::watcher(api.clone(), watcher::Config::default()).default_backoff();
+    let stream = watcher::watcher(api.clone(), watcher::Config::default()).backoff(backoff());
     let mut stream = std::pin::pin!(stream);
     let mut last_error: Option<String> = None;
     let mut max_relist_rv: u64 = 0;
@@ -361,4 +388,25 @@ pub async fn watch_type(
         }
     }
     debug!(rtype = %tk, "watcher stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff as _;
+
+    #[test]
+    fn watch_retries_wait_at_most_twice_the_cap_and_reach_it() {
+        let mut b = backoff();
+        let waits: Vec<Duration> = (0..40).filter_map(|_| b.next()).collect();
+        assert_eq!(waits.len(), 40, "the backoff never gives up");
+        assert!(waits.iter().all(|w| *w <= BACKOFF_MAX * 2), "{waits:?}");
+        assert!(waits[0] < Duration::from_secs(2), "{waits:?}");
+        assert!(
+            waits[10..].iter().all(|w| *w >= BACKOFF_MAX),
+            "grows to the cap: {waits:?}"
+        );
+        b.reset();
+        assert!(b.next().is_some_and(|w| w < Duration::from_secs(2)));
+    }
 }

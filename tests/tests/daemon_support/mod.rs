@@ -139,11 +139,23 @@ pub fn differences(journal: &BTreeMap<Key, Seen>, live: &BTreeMap<Key, Seen>) ->
 /// Log checks: gap-free seqs, replay equals state, no (uid, rv) recorded
 /// twice as Applied. Returns the number of records.
 pub fn check_log(j: &Journal) -> u64 {
+    let records = j.records_from(1).map(Result::unwrap);
+    let n = check_records(records, &journal_state(j));
+    assert_eq!(j.next_seq(), n + 1);
+    n
+}
+
+/// [`check_log`]'s checks on `records` (from seq 1: a trimmed journal's
+/// stored segments, then its log) against the journal's `state`. Returns
+/// the number of records.
+pub fn check_records(
+    records: impl IntoIterator<Item = rewind_format::EventRecord>,
+    state: &BTreeMap<Key, Seen>,
+) -> u64 {
     let mut replay: BTreeMap<Key, (String, String)> = BTreeMap::new();
     let mut applied = HashSet::new();
     let mut expect = 1;
-    for r in j.records_from(1) {
-        let r = r.unwrap();
+    for r in records {
         assert_eq!(r.seq, expect, "seq gap");
         expect += 1;
         let key = (
@@ -169,10 +181,9 @@ pub fn check_log(j: &Journal) -> u64 {
             _ => {}
         }
     }
-    assert_eq!(j.next_seq(), expect);
-    let state: BTreeMap<Key, (String, String)> = journal_state(j)
-        .into_iter()
-        .map(|(k, s)| (k, (s.uid, s.rv)))
+    let state: BTreeMap<Key, (String, String)> = state
+        .iter()
+        .map(|(k, s)| (k.clone(), (s.uid.clone(), s.rv.clone())))
         .collect();
     assert_eq!(replay, state, "the log does not replay to the state");
     expect - 1
