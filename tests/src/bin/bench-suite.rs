@@ -60,17 +60,13 @@ fn main() -> Result<()> {
                 let kept = bench::load_outcome(b, &saved).with_context(|| {
                     format!("--merge: no kept output of {name} in {}", saved.display())
                 })?;
-                let at = std::fs::metadata(saved.join(format!("{name}.out")))
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or_else(|| "unknown".to_owned(), |d| d.as_millis().to_string());
-                reread.push(format!("{name} (kept at {at} ms since the epoch)"));
+                reread.push(kept_at(name, &saved));
                 outcomes.push(kept);
             }
             continue;
         }
         if args.reuse {
+            reread.push(kept_at(b.name, &saved));
             outcomes.push(bench::load_outcome(b, &saved)?);
             continue;
         }
@@ -131,9 +127,14 @@ fn main() -> Result<()> {
         ));
     }
     if !reread.is_empty() {
+        let rest = if args.reuse {
+            ""
+        } else {
+            "; the other benches ran in this run"
+        };
         extra.push((
             "re-read from an earlier run".to_owned(),
-            format!("{}; the other benches ran in this run", reread.join(", ")),
+            format!("{}{rest}", reread.join(", ")),
         ));
     }
     let page = bench::markdown(&outcomes, &machine, &load_after, &extra);
@@ -141,4 +142,15 @@ fn main() -> Result<()> {
     std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("[bench-suite] wrote {}", path.display());
     Ok(())
+}
+
+/// "NAME (kept at T ms since the epoch)": when a kept output was written,
+/// so a page rendered from kept outputs still says when each was measured.
+fn kept_at(name: &str, saved: &std::path::Path) -> String {
+    let at = std::fs::metadata(saved.join(format!("{name}.out")))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(|| "unknown".to_owned(), |d| d.as_millis().to_string());
+    format!("{name} (kept at {at} ms since the epoch)")
 }
