@@ -68,7 +68,7 @@ use rewind_tests::garage::Garage;
 use rewind_tests::{ControlPlane, TcpProxy};
 
 /// Identity of a record as far as "unchanged" goes.
-fn fingerprint(r: &EventRecord) -> (u64, String, String, String, String) {
+fn fingerprint(r: &EventRecord) -> Fingerprint {
     (
         r.seq,
         r.rtype.group_resource(),
@@ -76,6 +76,21 @@ fn fingerprint(r: &EventRecord) -> (u64, String, String, String, String) {
         r.uid.clone(),
         format!("{}/{:?}", r.resource_version, r.kind),
     )
+}
+
+type Fingerprint = (u64, String, String, String, String);
+
+/// Checks that every record found before is still there, unchanged, and
+/// remembers `records` for the next check.
+fn still_there(known: &mut Vec<Fingerprint>, records: &[EventRecord], when: &str) {
+    for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
+        assert_eq!(*old, now, "{when}: a durable record changed");
+    }
+    assert!(
+        records.len() >= known.len(),
+        "{when}: durable records vanished"
+    );
+    *known = records.iter().map(fingerprint).collect();
 }
 
 /// Verifies every stored file: the store checks size and SHA-256 against
@@ -262,7 +277,7 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
     let store = Store::open(&cfg.store_config()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let churn = spawn_churn(admin.clone(), objects.clone(), stop.clone());
-    let mut known: Vec<(u64, String, String, String, String)> = Vec::new();
+    let mut known: Vec<Fingerprint> = Vec::new();
     let mut trimmed_rounds = 0;
     for round in 0..kills {
         let mut daemon = cfg.start(&opts).unwrap();
@@ -287,14 +302,7 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
         let (records, first_kept) = stored_then_journal(&store, &j).await;
         drop(j);
         let n = check_records(records.iter().cloned(), &state);
-        for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
-            assert_eq!(*old, now, "round {round}: a durable record changed");
-        }
-        assert!(
-            records.len() >= known.len(),
-            "round {round}: records vanished"
-        );
-        known = records.iter().map(fingerprint).collect();
+        still_there(&mut known, &records, &format!("round {round}"));
         if first_kept > 1 {
             trimmed_rounds += 1;
         }
@@ -316,9 +324,7 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
     let (records, first_kept) = stored_then_journal(&store, &j).await;
     let n = check_records(records.iter().cloned(), &state);
     assert_eq!(j.next_seq(), n + 1);
-    for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
-        assert_eq!(*old, now, "final: a durable record changed");
-    }
+    still_there(&mut known, &records, "final");
     eprintln!(
         "{kills} kills while trimming: {trimmed_rounds} rounds found the log trimmed; \
          {n} records, journal log from seq {first_kept}, {} objects",
@@ -416,7 +422,7 @@ async fn run(kills: u64, target: Target) {
     let stop = Arc::new(AtomicBool::new(false));
     let churn = spawn_churn(admin.clone(), objects.clone(), stop.clone());
 
-    let mut known: Vec<(u64, String, String, String, String)> = Vec::new();
+    let mut known: Vec<Fingerprint> = Vec::new();
     let mut phases = [0u32; 4];
     let mut max_acked = 0;
     let started = Instant::now();
@@ -480,14 +486,7 @@ async fn run(kills: u64, target: Target) {
         check_log(&j);
         let records: Vec<EventRecord> = j.records_from(1).map(Result::unwrap).collect();
         drop(j);
-        for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
-            assert_eq!(*old, now, "round {round}: a durable record changed");
-        }
-        assert!(
-            records.len() >= known.len(),
-            "round {round}: durable records vanished"
-        );
-        known = records.iter().map(fingerprint).collect();
+        still_there(&mut known, &records, &format!("round {round}"));
         max_acked = max_acked.max(acked);
         let files = verify_store(&store, local_store.as_deref()).await;
         let (segs, stored) = check_segments(&store, &records).await;
@@ -517,9 +516,7 @@ async fn run(kills: u64, target: Target) {
     let Recorded { state, records, .. } =
         check_recorded(&cp.readonly_client(), "rancher", &data).await;
     let n = records.len() as u64;
-    for (old, now) in known.iter().zip(records.iter().map(fingerprint)) {
-        assert_eq!(*old, now, "final: a durable record changed");
-    }
+    still_there(&mut known, &records, "final");
     let verified = verify_store(&store, local_store.as_deref()).await;
     let (segs, stored) = check_segments(&store, &records).await;
     assert_eq!(stored, n, "SIGTERM seals and stores every durable event");
