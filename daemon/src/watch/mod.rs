@@ -217,6 +217,8 @@ impl Supervisor {
             .map(|(tk, r)| (tk.clone(), (*r.rtype).clone()))
             .chain(self.known.iter().map(|(tk, t)| (tk.clone(), t.clone())))
             .filter(|(_, t)| d.misses(t))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
             .collect();
         let proven = self
             .gone
