@@ -63,7 +63,7 @@ async fn a_starting_apiserver_proves_no_type_gone() {
     // The admin identity (rewindd run with a node's admin kubeconfig): for
     // it the partial list shows on almost every restart. The least-privilege
     // identity gets 403 while RBAC starts, which hides the window on an idle
-    // machine, but it saw partial lists too on a loaded one (3 of 10
+    // machine, but it saw partial lists too on a loaded one (2 of 10
     // restarts with three busy loops on two cores).
     let client = cp.admin_client();
     let types = served();
