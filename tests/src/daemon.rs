@@ -268,7 +268,7 @@ impl DaemonConfig {
         format!(
             "data_dir = \"{data}\"\n\n[cluster]\nkubeconfig = \"{kc}\"\n\n[record]\npresets = [{presets}]\n\n\
              [store]\n{store}\n[compact]\nseal_interval = \"{seal}\"\nsnapshot_schedule = \"\"\n\
-             snapshot_after_events = {snap}\n{budget}\n[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"\"\n\n{extra}",
+             snapshot_after_events = {snap}\n{budget}{window}\n[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"\"\n\n{extra}",
             kc = self.kubeconfig.display(),
             presets = presets.join(", "),
             seal = self.seal_interval,
@@ -276,13 +276,12 @@ impl DaemonConfig {
             budget = self
                 .disk_budget_bytes
                 .map(|b| format!("disk_budget_bytes = {b}\n"))
-                .into_iter()
-                .chain(
-                    self.local_window
-                        .as_ref()
-                        .map(|w| format!("local_window = \"{w}\"\n")),
-                )
-                .collect::<String>(),
+                .unwrap_or_default(),
+            window = self
+                .local_window
+                .as_ref()
+                .map(|w| format!("local_window = \"{w}\"\n"))
+                .unwrap_or_default(),
             sock = self.admin_socket().display(),
             extra = self.extra,
         )

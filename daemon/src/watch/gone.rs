@@ -9,7 +9,7 @@
 //! believed it would record every object of every group as deleted, then
 //! record them all again. So a type counts as gone only when, in two
 //! discovery passes at least [`CONFIRM_AFTER`] apart:
-//! - discovery proves it gone ([`super::discovery::Discovered::misses`]),
+//! - discovery misses it ([`super::discovery::Discovered::misses`]),
 //! - the server says it is ready (`/readyz`; `autoregister-completion` and
 //!   `crd-informer-synced` are among its checks), or will not say (a
 //!   server that forbids `/readyz` is judged on the rest), and
@@ -21,12 +21,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use kube::api::ListParams;
 use rewind_format::ResourceType;
 use tracing::{debug, info};
 
-use super::watcher::api_resource;
-use rewind_restore::raw::RawObject;
+use super::watcher::{api_resource, first_page_request};
 
 /// The least time between the two passes that must agree.
 pub const CONFIRM_AFTER: Duration = Duration::from_secs(2);
@@ -63,10 +61,7 @@ pub async fn readiness(client: &Client) -> Readiness {
 /// Whether a metadata-only `limit=1` LIST of `t` answers 404 Not Found.
 /// Any other answer, an error included, is not proof.
 pub async fn list_not_found(client: &Client, t: &ResourceType) -> bool {
-    let ar = api_resource(t);
-    let url = <RawObject as kube::Resource>::url_path(&ar, None);
-    let Ok(req) = kube::core::Request::new(url).list_metadata(&ListParams::default().limit(1))
-    else {
+    let Ok(req) = first_page_request(&api_resource(t)) else {
         return false;
     };
     matches!(
@@ -75,7 +70,7 @@ pub async fn list_not_found(client: &Client, t: &ResourceType) -> bool {
     )
 }
 
-/// What one pass found about one type that discovery proves gone.
+/// What one pass found about one type that discovery misses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evidence {
     /// `/readyz` was 200 or would not say.
@@ -98,13 +93,13 @@ impl GoneCheck {
         !self.suspected.is_empty()
     }
 
-    /// Clears every suspicion not in `still`: a pass that does not prove a
-    /// type gone clears it.
+    /// Clears every suspicion not in `still`: a pass whose discovery finds
+    /// a type clears it.
     pub fn retain(&mut self, still: &[String]) {
         self.suspected.retain(|k, _| still.contains(k));
     }
 
-    /// One pass's evidence for `tk`, which discovery proves gone; returns
+    /// One pass's evidence for `tk`, which discovery misses; returns
     /// whether the type is now proven gone.
     pub fn observe(&mut self, tk: &str, e: Evidence, now: Instant) -> bool {
         if !(e.ready_or_unknown && e.list_not_found) {

@@ -115,11 +115,19 @@ struct ListRv {
     metadata: ListMeta,
 }
 
+/// A metadata-only `limit=1` LIST of a collection: the cheapest request
+/// that says whether a type is served and what its resourceVersion is.
+pub fn first_page_request(
+    ar: &ApiResource,
+) -> Result<axum::http::Request<Vec<u8>>, kube::core::request::Error> {
+    let url = <RawObject as kube::Resource>::url_path(ar, None);
+    kube::core::Request::new(url).list_metadata(&ListParams::default().limit(1))
+}
+
 /// The current resourceVersion of a collection (a metadata-only `limit=1`
 /// LIST).
 pub async fn collection_rv(client: &Client, ar: &ApiResource) -> Option<String> {
-    let url = <RawObject as kube::Resource>::url_path(ar, None);
-    let req = match kube::core::Request::new(url).list_metadata(&ListParams::default().limit(1)) {
+    let req = match first_page_request(ar) {
         Ok(r) => r,
         Err(e) => {
             debug!(error = %e, "building the resourceVersion request failed");
