@@ -13,8 +13,8 @@
 //!   line `Input: LABEL (FILE)` (LABEL defaults to the file's stem);
 //! - `--no-baselines`: skip tar.gz and zstd (throughput only);
 //! - `--snapshot-version N`: write snapshots in format version N (default:
-//!   the newest, 2; 1 repeats name, namespace, uid and resourceVersion beside
-//!   the JSON);
+//!   the newest, 3, columnar; 2 stores records row by row; 1 also repeats
+//!   name, namespace, uid and resourceVersion beside the JSON);
 //! - `--no-dup-fields`: leave uid and resourceVersion out of the records
 //!   (an experiment: they duplicate fields of the JSON);
 //! - `--default-only`: measure only the default [`WriteOptions`];
@@ -1038,7 +1038,7 @@ fn measure(args: &[String], mut state: Vec<TypeObjects>, t: Instant) {
         "dec wall",
         "dec cpu"
     );
-    let default = WriteOptions::default();
+    let default = WriteOptions::snapshot(rewind_format::DEFAULT_LEVEL);
     let mut configs = vec![(default.level, default.block_bytes)];
     if !args.iter().any(|a| a == "--default-only") {
         for c in [

@@ -3,7 +3,7 @@
 //! ```text
 //! preamble (16 bytes, offset 0)
 //!      0    8 magic        89 52 57 4E 44 0D 0A 1A  ("\x89RWND\r\n\x1a")
-//!      8    2 version      u16 LE: segments 1, snapshots 1 or 2 (see below)
+//!      8    2 version      u16 LE: segments 1, snapshots 1, 2 or 3 (see below)
 //!     10    1 file kind    1 = segment, 2 = snapshot
 //!     11    1 flags        bit 0 = encrypted; other bits must be 0
 //!     12    4 crc          CRC-32 of bytes 0..12
@@ -22,8 +22,9 @@
 //!
 //! A version number names the revision of `docs/FORMAT.md` that last changed
 //! a kind's layout, so versions are checked per kind: segments exist only in
-//! version 1; snapshots in version 1 and in version 2 (records leave out the
-//! namespace, name, uid and resourceVersion their JSON already holds). A release writes each
+//! version 1; snapshots in version 1, in version 2 (records leave out the
+//! namespace, name, uid and resourceVersion their JSON already holds) and in
+//! version 3 (object blocks are columnar). A release writes each
 //! kind in its newest version and reads every version it knows.
 
 use crate::codec::crc32;
@@ -35,11 +36,12 @@ pub const MAGIC: [u8; 8] = *b"\x89RWND\r\n\x1a";
 /// The 4 bytes every Rewind file ends with.
 pub const END_MAGIC: [u8; 4] = *b"RWND";
 /// The highest format version this release knows, of any kind.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The version this release writes segments in (and the only one of segments).
 pub const SEGMENT_VERSION: u16 = 1;
-/// The version this release writes snapshots in; it also reads version 1.
-pub const SNAPSHOT_VERSION: u16 = 2;
+/// The version this release writes snapshots in; it also reads versions 1
+/// and 2.
+pub const SNAPSHOT_VERSION: u16 = 3;
 /// Length of the preamble.
 pub const PREAMBLE_LEN: usize = 16;
 /// Length of the trailer.

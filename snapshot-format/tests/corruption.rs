@@ -27,11 +27,17 @@ fn read_snapshot(bytes: &[u8]) -> Result<u64, FormatError> {
     SnapshotReader::open(bytes, Some("snap-x"), Limits::default())?.verify()
 }
 
-/// A version-2 snapshot (the fixture's JSON holds every uid and
-/// resourceVersion, so every record leaves them out).
+/// A snapshot of the newest version, 3 (the fixture's JSON holds every uid
+/// and resourceVersion, so every record leaves them out).
 fn snapshot_bytes() -> Vec<u8> {
     let (h, o) = sample_snapshot(12);
     write_snapshot(&h, &o, &small_blocks())
+}
+
+/// The same content as a version-2 snapshot.
+fn snapshot_v2_bytes() -> Vec<u8> {
+    let (h, o) = sample_snapshot(12);
+    write_snapshot_version(&h, &o, &small_blocks(), 2)
 }
 
 /// The same content as a version-1 snapshot.
@@ -86,6 +92,7 @@ fn truncation_at_every_byte_is_an_error() {
             read_segment as fn(&[u8]) -> Result<u64, FormatError>,
         ),
         (snapshot_bytes(), read_snapshot),
+        (snapshot_v2_bytes(), read_snapshot),
         (snapshot_v1_bytes(), read_snapshot),
     ] {
         for cut in 0..bytes.len() {
@@ -105,6 +112,7 @@ fn every_single_bit_flip_is_detected() {
             read_segment as fn(&[u8]) -> Result<u64, FormatError>,
         ),
         (snapshot_bytes(), read_snapshot),
+        (snapshot_v2_bytes(), read_snapshot),
         (snapshot_v1_bytes(), read_snapshot),
     ] {
         read(&bytes).unwrap();
@@ -183,24 +191,33 @@ fn wrong_magic_future_version_wrong_kind() {
 }
 
 #[test]
-fn snapshot_versions_one_and_two_read_three_is_unsupported() {
-    let v2 = snapshot_bytes();
+fn snapshot_versions_one_to_three_read_four_is_unsupported() {
+    let v3 = snapshot_bytes();
+    let v2 = snapshot_v2_bytes();
     let v1 = snapshot_v1_bytes();
-    assert_eq!((&v1[8..10], &v2[8..10]), (&[1u8, 0][..], &[2u8, 0][..]));
+    assert_eq!(
+        (&v1[8..10], &v2[8..10], &v3[8..10]),
+        (&[1u8, 0][..], &[2u8, 0][..], &[3u8, 0][..])
+    );
     assert!(v2.len() < v1.len(), "v2 {} vs v1 {}", v2.len(), v1.len());
     assert_eq!(read_snapshot(&v1).unwrap(), read_snapshot(&v2).unwrap());
+    assert_eq!(read_snapshot(&v1).unwrap(), read_snapshot(&v3).unwrap());
+    // A version-2 file relabelled 3 (or the reverse) is caught: the block
+    // payloads differ in layout.
+    assert!(read_snapshot(&with_version(&v2, 3)).is_err());
+    assert!(read_snapshot(&with_version(&v3, 2)).is_err());
     for (found, bytes) in [
-        (3u16, with_version(&v2, 3)),
+        (4u16, with_version(&v3, 4)),
         (0xFFFF, with_version(&v1, 0xFFFF)),
     ] {
         let err = read_snapshot(&bytes).unwrap_err();
         assert!(
-            matches!(err.kind, ErrorKind::UnsupportedVersion { found: f, supported: 2 } if f == found),
+            matches!(err.kind, ErrorKind::UnsupportedVersion { found: f, supported: 3 } if f == found),
             "{err}"
         );
         assert_eq!(err.file.as_deref(), Some("snap-x"));
     }
-    let err = read_snapshot(&with_version(&v2, 0)).unwrap_err();
+    let err = read_snapshot(&with_version(&v3, 0)).unwrap_err();
     assert!(
         matches!(err.kind, ErrorKind::UnsupportedVersion { found: 0, .. }),
         "{err}"

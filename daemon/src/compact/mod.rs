@@ -387,7 +387,7 @@ impl Compactor {
                 &runs,
                 &delta,
                 &cluster,
-                &self.write_options(settings.zstd_level),
+                &WriteOptions::snapshot(settings.zstd_level),
                 local::Counting::new(w),
             )?;
             folded = Some((f, counted.count()));

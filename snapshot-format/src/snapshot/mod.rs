@@ -8,10 +8,13 @@
 //! block, so one type, one namespace or one object can be read without
 //! decoding the rest.
 //!
-//! Snapshots exist in two versions that differ only in the object records
+//! Snapshots exist in three versions that differ only in the object records
 //! (see `record.rs`): version 2 leaves out a namespace, name, uid or
 //! resourceVersion that the object's JSON already holds, and readers fill it
-//! back in, so the [`SnapshotObject`]s a reader returns are the same for both.
+//! back in; version 3 stores each data block's objects column by column
+//! (`columnar.rs`). The [`SnapshotObject`]s a reader returns are the same for
+//! all three.
+mod columnar;
 mod reader;
 mod record;
 mod writer;

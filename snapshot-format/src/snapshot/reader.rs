@@ -1,6 +1,8 @@
 //! The snapshot reader: whole file, one type, one namespace or one object.
 
-use super::{SnapshotHeader, SnapshotIndex, SnapshotObject, check_header, record, type_order};
+use super::{
+    SnapshotHeader, SnapshotIndex, SnapshotObject, check_header, columnar, record, type_order,
+};
 use crate::codec::{Limits, decode_exact};
 use crate::container::{BlockPos, Container};
 use crate::error::{Result, invalid};
@@ -31,7 +33,7 @@ impl<'a> SnapshotReader<'a> {
         Ok(Self { c, header, index })
     }
 
-    /// The snapshot format version of the file (1 or 2). Readers return the
+    /// The snapshot format version of the file (1, 2 or 3). Readers return the
     /// same objects for both; this is for tools that report it.
     #[must_use]
     pub fn version(&self) -> u16 {
@@ -79,6 +81,7 @@ impl<'a> SnapshotReader<'a> {
             .map(|t| t.rtype.namespaced);
         let (raw, payload) = self.c.read_block(ordinal, pos, BlockType::Objects)?;
         let version = self.c.version;
+        let limits = self.c.limits;
         let check = || -> Result<Vec<SnapshotObject>> {
             if raw.count != info.count {
                 return Err(invalid(
@@ -86,30 +89,46 @@ impl<'a> SnapshotReader<'a> {
                     "object count differs from the index",
                 ));
             }
-            let cap = usize::try_from(raw.count).unwrap_or(0).min(payload.len());
-            let mut objs: Vec<SnapshotObject> = Vec::with_capacity(cap);
-            let mut rest: &[u8] = &payload;
-            for _ in 0..raw.count {
-                let (o, used) = record::decode(version, namespaced == Some(true), rest)?;
-                rest = rest.get(used..).unwrap_or_default();
-                if let Some(prev) = objs.last()
-                    && prev.key() >= o.key()
+            let objs = if version >= 3 {
+                let max = usize::try_from(limits.max_block_bytes).unwrap_or(usize::MAX);
+                let records = columnar::decode_block(&payload, raw.count, max)?;
+                let mut objs: Vec<SnapshotObject> = Vec::with_capacity(records.len());
+                for r in records {
+                    objs.push(record::resolve_v3(r, namespaced == Some(true))?);
+                }
+                objs
+            } else {
+                let cap = usize::try_from(raw.count).unwrap_or(0).min(payload.len());
+                let mut objs: Vec<SnapshotObject> = Vec::with_capacity(cap);
+                let mut rest: &[u8] = &payload;
+                for _ in 0..raw.count {
+                    let (o, used) = record::decode(version, namespaced == Some(true), rest)?;
+                    rest = rest.get(used..).unwrap_or_default();
+                    objs.push(o);
+                }
+                if !rest.is_empty() {
+                    return Err(invalid("object block", "bytes after the last object"));
+                }
+                objs
+            };
+            for pair in objs.windows(2) {
+                if let [a, b] = pair
+                    && a.key() >= b.key()
                 {
                     return Err(invalid(
                         "object block",
                         "objects not sorted by (namespace, name)",
                     ));
                 }
-                if Some(o.namespace.is_some()) != namespaced {
-                    return Err(invalid(
-                        "object block",
-                        "namespace does not match the type's scope",
-                    ));
-                }
-                objs.push(o);
             }
-            if !rest.is_empty() {
-                return Err(invalid("object block", "bytes after the last object"));
+            if objs
+                .iter()
+                .any(|o| Some(o.namespace.is_some()) != namespaced)
+            {
+                return Err(invalid(
+                    "object block",
+                    "namespace does not match the type's scope",
+                ));
             }
             let keys = (
                 objs.first().map(SnapshotObject::key),

@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 
+use super::columnar::{DecodedRecord, MetaFields};
 use super::{ObjectRef, SnapshotObject};
 use crate::codec::{decode_from, encode_into};
 use crate::error::{ErrorKind, FormatError, Result, invalid};
@@ -51,16 +52,83 @@ pub(crate) fn encode(version: u16, obj: ObjectRef<'_>, out: &mut Vec<u8>) -> Res
         );
         return encode_into(&fields, out, "snapshot object");
     }
+    let (ns, name, uid, rv) = elide(obj);
+    encode_into(&(ns, name, uid, rv, obj.object), out, "snapshot object")
+}
+
+/// The record fields of versions 2 and 3: each of namespace, name, uid and
+/// resourceVersion, or `None` where the JSON holds exactly that value.
+pub(crate) fn elide(obj: ObjectRef<'_>) -> MetaFields<'_> {
     let meta = json_meta::extract(obj.object).unwrap_or_default();
-    let fields = (
+    (
         obj.namespace
             .and_then(|ns| keep(ns, meta.namespace.as_deref())),
         keep(obj.name, meta.name.as_deref()),
         keep(obj.uid, meta.uid.as_deref()),
         keep(obj.resource_version, meta.resource_version.as_deref()),
-        obj.object,
-    );
-    encode_into(&fields, out, "snapshot object")
+    )
+}
+
+/// The record fields of version 3. A raw object's are version 2's. A
+/// columnar object's reader takes a left-out value from the first string at
+/// its path (`metadata.uid`, ...) as raw text, so the writer leaves a value
+/// out only when the JSON holds it (the rule above) without escapes, where
+/// the raw text is the value.
+pub(crate) fn elide_v3(obj: ObjectRef<'_>, columnar: bool) -> MetaFields<'_> {
+    if !columnar {
+        return elide(obj);
+    }
+    let meta = json_meta::extract(obj.object).unwrap_or_default();
+    (
+        obj.namespace
+            .and_then(|ns| keep_raw(ns, meta.namespace.as_ref())),
+        keep_raw(obj.name, meta.name.as_ref()),
+        keep_raw(obj.uid, meta.uid.as_ref()),
+        keep_raw(obj.resource_version, meta.resource_version.as_ref()),
+    )
+}
+
+/// `value`, unless the JSON holds exactly that string unescaped.
+fn keep_raw<'a>(value: &'a str, in_json: Option<&Cow<'_, str>>) -> Option<&'a str> {
+    match in_json {
+        Some(Cow::Borrowed(s)) if *s == value => None,
+        _ => Some(value),
+    }
+}
+
+/// Resolves a version-3 record: a raw object's left-out values come from
+/// its JSON as in version 2, a columnar object's from the values the
+/// decoder found at their paths.
+pub(crate) fn resolve_v3(mut r: DecodedRecord, namespaced: bool) -> Result<SnapshotObject> {
+    if let Some(found) = r.found {
+        let text = |slot: Option<(usize, usize)>| {
+            slot.and_then(|(s, e)| r.object.get(s..e))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::to_owned)
+        };
+        let [ns, name, uid, rv] = found;
+        if namespaced && r.namespace.is_none() {
+            r.namespace = text(ns);
+        }
+        if r.name.is_none() {
+            r.name = text(name);
+        }
+        if r.uid.is_none() {
+            r.uid = text(uid);
+        }
+        if r.resource_version.is_none() {
+            r.resource_version = text(rv);
+        }
+    }
+    let from_json = r.found.is_none();
+    RecordV2 {
+        namespace: r.namespace,
+        name: r.name,
+        uid: r.uid,
+        resource_version: r.resource_version,
+        object: r.object,
+    }
+    .resolve_with(namespaced, from_json)
 }
 
 /// `value`, unless the JSON holds exactly that string (then `None`: left out).
@@ -85,6 +153,12 @@ pub(crate) fn decode(
 
 impl RecordV2 {
     fn resolve(self, namespaced: bool) -> Result<SnapshotObject> {
+        self.resolve_with(namespaced, true)
+    }
+
+    /// Fills values left out from the JSON (when `from_json`) and fails on
+    /// any still missing.
+    fn resolve_with(self, namespaced: bool, from_json: bool) -> Result<SnapshotObject> {
         if !namespaced && self.namespace.is_some() {
             return Err(invalid(
                 "object block",
@@ -102,7 +176,7 @@ impl RecordV2 {
             && name.is_some()
             && uid.is_some()
             && resource_version.is_some();
-        let meta = if all_stored {
+        let meta = if all_stored || !from_json {
             JsonMeta::default()
         } else {
             json_meta::extract(&object).unwrap_or_default()

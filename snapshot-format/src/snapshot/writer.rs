@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use super::columnar::BlockBuilder;
 use super::record;
 use super::{
     ObjectRef, SnapshotBlockInfo, SnapshotHeader, SnapshotIndex, SnapshotObject, check_header,
@@ -18,8 +19,11 @@ use crate::options::WriteOptions;
 /// only the current block is held in memory.
 pub struct SnapshotWriter<W: Write> {
     w: ContainerWriter<W>,
-    /// Snapshot format version of the records (1 or 2).
+    /// Snapshot format version of the records (1, 2 or 3).
     version: u16,
+    /// Version 3's block under construction (unused by versions 1 and 2,
+    /// which append records to `pending`).
+    columns: BlockBuilder,
     header: SnapshotHeader,
     block_bytes: usize,
     pending: Vec<u8>,
@@ -37,9 +41,10 @@ impl<W: Write> SnapshotWriter<W> {
         Self::with_version(sink, header, opts, SNAPSHOT_VERSION)
     }
 
-    /// Like [`SnapshotWriter::new`], writing snapshot format `version`: 2
-    /// (the default) or 1 (records repeat namespace, name, uid and resourceVersion beside
-    /// the JSON; for readers of older releases and for tests).
+    /// Like [`SnapshotWriter::new`], writing snapshot format `version`: 3
+    /// (the default), 2 (row-oriented records) or 1 (records repeat
+    /// namespace, name, uid and resourceVersion beside the JSON). Older
+    /// versions are for readers of older releases and for tests.
     pub fn with_version(
         sink: W,
         mut header: SnapshotHeader,
@@ -73,6 +78,7 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(Self {
             w,
             version,
+            columns: BlockBuilder::default(),
             header,
             block_bytes: opts.block_bytes,
             pending: Vec::with_capacity(opts.block_bytes.min(64 << 20) + (1 << 16)),
@@ -144,7 +150,13 @@ impl<W: Write> SnapshotWriter<W> {
                 self.current_type = Some(t);
             }
         }
-        record::encode(self.version, obj, &mut self.pending)?;
+        let block_len = if self.version >= 3 {
+            self.columns.push(obj)?;
+            self.columns.json_bytes()
+        } else {
+            record::encode(self.version, obj, &mut self.pending)?;
+            self.pending.len()
+        };
         let info = self.pending_info.get_or_insert_with(|| SnapshotBlockInfo {
             offset: 0,
             len: 0,
@@ -156,7 +168,7 @@ impl<W: Write> SnapshotWriter<W> {
             last_name: String::new(),
         });
         info.count = info.count.saturating_add(1);
-        let full = self.pending.len() >= self.block_bytes || info.count == u32::MAX;
+        let full = block_len >= self.block_bytes || info.count == u32::MAX;
         if let Some(c) = self.index.object_counts.get_mut(type_index) {
             *c += 1;
         }
@@ -174,6 +186,9 @@ impl<W: Write> SnapshotWriter<W> {
         if let Some((ns, name)) = &self.last_key {
             info.last_namespace.clone_from(ns);
             info.last_name.clone_from(name);
+        }
+        if self.version >= 3 {
+            self.columns.finish(&mut self.pending)?;
         }
         let pos = self
             .w
