@@ -134,6 +134,49 @@ pub struct SnapshotIndex {
 #[cfg(test)]
 mod tests;
 
+/// Entry points for the fuzz targets (`fuzz/`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{ObjectRef, columnar};
+
+    /// Decodes `data` as a columnar block payload: the first byte is the
+    /// object count, the rest the payload. Never panics on any input. When
+    /// the payload decodes, writing the objects again and decoding that must
+    /// give the same objects; `Err` says how it did not (a fuzz finding).
+    pub fn columnar_block(data: &[u8]) -> Result<(), String> {
+        let Some((&count, payload)) = data.split_first() else {
+            return Ok(());
+        };
+        let Ok(first) = columnar::decode_block(payload, u32::from(count), 1 << 24) else {
+            return Ok(());
+        };
+        let mut b = columnar::BlockBuilder::default();
+        for r in &first {
+            let o = ObjectRef {
+                namespace: r.namespace.as_deref(),
+                name: r.name.as_deref().unwrap_or(""),
+                uid: r.uid.as_deref().unwrap_or(""),
+                resource_version: r.resource_version.as_deref().unwrap_or(""),
+                object: &r.object,
+            };
+            b.push(o)
+                .map_err(|e| format!("re-encoding a decoded block: {e}"))?;
+        }
+        let mut again = Vec::new();
+        b.finish(&mut again)
+            .map_err(|e| format!("finishing a block: {e}"))?;
+        let second = columnar::decode_block(&again, u32::from(count), 1 << 24)
+            .map_err(|e| format!("a re-encoded block does not decode: {e}"))?;
+        let objects =
+            |v: &[columnar::DecodedRecord]| v.iter().map(|r| r.object.clone()).collect::<Vec<_>>();
+        if objects(&first) == objects(&second) {
+            Ok(())
+        } else {
+            Err("a decoded block does not survive a round trip".into())
+        }
+    }
+}
+
 pub(crate) fn type_order(a: &ResourceType) -> (&str, &str) {
     (a.group.as_str(), a.resource.as_str())
 }
