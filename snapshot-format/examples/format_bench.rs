@@ -19,7 +19,9 @@
 //!   (an experiment: they duplicate fields of the JSON);
 //! - `--default-only`: measure only the default [`WriteOptions`];
 //! - `--zstd-params`: also raw zstd with window/long-distance settings;
-//! - `--no-dict`: skip the dictionary experiment.
+//! - `--no-dict`: skip the dictionary experiment;
+//! - `--no-previous`: skip the previous format version at the default
+//!   settings (measured by default, in the same run, for comparison).
 //!
 //! The input (a generated Rancher-like plane of 100,000 objects as
 //! the API returns them) comes from the test fixtures' generator:
@@ -1084,6 +1086,28 @@ fn measure(args: &[String], mut state: Vec<TypeObjects>, t: Instant) {
     println!(
         "MB/s of object JSON; wall = elapsed, cpu = per CPU-second of this one thread.\nTargets: <= 0.6x tar.gz, <= 1.15x zstd-19-long, encode >= 100 MB/s, decode >= 400 MB/s (one core)"
     );
+    // The previous version at the default settings, in this same run, so the
+    // gain of the current one is measured against it on the same machine
+    // state.
+    let current = SNAPSHOT_VERSION.load(std::sync::atomic::Ordering::Relaxed);
+    if current > 1 && !args.iter().any(|a| a == "--no-previous") {
+        let previous = current - 1;
+        SNAPSHOT_VERSION.store(previous, std::sync::atomic::Ordering::Relaxed);
+        let (enc_s, enc_cpu, bytes) = best(3, || encode(&state, &default));
+        let (dec_s, dec_cpu, decoded) = best(5, || decode(&bytes));
+        SNAPSHOT_VERSION.store(current, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(decoded, json.len() - n);
+        let mine = encode(&state, &default).len();
+        println!(
+            "Previous format (version {previous}) at the default settings: {} bytes (this version {:.3}x of it); encode {:.0} MB/s ({:.0} cpu), decode {:.0} MB/s ({:.0} cpu)",
+            bytes.len(),
+            mine as f64 / bytes.len() as f64,
+            mb / enc_s,
+            mb / enc_cpu,
+            mb / dec_s,
+            mb / dec_cpu
+        );
+    }
     if args.iter().any(|a| a == "--zstd-params") {
         let by_type: Vec<Vec<u8>> = state
             .iter()

@@ -347,6 +347,29 @@ fn extract_format_input(out: &str) -> Vec<Figure> {
             }
         })
         .collect();
+    // The previous format version at the default settings, same run.
+    if let Some(prev) = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Previous format "))
+    {
+        let bytes = prev
+            .split(": ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default();
+        let ratio = prev
+            .split("(this version ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_default();
+        figures.push(Figure {
+            what: format!("previous format {prev}"),
+            value: bytes.to_owned(),
+            baseline: String::new(),
+            ratio: format!("this version {ratio} of it"),
+            target: "(comparison, no target)".into(),
+        });
+    }
     // The incompressible part of the input bounds the ratio to tar.gz.
     if let Some(floor) = out.lines().find_map(|l| l.strip_prefix("Floor: ")) {
         let bytes = floor
@@ -665,13 +688,16 @@ journal, batch 1000                         60000      2.00x  ok\n\n";
         let out = "Baselines: tar.gz 1000 bytes, zstd -19 --long 800 bytes\n\
 Floor: 3 base64 strings of 40+ characters, 800 characters: at least 600 bytes if random, 0.600x tar.gz by themselves\n\n\
 level    block        bytes  /tar.gz  /zstd-19L  enc wall   enc cpu  dec wall   dec cpu\n\
-    9    1024K          900    0.900      1.125       151       152      3094      3204\n\n";
+    9    1024K          900    0.900      1.125       151       152      3094      3204\n\n\
+Previous format (version 2) at the default settings: 1100 bytes (this version 0.818x of it); encode 140 MB/s (141 cpu), decode 800 MB/s (801 cpu)\n";
         let f = extract_format(out);
-        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f.len(), 3, "{f:?}");
         assert_eq!(f[0].value, "900");
         assert_eq!(f[0].ratio, "0.900 of tar.gz, 1.125 of zstd-19L");
-        assert_eq!(f[1].value, "600");
-        assert_eq!(f[1].ratio, "0.600x tar.gz by themselves");
+        assert_eq!(f[1].value, "1100");
+        assert_eq!(f[1].ratio, "this version 0.818x of it");
+        assert_eq!(f[2].value, "600");
+        assert_eq!(f[2].ratio, "0.600x tar.gz by themselves");
     }
 
     #[test]
