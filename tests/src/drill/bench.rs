@@ -348,10 +348,7 @@ fn extract_format_input(out: &str) -> Vec<Figure> {
         })
         .collect();
     // The previous format version at the default settings, same run.
-    if let Some(prev) = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Previous format "))
-    {
+    if let Some(prev) = out.lines().find_map(|l| l.strip_prefix("Previous format ")) {
         let bytes = prev
             .split(": ")
             .nth(1)

@@ -201,17 +201,26 @@ proptest! {
 
 #[test]
 fn a_shape_that_repeats_a_long_key_is_capped() {
-    // One 1000-byte key, then a shape that references it many times.
+    // One 1000-byte key in 20 objects: the keys stream holds it once, the
+    // rebuilt objects 20 times, so the cap must apply to the output.
     let key = vec![b'k'; 1000];
-    let mut b = BlockBuilder::default();
     let mut json = b"{\"".to_vec();
     json.extend_from_slice(&key);
     json.extend_from_slice(b"\":1}");
-    b.push(obj(&json)).unwrap();
+    let mut b = BlockBuilder::default();
+    for _ in 0..20 {
+        b.push(obj(&json)).unwrap();
+    }
     let mut payload = Vec::new();
     b.finish(&mut payload).unwrap();
-    assert!(decode_block(&payload, 1, 1 << 20).is_ok());
-    assert!(decode_block(&payload, 1, 1000).is_err());
+    assert!(payload.len() < 1200, "{}", payload.len());
+    let all = decode_block(&payload, 20, 1 << 20).unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.object.len()).sum::<usize>(),
+        20 * json.len()
+    );
+    let e = decode_block(&payload, 20, 10 * json.len()).err().unwrap();
+    assert!(e.to_string().contains("exceed"), "{e}");
 }
 
 #[test]
