@@ -17,33 +17,24 @@
     reason = "test code: a panic is a failed test, fixtures are small"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::golden::{bless, golden, manifest_check, rt};
 use rewind_format::crypto::{self, Identity};
-use rewind_format::naming::{content_name, verify_content_name};
 use rewind_format::segment::SegmentReader;
 use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
 use rewind_format::{
-    EventKind, EventRecord, Limits, ResourceType, SnapshotReader, SnapshotWriter, WriteOptions,
-    decode_block, encode_block, encode_segment,
+    EventKind, EventRecord, Limits, SnapshotReader, SnapshotWriter, WriteOptions, decode_block,
+    encode_block, encode_segment,
 };
 
+/// This version's directory under `tests/golden`.
+const V: &str = "v1";
+
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
-}
-
-fn bless() -> bool {
-    std::env::var_os("REWIND_BLESS_GOLDEN").is_some()
-}
-
-fn rt(group: &str, version: &str, resource: &str, kind: &str, namespaced: bool) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        kind: kind.into(),
-        namespaced,
-    }
+    common::golden::root().join(V)
 }
 
 /// Frozen: the events in `events.block`, `segment.rwf` and `segment-dict.rwf`.
@@ -188,38 +179,9 @@ fn identity() -> Identity {
         .unwrap()
 }
 
-/// Reads a golden file, or writes it first when blessing.
-fn golden(name: &str, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    let path = dir().join(name);
-    if bless() && !path.exists() {
-        std::fs::write(&path, make()).unwrap();
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn manifest_check(name: &str, bytes: &[u8]) {
-    let manifest = dir().join("MANIFEST");
-    let line = format!("{name} {}", content_name(bytes).unwrap());
-    if bless() {
-        let mut text = std::fs::read_to_string(&manifest).unwrap_or_default();
-        if !text.lines().any(|l| l.starts_with(&format!("{name} "))) {
-            text.push_str(&line);
-            text.push('\n');
-            std::fs::write(&manifest, text).unwrap();
-        }
-    }
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let recorded = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .unwrap();
-    // The golden bytes themselves are frozen: a changed file is a bug.
-    verify_content_name(recorded.split(' ').nth(1).unwrap(), bytes).unwrap();
-}
-
 #[test]
 fn v1_event_block() {
-    let bytes = golden("events.block", || {
+    let bytes = golden(V, "events.block", || {
         encode_block(&golden_events(), 3).unwrap()
     });
     assert_eq!(
@@ -231,10 +193,10 @@ fn v1_event_block() {
 
 #[test]
 fn v1_segment() {
-    let bytes = golden("segment.rwf", || {
+    let bytes = golden(V, "segment.rwf", || {
         encode_segment("golden", &golden_events(), &small()).unwrap()
     });
-    manifest_check("segment.rwf", &bytes);
+    manifest_check(V, "segment.rwf", &bytes);
     let mut r = SegmentReader::open(&bytes, Some("segment.rwf"), Limits::default()).unwrap();
     let h = r.header().clone();
     assert_eq!((h.first_seq, h.last_seq, h.event_count), (1000, 1094, 48));
@@ -245,7 +207,7 @@ fn v1_segment() {
 
 #[test]
 fn v1_segment_with_dictionary() {
-    let bytes = golden("segment-dict.rwf", || {
+    let bytes = golden(V, "segment-dict.rwf", || {
         let samples: Vec<Vec<u8>> = golden_events()
             .iter()
             .map(|e| rewind_format::encode_record(e).unwrap())
@@ -257,15 +219,15 @@ fn v1_segment_with_dictionary() {
         };
         encode_segment("golden", &golden_events(), &opts).unwrap()
     });
-    manifest_check("segment-dict.rwf", &bytes);
+    manifest_check(V, "segment-dict.rwf", &bytes);
     let mut r = SegmentReader::open(&bytes, None, Limits::default()).unwrap();
     assert_eq!(r.read_all().unwrap(), golden_events());
 }
 
 #[test]
 fn v1_snapshot() {
-    let bytes = golden("snapshot.rwf", golden_snapshot_bytes);
-    manifest_check("snapshot.rwf", &bytes);
+    let bytes = golden(V, "snapshot.rwf", golden_snapshot_bytes);
+    manifest_check(V, "snapshot.rwf", &bytes);
     let (h, objs) = golden_snapshot();
     let mut r = SnapshotReader::open(&bytes, Some("snapshot.rwf"), Limits::default()).unwrap();
     assert_eq!(r.header(), &h);
@@ -281,10 +243,10 @@ fn v1_snapshot() {
 
 #[test]
 fn v1_encrypted_snapshot() {
-    let bytes = golden("snapshot-encrypted.rwf", || {
+    let bytes = golden(V, "snapshot-encrypted.rwf", || {
         crypto::encrypt(&golden_snapshot_bytes(), &[identity().to_public()]).unwrap()
     });
-    manifest_check("snapshot-encrypted.rwf", &bytes);
+    manifest_check(V, "snapshot-encrypted.rwf", &bytes);
     assert!(crypto::is_encrypted(&bytes).unwrap());
     let plain = crypto::open(&bytes, &[identity()], &Limits::default()).unwrap();
     let (h, objs) = golden_snapshot();

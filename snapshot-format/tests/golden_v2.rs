@@ -24,34 +24,15 @@
     reason = "test code: a panic is a failed test, fixtures are small"
 )]
 
-use std::path::PathBuf;
+mod common;
 
-use rewind_format::crypto::{self, Identity};
-use rewind_format::naming::{content_name, verify_content_name};
+use common::golden::{golden, manifest_check, rt, test_identity};
+use rewind_format::crypto;
 use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
-use rewind_format::{Limits, ResourceType, SnapshotReader, SnapshotWriter, WriteOptions};
+use rewind_format::{Limits, SnapshotReader, SnapshotWriter, WriteOptions};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-fn dir() -> PathBuf {
-    root().join("v2")
-}
-
-fn bless() -> bool {
-    std::env::var_os("REWIND_BLESS_GOLDEN").is_some()
-}
-
-fn rt(group: &str, version: &str, resource: &str, kind: &str, namespaced: bool) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        kind: kind.into(),
-        namespaced,
-    }
-}
+/// This version's directory under `tests/golden`.
+const V: &str = "v2";
 
 /// How a record stores (namespace, name, uid, resourceVersion): `true` =
 /// left to the JSON. A cluster-scoped object's namespace is always None.
@@ -246,41 +227,6 @@ fn golden_snapshot_bytes() -> Vec<u8> {
     w.finish().unwrap()
 }
 
-fn identity() -> Identity {
-    let text = std::fs::read_to_string(root().join("v1/test-identity.txt")).unwrap();
-    crypto::parse_identity(&text).unwrap()
-}
-
-/// Reads a golden file, or writes it first when blessing.
-fn golden(name: &str, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    let path = dir().join(name);
-    if bless() && !path.exists() {
-        std::fs::create_dir_all(dir()).unwrap();
-        std::fs::write(&path, make()).unwrap();
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn manifest_check(name: &str, bytes: &[u8]) {
-    let manifest = dir().join("MANIFEST");
-    let line = format!("{name} {}", content_name(bytes).unwrap());
-    if bless() {
-        let mut text = std::fs::read_to_string(&manifest).unwrap_or_default();
-        if !text.lines().any(|l| l.starts_with(&format!("{name} "))) {
-            text.push_str(&line);
-            text.push('\n');
-            std::fs::write(&manifest, text).unwrap();
-        }
-    }
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let recorded = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .unwrap();
-    // The golden bytes themselves are frozen: a changed file is a bug.
-    verify_content_name(recorded.split(' ').nth(1).unwrap(), bytes).unwrap();
-}
-
 /// The records of every object block, decoded as `docs/FORMAT.md` section
 /// 8.2 describes version 2, without the crate's record code: block framing
 /// (section 3.3), zstd, then bincode `(Option<String>, Option<String>,
@@ -340,15 +286,15 @@ fn check_content(bytes: &[u8], name: Option<&str>) {
 
 #[test]
 fn v2_snapshot() {
-    let bytes = golden("snapshot.rwf", golden_snapshot_bytes);
-    manifest_check("snapshot.rwf", &bytes);
+    let bytes = golden(V, "snapshot.rwf", golden_snapshot_bytes);
+    manifest_check(V, "snapshot.rwf", &bytes);
     assert_eq!(&bytes[8..11], &[2, 0, 2], "version 2, kind snapshot");
     check_content(&bytes, Some("snapshot.rwf"));
 }
 
 #[test]
 fn v2_records_leave_out_exactly_the_values_the_json_holds() {
-    let bytes = golden("snapshot.rwf", golden_snapshot_bytes);
+    let bytes = golden(V, "snapshot.rwf", golden_snapshot_bytes);
     let r = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
     let (_, objs) = golden_snapshot();
     let raw = raw_records(&bytes, &r);
@@ -379,17 +325,17 @@ fn v2_records_leave_out_exactly_the_values_the_json_holds() {
 
 #[test]
 fn v2_encrypted_snapshot() {
-    let bytes = golden("snapshot-encrypted.rwf", || {
-        crypto::encrypt(&golden_snapshot_bytes(), &[identity().to_public()]).unwrap()
+    let bytes = golden(V, "snapshot-encrypted.rwf", || {
+        crypto::encrypt(&golden_snapshot_bytes(), &[test_identity().to_public()]).unwrap()
     });
-    manifest_check("snapshot-encrypted.rwf", &bytes);
+    manifest_check(V, "snapshot-encrypted.rwf", &bytes);
     assert!(crypto::is_encrypted(&bytes).unwrap());
     assert_eq!(
         &bytes[8..11],
         &[2, 0, 2],
         "outer preamble: version 2, snapshot"
     );
-    let plain = crypto::open(&bytes, &[identity()], &Limits::default()).unwrap();
+    let plain = crypto::open(&bytes, &[test_identity()], &Limits::default()).unwrap();
     check_content(&plain, None);
 }
 
@@ -398,7 +344,7 @@ fn the_writer_still_makes_the_same_records() {
     // The same records as the golden file (the compressed bytes may differ
     // with another zstd): eliding differently within version 2 would break
     // "equal states give equal bytes" (FORMAT.md section 10).
-    let golden_bytes = golden("snapshot.rwf", golden_snapshot_bytes);
+    let golden_bytes = golden(V, "snapshot.rwf", golden_snapshot_bytes);
     let fresh = golden_snapshot_bytes();
     let a = SnapshotReader::open(&golden_bytes, None, Limits::default()).unwrap();
     let b = SnapshotReader::open(&fresh, None, Limits::default()).unwrap();

@@ -1,6 +1,8 @@
 //! Shared fixtures and proptest strategies for rewind-format's tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod golden;
+
 use proptest::prelude::*;
 use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
 use rewind_format::{
