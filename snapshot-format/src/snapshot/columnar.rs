@@ -234,7 +234,9 @@ pub(crate) struct BlockBuilder {
     tokens: Vec<Token>,
     /// Object JSON bytes pushed since the last [`BlockBuilder::finish`].
     json_bytes: usize,
-    stack: Vec<u32>,
+    /// Open containers of the object being written: path, and whether it
+    /// is an array (whose elements share one path) rather than an object.
+    stack: Vec<(u32, bool)>,
     scratch: EncPath,
 }
 
@@ -299,14 +301,10 @@ impl BlockBuilder {
         self.stack.clear();
         // Path of the value that comes next.
         let mut at: u32 = 0;
-        // Whether the innermost container is an array (elements share a
-        // path) rather than an object (each value follows its key).
-        let mut in_array: Vec<bool> = Vec::new();
         for &t in tokens {
             // In an array, each element starts at the array's element path.
-            if in_array.last() == Some(&true)
+            if let Some(&(arr, true)) = self.stack.last()
                 && !matches!(t, Token::ArrEnd)
-                && let Some(&arr) = self.stack.last()
             {
                 at = match self.path(arr).elem_child {
                     Some(c) => c,
@@ -321,22 +319,19 @@ impl BlockBuilder {
                 Token::ObjStart => {
                     self.shape.push(OBJECT);
                     self.path(at).guess = 0;
-                    self.stack.push(at);
-                    in_array.push(false);
+                    self.stack.push((at, false));
                 }
                 Token::ArrStart => {
                     self.shape.push(ARRAY);
-                    self.stack.push(at);
-                    in_array.push(true);
+                    self.stack.push((at, true));
                 }
                 Token::ObjEnd | Token::ArrEnd => {
                     self.shape.push(END);
                     self.stack.pop();
-                    in_array.pop();
                 }
                 Token::Key(s, e) => {
                     let key = json.get(s..e).unwrap_or_default();
-                    let obj = self.stack.last().copied().unwrap_or(0);
+                    let obj = self.stack.last().map_or(0, |&(p, _)| p);
                     at = self.key_ref(obj, key);
                 }
                 Token::Str(s, e) => {
