@@ -34,7 +34,7 @@ impl<'a> SnapshotReader<'a> {
     }
 
     /// The snapshot format version of the file (1, 2 or 3). Readers return the
-    /// same objects for both; this is for tools that report it.
+    /// same objects for all three; this is for tools that report it.
     #[must_use]
     pub fn version(&self) -> u16 {
         self.c.version

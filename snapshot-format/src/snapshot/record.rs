@@ -17,6 +17,11 @@
 //! not valid), so every object round-trips. A reader fills `None` back from
 //! the JSON; when the JSON gives no value the record is invalid
 //! ([`ErrorKind::ElidedValueMissing`]).
+//!
+//! Version 3 keeps version 2's fields in the meta stream of a columnar
+//! block (`columnar.rs`); for a columnar object the writer leaves a value
+//! out only when its JSON string is unescaped, and the reader takes it from
+//! the value found at its path instead of parsing the JSON.
 
 use std::borrow::Cow;
 
@@ -56,17 +61,10 @@ pub(crate) fn encode(version: u16, obj: ObjectRef<'_>, out: &mut Vec<u8>) -> Res
     encode_into(&(ns, name, uid, rv, obj.object), out, "snapshot object")
 }
 
-/// The record fields of versions 2 and 3: each of namespace, name, uid and
+/// The record fields of version 2: each of namespace, name, uid and
 /// resourceVersion, or `None` where the JSON holds exactly that value.
 pub(crate) fn elide(obj: ObjectRef<'_>) -> MetaFields<'_> {
-    let meta = json_meta::extract(obj.object).unwrap_or_default();
-    (
-        obj.namespace
-            .and_then(|ns| keep(ns, meta.namespace.as_deref())),
-        keep(obj.name, meta.name.as_deref()),
-        keep(obj.uid, meta.uid.as_deref()),
-        keep(obj.resource_version, meta.resource_version.as_deref()),
-    )
+    elide_with(obj, false)
 }
 
 /// The record fields of version 3. A raw object's are version 2's. A
@@ -75,16 +73,25 @@ pub(crate) fn elide(obj: ObjectRef<'_>) -> MetaFields<'_> {
 /// out only when the JSON holds it (the rule above) without escapes, where
 /// the raw text is the value.
 pub(crate) fn elide_v3(obj: ObjectRef<'_>, columnar: bool) -> MetaFields<'_> {
-    if !columnar {
-        return elide(obj);
-    }
+    elide_with(obj, columnar)
+}
+
+/// Each field, or `None` where the JSON holds that value (`unescaped_only`:
+/// and its JSON string has no escape, so its raw text is the value).
+fn elide_with(obj: ObjectRef<'_>, unescaped_only: bool) -> MetaFields<'_> {
     let meta = json_meta::extract(obj.object).unwrap_or_default();
+    let keep = |value, in_json: &Option<Cow<'_, str>>| {
+        if unescaped_only {
+            keep_raw(value, in_json.as_ref())
+        } else {
+            keep(value, in_json.as_deref())
+        }
+    };
     (
-        obj.namespace
-            .and_then(|ns| keep_raw(ns, meta.namespace.as_ref())),
-        keep_raw(obj.name, meta.name.as_ref()),
-        keep_raw(obj.uid, meta.uid.as_ref()),
-        keep_raw(obj.resource_version, meta.resource_version.as_ref()),
+        obj.namespace.and_then(|ns| keep(ns, &meta.namespace)),
+        keep(obj.name, &meta.name),
+        keep(obj.uid, &meta.uid),
+        keep(obj.resource_version, &meta.resource_version),
     )
 }
 
