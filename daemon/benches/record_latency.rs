@@ -27,8 +27,8 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, PostParams};
 use rewind_daemon::config::{Config, FileConfig, Settings};
-use rewind_daemon::select::{ResourceSelector, ResourceSet};
 use rewind_daemon::{Hooks, run_with};
+use rewind_history::select::{ResourceSelector, ResourceSet};
 use rewind_tests::ControlPlane;
 
 // The daemon's allocator, so the bench measures what rewindd runs (the raw

@@ -30,7 +30,7 @@ use rewind_daemon::compact::{CompactConfig, Compactor};
 use rewind_daemon::journal::batch::StateChange;
 use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
 use rewind_format::{EventBlockEncoder, EventKind, EventRecord, ResourceType};
-use rewind_restore::store::{RetentionPolicy, StoreConfig};
+use rewind_history::store::{RetentionPolicy, StoreConfig};
 
 const TYPES: [(&str, &str, bool); 5] = [
     ("management.cattle.io", "clusters", false),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::ingest::IgnoreRule;
 use crate::journal::JournalOptions;
-use crate::select::{self, ResourceSelector, ResourceSet};
+use rewind_history::select::{self, ResourceSelector, ResourceSet};
 
 /// Default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/rewind/rewindd.toml";

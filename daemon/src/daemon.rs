@@ -69,7 +69,7 @@ pub struct Hooks {
 #[derive(Clone)]
 pub struct LiveRecorder {
     /// New resource sets for the watch supervisor.
-    pub resource_set: Arc<tokio::sync::watch::Sender<crate::select::ResourceSet>>,
+    pub resource_set: Arc<tokio::sync::watch::Sender<rewind_history::select::ResourceSet>>,
     /// The ingestor's ignore rules.
     pub ignore: crate::ingest::SharedIgnore,
 }
@@ -88,9 +88,7 @@ impl std::fmt::Debug for Hooks {
 
 /// Builds a kube client for the configured cluster.
 pub async fn client(source: &ClusterSource) -> Result<Client> {
-    // Dependencies enable more than one rustls provider; name ours once per
-    // process (a second install is refused, harmlessly).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    rewind_history::install_tls_provider();
     let cfg = match source {
         ClusterSource::InCluster => {
             KubeConfig::incluster().map_err(|e| Error::Kube(e.to_string()))?

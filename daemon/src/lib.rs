@@ -46,9 +46,6 @@ pub mod daemon;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
-/// Resource-set selection lives in the restore crate, which `rewind show`
-/// shares; the daemon uses it from there.
-pub use rewind_restore::select;
 pub mod service;
 pub mod status;
 pub mod watch;

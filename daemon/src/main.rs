@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use rewind_daemon::config::{Config, Settings};
-use rewind_daemon::status::{now_ms, read_status, render, status_path};
+use rewind_daemon::status::{read_status, render, status_path};
+use rewind_history::now_ms;
 
 // jemalloc returns freed memory to the OS by itself (decay, purged by a
 // background thread), where glibc keeps ~57 MB of freed heap in the settled

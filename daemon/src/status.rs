@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use rewind_history::now_ms;
 use serde::{Deserialize, Serialize};
 
 /// Errors of the status file.
@@ -43,16 +43,6 @@ pub const STATUS_VERSION: u32 = 1;
 #[must_use]
 pub fn status_path(data_dir: &Path) -> PathBuf {
     data_dir.join("status.json")
-}
-
-/// Now, in Unix milliseconds.
-#[must_use]
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_millis()).ok())
-        .unwrap_or(0)
 }
 
 /// State of one type's watcher.

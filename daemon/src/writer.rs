@@ -31,8 +31,9 @@ use tracing::{error, info, warn};
 
 use crate::ingest::Ingestor;
 use crate::journal::{self, Journal, JournalOptions, ObjectKey, PreparedBatch, type_key};
-use crate::status::{Board, now_ms};
+use crate::status::Board;
 use crate::watch::Msg;
+use rewind_history::now_ms;
 
 /// Free space the journal volume keeps beyond twice the next batch's bytes:
 /// room for sled to finish a write it began, to clean segments, and to
@@ -349,7 +350,7 @@ impl Writer {
             let e = durable.entry(type_key(rtype)).or_insert_with(|| {
                 (
                     at,
-                    crate::select::api_version(rtype),
+                    rewind_history::select::api_version(rtype),
                     rtype.kind.clone(),
                     String::new(),
                 )

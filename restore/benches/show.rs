@@ -52,9 +52,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rewind_format::{EventKind, EventRecord, State, WriteOptions};
-use rewind_restore::Point;
-use rewind_restore::pit::StoreSource;
-use rewind_restore::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
+use rewind_history::Point;
+use rewind_history::pit::StoreSource;
+use rewind_history::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
 use rewind_tests::fixtures::{PlaneSpec, generate};
 use serde_json::Value;
 
@@ -134,7 +134,7 @@ fn templates(plane: &Path, cap: usize) -> Vec<Template> {
                 (key, t)
             })
             .collect();
-    let mut state = rewind_restore::DesiredState::new();
+    let mut state = rewind_history::DesiredState::new();
     for line in std::io::BufReader::new(f).lines().take(cap) {
         let o: Value = serde_json::from_str(&line.unwrap()).unwrap();
         let key = (

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::live::{ApiFailure, list_all};
-use crate::state::{DesiredState, ObjectKey, ResourceType};
 use crate::strip::{drop_owner_uids, strip_server_fields};
+use rewind_history::state::{DesiredState, ObjectKey, ResourceType};
 
 /// One difference.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::compare::normalized;
-use crate::state::DesiredState;
 use crate::strip::differing_paths;
+use rewind_history::state::DesiredState;
 
 /// Changes of one type.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::{DesiredState, ObjectKey};
 use crate::strip::split_for_write;
+use rewind_history::state::{DesiredState, ObjectKey};
 
 /// Errors exporting.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub enum ExportError {
     BadName(String),
     /// An object too deep to write (no thread for it, in practice).
     #[error("{0}: {1}")]
-    Deep(String, crate::deep::Error),
+    Deep(String, rewind_history::deep::Error),
 }
 
 /// Objects nested deeper than this are written as JSON instead of YAML:
@@ -124,10 +124,10 @@ pub fn export(state: &DesiredState, out: &Path) -> Result<ExportReport> {
         }
         // Stripping clones the object: a deep one is handled on a stack
         // sized for it (inline for ordinary objects).
-        let depth = crate::deep::depth_of_value(obj);
-        let (text, dropped) = crate::deep::on_stack_for(depth, || {
+        let depth = rewind_history::deep::depth_of_value(obj);
+        let (text, dropped) = rewind_history::deep::on_stack_for(depth, || {
             let (body, dropped) = manifest(key, obj);
-            let text = if crate::deep::depth_of_value(&body) <= YAML_MAX_DEPTH {
+            let text = if rewind_history::deep::depth_of_value(&body) <= YAML_MAX_DEPTH {
                 Ok(crate::yaml::to_yaml(&body).into_bytes())
             } else {
                 serde_json::to_vec(&body)
@@ -149,8 +149,8 @@ pub fn export(state: &DesiredState, out: &Path) -> Result<ExportReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{DirSource, Point, StateSource};
-    use crate::state::ResourceType;
+    use rewind_history::source::{DirSource, Point, StateSource};
+    use rewind_history::state::ResourceType;
     use serde_json::json;
 
     #[test]
@@ -199,7 +199,7 @@ mod tests {
         let deep = |d: usize| format!("{}\"leaf\"{}", r#"{"n":"#.repeat(d), "}".repeat(d));
         // Values this deep are cloned, compared and dropped on a stack
         // sized for them, as the `rewind` binary runs its commands.
-        crate::deep::on_stack_for(crate::deep::MAX_DEPTH, || {
+        rewind_history::deep::on_stack_for(rewind_history::deep::MAX_DEPTH, || {
             let t = ResourceType {
                 group: "x.io".into(),
                 version: "v1".into(),
@@ -222,7 +222,7 @@ mod tests {
                     "spec":{spec},"status":{{"ok":true}}}}"#
                 );
                 assert!(serde_json::from_str::<Value>(&text).is_err() || d < 128);
-                s.insert(&t, crate::deep::parse(text.as_bytes()).unwrap()).unwrap();
+                s.insert(&t, rewind_history::deep::parse(text.as_bytes()).unwrap()).unwrap();
             }
             let dir = tempfile::tempdir().unwrap();
             let r = export(&s, dir.path()).unwrap();
@@ -238,7 +238,7 @@ mod tests {
                 let (k, orig) = s.iter().find(|(k, _)| k.name == format!("w{d}")).unwrap();
                 let (_, got) = back.iter().find(|(bk, _)| *bk == k).unwrap();
                 assert_eq!(got["spec"], orig["spec"], "w{d}: spec kept");
-                assert_eq!(crate::deep::depth_of_value(got), d + 1);
+                assert_eq!(rewind_history::deep::depth_of_value(got), d + 1);
                 assert!(got["metadata"].get("managedFields").is_none());
                 assert!(got.get("status").is_none());
             }

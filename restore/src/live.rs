@@ -6,9 +6,9 @@ use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::raw::RawObject;
+use rewind_history::raw::RawObject;
 
-use crate::state::ResourceType;
+use rewind_history::state::ResourceType;
 
 /// Page size for listing live objects: large pages, few round trips.
 const PAGE: u32 = 500;
@@ -118,7 +118,7 @@ pub fn raw_api_for(
 
 /// Every live object of `rtype` in all namespaces, as JSON (as the API
 /// sent it: items carry no `apiVersion`/`kind`). Objects of any depth up to
-/// [`crate::deep::MAX_DEPTH`] are read. `Ok(None)` when the target does
+/// [`rewind_history::deep::MAX_DEPTH`] are read. `Ok(None)` when the target does
 /// not serve the type (no CRD for it yet).
 pub async fn list_all(
     client: &Client,

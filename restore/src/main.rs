@@ -10,13 +10,13 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
         .with_writer(std::io::stderr)
         .init();
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     // Objects may nest up to `deep::MAX_DEPTH` levels, and every step on a
     // `serde_json::Value` recurses: the command runs on a runtime thread
     // with a stack sized for that, not on the main thread.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(rewind_restore::deep::BINARY_STACK)
+        .thread_stack_size(rewind_history::deep::BINARY_STACK)
         .build()?;
     rt.block_on(async move {
         match tokio::spawn(cli::run(cli)).await {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::state::{DesiredState, ObjectKey};
+use rewind_history::state::{DesiredState, ObjectKey};
 
 /// Index from ownerReferences to the owners' keys in a state.
 #[derive(Debug, Default)]
@@ -287,7 +287,7 @@ pub fn without_stale_refs(ours: &Value, live: &[Value]) -> Option<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::ResourceType;
+    use rewind_history::state::ResourceType;
     use serde_json::json;
 
     fn t(kind: &str, resource: &str, namespaced: bool) -> ResourceType {

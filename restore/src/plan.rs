@@ -21,8 +21,10 @@ use sha2::{Digest, Sha256};
 use crate::live::{self, ApiFailure};
 use crate::order::OwnerIndex;
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
-use crate::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status};
 use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
+use rewind_history::state::{
+    DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status,
+};
 
 /// Errors planning a restore.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::{DesiredState, ObjectKey, glob};
+use rewind_history::state::{DesiredState, ObjectKey, glob};
 
 /// Errors parsing protection patterns.
 #[derive(Debug, thiserror::Error)]
@@ -245,7 +245,7 @@ pub fn rancher_preset(state: &mut DesiredState, protected: &mut ProtectedSet) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::ResourceType;
+    use rewind_history::state::ResourceType;
     use serde_json::json;
 
     fn key(group: &str, resource: &str, kind: &str, ns: Option<&str>, name: &str) -> ObjectKey {

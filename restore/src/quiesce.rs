@@ -18,7 +18,7 @@ use crate::apply::{ApplyError, Failure};
 use crate::live::{ApiFailure, api_for};
 use crate::plan::{Action, RestorePlan};
 use crate::resume::{Entry, Journal, Progress};
-use crate::state::{ObjectKey, ResourceType};
+use rewind_history::state::{ObjectKey, ResourceType};
 
 /// The Deployment type.
 #[must_use]

@@ -15,10 +15,10 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::from_format::{
+use rewind_history::from_format::{
     FromFormatError, object_slices, par_map, parse_object, resource_types, type_of,
 };
-use crate::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines};
+use rewind_history::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines};
 
 /// Object counts of a state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::from_format::desired_from_format;
+use rewind_history::from_format::desired_from_format;
 
 fn rtype(group: &str, resource: &str, kind: &str, namespaced: bool) -> rewind_format::ResourceType {
     rewind_format::ResourceType {

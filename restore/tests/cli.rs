@@ -90,7 +90,7 @@ fn store_commands_without_a_store_say_so_and_completions_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_from_a_directory_with_the_cli() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(3)).await;
@@ -166,7 +166,7 @@ async fn restore_from_a_directory_with_the_cli() {
     ]));
     assert!(report.contains(&format!("{} written", n - 1)), "{report}");
     let mut want = recorded.clone();
-    want.remove(&rewind_restore::ObjectKey {
+    want.remove(&rewind_history::ObjectKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -180,7 +180,7 @@ async fn restore_from_a_directory_with_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_reports_a_clean_restore_and_fails_on_a_rejected_object() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst, dst2) = tokio::join!(
         ControlPlane::start(),
         ControlPlane::start(),
@@ -239,7 +239,7 @@ async fn drill_reports_a_clean_restore_and_fails_on_a_rejected_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_restore_process_resumes_to_a_complete_result() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(60)).await;
@@ -326,7 +326,7 @@ async fn killed_restore_process_resumes_to_a_complete_result() {
             .collect::<Vec<_>>(),
     ));
     let mut want = recorded.clone();
-    want.remove(&rewind_restore::ObjectKey {
+    want.remove(&rewind_history::ObjectKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -339,7 +339,7 @@ async fn killed_restore_process_resumes_to_a_complete_result() {
 /// restores into them, compares, and stops them; `--keep` leaves their files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_without_a_target_starts_and_removes_its_own_control_plane() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let src = ControlPlane::start().await.unwrap();
     let bins = rewind_tests::controlplane::locate_binaries().unwrap();
     write_plane(&src.admin_client(), &plane(3)).await;

@@ -125,7 +125,7 @@ async fn store_commands_end_to_end() {
 /// What `rewind show` printed before it read counts straight from the
 /// folded state: the desired state built object by object, filtered, then
 /// counted (the code of that version, kept here as the reference).
-fn show_reference(state: &rewind_restore::DesiredState, json: bool) -> String {
+fn show_reference(state: &rewind_history::DesiredState, json: bool) -> String {
     use std::collections::BTreeMap;
     use std::fmt::Write as _;
     let counts = state.counts();
@@ -155,8 +155,8 @@ fn show_reference(state: &rewind_restore::DesiredState, json: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn show_from_a_store_prints_what_the_desired_state_gives() {
-    use rewind_restore::pit::StoreSource;
-    use rewind_restore::{Filter, Point};
+    use rewind_history::pit::StoreSource;
+    use rewind_history::{Filter, Point};
     const N: u64 = 1200;
     let events = events(5, N);
     let dir = tempfile::tempdir().unwrap();
@@ -191,7 +191,7 @@ async fn show_from_a_store_prints_what_the_desired_state_gives() {
     for at in ["seq:300", "seq:900", "latest"] {
         let point: Point = at.parse().unwrap();
         let pit = src.load(&point).await.unwrap();
-        let desired = rewind_restore::from_format::desired_from_format(&pit.state).unwrap();
+        let desired = rewind_history::from_format::desired_from_format(&pit.state).unwrap();
         for flags in filters {
             let list = |i: usize| -> Vec<String> {
                 flags

@@ -31,9 +31,9 @@ use rewind_format::{
     EventKind, EventRecord, Limits, ResourceType, SegmentReader, SnapshotReader, State,
     WriteOptions,
 };
-use rewind_restore::Point;
-use rewind_restore::pit::StoreSource;
-use rewind_restore::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
+use rewind_history::Point;
+use rewind_history::pit::StoreSource;
+use rewind_history::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
 use rewind_tests::fixtures::{PlaneSpec, Rng, generate};
 
 const CLUSTER: &str = "bench";
@@ -227,7 +227,7 @@ fn cpu() -> f64 {
 /// Where the time goes: fetching (read + SHA-256), the snapshot decode and
 /// the segment fold, each timed alone.
 async fn phases(store: &Store, until: u64) {
-    use rewind_restore::pit::fold::{SegmentInput, Until, decode_snapshot, fold_segments};
+    use rewind_history::pit::fold::{SegmentInput, Until, decode_snapshot, fold_segments};
     let t = Instant::now();
     let snap = store.list_snapshots().await.unwrap().pop().unwrap();
     let sbytes = store.get_snapshot(&snap).await.unwrap();

@@ -77,7 +77,7 @@ struct Row {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let clusters: usize = std::env::var("REWIND_BENCH_CLUSTERS")
         .ok()
         .and_then(|v| v.parse().ok())

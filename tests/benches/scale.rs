@@ -363,7 +363,7 @@ fn svg_path() -> Option<std::path::PathBuf> {
 
 #[tokio::main]
 async fn main() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     if let Ok(table) = std::env::var("REWIND_SCALE_TABLE") {
         let rows = rows_from_table(&std::fs::read_to_string(&table).unwrap());
         assert!(!rows.is_empty(), "no scale rows in {table}");

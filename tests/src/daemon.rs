@@ -223,8 +223,8 @@ impl DaemonConfig {
     }
 
     /// The store as `rewind_restore` opens it.
-    pub fn store_config(&self) -> rewind_restore::store::StoreConfig {
-        use rewind_restore::store::{S3Config, StoreConfig};
+    pub fn store_config(&self) -> rewind_history::store::StoreConfig {
+        use rewind_history::store::{S3Config, StoreConfig};
         match &self.store {
             StoreSpec::Local => StoreConfig::Local {
                 path: self.data.join("store"),

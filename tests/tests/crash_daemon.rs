@@ -61,7 +61,7 @@ use daemon_support::*;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rewind_format::state::State;
 use rewind_format::{EventRecord, Limits, SegmentReader, SnapshotReader};
-use rewind_restore::store::Store;
+use rewind_history::store::Store;
 use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 use rewind_tests::fixtures::Rng;
 use rewind_tests::garage::Garage;
@@ -112,7 +112,7 @@ async fn verify_store(store: &Store, local: Option<&Path>) -> usize {
             .unwrap_or_else(|e| panic!("snapshot {}: {e}", s.id));
         n += 1;
     }
-    let report = rewind_restore::pit::verify::verify_store(store, &[])
+    let report = rewind_history::pit::verify::verify_store(store, &[])
         .await
         .unwrap();
     assert!(
@@ -235,7 +235,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_s3_uploads_loses_and_duplicates_nothing() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let garage = tokio::task::spawn_blocking(Garage::start)
         .await
         .unwrap()
@@ -259,7 +259,7 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
     let seed = env_u64("REWIND_CRASH_SEED", 0x5eed_c4a5);
     let mut rng = Rng::new(seed ^ 0x7219);
     let _ = rewindd_bin();
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let objects = load_plane(&admin, 10).await;
@@ -386,7 +386,7 @@ async fn run(kills: u64, target: Target) {
     let seed = env_u64("REWIND_CRASH_SEED", 0x5eed_c4a5);
     let mut rng = Rng::new(seed);
     let _ = rewindd_bin();
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
 
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use daemon_support::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use rewind_daemon::select::preset::preset;
 use rewind_format::EventKind;
+use rewind_history::select::preset::preset;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions};
 

@@ -10,8 +10,8 @@
 mod pit_support;
 
 use pit_support::*;
-use rewind_restore::Point;
-use rewind_restore::pit::{PitError, StoreSource};
+use rewind_history::Point;
+use rewind_history::pit::{PitError, StoreSource};
 
 const N: u64 = 2000;
 
@@ -64,7 +64,7 @@ async fn damaged_newest_snapshot_falls_back_and_says_so() {
     bytes[off] ^= 0x01;
     let entry = store
         .put_snapshot(
-            rewind_restore::store::SnapshotMeta {
+            rewind_history::store::SnapshotMeta {
                 seq: second.seq,
                 time_ms: second.time_ms,
                 objects: second.objects,

@@ -11,8 +11,8 @@ mod pit_support;
 
 use pit_support::*;
 use rewind_format::EventKind;
-use rewind_restore::pit::StoreSource;
-use rewind_restore::pit::history::{ObjectSpec, field_manager};
+use rewind_history::pit::StoreSource;
+use rewind_history::pit::history::{ObjectSpec, field_manager};
 
 const N: u64 = 2500;
 

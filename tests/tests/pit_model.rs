@@ -13,8 +13,8 @@ mod pit_support;
 
 use pit_support::*;
 use rewind_format::State;
-use rewind_restore::Point;
-use rewind_restore::pit::{PitError, StoreSource};
+use rewind_history::Point;
+use rewind_history::pit::{PitError, StoreSource};
 use rewind_tests::fixtures::Rng;
 
 const N: u64 = 3000;
@@ -113,7 +113,7 @@ async fn state_at_points_equals_the_model() {
     ));
 
     // Through the StateSource seam, as restore/export/drill use it.
-    use rewind_restore::StateSource;
+    use rewind_history::StateSource;
     let desired = src.state_at(&Point::Seq(2000)).unwrap();
     assert_eq!(desired.len(), model(&events, |e| e.seq <= 2000).len());
 }

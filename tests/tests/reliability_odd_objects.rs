@@ -36,11 +36,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
-use rewind_daemon::select::preset::preset;
 use rewind_format::{Limits, SnapshotReader, State};
-use rewind_restore::deep::depth_of_json;
-use rewind_restore::store::{Store, StoreConfig};
-use rewind_restore::{ApplyOptions, DesiredState, PlanOptions, ProtectedSet, apply, plan};
+use rewind_history::DesiredState;
+use rewind_history::deep::depth_of_json;
+use rewind_history::select::preset::preset;
+use rewind_history::store::{Store, StoreConfig};
+use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::fixtures::Rng;
@@ -55,7 +56,7 @@ fn many() -> usize {
         .unwrap_or(10_000)
 }
 
-fn odd_t() -> rewind_restore::ResourceType {
+fn odd_t() -> rewind_history::ResourceType {
     rt(GROUP, "v1", "oddthings", "OddThing", true)
 }
 
@@ -202,7 +203,7 @@ fn in_scope(state: &DesiredState, ns: &str) -> DesiredState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_objects_are_recorded_and_restored_faithfully() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let _ = rewindd_bin();
     let mut rng = Rng::new(0x0dd0_b1ec);
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
@@ -299,7 +300,7 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
         "deeper".to_owned(),
     )];
     assert_eq!(
-        rewind_restore::deep::depth_of_value(&deeper.json["spec"]),
+        rewind_history::deep::depth_of_value(&deeper.json["spec"]),
         300
     );
 
@@ -319,7 +320,7 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let bytes = store.get_snapshot(&last).await.unwrap();
     let mut reader = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
     let folded = State::from_snapshot(&mut reader).unwrap();
-    let desired = rewind_restore::from_format::desired_from_format(&folded).unwrap();
+    let desired = rewind_history::from_format::desired_from_format(&folded).unwrap();
     let want = in_scope(&desired, &ns);
     assert_eq!(want.len(), n + 6 + 2, "objects, the namespace and the CRD");
 
@@ -388,7 +389,7 @@ fn is_heartbeat_after_stop(
 /// it. The watcher's LIST used to fail to deserialize ("recursion limit
 /// exceeded"), so the whole type stayed `Failing` and *no* object of that
 /// type was recorded: one user-created object blinded the recorder for a
-/// type. rewindd now watches raw JSON pieces (`rewind_restore::raw`).
+/// type. rewindd now watches raw JSON pieces (`rewind_history::raw`).
 ///
 /// Covered: 300 levels and the API server's own limit (a request body of
 /// 10,000 levels; 10,001 is refused, which the test checks so that the
@@ -397,7 +398,7 @@ fn is_heartbeat_after_stop(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_objects_nested_deeper_than_128_levels() {
     const MAX_BODY_DEPTH: usize = 10_000;
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let _ = rewindd_bin();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use rewind_format::{EventRecord, Limits, SegmentReader};
-use rewind_restore::store::Store;
+use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::garage::Garage;
@@ -77,7 +77,7 @@ async fn stored_through(store: &Store, records: Option<&[EventRecord]>) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_down_then_back_loses_nothing_and_catches_up() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let _ = rewindd_bin();
     let mut garage = tokio::task::spawn_blocking(Garage::start)
         .await

@@ -27,10 +27,10 @@ mod daemon_support;
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
-use rewind_daemon::select::preset::preset;
 use rewind_format::EventKind;
-use rewind_restore::state::DesiredState;
-use rewind_restore::store::Store;
+use rewind_history::select::preset::preset;
+use rewind_history::state::DesiredState;
+use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions, rewind_bin, rewindd_bin};
 use rewind_tests::drill::capture::capture;
@@ -72,7 +72,7 @@ fn ready(c: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_scaled_to_zero_is_recorded_and_restored_faithfully() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let bins = Binaries {
         rewindd: rewindd_bin().unwrap(),
         rewind: rewind_bin().unwrap(),

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rewind_restore::store::Store;
+use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::garage::Garage;
@@ -257,7 +257,7 @@ async fn soak_steady_load_keeps_rss_and_fds_flat() {
     let minutes = env_u64("REWIND_SOAK_MINUTES", 30);
     let rate = env_u64("REWIND_SOAK_RATE", 1000);
     let snapshot_events = env_u64("REWIND_SOAK_SNAPSHOT_EVENTS", 60_000);
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let garage = tokio::task::spawn_blocking(Garage::start)
         .await
         .unwrap()

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, PostParams};
-use rewind_restore::raw::RawObject;
+use rewind_history::raw::RawObject;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions, rewind_bin, rewindd_bin};
 use serde_json::json;
@@ -115,7 +115,7 @@ fn rewind(store: &Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_objects_are_recorded_exported_and_restored() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let _ = (rewindd_bin(), rewind_bin());
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());

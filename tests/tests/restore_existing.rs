@@ -13,12 +13,10 @@ mod restore_support;
 
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::*;
+use rewind_history::{DesiredState, ObjectKey, ResourceType};
 use rewind_restore::live::api_for;
 use rewind_restore::resume::{journal_path, read};
-use rewind_restore::{
-    Action, ApplyOptions, DesiredState, ObjectKey, PlanOptions, ProtectedSet, ResourceType, apply,
-    plan,
-};
+use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
@@ -52,7 +50,7 @@ async fn create(client: &kube::Client, t: &ResourceType, body: serde_json::Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restores_over_drift_with_prune_and_quiesce() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let cp = ControlPlane::start().await.unwrap();
     let client = cp.admin_client();
     write_plane(&client, &plane(5)).await;
@@ -190,7 +188,7 @@ async fn restores_over_drift_with_prune_and_quiesce() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rancher_preset_applies_bro_fixes() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(3)).await;

@@ -15,7 +15,8 @@ use std::path::Path;
 use std::process::Command;
 
 use restore_support::*;
-use rewind_restore::{DesiredState, DirSource, Point, StateSource, export};
+use rewind_history::{DesiredState, DirSource, Point, StateSource};
+use rewind_restore::export;
 use rewind_tests::ControlPlane;
 use serde_json::Value;
 
@@ -82,7 +83,7 @@ fn without_status_and_owners(s: &DesiredState) -> DesiredState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_yaml_is_accepted_by_kubectl_apply() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(5)).await;

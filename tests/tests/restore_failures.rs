@@ -11,7 +11,8 @@
 mod restore_support;
 
 use restore_support::*;
-use rewind_restore::{Action, ApplyOptions, ObjectKey, PlanOptions, ProtectedSet, apply, plan};
+use rewind_history::ObjectKey;
+use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
@@ -25,7 +26,7 @@ fn rancher_key() -> ObjectKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_rejected_object_does_not_stop_the_rest() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(10)).await;
@@ -114,7 +115,7 @@ async fn one_rejected_object_does_not_stop_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_without_write_rights_fails_clearly_and_writes_nothing() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(2)).await;

@@ -14,12 +14,13 @@
 mod restore_support;
 
 use restore_support::*;
-use rewind_restore::{Action, ApplyOptions, ObjectKey, PlanOptions, ProtectedSet, apply, plan};
+use rewind_history::ObjectKey;
+use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restores_a_recorded_plane_into_a_fresh_control_plane() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(20)).await;

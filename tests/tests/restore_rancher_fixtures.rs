@@ -14,13 +14,14 @@ mod restore_support;
 use std::collections::BTreeSet;
 
 use restore_support::*;
-use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, ResourceType, apply, plan};
+use rewind_history::ResourceType;
+use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use rewind_tests::fixtures::{PlaneSpec, generate, install_rancher_crds, load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_rancher_plane_restores_exactly() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let admin = src.admin_client();

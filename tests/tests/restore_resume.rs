@@ -14,14 +14,15 @@ mod restore_support;
 use std::time::Duration;
 
 use restore_support::*;
+use rewind_history::ObjectKey;
 use rewind_restore::apply::ApplyError;
 use rewind_restore::resume::{JournalError, journal_path, read};
-use rewind_restore::{ApplyOptions, ObjectKey, PlanOptions, ProtectedSet, apply, plan};
+use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_restore_resumes_to_a_complete_result() {
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     write_plane(&src.admin_client(), &plane(60)).await;

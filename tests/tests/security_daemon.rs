@@ -30,10 +30,10 @@ use base64::Engine as _;
 use daemon_support::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use rewind_daemon::select::preset::preset;
 use rewind_daemon::status::{read_status, status_path};
 use rewind_format::Limits;
-use rewind_restore::store::{Store, StoreConfig};
+use rewind_history::select::preset::preset;
+use rewind_history::store::{Store, StoreConfig};
 use rewind_tests::ControlPlane;
 use rewind_tests::drill::daemon::config_text;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,7 +105,7 @@ fn forms(markers: &[String]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_files_no_secret_in_outputs_or_store_and_tamper_refused() {
     let bin = rewindd_bin();
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let _ = load_plane(&admin, 3).await;

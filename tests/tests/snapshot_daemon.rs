@@ -27,7 +27,7 @@ use rewind_daemon::config::{Config, FileConfig, Settings};
 use rewind_daemon::status::{read_status, status_path};
 use rewind_format::state::State;
 use rewind_format::{Limits, SegmentReader, SnapshotReader};
-use rewind_restore::store::{Store, StoreConfig};
+use rewind_history::store::{Store, StoreConfig};
 use rewind_tests::ControlPlane;
 use rewind_tests::drill::daemon::config_text;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use rewind_restore::store::{
+use rewind_history::store::{
     RetryPolicy, S3Config, SegmentMeta, SnapshotMeta, Store, StoreConfig, StoreError,
 };
 use rewind_tests::garage::Garage;
@@ -119,7 +119,7 @@ async fn round_trip_catalog_visibility_and_garbage() {
         .await
         .unwrap();
     assert_eq!(store.list_snapshots().await.unwrap().len(), 1);
-    let now = rewind_restore::store::now_ms();
+    let now = rewind_history::now_ms();
     let young = store.collect_garbage(now, 3_600_000, true).await.unwrap();
     assert!(
         young.orphans.is_empty(),
@@ -298,7 +298,7 @@ async fn server_killed_and_restarted_mid_upload_loses_nothing_and_shows_nothing_
 /// file ends up stored exactly once and intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_written() {
-    use rewind_restore::store::s3::{MULTIPART_PART_SIZE, MULTIPART_THRESHOLD};
+    use rewind_history::store::s3::{MULTIPART_PART_SIZE, MULTIPART_THRESHOLD};
     let mut g = start_garage().await;
     let cfg = config(&g, "mp");
     let retry = RetryPolicy {

@@ -11,7 +11,7 @@
 mod pit_support;
 
 use pit_support::*;
-use rewind_restore::pit::verify::{Gap, verify_store};
+use rewind_history::pit::verify::{Gap, verify_store};
 
 const N: u64 = 1500;
 
@@ -110,7 +110,7 @@ async fn verify_names_the_damaged_file_and_block() {
     assert!(problems_of(&report, &snaps[0].data_key()).contains("missing"));
 }
 
-fn problems_of(r: &rewind_restore::pit::verify::VerifyReport, key: &str) -> String {
+fn problems_of(r: &rewind_history::pit::verify::VerifyReport, key: &str) -> String {
     r.files
         .iter()
         .find(|f| f.key == key)

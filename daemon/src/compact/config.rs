@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use rewind_restore::store::retention::parse_duration_ms;
-use rewind_restore::store::{RetentionPolicy, StoreConfig};
+use rewind_history::store::retention::parse_duration_ms;
+use rewind_history::store::{RetentionPolicy, StoreConfig};
 
 use super::error::{CompactError, Result};
 use super::schedule::Schedule;
@@ -94,7 +94,7 @@ pub struct Settings {
     /// What to keep there.
     pub retention: RetentionPolicy,
     /// How store operations are retried.
-    pub store_retry: rewind_restore::store::RetryPolicy,
+    pub store_retry: rewind_history::store::RetryPolicy,
 }
 
 impl CompactConfig {
@@ -149,7 +149,7 @@ impl CompactConfig {
             recipients,
             store,
             retention,
-            store_retry: rewind_restore::store::RetryPolicy::default(),
+            store_retry: rewind_history::store::RetryPolicy::default(),
         })
     }
 }

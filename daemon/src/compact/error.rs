@@ -27,7 +27,7 @@ pub enum CompactError {
     Journal(String),
     /// The store (local directory or S3) failed.
     #[error("compaction: {0}")]
-    Store(#[from] rewind_restore::store::StoreError),
+    Store(#[from] rewind_history::store::StoreError),
     /// The local progress file does not parse.
     #[error("compaction progress `{}` is corrupt: {reason}", path.display())]
     Progress {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use rewind_restore::store::local::LocalDir;
+use rewind_history::store::local::LocalDir;
 
 use super::error::{CompactError, Result};
 
@@ -158,7 +158,7 @@ impl LocalFiles {
                 }
                 Ok(p)
             }
-            Err(rewind_restore::store::StoreError::NotFound { .. }) => Ok(Progress {
+            Err(rewind_history::store::StoreError::NotFound { .. }) => Ok(Progress {
                 version: PROGRESS_VERSION,
                 ..Progress::default()
             }),

@@ -36,7 +36,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use rewind_format::{Limits, SegmentReader, SegmentWriter, SnapshotReader, WriteOptions};
-use rewind_restore::store::{SegmentMeta, SnapshotMeta, Store, now_ms};
+use rewind_history::now_ms;
+use rewind_history::store::{SegmentMeta, SnapshotMeta, Store};
 
 pub use config::{CompactConfig, Settings};
 pub use error::{CompactError, Result};

@@ -1,8 +1,8 @@
 //! `rewindd prune`: applies the retention policy to the store. Plan first
 //! ([`plan`]), then execute ([`execute`]); `--dry-run` stops after the plan.
 
-use rewind_restore::store::retention::KeepReason;
-use rewind_restore::store::{RetentionPlan, RetentionPolicy, Store};
+use rewind_history::store::retention::KeepReason;
+use rewind_history::store::{RetentionPlan, RetentionPolicy, Store};
 
 use super::error::Result;
 
@@ -83,7 +83,7 @@ pub async fn run_cli(settings: &super::Settings, dry_run: bool) -> Result<()> {
     if settings.retention.is_empty() {
         println!("no [retention] rule is set: nothing would be removed");
     }
-    let now = rewind_restore::store::now_ms();
+    let now = rewind_history::now_ms();
     let plan = plan(&store, &settings.retention, now).await?;
     print!("{}", render(&plan));
     if dry_run {

@@ -80,7 +80,7 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
     let mut next_scheduled = in_force
         .schedule
         .as_ref()
-        .and_then(|s| s.next_after(rewind_restore::store::now_ms()));
+        .and_then(|s| s.next_after(rewind_history::now_ms()));
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -99,7 +99,7 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
                         Err(e) => tracing::error!(error = %e, "sealing failed; will retry"),
                     }
                 }
-                let now = rewind_restore::store::now_ms();
+                let now = rewind_history::now_ms();
                 let settings = c.settings();
                 if !Arc::ptr_eq(&settings, &in_force) {
                     // Reloaded: the schedule may have changed.

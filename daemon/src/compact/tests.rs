@@ -9,7 +9,7 @@ use rewind_format::state::State;
 use rewind_format::{
     EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SnapshotReader,
 };
-use rewind_restore::store::{RetentionPolicy, StoreConfig};
+use rewind_history::store::{RetentionPolicy, StoreConfig};
 
 use super::*;
 use crate::journal::batch::StateChange;
@@ -394,7 +394,7 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
     let journal = shared_journal(dir.path());
     let mut s = settings(&dir.path().join("store"));
     s.disk_budget_bytes = 40 << 10;
-    s.store_retry = rewind_restore::store::RetryPolicy {
+    s.store_retry = rewind_history::store::RetryPolicy {
         initial: std::time::Duration::from_millis(1),
         max: std::time::Duration::from_millis(2),
         max_attempts: 2,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use rewind_restore::store::retention::parse_duration_ms;
-use rewind_restore::store::{RetentionPolicy, StoreConfig};
+use rewind_history::store::retention::parse_duration_ms;
+use rewind_history::store::{RetentionPolicy, StoreConfig};
 
 use crate::compact::{CompactConfig, CompactError, Settings};
 

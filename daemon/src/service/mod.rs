@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use rewind_restore::store::{RetentionPolicy, now_ms};
+use rewind_history::now_ms;
+use rewind_history::store::RetentionPolicy;
 
 use crate::compact::log::JournalSlot;
 use crate::compact::{CompactError, Compactor, prune};
@@ -71,7 +72,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let (view_tx, view_rx) = tokio::sync::oneshot::channel::<JournalSlot>();
     let (board_tx, board_rx) = tokio::sync::oneshot::channel();
     let (live_tx, live_rx) = tokio::sync::oneshot::channel();

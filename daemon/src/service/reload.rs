@@ -23,7 +23,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use rewind_restore::store::RetentionPolicy;
+use rewind_history::store::RetentionPolicy;
 
 use super::config::{Sections, ServiceSettings};
 use crate::compact::Compactor;

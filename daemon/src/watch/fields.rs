@@ -13,14 +13,14 @@
 //! records the object as selected: recording one object too many is
 //! recoverable, a missing one is not.
 //!
-//! [`ObjectView::object`]: crate::select::ObjectView
+//! [`ObjectView::object`]: rewind_history::select::ObjectView
 
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use rewind_restore::raw::RawObject;
+use rewind_history::raw::RawObject;
 
 /// Errors of field lookup.
 #[derive(Debug, thiserror::Error)]

@@ -31,9 +31,10 @@ use tracing::{info, warn};
 
 use crate::ingest::Observation;
 use crate::journal::type_key;
-use crate::select::ResourceSet;
-use crate::status::{WatchState, now_ms};
+use crate::status::WatchState;
 use discovery::Discovered;
+use rewind_history::now_ms;
+use rewind_history::select::ResourceSet;
 pub use watcher::{Msg, WatchCtx};
 
 struct Running {
@@ -48,7 +49,7 @@ struct Running {
 pub fn choose_types(
     d: &Discovered,
     set: &ResourceSet,
-) -> BTreeMap<String, (ResourceType, crate::select::TypeSelection)> {
+) -> BTreeMap<String, (ResourceType, rewind_history::select::TypeSelection)> {
     let mut out = BTreeMap::new();
     for t in &d.types {
         let tk = type_key(t);
@@ -192,7 +193,7 @@ impl Supervisor {
                 for t in stopped {
                     self.ctx.board.update_type(
                         &type_key(&t),
-                        &crate::select::api_version(&t),
+                        &rewind_history::select::api_version(&t),
                         &t.kind,
                         |s| {
                             s.state = WatchState::Stopped;
@@ -295,12 +296,15 @@ impl Supervisor {
         let list_rv = watcher::collection_rv(&self.ctx.client, &ns)
             .await
             .unwrap_or_default();
-        self.ctx
-            .board
-            .update_type(&tk, &crate::select::api_version(rtype), &rtype.kind, |t| {
+        self.ctx.board.update_type(
+            &tk,
+            &rewind_history::select::api_version(rtype),
+            &rtype.kind,
+            |t| {
                 t.state = WatchState::Stopped;
                 t.reason = Some("no longer served".into());
-            });
+            },
+        );
         let obs = Observation::TypeGone {
             rtype: rtype.clone(),
             list_rv,

@@ -11,7 +11,7 @@
 //! - Selection, evaluated here (in parallel across types), never as a
 //!   watch selector.
 //! - Objects are watched as [`RawObject`]s (raw JSON pieces, see
-//!   [`rewind_restore::raw`]), so an object nested deeper than serde_json's limit is
+//!   [`rewind_history::raw`]), so an object nested deeper than serde_json's limit is
 //!   recorded like any other instead of failing its type's LIST.
 //! - Each object is written once, with `apiVersion`/`kind` filled in
 //!   (list items lack them), and sent with a permit from the byte budget
@@ -40,11 +40,12 @@ use tracing::{debug, info, warn};
 
 use crate::ingest::{Observation, ObservedObject};
 use crate::journal::type_key;
-use crate::select::{ObjectView, TypeSelection, api_version};
-use crate::status::{Board, WatchState, now_ms};
+use crate::status::{Board, WatchState};
+use rewind_history::now_ms;
+use rewind_history::select::{ObjectView, TypeSelection, api_version};
 
 use super::fields;
-use rewind_restore::raw::RawObject;
+use rewind_history::raw::RawObject;
 
 /// The cap of the doubling wait between two watch retries; jitter adds up
 /// to as much again, so a wait is at most twice this. kube's default cap is

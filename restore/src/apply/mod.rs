@@ -30,7 +30,7 @@ use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
 use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
 use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
-use crate::state::ObjectKey;
+use rewind_history::state::ObjectKey;
 
 mod write;
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::Failure;
 use crate::live::{self, ApiFailure, api_for, raw_api_for};
 use crate::order::without_stale_refs;
-use crate::state::ObjectKey;
+use rewind_history::state::ObjectKey;
 
 /// A prepared write.
 pub(super) struct Job {
@@ -83,7 +83,7 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
     if key.rtype.is_crd() && !stored_versions.is_empty() {
         let status = written
             .field("status")
-            .and_then(|raw| crate::deep::parse(raw.get().as_bytes()).ok());
+            .and_then(|raw| rewind_history::deep::parse(raw.get().as_bytes()).ok());
         let live: Vec<String> = status
             .as_ref()
             .and_then(|s| s.get("storedVersions"))

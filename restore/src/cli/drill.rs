@@ -4,12 +4,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use rewind_history::{DirSource, StateSource};
 use rewind_restore::compare::{self, Difference};
 use rewind_restore::localplane::{Binaries, LocalPlane};
-use rewind_restore::{
-    Action, ApplyOptions, DirSource, PlanOptions, ProtectedSet, StateSource, StatusMode, apply,
-    plan,
-};
+use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, StatusMode, apply, plan};
 use serde_json::json;
 
 use super::args::DrillArgs;
@@ -79,7 +77,7 @@ async fn newest_event_age_ms() -> Result<i64> {
 
 async fn drill(
     a: &DrillArgs,
-    state: &rewind_restore::DesiredState,
+    state: &rewind_history::DesiredState,
     client: &kube::Client,
     target: &str,
     rpo_ms: Option<i64>,

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, anyhow};
-use rewind_restore::pit::history::ObjectSpec;
+use rewind_history::pit::history::ObjectSpec;
 
 use super::args::{HistoryArgs, Output};
 use super::list::time;

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use rewind_restore::pit::verify::gaps;
+use rewind_history::pit::verify::gaps;
 use serde_json::json;
 
 use super::args::{ListArgs, Output};

@@ -12,9 +12,10 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
-use rewind_restore::select::{self, ResourceSelector, ResourceSet};
+use rewind_history::select::{self, ResourceSelector, ResourceSet};
+use rewind_history::{DesiredState, DirSource, Filter, StateSource};
+use rewind_restore::export;
 use rewind_restore::summary::Summary;
-use rewind_restore::{DesiredState, DirSource, Filter, StateSource, export};
 use serde_json::json;
 
 use args::{Cli, Command, Output, StateArgs};
@@ -112,7 +113,7 @@ fn diff(a: &args::DiffArgs) -> Result<()> {
             rewind_restore::diff::diff(&store::desired_at(&a.from)?, &store::desired_at(&a.to)?);
         return print_diff(&d, a.output);
     };
-    let read = |dir: &std::path::Path, at: &rewind_restore::Point| {
+    let read = |dir: &std::path::Path, at: &rewind_history::Point| {
         DirSource::new(dir)
             .state_at(at)
             .with_context(|| format!("reading the state from {}", dir.display()))

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
-use rewind_restore::pit::{PitState, StoreSource, read_identity};
-use rewind_restore::{DesiredState, Point};
+use rewind_history::pit::{PitState, StoreSource, read_identity};
+use rewind_history::{DesiredState, Point};
 
 use super::args::Cli;
 
@@ -88,7 +88,7 @@ pub fn folded_at(point: &Point) -> Result<PitState> {
 /// The desired state at `point` (see [`folded_at`]).
 pub fn desired_at(point: &Point) -> Result<DesiredState> {
     let pit = folded_at(point)?;
-    Ok(rewind_restore::from_format::desired_from_format(
+    Ok(rewind_history::from_format::desired_from_format(
         &pit.state,
     )?)
 }

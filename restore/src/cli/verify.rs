@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use rewind_restore::pit::verify::verify_store;
+use rewind_history::pit::verify::verify_store;
 
 use super::args::{Output, VerifyArgs};
 

@@ -324,7 +324,7 @@ pub async fn apiserver_ready(client: &kube::Client) -> Result<(), String> {
 
 /// Builds a client from a kubeconfig file (its current context).
 pub async fn client_from_file(path: &Path) -> Result<kube::Client> {
-    crate::install_tls_provider();
+    rewind_history::install_tls_provider();
     let err = |e: &dyn std::fmt::Display| Error::Client(format!("{}: {e}", path.display()));
     let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(&e))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

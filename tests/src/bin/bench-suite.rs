@@ -112,7 +112,7 @@ fn main() -> Result<()> {
         ("commit".to_owned(), commit),
         (
             "date (UTC)".to_owned(),
-            rewind_restore::store::now_ms().to_string() + " ms since the epoch",
+            rewind_history::now_ms().to_string() + " ms since the epoch",
         ),
     ];
     if args.reuse {

@@ -41,7 +41,7 @@ async fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    rewind_restore::install_tls_provider();
+    rewind_history::install_tls_provider();
     let args = Args::parse();
     let work_dir = match args.work_dir {
         Some(d) => d,

@@ -82,10 +82,7 @@ pub async fn write_identity(
 
 /// Builds a client from a kubeconfig file (its current context).
 pub async fn client_from_file(path: &Path) -> Result<kube::Client> {
-    // kube uses ring, but other crates in the same test binary may enable
-    // aws-lc-rs too; rustls then cannot choose by itself. An Err here only
-    // means a provider is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    rewind_history::install_tls_provider();
     let display = path.display().to_string();
     let kubeconfig = Kubeconfig::read_from(path).map_err(|source| Error::Load {
         path: display.clone(),

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use kube::api::{Api, ApiResource, ListParams};
-use rewind_daemon::select::preset::preset;
-use rewind_daemon::select::{ObjectView, ResourceSet};
 use rewind_daemon::watch::{choose_types, discovery};
-use rewind_restore::raw::RawObject;
-use rewind_restore::{DesiredState, ResourceType};
+use rewind_history::raw::RawObject;
+use rewind_history::select::preset::preset;
+use rewind_history::select::{ObjectView, ResourceSet};
+use rewind_history::{DesiredState, ResourceType};
 use serde_json::Value;
 
 use super::{DrillError, Result, step};
@@ -34,7 +34,7 @@ pub fn rancher_set() -> Result<ResourceSet> {
 /// Every live object of `ar`, in pages, as raw JSON pieces: a
 /// `DynamicObject` parses each item into a `Value` and serde_json stops at
 /// 128 levels, so one deep object would fail its whole type's LIST (as it
-/// did rewindd's, see `rewind_restore::raw`). A type that is not served
+/// did rewindd's, see `rewind_history::raw`). A type that is not served
 /// (gone between discovery and list) has no objects.
 pub async fn list_raw(client: &kube::Client, ar: &ApiResource) -> kube::Result<Vec<RawObject>> {
     let api: Api<RawObject> = Api::all_with(client.clone(), ar);
@@ -55,7 +55,7 @@ pub async fn list_raw(client: &kube::Client, ar: &ApiResource) -> kube::Result<V
 }
 
 /// Whether `sel` selects the listed object `o`, whose JSON is `json`.
-pub fn selects(sel: &rewind_daemon::select::TypeSelection, o: &RawObject, json: &Value) -> bool {
+pub fn selects(sel: &rewind_history::select::TypeSelection, o: &RawObject, json: &Value) -> bool {
     let meta = o.metadata();
     let empty = BTreeMap::new();
     sel.selects(&ObjectView {
@@ -100,7 +100,7 @@ pub async fn capture(client: &kube::Client, set: &ResourceSet) -> Result<Desired
 pub fn drop_builtin_status(want: &mut DesiredState, got: &mut DesiredState) {
     let crd_types: std::collections::BTreeSet<ResourceType> = want
         .crds()
-        .flat_map(|(_, crd)| rewind_restore::state::crd_types(crd))
+        .flat_map(|(_, crd)| rewind_history::state::crd_types(crd))
         .collect();
     for s in [want, got] {
         for (k, o) in s.iter_mut() {

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rewind_daemon::status::{StatusFile, WatchState, read_status, status_path};
-use rewind_restore::store::{SegmentEntry, SnapshotEntry, Store, StoreConfig};
+use rewind_history::store::{SegmentEntry, SnapshotEntry, Store, StoreConfig};
 
 use super::{DrillError, Result, step};
 

@@ -183,6 +183,4 @@ fn say(what: &str) {
     eprintln!("[dr-drill] {what}");
 }
 
-fn now_ms() -> i64 {
-    rewind_restore::store::now_ms()
-}
+use rewind_history::now_ms;

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use rewind_daemon::select::ResourceSet;
-use rewind_restore::store::Store;
-use rewind_restore::{DesiredState, compare};
+use rewind_history::DesiredState;
+use rewind_history::select::ResourceSet;
+use rewind_history::store::Store;
+use rewind_restore::compare;
 use serde::Serialize;
 
 use super::daemon::Binaries;

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use rewind_format::state::State;
 use rewind_format::{Limits, SegmentReader, SnapshotReader};
-use rewind_restore::from_format::desired_from_format;
-use rewind_restore::store::Store;
-use rewind_restore::{ApplyOptions, DesiredState, PlanOptions, ProtectedSet, apply, plan};
+use rewind_history::DesiredState;
+use rewind_history::from_format::desired_from_format;
+use rewind_history::store::Store;
+use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use serde::Serialize;
 
 use super::{DrillError, Result, step};

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use rewind_daemon::journal::{Journal, JournalOptions};
-use rewind_daemon::select::{ResourceSet, api_version};
 use rewind_daemon::watch::{choose_types, discovery};
 use rewind_format::EventKind;
-use rewind_restore::deep;
+use rewind_history::deep;
+use rewind_history::select::{ResourceSet, api_version};
 use rewind_tests::drill::capture::{list_raw, selects};
 use rewind_tests::fixtures::{self, GeneratedObject};
 use serde_json::{Value, json};
@@ -427,7 +427,7 @@ pub async fn check_state(
     preset_name: &str,
     data: &Path,
 ) -> (Journal, BTreeMap<Key, Seen>, BTreeMap<Key, Seen>) {
-    let set = rewind_daemon::select::preset::preset(preset_name).unwrap();
+    let set = rewind_history::select::preset::preset(preset_name).unwrap();
     let live = live_selected(client, &set).await;
     let j = open_journal(&data.join("journal"));
     let state = journal_state(&j);

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use rewind_format::crypto::Recipient;
 use rewind_format::{EventKind, EventRecord, ResourceType, State, WriteOptions};
-use rewind_restore::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
+use rewind_history::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
 use rewind_tests::fixtures::Rng;
 use serde_json::json;
 

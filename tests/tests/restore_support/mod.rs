@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use rewind_history::{DesiredState, ObjectKey, ResourceType};
 use rewind_restore::live::{api_for, list_all};
-use rewind_restore::{DesiredState, ObjectKey, ResourceType};
 use serde_json::{Value, json};
 
 pub fn rt(

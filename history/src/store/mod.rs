@@ -12,8 +12,8 @@
 //! jitter ([`retry`]) and fails with a typed [`StoreError`].
 //!
 //! ```no_run
-//! # async fn demo() -> rewind_restore::store::Result<()> {
-//! use rewind_restore::store::{Store, StoreConfig};
+//! # async fn demo() -> rewind_history::store::Result<()> {
+//! use rewind_history::store::{Store, StoreConfig};
 //! let store = Store::open(&StoreConfig::Local { path: "/var/lib/rewind/store".into() }).await?;
 //! for snap in store.list_snapshots().await? {
 //!     println!("{} seq={} objects={}", snap.short_id(), snap.seq, snap.objects);
@@ -33,6 +33,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+
+use crate::clock::now_ms;
 
 pub use config::{Credentials, RetryPolicy, S3Config, StoreConfig};
 pub use error::{Result, StoreError};
@@ -364,12 +366,4 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::io("blocking task", "", std::io::Error::other(e.to_string())))?
-}
-
-/// Wall-clock now, Unix milliseconds.
-#[must_use]
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -52,9 +52,7 @@ pub enum FromFormatError {
 }
 
 /// Every object's key and JSON, in key order, for the parallel passes.
-pub(crate) fn object_slices(
-    state: &rewind_format::State,
-) -> Vec<(&rewind_format::ObjectKey, &[u8])> {
+pub fn object_slices(state: &rewind_format::State) -> Vec<(&rewind_format::ObjectKey, &[u8])> {
     state
         .objects
         .iter()
@@ -82,7 +80,7 @@ pub fn desired_from_format(state: &rewind_format::State) -> Result<DesiredState,
 }
 
 /// Each recorded type, converted once rather than once per object.
-pub(crate) fn resource_types(state: &rewind_format::State) -> HashMap<(&str, &str), ResourceType> {
+pub fn resource_types(state: &rewind_format::State) -> HashMap<(&str, &str), ResourceType> {
     state
         .types
         .iter()
@@ -91,7 +89,7 @@ pub(crate) fn resource_types(state: &rewind_format::State) -> HashMap<(&str, &st
 }
 
 /// The type of the object at `k`.
-pub(crate) fn type_of<'t, 's>(
+pub fn type_of<'t, 's>(
     types: &'t HashMap<(&'s str, &'s str), ResourceType>,
     k: &'s rewind_format::ObjectKey,
 ) -> Result<&'t ResourceType, FromFormatError> {
@@ -105,10 +103,7 @@ pub(crate) fn type_of<'t, 's>(
 
 /// The recorded object at `k` as a JSON value; objects nested deeper than
 /// serde_json's limit are read too (see [`crate::deep`]).
-pub(crate) fn parse_object(
-    k: &rewind_format::ObjectKey,
-    bytes: &[u8],
-) -> Result<Value, FromFormatError> {
+pub fn parse_object(k: &rewind_format::ObjectKey, bytes: &[u8]) -> Result<Value, FromFormatError> {
     crate::deep::parse(bytes).map_err(|source| FromFormatError::Json {
         group: k.group.clone(),
         resource: k.resource.clone(),
@@ -119,7 +114,7 @@ pub(crate) fn parse_object(
 }
 
 /// `f` over `items` on every core, results in input order.
-pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     // Below this a thread costs more than it saves.
     const MIN_CHUNK: usize = 512;

@@ -3,7 +3,7 @@
 //! name.
 //!
 //! A [`DesiredState`] is what a [`StateSource`](crate::StateSource) yields
-//! and what [`plan`](crate::plan()) and [`export`](crate::export()) consume.
+//! and what the restore tool plans, applies and exports.
 //! It carries the CRDs of the recorded plane like any other object, so a
 //! restore can install the schema the objects were written against.
 

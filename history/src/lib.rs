@@ -1,0 +1,43 @@
+//! Rewind's recorded history: what both binaries share.
+//!
+//! `rewindd` (the recorder) writes history into a store; `rewind` (the
+//! restore tool) reads it back. Both stand on this crate and on
+//! `rewind-format`, never on each other.
+//!
+//! # Modules
+//! - [`store`]: [`store::Store`], where sealed segments and snapshots live
+//!   (a local directory or S3-compatible storage): layout, catalog, retry,
+//!   retention, and [`store::StoreConfig`] with the `--store` URL parser.
+//! - [`pit`]: the state at a point from a store ([`pit::StoreSource`]:
+//!   snapshot + segments, planned from the catalog, folded in parallel),
+//!   the history of one object, and the offline check behind `rewind verify`.
+//! - [`source`]: [`StateSource`], [`Point`] and [`DirSource`] (a directory of
+//!   manifests as a state).
+//! - [`state`]: [`ResourceType`], [`ObjectKey`], [`DesiredState`], [`Filter`]:
+//!   the restore side's view of a state.
+//! - [`from_format`]: from `rewind_format::State` to a [`DesiredState`].
+//! - [`select`]: ResourceSets with Rancher Backups' semantics and the
+//!   built-in presets: what rewindd records and what `--preset` keeps.
+//! - [`raw`]: [`raw::RawObject`], an object kept as the API's raw JSON
+//!   pieces (rewindd watches with it; the restore tool reads live objects
+//!   with it).
+//! - [`deep`]: parsing objects nested deeper than serde_json's limit.
+//! - [`clock`]: [`clock::now_ms`], wall-clock Unix milliseconds.
+//! - [`tls`]: [`tls::install_tls_provider`], the process's rustls provider.
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod deep;
+pub mod from_format;
+pub mod pit;
+pub mod raw;
+pub mod select;
+pub mod source;
+pub mod state;
+pub mod store;
+pub mod tls;
+
+pub use clock::now_ms;
+pub use source::{DirSource, Point, SourceError, StateSource};
+pub use state::{DesiredState, Filter, ObjectKey, ResourceType};
+pub use tls::install_tls_provider;
