@@ -22,8 +22,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use crate::pit::StoreSource;
-//! use crate::Point;
+//! use rewind_history::pit::StoreSource;
+//! use rewind_history::Point;
 //! let src = StoreSource::open_url("/var/lib/rewind/store", None, &[]).await?;
 //! let pit = src.load(&Point::Seq(5000)).await?;
 //! for f in &pit.fallbacks {
