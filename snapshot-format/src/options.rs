@@ -18,10 +18,9 @@ pub struct WriteOptions {
 }
 
 /// Default block size of snapshots: 4 MiB of object JSON. Columnar blocks
-/// (format version 3) gain from seeing many objects of a type at once: on
-/// the benchmark's reference mix, 4 MiB blocks are 4.7% smaller than 1 MiB
-/// blocks (`docs/BENCHMARKS.md`), and a single-object read decodes one
-/// block, about 10 ms.
+/// (format version 3) compress better the more objects of a type they see
+/// at once, while a single-object read still decodes only one block
+/// (figures: `docs/BENCHMARKS.md`, "Design measurements").
 pub const SNAPSHOT_BLOCK_BYTES: usize = 4 << 20;
 
 impl WriteOptions {

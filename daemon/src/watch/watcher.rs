@@ -49,11 +49,11 @@ use rewind_history::raw::RawObject;
 
 /// The cap of the doubling wait between two watch retries; jitter adds up
 /// to as much again, so a wait is at most twice this. kube's default cap is
-/// 30 s (waits up to 60 s), reset only after 120 s without an error: an
-/// apiserver restarted every 10 s (each restart ~13 s down) drove the waits
-/// to it, and the fault loop measured rewindd catching up 38 s after the
-/// last restart. A recorder's lag is its recovery point; 100 watchers
-/// retrying every 4-8 s are about 15 requests a second.
+/// 30 s (waits up to 60 s), reset only after 120 s without an error, so an
+/// apiserver that restarts repeatedly drives the waits to the cap and the
+/// recorder lags far behind the last restart (`docs/BENCHMARKS.md`,
+/// "Design measurements"). A recorder's lag is its recovery point; 100
+/// watchers retrying every 4-8 s are about 15 requests a second.
 const BACKOFF_MAX: Duration = Duration::from_secs(4);
 
 /// Longer than the longest backoff plus a request.

@@ -137,8 +137,14 @@ fn main() -> Result<()> {
             format!("{}{rest}", reread.join(", ")),
         ));
     }
-    let page = bench::markdown(&outcomes, &machine, &load_after, &extra);
+    let mut page = bench::markdown(&outcomes, &machine, &load_after, &extra);
     let path = root.join(&args.out);
+    // The hand-kept section survives a rewrite of the page.
+    let old_page = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some(notes) = bench::design_notes(&old_page) {
+        page.push('\n');
+        page.push_str(notes);
+    }
     std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("[bench-suite] wrote {}", path.display());
     Ok(())
