@@ -1,6 +1,6 @@
 //! Writes a generated Rancher-like plane as JSON lines, one object per line,
 //! shaped like the API server returns it: the input of the format benchmark
-//! (`rewind-format`'s `format_bench --jsonl`, issue #3).
+//! (`rewind-format`'s `format_bench --jsonl`).
 //!
 //! ```text
 //! cargo run --release -p rewind-tests --example plane_jsonl -- 100000 /tmp/plane.jsonl
