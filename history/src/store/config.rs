@@ -102,40 +102,49 @@ impl S3Config {
             ));
         }
         if let Some(endpoint) = &self.endpoint {
-            if let Some(rest) = endpoint.strip_prefix("http://") {
-                if !self.allow_http {
-                    return Err(config(
-                        "store.endpoint",
-                        "plain http needs allow_http = true (loopback only)",
-                    ));
-                }
-                if !is_loopback_host(rest) {
-                    return Err(config(
-                        "store.allow_http",
-                        "plain http is only allowed to a loopback address",
-                    ));
-                }
-            } else if !endpoint.starts_with("https://") {
+            if !endpoint.starts_with("https://") && !endpoint.starts_with("http://") {
                 return Err(config("store.endpoint", "must start with https://"));
+            }
+            let url = url::Url::parse(endpoint)
+                .map_err(|e| config("store.endpoint", format!("not a URL: {e}")))?;
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(config(
+                    "store.endpoint",
+                    "must not carry credentials (use credentials_file or the AWS_* variables)",
+                ));
+            }
+            match url.scheme() {
+                "https" => {}
+                "http" => {
+                    if !self.allow_http {
+                        return Err(config(
+                            "store.endpoint",
+                            "plain http needs allow_http = true (loopback only)",
+                        ));
+                    }
+                    if !is_loopback_host(&url) {
+                        return Err(config(
+                            "store.allow_http",
+                            "plain http is only allowed to a loopback address",
+                        ));
+                    }
+                }
+                _ => return Err(config("store.endpoint", "must start with https://")),
             }
         }
         Ok(())
     }
 }
 
-/// Whether the authority part of a URL (after the scheme) names a loopback host.
-fn is_loopback_host(rest: &str) -> bool {
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    if host == "localhost" {
-        return true;
+/// Whether a URL's host, as an HTTP client would connect to it, is a
+/// loopback address (or `localhost`).
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How the store retries failed operations.
@@ -274,6 +283,36 @@ mod tests {
         );
         assert!(s3("https://s3.example.com", false).validate().is_ok());
         assert!(s3("ftp://x", true).validate().is_err());
+    }
+
+    /// The part before `@` is user information, not the host: a check that
+    /// split the authority at `:` took these for loopback.
+    #[test]
+    fn http_loopback_check_is_not_fooled_by_user_information() {
+        for endpoint in [
+            "http://localhost:80@evil.example",
+            "http://127.0.0.1@evil.example:3900",
+            "http://[::1]@evil.example/",
+            "http://localhost@127.0.0.1.evil.example",
+        ] {
+            let err = s3(endpoint, true).validate().unwrap_err().to_string();
+            assert!(
+                err.contains("store.endpoint") || err.contains("store.allow_http"),
+                "{endpoint}: {err}"
+            );
+        }
+        // Credentials in the URL are refused even over https.
+        let err = s3("https://key:secret@s3.example.com", false)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("credentials"), "{err}");
+        assert!(
+            !err.contains("secret@"),
+            "the error must not echo the URL's secret: {err}"
+        );
+        // Upper-case localhost is still loopback.
+        assert!(s3("http://LOCALHOST:3900", true).validate().is_ok());
     }
 
     #[test]

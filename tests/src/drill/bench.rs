@@ -849,7 +849,9 @@ rewindd RSS peak by phase (first sync / on-demand snapshot / updates and sealing
 
     #[test]
     fn design_notes_are_the_hand_kept_section_to_the_end() {
-        let page = format!("# Benchmarks\n\n## Summary\n\n| a |\n\n{DESIGN_NOTES_HEADING}\n\nblock size: 4 MiB\n");
+        let page = format!(
+            "# Benchmarks\n\n## Summary\n\n| a |\n\n{DESIGN_NOTES_HEADING}\n\nblock size: 4 MiB\n"
+        );
         let notes = design_notes(&page).unwrap();
         assert!(notes.starts_with(DESIGN_NOTES_HEADING));
         assert!(notes.ends_with("block size: 4 MiB\n"));
