@@ -18,6 +18,10 @@
 //! UIDs belong to the recorded cluster, and a reference to a UID that does
 //! not exist in the target lets the garbage collector delete the object.
 //! `rewind restore` rewires them instead.
+//!
+//! The manifests hold Secrets in the clear, so every file is written 0600
+//! and every directory the export creates 0700, whatever the umask; an
+//! existing file is made 0600 before it is overwritten.
 
 use std::path::{Path, PathBuf};
 
@@ -117,7 +121,7 @@ pub fn export(state: &DesiredState, out: &Path) -> Result<ExportReport> {
     for (key, obj) in state.iter() {
         let path = out.join(relative_path(key)?);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| ExportError::Io {
+            private_dir_all(parent).map_err(|source| ExportError::Io {
                 path: parent.to_owned(),
                 source,
             })?;
@@ -137,13 +141,37 @@ pub fn export(state: &DesiredState, out: &Path) -> Result<ExportReport> {
         .map_err(|e| ExportError::Deep(key.to_string(), e))?;
         let text = text.map_err(|e| ExportError::Deep(key.to_string(), e.into()))?;
         report.owner_refs_dropped += usize::from(dropped);
-        std::fs::write(&path, text).map_err(|source| ExportError::Io {
+        write_private(&path, &text).map_err(|source| ExportError::Io {
             path: path.clone(),
             source,
         })?;
         report.files += 1;
     }
     Ok(report)
+}
+
+/// Creates `dir` and its missing parents, each new one 0700.
+fn private_dir_all(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Writes `path` readable by its owner only (0600), also when it existed.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only when the file is created.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]
@@ -244,5 +272,46 @@ mod tests {
             }
         })
         .unwrap();
+    }
+
+    /// Exported Secrets are in the clear: no file or created directory may
+    /// be readable by others, whatever the umask, and an existing
+    /// world-readable file is tightened before it is overwritten.
+    #[test]
+    fn exported_files_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let secrets = ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "secrets".into(),
+            kind: "Secret".into(),
+            namespaced: true,
+        };
+        let mut s = DesiredState::new();
+        s.insert(&secrets, json!({"metadata": {"name": "db", "namespace": "n"}, "data": {"password": "aHVudGVyMg=="}})).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("02-objects/core_secrets/n/db.yaml");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "old").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = d.path().join("fresh");
+        export(&s, &out).unwrap();
+        export(&s, d.path()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600, "an existing file is tightened");
+        let fresh = out.join("02-objects/core_secrets/n/db.yaml");
+        assert_eq!(mode(&fresh), 0o600);
+        for dir in [
+            out.join("02-objects"),
+            out.join("02-objects/core_secrets"),
+            out.join("02-objects/core_secrets/n"),
+        ] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        assert!(
+            std::fs::read_to_string(&fresh)
+                .unwrap()
+                .contains("aHVudGVyMg==")
+        );
     }
 }
