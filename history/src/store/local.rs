@@ -4,7 +4,9 @@
 //! write goes to a temporary file in the target directory, is fsynced,
 //! renamed over the final name, and the directory is fsynced, so a crash
 //! leaves either the old state or the complete new object, never a torn one.
-//! Temporary files start with `.tmp-` and are never listed.
+//! Temporary files start with `.tmp-` and are never listed; a crash can
+//! leave one behind, and [`LocalDir::temp_files`] finds them for garbage
+//! collection.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -133,9 +135,25 @@ impl LocalDir {
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
+
+    /// Temporary files of writes that never finished (a crash between
+    /// create and rename), anywhere under the root. Their keys are relative
+    /// paths like any other, for [`LocalDir::delete`].
+    pub fn temp_files(&self) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        walk_filtered(&self.root, &self.root, &mut out, true)?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    walk_filtered(root, dir, out, false)
+}
+
+/// Lists files below `dir`: the objects, or with `temp` only the
+/// temporary files.
+fn walk_filtered(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>, temp: bool) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -148,10 +166,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
             .metadata()
             .map_err(|e| StoreError::io("stat", &path, e))?;
         if meta.is_dir() {
-            walk(root, &path, out)?;
+            walk_filtered(root, &path, out, temp)?;
             continue;
         }
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") != temp {
             continue;
         }
         let Ok(rel) = path.strip_prefix(root) else {

@@ -234,9 +234,10 @@ impl Store {
         self.delete_object(&entry.data_key()).await
     }
 
-    /// Finds data objects that have no catalog entry and were last written
-    /// more than `grace_ms` before `now_ms` (younger ones may be uploads in
-    /// flight), and deletes them unless `dry_run`.
+    /// Finds data objects that have no catalog entry, and (local stores)
+    /// temporary files of interrupted writes, last written more than
+    /// `grace_ms` before `now_ms` (younger ones may be uploads in flight),
+    /// and deletes them unless `dry_run`.
     pub async fn collect_garbage(
         &self,
         now_ms: i64,
@@ -254,6 +255,16 @@ impl Store {
             for info in self.list(prefix).await? {
                 if !listed.contains(&info.key) && now_ms.saturating_sub(info.modified_ms) > grace_ms
                 {
+                    orphans.push(info);
+                }
+            }
+        }
+        if let Backend::Local(dir) = &self.backend {
+            // Temporary files of writes a crash interrupted; a young one may
+            // be a write in flight.
+            let dir = dir.clone();
+            for info in blocking(move || dir.temp_files()).await? {
+                if now_ms.saturating_sub(info.modified_ms) > grace_ms {
                     orphans.push(info);
                 }
             }
@@ -366,4 +377,49 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::io("blocking task", "", std::io::Error::other(e.to_string())))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash between a local write's create and its rename leaves a
+    /// `.tmp-*` file that no listing shows; garbage collection removes it
+    /// once it is older than the grace period, and never a young one.
+    #[tokio::test]
+    async fn garbage_collection_removes_stale_temp_files_of_a_local_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("store");
+        let store = Store::open(&StoreConfig::Local { path: root.clone() })
+            .await
+            .unwrap();
+        store
+            .put_object("catalog/snapshots/kept.json", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        let torn = root.join("snapshots/.tmp-4242-7");
+        std::fs::create_dir_all(torn.parent().unwrap()).unwrap();
+        std::fs::write(&torn, b"torn upload").unwrap();
+        let now = now_ms();
+
+        let young = store.collect_garbage(now, 3_600_000, false).await.unwrap();
+        assert!(young.orphans.is_empty(), "{young:?}");
+        assert!(torn.exists());
+
+        let dry = store
+            .collect_garbage(now + 7_200_000, 3_600_000, true)
+            .await
+            .unwrap();
+        assert_eq!(dry.orphans.len(), 1, "{dry:?}");
+        assert_eq!(dry.orphans[0].key, "snapshots/.tmp-4242-7");
+        assert!(torn.exists(), "a dry run deletes nothing");
+
+        let old = store
+            .collect_garbage(now + 7_200_000, 3_600_000, false)
+            .await
+            .unwrap();
+        assert_eq!(old.orphans.len(), 1);
+        assert!(!torn.exists());
+        assert!(root.join("catalog/snapshots/kept.json").exists());
+    }
 }
