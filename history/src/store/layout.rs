@@ -214,7 +214,20 @@ pub fn data_key_of_catalog(key: &str) -> Option<String> {
         .map(|stem| format!("{SEGMENTS}{stem}.seg"))
 }
 
+/// Largest catalog entry a reader accepts. Entries are a few hundred bytes
+/// (the label is the only free text); anything near this is not ours.
+pub const MAX_CATALOG_ENTRY_BYTES: u64 = 64 << 10;
+
 fn parse_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_CATALOG_ENTRY_BYTES) {
+        return Err(catalog(
+            key,
+            format!(
+                "{} bytes, more than a catalog entry may hold ({MAX_CATALOG_ENTRY_BYTES})",
+                bytes.len()
+            ),
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| catalog(key, e.to_string()))
 }
 

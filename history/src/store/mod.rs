@@ -174,38 +174,47 @@ impl Store {
     /// Every snapshot in the catalog, oldest first. Malformed entries are
     /// logged and skipped: one bad entry must not hide the others.
     pub async fn list_snapshots(&self) -> Result<Vec<SnapshotEntry>> {
-        let mut out = Vec::new();
-        for info in self.list(layout::CATALOG_SNAPSHOTS).await? {
-            let bytes = match self.get_object(&info.key).await {
-                Ok(b) => b,
-                // Deleted between list and get: a concurrent prune.
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            match layout::parse_snapshot_entry(&info.key, &bytes) {
-                Ok(entry) => out.push(entry),
-                Err(e) => tracing::warn!(key = %info.key, error = %e, "skipping catalog entry"),
-            }
-        }
+        let mut out = self
+            .read_entries(layout::CATALOG_SNAPSHOTS, layout::parse_snapshot_entry)
+            .await?;
         out.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
         Ok(out)
     }
 
     /// Every segment in the catalog, by first seq.
     pub async fn list_segments(&self) -> Result<Vec<SegmentEntry>> {
+        let mut out = self
+            .read_entries(layout::CATALOG_SEGMENTS, layout::parse_segment_entry)
+            .await?;
+        out.sort_by(|a, b| (a.first_seq, &a.id).cmp(&(b.first_seq, &b.id)));
+        Ok(out)
+    }
+
+    /// Reads and parses every catalog entry under `prefix`. An entry larger
+    /// than [`layout::MAX_CATALOG_ENTRY_BYTES`] (by its listed size or by
+    /// what was read) or one that does not parse is logged and skipped; one
+    /// deleted between list and read (a concurrent prune) is skipped too.
+    async fn read_entries<T>(
+        &self,
+        prefix: &str,
+        parse: impl Fn(&str, &[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        for info in self.list(layout::CATALOG_SEGMENTS).await? {
+        for info in self.list(prefix).await? {
+            if info.size > layout::MAX_CATALOG_ENTRY_BYTES {
+                tracing::warn!(key = %info.key, size = info.size, limit = layout::MAX_CATALOG_ENTRY_BYTES, "skipping catalog entry: too large");
+                continue;
+            }
             let bytes = match self.get_object(&info.key).await {
                 Ok(b) => b,
                 Err(StoreError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            match layout::parse_segment_entry(&info.key, &bytes) {
+            match parse(&info.key, &bytes) {
                 Ok(entry) => out.push(entry),
                 Err(e) => tracing::warn!(key = %info.key, error = %e, "skipping catalog entry"),
             }
         }
-        out.sort_by(|a, b| (a.first_seq, &a.id).cmp(&(b.first_seq, &b.id)));
         Ok(out)
     }
 
@@ -421,5 +430,43 @@ mod tests {
         assert_eq!(old.orphans.len(), 1);
         assert!(!torn.exists());
         assert!(root.join("catalog/snapshots/kept.json").exists());
+    }
+
+    /// A catalog entry is a few hundred bytes; a huge object under a
+    /// catalog key (a crafted or corrupted store) is skipped unread, and
+    /// the real entries beside it are still listed.
+    #[tokio::test]
+    async fn an_oversized_catalog_entry_is_skipped_and_the_others_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("store");
+        let store = Store::open(&StoreConfig::Local { path: root.clone() })
+            .await
+            .unwrap();
+        let meta = SnapshotMeta {
+            seq: 7,
+            time_ms: 1,
+            objects: 1,
+            label: None,
+            encrypted: false,
+        };
+        let good = store
+            .put_snapshot(meta, Bytes::from_static(b"snapshot bytes"))
+            .await
+            .unwrap();
+        let huge = vec![b' '; usize::try_from(layout::MAX_CATALOG_ENTRY_BYTES).unwrap() + 1];
+        let key = format!(
+            "{}{}.json",
+            layout::CATALOG_SNAPSHOTS,
+            layout::snapshot_id(9, "00ff")
+        );
+        store.put_object(&key, Bytes::from(huge)).await.unwrap();
+        let listed = store.list_snapshots().await.unwrap();
+        assert_eq!(listed, vec![good]);
+        let err = layout::parse_snapshot_entry(&key, &vec![b' '; 70_000]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than a catalog entry may hold"),
+            "{err}"
+        );
     }
 }
