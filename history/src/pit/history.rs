@@ -158,10 +158,17 @@ impl StoreSource {
         let segments = self.store.list_segments().await?;
         // The oldest base with an unbroken chain to the newest event.
         let mut base = None;
-        let mut chain = plan::chain(&segments, 0, Until::default());
+        let mut chain = plan::chain(&segments, plan::Base::Empty, Until::default());
         if chain.is_err() {
             for s in &snapshots {
-                if let Ok(c) = plan::chain(&segments, s.seq, Until::default()) {
+                if let Ok(c) = plan::chain(
+                    &segments,
+                    plan::Base::Snapshot {
+                        seq: s.seq,
+                        time_ms: s.time_ms,
+                    },
+                    Until::default(),
+                ) {
                     base = Some(s);
                     chain = Ok(c);
                     break;

@@ -80,6 +80,19 @@ pub enum PitError {
         /// Last missing seq.
         to: u64,
     },
+    /// The point is before the oldest recorded state the store can rebuild.
+    #[error(
+        "{point} is before the recorded window (the oldest recorded point is {oldest}; see `rewind list`)"
+    )]
+    BeforeWindow {
+        /// The requested point.
+        point: String,
+        /// The oldest point the store reaches.
+        oldest: String,
+    },
+    /// The store holds no snapshot and no segment.
+    #[error("the store holds no recorded history (no snapshot, no segment)")]
+    EmptyStore,
     /// The point is after the newest recorded event.
     #[error("seq {requested} is after the recorded window (newest recorded seq is {newest})")]
     AfterWindow {
@@ -249,6 +262,9 @@ impl StoreSource {
     pub async fn load(&self, point: &Point) -> Result<PitState> {
         let snapshots = self.store.list_snapshots().await?;
         let segments = self.store.list_segments().await?;
+        if snapshots.is_empty() && segments.is_empty() {
+            return Err(PitError::EmptyStore);
+        }
         let (bases, until) = plan::bases(&snapshots, point)?;
         let mut fallbacks = Vec::new();
         for entry in bases {
@@ -310,7 +326,15 @@ impl StoreSource {
         segments: &[SegmentEntry],
         until: Until,
     ) -> Result<PitState> {
-        let chain = plan::chain(segments, state.seq, until)?;
+        let from = if base.is_some() {
+            plan::Base::Snapshot {
+                seq: state.seq,
+                time_ms: state.time_ms,
+            }
+        } else {
+            plan::Base::Empty
+        };
+        let chain = plan::chain(segments, from, until)?;
         let files: Vec<(SegmentEntry, u64, Bytes)> = futures::stream::iter(chain)
             .map(|(entry, from)| async move {
                 let bytes = self.store.get_segment(&entry).await?;
