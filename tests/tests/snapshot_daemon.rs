@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use daemon_support::*;
-use rewind_daemon::config::{Config, FileConfig, Settings};
+use rewind_daemon::config::{Config, Settings, parse_file};
 use rewind_daemon::status::{read_status, status_path};
 use rewind_format::state::State;
 use rewind_format::{Limits, SegmentReader, SnapshotReader};
@@ -174,17 +174,13 @@ impl InProcess {
             status_interval_ms: Some(200),
             ..Settings::default()
         };
-        let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
-        let service = rewind_daemon::service::Sections::parse(&text)
-            .unwrap()
-            .validate(data.path())
-            .unwrap();
+        let file = parse_file(Path::new("rewindd.toml"), &text).unwrap();
+        let config = Config::from_settings(&settings, &file).unwrap();
         let sock = data.path().join("rewindd.sock");
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let daemon = tokio::spawn(rewind_daemon::service::run(
             config,
             settings.clone(),
-            service,
             async {
                 let _ = stop_rx.await;
             },

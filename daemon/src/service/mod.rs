@@ -15,7 +15,6 @@
 //!   change while running is applied, the rest is named as needing a
 //!   restart (see [`reload`]).
 
-pub mod config;
 pub mod reload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +31,6 @@ use crate::compact::{CompactError, Compactor, prune};
 use crate::config::Config;
 use crate::daemon::Hooks;
 use crate::metrics::Sources;
-
-pub use config::{Sections, ServiceSettings};
 
 /// Errors of the service wrapper.
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +59,13 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 }
 
 /// Runs the whole daemon until `shutdown`: recorder, compactor, admin
-/// socket, metrics, systemd notifications. `flags` are the command-line
-/// settings the daemon was started with (they name the config file); a
-/// SIGHUP rebuilds the configuration from them.
+/// socket, metrics, systemd notifications. `config` is the configuration it
+/// starts with ([`crate::config::Settings::load`]); `flags` are the
+/// command-line settings the daemon was started with (they name the config
+/// file); a SIGHUP rebuilds the configuration from them.
 pub async fn run(
     config: Config,
     flags: crate::config::Settings,
-    settings: ServiceSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
@@ -83,12 +80,8 @@ pub async fn run(
         live: Some(live_tx),
     };
     let data_dir = config.data_dir.clone();
-    let sections = reload::load(&flags).map(|l| l.sections).unwrap_or_default();
-    let running = reload::Loaded {
-        config: config.clone(),
-        sections,
-        service: settings.clone(),
-    };
+    let settings = config.service.clone();
+    let running = config.clone();
     let recorder = tokio::spawn(crate::daemon::run_with(config, shutdown, hooks));
     let Ok(view) = view_rx.await else {
         return match recorder.await {
@@ -198,7 +191,7 @@ async fn watchdog(src: Sources, stop: CancellationToken) {
 
 async fn reload_loop(
     flags: crate::config::Settings,
-    mut running: reload::Loaded,
+    mut running: Config,
     mut targets: reload::Targets,
     live: tokio::sync::oneshot::Receiver<crate::daemon::LiveRecorder>,
     stop: CancellationToken,
