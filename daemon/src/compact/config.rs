@@ -39,11 +39,9 @@ pub struct CompactConfig {
     pub segment_zstd_level: i32,
     /// Bytes a snapshot fold holds in memory (objects plus their keys)
     /// before it spills them as a sorted run; bounds memory on a first
-    /// snapshot of a large journal. Measured on a first snapshot of 92,596
-    /// objects (release rewindd, 64 KiB run blocks, RSS peak of the
-    /// snapshot): 24 MiB 156-160 MB, 12 MiB 143-146 MB, 8 MiB 142-146 MB,
-    /// 6 MiB 148 MB, all in 2.2-2.6 s. Below 12 MiB the runs' decoded
-    /// blocks and bytes grow as fast as the budget shrinks.
+    /// snapshot of a large journal. Below the default the runs' decoded
+    /// blocks grow as fast as the budget shrinks, so the peak does not
+    /// fall (`docs/BENCHMARKS.md`, "Design measurements").
     pub fold_memory_bytes: u64,
 }
 
