@@ -106,7 +106,7 @@ pub struct Effect<'e> {
     pub list_rv: Option<&'e str>,
 }
 
-/// An event's kind without its owned or borrowed representation.
+/// An event's kind, read alike from a record and from a view.
 enum Kind<'e> {
     Applied,
     Deleted,
@@ -223,12 +223,6 @@ impl<T> KeyOp<T> {
     #[must_use]
     pub const fn keep() -> Self {
         Self::RemoveIf(Vec::new())
-    }
-
-    /// Whether this is the op of no event.
-    #[must_use]
-    pub fn is_keep(&self) -> bool {
-        matches!(self, Self::RemoveIf(uids) if uids.is_empty())
     }
 
     /// The op of one deletion naming `uid`.
