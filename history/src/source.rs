@@ -66,9 +66,6 @@ pub enum SourceError {
         /// The cause.
         source: StateError,
     },
-    /// The store is not readable yet (the store reader is not built).
-    #[error("not yet implemented: {0} needs the store reader")]
-    NeedsStore(&'static str),
 }
 
 /// Result alias for this module.

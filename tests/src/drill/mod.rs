@@ -147,17 +147,8 @@ pub async fn run(opts: &DrillOptions) -> Result<DrillReport> {
     ] {
         say(&format!("restoring at {point} into a fresh control plane"));
         points.push(
-            report::restore_and_verify(
-                &bins,
-                &store,
-                &data,
-                label,
-                &point,
-                want,
-                &set,
-                &opts.work_dir,
-            )
-            .await?,
+            report::restore_and_verify(&bins, &data, label, &point, want, &set, &opts.work_dir)
+                .await?,
         );
     }
     let runbook = report::runbook(&bins, &data, &snap.id).await?;
