@@ -142,7 +142,7 @@ fn templates(plane: &Path, cap: usize) -> Vec<Template> {
             o["kind"].as_str().unwrap().to_owned(),
         );
         let t = &types[&key];
-        state.insert(&t.into(), o).unwrap();
+        state.insert(t, o).unwrap();
     }
     state
         .iter()

@@ -166,7 +166,7 @@ async fn restore_from_a_directory_with_the_cli() {
     ]));
     assert!(report.contains(&format!("{} written", n - 1)), "{report}");
     let mut want = recorded.clone();
-    want.remove(&rewind_history::ObjectKey {
+    want.remove(&rewind_history::TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -326,7 +326,7 @@ async fn killed_restore_process_resumes_to_a_complete_result() {
             .collect::<Vec<_>>(),
     ));
     let mut want = recorded.clone();
-    want.remove(&rewind_history::ObjectKey {
+    want.remove(&rewind_history::TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),

@@ -61,6 +61,39 @@ impl ResourceType {
     pub fn is_crd(&self) -> bool {
         self.group == "apiextensions.k8s.io" && self.resource == "customresourcedefinitions"
     }
+
+    /// `group/version`, or `version` for the core group: an object's
+    /// `apiVersion`.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Whether this is the core Namespace type.
+    #[must_use]
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.resource == "namespaces"
+    }
+
+    /// Whether `filter` (a kind, a plural, or `resource.group`, any case)
+    /// names this type.
+    #[must_use]
+    pub fn matches_name(&self, filter: &str) -> bool {
+        filter.eq_ignore_ascii_case(&self.kind)
+            || filter.eq_ignore_ascii_case(&self.resource)
+            || filter.eq_ignore_ascii_case(&self.group_resource())
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    /// `resource.group/version`, or `resource/version` for the core group.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.group_resource(), self.version)
+    }
 }
 
 /// What happened to the object.

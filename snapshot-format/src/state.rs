@@ -28,6 +28,19 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// `resource.group`, or `resource` for the core group: the object's type
+    /// regardless of version, as [`ResourceType::group_resource`] names it.
+    #[must_use]
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
 /// One object in a [`State`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateObject {

@@ -37,10 +37,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
 use rewind_format::{Limits, SnapshotReader, State};
-use rewind_history::DesiredState;
 use rewind_history::deep::depth_of_json;
 use rewind_history::select::preset::preset;
 use rewind_history::store::{Store, StoreConfig};
+use rewind_history::{DesiredState, KubeType};
 use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
@@ -495,7 +495,7 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     let recorded: std::collections::BTreeMap<String, Vec<u8>> = j
         .state()
         .map(Result::unwrap)
-        .filter(|e| e.key.namespace == ns)
+        .filter(|e| e.key.namespace.as_deref() == Some(ns))
         .map(|e| (e.key.name.clone(), e.object_json().unwrap()))
         .collect();
     for (name, depth) in listed.iter().chain(&watched) {

@@ -11,13 +11,13 @@
 mod restore_support;
 
 use restore_support::*;
-use rewind_history::ObjectKey;
+use rewind_history::TypedKey;
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
-fn rancher_key() -> ObjectKey {
-    ObjectKey {
+fn rancher_key() -> TypedKey {
+    TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use rewind_history::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::{DesiredState, ResourceType, TypedKey};
 use rewind_restore::live::{api_for, list_all};
 use serde_json::{Value, json};
 
@@ -320,7 +320,7 @@ pub async fn record_types(client: &kube::Client, types: &[ResourceType]) -> Desi
 }
 
 /// What must be equal between the recorded and the restored object.
-pub fn normalized(key: &ObjectKey, o: &Value) -> Value {
+pub fn normalized(key: &TypedKey, o: &Value) -> Value {
     rewind_restore::compare::normalized(key, o)
 }
 
