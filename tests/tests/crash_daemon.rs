@@ -270,9 +270,10 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
         .local_window("0s");
     let opts = RunOptions {
         status_interval_ms: 50,
-        discovery_interval_s: 5,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(5),
+        rust_log: Some("info".into()),
         log: Some(dir.path().join("rewindd.log")),
+        ..RunOptions::default()
     };
     let store = Store::open(&cfg.store_config()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -411,9 +412,10 @@ async fn run(kills: u64, target: Target) {
     };
     let opts = RunOptions {
         status_interval_ms: 50,
-        discovery_interval_s: 5,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(5),
+        rust_log: Some("info".into()),
         log: Some(log.clone()),
+        ..RunOptions::default()
     };
     let sock = cfg.admin_socket();
     let store = Store::open(&direct.store_config()).await.unwrap();

@@ -28,8 +28,8 @@ use serde_json::json;
 
 fn start_daemon(kubeconfig: &Path, data: &Path) -> Rewindd {
     let opts = RunOptions {
-        discovery_interval_s: 2,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(2),
+        rust_log: Some("info".into()),
         ..RunOptions::default()
     };
     DaemonConfig::new(data, kubeconfig).start(&opts).unwrap()

@@ -291,7 +291,7 @@ async fn scenario(guarded: bool) {
         &cfg_path,
         &data,
         &RunOptions {
-            rust_log: "info".into(),
+            rust_log: Some("info".into()),
             ..RunOptions::default()
         },
     )

@@ -143,7 +143,7 @@ async fn crds_created_and_deleted_repeatedly_leave_no_gaps() {
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
     let opts = RunOptions {
-        discovery_interval_s: 2,
+        discovery_interval_s: Some(2),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start_settled(&opts).await.unwrap();

@@ -51,8 +51,8 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
     let cfg = DaemonConfig::new(&data, &user.kubeconfig);
     let log = dir.path().join("rewindd.log");
     let opts = RunOptions {
-        discovery_interval_s: 2,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(2),
+        rust_log: Some("info".into()),
         log: Some(log.clone()),
         ..RunOptions::default()
     };

@@ -51,7 +51,7 @@ async fn run(fault: Fault, every: Duration) {
     let proxied = cp.proxy().await.unwrap();
     let cfg = DaemonConfig::new(&data, &proxied.readonly.kubeconfig);
     let opts = RunOptions {
-        discovery_interval_s: 2,
+        discovery_interval_s: Some(2),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start(&opts).unwrap();

@@ -219,7 +219,7 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let mut cfg = DaemonConfig::new(&data, src.readonly_kubeconfig_path());
     cfg.presets = vec!["everything".into()];
     let opts = RunOptions {
-        rust_log: "info".into(),
+        rust_log: Some("info".into()),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start_settled(&opts).await.unwrap();
@@ -462,7 +462,7 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     cfg.presets = vec!["everything".into()];
     let opts = RunOptions {
         status_interval_ms: 100,
-        rust_log: "info".into(),
+        rust_log: Some("info".into()),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start(&opts).unwrap();

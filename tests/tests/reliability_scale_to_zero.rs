@@ -32,9 +32,10 @@ use rewind_history::select::preset::preset;
 use rewind_history::state::DesiredState;
 use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
-use rewind_tests::daemon::{DaemonConfig, RunOptions, rewind_bin, rewindd_bin};
+use rewind_tests::daemon::{
+    Binaries, DaemonConfig, RunOptions, rewind_bin, rewindd_bin, wait_sealed,
+};
 use rewind_tests::drill::capture::capture;
-use rewind_tests::drill::daemon::{Binaries, wait_sealed};
 use rewind_tests::drill::report::restore_and_verify;
 use serde_json::Value;
 
