@@ -33,11 +33,7 @@ impl ObjectKey {
     /// regardless of version, as [`ResourceType::group_resource`] names it.
     #[must_use]
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        crate::event::group_resource(&self.group, &self.resource)
     }
 }
 

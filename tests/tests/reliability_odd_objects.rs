@@ -35,12 +35,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
+use restore_support::{cm_t, crd_t, ns_t, record_types, secret_t};
 use rewind_format::{Limits, SnapshotReader, State};
 use rewind_history::deep::depth_of_json;
 use rewind_history::select::preset::preset;
 use rewind_history::store::{Store, StoreConfig};
-use rewind_history::{DesiredState, KubeType};
+use rewind_history::{DesiredState, KubeType, ResourceType};
 use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
@@ -56,8 +56,8 @@ fn many() -> usize {
         .unwrap_or(10_000)
 }
 
-fn odd_t() -> rewind_history::ResourceType {
-    rt(GROUP, "v1", "oddthings", "OddThing", true)
+fn odd_t() -> ResourceType {
+    ResourceType::new(GROUP, "v1", "oddthings", "OddThing", true)
 }
 
 fn text(rng: &mut Rng, len: usize) -> String {

@@ -11,7 +11,7 @@
 mod restore_support;
 
 use restore_support::*;
-use rewind_history::TypedKey;
+use rewind_history::{ResourceType, TypedKey};
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
@@ -46,7 +46,7 @@ async fn one_rejected_object_does_not_stop_the_rest() {
         )
         .unwrap();
     // A type no CRD defines, neither in the state nor in the target.
-    let orphan_t = rt("nowhere.test", "v1", "gadgets", "Gadget", true);
+    let orphan_t = ResourceType::new("nowhere.test", "v1", "gadgets", "Gadget", true);
     let orphan = recorded
         .insert(
             &orphan_t,

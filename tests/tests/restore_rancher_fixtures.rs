@@ -31,7 +31,7 @@ async fn generated_rancher_plane_restores_exactly() {
 
     let mut types: BTreeSet<ResourceType> = objects
         .iter()
-        .map(|o| rt(&o.group, &o.version, &o.resource, &o.kind, o.namespaced))
+        .map(|o| ResourceType::new(&o.group, &o.version, &o.resource, &o.kind, o.namespaced))
         .collect();
     types.insert(crd_t());
     let types: Vec<ResourceType> = types.into_iter().collect();
