@@ -26,6 +26,13 @@
 //! - [`clock`]: [`clock::now_ms`], wall-clock Unix milliseconds.
 //! - [`tls`]: [`tls::install_tls_provider`], the process's rustls provider.
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod clock;
 pub mod deep;

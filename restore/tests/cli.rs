@@ -1,12 +1,6 @@
 //! The `rewind` binary end to end: show, export, completions, the store
 //! commands' clear "not yet" error, and restore (dry run, refusal without
 //! confirmation, real run) against a real local control plane.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 #[path = "../../tests/tests/restore_support/mod.rs"]
 mod restore_support;

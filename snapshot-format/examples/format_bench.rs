@@ -44,15 +44,10 @@
 //!
 //! Needs `tar` and `zstd` on PATH for the baselines.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_possible_wrap,
-    clippy::cast_precision_loss,
-    reason = "benchmark binary: a panic is a failed run, figures are approximate"
+    reason = "figures are approximate"
 )]
 
 use std::io::Write;

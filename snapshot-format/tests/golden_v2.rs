@@ -14,14 +14,10 @@
 //! rewind-format --test golden_v2`. The encrypted file uses the throwaway
 //! identity of `golden/v1/test-identity.txt`.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    reason = "test code: a panic is a failed test, fixtures are small"
+    reason = "fixtures are small"
 )]
 
 mod common;

@@ -42,12 +42,6 @@
 //! `REWIND_CRASH_TRIM_KILLS` (default 12) and `REWIND_CRASH_SEED` select the
 //! long form. Needs the local control
 //! plane (built on first use); the S3 test needs `garage`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

@@ -7,12 +7,6 @@
 //!
 //! Runs the real `rewindd` binary as a child process, through a TCP proxy,
 //! with the least-privilege identity (get, list, watch).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

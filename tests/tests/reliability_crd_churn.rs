@@ -21,12 +21,6 @@
 //! recorded as Applied and, unless it still exists, later as deleted (a
 //! watch DELETED or an inferred delete); no CR the log saw is left in the
 //! state after its deletion.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

@@ -6,12 +6,6 @@
 //! reason in the status file, errors in the log), and once the grant is back
 //! record without gaps: the journal equals a fresh LIST, and its log replays
 //! to it with nothing recorded twice.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

@@ -10,12 +10,6 @@
 //! rewindd (read-only identity) must stay up throughout, and once the fault
 //! stops the journal must equal a fresh LIST, with a gap-free log and no
 //! `(uid, resourceVersion)` recorded twice.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

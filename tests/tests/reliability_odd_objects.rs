@@ -16,12 +16,6 @@
 //! the store's last snapshot is read back with `rewind_format`, turned into a
 //! desired state, planned and applied into a fresh control plane, and
 //! compared object by object.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 mod restore_support;

@@ -15,12 +15,6 @@
 //! Ready), and at the earlier snapshot gives the nodes and fields back;
 //! each compared object by object with the LIST taken at that point
 //! (`rewind_tests::drill::report::restore_and_verify`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

@@ -2,12 +2,6 @@
 //! deleted and extra objects. The plan must say exactly what changes, prune
 //! must delete only unprotected extras, quiesce must hand Deployments back,
 //! and the result must equal the recorded state.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 

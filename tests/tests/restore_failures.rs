@@ -1,12 +1,6 @@
 //! Failures stay local and are reported with the API's reason: an object
 //! the API rejects (schema violation), an object of a type nobody defines,
 //! and an identity without write rights.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 

@@ -4,12 +4,6 @@
 //! restored into a fresh control plane that has none of its CRDs. The result
 //! is compared object by object: zero differences apart from server-set
 //! fields, every ownerReference pointing at the new owner's UID.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 

@@ -2,12 +2,6 @@
 //! plane of 20 downstream clusters) recorded from one control plane and
 //! restored into a fresh one with the Rancher preset off: zero differences
 //! apart from server-set fields.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 

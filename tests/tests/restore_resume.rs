@@ -2,12 +2,6 @@
 //! cancelled mid-way (after the journal has synced at least one chunk and
 //! before the end), then the same plan is resumed. The journal's completed
 //! objects are skipped and the final state equals the recording.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 

@@ -12,12 +12,6 @@
 //!   cannot create, update or delete, and its journal equals a fresh LIST.
 //!
 //! Runs the real `rewindd` binary against the local control plane.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

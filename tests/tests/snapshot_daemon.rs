@@ -10,12 +10,6 @@
 //!   STOPPING=1 and leaves a consistent store.
 //!
 //! Needs the local control plane (built on first use).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

@@ -1,12 +1,9 @@
 //! Shared by the daemon scenarios: the comparison of the journal with a
 //! fresh LIST, the log checks, and the mutation stream.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    dead_code
-)] // test code
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -4,11 +4,8 @@
 //! every server field), and an object-by-object comparison.
 #![allow(
     dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
+    reason = "shared by several test binaries, each using part of it"
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
