@@ -14,12 +14,6 @@
 //! `cargo bench -p rewind-daemon --bench snapshot_while_ingesting`
 //! (`REWIND_BENCH_OBJECTS` overrides 100,000; `REWIND_BENCH_FOLD_MB` the
 //! fold's memory budget).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    clippy::indexing_slicing
-)] // bench code
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -38,6 +38,13 @@
 //! In-process observers get every durable batch through
 //! [`daemon::Hooks::commits`].
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod admin;
 pub mod compact;

@@ -1,4 +1,11 @@
 //! `rewindd`, the recording daemon: thin wrapper over [`rewind_daemon::run`].
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 use std::process::ExitCode;
 

@@ -347,14 +347,9 @@ impl Writer {
         let mut durable: std::collections::HashMap<String, (i64, String, String, String)> =
             std::collections::HashMap::new();
         for (rtype, at) in newest {
-            let e = durable.entry(type_key(rtype)).or_insert_with(|| {
-                (
-                    at,
-                    rewind_history::select::api_version(rtype),
-                    rtype.kind.clone(),
-                    String::new(),
-                )
-            });
+            let e = durable
+                .entry(type_key(rtype))
+                .or_insert_with(|| (at, rtype.api_version(), rtype.kind.clone(), String::new()));
             e.0 = e.0.max(at);
         }
         for (tk, (at, av, kind, _)) in durable {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::live::{ApiFailure, list_all};
 use crate::strip::{drop_owner_uids, strip_server_fields};
-use rewind_history::state::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::state::{DesiredState, ResourceType, TypedKey};
 
 /// One difference.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +72,7 @@ impl std::fmt::Display for Difference {
 
 /// The part of an object a comparison looks at.
 #[must_use]
-pub fn normalized(key: &ObjectKey, obj: &Value) -> Value {
+pub fn normalized(key: &TypedKey, obj: &Value) -> Value {
     let mut o = obj.clone();
     strip_server_fields(&mut o);
     drop_owner_uids(&mut o);

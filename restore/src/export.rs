@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::strip::split_for_write;
-use rewind_history::state::{DesiredState, ObjectKey};
+use rewind_history::state::{DesiredState, TypedKey};
 
 /// Errors exporting.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ pub struct ExportReport {
     pub owner_refs_dropped: usize,
 }
 
-fn safe(part: &str, key: &ObjectKey) -> Result<String> {
+fn safe(part: &str, key: &TypedKey) -> Result<String> {
     if part.is_empty() || part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
         return Err(ExportError::BadName(key.to_string()));
     }
@@ -77,7 +77,7 @@ fn safe(part: &str, key: &ObjectKey) -> Result<String> {
 }
 
 /// The file an object is exported to, relative to the output directory.
-pub fn relative_path(key: &ObjectKey) -> Result<PathBuf> {
+pub fn relative_path(key: &TypedKey) -> Result<PathBuf> {
     let file = format!("{}.yaml", safe(&key.name, key)?);
     if key.rtype.is_crd() {
         return Ok(Path::new("00-crds").join(file));
@@ -102,7 +102,7 @@ pub fn relative_path(key: &ObjectKey) -> Result<PathBuf> {
 
 /// The manifest for one recorded object.
 #[must_use]
-pub fn manifest(key: &ObjectKey, obj: &Value) -> (Value, bool) {
+pub fn manifest(key: &TypedKey, obj: &Value) -> (Value, bool) {
     let (mut body, _status) = split_for_write(obj);
     let mut dropped = false;
     if let Some(m) = body.as_object_mut() {

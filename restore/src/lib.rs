@@ -44,6 +44,13 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod apply;
 pub mod compare;

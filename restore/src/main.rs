@@ -1,4 +1,11 @@
 //! `rewind`, the restore tool: parse flags, set up logging, run the command.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 mod cli;
 

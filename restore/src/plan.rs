@@ -23,7 +23,7 @@ use crate::order::OwnerIndex;
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
 use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
 use rewind_history::state::{
-    DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status,
+    DesiredState, Filter, ResourceType, TypedKey, crd_defines, crd_has_status,
 };
 
 /// Errors planning a restore.
@@ -75,7 +75,7 @@ pub enum Action {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
     /// The object.
-    pub key: ObjectKey,
+    pub key: TypedKey,
     /// What happens to it.
     pub action: Action,
     /// For updates: the fields that differ (`spec.x`, `status`, …).
@@ -289,10 +289,10 @@ fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
 fn rewire_check(
     state: &DesiredState,
     items: &mut [PlanItem],
-    live_ref_uids: &HashMap<ObjectKey, Vec<String>>,
+    live_ref_uids: &HashMap<TypedKey, Vec<String>>,
 ) {
     let idx = OwnerIndex::new(state);
-    let owner_uid: HashMap<ObjectKey, Option<String>> = items
+    let owner_uid: HashMap<TypedKey, Option<String>> = items
         .iter()
         .filter(|i| i.action != Action::Delete)
         .map(|i| {
@@ -368,7 +368,7 @@ pub async fn plan(
 
     let mut items = Vec::new();
     // The owner UIDs each live object's ownerReferences carry.
-    let mut live_ref_uids: HashMap<ObjectKey, Vec<String>> = HashMap::new();
+    let mut live_ref_uids: HashMap<TypedKey, Vec<String>> = HashMap::new();
     for (rtype, live_objs) in listed {
         let live_objs = match live_objs {
             Some(l) => l,
@@ -382,9 +382,9 @@ pub async fn plan(
             }
         };
         let mode = modes.get(&rtype).copied().unwrap_or(StatusMode::Skip);
-        let mut live_by_key: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+        let mut live_by_key: BTreeMap<TypedKey, Value> = BTreeMap::new();
         for l in live_objs {
-            if let Ok(k) = ObjectKey::of(&rtype, &l) {
+            if let Ok(k) = TypedKey::of(&rtype, &l) {
                 live_by_key.insert(k, l);
             }
         }

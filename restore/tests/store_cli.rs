@@ -1,12 +1,6 @@
 //! The `rewind` binary on a store: list, show at a seq, history, verify
 //! (exit code and the damaged file named), and the warning line when the
 //! newest snapshot is damaged.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 #[path = "../../tests/tests/pit_support/mod.rs"]
 mod pit_support;

@@ -68,6 +68,13 @@
 //! # Ok::<(), rewind_format::FormatError>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod codec;
 mod container;

@@ -31,6 +31,15 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// `resource.group`, or `resource` for the core group: the object's type
+    /// regardless of version, as [`ResourceType::group_resource`] names it.
+    #[must_use]
+    pub fn group_resource(&self) -> String {
+        crate::event::group_resource(&self.group, &self.resource)
+    }
+}
+
 /// One object in a [`State`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateObject {

@@ -60,8 +60,9 @@
 //!
 //! # Daemon
 //!
-//! [`daemon`] runs the real `rewindd` for scenario tests: config, process,
-//! status file, and waiting until it has recorded everything.
+//! [`daemon`] runs the real `rewindd` for the scenario tests, the benches and
+//! the drill: binaries, config, process, status file, waiting until it has
+//! recorded everything, the operator's commands and its local store.
 
 pub mod cargo;
 pub mod controlplane;

@@ -6,12 +6,6 @@
 //! non-zero, quickly, with the setting's name on stderr. All cases run and
 //! the failures are reported together. No control plane needed: a config
 //! is checked before rewindd connects anywhere.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

@@ -5,12 +5,6 @@
 //!
 //! Runs the daemon in process, with the least-privilege identity (get, list,
 //! watch). Needs the local control plane (built on first use).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

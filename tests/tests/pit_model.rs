@@ -2,12 +2,6 @@
 //! folded from the replayed event list, at many points: latest, seqs (on
 //! snapshot boundaries, inside segments, in overlaps), times and snapshot
 //! names; from snapshots and from empty; plain and encrypted.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod pit_support;
 

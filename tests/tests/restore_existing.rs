@@ -2,33 +2,27 @@
 //! deleted and extra objects. The plan must say exactly what changes, prune
 //! must delete only unprotected extras, quiesce must hand Deployments back,
 //! and the result must equal the recorded state.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::*;
-use rewind_history::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::{DesiredState, ResourceType, TypedKey};
 use rewind_restore::live::api_for;
 use rewind_restore::resume::{journal_path, read};
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
-fn key(t: ResourceType, ns: Option<&str>, name: &str) -> ObjectKey {
-    ObjectKey {
+fn key(t: ResourceType, ns: Option<&str>, name: &str) -> TypedKey {
+    TypedKey {
         rtype: t,
         namespace: ns.map(Into::into),
         name: name.into(),
     }
 }
 
-fn action_of(p: &rewind_restore::RestorePlan, k: &ObjectKey) -> Action {
+fn action_of(p: &rewind_restore::RestorePlan, k: &TypedKey) -> Action {
     p.items
         .iter()
         .find(|i| &i.key == k)

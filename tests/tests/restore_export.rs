@@ -2,12 +2,6 @@
 //! recorded from one control plane is exported, applied with kubectl into a
 //! fresh control plane, and compared object by object (export drops status
 //! and ownerReferences by design; everything else must match).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 

@@ -1,23 +1,17 @@
 //! Failures stay local and are reported with the API's reason: an object
 //! the API rejects (schema violation), an object of a type nobody defines,
 //! and an identity without write rights.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use restore_support::*;
-use rewind_history::ObjectKey;
+use rewind_history::{ResourceType, TypedKey};
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
-fn rancher_key() -> ObjectKey {
-    ObjectKey {
+fn rancher_key() -> TypedKey {
+    TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -46,7 +40,7 @@ async fn one_rejected_object_does_not_stop_the_rest() {
         )
         .unwrap();
     // A type no CRD defines, neither in the state nor in the target.
-    let orphan_t = rt("nowhere.test", "v1", "gadgets", "Gadget", true);
+    let orphan_t = ResourceType::new("nowhere.test", "v1", "gadgets", "Gadget", true);
     let orphan = recorded
         .insert(
             &orphan_t,

@@ -4,17 +4,11 @@
 //! restored into a fresh control plane that has none of its CRDs. The result
 //! is compared object by object: zero differences apart from server-set
 //! fields, every ownerReference pointing at the new owner's UID.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use restore_support::*;
-use rewind_history::ObjectKey;
+use rewind_history::TypedKey;
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 
@@ -48,7 +42,7 @@ async fn restores_a_recorded_plane_into_a_fresh_control_plane() {
         ..PlanOptions::default()
     };
     let p = plan(&recorded, &client, &opts).await.unwrap();
-    let rancher = ObjectKey {
+    let rancher = TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),

@@ -237,13 +237,8 @@ fn journal_state(j: &Journal) -> Flat {
         .map(|e| {
             let e = e.unwrap();
             let json = e.object_json().unwrap();
-            let ns = if e.key.namespace.is_empty() {
-                None
-            } else {
-                Some(e.key.namespace.clone())
-            };
             (
-                (e.key.type_key.clone(), ns, e.key.name.clone()),
+                (e.key.group_resource(), e.key.namespace, e.key.name),
                 (e.uid, e.resource_version, json),
             )
         })

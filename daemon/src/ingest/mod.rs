@@ -238,7 +238,7 @@ impl Ingestor {
         };
         let rec = self.record(
             rtype,
-            &e.key.namespace,
+            e.key.namespace.as_deref().unwrap_or_default(),
             &e.key.name,
             &e.uid,
             &e.resource_version,

@@ -468,9 +468,10 @@ fn objects_stay_in_the_log_except_for_types_with_an_ignore_rule() {
             relist: false,
         },
     ]);
-    let key = |type_key: &str, name: &str| crate::journal::ObjectKey {
-        type_key: type_key.into(),
-        namespace: "ns".into(),
+    let key = |resource: &str, name: &str| crate::journal::ObjectKey {
+        group: String::new(),
+        resource: resource.into(),
+        namespace: Some("ns".into()),
         name: name.into(),
     };
     let j = r.j();

@@ -286,7 +286,7 @@ impl Journal {
 
     /// The current state of one object.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<StateEntry>> {
-        self.get_encoded(&key.encode())
+        self.get_encoded(&keys::encode_object_key(key))
     }
 
     /// [`Journal::get`] by encoded key.
@@ -306,7 +306,7 @@ impl Journal {
     /// How the `state` tree holds `key`'s object, as stored (unresolved).
     #[cfg(test)]
     pub(crate) fn stored_codec(&self, key: &ObjectKey) -> Option<ObjectCodec> {
-        let k = key.encode();
+        let k = keys::encode_object_key(key);
         let v = self.state.get(&k).ok()??;
         StateEntry::decode(&k, &v).ok().map(|e| e.object.codec)
     }

@@ -30,7 +30,7 @@ use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
 use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
 use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
-use rewind_history::state::ObjectKey;
+use rewind_history::state::TypedKey;
 
 mod write;
 
@@ -169,9 +169,9 @@ pub async fn apply(
     // replicas and scaled to its restored value at the end.
     let scale_back = quiesce::scale_back_values(plan, &quiesced);
 
-    let actions: HashMap<&ObjectKey, Action> =
+    let actions: HashMap<&TypedKey, Action> =
         plan.items.iter().map(|i| (&i.key, i.action)).collect();
-    let mut new_uids: HashMap<ObjectKey, String> = plan
+    let mut new_uids: HashMap<TypedKey, String> = plan
         .items
         .iter()
         .filter(|i| i.action != Action::Delete)
@@ -187,7 +187,7 @@ pub async fn apply(
         .count();
     let bar = progress_bar(opts.progress, total);
 
-    let mut batches: Vec<(&str, &[ObjectKey])> =
+    let mut batches: Vec<(&str, &[TypedKey])> =
         vec![("crds", &order.crds), ("namespaces", &order.namespaces)];
     batches.extend(order.levels.iter().map(|l| ("objects", l.as_slice())));
     for (label, keys) in batches {

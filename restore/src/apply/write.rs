@@ -11,24 +11,20 @@ use serde_json::{Value, json};
 use super::Failure;
 use crate::live::{self, ApiFailure, api_for, raw_api_for};
 use crate::order::without_stale_refs;
-use rewind_history::state::ObjectKey;
+use rewind_history::state::TypedKey;
 
 /// A prepared write.
 pub(super) struct Job {
-    pub(super) key: ObjectKey,
+    pub(super) key: TypedKey,
     pub(super) body: Value,
     pub(super) status: Option<Value>,
     /// For CRDs: the recorded `storedVersions`.
     pub(super) stored_versions: Vec<String>,
 }
 
-pub(super) type JobResult = (
-    ObjectKey,
-    std::result::Result<Option<String>, Failure>,
-    bool,
-);
+pub(super) type JobResult = (TypedKey, std::result::Result<Option<String>, Failure>, bool);
 
-pub(super) fn failure(key: &ObjectKey, step: &'static str, f: impl Into<ApiFailure>) -> Failure {
+pub(super) fn failure(key: &TypedKey, step: &'static str, f: impl Into<ApiFailure>) -> Failure {
     Failure {
         object: key.to_string(),
         step,
@@ -139,7 +135,7 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
 /// Deletes one object (prune); an object already gone is a success.
 pub(super) async fn delete_one(
     client: &Client,
-    key: ObjectKey,
+    key: TypedKey,
 ) -> (String, std::result::Result<(), Failure>) {
     let shown = format!("delete {key}");
     let api = raw_api_for(client, &key.rtype, key.namespace.as_deref());

@@ -10,10 +10,10 @@ use rewind_history::select::ResourceSet;
 use rewind_restore::compare;
 use serde::Serialize;
 
-use super::daemon::Binaries;
 use super::restore::{CommandRun, RestoreRun, restore, rewind_cli};
 use super::{Result, capture, step};
 use crate::ControlPlane;
+use crate::daemon::Binaries;
 
 /// One restored point.
 #[derive(Debug, Clone, Serialize)]
