@@ -205,7 +205,8 @@ mod tests {
         assert_eq!(r.owner_refs_dropped, 1);
         assert!(d.path().join("02-objects/x.io_widgets/n/w:1.yaml").exists());
         assert!(d.path().join("00-crds/widgets.x.io.yaml").exists());
-        let back = DirSource::new(d.path()).state_at(&Point::Latest).unwrap();
+        let back =
+            futures::executor::block_on(DirSource::new(d.path()).state_at(&Point::Latest)).unwrap();
         assert_eq!(back.len(), 2);
         let (k, w) = back.iter().find(|(k, _)| k.rtype == t).unwrap();
         assert_eq!(k.name, "w:1");
@@ -255,7 +256,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let r = export(&s, dir.path()).unwrap();
             assert_eq!(r.files, depths.len() + 1);
-            let back = DirSource::new(dir.path()).state_at(&Point::Latest).unwrap();
+            let back =
+                futures::executor::block_on(DirSource::new(dir.path()).state_at(&Point::Latest))
+                    .unwrap();
             assert_eq!(back.len(), depths.len() + 1);
             for d in depths {
                 let file = dir.path().join(format!("02-objects/x.io_widgets/n/w{d}.yaml"));

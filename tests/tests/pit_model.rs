@@ -108,7 +108,7 @@ async fn state_at_points_equals_the_model() {
 
     // Through the StateSource seam, as restore/export/drill use it.
     use rewind_history::StateSource;
-    let desired = src.state_at(&Point::Seq(2000)).unwrap();
+    let desired = src.state_at(&Point::Seq(2000)).await.unwrap();
     assert_eq!(desired.len(), model(&events, |e| e.seq <= 2000).len());
 }
 

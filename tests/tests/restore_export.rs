@@ -86,7 +86,10 @@ async fn exported_yaml_is_accepted_by_kubectl_apply() {
     let report = export(&recorded, dir.path()).unwrap();
     assert_eq!(report.files, recorded.len());
     // The export reads back as the same set of objects.
-    let back = DirSource::new(dir.path()).state_at(&Point::Latest).unwrap();
+    let back = DirSource::new(dir.path())
+        .state_at(&Point::Latest)
+        .await
+        .unwrap();
     assert_eq!(back.len(), recorded.len());
 
     kubectl_apply_export(&dst, dir.path());

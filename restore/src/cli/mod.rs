@@ -19,19 +19,20 @@ use rewind_restore::summary::Summary;
 use serde_json::json;
 
 use args::{Cli, Command, Output, StateArgs};
+use store::StoreArgs;
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
-    store::init(&cli);
+    let store = StoreArgs::from_cli(&cli);
     match cli.command {
-        Command::List(a) => list::run(&a).await,
-        Command::History(a) => history::run(&a).await,
-        Command::Diff(a) => diff(&a),
-        Command::Verify(a) => verify::run(&a).await,
-        Command::Drill(a) => drill::run(a).await,
-        Command::Show(a) => show(&summary(&a.state)?, a.output),
+        Command::List(a) => list::run(&a, &store).await,
+        Command::History(a) => history::run(&a, &store).await,
+        Command::Diff(a) => diff(&a, &store).await,
+        Command::Verify(a) => verify::run(&a, &store).await,
+        Command::Drill(a) => drill::run(a, &store).await,
+        Command::Show(a) => show(&summary(&a.state, &store).await?, a.output),
         Command::Export(a) => {
-            let state = load(&a.state)?;
+            let state = load(&a.state, &store).await?;
             let r = export(&state, &a.out)
                 .with_context(|| format!("exporting to {}", a.out.display()))?;
             eprintln!(
@@ -42,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Restore(a) => restore::run(a).await,
+        Command::Restore(a) => restore::run(a, &store).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rewind", &mut std::io::stdout());
             Ok(())
@@ -60,12 +61,13 @@ pub fn filter(a: &StateArgs) -> Filter {
 }
 
 /// The selected part of the state the flags name.
-pub fn load(a: &StateArgs) -> Result<DesiredState> {
+pub async fn load(a: &StateArgs, store: &StoreArgs) -> Result<DesiredState> {
     let set = resource_set(a)?;
     let state = match &a.from_dir {
-        None => store::desired_at(&a.at)?,
+        None => store.desired_at(&a.at).await?,
         Some(dir) => DirSource::new(dir)
             .state_at(&a.at)
+            .await
             .with_context(|| format!("reading the state from {}", dir.display()))?,
     };
     let mut state = state.into_filtered(&filter(a));
@@ -78,11 +80,11 @@ pub fn load(a: &StateArgs) -> Result<DesiredState> {
 /// The counts `rewind show` prints. From a store without resource-set
 /// selectors (which may read any field) they come straight from the folded
 /// state: the desired state's objects are never built.
-fn summary(a: &StateArgs) -> Result<Summary> {
+async fn summary(a: &StateArgs, store: &StoreArgs) -> Result<Summary> {
     if a.from_dir.is_some() || !a.presets.is_empty() || !a.resource_sets.is_empty() {
-        return Ok(Summary::of(&load(a)?));
+        return Ok(Summary::of(&load(a, store).await?));
     }
-    let pit = store::folded_at(&a.at)?;
+    let pit = store.load(&a.at).await?;
     Ok(Summary::from_format(&pit.state, &filter(a))?)
 }
 
@@ -107,18 +109,21 @@ fn resource_set(a: &StateArgs) -> Result<Option<ResourceSet>> {
     Ok(Some(set))
 }
 
-fn diff(a: &args::DiffArgs) -> Result<()> {
+async fn diff(a: &args::DiffArgs, store: &StoreArgs) -> Result<()> {
     let (Some(from_dir), Some(to_dir)) = (&a.from_dir, &a.to_dir) else {
-        let d =
-            rewind_restore::diff::diff(&store::desired_at(&a.from)?, &store::desired_at(&a.to)?);
-        return print_diff(&d, a.output);
+        let from = store.desired_at(&a.from).await?;
+        let to = store.desired_at(&a.to).await?;
+        return print_diff(&rewind_restore::diff::diff(&from, &to), a.output);
     };
-    let read = |dir: &std::path::Path, at: &rewind_history::Point| {
+    let read = async |dir: &std::path::Path, at: &rewind_history::Point| {
         DirSource::new(dir)
             .state_at(at)
+            .await
             .with_context(|| format!("reading the state from {}", dir.display()))
     };
-    let d = rewind_restore::diff::diff(&read(from_dir, &a.from)?, &read(to_dir, &a.to)?);
+    let from = read(from_dir, &a.from).await?;
+    let to = read(to_dir, &a.to).await?;
+    let d = rewind_restore::diff::diff(&from, &to);
     print_diff(&d, a.output)
 }
 

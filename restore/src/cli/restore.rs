@@ -12,6 +12,7 @@ use rewind_restore::{
 use serde_json::json;
 
 use super::args::{Output, Preset, RestoreArgs};
+use super::store::StoreArgs;
 use super::{filter, load};
 
 /// A client for the cluster the kubeconfig at `path` names.
@@ -101,8 +102,8 @@ fn parse_quiesce(items: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 /// Runs `rewind restore`.
-pub async fn run(a: RestoreArgs) -> Result<()> {
-    let state = load(&a.state)?;
+pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
+    let state = load(&a.state, store).await?;
     let client = client_for(&a.to, a.context.clone()).await?;
     let protected = if a.no_default_protect {
         ProtectedSet::empty(&a.protect)?
