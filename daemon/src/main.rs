@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rewindd: {e:#}");
+            eprintln!("rewindd: {}", rewind_history::report::chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -23,6 +23,8 @@
 //!   pieces (rewindd watches with it; the restore tool reads live objects
 //!   with it).
 //! - [`deep`]: parsing objects nested deeper than serde_json's limit.
+//! - [`report`]: [`report::chain`], an error and its causes for people,
+//!   each cause once.
 //! - [`clock`]: [`clock::now_ms`], wall-clock Unix milliseconds.
 //! - [`tls`]: [`tls::install_tls_provider`], the process's rustls provider.
 #![deny(missing_docs)]
@@ -39,6 +41,7 @@ pub mod deep;
 pub mod from_format;
 pub mod pit;
 pub mod raw;
+pub mod report;
 pub mod select;
 pub mod source;
 pub mod state;

@@ -196,13 +196,20 @@ impl StoreSource {
     }
 
     /// Opens the store a `--store` value names (see
-    /// [`StoreConfig::from_url`]).
+    /// [`StoreConfig::from_url`]) for reading. A local store must already
+    /// be a readable directory: a reader never creates one, so a mistyped
+    /// path is an error naming it rather than an empty history.
     pub async fn open_url(
         url: &str,
         endpoint: Option<&str>,
         identities: &[Identity],
     ) -> Result<Self> {
-        let store = Store::open(&StoreConfig::from_url(url, endpoint)?).await?;
+        let config = StoreConfig::from_url(url, endpoint)?;
+        if let StoreConfig::Local { path } = &config {
+            let path = path.clone();
+            blocking(move || readable_dir(&path).map_err(PitError::Store)).await?;
+        }
+        let store = Store::open(&config).await?;
         Ok(Self::new(store, identities.to_vec()))
     }
 
@@ -388,6 +395,25 @@ fn open_plain(bytes: &Bytes, key: &str, ids: &[Identity], limits: &Limits) -> Re
         ))
     } else {
         Ok(Plain::Clear(bytes.clone()))
+    }
+}
+
+/// Checks that a local store's root exists, is a directory and can be
+/// listed.
+fn readable_dir(path: &std::path::Path) -> std::result::Result<(), StoreError> {
+    let url_error = |reason: String| StoreError::Url {
+        url: path.display().to_string(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|_| ())
+            .map_err(|e| url_error(format!("cannot read the directory: {e}"))),
+        Ok(_) => Err(url_error("not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(url_error("no such directory (a store is read, never created, by `rewind`)".into()))
+        }
+        Err(e) => Err(url_error(format!("cannot read: {e}"))),
     }
 }
 
