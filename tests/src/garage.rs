@@ -7,7 +7,9 @@
 //! `<target>/tools/garage-2.5.0/` (`cargo install garage --locked`, about 20
 //! minutes cold on 2 cores, under a file lock so parallel test binaries
 //! install once; the progress shows on stderr, cargo's output goes to
-//! `install.log` there). Each instance lives in its own temp dir on free ports; it is configured
+//! `install.log` there).
+//!
+//! Each instance lives in its own temp dir on free ports; it is configured
 //! through the `garage` CLI exactly as an operator would (layout assign and
 //! apply, key create, bucket create and allow), can be stopped (SIGKILL,
 //! like a crash) and restarted on the same ports and data, and is killed on
@@ -129,7 +131,7 @@ fn install_command() -> Command {
     )
 }
 
-/// Runs the install script and checks the path it prints.
+/// Runs the install script; its answer is the last line it prints.
 fn find_or_install(cmd: Command, display: Display, sink: &Sink) -> Result<PathBuf, setup::Error> {
     let out = setup::run_on(cmd, "tests/garage/install.sh", display, sink)?;
     let path = out

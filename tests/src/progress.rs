@@ -104,7 +104,8 @@ impl Step {
         match display {
             Display::Spinner => {
                 let bar = ProgressBar::new_spinner();
-                if let Ok(style) = ProgressStyle::with_template("  {spinner} {elapsed} {msg}") {
+                if let Ok(style) = ProgressStyle::with_template("  {spinner} {elapsed} {wide_msg}")
+                {
                     bar.set_style(style);
                 }
                 bar.set_message(short(&step.what).to_owned());
