@@ -18,7 +18,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use crate::progress::{self, Display, Sink, Step};
+use crate::progress::{Display, Sink, Step};
 
 /// How many of a failed script's last status lines its error carries.
 const KEEP_LINES: usize = 40;
@@ -63,12 +63,8 @@ pub fn command(script: &std::path::Path) -> Command {
 }
 
 /// Runs `cmd` (a setup script; `name` names it in errors), showing its long
-/// steps on stderr, and returns its stdout.
-pub fn run(cmd: Command, name: &str) -> Result<String> {
-    run_on(cmd, name, Display::for_stderr(), &progress::stderr())
-}
-
-/// [`run`] with the progress display and sink given.
+/// steps on `sink` as `display` says (on stderr: [`Display::for_stderr`] and
+/// [`crate::progress::stderr`]), and returns its stdout.
 pub fn run_on(mut cmd: Command, name: &str, display: Display, sink: &Sink) -> Result<String> {
     let spawn_err = |message: String| Error::Spawn {
         script: name.to_owned(),
