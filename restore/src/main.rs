@@ -15,7 +15,10 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rewind: error: {}", rewind_history::report::chain(e.as_ref()));
+            eprintln!(
+                "rewind: error: {}",
+                rewind_history::report::chain(e.as_ref())
+            );
             std::process::ExitCode::FAILURE
         }
     }

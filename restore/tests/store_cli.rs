@@ -236,15 +236,36 @@ fn regression_missing_store_is_an_error_naming_it_and_an_empty_store_says_so() {
         &["diff", "--from", "seq:1", "--to", "latest"],
         &["export", "--at", "latest", "--out", out_dir],
         &["verify"],
-        &["restore", "--at", "latest", "--to", "/nonexistent-kubeconfig", "--dry-run"],
+        &[
+            "restore",
+            "--at",
+            "latest",
+            "--to",
+            "/nonexistent-kubeconfig",
+            "--dry-run",
+        ],
     ];
-    for (store, says) in [(&missing, "no such directory"), (&not_dir, "not a directory")] {
+    for (store, says) in [
+        (&missing, "no such directory"),
+        (&not_dir, "not a directory"),
+    ] {
         for args in commands {
             let out = rewind(store, args);
             let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{args:?} on {}: exit 0\n{err}", store.display());
-            assert!(err.contains(&store.display().to_string()) && err.contains(says), "{args:?}: {err}");
-            assert_eq!(err.matches(says).count(), 1, "{args:?}: printed more than once: {err}");
+            assert!(
+                !out.status.success(),
+                "{args:?} on {}: exit 0\n{err}",
+                store.display()
+            );
+            assert!(
+                err.contains(&store.display().to_string()) && err.contains(says),
+                "{args:?}: {err}"
+            );
+            assert_eq!(
+                err.matches(says).count(),
+                1,
+                "{args:?}: printed more than once: {err}"
+            );
             assert!(!err.contains("backtrace"), "{args:?}: {err}");
         }
     }

@@ -380,7 +380,7 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let bins = daemon::binaries().unwrap();
+    let bins = daemon::binaries("[scale]").unwrap();
     let mut rows = Vec::new();
     for &n in &sizes {
         rows.push(run_size(n, &bins).await);

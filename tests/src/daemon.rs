@@ -188,73 +188,19 @@ pub fn free_port() -> Result<u16> {
 }
 
 /// The two binaries the drill and the benches drive.
-#[derive(Debug, Clone)]
-pub struct Binaries {
-    /// `rewindd`.
-    pub rewindd: PathBuf,
-    /// `rewind`.
-    pub rewind: PathBuf,
-}
+pub use crate::cargo::RewindBinaries as Binaries;
 
-/// Finds `rewindd` and `rewind` beside the running executable (the drill
-/// runs from `target/release`), building them first with the cargo that ran
-/// it. Cargo is a no-op when they are fresh, so a stale binary never runs.
-/// The build names rewind-tests too: with only the daemon and restore
-/// packages selected, cargo unifies fewer features (rustls, ring) than the
-/// drill's own build, and each run would rebuild half the tree twice.
-pub fn binaries() -> Result<Binaries> {
-    let exe = std::env::current_exe().map_err(io("locating the running executable"))?;
-    let dir = exe
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| Error::Io {
-            what: format!("locating the directory of {}", exe.display()),
-            source: std::io::Error::other("no parent directory"),
-        })?;
-    // Bench binaries live in `<profile>/deps/`; the daemon is in `<profile>/`.
-    let dir = if dir.file_name().is_some_and(|n| n == "deps") {
-        dir.parent().map_or(dir.clone(), Path::to_path_buf)
-    } else {
-        dir
-    };
-    let profile_release = dir.file_name().is_some_and(|n| n == "release");
-    if std::env::var_os("CARGO").is_some() {
-        let mut cmd = crate::cargo::command();
-        cmd.args([
-            "build",
-            "-p",
-            "rewind-tests",
-            "-p",
-            "rewind-daemon",
-            "-p",
-            "rewind-restore",
-            "--bins",
-        ]);
-        if profile_release {
-            cmd.arg("--release");
-        }
-        eprintln!(
-            "building rewindd and rewind ({:?})",
-            cmd.get_args().collect::<Vec<_>>()
-        );
-        let status = cmd.status().map_err(io("running cargo build"))?;
-        if !status.success() {
-            return Err(Error::Build {
-                bin: "rewindd and rewind",
-                status,
-            });
-        }
-    }
-    let b = Binaries {
-        rewindd: dir.join("rewindd"),
-        rewind: dir.join("rewind"),
-    };
-    for p in [&b.rewindd, &b.rewind] {
-        if !p.exists() {
-            return Err(Error::Missing { path: p.clone() });
-        }
-    }
-    Ok(b)
+/// `rewindd` and `rewind` beside the running executable, built first by
+/// the nested build of [`crate::cargo::rewind_binaries`] (same profile and
+/// features as the running build, so nothing is compiled twice; a no-op
+/// when they are fresh, so a stale binary never runs).
+pub fn binaries(tag: &str) -> Result<Binaries> {
+    crate::cargo::exe_dir()
+        .and_then(|dir| crate::cargo::rewind_binaries(&dir, tag))
+        .map_err(|e| Error::Io {
+            what: "building rewindd and rewind".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
 }
 
 /// Where the daemon ships sealed segments and snapshots.

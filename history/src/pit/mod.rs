@@ -410,9 +410,9 @@ fn readable_dir(path: &std::path::Path) -> std::result::Result<(), StoreError> {
             .map(|_| ())
             .map_err(|e| url_error(format!("cannot read the directory: {e}"))),
         Ok(_) => Err(url_error("not a directory".into())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(url_error("no such directory (a store is read, never created, by `rewind`)".into()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(url_error(
+            "no such directory (a store is read, never created, by `rewind`)".into(),
+        )),
         Err(e) => Err(url_error(format!("cannot read: {e}"))),
     }
 }

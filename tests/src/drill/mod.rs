@@ -74,7 +74,7 @@ pub struct DrillOptions {
 /// the drill itself could not run.
 pub async fn run(opts: &DrillOptions) -> Result<DrillReport> {
     let total = Instant::now();
-    let bins = daemon::binaries().map_err(step("finding rewindd and rewind"))?;
+    let bins = daemon::binaries("[dr-drill]").map_err(step("building rewindd and rewind"))?;
     let data = opts.work_dir.join("rewindd");
     std::fs::create_dir_all(&data).map_err(step("creating the work directory"))?;
     let set = capture::rancher_set()?;
