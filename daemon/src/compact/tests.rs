@@ -586,8 +586,8 @@ fn a_detached_reader_lets_the_journal_reopen_and_reads_it_after() {
 
 /// The journal drops its own events only once they are sealed AND stored
 /// AND older than the local window; a segment stored while young is trimmed
-/// later, when it has aged (regression: trimming used to be decided only
-/// at the moment a segment was stored, so with a 24 h window it never ran).
+/// later, when it has aged: deciding only at the moment a segment is stored
+/// would never trim with a 24 h window.
 #[test]
 fn journal_trims_only_sealed_stored_events_older_than_the_window() {
     let rt = runtime();
@@ -729,11 +729,11 @@ impl EventLog for CountingLog {
     }
 }
 
-/// Regression (peak memory while a busy plane is first synced): a seal
-/// used to read a whole segment's events (16 MiB of JSON by default) into
-/// memory before encoding them. It now streams them in reads of about
-/// `SEAL_READ_BYTES`; the segments must still hold exactly the journal's
-/// events, contiguous, each of about `seal_bytes`.
+/// Peak memory while a busy plane is first synced: a seal streams the
+/// journal's events in reads of about `SEAL_READ_BYTES` instead of holding
+/// a whole segment's events (16 MiB of JSON by default) before encoding
+/// them; the segments must still hold exactly the journal's events,
+/// contiguous, each of about `seal_bytes`.
 #[test]
 fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
     let rt = runtime();
