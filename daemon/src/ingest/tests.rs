@@ -140,9 +140,8 @@ impl Rig {
     /// What the compactor does once the log is sealed: drops every block
     /// but the last. Returns the seq from which the log still replays.
     fn trim(&self) -> u64 {
-        use crate::compact::log::{EventLog, JournalView};
         let at = self.j().next_seq();
-        JournalView::new(self.j()).trim_below(at).unwrap();
+        self.j().log_reader().trim_below(at).unwrap();
         self.j()
             .records_from(1)
             .next()

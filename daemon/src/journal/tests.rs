@@ -453,7 +453,6 @@ fn sled_blob_files_are_found_and_synced_before_the_commit_returns() {
 /// newer event.
 #[test]
 fn objects_left_in_the_log_read_back_and_move_into_the_state_before_a_trim() {
-    use crate::compact::log::{EventLog, JournalView};
     let dir = tempfile::tempdir().unwrap();
     // About one record per block, so a trim drops some and keeps others.
     let opts = JournalOptions {
@@ -509,7 +508,7 @@ fn objects_left_in_the_log_read_back_and_move_into_the_state_before_a_trim() {
         br#"{"rv":"3"}"#
     );
     // Drop every block but the last (which holds "a" at rv 4).
-    let view = JournalView::new(&j);
+    let view = j.log_reader();
     assert_eq!(view.trim_below(j.next_seq()).unwrap(), 3);
     assert_eq!(j.records_from(1).count(), 1, "only the last block is left");
     assert_eq!(j.stored_codec(&key("a")), Some(ObjectCodec::InLog));

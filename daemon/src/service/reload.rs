@@ -96,7 +96,8 @@ pub fn diff(a: &Config, b: &Config) -> Changes {
 pub struct Targets {
     /// Sealing, snapshot and encryption settings.
     pub compactor: Arc<Compactor>,
-    /// The recorder's resource set and ignore rules (absent until it runs).
+    /// The recorder's resource set and ignore rules (`None`: a reload
+    /// changes nothing in the recorder).
     pub live: Option<LiveRecorder>,
     /// The retention policy the prune loop uses.
     pub policy: Arc<RwLock<RetentionPolicy>>,
