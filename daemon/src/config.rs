@@ -44,8 +44,8 @@ pub const DEFAULT_CACHE_CAPACITY_MB: u64 = crate::journal::DEFAULT_CACHE_CAPACIT
 /// The queue also holds at most `flush_max_events` messages (at least
 /// 1,024), so with objects of a few KB the count binds first (2,000 2 KB
 /// objects: about 4 MB) and this budget matters for large objects. It is
-/// free once the queue drains: the daemon recording 100,000 objects settles
-/// at about 115 MB with it (`benches/record_latency.rs`), so 32 is kept.
+/// free once the queue drains (the settled RSS with it: `docs/BENCHMARKS.md`,
+/// "Design measurements").
 pub const DEFAULT_QUEUE_MB: u64 = 32;
 
 /// Errors of configuration.

@@ -59,9 +59,9 @@ pub struct Delta {
 
 /// Bytes an operation holds beyond its object: the key and the object's
 /// strings (each string twice: in the key and in the object) plus
-/// allocation headers and the map's node share. Measured against RSS on
-/// the snapshot bench; without it a delta of small objects used about
-/// twice its budget.
+/// allocation headers and the map's node share, as measured against RSS
+/// (`docs/BENCHMARKS.md`, "Design measurements"): without it a delta of
+/// small objects would use about twice its budget.
 const OP_OVERHEAD: u64 = 320;
 
 fn op_bytes(e: &EventRecord) -> u64 {

@@ -24,11 +24,11 @@ use super::settings::LiveSettings;
 use super::stats::CompactStats;
 
 /// Uncompressed bytes of one block of a spilled run. The final merge holds
-/// one decoded block of every run at once, and a first snapshot of 96k
-/// objects spills 10 runs: at the default 1 MiB block that is 9 MB of the
-/// fold's peak (heaptrack). Smaller blocks compress a little worse, and runs
-/// are kept in memory compressed, so this trades some run bytes for far
-/// fewer decoded ones.
+/// one decoded block of every run at once, so the block size multiplies by
+/// the number of runs in the fold's peak (`docs/BENCHMARKS.md`, "Design
+/// measurements"). Smaller blocks compress a little worse, and runs are
+/// kept in memory compressed, so this trades some run bytes for far fewer
+/// decoded ones.
 const RUN_BLOCK_BYTES: usize = 64 << 10;
 
 /// How spilled runs are written: zstd's fastest level, small blocks.

@@ -16,8 +16,9 @@
 //! - log and state, not meta: the commit record carries the meta writes,
 //!   and they are applied again (they are whole values: idempotent).
 //!
-//! A sled transaction across the three trees gave the same guarantee at
-//! about half the throughput (see `benches/ingest.rs`).
+//! A sled transaction across the three trees gives the same guarantee at
+//! about half the throughput (`docs/BENCHMARKS.md`, "Design
+//! measurements").
 
 use tracing::{info, warn};
 

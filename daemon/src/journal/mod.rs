@@ -6,9 +6,9 @@
 //!   record. Value: one `rewind_format` event block (zstd, CRC-checked)
 //!   holding records with consecutive seqs. A group commit writes its
 //!   records as blocks of at most about [`JournalOptions::block_bytes`]
-//!   (earlier releases wrote one block per commit). Readers take any split,
-//!   since blocks are found by key range, so journals written either way
-//!   read alike and no layout version was needed.
+//!   (a journal may also hold one block per commit). Readers take any
+//!   split, since blocks are found by key range, so the block size is not
+//!   part of the layout version.
 //!   Blocks of many events instead of one entry per event are what make
 //!   ingestion fast; bounded blocks keep sled from storing them as
 //!   unsynced blob files (see [`DEFAULT_BLOCK_BYTES`]).
@@ -159,24 +159,20 @@ pub struct JournalOptions {
 /// sled 0.34 writes any log entry larger than a quarter of its 512 KiB
 /// segments as a "blob", a file of its own, which it never fsyncs and which
 /// its page cache counts as a few bytes. One block per group commit (about
-/// 1 MB per 1,000 events) made every commit such a file, and sled keeps a
-/// tree leaf in memory whole: a leaf holds up to 17 blocks, and rewrites
-/// itself as one entry every 10 changes. Blocks of at most 7 KiB keep even
+/// 1 MB per 1,000 events) would make every commit such a file, and sled
+/// keeps a tree leaf in memory whole: a leaf holds up to 17 blocks, and
+/// rewrites itself as one entry every 10 changes. Blocks of at most 7 KiB keep even
 /// a full leaf of the `log` tree under 128 KiB: in sled's log, inside its
 /// fsync and its cache accounting.
 pub const DEFAULT_BLOCK_BYTES: usize = 7 << 10;
 
 /// Default of [`JournalOptions::cache_capacity`], MiB. sled's cache holds
 /// about this much heap at most once the daemon settles, and about 1.3
-/// times as much while a large plane is first synced. What used to come on
-/// top (every page a relist's scan of the state pulled, which sled 0.34
-/// kept: 94 of the 154 MB live after recording 100,000 objects, heaptrack)
-/// is gone. 64 MiB settled at 113-128 MB but peaked at 147-166 MB during
-/// the first sync of 100,000 objects, over the 150 MB target; 48 MiB
-/// peaked at 124 MB and 32 MiB at 110 MB in the same run
-/// (`benches/record_latency.rs`, docs/MANUAL.md "Journal and memory"). A
-/// smaller cache costs dedup reads on the write path: about 5-7% more CPU
-/// per event at 48 than at 64 (`benches/ingest.rs`, alternating rounds).
+/// times as much while a large plane is first synced. A larger cache lets
+/// the first sync of 100,000 objects pass the 150 MB memory target; a
+/// smaller one costs dedup reads on the write path (figures:
+/// `docs/BENCHMARKS.md`, "Design measurements"; docs/MANUAL.md "Journal
+/// and memory").
 pub const DEFAULT_CACHE_CAPACITY_MB: u64 = 48;
 
 impl Default for JournalOptions {

@@ -18,8 +18,9 @@
 //! its block. Storing it again here cost a second compression per event and,
 //! worse, made every state value about a kilobyte: sled keeps up to 17
 //! values per leaf and copies the leaf on every insert, so the state tree's
-//! writes were most of the writer's time. Values of about 60 bytes took the
-//! writer from 21-24 to about 14 us per event (`benches/ingest.rs`).
+//! writes were most of the writer's time; values of about 60 bytes cut the
+//! writer's CPU per event by about a third (`docs/BENCHMARKS.md`, "Design
+//! measurements").
 //! Objects stay inline (codec 0 or 1) where the ingest path reads them back
 //! on every update: types with an ignore rule.
 
@@ -34,9 +35,9 @@ const VERSION_1: u8 = 1;
 /// zstd level of objects stored inline in state values (types with an
 /// ignore rule, and objects copied in before their blocks are trimmed),
 /// whatever `journal.zstd_level` says (that setting is for event blocks).
-/// Level -1 (no entropy coding of literals) cost less CPU per event than
-/// level 1 when every object was inline (22.8-23.6 against 24.2-26.5 us per
-/// event, `benches/ingest.rs`), for values about a fifth larger.
+/// Level -1 (no entropy coding of literals) costs less CPU per event than
+/// level 1 when every object is inline, for values about a fifth larger
+/// (`docs/BENCHMARKS.md`, "Design measurements").
 pub const STATE_ZSTD_LEVEL: i32 = -1;
 
 /// Largest object the journal will decompress: the API server stores at most
