@@ -64,5 +64,5 @@ pub use apply::{ApplyError, ApplyOptions, ApplyReport, Failure, apply};
 pub use compare::{Difference, compare};
 pub use export::{ExportReport, export};
 pub use live::ApiFailure;
-pub use plan::{Action, PlanItem, PlanOptions, RestorePlan, StatusMode, plan};
+pub use plan::{Action, PlanItem, PlanOptions, RestorePlan, SkipReason, StatusMode, plan};
 pub use protect::ProtectedSet;

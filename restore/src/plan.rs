@@ -67,8 +67,34 @@ pub enum Action {
     Unchanged,
     /// Live but not in the state: deleted (only with prune).
     Delete,
-    /// Protected or skipped by a preset: never touched.
+    /// Never touched; [`PlanItem::reason`] says why.
     Skip,
+}
+
+/// Why an object of the state is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// It matches the protected set (`--protect`, the defaults).
+    Protected,
+    /// The Rancher preset skips it (as Rancher Backups does).
+    Preset,
+    /// It was being deleted at the point (`metadata.deletionTimestamp`):
+    /// restoring it would bring back an object its owner was tearing down.
+    /// `--include-deleting` writes it anyway.
+    BeingDeleted,
+}
+
+impl SkipReason {
+    /// The reason as the plan table prints it.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Protected => "protected",
+            Self::Preset => "skipped by the preset",
+            Self::BeingDeleted => "being deleted at the point",
+        }
+    }
 }
 
 /// One object's line in a plan.
@@ -81,6 +107,9 @@ pub struct PlanItem {
     /// For updates: the fields that differ (`spec.x`, `status`, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
+    /// For skips: why the object is not written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SkipReason>,
     /// The live object's UID, so dependents of unchanged owners can be
     /// rewired without writing the owner.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,6 +127,9 @@ pub struct PlanOptions {
     pub protected: ProtectedSet,
     /// Apply Rancher's known restore fixes.
     pub rancher: bool,
+    /// Also write objects that were being deleted at the point (they are
+    /// skipped by default).
+    pub include_deleting: bool,
 }
 
 /// A computed restore: the state to write, and what happens to each object.
@@ -183,6 +215,9 @@ impl RestorePlan {
                 if !i.changes.is_empty() {
                     let _ = write!(s, "  ({})", i.changes.join(", "));
                 }
+                if let Some(r) = i.reason {
+                    let _ = write!(s, "  ({})", r.describe());
+                }
                 s.push('\n');
             }
         }
@@ -238,8 +273,8 @@ pub fn write_parts(obj: &Value, mode: StatusMode) -> (Value, Option<Value>) {
 fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
     let mut h = Sha256::new();
     h.update(format!(
-        "rewind-plan-v1 prune={} rancher={}\n",
-        opts.prune, opts.rancher
+        "rewind-plan-v1 prune={} rancher={} include_deleting={}\n",
+        opts.prune, opts.rancher, opts.include_deleting
     ));
     for (k, v) in state.iter() {
         h.update(k.to_string());
@@ -405,7 +440,17 @@ pub async fn plan(
                 .and_then(|l| l.pointer("/metadata/uid"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            let (action, changes) = if protected.is_protected(key) {
+            let skip = if protected.is_preset_key(key) {
+                Some(SkipReason::Preset)
+            } else if protected.is_protected(key) {
+                Some(SkipReason::Protected)
+            } else if !opts.include_deleting && obj.pointer("/metadata/deletionTimestamp").is_some()
+            {
+                Some(SkipReason::BeingDeleted)
+            } else {
+                None
+            };
+            let (action, changes) = if skip.is_some() {
                 (Action::Skip, Vec::new())
             } else {
                 match &live {
@@ -424,6 +469,7 @@ pub async fn plan(
                 key: key.clone(),
                 action,
                 changes,
+                reason: skip,
                 live_uid,
             });
         }
@@ -441,6 +487,7 @@ pub async fn plan(
                     key,
                     action: Action::Delete,
                     changes: Vec::new(),
+                    reason: None,
                     live_uid,
                 });
             }

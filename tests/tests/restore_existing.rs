@@ -241,3 +241,77 @@ async fn rancher_preset_applies_bro_fixes() {
             .is_err()
     );
 }
+
+/// An object being deleted at the recorded point (held by a finalizer, with
+/// a deletionTimestamp) is listed as such and not written; with
+/// `include_deleting` it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_being_deleted_at_the_point_is_not_resurrected() {
+    rewind_history::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let admin = src.admin_client();
+    write_plane(&admin, &plane(1)).await;
+    create(
+        &admin,
+        &cm_t(),
+        json!({"metadata": {"name": "dying", "namespace": "c-m-0000",
+                            "finalizers": ["rewind.test/hold"]}, "data": {"a": "1"}}),
+    )
+    .await;
+    api_for(&admin, &cm_t(), Some("c-m-0000"))
+        .delete("dying", &DeleteParams::default())
+        .await
+        .unwrap();
+    let recorded = record(&admin).await;
+    let dying = key(cm_t(), Some("c-m-0000"), "dying");
+    assert!(
+        recorded.get(&dying).unwrap()["metadata"]["deletionTimestamp"].is_string(),
+        "recorded while being deleted"
+    );
+
+    let client = dst.admin_client();
+    let opts = PlanOptions {
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    let item = p.items.iter().find(|i| i.key == dying).unwrap();
+    assert_eq!(item.action, Action::Skip);
+    assert_eq!(item.reason, Some(rewind_restore::SkipReason::BeingDeleted));
+    let table = p.to_table();
+    assert!(table.contains("being deleted at the point"), "{table}");
+    let json = serde_json::to_value(&p).unwrap();
+    let listed = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"]["name"] == "dying")
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["reason"], "being_deleted", "{listed}");
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let cms = api_for(&client, &cm_t(), Some("c-m-0000"));
+    assert!(cms.get("dying").await.is_err(), "not resurrected");
+    assert!(cms.get("agent-config").await.is_ok(), "the rest restored");
+
+    let with = PlanOptions {
+        include_deleting: true,
+        ..opts
+    };
+    let p = plan(&recorded, &client, &with).await.unwrap();
+    assert_eq!(action_of(&p, &dying), Action::Create);
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let restored = cms.get("dying").await.unwrap();
+    assert!(restored.metadata.deletion_timestamp.is_none());
+    // Let the test's control plane delete it when it stops.
+    cms.patch(
+        "dying",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+}

@@ -237,6 +237,10 @@ pub struct RestoreArgs {
     /// Also delete live objects of the restored types that the state lacks.
     #[arg(long)]
     pub prune: bool,
+    /// Also restore objects that were being deleted at the point (they have
+    /// a deletionTimestamp in the state and are skipped by default).
+    #[arg(long)]
+    pub include_deleting: bool,
     /// Never write nor delete objects matching TYPE/NAMESPACE/NAME or TYPE/NAME; repeatable.
     #[arg(long, value_name = "PATTERN")]
     pub protect: Vec<String>,

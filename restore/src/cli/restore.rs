@@ -114,6 +114,7 @@ pub async fn run(a: RestoreArgs) -> Result<()> {
         prune: a.prune,
         protected,
         rancher: a.preset == Some(Preset::Rancher),
+        include_deleting: a.include_deleting,
     };
     let plan = plan(&state, &client, &opts)
         .await
