@@ -10,6 +10,9 @@
 //!   `--dry-run` stops there.
 //! - [`order`]: CRDs, Namespaces, then ownerReference levels; UID rewiring.
 //! - [`strip`]: server-set fields removed before writing.
+//! - [`actions`]: restore actions per type (objects skipped, fields the
+//!   target allocates left out, webhooks written last), applied in the plan.
+//! - [`fields`]: field ownership read from `managedFields`.
 //! - [`apply`](mod@apply): [`apply()`] executes a plan (server-side apply,
 //!   bounded parallelism per level, status subresource, prune, quiesce).
 //! - [`resume`]: the restore journal behind `rewind restore --resume`.
@@ -45,10 +48,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod actions;
 pub mod apply;
 pub mod compare;
 pub mod diff;
 pub mod export;
+pub mod fields;
 pub mod live;
 pub mod localplane;
 pub mod order;

@@ -3,7 +3,8 @@
 //! Phases: CRDs first (their objects cannot be written before they are
 //! Established), then Namespaces (everything namespaced needs one), then all
 //! other objects in *levels*: level 0 has no owner in the state, level n+1
-//! objects have their deepest owner at level n. Objects of one level are
+//! objects have their deepest owner at level n; last, admission webhooks
+//! and policies and APIServices (see [`writes_last`]). Objects of one level are
 //! independent and are written in parallel. An ownership cycle (which the API
 //! allows but garbage collection never resolves) is broken by putting its
 //! members at level 0 and reporting them.
@@ -16,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use crate::actions::writes_last;
 use rewind_history::state::{DesiredState, ObjectKey};
 
 /// Index from ownerReferences to the owners' keys in a state.
@@ -95,6 +97,9 @@ pub struct Phases {
     pub namespaces: Vec<ObjectKey>,
     /// All other objects, level by level (owners before dependents).
     pub levels: Vec<Vec<ObjectKey>>,
+    /// Admission webhooks and policies and APIServices, after every level:
+    /// one whose backend is not back yet cannot reject the other writes.
+    pub last: Vec<ObjectKey>,
     /// Objects in an ownership cycle, placed at level 0.
     pub cycles: Vec<ObjectKey>,
 }
@@ -124,6 +129,8 @@ pub fn phases(state: &DesiredState) -> Phases {
     for (key, obj) in state.iter() {
         if key.rtype.is_crd() {
             out.crds.push(key.clone());
+        } else if writes_last(&key.rtype) {
+            out.last.push(key.clone());
         } else if key.rtype.is_namespace() && !late_ns.contains_key(key.name.as_str()) {
             out.namespaces.push(key.clone());
         } else {
@@ -395,6 +402,36 @@ mod tests {
         assert_eq!(names(&p.levels[1]), vec!["c1"]);
         assert_eq!(p.levels[1][0].rtype, ns_t);
         assert_eq!(names(&p.levels[2]), vec!["in-c1"]);
+    }
+
+    #[test]
+    fn admission_objects_and_apiservices_go_last() {
+        let (mut s, _) = state();
+        let vwc = ResourceType {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            resource: "validatingwebhookconfigurations".into(),
+            kind: "ValidatingWebhookConfiguration".into(),
+            namespaced: false,
+        };
+        let api = ResourceType {
+            group: "apiregistration.k8s.io".into(),
+            resource: "apiservices".into(),
+            kind: "APIService".into(),
+            ..vwc.clone()
+        };
+        s.insert(&vwc, json!({"metadata": {"name": "hook"}}))
+            .unwrap();
+        s.insert(&api, json!({"metadata": {"name": "v1.x.io"}}))
+            .unwrap();
+        let p = phases(&s);
+        assert_eq!(names(&p.last), vec!["hook", "v1.x.io"]);
+        assert!(
+            p.levels
+                .iter()
+                .flatten()
+                .all(|k| k.rtype != vwc && k.rtype != api)
+        );
     }
 
     #[test]

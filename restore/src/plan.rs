@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::actions::{self, Adjustment};
 use crate::live::{self, ApiFailure};
 use crate::order::OwnerIndex;
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
@@ -83,6 +84,20 @@ pub enum SkipReason {
     /// restoring it would bring back an object its owner was tearing down.
     /// `--include-deleting` writes it anyway.
     BeingDeleted,
+    /// A type whose objects belong to the cluster or its controllers
+    /// (Nodes, Events, Leases, controller-made Endpoints and EndpointSlices).
+    NeverWritten,
+    /// A Pod with a controller ownerReference: its controller makes its own.
+    ControllerOwned,
+    /// A mirror Pod: the kubelet makes it from a static manifest.
+    MirrorPod,
+    /// A finished Pod or a completed Job: writing it would run it again.
+    Finished,
+    /// An auto-generated service-account token Secret (`<sa>-token-*`):
+    /// its token and UID belong to the recorded cluster.
+    ServiceAccountToken,
+    /// An APIService the apiserver manages itself.
+    ServerManaged,
 }
 
 impl SkipReason {
@@ -93,6 +108,14 @@ impl SkipReason {
             Self::Protected => "protected",
             Self::Preset => "skipped by the preset",
             Self::BeingDeleted => "being deleted at the point",
+            Self::NeverWritten => "never written: the cluster's controllers own this type",
+            Self::ControllerOwned => "owned by a controller, which makes its own",
+            Self::MirrorPod => "mirror pod: the kubelet makes it",
+            Self::Finished => "finished: writing it would run it again",
+            Self::ServiceAccountToken => {
+                "auto-generated service-account token: the cluster issues its own"
+            }
+            Self::ServerManaged => "managed by the apiserver",
         }
     }
 }
@@ -110,6 +133,9 @@ pub struct PlanItem {
     /// For skips: why the object is not written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<SkipReason>,
+    /// The restore action that changed the object before writing, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjusted: Option<Adjustment>,
     /// The live object's UID, so dependents of unchanged owners can be
     /// rewired without writing the owner.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,10 +228,12 @@ impl RestorePlan {
             self.count(Action::Delete),
             self.count(Action::Skip)
         );
+        // Skips by type are many and alike (every Event): one line per type.
+        let by_type = |i: &PlanItem| i.reason == Some(SkipReason::NeverWritten);
         let changed: Vec<&PlanItem> = self
             .items
             .iter()
-            .filter(|i| i.action != Action::Unchanged)
+            .filter(|i| i.action != Action::Unchanged && !by_type(i))
             .collect();
         if !changed.is_empty() {
             let _ = writeln!(s, "\n{:<10} OBJECT", "ACTION");
@@ -219,6 +247,30 @@ impl RestorePlan {
                     let _ = write!(s, "  ({})", r.describe());
                 }
                 s.push('\n');
+            }
+        }
+        let mut never: BTreeMap<String, usize> = BTreeMap::new();
+        for i in self.items.iter().filter(|i| by_type(i)) {
+            *never.entry(i.key.rtype.group_resource()).or_insert(0) += 1;
+        }
+        for (t, n) in &never {
+            let _ = writeln!(
+                s,
+                "{:<10} {t} ({n} objects)  ({})",
+                "skip",
+                SkipReason::NeverWritten.describe()
+            );
+        }
+        let mut adjusted: BTreeMap<Adjustment, usize> = BTreeMap::new();
+        for i in &self.items {
+            if let Some(a) = i.adjusted {
+                *adjusted.entry(a).or_insert(0) += 1;
+            }
+        }
+        if !adjusted.is_empty() {
+            let _ = writeln!(s, "\nrestore actions:");
+            for (a, n) in &adjusted {
+                let _ = writeln!(s, "  {n:>7} {}", a.describe());
             }
         }
         for w in &self.warnings {
@@ -297,7 +349,7 @@ fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
 /// (CRDs, Namespaces, ConfigMaps, …) an `update [apiVersion, kind]`.
 const TYPE_FIELDS: [&str; 2] = ["apiVersion", "kind"];
 
-fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
+fn compare(key: Option<&ObjectKey>, obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     let (mut body, status) = write_parts(obj, mode);
     if let Some(m) = body.as_object_mut() {
         for f in TYPE_FIELDS {
@@ -307,6 +359,11 @@ fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     drop_owner_uids(&mut body);
     let mut live_cmp = live.clone();
     drop_owner_uids(&mut live_cmp);
+    // What the target allocated (a Service's clusterIP, …) is not a
+    // difference: the restore leaves it to the target.
+    if let Some(k) = key {
+        actions::adjust(k, &mut live_cmp);
+    }
     let mut changes = differing_paths(&body, &live_cmp);
     if let Some(st) = status
         && !live.get("status").is_some_and(|l| is_subset(&st, l))
@@ -364,6 +421,30 @@ fn rewire_check(
     }
 }
 
+/// Applies the restore actions to every object of `state`: the objects they
+/// skip, with why, and those they adjusted in place, with how.
+fn apply_actions(
+    state: &mut DesiredState,
+) -> (
+    HashMap<ObjectKey, SkipReason>,
+    HashMap<ObjectKey, Adjustment>,
+) {
+    let skips: HashMap<ObjectKey, SkipReason> = state
+        .iter()
+        .filter_map(|(k, o)| actions::skip_reason(k, o, state).map(|r| (k.clone(), r)))
+        .collect();
+    let mut adjusted = HashMap::new();
+    for (k, o) in state.iter_mut() {
+        if skips.contains_key(k) {
+            continue;
+        }
+        if let Some(a) = actions::adjust(k, o) {
+            adjusted.insert(k.clone(), a);
+        }
+    }
+    (skips, adjusted)
+}
+
 /// Computes the restore of `desired` into the cluster `client` talks to.
 /// Reads the target (one paginated LIST per type); writes nothing.
 pub async fn plan(
@@ -377,6 +458,7 @@ pub async fn plan(
         .rancher
         .then(|| rancher_preset(&mut state, &mut protected));
     let mut warnings = Vec::new();
+    let (action_skips, adjusted) = apply_actions(&mut state);
 
     let live_crds = live::list_all(client, &live::crd_type())
         .await
@@ -387,7 +469,17 @@ pub async fn plan(
         .unwrap_or_default();
     let modes = status_modes(&state, &live_crds);
 
-    let types: Vec<ResourceType> = state.types().into_iter().collect();
+    // A type whose every object is skipped by a restore action is not read:
+    // nothing of it is compared, written or pruned.
+    let types: Vec<ResourceType> = state
+        .types()
+        .into_iter()
+        .filter(|t| {
+            state
+                .iter()
+                .any(|(k, _)| &k.rtype == t && !action_skips.contains_key(k))
+        })
+        .collect();
     let listed: Vec<(ResourceType, Option<Vec<Value>>)> = stream::iter(types)
         .map(|t| async move {
             let r = live::list_all(client, &t).await;
@@ -448,7 +540,7 @@ pub async fn plan(
             {
                 Some(SkipReason::BeingDeleted)
             } else {
-                None
+                action_skips.get(key).copied()
             };
             let (action, changes) = if skip.is_some() {
                 (Action::Skip, Vec::new())
@@ -456,7 +548,7 @@ pub async fn plan(
                 match &live {
                     None => (Action::Create, Vec::new()),
                     Some(l) => {
-                        let changes = compare(obj, l, mode);
+                        let changes = compare(Some(key), obj, l, mode);
                         if changes.is_empty() {
                             (Action::Unchanged, changes)
                         } else {
@@ -470,13 +562,18 @@ pub async fn plan(
                 action,
                 changes,
                 reason: skip,
+                adjusted: adjusted.get(key).copied(),
                 live_uid,
             });
         }
         if opts.prune {
             for (key, l) in live_by_key {
                 let deleting = l.pointer("/metadata/deletionTimestamp").is_some();
-                if deleting || !opts.filter.selects(&key) || !protected.may_prune(&key) {
+                if deleting
+                    || !opts.filter.selects(&key)
+                    || !protected.may_prune(&key)
+                    || actions::skip_reason(&key, &l, &state).is_some()
+                {
                     continue;
                 }
                 let live_uid = l
@@ -488,11 +585,30 @@ pub async fn plan(
                     action: Action::Delete,
                     changes: Vec::new(),
                     reason: None,
+                    adjusted: None,
                     live_uid,
                 });
             }
         }
     }
+    // Types not read at all: every object is skipped by a restore action.
+    let listed_types: std::collections::HashSet<&ResourceType> =
+        items.iter().map(|i| &i.key.rtype).collect();
+    let unlisted: Vec<PlanItem> = state
+        .iter()
+        .filter(|(k, _)| !listed_types.contains(&k.rtype))
+        .filter_map(|(k, _)| {
+            action_skips.get(k).map(|r| PlanItem {
+                key: k.clone(),
+                action: Action::Skip,
+                changes: Vec::new(),
+                reason: Some(*r),
+                adjusted: None,
+                live_uid: None,
+            })
+        })
+        .collect();
+    items.extend(unlisted);
     rewire_check(&state, &mut items, &live_ref_uids);
     items.sort_by(|a, b| a.key.cmp(&b.key).then(a.action.cmp(&b.action)));
     let id = plan_id(&state, opts);
@@ -525,20 +641,23 @@ mod tests {
                          "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "new-o"}]},
             "spec": {"a": 1, "defaulted": true}, "status": {"phase": "Ready", "extra": 1}
         });
-        assert!(compare(&recorded, &live, StatusMode::Subresource).is_empty());
+        assert!(compare(None, &recorded, &live, StatusMode::Subresource).is_empty());
         let mut stale = live.clone();
         stale["status"]["phase"] = json!("Pending");
         assert_eq!(
-            compare(&recorded, &stale, StatusMode::Subresource),
+            compare(None, &recorded, &stale, StatusMode::Subresource),
             vec!["status"]
         );
-        assert!(compare(&recorded, &stale, StatusMode::Skip).is_empty());
+        assert!(compare(None, &recorded, &stale, StatusMode::Skip).is_empty());
         assert_eq!(
-            compare(&recorded, &stale, StatusMode::InBody),
+            compare(None, &recorded, &stale, StatusMode::InBody),
             vec!["status.phase"]
         );
         stale["spec"]["a"] = json!(2);
-        assert_eq!(compare(&recorded, &stale, StatusMode::Skip), vec!["spec.a"]);
+        assert_eq!(
+            compare(None, &recorded, &stale, StatusMode::Skip),
+            vec!["spec.a"]
+        );
     }
 
     /// Regression: a re-plan against a plane the restore just wrote listed
@@ -564,21 +683,21 @@ mod tests {
             StatusMode::Subresource,
         ] {
             assert!(
-                compare(&recorded, &listed, mode).is_empty(),
+                compare(None, &recorded, &listed, mode).is_empty(),
                 "{mode:?}: {:?}",
-                compare(&recorded, &listed, mode)
+                compare(None, &recorded, &listed, mode)
             );
         }
         // A live object that carries them (a custom resource) is the same.
         let mut typed = listed.clone();
         typed["apiVersion"] = json!("apiextensions.k8s.io/v1");
         typed["kind"] = json!("CustomResourceDefinition");
-        assert!(compare(&recorded, &typed, StatusMode::Skip).is_empty());
+        assert!(compare(None, &recorded, &typed, StatusMode::Skip).is_empty());
         // Real differences are still seen beside the missing type fields.
         let mut changed = listed;
         changed["spec"]["scope"] = json!("Cluster");
         assert_eq!(
-            compare(&recorded, &changed, StatusMode::Skip),
+            compare(None, &recorded, &changed, StatusMode::Skip),
             vec!["spec.scope"]
         );
     }

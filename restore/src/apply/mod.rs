@@ -7,7 +7,8 @@
 //!    written CRD is awaited until `Established`.
 //! 3. Namespaces, then every other object level by level (see
 //!    [`order`](crate::order)), each level in parallel with bounded
-//!    concurrency, ownerReference UIDs rewired to the owners' new UIDs.
+//!    concurrency, ownerReference UIDs rewired to the owners' new UIDs;
+//!    admission webhooks and policies and APIServices last.
 //! 4. Status through `/status` where the type has a status subresource.
 //! 5. Prune deletions, then Deployments scaled back.
 //!
@@ -190,6 +191,7 @@ pub async fn apply(
     let mut batches: Vec<(&str, &[ObjectKey])> =
         vec![("crds", &order.crds), ("namespaces", &order.namespaces)];
     batches.extend(order.levels.iter().map(|l| ("objects", l.as_slice())));
+    batches.push(("admission", &order.last));
     for (label, keys) in batches {
         bar.set_message(label);
         let mut jobs = Vec::new();
