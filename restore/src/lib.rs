@@ -8,7 +8,9 @@
 //! # Modules
 //! - [`plan`](mod@plan): [`plan()`] → [`RestorePlan`], a printable value;
 //!   `--dry-run` stops there.
-//! - [`order`]: CRDs, Namespaces, then ownerReference levels; UID rewiring.
+//! - [`order`]: CRDs, Namespaces, then ownerReference levels (cluster-scoped
+//!   before namespaced in each), admission objects last; UID rewiring.
+//! - [`owners`]: owners outside the state, looked up in the target.
 //! - [`strip`]: server-set fields removed before writing.
 //! - [`actions`]: restore actions per type (objects skipped, fields the
 //!   target allocates left out, webhooks written last), applied in the plan.
@@ -57,6 +59,7 @@ pub mod fields;
 pub mod live;
 pub mod localplane;
 pub mod order;
+pub mod owners;
 pub mod plan;
 pub mod protect;
 pub mod quiesce;

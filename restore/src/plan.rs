@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::actions::{self, Adjustment};
 use crate::live::{self, ApiFailure};
 use crate::order::OwnerIndex;
+use crate::owners::{OutsideOwner, resolve_outside_owners};
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
 use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
 use rewind_history::state::{
@@ -171,6 +172,10 @@ pub struct RestorePlan {
     /// What the Rancher preset changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<PresetReport>,
+    /// ownerReferences to owners outside the state, resolved against the
+    /// target: rewired to the live owner, or dropped when it is not there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_owners: Vec<OutsideOwner>,
     /// Things the operator should know (types the target cannot serve, …).
     pub warnings: Vec<String>,
     /// The state to write (filtered, preset applied). Not printed.
@@ -259,6 +264,24 @@ impl RestorePlan {
                 "{:<10} {t} ({n} objects)  ({})",
                 "skip",
                 SkipReason::NeverWritten.describe()
+            );
+        }
+        let rewired = self
+            .outside_owners
+            .iter()
+            .filter(|o| o.live_uid.is_some())
+            .count();
+        if rewired > 0 {
+            let _ = writeln!(
+                s,
+                "{rewired} ownerReferences point at owners outside the state that exist in the target: rewired to their live UIDs"
+            );
+        }
+        for o in self.outside_owners.iter().filter(|o| o.live_uid.is_none()) {
+            let _ = writeln!(
+                s,
+                "dropped ownerReference: {} -> {} (owner neither in the state nor in the target)",
+                o.object, o.owner
             );
         }
         let mut adjusted: BTreeMap<Adjustment, usize> = BTreeMap::new();
@@ -406,13 +429,19 @@ fn rewire_check(
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|r| idx.resolve(item.key.namespace.as_deref(), r))
-            .any(|owner| match owner_uid.get(owner) {
-                Some(Some(uid)) => !live_uids.contains(uid),
-                // The owner is created by this restore, so it gets a new UID.
-                Some(None) => true,
-                // Protected or filtered out: its reference is left as it is.
-                None => false,
+            .any(|r| match idx.resolve(item.key.namespace.as_deref(), r) {
+                Some(owner) => match owner_uid.get(owner) {
+                    Some(Some(uid)) => !live_uids.contains(uid),
+                    // The owner is created by this restore: a new UID.
+                    Some(None) => true,
+                    // Not planned (cannot happen for an owner in the state).
+                    None => false,
+                },
+                // An owner outside the state: the plan set its live UID.
+                None => r
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| !live_uids.iter().any(|l| l == u)),
             });
         if stale {
             item.action = Action::Update;
@@ -459,6 +488,8 @@ pub async fn plan(
         .then(|| rancher_preset(&mut state, &mut protected));
     let mut warnings = Vec::new();
     let (action_skips, adjusted) = apply_actions(&mut state);
+    let outside_owners =
+        resolve_outside_owners(client, &mut state, |k| !action_skips.contains_key(k)).await;
 
     let live_crds = live::list_all(client, &live::crd_type())
         .await
@@ -618,6 +649,7 @@ pub async fn plan(
         items,
         status_modes: modes.iter().map(|(t, m)| (t.to_string(), *m)).collect(),
         preset,
+        outside_owners,
         warnings,
         state,
         modes,

@@ -315,3 +315,104 @@ async fn object_being_deleted_at_the_point_is_not_resurrected() {
     .await
     .unwrap();
 }
+
+/// An ownerReference to an owner outside the state that exists in the
+/// target is rewired to the live owner's UID (and kept), one whose owner
+/// exists nowhere is dropped; both are listed in the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_outside_the_state_is_rewired_to_the_live_owner() {
+    rewind_history::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let admin = src.admin_client();
+    write_plane(&admin, &plane(1)).await;
+    let ns = Some("c-m-0000");
+    let cms = api_for(&admin, &cm_t(), ns);
+    create(
+        &admin,
+        &cm_t(),
+        json!({"metadata": {"name": "owner", "namespace": "c-m-0000"}}),
+    )
+    .await;
+    let owner_uid = cms.get("owner").await.unwrap().metadata.uid.unwrap();
+    for (name, owner) in [("dep", "owner"), ("orphan", "ghost")] {
+        create(
+            &admin,
+            &cm_t(),
+            json!({"metadata": {"name": name, "namespace": "c-m-0000", "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": owner_uid}]}}),
+        )
+        .await;
+    }
+    let mut recorded = record(&admin).await;
+    // The owner is outside what is restored (another selection, or never
+    // recorded); the target has its own copy of it.
+    recorded.remove(&key(cm_t(), ns, "owner"));
+    let client = dst.admin_client();
+    write_plane(&client, &[]).await;
+    create(&client, &ns_t(), json!({"metadata": {"name": "c-m-0000"}})).await;
+    create(
+        &client,
+        &cm_t(),
+        json!({"metadata": {"name": "owner", "namespace": "c-m-0000"}}),
+    )
+    .await;
+    let live_owner = api_for(&client, &cm_t(), ns)
+        .get("owner")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    assert_ne!(live_owner, owner_uid);
+
+    let opts = PlanOptions {
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    let shown = |name: &str| format!("configmaps/c-m-0000/{name}");
+    let outside: Vec<(String, String, Option<String>)> = p
+        .outside_owners
+        .iter()
+        .map(|o| (o.object.clone(), o.owner.clone(), o.live_uid.clone()))
+        .collect();
+    assert!(
+        outside.contains(&(
+            shown("dep"),
+            "ConfigMap/owner".into(),
+            Some(live_owner.clone())
+        )),
+        "{outside:?}"
+    );
+    assert!(
+        outside.contains(&(shown("orphan"), "ConfigMap/ghost".into(), None)),
+        "{outside:?}"
+    );
+    assert!(
+        p.to_table()
+            .contains("dropped ownerReference: configmaps/c-m-0000/orphan -> ConfigMap/ghost"),
+        "{}",
+        p.to_table()
+    );
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let dep = api_for(&client, &cm_t(), ns).get("dep").await.unwrap();
+    let refs = dep.metadata.owner_references.unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(
+        (refs[0].name.as_str(), refs[0].uid.as_str()),
+        ("owner", live_owner.as_str())
+    );
+    let orphan = api_for(&client, &cm_t(), ns).get("orphan").await.unwrap();
+    assert!(
+        orphan
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+    // Planned again: nothing to do (the rewired reference is what is live).
+    let again = plan(&recorded, &client, &opts).await.unwrap();
+    assert!(!again.has_work(), "{}", again.to_table());
+}
