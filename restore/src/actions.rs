@@ -16,7 +16,8 @@
 //!   labels, a Pod's node binding, a token Secret's token data, volume
 //!   binding fields).
 //! - [`carry_over`]: for an update, those fields are taken from the live
-//!   object instead, since most of them are immutable once set.
+//!   object instead, since most of them are immutable once set (and a CRD
+//!   keeps the versions the live one still stores objects at).
 //! - [`writes_last`]: admission webhooks and policies and APIServices are
 //!   written after every other object, so one whose backend is not back yet
 //!   cannot reject the rest of the restore.
@@ -351,16 +352,20 @@ pub fn adjust(key: &ObjectKey, obj: &mut Value) -> Option<Adjustment> {
     changed.then_some(adjustment)
 }
 
-/// Whether [`carry_over`] does anything for objects of `rtype`.
+/// Whether [`carry_over`] takes anything from `live`, an object of
+/// `rtype`.
 #[must_use]
-pub fn has_carry_over(rtype: &ResourceType) -> bool {
+pub fn has_carry_over(rtype: &ResourceType, live: &Value) -> bool {
+    if is(rtype, "", "secrets") {
+        return live.get("type").and_then(Value::as_str) == Some(TOKEN_TYPE);
+    }
     [
         ("", "services"),
         ("batch", "jobs"),
         ("", "pods"),
-        ("", "secrets"),
         ("", "persistentvolumes"),
         ("", "persistentvolumeclaims"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
     ]
     .iter()
     .any(|(g, r)| is(rtype, g, r))
@@ -463,6 +468,48 @@ pub fn carry_over(key: &ObjectKey, body: &mut Value, live: &Value) {
         copy_keys(body, live, "/metadata/annotations", PV_BIND_ANNOTATIONS);
     } else if is(t, "", "persistentvolumeclaims") {
         copy_keys(body, live, "/metadata/annotations", PVC_BIND_ANNOTATIONS);
+    } else if is(t, "apiextensions.k8s.io", "customresourcedefinitions") {
+        keep_stored_versions(body, live);
+    }
+}
+
+/// A CRD update may not drop a version the live CRD still has objects
+/// stored at (`status.storedVersions`): such versions are kept from the
+/// live CRD, as non-storage versions, as Rancher Backups does.
+fn keep_stored_versions(body: &mut Value, live: &Value) {
+    let stored: Vec<&str> = live
+        .pointer("/status/storedVersions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let Some(versions) = body
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let present: Vec<String> = versions
+        .iter()
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let kept = live
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| stored.contains(&n) && !present.iter().any(|p| p == n))
+        });
+    for v in kept {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("storage".into(), Value::Bool(false));
+        }
+        versions.push(v);
     }
 }
 

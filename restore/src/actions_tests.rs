@@ -319,3 +319,35 @@ fn webhooks_policies_and_apiservices_are_written_last() {
         None
     );
 }
+
+#[test]
+fn crd_update_keeps_versions_still_stored_live() {
+    let k = key(
+        t(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+        ),
+        "things.x.io",
+    );
+    let mut body = json!({"spec": {"versions": [{"name": "v2", "served": true, "storage": true}]}});
+    let live = json!({"spec": {"versions": [
+            {"name": "v1", "served": true, "storage": false},
+            {"name": "v2", "served": true, "storage": true},
+            {"name": "v3", "served": true, "storage": false}]},
+        "status": {"storedVersions": ["v1", "v2"]}});
+    assert!(has_carry_over(&k.rtype, &live));
+    assert!(!has_carry_over(
+        &core("secrets", "Secret"),
+        &json!({"type": "Opaque"})
+    ));
+    carry_over(&k, &mut body, &live);
+    assert_eq!(
+        body["spec"]["versions"],
+        json!([{"name": "v2", "served": true, "storage": true},
+               {"name": "v1", "served": true, "storage": false}]),
+        "v1 still stored: kept; v3 stores nothing: dropped"
+    );
+}

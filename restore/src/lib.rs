@@ -15,8 +15,12 @@
 //! - [`actions`]: restore actions per type (objects skipped, fields the
 //!   target allocates left out, webhooks written last), applied in the plan.
 //! - [`fields`]: field ownership read from `managedFields`.
-//! - [`apply`](mod@apply): [`apply()`] executes a plan (server-side apply,
-//!   bounded parallelism per level, status subresource, prune, quiesce).
+//! - [`delta`]: field-level differences between the object to write and
+//!   the live one (equality, allowing defaults and allocated values).
+//! - [`apply`](mod@apply): [`apply()`] executes a plan (server-side apply
+//!   for new objects, replace at the live resourceVersion for existing
+//!   ones, bounded parallelism per level, status subresource, prune,
+//!   quiesce).
 //! - [`resume`]: the restore journal behind `rewind restore --resume`.
 //! - [`protect`]: the protected set and Rancher's restore preset.
 //! - [`quiesce`]: Deployments scaled to zero during a restore and back.
@@ -53,6 +57,7 @@
 pub mod actions;
 pub mod apply;
 pub mod compare;
+pub mod delta;
 pub mod diff;
 pub mod export;
 pub mod fields;

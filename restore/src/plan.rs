@@ -3,11 +3,12 @@
 //!
 //! A [`RestorePlan`] is a plain value: printable as a table or JSON, and the
 //! only input [`apply`](crate::apply()) takes, so `--dry-run` is simply "plan
-//! and print". An object is *unchanged* when every field the restore would
-//! send (server fields stripped, ownerReference UIDs ignored since they
-//! differ between clusters by construction, `apiVersion`/`kind` taken from
-//! the type) already has that value live: the server-side apply would be a
-//! no-op.
+//! and print". The plan applies the restore actions ([`crate::actions`]) to
+//! the state first. An object is *unchanged* when the live object equals
+//! what the restore would write (see [`crate::delta`]): server fields
+//! stripped, ownerReference UIDs ignored since they differ between
+//! clusters by construction, `apiVersion`/`kind` taken from the type,
+//! status per its [`StatusMode`]; an *update* lists every differing field.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -19,11 +20,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::actions::{self, Adjustment};
+use crate::delta;
+use crate::fields::Seg;
 use crate::live::{self, ApiFailure};
 use crate::order::OwnerIndex;
 use crate::owners::{OutsideOwner, resolve_outside_owners};
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
-use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
+use crate::strip::{drop_owner_uids, split_for_write, strip_server_fields};
 use rewind_history::state::{
     DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status,
 };
@@ -141,6 +144,15 @@ pub struct PlanItem {
     /// rewired without writing the owner.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_uid: Option<String>,
+    /// The live object's resourceVersion when planned. An update replaces
+    /// the object at that version; a conflict re-reads it.
+    #[serde(skip)]
+    pub live_resource_version: Option<String>,
+    /// For updates of objects whose allocated fields are carried over (see
+    /// [`actions::carry_over`]): the live object when planned. `None` for an
+    /// update planned without it: the writer reads it.
+    #[serde(skip)]
+    pub live_object: Option<Value>,
 }
 
 /// Options for [`plan`].
@@ -372,26 +384,43 @@ fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
 /// (CRDs, Namespaces, ConfigMaps, …) an `update [apiVersion, kind]`.
 const TYPE_FIELDS: [&str; 2] = ["apiVersion", "kind"];
 
+/// The fields where the live object differs from what the restore writes
+/// for `obj` (see [`crate::delta`]): empty when they are equal, apart from
+/// server-set metadata, ownerReference UIDs (rewired separately), `status`
+/// per `mode`, and what the restore actions leave to the target. `key`
+/// names the object's type for the restore actions (`None`: no actions).
 fn compare(key: Option<&ObjectKey>, obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     let (mut body, status) = write_parts(obj, mode);
-    if let Some(m) = body.as_object_mut() {
-        for f in TYPE_FIELDS {
-            m.remove(f);
-        }
-    }
-    drop_owner_uids(&mut body);
-    let mut live_cmp = live.clone();
-    drop_owner_uids(&mut live_cmp);
-    // What the target allocated (a Service's clusterIP, …) is not a
-    // difference: the restore leaves it to the target.
+    let mut have = live.clone();
     if let Some(k) = key {
-        actions::adjust(k, &mut live_cmp);
+        // What an update writes: the live allocated fields carried over
+        // (they are the target's, not a difference).
+        actions::carry_over(k, &mut body, live);
     }
-    let mut changes = differing_paths(&body, &live_cmp);
-    if let Some(st) = status
-        && !live.get("status").is_some_and(|l| is_subset(&st, l))
+    strip_server_fields(&mut have);
+    let live_status = have.as_object_mut().and_then(|m| m.remove("status"));
+    for o in [&mut body, &mut have] {
+        if let Some(m) = o.as_object_mut() {
+            for f in TYPE_FIELDS {
+                m.remove(f);
+            }
+        }
+        drop_owner_uids(o);
+    }
+    if mode == StatusMode::InBody
+        && let (Some(st), Some(m)) = (live_status.clone(), have.as_object_mut())
     {
-        changes.push("status".into());
+        m.insert("status".into(), st);
+    }
+    let mut changes = delta::differences(&body, &have, live, &[]);
+    if let Some(st) = status {
+        let live_st = live_status.unwrap_or(Value::Null);
+        changes.extend(delta::differences(
+            &st,
+            &live_st,
+            live,
+            &[Seg::Key("status")],
+        ));
     }
     changes
 }
@@ -588,6 +617,17 @@ pub async fn plan(
                     }
                 }
             };
+            let live_resource_version = live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            // Kept for updates only; an object `rewire_check` turns into an
+            // update is read again when written.
+            let live_object = live
+                .as_ref()
+                .filter(|l| action == Action::Update && actions::has_carry_over(&key.rtype, l))
+                .cloned();
             items.push(PlanItem {
                 key: key.clone(),
                 action,
@@ -595,6 +635,8 @@ pub async fn plan(
                 reason: skip,
                 adjusted: adjusted.get(key).copied(),
                 live_uid,
+                live_resource_version,
+                live_object,
             });
         }
         if opts.prune {
@@ -618,6 +660,8 @@ pub async fn plan(
                     reason: None,
                     adjusted: None,
                     live_uid,
+                    live_resource_version: None,
+                    live_object: None,
                 });
             }
         }
@@ -636,6 +680,8 @@ pub async fn plan(
                 reason: Some(*r),
                 adjusted: None,
                 live_uid: None,
+                live_resource_version: None,
+                live_object: None,
             })
         })
         .collect();
@@ -678,7 +724,7 @@ mod tests {
         stale["status"]["phase"] = json!("Pending");
         assert_eq!(
             compare(None, &recorded, &stale, StatusMode::Subresource),
-            vec!["status"]
+            vec!["status.phase"]
         );
         assert!(compare(None, &recorded, &stale, StatusMode::Skip).is_empty());
         assert_eq!(

@@ -113,13 +113,11 @@ async fn restores_over_drift_with_prune_and_quiesce() {
     assert_eq!(action_of(&p, &cm), Action::Update);
     assert_eq!(action_of(&p, &gone), Action::Create);
     assert_eq!(action_of(&p, &fleet), Action::Update);
-    assert!(
-        p.items
-            .iter()
-            .find(|i| i.key == fleet)
-            .unwrap()
-            .changes
-            .contains(&"status".to_owned())
+    let fleet_changes = &p.items.iter().find(|i| i.key == fleet).unwrap().changes;
+    assert_eq!(
+        fleet_changes,
+        &vec!["status.display.readyBundles".to_owned()],
+        "field-level"
     );
     assert_eq!(action_of(&p, &stray), Action::Delete);
     assert_eq!(action_of(&p, &fc), Action::Update);
@@ -415,4 +413,131 @@ async fn owner_outside_the_state_is_rewired_to_the_live_owner() {
     // Planned again: nothing to do (the rewired reference is what is live).
     let again = plan(&recorded, &client, &opts).await.unwrap();
     assert!(!again.has_work(), "{}", again.to_table());
+}
+
+/// Restoring over a live object makes it equal the recorded one: a label,
+/// an annotation, a spec field and a status field another field manager
+/// added after the restore are removed by restoring the same point again,
+/// the plan lists them field by field, and the next plan is all unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_removes_fields_other_managers_added() {
+    rewind_history::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    write_plane(&src.admin_client(), &plane(3)).await;
+    let recorded = record(&src.admin_client()).await;
+    drop(src);
+    let client = dst.admin_client();
+    let opts = PlanOptions {
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+
+    // Another manager adds to a restored Cluster (server-side apply), its
+    // status (a controller) and a ConfigMap (a client-side update).
+    let cluster = key(mgmt_cluster_t(), None, "c-m-0001");
+    let clusters = api_for(&client, &mgmt_cluster_t(), None);
+    let intruder = PatchParams::apply("intruder").force();
+    clusters
+        .patch(
+            &cluster.name,
+            &intruder,
+            &Patch::Apply(&json!({
+                "apiVersion": "management.cattle.io/v3", "kind": "Cluster",
+                "metadata": {"name": "c-m-0001", "labels": {"added": "later"},
+                             "annotations": {"note": "added later"}},
+                "spec": {"extra": {"enabled": true}}
+            })),
+        )
+        .await
+        .unwrap();
+    clusters
+        .patch_status(
+            &cluster.name,
+            &PatchParams::apply("some-controller").force(),
+            &Patch::Apply(&json!({
+                "apiVersion": "management.cattle.io/v3", "kind": "Cluster",
+                "metadata": {"name": "c-m-0001"},
+                "status": {"observedLater": "yes"}
+            })),
+        )
+        .await
+        .unwrap();
+    let cm = key(cm_t(), Some("c-m-0002"), "agent-config");
+    api_for(&client, &cm_t(), Some("c-m-0002"))
+        .patch(
+            &cm.name,
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&json!({"data": {"added": "later"}})),
+        )
+        .await
+        .unwrap();
+
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    eprintln!("{}", p.to_table());
+    let changes = |k: &ObjectKey| {
+        let i = p.items.iter().find(|i| &i.key == k).unwrap();
+        assert_eq!(i.action, Action::Update, "{k}");
+        i.changes.clone()
+    };
+    assert_eq!(
+        changes(&cluster),
+        vec![
+            "metadata.labels.added",
+            "metadata.annotations.note",
+            "spec.extra.enabled",
+            "status.observedLater"
+        ]
+    );
+    assert_eq!(changes(&cm), vec!["data.added"]);
+    assert_eq!(p.count(Action::Update), 2, "{}", p.to_table());
+    let table = p.to_table();
+    assert!(table.contains("metadata.labels.added"), "{table}");
+
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(report.written, 2);
+    let live = clusters.get(&cluster.name).await.unwrap();
+    assert!(
+        !live
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("added"),
+        "label removed"
+    );
+    assert!(
+        !live
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("note"),
+        "annotation removed"
+    );
+    assert!(live.data["spec"].get("extra").is_none(), "{}", live.data);
+    assert!(live.data["status"].get("observedLater").is_none());
+    assert_eq!(live.data["status"]["ready"], true, "recorded status kept");
+    let cm_live = api_for(&client, &cm_t(), Some("c-m-0002"))
+        .get(&cm.name)
+        .await
+        .unwrap();
+    assert!(cm_live.data["data"].get("added").is_none());
+
+    let again = plan(&recorded, &client, &opts).await.unwrap();
+    assert!(!again.has_work(), "{}", again.to_table());
+    assert_eq!(
+        again.count(Action::Unchanged),
+        recorded.len() - 1,
+        "every object but the protected one unchanged"
+    );
+    let mut want = recorded.clone();
+    want.remove(&key(deploy_t(), Some("cattle-system"), "rancher"));
+    let diffs = differences(&want, &client).await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

@@ -411,4 +411,69 @@ async fn type_actions_skip_adjust_and_write_webhooks_last() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
     let again = plan(&recorded, &client, &opts).await.unwrap();
     assert!(!again.has_work(), "{}", again.to_table());
+
+    // Updates keep what the target allocated (most of it immutable): a
+    // label another manager added to each adjusted object is removed by a
+    // replace that carries the live clusterIP, nodePorts, Job selector,
+    // node binding, token data and volume binding over.
+    let adjusted: Vec<(rewind_history::ResourceType, Option<&str>, &str)> = vec![
+        (svc_t.clone(), Some("apps"), "np"),
+        (svc_t.clone(), Some("apps"), "web"),
+        (job_t.clone(), Some("apps"), "once"),
+        (pod_t.clone(), Some("apps"), "standalone"),
+        (secret_t(), Some("apps"), "builder-long-lived"),
+        (pv_t.clone(), None, "pv1"),
+        (pvc_t.clone(), Some("apps"), "data"),
+    ];
+    for (t, ns, name) in &adjusted {
+        api_for(&client, t, *ns)
+            .patch(
+                name,
+                &kube::api::PatchParams::apply("intruder").force(),
+                &kube::api::Patch::Apply(&json!({
+                    "apiVersion": t.api_version(), "kind": t.kind,
+                    "metadata": {"name": name, "labels": {"intruder": "yes"}}
+                })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{t}/{name}: {e}"));
+    }
+    let ip_before = api_for(&client, &svc_t, Some("apps"))
+        .get("np")
+        .await
+        .unwrap()
+        .data["spec"]["clusterIP"]
+        .clone();
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    assert_eq!(p.count(Action::Update), adjusted.len(), "{}", p.to_table());
+    for i in p.items.iter().filter(|i| i.action == Action::Update) {
+        assert_eq!(i.changes, vec!["metadata.labels.intruder"], "{}", i.key);
+    }
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    for (t, ns, name) in &adjusted {
+        let o = api_for(&client, t, *ns).get(name).await.unwrap();
+        assert!(
+            !o.metadata
+                .labels
+                .unwrap_or_default()
+                .contains_key("intruder"),
+            "{t}/{name}"
+        );
+    }
+    let np = api_for(&client, &svc_t, Some("apps"))
+        .get("np")
+        .await
+        .unwrap();
+    assert_eq!(np.data["spec"]["clusterIP"], ip_before, "clusterIP kept");
+    let job = api_for(&client, &job_t, Some("apps"))
+        .get("once")
+        .await
+        .unwrap();
+    assert_eq!(
+        job.data["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        json!(uid)
+    );
+    let again = plan(&recorded, &client, &opts).await.unwrap();
+    assert!(!again.has_work(), "{}", again.to_table());
 }

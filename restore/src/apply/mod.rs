@@ -12,9 +12,12 @@
 //! 4. Status through `/status` where the type has a status subresource.
 //! 5. Prune deletions, then Deployments scaled back.
 //!
-//! Every write is a server-side apply with Rewind's field manager and
-//! `force=true`: the restored value wins over whoever owned the field. One
-//! bad object never stops the rest: it is reported with the API's reason.
+//! A new object is created by server-side apply with Rewind's field
+//! manager; an existing one that differs is replaced (PUT) at its live
+//! resourceVersion, so the result equals the recorded object even where
+//! other managers added fields since (server-side apply would keep those).
+//! One bad object never stops the rest: it is reported with the API's
+//! reason.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,14 +31,14 @@ use serde_json::Value;
 
 use crate::live::ApiFailure;
 use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
-use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
+use crate::plan::{Action, PlanItem, RestorePlan, StatusMode, write_parts};
 use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
 use rewind_history::state::ObjectKey;
 
 mod write;
 
-use write::{Job, delete_one, failure, wait_established, write_one};
+use write::{Job, Update, delete_one, failure, wait_established, write_one};
 
 /// Errors that stop a restore (per-object failures do not: they are in the
 /// [`ApplyReport`]).
@@ -170,8 +173,12 @@ pub async fn apply(
     // replicas and scaled to its restored value at the end.
     let scale_back = quiesce::scale_back_values(plan, &quiesced);
 
-    let actions: HashMap<&ObjectKey, Action> =
-        plan.items.iter().map(|i| (&i.key, i.action)).collect();
+    let items: HashMap<&ObjectKey, &PlanItem> = plan
+        .items
+        .iter()
+        .filter(|i| i.action != Action::Delete)
+        .map(|i| (&i.key, i))
+        .collect();
     let mut new_uids: HashMap<ObjectKey, String> = plan
         .items
         .iter()
@@ -196,9 +203,12 @@ pub async fn apply(
         bar.set_message(label);
         let mut jobs = Vec::new();
         for key in keys {
-            if !matches!(actions.get(key), Some(Action::Create | Action::Update)) {
+            let Some(item) = items
+                .get(key)
+                .filter(|i| matches!(i.action, Action::Create | Action::Update))
+            else {
                 continue;
-            }
+            };
             let shown = key.to_string();
             if let Some(uid) = progress.done.get(&shown) {
                 if let Some(u) = uid {
@@ -241,11 +251,16 @@ pub async fn apply(
             } else {
                 Vec::new()
             };
+            let update = (item.action == Action::Update).then(|| Update {
+                resource_version: item.live_resource_version.clone(),
+                live: item.live_object.clone(),
+            });
             jobs.push(Job {
                 key: key.clone(),
                 body,
                 status,
                 stored_versions,
+                update,
             });
         }
         let fm = opts.field_manager.as_str();

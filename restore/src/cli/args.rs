@@ -93,8 +93,9 @@ kubectl apply -R -f ./plane/01-namespaces -f ./plane/02-objects"
 First the plan: what will be created, updated, left alone, and (only with --prune) deleted. \
 Then, after confirmation (--yes for scripts), the apply: CRDs first (waiting until Established), \
 then Namespaces, then everything else with owners before dependents, objects of one level in \
-parallel. Writes are server-side applies with field manager `rewind`; status goes through the \
-status subresource where the CRD has one. One bad object never stops the rest: failures are \
+parallel. New objects are created by server-side apply with field manager `rewind`; an \
+existing object that differs is replaced with the recorded one (fields others added since are \
+removed); status goes through the status subresource where the CRD has one. One bad object never stops the rest: failures are \
 listed with the API's reason at the end, and the exit code is non-zero.\n\n\
 An interrupted restore continues with the same command plus --resume (the journal in \
 --state-dir records what was done, and the original replicas of quiesced Deployments).\n\n\
