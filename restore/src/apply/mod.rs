@@ -16,11 +16,13 @@
 //! manager; an existing one that differs is replaced (PUT) at its live
 //! resourceVersion, so the result equals the recorded object even where
 //! other managers added fields since (server-side apply would keep those).
-//! One bad object never stops the rest: it is reported with the API's
-//! reason.
+//! Transient failures are retried with backoff, and objects rejected for
+//! a reference are tried once more after their level ([`retry`]). One bad
+//! object never stops the rest: it is reported with the API's reason.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -36,9 +38,14 @@ use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
 use rewind_history::state::ObjectKey;
 
+pub mod retry;
 mod write;
 
-use write::{Job, Update, delete_one, failure, wait_established, write_one};
+use write::{Job, Update, Writer, delete_one, failure, wait_established, write_one};
+
+/// Pause before the second try of the objects of a level rejected for a
+/// reference.
+const DEFERRED_PAUSE: Duration = Duration::from_secs(1);
 
 /// Errors that stop a restore (per-object failures do not: they are in the
 /// [`ApplyReport`]).
@@ -105,6 +112,10 @@ pub struct Failure {
     /// The API's answer.
     #[serde(flatten)]
     pub failure: ApiFailure,
+    /// Whether this is the answer to a second try after its level (the
+    /// first was rejected for a reference).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retried_after_level: bool,
 }
 
 /// What a restore did.
@@ -122,6 +133,12 @@ pub struct ApplyReport {
     pub resumed: usize,
     /// Objects that failed, with the API's reason.
     pub failures: Vec<Failure>,
+    /// Requests sent again after a transient failure (429, 5xx, timeout,
+    /// connection reset); see [`retry`].
+    pub retries: usize,
+    /// Objects tried again after their level because their first write was
+    /// rejected for a reference (admission, missing namespace).
+    pub deferred_retries: usize,
     /// ownerReferences dropped because the owner is not restored.
     pub dropped_owner_refs: Vec<DroppedRef>,
     /// Objects in an ownership cycle (written, order among them arbitrary).
@@ -143,6 +160,12 @@ fn progress_bar(show: bool, total: usize) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// Writes `jobs[i]`, answering with `i` too (to try it again). `None` for
+/// an index out of range (never: the caller passes its own indices).
+async fn write_at(w: Writer<'_>, jobs: &[Job], i: usize) -> Option<(usize, write::JobResult)> {
+    Some((i, write_one(w, jobs.get(i)?).await))
 }
 
 /// Applies `plan` to the cluster `client` talks to.
@@ -185,6 +208,12 @@ pub async fn apply(
         .filter(|i| i.action != Action::Delete)
         .filter_map(|i| i.live_uid.clone().map(|u| (i.key.clone(), u)))
         .collect();
+    let retries = AtomicUsize::new(0);
+    let w = Writer {
+        client,
+        fm: &opts.field_manager,
+        retries: &retries,
+    };
     let order = phases(&plan.state);
     report.ownership_cycles = order.cycles.iter().map(ToString::to_string).collect();
     let idx = OwnerIndex::new(&plan.state);
@@ -263,39 +292,60 @@ pub async fn apply(
                 update,
             });
         }
-        let fm = opts.field_manager.as_str();
-        let mut results = stream::iter(jobs)
-            .map(|job| write_one(client, fm, job))
-            .buffer_unordered(opts.concurrency.max(1));
         let mut written_crds = Vec::new();
-        while let Some((key, result, status_done)) = results.next().await {
-            bar.inc(1);
-            match result {
-                Ok(uid) => {
-                    report.written += 1;
-                    report.status_written += usize::from(status_done);
-                    if key.rtype.is_crd() {
-                        written_crds.push(key.clone());
+        let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        let jobs = jobs.as_slice();
+        let mut second_round = false;
+        loop {
+            let mut results = stream::iter(pending)
+                .map(|i| write_at(w, jobs, i))
+                .buffer_unordered(opts.concurrency.max(1))
+                .filter_map(futures::future::ready);
+            let mut again = Vec::new();
+            while let Some((i, (key, result, status_done))) = results.next().await {
+                match result {
+                    Ok(uid) => {
+                        bar.inc(1);
+                        report.written += 1;
+                        report.status_written += usize::from(status_done);
+                        if key.rtype.is_crd() {
+                            written_crds.push(key.clone());
+                        }
+                        if let Some(u) = &uid {
+                            new_uids.insert(key.clone(), u.clone());
+                        }
+                        if let Some(j) = journal.as_mut() {
+                            j.append(&Entry::Done {
+                                key: key.to_string(),
+                                uid,
+                            })?;
+                        }
                     }
-                    if let Some(u) = &uid {
-                        new_uids.insert(key.clone(), u.clone());
+                    Err(f) if !second_round && retry::deferred(&f.failure) => {
+                        tracing::info!(object = %f.object, reason = %f.failure.reason, message = %f.failure.message, "rejected for a reference; trying again after its level");
+                        again.push(i);
                     }
-                    if let Some(j) = journal.as_mut() {
-                        j.append(&Entry::Done {
-                            key: key.to_string(),
-                            uid,
-                        })?;
+                    Err(mut f) => {
+                        bar.inc(1);
+                        f.retried_after_level = second_round;
+                        tracing::warn!(object = %f.object, step = f.step, reason = %f.failure.reason, message = %f.failure.message, "object not restored");
+                        report.failures.push(f);
                     }
-                }
-                Err(f) => {
-                    tracing::warn!(object = %f.object, step = f.step, reason = %f.failure.reason, message = %f.failure.message, "object not restored");
-                    report.failures.push(f);
                 }
             }
+            drop(results);
+            if again.is_empty() || second_round {
+                break;
+            }
+            report.deferred_retries += again.len();
+            // Admission webhooks check references against their caches,
+            // which lag the writes they have just seen.
+            tokio::time::sleep(DEFERRED_PAUSE).await;
+            pending = again;
+            second_round = true;
         }
-        drop(results);
         for key in written_crds {
-            if let Err(f) = wait_established(client, &key.name, opts.crd_timeout).await {
+            if let Err(f) = wait_established(w, &key.name, opts.crd_timeout).await {
                 report.failures.push(failure(&key, "establish", f));
             }
         }
@@ -317,7 +367,7 @@ pub async fn apply(
     }
     bar.set_message("prune");
     let mut results = stream::iter(deletes)
-        .map(|key| delete_one(client, key))
+        .map(|key| delete_one(w, key))
         .buffer_unordered(opts.concurrency.max(1));
     while let Some((shown, r)) = results.next().await {
         bar.inc(1);
@@ -354,6 +404,7 @@ pub async fn apply(
         j.sync()?;
     }
     bar.finish_and_clear();
+    report.retries = retries.load(Ordering::Relaxed);
     report.elapsed_ms = start.elapsed().as_millis();
     tracing::info!(plan = %plan.id, written = report.written, failed = report.failures.len(), elapsed_ms = report.elapsed_ms, "restore applied");
     Ok(report)

@@ -7,6 +7,7 @@
 //! deletes; CRD establishment.
 
 use std::collections::HashSet;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -14,6 +15,7 @@ use kube::{Client, core::Request};
 use serde_json::{Value, json};
 
 use super::Failure;
+use super::retry::transient;
 use crate::actions;
 use crate::live::{self, ApiFailure, api_for, raw_api_for};
 use crate::order::without_stale_refs;
@@ -23,7 +25,18 @@ use rewind_history::state::ObjectKey;
 /// Attempts of a replace that keeps meeting a newer resourceVersion.
 const CONFLICT_ATTEMPTS: usize = 5;
 
+/// The target, and how every request to it is made.
+#[derive(Clone, Copy)]
+pub(super) struct Writer<'a> {
+    pub(super) client: &'a Client,
+    /// Field manager of every write.
+    pub(super) fm: &'a str,
+    /// Transient failures retried so far (see [`transient`]).
+    pub(super) retries: &'a AtomicUsize,
+}
+
 /// What an update of an existing object starts from.
+#[derive(Clone)]
 pub(super) struct Update {
     /// The live resourceVersion when planned.
     pub(super) resource_version: Option<String>,
@@ -55,6 +68,7 @@ pub(super) fn failure(key: &ObjectKey, step: &'static str, f: impl Into<ApiFailu
         object: key.to_string(),
         step,
         failure: f.into(),
+        retried_after_level: false,
     }
 }
 
@@ -67,31 +81,37 @@ fn api_code(e: &kube::Error) -> Option<u16> {
 
 /// PUTs `body` as `name` (or its status), answering with the raw object.
 async fn replace_raw(
-    client: &Client,
+    w: Writer<'_>,
     api: &Api<RawObject>,
     name: &str,
-    fm: &str,
     body: &Value,
     status: bool,
 ) -> kube::Result<RawObject> {
     let pp = PostParams {
-        field_manager: Some(fm.to_owned()),
+        field_manager: Some(w.fm.to_owned()),
         ..PostParams::default()
     };
     let bytes = serde_json::to_vec(body).map_err(kube::Error::SerdeError)?;
-    let url = Request::new(api.resource_url());
-    let req = if status {
-        url.replace_subresource("status", name, &pp, bytes)
-    } else {
-        url.replace(name, &pp, bytes)
-    }
-    .map_err(kube::Error::BuildRequest)?;
-    client.request::<RawObject>(req).await
+    transient(w.retries, || {
+        let url = Request::new(api.resource_url());
+        let req = if status {
+            url.replace_subresource("status", name, &pp, bytes.clone())
+        } else {
+            url.replace(name, &pp, bytes.clone())
+        }
+        .map_err(kube::Error::BuildRequest);
+        async move { w.client.request::<RawObject>(req?).await }
+    })
+    .await
 }
 
 /// The live object, parsed; `Ok(None)` when it does not exist.
-async fn read_live(api: &Api<RawObject>, name: &str) -> Result<Option<Value>, ApiFailure> {
-    match api.get(name).await {
+async fn read_live(
+    w: Writer<'_>,
+    api: &Api<RawObject>,
+    name: &str,
+) -> Result<Option<Value>, ApiFailure> {
+    match transient(w.retries, || api.get(name)).await {
         Ok(o) => o.to_value().map(Some).map_err(|e| ApiFailure {
             code: 0,
             reason: "ClientError".into(),
@@ -112,9 +132,8 @@ fn set_resource_version(obj: &mut Value, rv: Option<&str>) {
 /// carrying over what the restore actions leave to the target. The object
 /// as the API answered, or `None` when it is gone (to be created instead).
 async fn replace_main(
-    client: &Client,
+    w: Writer<'_>,
     api: &Api<RawObject>,
-    fm: &str,
     key: &ObjectKey,
     body: &Value,
     update: Update,
@@ -126,7 +145,7 @@ async fn replace_main(
     let wants_live = actions::has_carry_over(&key.rtype, body);
     for attempt in 1..=CONFLICT_ATTEMPTS {
         if wants_live && live.is_none() {
-            match read_live(api, &key.name).await {
+            match read_live(w, api, &key.name).await {
                 Ok(Some(l)) => {
                     resource_version = l
                         .pointer("/metadata/resourceVersion")
@@ -143,12 +162,12 @@ async fn replace_main(
             actions::carry_over(key, &mut b, l);
         }
         set_resource_version(&mut b, resource_version.as_deref());
-        match replace_raw(client, api, &key.name, fm, &b, false).await {
+        match replace_raw(w, api, &key.name, &b, false).await {
             Ok(o) => return Ok(Some(o)),
             Err(e) if api_code(&e) == Some(404) => return Ok(None),
             Err(e) if api_code(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
                 tracing::debug!(object = %key, attempt, "changed since planned; re-reading");
-                match read_live(api, &key.name).await {
+                match read_live(w, api, &key.name).await {
                     Ok(Some(l)) => {
                         resource_version = l
                             .pointer("/metadata/resourceVersion")
@@ -177,14 +196,14 @@ async fn replace_main(
 /// Server-side applies a new object, then drops the references to its
 /// owners' old UIDs another manager may still own.
 async fn apply_main(
+    w: Writer<'_>,
     api: &Api<RawObject>,
-    fm: &str,
     key: &ObjectKey,
     body: &Value,
 ) -> Result<RawObject, Failure> {
-    let pp = PatchParams::apply(fm).force();
-    let written = api
-        .patch(&key.name, &pp, &Patch::Apply(body))
+    let pp = PatchParams::apply(w.fm).force();
+    let patch = Patch::Apply(body);
+    let written = transient(w.retries, || api.patch(&key.name, &pp, &patch))
         .await
         .map_err(|e| failure(key, "apply", e))?;
     let live_refs: Vec<Value> = written
@@ -198,16 +217,14 @@ async fn apply_main(
         // A merge patch replaces the whole list, dropping the references
         // to the owners' old UIDs that the original creator still owns.
         let patch = json!({"metadata": {"ownerReferences": refs}});
-        api.patch(
-            &key.name,
-            &PatchParams {
-                field_manager: Some(fm.to_owned()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| failure(key, "apply", e))?;
+        let merge = Patch::Merge(&patch);
+        let pp = PatchParams {
+            field_manager: Some(w.fm.to_owned()),
+            ..PatchParams::default()
+        };
+        transient(w.retries, || api.patch(&key.name, &pp, &merge))
+            .await
+            .map_err(|e| failure(key, "apply", e))?;
     }
     Ok(written)
 }
@@ -215,9 +232,8 @@ async fn apply_main(
 /// Replaces the status of an existing object with `status`, starting from
 /// `written` (the object as just written).
 async fn replace_status(
-    client: &Client,
+    w: Writer<'_>,
     api: &Api<RawObject>,
-    fm: &str,
     key: &ObjectKey,
     written: &RawObject,
     status: &Value,
@@ -237,10 +253,10 @@ async fn replace_status(
         if let Some(m) = obj.as_object_mut() {
             m.insert("status".into(), status.clone());
         }
-        match replace_raw(client, api, &key.name, fm, &obj, true).await {
+        match replace_raw(w, api, &key.name, &obj, true).await {
             Ok(_) => return Ok(()),
             Err(e) if api_code(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
-                match read_live(api, &key.name).await {
+                match read_live(w, api, &key.name).await {
                     Ok(Some(l)) => obj = l,
                     Ok(None) => {
                         return Err(failure(
@@ -272,7 +288,7 @@ async fn replace_status(
 
 /// Writes one object (and its status); returns its UID in the target and
 /// whether status was written.
-pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult {
+pub(super) async fn write_one(w: Writer<'_>, job: &Job) -> JobResult {
     let Job {
         key,
         body,
@@ -280,11 +296,12 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
         stored_versions,
         update,
     } = job;
+    let key = key.clone();
     // Raw objects: the API answers each write with the whole object, which
     // may nest deeper than a `DynamicObject` can be parsed.
-    let api = raw_api_for(client, &key.rtype, key.namespace.as_deref());
+    let api = raw_api_for(w.client, &key.rtype, key.namespace.as_deref());
     let replaced = match update {
-        Some(u) => match replace_main(client, &api, fm, &key, &body, u).await {
+        Some(u) => match replace_main(w, &api, &key, body, u.clone()).await {
             Ok(o) => o,
             Err(f) => return (key, Err(f), false),
         },
@@ -293,7 +310,7 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
     let existed = replaced.is_some();
     let written = match replaced {
         Some(o) => o,
-        None => match apply_main(&api, fm, &key, &body).await {
+        None => match apply_main(w, &api, &key, body).await {
             Ok(o) => o,
             Err(f) => return (key, Err(f), false),
         },
@@ -301,16 +318,16 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
     let uid = written.metadata().uid.clone();
     if key.rtype.is_crd()
         && !stored_versions.is_empty()
-        && let Err(f) = merge_stored_versions(&api, &key, &body, &written, stored_versions).await
+        && let Err(f) = merge_stored_versions(w, &api, &key, body, &written, stored_versions).await
     {
         return (key, Err(f), false);
     }
     let mut status_done = false;
     if let Some(st) = status {
         let r = if existed {
-            replace_status(client, &api, fm, &key, &written, &st).await
+            replace_status(w, &api, &key, &written, st).await
         } else {
-            apply_status(&api, fm, &key, st).await
+            apply_status(w, &api, &key, st.clone()).await
         };
         if let Err(f) = r {
             return (key, Err(f), false);
@@ -322,8 +339,8 @@ pub(super) async fn write_one(client: &Client, fm: &str, job: Job) -> JobResult 
 
 /// Server-side applies the status of a new object.
 async fn apply_status(
+    w: Writer<'_>,
     api: &Api<RawObject>,
-    fm: &str,
     key: &ObjectKey,
     status: Value,
 ) -> Result<(), Failure> {
@@ -339,8 +356,9 @@ async fn apply_status(
     ) {
         m.insert("namespace".into(), Value::String(ns.clone()));
     }
-    let pp = PatchParams::apply(fm).force();
-    api.patch_status(&key.name, &pp, &Patch::Apply(&obj))
+    let apply = Patch::Apply(&obj);
+    let pp = PatchParams::apply(w.fm).force();
+    transient(w.retries, || api.patch_status(&key.name, &pp, &apply))
         .await
         .map(drop)
         .map_err(|e| failure(key, "status", e))
@@ -349,11 +367,12 @@ async fn apply_status(
 /// Adds the recorded `storedVersions` the written CRD serves to its live
 /// ones, so versions whose objects are still in etcd stay listed.
 async fn merge_stored_versions(
+    w: Writer<'_>,
     api: &Api<RawObject>,
     key: &ObjectKey,
     body: &Value,
     written: &RawObject,
-    stored_versions: Vec<String>,
+    stored_versions: &[String],
 ) -> Result<(), Failure> {
     let status = written
         .field("status")
@@ -375,15 +394,17 @@ async fn merge_stored_versions(
         .collect();
     let mut merged = live.clone();
     for v in stored_versions {
-        if served.contains(v.as_str()) && !merged.contains(&v) {
-            merged.push(v);
+        if served.contains(v.as_str()) && !merged.contains(v) {
+            merged.push(v.clone());
         }
     }
     if merged == live {
         return Ok(());
     }
     let patch = json!({"status": {"storedVersions": merged}});
-    api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+    let merge = Patch::Merge(&patch);
+    let pp = PatchParams::default();
+    transient(w.retries, || api.patch_status(&key.name, &pp, &merge))
         .await
         .map(drop)
         .map_err(|e| failure(key, "status", e))
@@ -391,21 +412,21 @@ async fn merge_stored_versions(
 
 /// Deletes one object (prune); an object already gone is a success.
 pub(super) async fn delete_one(
-    client: &Client,
+    w: Writer<'_>,
     key: ObjectKey,
 ) -> (String, std::result::Result<(), Failure>) {
     let shown = format!("delete {key}");
-    let api = raw_api_for(client, &key.rtype, key.namespace.as_deref());
+    let api = raw_api_for(w.client, &key.rtype, key.namespace.as_deref());
     // kube's `Api::delete` parses the answer (the deleted object, for some
     // types) into a `Value` first, which fails past 128 levels: send the
     // request and read only the status code.
-    let req = kube::core::Request::new(api.resource_url())
-        .delete(&key.name, &DeleteParams::background())
-        .map_err(kube::Error::BuildRequest);
-    let r = match req {
-        Ok(req) => client.request_text(req).await.map(drop),
-        Err(e) => Err(e),
-    };
+    let r = transient(w.retries, || {
+        let req = kube::core::Request::new(api.resource_url())
+            .delete(&key.name, &DeleteParams::background())
+            .map_err(kube::Error::BuildRequest);
+        async move { w.client.request_text(req?).await.map(drop) }
+    })
+    .await;
     let r = match r {
         Ok(()) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -416,14 +437,14 @@ pub(super) async fn delete_one(
 
 /// Waits until the CRD `name` reports `Established=True`.
 pub(super) async fn wait_established(
-    client: &Client,
+    w: Writer<'_>,
     name: &str,
     timeout: Duration,
 ) -> std::result::Result<(), ApiFailure> {
-    let api = api_for(client, &live::crd_type(), None);
+    let api = api_for(w.client, &live::crd_type(), None);
     let deadline = Instant::now() + timeout;
     loop {
-        let crd = api.get(name).await?;
+        let crd = transient(w.retries, || api.get(name)).await?;
         let established = crd
             .data
             .pointer("/status/conditions")

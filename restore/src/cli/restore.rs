@@ -64,13 +64,15 @@ fn print_report(plan: &RestorePlan, r: &ApplyReport, output: Output) -> Result<(
     let secs = r.elapsed_ms as f64 / 1000.0;
     writeln!(
         out,
-        "restored plan {}: {} written, {} status, {} deleted, {} already done, {} failed in {secs:.1} s",
+        "restored plan {}: {} written, {} status, {} deleted, {} already done, {} failed in {secs:.1} s ({} requests retried, {} objects tried again after their level)",
         r.plan_id,
         r.written,
         r.status_written,
         r.deleted,
         r.resumed,
-        r.failures.len()
+        r.failures.len(),
+        r.retries,
+        r.deferred_retries
     )?;
     for d in &r.dropped_owner_refs {
         writeln!(
