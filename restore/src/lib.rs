@@ -22,6 +22,8 @@
 //!   ones, bounded parallelism per level, status subresource, prune,
 //!   quiesce).
 //! - [`resume`]: the restore journal behind `rewind restore --resume`.
+//! - [`scope`]: what prune may delete (the resource set recorded at the
+//!   point).
 //! - [`protect`]: the protected set and Rancher's restore preset.
 //! - [`quiesce`]: Deployments scaled to zero during a restore and back.
 //! - [`live`]: reading the target; API failures with their reasons.
@@ -69,6 +71,7 @@ pub mod plan;
 pub mod protect;
 pub mod quiesce;
 pub mod resume;
+pub mod scope;
 pub mod strip;
 pub mod summary;
 pub mod yaml;

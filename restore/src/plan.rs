@@ -27,6 +27,7 @@ use crate::order::OwnerIndex;
 use crate::owners::{OutsideOwner, resolve_outside_owners};
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
 use crate::strip::{drop_owner_uids, split_for_write, strip_server_fields};
+use rewind_history::select::ResourceSet;
 use rewind_history::state::{
     DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status,
 };
@@ -34,6 +35,11 @@ use rewind_history::state::{
 /// Errors planning a restore.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// Prune was asked for without the resource set that was recorded.
+    #[error(
+        "refusing to prune without the resource set that was recorded: prune deletes only live objects that set selects, and the files this state was read from carry none; name it with --resource-preset NAME or --resource-set FILE"
+    )]
+    NoPruneScope,
     /// Listing the target failed.
     #[error("cannot list {rtype} in the target: {failure}")]
     List {
@@ -160,8 +166,12 @@ pub struct PlanItem {
 pub struct PlanOptions {
     /// Which part of the state to restore (and, with prune, to prune).
     pub filter: Filter,
-    /// Also delete live objects of the restored types that the state lacks.
+    /// Also delete live objects of the restored types that the state lacks
+    /// and [`prune_scope`](Self::prune_scope) selects.
     pub prune: bool,
+    /// The resource set that was recorded (see [`crate::scope`]): prune
+    /// deletes nothing it does not select, and refuses to run without it.
+    pub prune_scope: Option<ResourceSet>,
     /// Objects never written nor deleted.
     pub protected: ProtectedSet,
     /// Apply Rancher's known restore fixes.
@@ -510,6 +520,11 @@ pub async fn plan(
     client: &Client,
     opts: &PlanOptions,
 ) -> Result<RestorePlan> {
+    let prune_scope = match (opts.prune, &opts.prune_scope) {
+        (false, _) => None,
+        (true, None) => return Err(PlanError::NoPruneScope),
+        (true, Some(s)) => Some(s),
+    };
     let mut state = desired.filtered(&opts.filter);
     let mut protected = opts.protected.clone();
     let preset = opts
@@ -554,6 +569,7 @@ pub async fn plan(
         .await?;
 
     let mut items = Vec::new();
+    let mut prune_candidates: Vec<(ObjectKey, Value)> = Vec::new();
     // The owner UIDs each live object's ownerReferences carry.
     let mut live_ref_uids: HashMap<ObjectKey, Vec<String>> = HashMap::new();
     for (rtype, live_objs) in listed {
@@ -639,7 +655,7 @@ pub async fn plan(
                 live_object,
             });
         }
-        if opts.prune {
+        if prune_scope.is_some() {
             for (key, l) in live_by_key {
                 let deleting = l.pointer("/metadata/deletionTimestamp").is_some();
                 if deleting
@@ -649,21 +665,29 @@ pub async fn plan(
                 {
                     continue;
                 }
-                let live_uid = l
-                    .pointer("/metadata/uid")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                items.push(PlanItem {
-                    key,
-                    action: Action::Delete,
-                    changes: Vec::new(),
-                    reason: None,
-                    adjusted: None,
-                    live_uid,
-                    live_resource_version: None,
-                    live_object: None,
-                });
+                prune_candidates.push((key, l));
             }
+        }
+    }
+    // Only what the recorded resource set selects.
+    if let Some(scope) = prune_scope {
+        let mut candidates = DesiredState::from_entries(prune_candidates);
+        candidates.retain_selected(scope);
+        for (key, l) in candidates.iter() {
+            let live_uid = l
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            items.push(PlanItem {
+                key: key.clone(),
+                action: Action::Delete,
+                changes: Vec::new(),
+                reason: None,
+                adjusted: None,
+                live_uid,
+                live_resource_version: None,
+                live_object: None,
+            });
         }
     }
     // Types not read at all: every object is skipped by a restore action.

@@ -105,6 +105,7 @@ async fn restores_over_drift_with_prune_and_quiesce() {
 
     let opts = PlanOptions {
         prune: true,
+        prune_scope: Some(rewind_history::select::ResourceSet::everything()),
         protected: ProtectedSet::with_defaults(&[]).unwrap(),
         ..PlanOptions::default()
     };
@@ -540,4 +541,293 @@ async fn restore_removes_fields_other_managers_added() {
     want.remove(&key(deploy_t(), Some("cattle-system"), "rancher"));
     let diffs = differences(&want, &client).await;
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// The resource set the plane was recorded with: its namespaces and the
+/// types of its CRDs (a cert-manager-like namespace is outside it).
+fn plane_selectors() -> Vec<rewind_history::select::ResourceSelector> {
+    use rewind_history::select::ResourceSelector;
+    let ns = Some("^(c-m-|cattle-|fleet-)".to_owned());
+    let mut v = vec![
+        ResourceSelector {
+            api_version: "v1".into(),
+            kinds: vec!["namespaces".into()],
+            resource_name_regexp: ns.clone(),
+            ..ResourceSelector::default()
+        },
+        ResourceSelector {
+            api_version: "v1".into(),
+            kinds: vec![
+                "configmaps".into(),
+                "secrets".into(),
+                "serviceaccounts".into(),
+            ],
+            namespace_regexp: ns.clone(),
+            ..ResourceSelector::default()
+        },
+        ResourceSelector {
+            api_version: "apps/v1".into(),
+            kinds: vec!["deployments".into()],
+            namespace_regexp: ns,
+            ..ResourceSelector::default()
+        },
+        ResourceSelector {
+            api_version: "apiextensions.k8s.io/v1".into(),
+            kinds: vec!["customresourcedefinitions".into()],
+            resource_name_regexp: Some("(cattle\\.io|rewind\\.test)$".into()),
+            ..ResourceSelector::default()
+        },
+    ];
+    for api_version in [
+        "management.cattle.io/v3",
+        "fleet.cattle.io/v1alpha1",
+        "rewind.test/v1",
+    ] {
+        v.push(ResourceSelector {
+            api_version: api_version.into(),
+            ..ResourceSelector::default()
+        });
+    }
+    v
+}
+
+/// A target holding the plane, a foreign product's namespace (like
+/// cert-manager's: workloads, secrets, RBAC) and one stray Secret inside
+/// the plane's namespaces.
+async fn lived_in_target(client: &kube::Client) -> ObjectKey {
+    write_plane(client, &plane(2)).await;
+    let ns = Some("cert-manager");
+    create(
+        client,
+        &ns_t(),
+        json!({"metadata": {"name": "cert-manager"}}),
+    )
+    .await;
+    create(
+        client,
+        &deploy_t(),
+        deployment("cert-manager", "cert-manager", 1),
+    )
+    .await;
+    create(client, &secret_t(), json!({"metadata": {"name": "cert-manager-ca", "namespace": "cert-manager"}, "type": "Opaque"})).await;
+    create(
+        client,
+        &cm_t(),
+        json!({"metadata": {"name": "cfg", "namespace": "cert-manager"}}),
+    )
+    .await;
+    create(
+        client,
+        &sa_t(),
+        json!({"metadata": {"name": "cert-manager", "namespace": "cert-manager"}}),
+    )
+    .await;
+    let _ = ns;
+    create(
+        client,
+        &secret_t(),
+        json!({"metadata": {"name": "stray", "namespace": "c-m-0001"}, "type": "Opaque"}),
+    )
+    .await;
+    key(secret_t(), Some("c-m-0001"), "stray")
+}
+
+async fn foreign_alive(client: &kube::Client) {
+    let ns = Some("cert-manager");
+    assert!(
+        api_for(client, &ns_t(), None)
+            .get("cert-manager")
+            .await
+            .is_ok()
+    );
+    assert!(
+        api_for(client, &deploy_t(), ns)
+            .get("cert-manager")
+            .await
+            .is_ok()
+    );
+    assert!(
+        api_for(client, &secret_t(), ns)
+            .get("cert-manager-ca")
+            .await
+            .is_ok()
+    );
+    assert!(api_for(client, &cm_t(), ns).get("cfg").await.is_ok());
+    assert!(
+        api_for(client, &sa_t(), ns)
+            .get("cert-manager")
+            .await
+            .is_ok()
+    );
+}
+
+/// Prune deletes only live objects the recorded resource set selects: a
+/// foreign namespace and its objects survive, a stray object inside the
+/// recorded namespaces goes; without a set, prune is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_leaves_what_was_never_recorded() {
+    rewind_history::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    write_plane(&src.admin_client(), &plane(2)).await;
+    let recorded = record(&src.admin_client()).await;
+    drop(src);
+    let client = dst.admin_client();
+    let stray = lived_in_target(&client).await;
+
+    let mut opts = PlanOptions {
+        prune: true,
+        protected: ProtectedSet::with_defaults(&[]).unwrap(),
+        ..PlanOptions::default()
+    };
+    let refused = plan(&recorded, &client, &opts).await.unwrap_err();
+    let msg = refused.to_string();
+    assert!(
+        msg.contains("refusing to prune") && msg.contains("--resource-preset"),
+        "{msg}"
+    );
+    opts.prune_scope =
+        Some(rewind_history::select::ResourceSet::compile(&plane_selectors(), "test").unwrap());
+    let p = plan(&recorded, &client, &opts).await.unwrap();
+    let deletes: Vec<&ObjectKey> = p
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Delete)
+        .map(|i| &i.key)
+        .collect();
+    assert_eq!(deletes, vec![&stray], "{}", p.to_table());
+    assert!(
+        p.to_table().contains("delete     secrets/c-m-0001/stray"),
+        "{}",
+        p.to_table()
+    );
+    let report = apply(&client, &p, &ApplyOptions::default()).await.unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(report.deleted, 1);
+    assert!(
+        api_for(&client, &secret_t(), Some("c-m-0001"))
+            .get("stray")
+            .await
+            .is_err()
+    );
+    foreign_alive(&client).await;
+}
+
+/// `rewind restore --prune` reads the resource set recorded in the store's
+/// catalog; a store whose files carry none makes it refuse, unless the set
+/// is named on the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prune_uses_the_resource_set_recorded_in_the_store() {
+    use rewind_format::{EventKind, EventRecord, WriteOptions};
+    use rewind_history::store::{SegmentMeta, Store, StoreConfig};
+    rewind_history::install_tls_provider();
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    write_plane(&src.admin_client(), &plane(2)).await;
+    let recorded = record(&src.admin_client()).await;
+    drop(src);
+    let client = dst.admin_client();
+    let stray = lived_in_target(&client).await;
+
+    // A store holding the recorded state as one segment.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::Local {
+        path: dir.path().to_owned(),
+    })
+    .await
+    .unwrap();
+    let events: Vec<EventRecord> = recorded
+        .iter()
+        .enumerate()
+        .map(|(i, (k, o))| EventRecord {
+            seq: i as u64 + 1,
+            observed_at_ms: 1_800_000_000_000 + i64::try_from(i).unwrap(),
+            cluster_id: "test".into(),
+            rtype: rewind_format::ResourceType {
+                group: k.rtype.group.clone(),
+                version: k.rtype.version.clone(),
+                resource: k.rtype.resource.clone(),
+                kind: k.rtype.kind.clone(),
+                namespaced: k.rtype.namespaced,
+            },
+            namespace: k.namespace.clone(),
+            name: k.name.clone(),
+            uid: o["metadata"]["uid"].as_str().unwrap().into(),
+            resource_version: o["metadata"]["resourceVersion"].as_str().unwrap().into(),
+            kind: EventKind::Applied,
+            object: serde_json::to_vec(o).unwrap(),
+        })
+        .collect();
+    let bytes = rewind_format::encode_segment("test", &events, &WriteOptions::default()).unwrap();
+    let entry = store
+        .put_segment(
+            SegmentMeta {
+                first_seq: 1,
+                last_seq: events.len() as u64,
+                first_time_ms: events[0].observed_at_ms,
+                last_time_ms: events.last().unwrap().observed_at_ms,
+                events: events.len() as u64,
+                encrypted: false,
+            },
+            bytes.into(),
+        )
+        .await
+        .unwrap();
+    let restore = |extra: &[&str]| {
+        std::process::Command::new(rewind_tests::daemon::rewind_bin().unwrap())
+            .arg("--store")
+            .arg(dir.path())
+            .args(["restore", "--at", "latest", "--to"])
+            .arg(dst.admin_kubeconfig_path())
+            .args(["--prune", "--yes"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // No set recorded, none named: refused, nothing deleted.
+    let out = restore(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refusing to prune") && stderr.contains("--resource-set"),
+        "{stderr}"
+    );
+    assert!(
+        api_for(&client, &secret_t(), Some("c-m-0001"))
+            .get("stray")
+            .await
+            .is_ok()
+    );
+
+    // The catalog entry carries the recorded set (as rewindd writes it).
+    let catalog = dir.path().join(entry.catalog_key());
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&catalog).unwrap()).unwrap();
+    doc["resource_set"] = json!({"selectors": plane_selectors()});
+    std::fs::write(&catalog, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = restore(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("limited to the resource set recorded with"),
+        "{stderr}"
+    );
+    assert!(
+        api_for(
+            &client,
+            &secret_t(),
+            Some(stray.namespace.as_deref().unwrap())
+        )
+        .get(&stray.name)
+        .await
+        .is_err(),
+        "the stray secret inside the recorded set is pruned"
+    );
+    foreign_alive(&client).await;
 }

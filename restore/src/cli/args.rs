@@ -235,7 +235,10 @@ pub struct RestoreArgs {
     /// Print the plan and stop; nothing is written.
     #[arg(long)]
     pub dry_run: bool,
-    /// Also delete live objects of the restored types that the state lacks.
+    /// Also delete live objects of the restored types that the state lacks,
+    /// limited to what the resource set recorded at the point selects (or,
+    /// when the store recorded none, the set --resource-preset or
+    /// --resource-set names; without one, prune is refused).
     #[arg(long)]
     pub prune: bool,
     /// Also restore objects that were being deleted at the point (they have
