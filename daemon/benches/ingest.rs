@@ -31,12 +31,6 @@
 //! Prints events/s and the ratio to the first baseline, and the process CPU
 //! time per event (all threads, sled's included): on a shared machine the
 //! CPU figure moves much less with other load than the wall-clock rate.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // bench code
 
 use std::collections::HashMap;
 use std::sync::Arc;

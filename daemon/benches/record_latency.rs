@@ -12,13 +12,10 @@
 //! rows, `REWIND_BENCH_STOP=KILL` stops each daemon with SIGKILL (for a heap
 //! profiler to see what was live).
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
-    clippy::indexing_slicing
-)] // bench code
+    reason = "figures are approximate"
+)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,7 +24,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, PostParams};
 use rewind_daemon::config::{Config, FileConfig, Settings};
-use rewind_daemon::{Hooks, run_with};
+use rewind_daemon::{Hooks, Recorder};
 use rewind_history::select::{ResourceSelector, ResourceSet};
 use rewind_tests::ControlPlane;
 
@@ -110,20 +107,15 @@ async fn latency(cp: &ControlPlane, writes: usize) {
     config.resource_set = ResourceSet::compile(&[sel], "bench").unwrap();
     let flush = config.flush_interval;
     let (tx, mut rx) = tokio::sync::broadcast::channel(65_536);
-    let (board_tx, board_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(run_with(
-        config,
+    let recorder = Recorder::open(config).unwrap();
+    let board = recorder.board();
+    let daemon = tokio::spawn(recorder.run(
         async {
             let _ = stop_rx.await;
         },
-        Hooks {
-            commits: Some(tx),
-            board: Some(board_tx),
-            ..Hooks::default()
-        },
+        Hooks { commits: Some(tx) },
     ));
-    let board = board_rx.await.unwrap();
     while !board
         .snapshot()
         .types

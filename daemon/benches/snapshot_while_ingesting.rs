@@ -14,19 +14,12 @@
 //! `cargo bench -p rewind-daemon --bench snapshot_while_ingesting`
 //! (`REWIND_BENCH_OBJECTS` overrides 100,000; `REWIND_BENCH_FOLD_MB` the
 //! fold's memory budget).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    clippy::indexing_slicing
-)] // bench code
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rewind_daemon::compact::log::{EventLog, JournalSlot};
-use rewind_daemon::compact::{CompactConfig, Compactor};
+use rewind_daemon::compact::{CompactConfig, Compactor, EventLog};
 use rewind_daemon::journal::batch::StateChange;
 use rewind_daemon::journal::{Journal, JournalOptions, ObjectCompressor};
 use rewind_format::{EventBlockEncoder, EventKind, EventRecord, ResourceType};
@@ -122,7 +115,7 @@ fn main() {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal"), &JournalOptions::default()).unwrap();
-    let view: Arc<dyn EventLog> = Arc::new(JournalSlot::new(&journal));
+    let view: Arc<dyn EventLog> = Arc::new(journal.log_reader());
     let mut ingest = Ingest {
         journal,
         enc: EventBlockEncoder::new(1).unwrap(),
@@ -152,7 +145,12 @@ fn main() {
     )
     .unwrap();
     let c = rt
-        .block_on(Compactor::open(view, &dir.path().join("compact"), settings))
+        .block_on(Compactor::open(
+            view,
+            None,
+            &dir.path().join("compact"),
+            settings,
+        ))
         .unwrap();
 
     let t = Instant::now();
@@ -160,7 +158,7 @@ fn main() {
     let fill = t.elapsed();
     let json_bytes: u64 = (0..n).map(|i| object(i, 1).3.len() as u64).sum();
     let t = Instant::now();
-    c.seal_all().unwrap();
+    c.sealer().seal_all().unwrap();
     let seal = t.elapsed();
 
     let hwm_fill = peak_rss_mb();
@@ -211,7 +209,7 @@ fn main() {
         let updates = usize::try_from(n / 4).unwrap();
         let (base_n, base_t) = ingest.run((0..n).cycle().skip(round * 13), updates, None);
         let base_rate = base_n as f64 / base_t.as_secs_f64();
-        c.seal_all().unwrap();
+        c.sealer().seal_all().unwrap();
         let rss_before = rss_mb("VmRSS:");
         reset_peak_rss();
         let stop = Arc::new(AtomicBool::new(false));

@@ -1,24 +1,41 @@
-//! Configuration: a TOML file (default `/etc/rewind/rewindd.toml`), every
-//! setting also a flag with an environment variable; flags and variables win
-//! over the file. [`Settings`] holds the raw values (file or flags), and
-//! [`Config::from_settings`] validates them into a [`Config`], with errors
-//! that name the setting.
+//! rewindd's configuration: one TOML file (default [`DEFAULT_CONFIG`]) and
+//! the command-line flags, each with an environment variable, that override
+//! the file's recorder settings ([`Settings`]).
+//!
+//! - [`FileConfig`] is the file's schema: one struct per section, every
+//!   default in its `Default` impl. Unknown keys are errors. The `[store]`
+//!   and `[compact]` sections are the types of the code that uses them
+//!   ([`StoreConfig`], [`CompactConfig`]).
+//! - [`Settings::load`] reads the file once, parses it into a
+//!   [`FileConfig`] and validates flags over file into one [`Config`]:
+//!   `rewindd run` starts from it, and a SIGHUP reload
+//!   ([`crate::service::reload`]) builds the next one the same way.
+//! - Every validation error names the setting as written in the file.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
 
+use crate::compact::{CompactConfig, CompactError, Settings as CompactSettings};
 use crate::ingest::IgnoreRule;
 use crate::journal::JournalOptions;
+use rewind_format::crypto::Recipient;
 use rewind_history::select::{self, ResourceSelector, ResourceSet};
+use rewind_history::store::retention::parse_duration_ms;
+use rewind_history::store::{RetentionPolicy, StoreConfig};
 
 /// Default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/rewind/rewindd.toml";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/rewind";
+/// Default admin socket; where `rewindd snapshot` looks for the daemon.
+pub const DEFAULT_SOCKET: &str = "/run/rewind/rewindd.sock";
+/// Default address of `/metrics`, `/healthz` and `/readyz`.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 /// Default sled page cache, MiB (see [`crate::journal::DEFAULT_CACHE_CAPACITY_MB`]).
 pub const DEFAULT_CACHE_CAPACITY_MB: u64 = crate::journal::DEFAULT_CACHE_CAPACITY_MB;
@@ -70,6 +87,14 @@ fn invalid(setting: &str, message: impl Into<String>) -> Error {
     }
 }
 
+/// The compactor's validation names its setting the same way.
+fn from_compact(e: CompactError) -> Error {
+    match e {
+        CompactError::Config { setting, reason } => invalid(setting, reason),
+        other => invalid("compact", other.to_string()),
+    }
+}
+
 /// Which cluster, as flags. Every field overrides the file's.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Settings {
@@ -117,72 +142,88 @@ pub struct Settings {
     pub status_interval_ms: Option<u64>,
 }
 
-/// The config file's schema. Unknown keys are errors (typos must not be
-/// silently ignored in a backup tool).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The config file's schema, every section optional. Unknown keys are
+/// errors (typos must not be silently ignored in a backup tool).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
-    /// Data directory.
-    pub data_dir: Option<PathBuf>,
-    /// Which cluster.
-    #[serde(default)]
+    /// Data directory (journal, status file, local files of the store).
+    pub data_dir: PathBuf,
+    /// `[cluster]`: which cluster.
     pub cluster: FileCluster,
-    /// What to record.
-    #[serde(default)]
+    /// `[record]`: what to record.
     pub record: FileRecord,
-    /// Group commit and storage.
-    #[serde(default)]
+    /// `[journal]`: group commit and storage.
     pub journal: FileJournal,
-    /// Discovery.
-    #[serde(default)]
+    /// `[discovery]`.
     pub discovery: FileDiscovery,
-    /// Status reporting.
-    #[serde(default)]
+    /// `[status]`.
     pub status: FileStatus,
-    /// `[store]`, `[compact]`, `[retention]`, `[encryption]`, `[service]`:
-    /// parsed and validated by [`crate::service::Sections`].
-    #[serde(default)]
-    pub store: Option<toml::Value>,
-    /// See `store`.
-    #[serde(default)]
-    pub compact: Option<toml::Value>,
-    /// See `store`.
-    #[serde(default)]
-    pub retention: Option<toml::Value>,
-    /// See `store`.
-    #[serde(default)]
-    pub encryption: Option<toml::Value>,
-    /// See `store`.
-    #[serde(default)]
-    pub service: Option<toml::Value>,
+    /// `[store]`: where segments and snapshots go; `None`: a local
+    /// directory `<data_dir>/store`.
+    pub store: Option<StoreConfig>,
+    /// `[compact]`: sealing and snapshots.
+    pub compact: CompactConfig,
+    /// `[retention]`: what to keep in the store.
+    pub retention: FileRetention,
+    /// `[encryption]`: who may read what is stored.
+    pub encryption: FileEncryption,
+    /// `[service]`: admin socket and metrics.
+    pub service: FileService,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            cluster: FileCluster::default(),
+            record: FileRecord::default(),
+            journal: FileJournal::default(),
+            discovery: FileDiscovery::default(),
+            status: FileStatus::default(),
+            store: None,
+            compact: CompactConfig::default(),
+            retention: FileRetention::default(),
+            encryption: FileEncryption::default(),
+            service: FileService::default(),
+        }
+    }
 }
 
 /// `[cluster]`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileCluster {
-    /// kubeconfig path.
+    /// kubeconfig path; `None`: `$KUBECONFIG` or `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
     /// kubeconfig context.
     pub context: Option<String>,
     /// Use the service account.
-    pub in_cluster: Option<bool>,
-    /// Cluster id.
+    pub in_cluster: bool,
+    /// Cluster id; `None`: the uid of `kube-system`.
     pub id: Option<String>,
 }
 
 /// `[record]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileRecord {
     /// Built-in sets.
-    pub presets: Option<Vec<String>>,
+    pub presets: Vec<String>,
     /// Extra selectors, in ResourceSet shape (`[[record.selectors]]`).
-    #[serde(default)]
     pub selectors: Vec<ResourceSelector>,
     /// Ignore rules (`[[record.ignore]]`).
-    #[serde(default)]
     pub ignore: Vec<FileIgnore>,
+}
+
+impl Default for FileRecord {
+    fn default() -> Self {
+        Self {
+            presets: vec!["rancher".to_owned()],
+            selectors: Vec::new(),
+            ignore: Vec::new(),
+        }
+    }
 }
 
 /// `[[record.ignore]]`.
@@ -202,35 +243,166 @@ pub struct FileIgnore {
 }
 
 /// `[journal]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileJournal {
     /// See [`Settings::flush_interval_ms`].
-    pub flush_interval_ms: Option<u64>,
+    pub flush_interval_ms: u64,
     /// See [`Settings::flush_max_events`].
-    pub flush_max_events: Option<usize>,
+    pub flush_max_events: usize,
     /// See [`Settings::cache_capacity_mb`].
-    pub cache_capacity_mb: Option<u64>,
+    pub cache_capacity_mb: u64,
     /// See [`Settings::zstd_level`].
-    pub zstd_level: Option<i32>,
+    pub zstd_level: i32,
     /// See [`Settings::queue_mb`].
-    pub queue_mb: Option<u64>,
+    pub queue_mb: u64,
+}
+
+impl Default for FileJournal {
+    fn default() -> Self {
+        Self {
+            flush_interval_ms: 20,
+            flush_max_events: 2_000,
+            cache_capacity_mb: DEFAULT_CACHE_CAPACITY_MB,
+            zstd_level: JournalOptions::default().zstd_level,
+            queue_mb: DEFAULT_QUEUE_MB,
+        }
+    }
 }
 
 /// `[discovery]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileDiscovery {
     /// See [`Settings::discovery_interval_s`].
-    pub interval_s: Option<u64>,
+    pub interval_s: u64,
+}
+
+impl Default for FileDiscovery {
+    fn default() -> Self {
+        Self { interval_s: 30 }
+    }
 }
 
 /// `[status]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileStatus {
     /// See [`Settings::status_interval_ms`].
-    pub interval_ms: Option<u64>,
+    pub interval_ms: u64,
+}
+
+impl Default for FileStatus {
+    fn default() -> Self {
+        Self { interval_ms: 1000 }
+    }
+}
+
+/// `[retention]` (durations as text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileRetention {
+    /// Keep the N newest snapshots.
+    pub keep_last: u32,
+    /// Newest snapshot of each of the last N hours.
+    pub keep_hourly: u32,
+    /// ... days.
+    pub keep_daily: u32,
+    /// ... ISO weeks.
+    pub keep_weekly: u32,
+    /// ... months.
+    pub keep_monthly: u32,
+    /// ... years.
+    pub keep_yearly: u32,
+    /// Point-in-time window, e.g. `72h`; empty disables it.
+    pub point_in_time: String,
+    /// Prune the store by this policy every 10 minutes while running.
+    pub auto_prune: bool,
+}
+
+impl FileRetention {
+    /// The policy, or an error naming the bad setting.
+    pub fn policy(&self) -> Result<RetentionPolicy> {
+        let point_in_time_ms = if self.point_in_time.trim().is_empty() {
+            0
+        } else {
+            parse_duration_ms(&self.point_in_time).ok_or_else(|| {
+                invalid(
+                    "retention.point_in_time",
+                    format!("`{}` is not a duration like 72h or 7d", self.point_in_time),
+                )
+            })?
+        };
+        Ok(RetentionPolicy {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            point_in_time_ms,
+        })
+    }
+}
+
+/// `[encryption]`: the only place recipients are configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileEncryption {
+    /// age X25519 public keys (`age1...`).
+    pub recipients: Vec<String>,
+    /// Files with one recipient per line (`#` comments allowed).
+    pub recipients_files: Vec<PathBuf>,
+}
+
+impl FileEncryption {
+    /// Every recipient, inline ones first, then each file's in order.
+    /// Reads the files.
+    pub fn parse(&self) -> Result<Vec<Recipient>> {
+        let mut texts = self.recipients.clone();
+        for f in &self.recipients_files {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                invalid(
+                    "encryption.recipients_files",
+                    format!("{}: {e}", f.display()),
+                )
+            })?;
+            texts.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        texts
+            .iter()
+            .map(|r| rewind_format::crypto::parse_recipient(r))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| invalid("encryption.recipients", e.to_string()))
+    }
+}
+
+/// `[service]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileService {
+    /// The admin socket.
+    pub admin_socket: PathBuf,
+    /// Group that owns the admin socket (mode 0660); `None` keeps the
+    /// daemon's group.
+    pub admin_group: Option<String>,
+    /// Loopback address of `/metrics`, `/healthz`, `/readyz`; empty disables.
+    pub metrics_addr: String,
+}
+
+impl Default for FileService {
+    fn default() -> Self {
+        Self {
+            admin_socket: PathBuf::from(DEFAULT_SOCKET),
+            admin_group: None,
+            metrics_addr: DEFAULT_METRICS_ADDR.to_owned(),
+        }
+    }
 }
 
 /// Where the cluster's credentials come from.
@@ -247,7 +419,7 @@ pub enum ClusterSource {
     InCluster,
 }
 
-/// Validated configuration of the daemon.
+/// Validated configuration of the whole daemon.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Which cluster.
@@ -274,6 +446,29 @@ pub struct Config {
     pub discovery_interval: Duration,
     /// Status file period.
     pub status_interval: Duration,
+    /// `[store]`, `[compact]`, `[encryption]`, `[retention]`, `[service]`.
+    pub service: ServiceSettings,
+    /// The file as parsed, before flags. Reload compares the sections that
+    /// have no flags (`[store]`, `[compact]`, `[encryption]`,
+    /// `[retention]`, `[service]`) as written; everything else reads the
+    /// validated fields above.
+    pub file: FileConfig,
+}
+
+/// Validated `[store]`, `[compact]`, `[encryption]`, `[retention]` and
+/// `[service]`: what the service around the recorder needs.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Sealing, snapshots, store, encryption and retention.
+    pub compact: CompactSettings,
+    /// Admin socket.
+    pub admin_socket: PathBuf,
+    /// Its group.
+    pub admin_group: Option<String>,
+    /// Metrics address; `None`: no metrics endpoint.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Prune after stored snapshots.
+    pub auto_prune: bool,
 }
 
 fn range<T: PartialOrd + std::fmt::Display + Copy>(setting: &str, v: T, lo: T, hi: T) -> Result<T> {
@@ -284,9 +479,9 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(setting: &str, v: T, lo: T, h
 }
 
 impl Settings {
-    /// Reads the config file named by `--config`, or the default one if it
-    /// exists.
-    pub fn load_file(&self) -> Result<FileConfig> {
+    /// Reads and parses the config file named by `--config`, or the default
+    /// one if it exists (none: every default).
+    pub fn read_file(&self) -> Result<FileConfig> {
         let (path, explicit) = match &self.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(DEFAULT_CONFIG), false),
@@ -301,15 +496,27 @@ impl Settings {
         parse_file(&path, &text)
     }
 
-    /// The data directory, without reading anything else (for `status`).
+    /// The whole configuration: the file read once, parsed, and validated
+    /// with these flags over it.
+    pub fn load(&self) -> Result<Config> {
+        Config::from_settings(self, &self.read_file()?)
+    }
+
+    /// The data directory of `file` with these flags over it.
+    #[must_use]
+    pub fn data_dir_in(&self, file: &FileConfig) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| file.data_dir.clone())
+    }
+
+    /// The data directory, reading the file only if no flag names it (for
+    /// `status`).
     pub fn data_dir(&self) -> Result<PathBuf> {
         if let Some(d) = &self.data_dir {
             return Ok(d.clone());
         }
-        Ok(self
-            .load_file()?
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+        Ok(self.read_file()?.data_dir)
     }
 }
 
@@ -322,9 +529,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
 }
 
 impl Config {
-    /// Validates flags over file values.
+    /// Validates flags over file values, naming the first wrong setting.
     pub fn from_settings(s: &Settings, f: &FileConfig) -> Result<Self> {
-        let in_cluster = s.in_cluster.or(f.cluster.in_cluster).unwrap_or(false);
+        let in_cluster = s.in_cluster.unwrap_or(f.cluster.in_cluster);
         let kubeconfig = s
             .kubeconfig
             .clone()
@@ -356,11 +563,7 @@ impl Config {
         if cluster_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
             return Err(invalid("cluster.id", "must not be empty"));
         }
-        let data_dir = s
-            .data_dir
-            .clone()
-            .or_else(|| f.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = s.data_dir_in(f);
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
@@ -368,8 +571,7 @@ impl Config {
         let presets = s
             .presets
             .clone()
-            .or_else(|| f.record.presets.clone())
-            .unwrap_or_else(|| vec!["rancher".to_owned()]);
+            .unwrap_or_else(|| f.record.presets.clone());
         let mut resource_set = ResourceSet::default();
         for p in &presets {
             let set = select::preset::preset(p.trim())
@@ -427,58 +629,47 @@ impl Config {
 
         let flush_ms = range(
             "journal.flush_interval_ms",
-            s.flush_interval_ms
-                .or(f.journal.flush_interval_ms)
-                .unwrap_or(20),
+            s.flush_interval_ms.unwrap_or(f.journal.flush_interval_ms),
             1,
             10_000,
         )?;
         let flush_max_events = range(
             "journal.flush_max_events",
-            s.flush_max_events
-                .or(f.journal.flush_max_events)
-                .unwrap_or(2_000),
+            s.flush_max_events.unwrap_or(f.journal.flush_max_events),
             1,
             1_000_000,
         )?;
         let cache_mb = range(
             "journal.cache_capacity_mb",
-            s.cache_capacity_mb
-                .or(f.journal.cache_capacity_mb)
-                .unwrap_or(DEFAULT_CACHE_CAPACITY_MB),
+            s.cache_capacity_mb.unwrap_or(f.journal.cache_capacity_mb),
             4,
             65_536,
         )?;
         let zstd_level = range(
             "journal.zstd_level",
-            s.zstd_level.or(f.journal.zstd_level).unwrap_or(1),
+            s.zstd_level.unwrap_or(f.journal.zstd_level),
             1,
             19,
         )?;
         let queue_mb = range(
             "journal.queue_mb",
-            s.queue_mb
-                .or(f.journal.queue_mb)
-                .unwrap_or(DEFAULT_QUEUE_MB),
+            s.queue_mb.unwrap_or(f.journal.queue_mb),
             2,
             4096,
         )?;
         let discovery_s = range(
             "discovery.interval_s",
-            s.discovery_interval_s
-                .or(f.discovery.interval_s)
-                .unwrap_or(30),
+            s.discovery_interval_s.unwrap_or(f.discovery.interval_s),
             1,
             86_400,
         )?;
         let status_ms = range(
             "status.interval_ms",
-            s.status_interval_ms
-                .or(f.status.interval_ms)
-                .unwrap_or(1000),
+            s.status_interval_ms.unwrap_or(f.status.interval_ms),
             50,
             600_000,
         )?;
+        let service = ServiceSettings::from_file(f, &data_dir)?;
         Ok(Self {
             cluster,
             cluster_id,
@@ -496,6 +687,8 @@ impl Config {
             queue_bytes: usize::try_from(queue_mb << 20).unwrap_or(usize::MAX),
             discovery_interval: Duration::from_secs(discovery_s),
             status_interval: Duration::from_millis(status_ms),
+            service,
+            file: f.clone(),
         })
     }
 
@@ -509,6 +702,48 @@ impl Config {
     #[must_use]
     pub fn status_path(&self) -> PathBuf {
         crate::status::status_path(&self.data_dir)
+    }
+}
+
+impl ServiceSettings {
+    /// Validates `f`'s `[store]`, `[compact]`, `[encryption]`, `[retention]`
+    /// and `[service]`; the default store is `<data_dir>/store`. Reads the
+    /// recipient files.
+    pub fn from_file(f: &FileConfig, data_dir: &Path) -> Result<Self> {
+        let store = f
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreConfig::default_local(data_dir));
+        let recipients = f.encryption.parse()?;
+        let mut compact = f
+            .compact
+            .validate(store, f.retention.policy()?)
+            .map_err(from_compact)?;
+        compact.recipients = recipients;
+        let metrics_addr = if f.service.metrics_addr.trim().is_empty() {
+            None
+        } else {
+            let addr: SocketAddr = f.service.metrics_addr.parse().map_err(|e| {
+                invalid(
+                    "service.metrics_addr",
+                    format!("`{}`: {e}", f.service.metrics_addr),
+                )
+            })?;
+            if !addr.ip().is_loopback() {
+                return Err(invalid(
+                    "service.metrics_addr",
+                    "must be a loopback address",
+                ));
+            }
+            Some(addr)
+        };
+        Ok(Self {
+            compact,
+            admin_socket: f.service.admin_socket.clone(),
+            admin_group: f.service.admin_group.clone(),
+            metrics_addr,
+            auto_prune: f.retention.auto_prune,
+        })
     }
 }
 
@@ -527,6 +762,18 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(c.flush_interval, Duration::from_millis(20));
         assert!(c.resource_set.len() > 60);
+        assert_eq!(c.service.admin_socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(
+            c.service.compact.store,
+            StoreConfig::default_local(Path::new(DEFAULT_DATA_DIR))
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_every_default() {
+        let empty = Config::from_settings(&Settings::default(), &file("").unwrap()).unwrap();
+        let builtin = Config::from_settings(&Settings::default(), &FileConfig::default()).unwrap();
+        assert_eq!(format!("{empty:?}"), format!("{builtin:?}"));
     }
 
     #[test]
@@ -556,6 +803,10 @@ fields = ["lastUsedAt"]
         assert_eq!(c.data_dir, PathBuf::from("/data"));
         assert_eq!(c.resource_set.len(), 2);
         assert!(c.ignore.contains_key("tokens.management.cattle.io"));
+        assert_eq!(
+            c.service.compact.store,
+            StoreConfig::default_local(Path::new("/data"))
+        );
     }
 
     #[test]
@@ -583,6 +834,34 @@ fields = ["lastUsedAt"]
                 "cluster.kubeconfig",
             ),
             ("[record]\npresets = []\n", "record"),
+            (
+                "[compact]\nseal_interval = \"soon\"",
+                "compact.seal_interval",
+            ),
+            (
+                "[compact]\nsnapshot_schedule = \"61 * * * *\"",
+                "compact.snapshot_schedule",
+            ),
+            (
+                "[encryption]\nrecipients = [\"age1nope\"]",
+                "encryption.recipients",
+            ),
+            (
+                "[encryption]\nrecipients_files = [\"/nonexistent/recipients\"]",
+                "encryption.recipients_files",
+            ),
+            (
+                "[retention]\npoint_in_time = \"3 fortnights\"",
+                "retention.point_in_time",
+            ),
+            (
+                "[service]\nmetrics_addr = \"0.0.0.0:9464\"",
+                "service.metrics_addr",
+            ),
+            (
+                "[store]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://10.1.2.3\"",
+                "store",
+            ),
         ];
         for (text, setting) in cases {
             let err = Config::from_settings(&Settings::default(), &file(text).unwrap())
@@ -594,6 +873,31 @@ fields = ["lastUsedAt"]
             .unwrap_err()
             .to_string();
         assert!(typo.contains("flush_intervall_ms"), "{typo}");
+        let typo = file("[compact]\nseal_intervall = \"5s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("seal_intervall"), "{typo}");
+    }
+
+    /// Recipients are read from `[encryption]` only: under `[compact]` the
+    /// key is unknown, and the error names it.
+    #[test]
+    fn recipients_are_an_encryption_setting_only() {
+        let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let err = file(&format!("[compact]\nrecipients = [\"{key}\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("recipients"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let listed = dir.path().join("recipients.txt");
+        std::fs::write(&listed, format!("# ops\n\n  {key}  \n")).unwrap();
+        let f = file(&format!(
+            "[encryption]\nrecipients = [\"{key}\"]\nrecipients_files = [{:?}]\n",
+            listed.display().to_string()
+        ))
+        .unwrap();
+        let c = Config::from_settings(&Settings::default(), &f).unwrap();
+        assert_eq!(c.service.compact.recipients.len(), 2);
     }
 
     #[test]
@@ -602,7 +906,27 @@ fields = ["lastUsedAt"]
             config: Some(PathBuf::from("/nonexistent/rewindd.toml")),
             ..Settings::default()
         };
-        assert!(s.load_file().is_err());
+        assert!(matches!(s.read_file(), Err(Error::Read { .. })));
+        assert!(s.load().is_err());
+    }
+
+    #[test]
+    fn load_reads_parses_and_validates_the_named_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rewindd.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from-file\"\n[compact]\nsnapshot_after_events = 9\n",
+        )
+        .unwrap();
+        let s = Settings {
+            config: Some(path),
+            ..Settings::default()
+        };
+        let c = s.load().unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+        assert_eq!(c.service.compact.snapshot_after_events, 9);
+        assert_eq!(s.data_dir().unwrap(), PathBuf::from("/from-file"));
     }
 }
 
@@ -617,5 +941,54 @@ mod example_tests {
         let c = Config::from_settings(&Settings::default(), &f).unwrap();
         assert_eq!(c.presets, vec!["rancher"]);
         assert!(c.ignore.contains_key("tokens.management.cattle.io"));
+    }
+
+    /// The example in `deploy/` parses and validates.
+    #[test]
+    fn deploy_example_parses_and_validates() {
+        let text = include_str!("../../deploy/rewindd.toml");
+        let f = parse_file(Path::new("rewindd.toml"), text).unwrap();
+        assert_eq!(f.data_dir, Path::new("/var/lib/rewind"));
+        // The example's kubeconfig path need not exist here.
+        let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+        let s = Settings {
+            kubeconfig: Some(kubeconfig.path().to_owned()),
+            ..Settings::default()
+        };
+        let v = Config::from_settings(&s, &f).unwrap().service;
+        assert_eq!(v.compact.retention.keep_daily, 7);
+        assert_eq!(v.compact.retention.point_in_time_ms, 72 * 3_600_000);
+        assert_eq!(v.compact.seal_interval, Duration::from_secs(10));
+        assert!(v.compact.schedule.is_some());
+        assert_eq!(v.admin_group.as_deref(), Some("rewind-admin"));
+        assert!(v.compact.recipients.is_empty());
+    }
+
+    /// Regression: the example says "the values shown are the defaults", but
+    /// its `[journal]` showed a 50 ms flush interval, 4,096 events per batch
+    /// and a 64 MiB queue (defaults 20, 2,000 and 32), so a daemon installed
+    /// from it held twice the queue memory that docs/MANUAL.md measured.
+    #[test]
+    fn regression_deploy_example_journal_values_are_the_defaults() {
+        let text = include_str!("../../deploy/rewindd.toml");
+        let file = parse_file(Path::new("rewindd.toml"), text).unwrap();
+        // The example's kubeconfig path need not exist here.
+        let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+        let s = Settings {
+            kubeconfig: Some(kubeconfig.path().to_owned()),
+            data_dir: Some("/var/lib/rewind".into()),
+            ..Settings::default()
+        };
+        let example = Config::from_settings(&s, &file).unwrap();
+        let builtin = Config::from_settings(&s, &FileConfig::default()).unwrap();
+        assert_eq!(
+            example.journal.cache_capacity,
+            builtin.journal.cache_capacity
+        );
+        assert_eq!(example.journal.zstd_level, builtin.journal.zstd_level);
+        assert_eq!(example.journal.block_bytes, builtin.journal.block_bytes);
+        assert_eq!(example.queue_bytes, builtin.queue_bytes);
+        assert_eq!(example.flush_interval, builtin.flush_interval);
+        assert_eq!(example.flush_max_events, builtin.flush_max_events);
     }
 }

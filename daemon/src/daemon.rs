@@ -1,7 +1,10 @@
-//! Wiring: [`run`] opens the journal, connects to the cluster, and runs the
+//! Wiring the recorder: [`Recorder::open`] opens the journal and builds what
+//! other tasks share with the running recorder (the status [`Board`], the
+//! journal's [`LogReader`], the writer's durable position, the handles a
+//! reload uses); [`Recorder::run`] connects to the cluster and runs the
 //! writer thread, the watch supervisor and the status file until `shutdown`
 //! completes; then it stops the watchers, lets the writer drain and commit
-//! what is queued, and returns.
+//! what is queued, and returns. [`run`] does both.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::{ClusterSource, Config};
 use crate::ingest::Ingestor;
-use crate::journal::{self, Journal};
+use crate::journal::{self, Journal, LogReader};
 use crate::status::{Board, write_status};
 use crate::watch::{Supervisor, WatchCtx};
 use crate::writer::{CommitNotice, Writer, WriterOptions};
@@ -48,20 +51,11 @@ pub enum Error {
 /// Result alias of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Optional observers of a running daemon.
+/// Optional observers of a running recorder.
 #[derive(Default)]
 pub struct Hooks {
     /// Receives every durable batch.
     pub commits: Option<broadcast::Sender<Arc<CommitNotice>>>,
-    /// Receives the status board once the daemon is up.
-    pub board: Option<tokio::sync::oneshot::Sender<Board>>,
-    /// Receives the compactor's handle on the journal's log once it is open
-    /// ([`crate::service`]); the writer detaches it while it reopens the
-    /// journal after an I/O error.
-    pub journal_view: Option<tokio::sync::oneshot::Sender<crate::compact::log::JournalSlot>>,
-    /// Receives the handles a configuration reload uses to change the
-    /// running recorder.
-    pub live: Option<tokio::sync::oneshot::Sender<LiveRecorder>>,
 }
 
 /// What a configuration reload can change in the running recorder without
@@ -165,123 +159,194 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs the daemon until `shutdown` completes.
+/// Runs the recorder until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
-    run_with(config, shutdown, Hooks::default()).await
+    Recorder::open(config)?
+        .run(shutdown, Hooks::default())
+        .await
 }
 
-/// [`run`] with observers.
-pub async fn run_with(
+/// A recorder with its journal open, not yet running. Hands out, before it
+/// runs, everything other tasks share with it.
+pub struct Recorder {
+    /// The validated configuration.
     config: Config,
-    shutdown: impl Future<Output = ()>,
-    hooks: Hooks,
-) -> Result<()> {
-    create_private_dir(&config.data_dir).map_err(|source| Error::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
-    let journal = Journal::open(&config.journal_dir(), &config.journal)?;
-    let board = Board::new();
-    // Only what the writer reports fsynced may be sealed.
-    board.update(|s| s.journal.next_seq = journal.next_seq());
-    let slot = crate::compact::log::JournalSlot::new(&journal).bounded_by(board.clone());
-    if let Some(tx) = hooks.journal_view {
-        let _ = tx.send(slot.clone());
+    /// The open journal; the writer thread takes it.
+    journal: Journal,
+    /// The status board, also shown by `/metrics` and the watchdog.
+    board: Board,
+    /// The journal's reader for other tasks; the writer detaches it around
+    /// a reopen.
+    reader: LogReader,
+    /// One past the last durable event; the writer publishes on it.
+    durable: tokio::sync::watch::Sender<u64>,
+    /// Resource sets for the watch supervisor (and a reload).
+    resource_set: Arc<tokio::sync::watch::Sender<rewind_history::select::ResourceSet>>,
+    /// The supervisor's end of `resource_set`.
+    resource_set_rx: tokio::sync::watch::Receiver<rewind_history::select::ResourceSet>,
+    /// The ingestor's ignore rules (and a reload's).
+    ignore: crate::ingest::SharedIgnore,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("journal", &self.journal.dir())
+            .finish_non_exhaustive()
     }
-    info!(dir = %config.journal_dir().display(), next_seq = journal.next_seq(), "journal open");
-    let known: Vec<_> = journal
-        .type_records()?
-        .into_iter()
-        .map(|r| r.rtype)
-        .collect();
-    let client = client(&config.cluster).await?;
+}
 
-    let cancel = CancellationToken::new();
-    if let Some(tx) = hooks.board {
-        let _ = tx.send(board.clone());
-    }
-    let status_task = tokio::spawn(status_loop(
-        board.clone(),
-        config.status_path(),
-        config.status_interval,
-        cancel.clone(),
-    ));
-
-    let mut shutdown = std::pin::pin!(shutdown);
-    let cid = tokio::select! {
-        id = cluster_id(&client, config.cluster_id.as_ref(), &cancel) => id,
-        () = &mut shutdown => None,
-    };
-    let Some(cid) = cid else {
-        cancel.cancel();
-        let _ = status_task.await;
-        return Ok(());
-    };
-    board.update(|s| s.cluster_id = cid.clone());
-    info!(cluster_id = %cid, presets = ?config.presets, "recording");
-
-    let ingestor = Ingestor::new(cid, config.ignore.clone())?;
-    let (set_tx, set_rx) = tokio::sync::watch::channel(config.resource_set.clone());
-    if let Some(tx) = hooks.live {
-        let _ = tx.send(LiveRecorder {
+impl Recorder {
+    /// Creates the data directory and opens the journal.
+    pub fn open(config: Config) -> Result<Self> {
+        create_private_dir(&config.data_dir).map_err(|source| Error::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let journal = Journal::open(&config.journal_dir(), &config.journal)?;
+        let board = Board::new();
+        board.update(|s| s.journal.next_seq = journal.next_seq());
+        // Until the writer runs, what is in the journal is what is durable.
+        let (durable, _) = tokio::sync::watch::channel(journal.next_seq());
+        let reader = journal.log_reader();
+        info!(dir = %config.journal_dir().display(), next_seq = journal.next_seq(), "journal open");
+        let (set_tx, resource_set_rx) = tokio::sync::watch::channel(config.resource_set.clone());
+        let ignore = Arc::new(std::sync::RwLock::new(config.ignore.clone()));
+        Ok(Self {
+            config,
+            journal,
+            board,
+            reader,
+            durable,
             resource_set: Arc::new(set_tx),
-            ignore: ingestor.ignore_rules(),
-        });
+            resource_set_rx,
+            ignore,
+        })
     }
-    let writer = Writer::new(
-        journal,
-        ingestor,
-        WriterOptions {
-            flush_interval: config.flush_interval,
-            max_events: config.flush_max_events,
-        },
-        board.clone(),
-        hooks.commits.clone(),
-    )?
-    .with_journal_slot(slot);
-    // Messages are small (the bytes are budgeted separately), so the count
-    // bound only caps bookkeeping.
-    let (tx, rx) = mpsc::channel(config.flush_max_events.clamp(1024, 65_536));
-    let rt = tokio::runtime::Handle::current();
-    let writer_thread = std::thread::Builder::new()
-        .name("rewind-journal".into())
-        .spawn(move || writer.run(rt, rx))
-        .map_err(|_| Error::Writer)?;
 
-    let budget_total = u32::try_from(config.queue_bytes).unwrap_or(u32::MAX);
-    let ctx = WatchCtx {
-        client,
-        tx,
-        budget: Arc::new(Semaphore::new(
-            usize::try_from(budget_total).unwrap_or(usize::MAX),
-        )),
-        budget_total,
-        board: board.clone(),
-    };
-    let supervisor = Supervisor::new(
-        ctx,
-        config.resource_set.clone(),
-        config.discovery_interval,
-        known,
-    )
-    .with_updates(set_rx);
-    let sup_task = tokio::spawn(supervisor.run(cancel.clone()));
-
-    shutdown.await;
-    info!("shutting down: stopping watchers, committing what is queued");
-    cancel.cancel();
-    let _ = sup_task.await;
-    // The supervisor owned the last sender: the writer drains and returns.
-    let journal = tokio::task::spawn_blocking(move || writer_thread.join())
-        .await
-        .map_err(|_| Error::Writer)?
-        .map_err(|_| Error::Writer)?;
-    drop(journal);
-    let _ = status_task.await;
-    if let Err(e) = write_status(&config.status_path(), &board.snapshot()) {
-        warn!(error = %e, "cannot write the final status");
+    /// The status board.
+    #[must_use]
+    pub fn board(&self) -> Board {
+        self.board.clone()
     }
-    Ok(())
+
+    /// A reader of the journal's log that keeps working while the recorder
+    /// runs, across the writer's reopens.
+    #[must_use]
+    pub fn log_reader(&self) -> LogReader {
+        self.reader.clone()
+    }
+
+    /// One past the last durable event, as the writer publishes it.
+    #[must_use]
+    pub fn durable_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    /// What a configuration reload may change while the recorder runs.
+    #[must_use]
+    pub fn live(&self) -> LiveRecorder {
+        LiveRecorder {
+            resource_set: Arc::clone(&self.resource_set),
+            ignore: Arc::clone(&self.ignore),
+        }
+    }
+
+    /// Records until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()>, hooks: Hooks) -> Result<()> {
+        let Self {
+            config,
+            journal,
+            board,
+            reader,
+            durable,
+            resource_set: _,
+            resource_set_rx: mut set_rx,
+            ignore,
+        } = self;
+        let known: Vec<_> = journal
+            .type_records()?
+            .into_iter()
+            .map(|r| r.rtype)
+            .collect();
+        let client = client(&config.cluster).await?;
+
+        let cancel = CancellationToken::new();
+        let status_task = tokio::spawn(status_loop(
+            board.clone(),
+            config.status_path(),
+            config.status_interval,
+            cancel.clone(),
+        ));
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        let cid = tokio::select! {
+            id = cluster_id(&client, config.cluster_id.as_ref(), &cancel) => id,
+            () = &mut shutdown => None,
+        };
+        let Some(cid) = cid else {
+            cancel.cancel();
+            let _ = status_task.await;
+            return Ok(());
+        };
+        board.update(|s| s.cluster_id = cid.clone());
+        info!(cluster_id = %cid, presets = ?config.presets, "recording");
+
+        let ingestor = Ingestor::with_shared_ignore(cid, ignore)?;
+        let writer = Writer::new(
+            journal,
+            ingestor,
+            WriterOptions {
+                flush_interval: config.flush_interval,
+                max_events: config.flush_max_events,
+            },
+            board.clone(),
+            hooks.commits.clone(),
+        )?
+        .with_log_reader(reader)
+        .publishing_durable_seq(durable);
+        // Messages are small (the bytes are budgeted separately), so the count
+        // bound only caps bookkeeping.
+        let (tx, rx) = mpsc::channel(config.flush_max_events.clamp(1024, 65_536));
+        let rt = tokio::runtime::Handle::current();
+        let writer_thread = std::thread::Builder::new()
+            .name("rewind-journal".into())
+            .spawn(move || writer.run(rt, rx))
+            .map_err(|_| Error::Writer)?;
+
+        let budget_total = u32::try_from(config.queue_bytes).unwrap_or(u32::MAX);
+        let ctx = WatchCtx {
+            client,
+            tx,
+            budget: Arc::new(Semaphore::new(
+                usize::try_from(budget_total).unwrap_or(usize::MAX),
+            )),
+            budget_total,
+            board: board.clone(),
+        };
+        // The newest set: a reload may have sent one before the watchers
+        // started.
+        let set = set_rx.borrow_and_update().clone();
+        let supervisor =
+            Supervisor::new(ctx, set, config.discovery_interval, known).with_updates(set_rx);
+        let sup_task = tokio::spawn(supervisor.run(cancel.clone()));
+
+        shutdown.await;
+        info!("shutting down: stopping watchers, committing what is queued");
+        cancel.cancel();
+        let _ = sup_task.await;
+        // The supervisor owned the last sender: the writer drains and returns.
+        let journal = tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(|_| Error::Writer)?
+            .map_err(|_| Error::Writer)?;
+        drop(journal);
+        let _ = status_task.await;
+        if let Err(e) = write_status(&config.status_path(), &board.snapshot()) {
+            warn!(error = %e, "cannot write the final status");
+        }
+        Ok(())
+    }
 }
 
 async fn status_loop(

@@ -1,25 +1,40 @@
-//! `rewindd`: list-watches a Kubernetes management plane and records every
-//! change into a durable event journal.
+//! `rewindd`: list-watches a Kubernetes management plane, records every
+//! change into a durable event journal, and turns the journal into segments
+//! and snapshots in a store.
 //!
-//! # Layout
+//! # Modules
+//! - [`service`]: the entry point of `rewindd run`, [`service::run`]: starts
+//!   the recorder, the compactor, the admin socket and the metrics endpoint,
+//!   talks to systemd, and applies a configuration reload (SIGHUP).
+//! - [`daemon`]: the recorder, [`Recorder`]: opens the journal, then runs
+//!   the watch supervisor, the writer thread and the status file.
 //! - [`config`]: TOML file + flags + env → validated [`config::Config`].
-//! - [`select`]: ResourceSets with Rancher Backups' semantics; presets.
 //! - [`watch`]: per-group discovery, one kube watcher per selected type, the
 //!   supervisor that follows CRDs.
 //! - [`ingest`]: what to record for each observation (dedup, uid, relist
 //!   diffs, selection, ignore rules).
-//! - [`journal`]: the sled journal (event log blocks, current state, meta);
-//!   its module doc is the on-disk specification.
-//! - [`writer`]: group commit on a dedicated thread, retry on write errors.
-//! - [`status`]: the status board and `status.json`.
-//! - [`daemon`]: [`run`] wires it all.
+//! - [`writer`]: group commit on a dedicated thread, retry on write errors;
+//!   publishes the durable position.
+//! - [`journal`]: the journal (event log blocks, current state, meta)
+//!   and the [`journal::LogReader`] other tasks read it with; its module doc
+//!   is the on-disk specification.
+//! - [`compact`]: sealing, snapshots, shipping to the store, trimming the
+//!   journal, disk accounting, and retention (`rewindd prune`).
+//! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
+//! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
+//! - [`status`]: the status board and `status.json` (`rewindd status`).
+//!
+//! Resource selection and the store come from `rewind_history`.
 //!
 //! # Data flow
-//! watchers → bounded channel + byte budget → writer thread → [`journal`].
-//! An event is acknowledged once its batch is committed and fsynced.
+//! watchers → bounded channel + byte budget → writer thread → [`journal`];
+//! the writer publishes the durable seq, and the compactor reads the journal
+//! through a [`journal::LogReader`] up to that seq → segments and snapshots
+//! in `<data_dir>/compact` → the store. An event is acknowledged once its
+//! batch is committed and fsynced.
 //!
-//! # For the next layers (segments, stores, admin API)
-//! Stop the daemon or work inside it; then:
+//! # Reading a journal outside the daemon
+//! Stop the daemon first (an open journal locks its directory); then:
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use rewind_daemon::journal::{Journal, JournalOptions};
@@ -38,6 +53,13 @@
 //! In-process observers get every durable batch through
 //! [`daemon::Hooks::commits`].
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod admin;
 pub mod compact;
@@ -52,4 +74,4 @@ pub mod watch;
 pub mod writer;
 
 pub use config::Config;
-pub use daemon::{Hooks, run, run_with};
+pub use daemon::{Hooks, Recorder, run};

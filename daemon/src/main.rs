@@ -1,10 +1,17 @@
 //! `rewindd`, the recording daemon: thin wrapper over [`rewind_daemon::run`].
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use rewind_daemon::config::{Config, Settings};
+use rewind_daemon::config::{ServiceSettings, Settings};
 use rewind_daemon::status::{read_status, render, status_path};
 use rewind_history::now_ms;
 
@@ -66,7 +73,7 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rewindd: {e:#}");
+            eprintln!("rewindd: {}", rewind_history::report::chain(e.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -85,18 +92,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .init();
-            let file = cli.settings.load_file()?;
-            let config = Config::from_settings(&cli.settings, &file)?;
+            let config = cli.settings.load()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let sections = rewind_daemon::service::Sections::load(cli.settings.config.as_deref())?;
-            let service = sections.validate(&config.data_dir)?;
             rt.block_on(rewind_daemon::service::run(
                 config,
                 cli.settings.clone(),
-                service,
                 shutdown_signal(),
             ))?;
             Ok(ExitCode::SUCCESS)
@@ -106,8 +109,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             wait,
             socket,
         } => {
-            let sections = rewind_daemon::service::Sections::load(cli.settings.config.as_deref())?;
-            let socket = socket.unwrap_or(sections.service.admin_socket);
+            let file = cli.settings.read_file()?;
+            let socket = socket.unwrap_or(file.service.admin_socket);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -125,9 +128,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Prune { dry_run } => {
-            let dir = cli.settings.data_dir()?;
-            let sections = rewind_daemon::service::Sections::load(cli.settings.config.as_deref())?;
-            let service = sections.validate(&dir)?;
+            let file = cli.settings.read_file()?;
+            let service = ServiceSettings::from_file(&file, &cli.settings.data_dir_in(&file))?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

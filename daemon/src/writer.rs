@@ -13,12 +13,18 @@
 //! batches grow while the previous commit fsyncs (classic group commit).
 //!
 //! A failed commit (full disk, I/O error) is not lost: the batch is kept,
-//! the journal is reopened (sled refuses writes after an I/O error), and
+//! the journal is reopened (it refuses writes after an I/O error), and
 //! the same batch is prepared and committed again with backoff. Meanwhile
 //! nothing is acknowledged, the status says why, and the watchers block on
 //! the full queue: backpressure instead of unbounded memory.
 //!
-//! sled calls block (fsync), so this runs on its own OS thread rather than
+//! The writer publishes the durable position on a `tokio::sync::watch`
+//! channel it owns ([`Writer::publishing_durable_seq`]): one past the last
+//! event of the last batch whose commit returned (fsynced). The journal's
+//! own `next_seq` record is written just before the fsync, so only this
+//! figure tells what a crash can no longer take back; sealing reads it.
+//!
+//! Journal commits block (fsync), so this runs on its own OS thread rather than
 //! on the async runtime.
 
 use std::sync::Arc;
@@ -26,23 +32,25 @@ use std::time::{Duration, Instant};
 
 use rewind_format::EventBlockEncoder;
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::ingest::Ingestor;
-use crate::journal::{self, Journal, JournalOptions, ObjectKey, PreparedBatch, type_key};
+use crate::journal::{
+    self, Journal, JournalOptions, LogReader, ObjectKey, PreparedBatch, type_key,
+};
 use crate::status::Board;
 use crate::watch::Msg;
 use rewind_history::now_ms;
 
 /// Free space the journal volume keeps beyond twice the next batch's bytes:
-/// room for sled to finish a write it began, to clean segments, and to
-/// reopen. Without it a full disk fails sled part way through a write, and
-/// sled then refuses every write until the journal is reopened.
+/// room for the journal to finish a write it began, to clean segments, and to
+/// reopen. Without it a full disk fails the journal part way through a
+/// write, and it then refuses every write until it is reopened.
 const MIN_FREE_BYTES: u64 = 8 << 20;
 
 /// Overrides [`MIN_FREE_BYTES`]; `0` turns the check off. Only for tests of
-/// the path behind the check (sled failing on a full disk, the journal
+/// the path behind the check (the journal failing on a full disk, then
 /// reopened).
 const MIN_FREE_ENV: &str = "REWIND_JOURNAL_MIN_FREE_BYTES";
 
@@ -108,9 +116,12 @@ pub struct Writer {
     last_size_check: Option<Instant>,
     /// Free space kept on the journal volume ([`MIN_FREE_BYTES`]).
     min_free: u64,
-    /// The compactor's handle on the journal: emptied before a reopen (sled
-    /// holds its lock while any handle lives), refilled after.
-    slot: Option<crate::compact::log::JournalSlot>,
+    /// The journal's reader handed to other tasks: detached before a
+    /// reopen (the journal's directory stays locked while any reader holds
+    /// it), attached after.
+    reader: Option<LogReader>,
+    /// Where the durable position goes: one past the last fsynced event.
+    durable: Option<watch::Sender<u64>>,
 }
 
 impl Writer {
@@ -134,16 +145,32 @@ impl Writer {
             commits,
             last_size_check: None,
             min_free: min_free_bytes(),
-            slot: None,
+            reader: None,
+            durable: None,
         })
     }
 
-    /// Lets the writer detach `slot` before it reopens the journal and
+    /// Lets the writer detach `reader` before it reopens the journal and
     /// attach it to the reopened one.
     #[must_use]
-    pub fn with_journal_slot(mut self, slot: crate::compact::log::JournalSlot) -> Self {
-        self.slot = Some(slot);
+    pub fn with_log_reader(mut self, reader: LogReader) -> Self {
+        self.reader = Some(reader);
         self
+    }
+
+    /// Publishes on `durable` one past the last durable event: the
+    /// journal's position when the writer starts, then after every commit.
+    #[must_use]
+    pub fn publishing_durable_seq(mut self, durable: watch::Sender<u64>) -> Self {
+        self.durable = Some(durable);
+        self
+    }
+
+    /// Publishes that every event below `next_seq` is durable.
+    fn publish_durable(&self, next_seq: u64) {
+        if let Some(tx) = &self.durable {
+            tx.send_replace(next_seq);
+        }
     }
 
     /// Runs until every sender is gone and the queue is drained; returns the
@@ -154,11 +181,12 @@ impl Writer {
         if let Some(j) = &self.journal {
             let next = j.next_seq();
             self.board.update(|s| s.journal.next_seq = next);
+            self.publish_durable(next);
         }
         self.update_size(true);
         loop {
             // An idle journal still refreshes its size: the last commit's
-            // size check may have run before sled wrote the batch out, and
+            // size check may have run before the journal wrote the batch out, and
             // `journal_bytes` must not stay stale while nothing changes.
             let first = match rt.block_on(tokio::time::timeout(SIZE_REFRESH, rx.recv())) {
                 Ok(Some(m)) => m,
@@ -275,7 +303,7 @@ impl Writer {
 
     /// Refuses a batch the journal volume has no room for; see
     /// [`MIN_FREE_BYTES`]. A volume whose free space cannot be read is left
-    /// to sled's own errors.
+    /// to the journal's own errors.
     fn check_space(&self, msgs: &[Msg]) -> journal::Result<()> {
         if self.min_free == 0 {
             return Ok(());
@@ -295,17 +323,18 @@ impl Writer {
         Ok(())
     }
 
-    /// sled refuses every write after an I/O error: start from disk again.
+    /// The journal refuses every write after an I/O error: start from disk
+    /// again.
     fn reopen(&mut self, rt: &Handle) {
-        if let Some(slot) = &self.slot {
-            slot.detach();
+        if let Some(reader) = &self.reader {
+            reader.detach();
         }
         self.journal = None;
         for _ in 0..50 {
             match Journal::open(&self.dir, &self.jopts) {
                 Ok(j) => {
-                    if let Some(slot) = &self.slot {
-                        slot.attach(&j);
+                    if let Some(reader) = &self.reader {
+                        reader.attach(&j);
                     }
                     self.journal = Some(j);
                     return;
@@ -347,14 +376,9 @@ impl Writer {
         let mut durable: std::collections::HashMap<String, (i64, String, String, String)> =
             std::collections::HashMap::new();
         for (rtype, at) in newest {
-            let e = durable.entry(type_key(rtype)).or_insert_with(|| {
-                (
-                    at,
-                    rewind_history::select::api_version(rtype),
-                    rtype.kind.clone(),
-                    String::new(),
-                )
-            });
+            let e = durable
+                .entry(type_key(rtype))
+                .or_insert_with(|| (at, rtype.api_version(), rtype.kind.clone(), String::new()));
             e.0 = e.0.max(at);
         }
         for (tk, (at, av, kind, _)) in durable {
@@ -379,6 +403,7 @@ impl Writer {
             s.journal.last_commit_duration_ms = took_ms;
             s.journal.events = s.journal.events.saturating_add(p.len());
         });
+        self.publish_durable(next_seq);
         self.update_size(false);
         if let Some(tx) = &self.commits {
             let _ = tx.send(Arc::new(CommitNotice {
@@ -451,6 +476,7 @@ mod tests {
         let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
         let (ctx, mut crx) = broadcast::channel(1024);
         let board = Board::new();
+        let (durable_tx, durable) = watch::channel(0);
         let w = Writer::new(
             j,
             Ingestor::new("c".into(), HashMap::new()).unwrap(),
@@ -461,7 +487,8 @@ mod tests {
             board.clone(),
             Some(ctx),
         )
-        .unwrap();
+        .unwrap()
+        .publishing_durable_seq(durable_tx);
         let (tx, rx) = mpsc::channel(4);
         let handle = rt.handle().clone();
         let thread = std::thread::spawn(move || w.run(handle, rx));
@@ -488,6 +515,7 @@ mod tests {
         let s = board.snapshot();
         assert!(s.journal.healthy);
         assert_eq!(s.journal.next_seq, 51);
+        assert_eq!(*durable.borrow(), 51, "every event published durable");
         assert_eq!(s.types["configmaps"].events, 50);
     }
 }

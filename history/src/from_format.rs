@@ -6,19 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::state::{DesiredState, ObjectKey, ResourceType, StateError};
-
-impl From<&rewind_format::event::ResourceType> for ResourceType {
-    fn from(t: &rewind_format::event::ResourceType) -> Self {
-        Self {
-            group: t.group.clone(),
-            version: t.version.clone(),
-            resource: t.resource.clone(),
-            kind: t.kind.clone(),
-            namespaced: t.namespaced,
-        }
-    }
-}
+use crate::state::{DesiredState, ResourceType, StateError, TypedKey};
 
 /// Errors converting a folded state.
 #[derive(Debug, thiserror::Error)]
@@ -72,29 +60,30 @@ pub fn desired_from_format(state: &rewind_format::State) -> Result<DesiredState,
     let parsed = par_map(&objects, |(k, bytes)| -> Result<_, FromFormatError> {
         let rtype = type_of(&types, k)?;
         let obj = parse_object(k, bytes)?;
-        let key = ObjectKey::of(rtype, &obj)?;
+        let key = TypedKey::of(rtype, &obj)?;
         Ok((key, obj))
     });
     let entries = parsed.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok(DesiredState::from_entries(entries))
 }
 
-/// Each recorded type, converted once rather than once per object.
-pub fn resource_types(state: &rewind_format::State) -> HashMap<(&str, &str), ResourceType> {
+/// Each recorded type by `(group, resource)`, for looking up objects' types.
+pub fn resource_types(state: &rewind_format::State) -> HashMap<(&str, &str), &ResourceType> {
     state
         .types
         .iter()
-        .map(|((g, r), e)| ((g.as_str(), r.as_str()), ResourceType::from(&e.rtype)))
+        .map(|((g, r), e)| ((g.as_str(), r.as_str()), &e.rtype))
         .collect()
 }
 
 /// The type of the object at `k`.
-pub fn type_of<'t, 's>(
-    types: &'t HashMap<(&'s str, &'s str), ResourceType>,
+pub fn type_of<'s>(
+    types: &HashMap<(&'s str, &'s str), &'s ResourceType>,
     k: &'s rewind_format::ObjectKey,
-) -> Result<&'t ResourceType, FromFormatError> {
+) -> Result<&'s ResourceType, FromFormatError> {
     types
         .get(&(k.group.as_str(), k.resource.as_str()))
+        .copied()
         .ok_or_else(|| FromFormatError::UnknownType {
             group: k.group.clone(),
             resource: k.resource.clone(),
@@ -151,7 +140,7 @@ mod tests {
             seq,
             observed_at_ms: 1000 + i64::try_from(seq).unwrap(),
             cluster_id: "c".into(),
-            rtype: rewind_format::event::ResourceType {
+            rtype: ResourceType {
                 group: String::new(),
                 version: "v1".into(),
                 resource: "configmaps".into(),

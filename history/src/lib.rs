@@ -13,8 +13,9 @@
 //!   the history of one object, and the offline check behind `rewind verify`.
 //! - [`source`]: [`StateSource`], [`Point`] and [`DirSource`] (a directory of
 //!   manifests as a state).
-//! - [`state`]: [`ResourceType`], [`ObjectKey`], [`DesiredState`], [`Filter`]:
-//!   the restore side's view of a state.
+//! - [`state`]: [`DesiredState`], [`TypedKey`], [`Filter`]: the restore
+//!   side's view of a state; [`ResourceType`] (rewind-format's) with
+//!   [`KubeType`], its Kubernetes client side.
 //! - [`from_format`]: from `rewind_format::State` to a [`DesiredState`].
 //! - [`select`]: ResourceSets with Rancher Backups' semantics and the
 //!   built-in presets: what rewindd records and what `--preset` keeps.
@@ -22,15 +23,25 @@
 //!   pieces (rewindd watches with it; the restore tool reads live objects
 //!   with it).
 //! - [`deep`]: parsing objects nested deeper than serde_json's limit.
+//! - [`report`]: [`report::chain`], an error and its causes for people,
+//!   each cause once.
 //! - [`clock`]: [`clock::now_ms`], wall-clock Unix milliseconds.
 //! - [`tls`]: [`tls::install_tls_provider`], the process's rustls provider.
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod clock;
 pub mod deep;
 pub mod from_format;
 pub mod pit;
 pub mod raw;
+pub mod report;
 pub mod select;
 pub mod source;
 pub mod state;
@@ -39,5 +50,5 @@ pub mod tls;
 
 pub use clock::now_ms;
 pub use source::{DirSource, Point, SourceError, StateSource};
-pub use state::{DesiredState, Filter, ObjectKey, ResourceType};
+pub use state::{DesiredState, Filter, KubeType, ResourceType, TypedKey};
 pub use tls::install_tls_provider;

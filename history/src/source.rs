@@ -4,7 +4,10 @@
 //! store reader (snapshot + segments, never sled) implements it for points in
 //! time; [`DirSource`] implements it for a directory of JSON/YAML manifests
 //! (what `rewind export` writes, or any `kubectl get -o yaml` output), which
-//! operators can use directly and tests use today.
+//! operators can use directly and tests use too.
+//!
+//! The seam is async because the store is: callers await it on the runtime
+//! they already run on.
 
 use std::any::TypeId;
 use std::fmt;
@@ -66,9 +69,6 @@ pub enum SourceError {
         /// The cause.
         source: StateError,
     },
-    /// The store is not readable yet (the store reader is not built).
-    #[error("not yet implemented: {0} needs the store reader")]
-    NeedsStore(&'static str),
 }
 
 /// Result alias for this module.
@@ -129,14 +129,21 @@ impl fmt::Display for Point {
 }
 
 /// Something that can produce the desired state at a point.
+///
+/// The returned future is `Send`, so a state can be read from a spawned
+/// task; implementations write `async fn state_at`.
 pub trait StateSource {
     /// The state at `point`.
-    fn state_at(&self, point: &Point) -> Result<DesiredState>;
+    fn state_at(&self, point: &Point) -> impl Future<Output = Result<DesiredState>> + Send;
 }
 
 /// A directory of manifests: `.json`, `.yaml` and `.yml` files, searched
 /// recursively, each holding objects, `List`s, or several YAML documents.
 /// It holds one state, so only [`Point::Latest`] is valid.
+///
+/// The files are read and parsed on the awaiting thread, without yielding:
+/// the future needs no particular executor, and objects nested
+/// [`deep`](crate::deep) are parsed on the stack the caller sized for them.
 #[derive(Debug, Clone)]
 pub struct DirSource {
     /// The directory.
@@ -319,7 +326,7 @@ pub fn state_from_objects(objects: Vec<(PathBuf, Value)>) -> Result<DesiredState
 }
 
 impl StateSource for DirSource {
-    fn state_at(&self, point: &Point) -> Result<DesiredState> {
+    async fn state_at(&self, point: &Point) -> Result<DesiredState> {
         if *point != Point::Latest {
             return Err(SourceError::Unsupported {
                 source_name: format!("directory {}", self.dir.display()),
@@ -380,8 +387,8 @@ mod tests {
         assert!("2026-11-26T14:00:00".parse::<Point>().is_err());
     }
 
-    #[test]
-    fn dir_source_reads_yaml_json_lists_and_crds() {
+    #[tokio::test]
+    async fn dir_source_reads_yaml_json_lists_and_crds() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
         std::fs::write(
@@ -394,20 +401,28 @@ mod tests {
             r#"{"kind":"List","apiVersion":"v1","items":[{"apiVersion":"x.io/v1","kind":"Widget","metadata":{"name":"w","namespace":"n1"}}]}"#,
         )
         .unwrap();
-        let s = DirSource::new(d.path()).state_at(&Point::Latest).unwrap();
+        let s = DirSource::new(d.path())
+            .state_at(&Point::Latest)
+            .await
+            .unwrap();
         assert_eq!(s.len(), 3);
         assert!(
             s.iter()
                 .any(|(k, _)| k.rtype.resource == "widgets" && k.rtype.namespaced)
         );
-        assert!(DirSource::new(d.path()).state_at(&Point::Seq(1)).is_err());
+        assert!(
+            DirSource::new(d.path())
+                .state_at(&Point::Seq(1))
+                .await
+                .is_err()
+        );
         std::fs::write(
             d.path().join("c.yaml"),
             "apiVersion: y.io/v1\nkind: Gadget\nmetadata: {name: g}\n",
         )
         .unwrap();
         assert!(matches!(
-            DirSource::new(d.path()).state_at(&Point::Latest),
+            DirSource::new(d.path()).state_at(&Point::Latest).await,
             Err(SourceError::UnknownKind { .. })
         ));
     }

@@ -6,6 +6,9 @@
 //! and what the restore tool plans, applies and exports.
 //! It carries the CRDs of the recorded plane like any other object, so a
 //! restore can install the schema the objects were written against.
+//!
+//! Types are rewind-format's [`ResourceType`]; [`KubeType`] adds what a
+//! Kubernetes client needs of one. Objects are keyed by [`TypedKey`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -40,46 +43,19 @@ pub enum StateError {
 /// Result alias for this module.
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
-/// A Kubernetes resource type. Mirrors `rewind_format::ResourceType` field by
-/// field, so the store reader converts without loss.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ResourceType {
-    /// API group; `""` for the core group.
-    pub group: String,
-    /// API version within the group, e.g. `v1`.
-    pub version: String,
-    /// Plural resource name, e.g. `clusters`.
-    pub resource: String,
-    /// Kind, e.g. `Cluster`.
-    pub kind: String,
-    /// Whether objects of this type live in a namespace.
-    pub namespaced: bool,
+/// A Kubernetes resource type: the format crate's, so a recorded type is
+/// used as is.
+pub use rewind_format::ResourceType;
+
+/// What only a Kubernetes client needs of a [`ResourceType`]; kept here so
+/// the format crate does not depend on kube.
+pub trait KubeType {
+    /// The type as kube's dynamic API needs it.
+    fn api_resource(&self) -> ApiResource;
 }
 
-impl ResourceType {
-    /// `group/version`, or `version` for the core group.
-    #[must_use]
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-
-    /// `resource.group`, or `resource` for the core group.
-    #[must_use]
-    pub fn group_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
-    }
-
-    /// The type as kube's dynamic API needs it.
-    #[must_use]
-    pub fn api_resource(&self) -> ApiResource {
+impl KubeType for ResourceType {
+    fn api_resource(&self) -> ApiResource {
         ApiResource {
             group: self.group.clone(),
             version: self.version.clone(),
@@ -88,38 +64,18 @@ impl ResourceType {
             plural: self.resource.clone(),
         }
     }
-
-    /// Whether this is the CustomResourceDefinition type.
-    #[must_use]
-    pub fn is_crd(&self) -> bool {
-        self.group == "apiextensions.k8s.io" && self.resource == "customresourcedefinitions"
-    }
-
-    /// Whether this is the core Namespace type.
-    #[must_use]
-    pub fn is_namespace(&self) -> bool {
-        self.group.is_empty() && self.resource == "namespaces"
-    }
-
-    /// Whether `filter` (a kind, a plural, or `resource.group`, any case)
-    /// names this type.
-    #[must_use]
-    pub fn matches_name(&self, filter: &str) -> bool {
-        filter.eq_ignore_ascii_case(&self.kind)
-            || filter.eq_ignore_ascii_case(&self.resource)
-            || filter.eq_ignore_ascii_case(&self.group_resource())
-    }
 }
 
-impl fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.group_resource(), self.version)
-    }
-}
-
-/// Identifies one object: its type, namespace and name.
+/// The key of an object in a [`DesiredState`]: its full type, namespace and
+/// name.
+///
+/// [`rewind_format::ObjectKey`] names the type by group and resource only:
+/// the identity of an object in the recorded history, the same whatever
+/// version the API served. A `TypedKey` carries the whole [`ResourceType`]
+/// (version, kind, scope), which the restore tool needs to address the
+/// object on an API server, and orders by it, version included.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ObjectKey {
+pub struct TypedKey {
     /// The object's resource type.
     pub rtype: ResourceType,
     /// Namespace; `None` for cluster-scoped objects.
@@ -128,7 +84,7 @@ pub struct ObjectKey {
     pub name: String,
 }
 
-impl ObjectKey {
+impl TypedKey {
     /// The key of `obj`, an object of type `rtype`.
     pub fn of(rtype: &ResourceType, obj: &Value) -> Result<Self> {
         let name = obj
@@ -159,7 +115,7 @@ impl ObjectKey {
     }
 }
 
-impl fmt::Display for ObjectKey {
+impl fmt::Display for TypedKey {
     /// `resource.group/namespace/name`, or `resource.group/name` when
     /// cluster-scoped: the form `rewind history` takes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,12 +153,12 @@ impl Filter {
 
     /// Whether the filter selects `key`.
     #[must_use]
-    pub fn selects(&self, key: &ObjectKey) -> bool {
+    pub fn selects(&self, key: &TypedKey) -> bool {
         self.selects_parts(&key.rtype, key.namespace.as_deref(), &key.name)
     }
 
     /// Whether the filter selects the object of `rtype` at `namespace` and
-    /// `name` (a key in parts, for callers that have no [`ObjectKey`]).
+    /// `name` (a key in parts, for callers that have no [`TypedKey`]).
     #[must_use]
     pub fn selects_parts(&self, rtype: &ResourceType, namespace: Option<&str>, name: &str) -> bool {
         let ns_ok = self.namespaces.is_empty()
@@ -226,7 +182,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
     /// The objects as recorded, server fields and status included.
-    objects: BTreeMap<ObjectKey, Value>,
+    objects: BTreeMap<TypedKey, Value>,
 }
 
 impl DesiredState {
@@ -237,8 +193,8 @@ impl DesiredState {
     }
 
     /// Adds (or replaces) `obj` of type `rtype`; returns its key.
-    pub fn insert(&mut self, rtype: &ResourceType, obj: Value) -> Result<ObjectKey> {
-        let key = ObjectKey::of(rtype, &obj)?;
+    pub fn insert(&mut self, rtype: &ResourceType, obj: Value) -> Result<TypedKey> {
+        let key = TypedKey::of(rtype, &obj)?;
         self.objects.insert(key.clone(), obj);
         Ok(key)
     }
@@ -247,25 +203,25 @@ impl DesiredState {
     /// with [`insert`](Self::insert) one by one. Builds the map in one
     /// sorted pass, much faster than inserting 100,000 objects.
     #[must_use]
-    pub fn from_entries(entries: Vec<(ObjectKey, Value)>) -> Self {
+    pub fn from_entries(entries: Vec<(TypedKey, Value)>) -> Self {
         Self {
             objects: entries.into_iter().collect(),
         }
     }
 
     /// Removes an object, returning it.
-    pub fn remove(&mut self, key: &ObjectKey) -> Option<Value> {
+    pub fn remove(&mut self, key: &TypedKey) -> Option<Value> {
         self.objects.remove(key)
     }
 
     /// The object at `key`.
     #[must_use]
-    pub fn get(&self, key: &ObjectKey) -> Option<&Value> {
+    pub fn get(&self, key: &TypedKey) -> Option<&Value> {
         self.objects.get(key)
     }
 
     /// The object at `key`, mutable (for restore presets).
-    pub fn get_mut(&mut self, key: &ObjectKey) -> Option<&mut Value> {
+    pub fn get_mut(&mut self, key: &TypedKey) -> Option<&mut Value> {
         self.objects.get_mut(key)
     }
 
@@ -282,17 +238,17 @@ impl DesiredState {
     }
 
     /// All objects in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&TypedKey, &Value)> {
         self.objects.iter()
     }
 
     /// All objects in key order, mutable.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ObjectKey, &mut Value)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&TypedKey, &mut Value)> {
         self.objects.iter_mut()
     }
 
     /// The CustomResourceDefinitions in the state.
-    pub fn crds(&self) -> impl Iterator<Item = (&ObjectKey, &Value)> {
+    pub fn crds(&self) -> impl Iterator<Item = (&TypedKey, &Value)> {
         self.objects.iter().filter(|(k, _)| k.rtype.is_crd())
     }
 
@@ -320,7 +276,7 @@ impl DesiredState {
         if filter.is_empty() {
             return self.clone();
         }
-        let mut out: BTreeMap<ObjectKey, Value> = self
+        let mut out: BTreeMap<TypedKey, Value> = self
             .objects
             .iter()
             .filter(|(k, _)| filter.selects(k))
@@ -363,14 +319,7 @@ impl DesiredState {
     pub fn retain_selected(&mut self, set: &crate::select::ResourceSet) {
         let empty = BTreeMap::new();
         self.objects.retain(|k, v| {
-            let rtype = rewind_format::ResourceType {
-                group: k.rtype.group.clone(),
-                version: k.rtype.version.clone(),
-                resource: k.rtype.resource.clone(),
-                kind: k.rtype.kind.clone(),
-                namespaced: k.rtype.namespaced,
-            };
-            let Some(sel) = set.for_type(&rtype) else {
+            let Some(sel) = set.for_type(&k.rtype) else {
                 return false;
             };
             let labels: BTreeMap<String, String> = v
@@ -468,16 +417,16 @@ mod tests {
     fn key_checks_scope_and_name() {
         let t = cm_type();
         let ok = json!({"metadata": {"name": "a", "namespace": "ns"}});
-        let key = ObjectKey::of(&t, &ok).unwrap();
+        let key = TypedKey::of(&t, &ok).unwrap();
         assert_eq!(key.to_string(), "configmaps/ns/a");
         let no_ns = json!({"metadata": {"name": "a"}});
         assert!(matches!(
-            ObjectKey::of(&t, &no_ns),
+            TypedKey::of(&t, &no_ns),
             Err(StateError::Scope { .. })
         ));
         let no_name = json!({"metadata": {"namespace": "ns"}});
         assert!(matches!(
-            ObjectKey::of(&t, &no_name),
+            TypedKey::of(&t, &no_name),
             Err(StateError::MissingField { .. })
         ));
     }
@@ -533,8 +482,7 @@ mod tests {
     #[test]
     fn name_and_namespace_filters() {
         let t = cm_type();
-        let k =
-            ObjectKey::of(&t, &json!({"metadata": {"name": "abc", "namespace": "n1"}})).unwrap();
+        let k = TypedKey::of(&t, &json!({"metadata": {"name": "abc", "namespace": "n1"}})).unwrap();
         let by_prefix = Filter {
             names: vec!["ab*".into()],
             ..Filter::default()

@@ -36,14 +36,7 @@
 //!   wall, 2.1x CPU at load 7-9. The rest: the full validating parse of
 //!   every object (the summary refuses what the desired state refuses) and
 //!   a fresh process's page faults.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation
-)] // bench code: a panic is a failed run
+#![allow(clippy::cast_possible_truncation, reason = "figures are approximate")]
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -142,7 +135,7 @@ fn templates(plane: &Path, cap: usize) -> Vec<Template> {
             o["kind"].as_str().unwrap().to_owned(),
         );
         let t = &types[&key];
-        state.insert(&t.into(), o).unwrap();
+        state.insert(t, o).unwrap();
     }
     state
         .iter()

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::fields::{Seg, owned};
 use crate::plan::SkipReason;
-use rewind_history::state::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::state::{DesiredState, ResourceType, TypedKey};
 
 /// A change a restore action made to an object before writing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -148,13 +148,13 @@ fn annotation<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
 /// Endpoints object is written only when its Service there has no selector
 /// (no controller makes it then).
 #[must_use]
-pub fn skip_reason(key: &ObjectKey, obj: &Value, state: &DesiredState) -> Option<SkipReason> {
+pub fn skip_reason(key: &TypedKey, obj: &Value, state: &DesiredState) -> Option<SkipReason> {
     let t = &key.rtype;
     if NEVER_WRITTEN.iter().any(|(g, r)| is(t, g, r)) {
         return Some(SkipReason::NeverWritten);
     }
     if is(t, "", "endpoints") {
-        let service = ObjectKey {
+        let service = TypedKey {
             rtype: ResourceType {
                 group: String::new(),
                 version: "v1".into(),
@@ -320,7 +320,7 @@ fn adjust_job(obj: &mut Value) -> bool {
 /// Removes from `obj` what the target allocates or controllers fill, and
 /// says what was removed. Applied to recorded objects before writing, and
 /// to both sides of a comparison.
-pub fn adjust(key: &ObjectKey, obj: &mut Value) -> Option<Adjustment> {
+pub fn adjust(key: &TypedKey, obj: &mut Value) -> Option<Adjustment> {
     let t = &key.rtype;
     let (changed, adjustment) = if is(t, "", "services") {
         (adjust_service(obj), Adjustment::ServiceAllocated)
@@ -408,7 +408,7 @@ fn ensure_map<'a>(obj: &'a mut Value, pointer: &str) -> Option<&'a mut Map<Strin
 /// [`adjust`] removed, from the live object. Most are immutable once set
 /// (a Service's clusterIP, a Job's selector, a Pod's node), and the others
 /// are the target's own (token data, volume binding).
-pub fn carry_over(key: &ObjectKey, body: &mut Value, live: &Value) {
+pub fn carry_over(key: &TypedKey, body: &mut Value, live: &Value) {
     let t = &key.rtype;
     if is(t, "", "services") {
         copy_keys(

@@ -14,9 +14,9 @@ fn t(group: &str, version: &str, resource: &str, kind: &str, namespaced: bool) -
     }
 }
 
-fn key(rtype: ResourceType, name: &str) -> ObjectKey {
+fn key(rtype: ResourceType, name: &str) -> TypedKey {
     let namespace = rtype.namespaced.then(|| "ns".to_owned());
-    ObjectKey {
+    TypedKey {
         rtype,
         namespace,
         name: name.into(),

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::actions;
 use crate::live::{ApiFailure, list_all};
 use crate::strip::{drop_owner_uids, strip_server_fields};
-use rewind_history::state::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::state::{DesiredState, ResourceType, TypedKey};
 
 /// One difference.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,7 +74,7 @@ impl std::fmt::Display for Difference {
 
 /// The part of an object a comparison looks at.
 #[must_use]
-pub fn normalized(key: &ObjectKey, obj: &Value) -> Value {
+pub fn normalized(key: &TypedKey, obj: &Value) -> Value {
     let mut o = obj.clone();
     // Before stripping: the actions read managedFields.
     actions::adjust(key, &mut o);

@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::strip::split_for_write;
-use rewind_history::state::{DesiredState, ObjectKey};
+use rewind_history::state::{DesiredState, TypedKey};
 
 /// Errors exporting.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ pub struct ExportReport {
     pub owner_refs_dropped: usize,
 }
 
-fn safe(part: &str, key: &ObjectKey) -> Result<String> {
+fn safe(part: &str, key: &TypedKey) -> Result<String> {
     if part.is_empty() || part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
         return Err(ExportError::BadName(key.to_string()));
     }
@@ -77,7 +77,7 @@ fn safe(part: &str, key: &ObjectKey) -> Result<String> {
 }
 
 /// The file an object is exported to, relative to the output directory.
-pub fn relative_path(key: &ObjectKey) -> Result<PathBuf> {
+pub fn relative_path(key: &TypedKey) -> Result<PathBuf> {
     let file = format!("{}.yaml", safe(&key.name, key)?);
     if key.rtype.is_crd() {
         return Ok(Path::new("00-crds").join(file));
@@ -102,7 +102,7 @@ pub fn relative_path(key: &ObjectKey) -> Result<PathBuf> {
 
 /// The manifest for one recorded object.
 #[must_use]
-pub fn manifest(key: &ObjectKey, obj: &Value) -> (Value, bool) {
+pub fn manifest(key: &TypedKey, obj: &Value) -> (Value, bool) {
     let (mut body, _status) = split_for_write(obj);
     let mut dropped = false;
     if let Some(m) = body.as_object_mut() {
@@ -205,7 +205,8 @@ mod tests {
         assert_eq!(r.owner_refs_dropped, 1);
         assert!(d.path().join("02-objects/x.io_widgets/n/w:1.yaml").exists());
         assert!(d.path().join("00-crds/widgets.x.io.yaml").exists());
-        let back = DirSource::new(d.path()).state_at(&Point::Latest).unwrap();
+        let back =
+            futures::executor::block_on(DirSource::new(d.path()).state_at(&Point::Latest)).unwrap();
         assert_eq!(back.len(), 2);
         let (k, w) = back.iter().find(|(k, _)| k.rtype == t).unwrap();
         assert_eq!(k.name, "w:1");
@@ -255,7 +256,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let r = export(&s, dir.path()).unwrap();
             assert_eq!(r.files, depths.len() + 1);
-            let back = DirSource::new(dir.path()).state_at(&Point::Latest).unwrap();
+            let back =
+                futures::executor::block_on(DirSource::new(dir.path()).state_at(&Point::Latest))
+                    .unwrap();
             assert_eq!(back.len(), depths.len() + 1);
             for d in depths {
                 let file = dir.path().join(format!("02-objects/x.io_widgets/n/w{d}.yaml"));

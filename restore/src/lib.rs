@@ -46,7 +46,7 @@
 //! # async fn run(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use rewind_history::{DirSource, Point, StateSource};
 //! use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet};
-//! let state = DirSource::new("backup/").state_at(&Point::Latest)?;
+//! let state = DirSource::new("backup/").state_at(&Point::Latest).await?;
 //! let opts = PlanOptions { protected: ProtectedSet::with_defaults(&[])?, ..PlanOptions::default() };
 //! let plan = rewind_restore::plan(&state, &client, &opts).await?;
 //! print!("{}", plan.to_table());
@@ -55,6 +55,13 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod actions;
 pub mod apply;

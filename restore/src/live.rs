@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use rewind_history::raw::RawObject;
 
-use rewind_history::state::ResourceType;
+use rewind_history::state::{KubeType, ResourceType};
 
 /// Page size for listing live objects: large pages, few round trips.
 const PAGE: u32 = 500;

@@ -19,16 +19,16 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::actions::writes_last;
-use rewind_history::state::{DesiredState, ObjectKey};
+use rewind_history::state::{DesiredState, TypedKey};
 
 /// Index from ownerReferences to the owners' keys in a state.
 #[derive(Debug, Default)]
 pub struct OwnerIndex {
     /// Recorded `metadata.uid` to key.
-    by_uid: HashMap<String, ObjectKey>,
+    by_uid: HashMap<String, TypedKey>,
     /// (group, kind, namespace, name) to key, for references whose UID the
     /// recording does not know.
-    by_name: HashMap<(String, String, Option<String>, String), ObjectKey>,
+    by_name: HashMap<(String, String, Option<String>, String), TypedKey>,
 }
 
 impl OwnerIndex {
@@ -56,7 +56,7 @@ impl OwnerIndex {
     /// The key of the owner `reference` names, for a dependent in
     /// `dependent_ns`.
     #[must_use]
-    pub fn resolve(&self, dependent_ns: Option<&str>, reference: &Value) -> Option<&ObjectKey> {
+    pub fn resolve(&self, dependent_ns: Option<&str>, reference: &Value) -> Option<&TypedKey> {
         if let Some(k) = reference
             .get("uid")
             .and_then(Value::as_str)
@@ -93,18 +93,18 @@ fn owner_refs(obj: &Value) -> &[Value] {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Phases {
     /// CustomResourceDefinitions.
-    pub crds: Vec<ObjectKey>,
+    pub crds: Vec<TypedKey>,
     /// Namespaces.
-    pub namespaces: Vec<ObjectKey>,
+    pub namespaces: Vec<TypedKey>,
     /// All other objects, level by level (owners before dependents), each
     /// ownership level split in two: cluster-scoped objects, then
     /// namespaced ones.
-    pub levels: Vec<Vec<ObjectKey>>,
+    pub levels: Vec<Vec<TypedKey>>,
     /// Admission webhooks and policies and APIServices, after every level:
     /// one whose backend is not back yet cannot reject the other writes.
-    pub last: Vec<ObjectKey>,
+    pub last: Vec<TypedKey>,
     /// Objects in an ownership cycle, placed at level 0.
-    pub cycles: Vec<ObjectKey>,
+    pub cycles: Vec<TypedKey>,
 }
 
 /// Computes the write order of every object in `state`.
@@ -117,18 +117,18 @@ pub fn phases(state: &DesiredState) -> Phases {
     // A Namespace owned by another object (Rancher's cluster namespaces can
     // be) cannot go in the early phase: its owner's new UID is not known
     // yet. It joins the levels, and so do its contents, after it.
-    let owned = |key: &ObjectKey, obj: &Value| {
+    let owned = |key: &TypedKey, obj: &Value| {
         owner_refs(obj)
             .iter()
             .filter_map(|r| idx.resolve(key.namespace.as_deref(), r))
             .any(|o| !o.rtype.is_crd() && !o.rtype.is_namespace())
     };
-    let late_ns: HashMap<&str, &ObjectKey> = state
+    let late_ns: HashMap<&str, &TypedKey> = state
         .iter()
         .filter(|(k, o)| k.rtype.is_namespace() && owned(k, o))
         .map(|(k, _)| (k.name.as_str(), k))
         .collect();
-    let mut owners: BTreeMap<&ObjectKey, Vec<&ObjectKey>> = BTreeMap::new();
+    let mut owners: BTreeMap<&TypedKey, Vec<&TypedKey>> = BTreeMap::new();
     for (key, obj) in state.iter() {
         if key.rtype.is_crd() {
             out.crds.push(key.clone());
@@ -137,7 +137,7 @@ pub fn phases(state: &DesiredState) -> Phases {
         } else if key.rtype.is_namespace() && !late_ns.contains_key(key.name.as_str()) {
             out.namespaces.push(key.clone());
         } else {
-            let mut os: Vec<&ObjectKey> = owner_refs(obj)
+            let mut os: Vec<&TypedKey> = owner_refs(obj)
                 .iter()
                 .filter_map(|r| idx.resolve(key.namespace.as_deref(), r))
                 .filter(|o| {
@@ -152,15 +152,15 @@ pub fn phases(state: &DesiredState) -> Phases {
             owners.insert(key, os);
         }
     }
-    let mut level: HashMap<&ObjectKey, usize> = HashMap::new();
+    let mut level: HashMap<&TypedKey, usize> = HashMap::new();
     for &start in owners.keys() {
         if level.contains_key(start) {
             continue;
         }
         // Iterative depth-first search: deep ownership chains must not
         // overflow the stack. `on_path` detects cycles.
-        let mut stack: Vec<(&ObjectKey, usize)> = vec![(start, 0)];
-        let mut on_path: Vec<&ObjectKey> = vec![start];
+        let mut stack: Vec<(&TypedKey, usize)> = vec![(start, 0)];
+        let mut on_path: Vec<&TypedKey> = vec![start];
         while let Some(&(node, next)) = stack.last() {
             let deps = owners.get(node).map_or(&[][..], Vec::as_slice);
             match deps.get(next) {
@@ -233,10 +233,10 @@ pub struct DroppedRef {
 /// to owners outside the state are kept as they are: the plan has already
 /// pointed them at the live owner (see [`crate::owners`]).
 pub fn rewire_owner_refs(
-    key: &ObjectKey,
+    key: &TypedKey,
     body: &mut Value,
     idx: &OwnerIndex,
-    new_uids: &HashMap<ObjectKey, String>,
+    new_uids: &HashMap<TypedKey, String>,
 ) -> Vec<DroppedRef> {
     let mut dropped = Vec::new();
     let Some(refs) = body
@@ -363,7 +363,7 @@ mod tests {
         (s, a)
     }
 
-    fn names(keys: &[ObjectKey]) -> Vec<&str> {
+    fn names(keys: &[TypedKey]) -> Vec<&str> {
         keys.iter().map(|k| k.name.as_str()).collect()
     }
 
@@ -499,12 +499,12 @@ mod tests {
     fn rewire_maps_uids_drops_unwritten_owners_keeps_outside_ones() {
         let (s, a) = state();
         let idx = OwnerIndex::new(&s);
-        let leaf = ObjectKey {
+        let leaf = TypedKey {
             rtype: a.clone(),
             namespace: Some("ns".into()),
             name: "leaf".into(),
         };
-        let mid = ObjectKey {
+        let mid = TypedKey {
             name: "mid".into(),
             ..leaf.clone()
         };
@@ -525,7 +525,7 @@ mod tests {
         );
 
         // An owner outside the state was resolved by the plan: kept.
-        let orphan = ObjectKey {
+        let orphan = TypedKey {
             name: "orphan".into(),
             ..leaf
         };

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::live::api_for;
 use crate::order::OwnerIndex;
-use rewind_history::state::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::state::{DesiredState, ResourceType, TypedKey};
 
 /// Concurrent lookups against the target.
 const LOOKUPS: usize = 16;
@@ -90,7 +90,7 @@ async fn owner_type(
 pub async fn resolve_outside_owners(
     client: &Client,
     state: &mut DesiredState,
-    include: impl Fn(&ObjectKey) -> bool,
+    include: impl Fn(&TypedKey) -> bool,
 ) -> Vec<OutsideOwner> {
     let idx = OwnerIndex::new(state);
     let mut wanted = Wanted::new();

@@ -29,7 +29,7 @@ use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
 use crate::strip::{drop_owner_uids, split_for_write, strip_server_fields};
 use rewind_history::select::ResourceSet;
 use rewind_history::state::{
-    DesiredState, Filter, ObjectKey, ResourceType, crd_defines, crd_has_status,
+    DesiredState, Filter, ResourceType, TypedKey, crd_defines, crd_has_status,
 };
 
 /// Errors planning a restore.
@@ -134,7 +134,7 @@ impl SkipReason {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
     /// The object.
-    pub key: ObjectKey,
+    pub key: TypedKey,
     /// What happens to it.
     pub action: Action,
     /// For updates: the fields that differ (`spec.x`, `status`, …).
@@ -399,7 +399,7 @@ const TYPE_FIELDS: [&str; 2] = ["apiVersion", "kind"];
 /// server-set metadata, ownerReference UIDs (rewired separately), `status`
 /// per `mode`, and what the restore actions leave to the target. `key`
 /// names the object's type for the restore actions (`None`: no actions).
-fn compare(key: Option<&ObjectKey>, obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
+fn compare(key: Option<&TypedKey>, obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     let (mut body, status) = write_parts(obj, mode);
     let mut have = live.clone();
     if let Some(k) = key {
@@ -443,10 +443,10 @@ fn compare(key: Option<&ObjectKey>, obj: &Value, live: &Value, mode: StatusMode)
 fn rewire_check(
     state: &DesiredState,
     items: &mut [PlanItem],
-    live_ref_uids: &HashMap<ObjectKey, Vec<String>>,
+    live_ref_uids: &HashMap<TypedKey, Vec<String>>,
 ) {
     let idx = OwnerIndex::new(state);
-    let owner_uid: HashMap<ObjectKey, Option<String>> = items
+    let owner_uid: HashMap<TypedKey, Option<String>> = items
         .iter()
         .filter(|i| i.action != Action::Delete)
         .map(|i| {
@@ -493,11 +493,8 @@ fn rewire_check(
 /// skip, with why, and those they adjusted in place, with how.
 fn apply_actions(
     state: &mut DesiredState,
-) -> (
-    HashMap<ObjectKey, SkipReason>,
-    HashMap<ObjectKey, Adjustment>,
-) {
-    let skips: HashMap<ObjectKey, SkipReason> = state
+) -> (HashMap<TypedKey, SkipReason>, HashMap<TypedKey, Adjustment>) {
+    let skips: HashMap<TypedKey, SkipReason> = state
         .iter()
         .filter_map(|(k, o)| actions::skip_reason(k, o, state).map(|r| (k.clone(), r)))
         .collect();
@@ -569,9 +566,9 @@ pub async fn plan(
         .await?;
 
     let mut items = Vec::new();
-    let mut prune_candidates: Vec<(ObjectKey, Value)> = Vec::new();
+    let mut prune_candidates: Vec<(TypedKey, Value)> = Vec::new();
     // The owner UIDs each live object's ownerReferences carry.
-    let mut live_ref_uids: HashMap<ObjectKey, Vec<String>> = HashMap::new();
+    let mut live_ref_uids: HashMap<TypedKey, Vec<String>> = HashMap::new();
     for (rtype, live_objs) in listed {
         let live_objs = match live_objs {
             Some(l) => l,
@@ -585,9 +582,9 @@ pub async fn plan(
             }
         };
         let mode = modes.get(&rtype).copied().unwrap_or(StatusMode::Skip);
-        let mut live_by_key: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+        let mut live_by_key: BTreeMap<TypedKey, Value> = BTreeMap::new();
         for l in live_objs {
-            if let Ok(k) = ObjectKey::of(&rtype, &l) {
+            if let Ok(k) = TypedKey::of(&rtype, &l) {
                 live_by_key.insert(k, l);
             }
         }

@@ -15,7 +15,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use rewind_history::state::{DesiredState, ObjectKey, glob};
+use rewind_history::state::{DesiredState, TypedKey, glob};
 
 /// Errors parsing protection patterns.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,7 @@ impl Pattern {
 
     /// Whether the pattern matches `key`.
     #[must_use]
-    pub fn matches(&self, key: &ObjectKey) -> bool {
+    pub fn matches(&self, key: &TypedKey) -> bool {
         let type_ok = self.rtype == "*" || key.rtype.matches_name(&self.rtype);
         let ns_ok = match (&self.namespace, &key.namespace) {
             (None, _) => true,
@@ -108,7 +108,7 @@ pub struct ProtectedSet {
     /// Never written nor deleted.
     patterns: Vec<Pattern>,
     /// Individual objects (from presets) never written nor deleted.
-    keys: Vec<ObjectKey>,
+    keys: Vec<TypedKey>,
     /// Never deleted by prune (may be written).
     prune_never: Vec<Pattern>,
 }
@@ -139,25 +139,25 @@ impl ProtectedSet {
     }
 
     /// Protects one object.
-    pub fn add_key(&mut self, key: ObjectKey) {
+    pub fn add_key(&mut self, key: TypedKey) {
         self.keys.push(key);
     }
 
     /// Whether `key` must be neither written nor deleted.
     #[must_use]
-    pub fn is_protected(&self, key: &ObjectKey) -> bool {
+    pub fn is_protected(&self, key: &TypedKey) -> bool {
         self.keys.contains(key) || self.patterns.iter().any(|p| p.matches(key))
     }
 
     /// Whether `key` was protected individually (by a preset's skip).
     #[must_use]
-    pub fn is_preset_key(&self, key: &ObjectKey) -> bool {
+    pub fn is_preset_key(&self, key: &TypedKey) -> bool {
         self.keys.contains(key)
     }
 
     /// Whether prune may delete `key`.
     #[must_use]
-    pub fn may_prune(&self, key: &ObjectKey) -> bool {
+    pub fn may_prune(&self, key: &TypedKey) -> bool {
         !self.is_protected(key) && !self.prune_never.iter().any(|p| p.matches(key))
     }
 }
@@ -173,7 +173,7 @@ pub struct PresetReport {
     pub skipped: Vec<String>,
 }
 
-fn is(key: &ObjectKey, group: &str, resource: &str) -> bool {
+fn is(key: &TypedKey, group: &str, resource: &str) -> bool {
     key.rtype.group == group && key.rtype.resource == resource
 }
 
@@ -254,8 +254,8 @@ mod tests {
     use rewind_history::state::ResourceType;
     use serde_json::json;
 
-    fn key(group: &str, resource: &str, kind: &str, ns: Option<&str>, name: &str) -> ObjectKey {
-        ObjectKey {
+    fn key(group: &str, resource: &str, kind: &str, ns: Option<&str>, name: &str) -> TypedKey {
+        TypedKey {
             rtype: ResourceType {
                 group: group.into(),
                 version: "v1".into(),

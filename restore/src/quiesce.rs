@@ -18,7 +18,7 @@ use crate::apply::{ApplyError, Failure};
 use crate::live::{ApiFailure, api_for};
 use crate::plan::{Action, RestorePlan};
 use crate::resume::{Entry, Journal, Progress};
-use rewind_history::state::{ObjectKey, ResourceType};
+use rewind_history::state::{ResourceType, TypedKey};
 
 /// The Deployment type.
 #[must_use]
@@ -119,7 +119,7 @@ pub fn scale_back_values(
 ) -> HashMap<(String, String), i32> {
     let mut out = HashMap::new();
     for (ns, name, _) in quiesced {
-        let key = ObjectKey {
+        let key = TypedKey {
             rtype: deployment_type(),
             namespace: Some(ns.clone()),
             name: name.clone(),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use rewind_history::from_format::{
     FromFormatError, object_slices, par_map, parse_object, resource_types, type_of,
 };
-use rewind_history::state::{DesiredState, Filter, ObjectKey, ResourceType, crd_defines};
+use rewind_history::state::{DesiredState, Filter, ResourceType, TypedKey, crd_defines};
 
 /// Object counts of a state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -38,7 +38,7 @@ impl Summary {
         Self::of_keys(state.iter().map(|(k, _)| k))
     }
 
-    fn of_keys<'k>(keys: impl Iterator<Item = &'k ObjectKey>) -> Self {
+    fn of_keys<'k>(keys: impl Iterator<Item = &'k TypedKey>) -> Self {
         let mut s = Self::default();
         for k in keys {
             s.objects += 1;
@@ -69,7 +69,7 @@ impl Summary {
                     return Ok(((rtype, namespace, name), None));
                 }
                 let obj = parse_object(k, bytes)?;
-                let key = ObjectKey::of(rtype, &obj)?;
+                let key = TypedKey::of(rtype, &obj)?;
                 let defines = if rtype.is_crd() {
                     crd_defines(&obj)
                 } else {

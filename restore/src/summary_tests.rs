@@ -157,7 +157,7 @@ proptest! {
 
 #[test]
 fn fast_key_takes_only_what_value_reads_the_same_way() {
-    let cm = ResourceType::from(&types()[0]);
+    let cm = types()[0].clone();
     let cases: Vec<(String, bool)> = vec![
         (r#"{"metadata":{"name":"a","namespace":"n"}}"#.into(), true),
         (
@@ -203,9 +203,9 @@ fn fast_key_takes_only_what_value_reads_the_same_way() {
         assert_eq!(got.is_some(), fast, "{text}");
         let slow = serde_json::from_slice::<Value>(text.as_bytes())
             .ok()
-            .and_then(|v| ObjectKey::of(&cm, &v).ok());
+            .and_then(|v| TypedKey::of(&cm, &v).ok());
         if let Some((namespace, name)) = got {
-            let k = ObjectKey {
+            let k = TypedKey {
                 rtype: cm.clone(),
                 namespace,
                 name,
@@ -220,10 +220,10 @@ fn fast_key_takes_only_what_value_reads_the_same_way() {
 
 #[test]
 fn last_duplicate_wins_in_from_entries() {
-    let cm = ResourceType::from(&types()[0]);
+    let cm = types()[0].clone();
     let a = json!({"metadata": {"name": "a", "namespace": "n"}, "v": 1});
     let b = json!({"metadata": {"name": "a", "namespace": "n"}, "v": 2});
-    let k = ObjectKey::of(&cm, &a).unwrap();
+    let k = TypedKey::of(&cm, &a).unwrap();
     let s = DesiredState::from_entries(vec![(k.clone(), a), (k.clone(), b)]);
     assert_eq!(s.len(), 1);
     assert_eq!(s.get(&k).unwrap()["v"], 2);

@@ -1,12 +1,6 @@
 //! The `rewind` binary end to end: show, export, completions, the store
 //! commands' clear "not yet" error, and restore (dry run, refusal without
 //! confirmation, real run) against a real local control plane.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 #[path = "../../tests/tests/restore_support/mod.rs"]
 mod restore_support;
@@ -166,7 +160,7 @@ async fn restore_from_a_directory_with_the_cli() {
     ]));
     assert!(report.contains(&format!("{} written", n - 1)), "{report}");
     let mut want = recorded.clone();
-    want.remove(&rewind_history::ObjectKey {
+    want.remove(&rewind_history::TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -326,7 +320,7 @@ async fn killed_restore_process_resumes_to_a_complete_result() {
             .collect::<Vec<_>>(),
     ));
     let mut want = recorded.clone();
-    want.remove(&rewind_history::ObjectKey {
+    want.remove(&rewind_history::TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),

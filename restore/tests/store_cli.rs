@@ -1,12 +1,6 @@
 //! The `rewind` binary on a store: list, show at a seq, history, verify
 //! (exit code and the damaged file named), and the warning line when the
 //! newest snapshot is damaged.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 #[path = "../../tests/tests/pit_support/mod.rs"]
 mod pit_support;
@@ -220,4 +214,68 @@ async fn show_from_a_store_prints_what_the_desired_state_gives() {
     }
     // The filters are not all empty-handed: most cases count something.
     assert!(checked >= 12, "{checked}");
+}
+
+/// A store path that does not exist, or is not a directory, is an error
+/// naming it for every command that reads a store, printed once and without
+/// a backtrace; `rewind` never creates it. A store that exists but holds
+/// nothing lists as empty and exits 0, and reading a state from it is an
+/// error.
+#[test]
+fn regression_missing_store_is_an_error_naming_it_and_an_empty_store_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-store");
+    let not_dir = dir.path().join("a-file");
+    std::fs::write(&not_dir, b"x").unwrap();
+    let out_dir = dir.path().join("export");
+    let out_dir = out_dir.to_str().unwrap();
+    let commands: [&[&str]; 7] = [
+        &["list"],
+        &["show", "--at", "latest"],
+        &["history", "clusters.management.cattle.io/c-1"],
+        &["diff", "--from", "seq:1", "--to", "latest"],
+        &["export", "--at", "latest", "--out", out_dir],
+        &["verify"],
+        &[
+            "restore",
+            "--at",
+            "latest",
+            "--to",
+            "/nonexistent-kubeconfig",
+            "--dry-run",
+        ],
+    ];
+    for (store, says) in [
+        (&missing, "no such directory"),
+        (&not_dir, "not a directory"),
+    ] {
+        for args in commands {
+            let out = rewind(store, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{args:?} on {}: exit 0\n{err}",
+                store.display()
+            );
+            assert!(
+                err.contains(&store.display().to_string()) && err.contains(says),
+                "{args:?}: {err}"
+            );
+            assert_eq!(
+                err.matches(says).count(),
+                1,
+                "{args:?}: printed more than once: {err}"
+            );
+            assert!(!err.contains("backtrace"), "{args:?}: {err}");
+        }
+    }
+    assert!(!missing.exists(), "a reader never creates the store");
+
+    let empty = dir.path().join("empty-store");
+    std::fs::create_dir(&empty).unwrap();
+    let list = ok(&rewind(&empty, &["list"]));
+    assert!(list.contains("nothing recorded yet"), "{list}");
+    let show = rewind(&empty, &["show", "--at", "latest"]);
+    assert!(!show.status.success());
+    assert!(String::from_utf8_lossy(&show.stderr).contains("no recorded history"));
 }

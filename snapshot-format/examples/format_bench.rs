@@ -44,15 +44,10 @@
 //!
 //! Needs `tar` and `zstd` on PATH for the baselines.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_possible_wrap,
-    clippy::cast_precision_loss,
-    reason = "benchmark binary: a panic is a failed run, figures are approximate"
+    reason = "figures are approximate"
 )]
 
 use std::io::Write;
@@ -295,13 +290,6 @@ type RawObjects = Vec<(Option<String>, String, Value)>;
 /// The generated state: per type, objects sorted by (namespace, name).
 fn generate(total: usize) -> Vec<TypeObjects> {
     let r = Rng::new(0x5EED_1234_ABCD_0001);
-    let rt = |g: &str, v: &str, res: &str, k: &str, nsd: bool| ResourceType {
-        group: g.into(),
-        version: v.into(),
-        resource: res.into(),
-        kind: k.into(),
-        namespaced: nsd,
-    };
     let clusters = (total / 100).max(1);
     let nodes = total / 20;
     let nss = total / 25;
@@ -314,14 +302,14 @@ fn generate(total: usize) -> Vec<TypeObjects> {
     let ns_names: Vec<String> = (0..nss).map(|i| format!("p-{}-{i}", r.alnum(5))).collect();
     let mut out: Vec<(ResourceType, RawObjects)> = vec![
         (
-            rt("", "v1", "namespaces", "Namespace", false),
+            ResourceType::new("", "v1", "namespaces", "Namespace", false),
             ns_names
                 .iter()
                 .map(|n| (None, n.clone(), namespace(&r, n)))
                 .collect(),
         ),
         (
-            rt("", "v1", "secrets", "Secret", true),
+            ResourceType::new("", "v1", "secrets", "Secret", true),
             (0..secrets)
                 .map(|_| {
                     let ns = ns_names[r.below(nss as u64) as usize].clone();
@@ -332,14 +320,14 @@ fn generate(total: usize) -> Vec<TypeObjects> {
                 .collect(),
         ),
         (
-            rt("management.cattle.io", "v3", "clusters", "Cluster", false),
+            ResourceType::new("management.cattle.io", "v3", "clusters", "Cluster", false),
             cluster_ids
                 .iter()
                 .map(|c| (None, c.clone(), mgmt_cluster(&r, c)))
                 .collect(),
         ),
         (
-            rt("management.cattle.io", "v3", "nodes", "Node", true),
+            ResourceType::new("management.cattle.io", "v3", "nodes", "Node", true),
             (0..nodes)
                 .map(|_| {
                     let c = cluster_ids[r.below(clusters as u64) as usize].clone();
@@ -350,7 +338,7 @@ fn generate(total: usize) -> Vec<TypeObjects> {
                 .collect(),
         ),
         (
-            rt("management.cattle.io", "v3", "tokens", "Token", false),
+            ResourceType::new("management.cattle.io", "v3", "tokens", "Token", false),
             (0..tokens)
                 .map(|_| {
                     let name = format!("token-{}", r.alnum(5));
@@ -360,7 +348,7 @@ fn generate(total: usize) -> Vec<TypeObjects> {
                 .collect(),
         ),
         (
-            rt(
+            ResourceType::new(
                 "rbac.authorization.k8s.io",
                 "v1",
                 "rolebindings",

@@ -44,15 +44,24 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// The type of `kind` objects, served as the plural `resource` of
+    /// `group` (`""` for the core group) at `version`.
+    #[must_use]
+    pub fn new(group: &str, version: &str, resource: &str, kind: &str, namespaced: bool) -> Self {
+        Self {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            resource: resource.to_owned(),
+            kind: kind.to_owned(),
+            namespaced,
+        }
+    }
+
     /// `resource.group` (or just `resource` for the core group), the usual
     /// name of a type regardless of version.
     #[must_use]
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        group_resource(&self.group, &self.resource)
     }
 
     /// Whether this is the CustomResourceDefinition type, whose objects a
@@ -60,6 +69,48 @@ impl ResourceType {
     #[must_use]
     pub fn is_crd(&self) -> bool {
         self.group == "apiextensions.k8s.io" && self.resource == "customresourcedefinitions"
+    }
+
+    /// `group/version`, or `version` for the core group: an object's
+    /// `apiVersion`.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Whether this is the core Namespace type.
+    #[must_use]
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.resource == "namespaces"
+    }
+
+    /// Whether `filter` (a kind, a plural, or `resource.group`, any case)
+    /// names this type.
+    #[must_use]
+    pub fn matches_name(&self, filter: &str) -> bool {
+        filter.eq_ignore_ascii_case(&self.kind)
+            || filter.eq_ignore_ascii_case(&self.resource)
+            || filter.eq_ignore_ascii_case(&self.group_resource())
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    /// `resource.group/version`, or `resource/version` for the core group.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.group_resource(), self.version)
+    }
+}
+
+/// `resource.group`, or `resource` for the core group (`group` empty).
+pub(crate) fn group_resource(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
     }
 }
 

@@ -13,6 +13,8 @@
 //!   and version-3 snapshots store them only there);
 //! - [`crypto`]: age (X25519) encryption of any file;
 //! - [`state`]: folding events onto a state, for point-in-time reconstruction;
+//! - [`transition`]: what one event, or a run of them, does to a key and to
+//!   its type: the rules every fold (one by one, spilling, parallel) shares;
 //! - [`header`], [`frame`], [`codec`]: the framing, checksums and encoding;
 //! - [`naming`]: content-hash file names; [`verify`]: whole-file checks.
 //!
@@ -66,6 +68,13 @@
 //! # Ok::<(), rewind_format::FormatError>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "outside data must never panic the recorder or the restore tool"
+)]
 
 pub mod codec;
 mod container;
@@ -80,6 +89,7 @@ pub mod options;
 pub mod segment;
 pub mod snapshot;
 pub mod state;
+pub mod transition;
 pub mod verify;
 
 pub use codec::{DEFAULT_LEVEL, Limits};
@@ -95,4 +105,5 @@ pub use snapshot::{
     ObjectRef, SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry,
 };
 pub use state::{ObjectKey, State, StateObject};
+pub use transition::{Change, Effect, HasUid, KeyOp};
 pub use verify::{Summary, verify_file};

@@ -1,16 +1,19 @@
 //! Point-in-time reconstruction: fold events onto a sorted state.
 //!
-//! Both the daemon (a new snapshot = previous snapshot + segments) and the
-//! restore tool (state at a point = snapshot + events up to it) do the same
-//! fold, so it lives here, next to the formats it reads and writes.
+//! [`State`] is the state at one point, loaded from a snapshot, written as
+//! one, and advanced one event at a time with [`State::apply`]. What an
+//! event does is defined in [`crate::transition`], which the daemon's
+//! snapshot fold and the restore side's parallel fold share, so every way
+//! of folding the same events gives the same state.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::error::Result;
-use crate::event::{EventKind, EventRecord, ResourceType};
+use crate::event::{EventRecord, ResourceType};
 use crate::options::WriteOptions;
 use crate::snapshot::{ObjectRef, SnapshotHeader, SnapshotReader, SnapshotWriter, TypeEntry};
+use crate::transition::{Change, Effect, note_type};
 
 /// Identifies a type regardless of version: (group, resource).
 pub type TypeKey = (String, String);
@@ -26,6 +29,15 @@ pub struct ObjectKey {
     pub namespace: Option<String>,
     /// Name.
     pub name: String,
+}
+
+impl ObjectKey {
+    /// `resource.group`, or `resource` for the core group: the object's type
+    /// regardless of version, as [`ResourceType::group_resource`] names it.
+    #[must_use]
+    pub fn group_resource(&self) -> String {
+        crate::event::group_resource(&self.group, &self.resource)
+    }
 }
 
 /// One object in a [`State`].
@@ -107,57 +119,36 @@ impl State {
     /// Applies one event. Events at or before [`State::seq`] are skipped
     /// (returns `false`), so overlapping segments fold idempotently.
     ///
+    /// What the event does is [`Effect::of`]'s (see [`crate::transition`]):
     /// - `Applied` inserts or replaces the object;
     /// - `Deleted` and `DeletedInferred` remove it, unless the stored object
     ///   has another uid (it was recreated: the delete is about the old one);
-    /// - `ResyncEnd` records the list's resourceVersion; `ResyncBegin` only
-    ///   registers the type.
+    /// - `Applied`, `Deleted` and `ResyncEnd` record the type's list
+    ///   resourceVersion; the others only register the type.
     pub fn apply(&mut self, e: &EventRecord) -> bool {
         if e.seq <= self.seq {
             return false;
         }
         self.seq = e.seq;
         self.time_ms = e.observed_at_ms;
-        let tk = type_key(&e.rtype);
-        let entry = self.types.entry(tk).or_insert_with(|| TypeEntry {
-            rtype: e.rtype.clone(),
-            list_rv: String::new(),
-        });
-        entry.rtype.clone_from(&e.rtype);
-        let key = || ObjectKey {
+        let effect = Effect::of(e);
+        note_type(&mut self.types, &e.rtype, effect.list_rv);
+        if effect.change == Change::Keep {
+            return true;
+        }
+        let key = ObjectKey {
             group: e.rtype.group.clone(),
             resource: e.rtype.resource.clone(),
             namespace: e.namespace.clone(),
             name: e.name.clone(),
         };
-        match &e.kind {
-            EventKind::Applied => {
-                entry.list_rv.clone_from(&e.resource_version);
-                self.objects.insert(
-                    key(),
-                    StateObject {
-                        uid: e.uid.clone(),
-                        resource_version: e.resource_version.clone(),
-                        object: e.object.clone(),
-                    },
-                );
-            }
-            EventKind::Deleted | EventKind::DeletedInferred { .. } => {
-                if let EventKind::Deleted = e.kind {
-                    entry.list_rv.clone_from(&e.resource_version);
-                }
-                let k = key();
-                if self
-                    .objects
-                    .get(&k)
-                    .is_some_and(|o| o.uid == e.uid || o.uid.is_empty() || e.uid.is_empty())
-                {
-                    self.objects.remove(&k);
-                }
-            }
-            EventKind::ResyncBegin { .. } => {}
-            EventKind::ResyncEnd { list_rv } => entry.list_rv.clone_from(list_rv),
-        }
+        effect
+            .change
+            .resolve_in(&mut self.objects, key, || StateObject {
+                uid: e.uid.clone(),
+                resource_version: e.resource_version.clone(),
+                object: e.object.clone(),
+            });
         true
     }
 

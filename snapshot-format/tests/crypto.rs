@@ -1,13 +1,9 @@
 //! Encryption: round trips, wrong keys and tampering.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    reason = "test code: a panic is a failed test, fixtures are small"
+    reason = "fixtures are small"
 )]
 
 mod common;

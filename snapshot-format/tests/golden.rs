@@ -7,27 +7,23 @@
 //! rewind-format --test golden`. The identity in `golden/v1/test-identity.txt`
 //! is a throwaway key for these tests only.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    reason = "test code: a panic is a failed test, fixtures are small"
+    reason = "fixtures are small"
 )]
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::golden::{bless, golden, manifest_check, rt};
+use common::golden::{bless, golden, manifest_check};
 use rewind_format::crypto::{self, Identity};
 use rewind_format::segment::SegmentReader;
 use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
 use rewind_format::{
-    EventKind, EventRecord, Limits, SnapshotReader, SnapshotWriter, WriteOptions, decode_block,
-    encode_block, encode_segment,
+    EventKind, EventRecord, Limits, ResourceType, SnapshotReader, SnapshotWriter, WriteOptions,
+    decode_block, encode_block, encode_segment,
 };
 
 /// This version's directory under `tests/golden`.
@@ -40,9 +36,9 @@ fn dir() -> PathBuf {
 /// Frozen: the events in `events.block`, `segment.rwf` and `segment-dict.rwf`.
 fn golden_events() -> Vec<EventRecord> {
     let types = [
-        rt("", "v1", "namespaces", "Namespace", false),
-        rt("", "v1", "secrets", "Secret", true),
-        rt("management.cattle.io", "v3", "clusters", "Cluster", false),
+        ResourceType::new("", "v1", "namespaces", "Namespace", false),
+        ResourceType::new("", "v1", "secrets", "Secret", true),
+        ResourceType::new("management.cattle.io", "v3", "clusters", "Cluster", false),
     ];
     (0u64..48)
         .map(|i| {
@@ -85,17 +81,17 @@ fn golden_events() -> Vec<EventRecord> {
 /// Frozen: the content of `snapshot.rwf` and `snapshot-encrypted.rwf`.
 fn golden_snapshot() -> (SnapshotHeader, Vec<Vec<SnapshotObject>>) {
     let types = [
-        rt("", "v1", "namespaces", "Namespace", false),
-        rt("", "v1", "secrets", "Secret", true),
-        rt(
+        ResourceType::new("", "v1", "namespaces", "Namespace", false),
+        ResourceType::new("", "v1", "secrets", "Secret", true),
+        ResourceType::new(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
             "CustomResourceDefinition",
             false,
         ),
-        rt("management.cattle.io", "v3", "clusters", "Cluster", false),
-        rt("management.cattle.io", "v3", "nodes", "Node", true),
+        ResourceType::new("management.cattle.io", "v3", "clusters", "Cluster", false),
+        ResourceType::new("management.cattle.io", "v3", "nodes", "Node", true),
     ];
     let header = SnapshotHeader {
         cluster_id: "golden".into(),

@@ -15,22 +15,18 @@
 //! rewind-format --test golden_v3`. The encrypted file uses the throwaway
 //! identity of `golden/v1/test-identity.txt`.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    reason = "test code: a panic is a failed test, fixtures are small"
+    reason = "fixtures are small"
 )]
 
 mod common;
 
-use common::golden::{golden, manifest_check, rt, test_identity};
+use common::golden::{golden, manifest_check, test_identity};
 use rewind_format::crypto;
 use rewind_format::snapshot::{SnapshotHeader, SnapshotObject, TypeEntry};
-use rewind_format::{Limits, SnapshotReader, SnapshotWriter, WriteOptions};
+use rewind_format::{Limits, ResourceType, SnapshotReader, SnapshotWriter, WriteOptions};
 
 /// This version's directory under `tests/golden`.
 const V: &str = "v3";
@@ -148,16 +144,16 @@ fn odd_secrets() -> Vec<(&'static str, &'static str, &'static str, String, Elide
 /// the expected storage of every object's values, parallel to the objects.
 fn golden_snapshot() -> (SnapshotHeader, Vec<Vec<(SnapshotObject, Elided)>>) {
     let types = [
-        rt("", "v1", "namespaces", "Namespace", false),
-        rt("", "v1", "secrets", "Secret", true),
-        rt(
+        ResourceType::new("", "v1", "namespaces", "Namespace", false),
+        ResourceType::new("", "v1", "secrets", "Secret", true),
+        ResourceType::new(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
             "CustomResourceDefinition",
             false,
         ),
-        rt("management.cattle.io", "v3", "clusters", "Cluster", false),
+        ResourceType::new("management.cattle.io", "v3", "clusters", "Cluster", false),
     ];
     let header = SnapshotHeader {
         cluster_id: "golden-v3".into(),

@@ -8,14 +8,10 @@
 //! string. Where the path has no duplicate keys, the result must also equal
 //! plain `serde_json::Value["metadata"]["uid"]` (and the others).
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    reason = "test code: a panic is a failed test, fixtures are small"
+    reason = "fixtures are small"
 )]
 
 use std::fmt;

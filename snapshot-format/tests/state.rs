@@ -1,14 +1,10 @@
 //! The fold helper against a model, and the compaction property:
 //! snapshot(prefix) + suffix events == fold(all events).
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    reason = "test code: a panic is a failed test, fixtures are small"
+    reason = "fixtures are small"
 )]
 
 mod common;

@@ -5,12 +5,6 @@
 //! `cargo bench -p rewind-tests --bench restore_vs_kubectl` (size with
 //! `REWIND_BENCH_CLUSTERS`, default 200 downstream clusters, about 1,400
 //! objects).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // bench code
 
 #[path = "../tests/restore_support/mod.rs"]
 mod restore_support;

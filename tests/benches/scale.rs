@@ -25,14 +25,10 @@
 //! is measured by the `reconstruct` bench; here the events per size are N/2
 //! because each one is a real API write.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)] // bench code: a panic is a failed run
+    clippy::cast_sign_loss,
+    reason = "figures are approximate"
+)]
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -42,7 +38,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 use kube::api::{Patch, PatchParams};
 use rewind_tests::ControlPlane;
-use rewind_tests::drill::daemon::{self, Daemon};
+use rewind_tests::daemon::{self, DaemonConfig, RunOptions};
 use rewind_tests::drill::restore::rewind_cli;
 use rewind_tests::fixtures::{self, PlaneSpec};
 use serde_json::json;
@@ -112,18 +108,21 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("rewindd");
     std::fs::create_dir_all(&data).unwrap();
+    let cfg = DaemonConfig::drill(
+        &data,
+        cp.readonly_kubeconfig_path(),
+        daemon::free_port().unwrap(),
+    );
     let t = Instant::now();
-    let mut d = Daemon::start(&bins.rewindd, &data, cp.readonly_kubeconfig_path())
-        .await
-        .unwrap();
+    let mut d = cfg.start(&RunOptions::operator(&bins.rewindd)).unwrap();
     let (stop, peak, last) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
-    sample_rss(d.pid().unwrap(), stop.clone(), peak.clone(), last.clone());
+    sample_rss(d.pid(), stop.clone(), peak.clone(), last.clone());
     let settled = d
-        .wait_settled(Duration::from_secs(1), "initial list")
+        .settle(Duration::from_secs(1), "initial list")
         .await
         .unwrap();
     // The settle check waits 1 s of quiet; that second is not ingestion.
@@ -138,7 +137,7 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
     d.snapshot("scale").await.unwrap();
     row.snapshot_s = t.elapsed().as_secs_f64();
     phase_peaks[1] = peak.swap(0, Ordering::Relaxed);
-    let store = daemon::open_store(&data).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
     let snap = daemon::labelled_snapshot(&store, "scale").await.unwrap();
     row.snapshot_mb = snap.size as f64 / 1e6;
 
@@ -166,7 +165,7 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
         .await;
     row.updates = updates;
     let settled_after = d
-        .wait_settled(Duration::from_secs(1), "after the updates")
+        .settle(Duration::from_secs(1), "after the updates")
         .await
         .unwrap();
     let last_seq = settled_after.journal.next_seq.saturating_sub(1);
@@ -178,7 +177,7 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
     row.rss_peak_mb = row.rss_phase_peaks_mb.iter().copied().fold(0.0, f64::max);
     row.rss_end_mb = last.load(Ordering::Relaxed) as f64 / 1024.0;
     let _ = settled;
-    d.kill().await.unwrap();
+    d.kill().unwrap();
     drop(cp);
 
     let store_arg = data.join("store").display().to_string();
@@ -381,7 +380,7 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let bins = daemon::binaries().unwrap();
+    let bins = daemon::binaries("[scale]").unwrap();
     let mut rows = Vec::new();
     for &n in &sizes {
         rows.push(run_size(n, &bins).await);

@@ -23,12 +23,6 @@
 //!   LIST returns. Slow (hundreds of objects per second); use it on a few
 //!   thousand objects to check that the default output compresses like real
 //!   API output.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "example binary: a panic is a failed run, sizes are approximate"
-)]
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -1,7 +1,9 @@
-//! The real `rewindd` for scenario tests: its binary (built if missing), a
-//! config file, a running process with its own admin socket and no metrics
-//! port, its status file, and "settled" (every watcher watching, nothing
-//! lagging, the journal quiet).
+//! The real `rewindd`, driven as the scenario tests, the benches and the
+//! drill run it: its binary (brought up to date by cargo), a config file, a
+//! running process with its own admin socket, its status file, "settled"
+//! (every watcher watching, nothing lagging, the journal quiet), the
+//! operator's commands (`rewindd snapshot`, `rewindd status`, `/metrics`),
+//! and its local store (sealed segments, labelled snapshots).
 //!
 //! ```no_run
 //! # async fn demo(cp: &rewind_tests::ControlPlane) -> Result<(), rewind_tests::daemon::Error> {
@@ -25,6 +27,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rewind_daemon::status::{StatusFile, WatchState, read_status, status_path};
+use rewind_history::store::{SegmentEntry, SnapshotEntry, Store, StoreConfig, StoreError};
 
 use crate::garage::Garage;
 
@@ -46,6 +49,49 @@ pub enum Error {
         bin: &'static str,
         /// Cargo's exit status.
         status: ExitStatus,
+    },
+    /// A binary is not where it should be.
+    #[error(
+        "{} is missing: run `cargo build --release -p rewind-daemon -p rewind-restore`, \
+         or start the drill with `cargo run --release -p rewind-tests --bin dr-drill`",
+        path.display()
+    )]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// An operator's command (`rewindd snapshot`, ...) failed.
+    #[error("{what} failed: {output}")]
+    Command {
+        /// The command.
+        what: &'static str,
+        /// Its stdout and stderr.
+        output: String,
+    },
+    /// `/metrics` was asked of a daemon whose config serves none.
+    #[error("rewindd serves no /metrics (metrics_addr is empty)")]
+    NoMetrics,
+    /// The store failed.
+    #[error("{what}: {source}")]
+    Store {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: StoreError,
+    },
+    /// The store's segments did not reach a sequence number in time.
+    #[error("segments do not reach seq {last_seq} after {waited:?}")]
+    NotSealed {
+        /// The sequence number waited for.
+        last_seq: u64,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// No snapshot in the store has the label.
+    #[error("no snapshot labelled {label} in the store")]
+    NoSnapshot {
+        /// The label.
+        label: String,
     },
     /// The daemon did not settle in time.
     #[error(
@@ -79,6 +125,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error::Io { what, source }
+}
+
+fn store(what: &'static str) -> impl FnOnce(StoreError) -> Error {
+    move |source| Error::Store { what, source }
 }
 
 /// How long a settle may take: `REWIND_SETTLE_SECS`, default 300. Generous
@@ -129,6 +179,30 @@ pub fn rewind_bin() -> Result<PathBuf> {
     debug_bin("rewind-restore", "rewind")
 }
 
+/// A free loopback port, for `/metrics`.
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(io("choosing a free port"))
+}
+
+/// The two binaries the drill and the benches drive.
+pub use crate::cargo::RewindBinaries as Binaries;
+
+/// `rewindd` and `rewind` beside the running executable, built first by
+/// the nested build of [`crate::cargo::rewind_binaries`] (same profile and
+/// features as the running build, so nothing is compiled twice; a no-op
+/// when they are fresh, so a stale binary never runs).
+pub fn binaries(tag: &str) -> Result<Binaries> {
+    crate::cargo::exe_dir()
+        .and_then(|dir| crate::cargo::rewind_binaries(&dir, tag))
+        .map_err(|e| Error::Io {
+            what: "building rewindd and rewind".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
 /// Where the daemon ships sealed segments and snapshots.
 #[derive(Debug, Clone)]
 pub enum StoreSpec {
@@ -166,6 +240,11 @@ pub struct DaemonConfig {
     pub disk_budget_bytes: Option<u64>,
     /// `compact.local_window`; the daemon's default (24 h) when `None`.
     pub local_window: Option<String>,
+    /// `[retention]` `keep_last` and `point_in_time`; the daemon's defaults
+    /// when `None`.
+    pub retention: Option<(u32, String)>,
+    /// `service.metrics_addr`; empty serves no `/metrics`.
+    pub metrics_addr: String,
     /// Raw TOML appended to the file (extra sections).
     pub extra: String,
 }
@@ -183,8 +262,18 @@ impl DaemonConfig {
             snapshot_after_events: 0,
             disk_budget_bytes: None,
             local_window: None,
+            retention: None,
+            metrics_addr: String::new(),
             extra: String::new(),
         }
+    }
+
+    /// The drill's daemon: [`DaemonConfig::new`], keeping the last 10
+    /// snapshots and 24 h of points, `/metrics` on loopback `metrics_port`.
+    pub fn drill(data: impl Into<PathBuf>, kubeconfig: &Path, metrics_port: u16) -> Self {
+        Self::new(data, kubeconfig)
+            .retention(10, "24h")
+            .metrics_addr(&format!("127.0.0.1:{metrics_port}"))
     }
 
     /// Ships to `garage`'s bucket under `prefix` instead.
@@ -217,14 +306,26 @@ impl DaemonConfig {
         self
     }
 
+    /// Sets `[retention]` `keep_last` and `point_in_time`.
+    pub fn retention(mut self, keep_last: u32, point_in_time: &str) -> Self {
+        self.retention = Some((keep_last, point_in_time.to_owned()));
+        self
+    }
+
+    /// Sets `service.metrics_addr` (`host:port`).
+    pub fn metrics_addr(mut self, addr: &str) -> Self {
+        addr.clone_into(&mut self.metrics_addr);
+        self
+    }
+
     /// The admin socket the config names.
     pub fn admin_socket(&self) -> PathBuf {
         self.data.join("rewindd.sock")
     }
 
     /// The store as `rewind_restore` opens it.
-    pub fn store_config(&self) -> rewind_history::store::StoreConfig {
-        use rewind_history::store::{S3Config, StoreConfig};
+    pub fn store_config(&self) -> StoreConfig {
+        use rewind_history::store::S3Config;
         match &self.store {
             StoreSpec::Local => StoreConfig::Local {
                 path: self.data.join("store"),
@@ -245,6 +346,13 @@ impl DaemonConfig {
                 path_style: true,
             }),
         }
+    }
+
+    /// Opens the daemon's store.
+    pub async fn open_store(&self) -> Result<Store> {
+        Store::open(&self.store_config())
+            .await
+            .map_err(store("opening the store"))
     }
 
     /// The file's text.
@@ -268,7 +376,7 @@ impl DaemonConfig {
         format!(
             "data_dir = \"{data}\"\n\n[cluster]\nkubeconfig = \"{kc}\"\n\n[record]\npresets = [{presets}]\n\n\
              [store]\n{store}\n[compact]\nseal_interval = \"{seal}\"\nsnapshot_schedule = \"\"\n\
-             snapshot_after_events = {snap}\n{budget}{window}\n[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"\"\n\n{extra}",
+             snapshot_after_events = {snap}\n{budget}{window}\n{retention}[service]\nadmin_socket = \"{sock}\"\nmetrics_addr = \"{metrics}\"\n\n{extra}",
             kc = self.kubeconfig.display(),
             presets = presets.join(", "),
             seal = self.seal_interval,
@@ -282,7 +390,15 @@ impl DaemonConfig {
                 .as_ref()
                 .map(|w| format!("local_window = \"{w}\"\n"))
                 .unwrap_or_default(),
+            retention = self
+                .retention
+                .as_ref()
+                .map(|(keep, pit)| {
+                    format!("[retention]\nkeep_last = {keep}\npoint_in_time = \"{pit}\"\n\n")
+                })
+                .unwrap_or_default(),
             sock = self.admin_socket().display(),
+            metrics = self.metrics_addr,
             extra = self.extra,
         )
     }
@@ -302,7 +418,9 @@ impl DaemonConfig {
     pub fn start(&self, opts: &RunOptions) -> Result<Rewindd> {
         let path = self.path();
         self.write(&path)?;
-        Rewindd::spawn(&path, &self.data, opts)
+        let mut d = Rewindd::spawn(&path, &self.data, opts)?;
+        d.metrics_addr = Some(self.metrics_addr.clone()).filter(|a| !a.is_empty());
+        Ok(d)
     }
 
     /// [`DaemonConfig::start`], then waits until it settled after its
@@ -317,23 +435,41 @@ impl DaemonConfig {
 /// How to run the process.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// The binary; [`rewindd_bin`] when `None`.
+    pub rewindd: Option<PathBuf>,
     /// `--status-interval-ms`.
     pub status_interval_ms: u64,
-    /// `--discovery-interval-s`.
-    pub discovery_interval_s: u64,
-    /// `RUST_LOG`.
-    pub rust_log: String,
+    /// `--discovery-interval-s`; the daemon's default when `None`.
+    pub discovery_interval_s: Option<u64>,
+    /// `RUST_LOG`; inherited from this process when `None`.
+    pub rust_log: Option<String>,
     /// Log file for stdout and stderr, appended to; default `<data>/rewindd.log`.
     pub log: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
+    /// Tests' daemons: status every 200 ms, discovery every 5 s, warnings.
     fn default() -> Self {
         Self {
+            rewindd: None,
             status_interval_ms: 200,
-            discovery_interval_s: 5,
-            rust_log: "warn".into(),
+            discovery_interval_s: Some(5),
+            rust_log: Some("warn".into()),
             log: None,
+        }
+    }
+}
+
+impl RunOptions {
+    /// `rewindd` as an operator runs it (the drill, the benches): the
+    /// daemon's own discovery interval, `RUST_LOG` from the environment,
+    /// status every 200 ms.
+    pub fn operator(rewindd: &Path) -> Self {
+        Self {
+            rewindd: Some(rewindd.to_path_buf()),
+            discovery_interval_s: None,
+            rust_log: None,
+            ..Self::default()
         }
     }
 }
@@ -350,10 +486,16 @@ pub fn status_of(data: &Path, pid: u32) -> Option<StatusFile> {
 #[derive(Debug)]
 pub struct Rewindd {
     child: Child,
+    /// The binary it runs.
+    bin: PathBuf,
+    /// Its config file.
+    pub config: PathBuf,
     /// Its data directory.
     pub data: PathBuf,
     /// Its log file (stdout and stderr).
     pub log: PathBuf,
+    /// Where it serves `/metrics`, if anywhere.
+    pub metrics_addr: Option<String>,
 }
 
 impl Rewindd {
@@ -367,14 +509,22 @@ impl Rewindd {
             .open(&log)
             .map_err(io(format!("opening {}", log.display())))?;
         let file2 = file.try_clone().map_err(io("cloning the log handle"))?;
-        let child = Command::new(rewindd_bin()?)
-            .arg("--config")
+        let bin = match &opts.rewindd {
+            Some(b) => b.clone(),
+            None => rewindd_bin()?,
+        };
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
             .arg(config)
             .arg("--status-interval-ms")
-            .arg(opts.status_interval_ms.to_string())
-            .arg("--discovery-interval-s")
-            .arg(opts.discovery_interval_s.to_string())
-            .env("RUST_LOG", &opts.rust_log)
+            .arg(opts.status_interval_ms.to_string());
+        if let Some(s) = opts.discovery_interval_s {
+            cmd.arg("--discovery-interval-s").arg(s.to_string());
+        }
+        if let Some(filter) = &opts.rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let child = cmd
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(file2))
             .arg("run")
@@ -382,8 +532,11 @@ impl Rewindd {
             .map_err(io("starting rewindd"))?;
         Ok(Self {
             child,
+            bin,
+            config: config.to_path_buf(),
             data: data.to_path_buf(),
             log,
+            metrics_addr: None,
         })
     }
 
@@ -435,11 +588,20 @@ impl Rewindd {
         self.child.wait().map_err(io("waiting for rewindd"))
     }
 
-    /// Waits until this daemon settled (see [`wait_settled`]); the error
-    /// names the watchers that are not ready and shows the log's tail.
-    pub async fn settle(&mut self, quiet: Duration, what: &str) -> Result<()> {
+    /// Waits until this daemon settled (see [`wait_settled`]) and returns
+    /// its status then; the error names the watchers that are not ready and
+    /// shows the log's tail, or says the daemon exited.
+    pub async fn settle(&mut self, quiet: Duration, what: &str) -> Result<StatusFile> {
         let (data, pid) = (self.data.clone(), self.pid());
-        match wait_settled(|| status_of(&data, pid), quiet, settle_timeout(), what).await {
+        let settled = settled(
+            || status_of(&data, pid),
+            || self.check_running(),
+            quiet,
+            settle_timeout(),
+            what,
+        )
+        .await;
+        match settled {
             Err(Error::NotSettled {
                 what,
                 waited,
@@ -458,6 +620,60 @@ impl Rewindd {
             }
             other => other,
         }
+    }
+
+    /// Runs `rewindd --config <config> ARGS` and returns its stdout.
+    async fn command(&self, what: &'static str, args: &[&str]) -> Result<String> {
+        let out = tokio::process::Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io(format!("running {what}")))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(Error::Command {
+                what,
+                output: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+            });
+        }
+        Ok(text)
+    }
+
+    /// `rewindd snapshot --label LABEL --wait`, the operator's command;
+    /// returns its output.
+    pub async fn snapshot(&self, label: &str) -> Result<String> {
+        self.command(
+            "rewindd snapshot --wait",
+            &["snapshot", "--label", label, "--wait"],
+        )
+        .await
+    }
+
+    /// `rewindd status`, the operator's view, as printed.
+    pub async fn status_text(&self) -> Result<String> {
+        self.command("rewindd status", &["status"]).await
+    }
+
+    /// `GET /metrics`, the Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics_addr.as_deref().ok_or(Error::NoMetrics)?;
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(io("connecting to /metrics"))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .map_err(io("asking for /metrics"))?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)
+            .await
+            .map_err(io("reading /metrics"))?;
+        Ok(out
+            .split_once("\r\n\r\n")
+            .map_or(out.clone(), |(_, body)| body.to_owned()))
     }
 }
 
@@ -489,12 +705,24 @@ fn ready(s: &StatusFile) -> bool {
 /// Waits until every watcher watches, nothing lags, and the journal has not
 /// moved for `quiet`: the daemon has recorded everything the API sent.
 /// `status` returns the daemon's current status (None while it has none).
+/// Returns the status that settled.
 pub async fn wait_settled(
-    mut status: impl FnMut() -> Option<StatusFile>,
+    status: impl FnMut() -> Option<StatusFile>,
     quiet: Duration,
     timeout: Duration,
     what: &str,
-) -> Result<()> {
+) -> Result<StatusFile> {
+    settled(status, || Ok(()), quiet, timeout, what).await
+}
+
+/// [`wait_settled`], giving up as soon as `alive` fails (the daemon exited).
+async fn settled(
+    mut status: impl FnMut() -> Option<StatusFile>,
+    mut alive: impl FnMut() -> Result<()>,
+    quiet: Duration,
+    timeout: Duration,
+    what: &str,
+) -> Result<StatusFile> {
     let start = Instant::now();
     let mut last_seq = 0;
     let mut since = Instant::now();
@@ -518,6 +746,7 @@ pub async fn wait_settled(
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+        alive()?;
         let Some(s) = status() else { continue };
         if !ready(&s) || s.journal.next_seq != last_seq {
             last_seq = s.journal.next_seq;
@@ -525,7 +754,42 @@ pub async fn wait_settled(
             continue;
         }
         if since.elapsed() >= quiet {
-            return Ok(());
+            return Ok(s);
         }
     }
+}
+
+/// Waits until the store's segments reach `last_seq`: everything the
+/// journal acknowledged is sealed and stored.
+pub async fn wait_sealed(store: &Store, last_seq: u64) -> Result<Vec<SegmentEntry>> {
+    let start = Instant::now();
+    loop {
+        let segs = store
+            .list_segments()
+            .await
+            .map_err(self::store("listing segments"))?;
+        if segs.iter().map(|s| s.last_seq).max().unwrap_or(0) >= last_seq {
+            return Ok(segs);
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err(Error::NotSealed {
+                last_seq,
+                waited: start.elapsed(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The snapshot labelled `label` in the store.
+pub async fn labelled_snapshot(store: &Store, label: &str) -> Result<SnapshotEntry> {
+    store
+        .list_snapshots()
+        .await
+        .map_err(self::store("listing snapshots"))?
+        .into_iter()
+        .find(|s| s.label.as_deref() == Some(label))
+        .ok_or_else(|| Error::NoSnapshot {
+            label: label.to_owned(),
+        })
 }

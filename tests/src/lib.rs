@@ -60,8 +60,21 @@
 //!
 //! # Daemon
 //!
-//! [`daemon`] runs the real `rewindd` for scenario tests: config, process,
-//! status file, and waiting until it has recorded everything.
+//! [`daemon`] runs the real `rewindd` for the scenario tests, the benches and
+//! the drill: binaries, config, process, status file, waiting until it has
+//! recorded everything, the operator's commands and its local store.
+//!
+//! # Tools on first use
+//!
+//! [`garage`] starts a real Garage (S3) server for the store tests; the
+//! binary is installed on first use at the pinned version into
+//! `target/tools/` when the machine has none. [`setup`] runs the scripts that
+//! build or install such tools (each under its own file lock, so parallel
+//! test binaries do the work once) and shows their long steps with
+//! [`progress`]: a start line (what, version, about how long, the log), the
+//! elapsed time, an end line. [`cargo`] runs nested cargo builds (the drill's
+//! `rewindd` and `rewind`) with the features and profile of the running
+//! build, so nothing is compiled twice.
 
 pub mod cargo;
 pub mod controlplane;
@@ -69,5 +82,7 @@ pub mod daemon;
 pub mod drill;
 pub mod fixtures;
 pub mod garage;
+pub mod progress;
+pub mod setup;
 
 pub use controlplane::{ControlPlane, Identity, Options, Proxied, TcpProxy};

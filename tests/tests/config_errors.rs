@@ -6,12 +6,6 @@
 //! non-zero, quickly, with the setting's name on stderr. All cases run and
 //! the failures are reported together. No control plane needed: a config
 //! is checked before rewindd connects anywhere.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -300,4 +294,15 @@ fn the_base_config_is_valid() {
             }
         }
     }
+}
+
+/// A config file that does not exist is named once, with its cause once.
+#[test]
+fn regression_a_missing_config_file_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent.toml");
+    let (ok, err) = run(&rewindd_bin(), &missing, Duration::from_secs(30)).unwrap();
+    assert!(!ok);
+    assert_eq!(err.matches("nonexistent.toml").count(), 1, "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }

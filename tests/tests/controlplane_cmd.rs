@@ -1,10 +1,4 @@
 //! `controlplane up` writes kubeconfigs that kubectl uses, and stops on SIGTERM.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,5 +1,4 @@
 //! Smoke test of the harness itself: start, both identities, RBAC, logs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};

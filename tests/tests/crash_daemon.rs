@@ -42,12 +42,6 @@
 //! `REWIND_CRASH_TRIM_KILLS` (default 12) and `REWIND_CRASH_SEED` select the
 //! long form. Needs the local control
 //! plane (built on first use); the S3 test needs `garage`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -270,9 +264,10 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
         .local_window("0s");
     let opts = RunOptions {
         status_interval_ms: 50,
-        discovery_interval_s: 5,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(5),
+        rust_log: Some("info".into()),
         log: Some(dir.path().join("rewindd.log")),
+        ..RunOptions::default()
     };
     let store = Store::open(&cfg.store_config()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -411,9 +406,10 @@ async fn run(kills: u64, target: Target) {
     };
     let opts = RunOptions {
         status_interval_ms: 50,
-        discovery_interval_s: 5,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(5),
+        rust_log: Some("info".into()),
         log: Some(log.clone()),
+        ..RunOptions::default()
     };
     let sock = cfg.admin_socket();
     let store = Store::open(&direct.store_config()).await.unwrap();

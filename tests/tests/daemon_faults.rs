@@ -7,12 +7,6 @@
 //!
 //! Runs the real `rewindd` binary as a child process, through a TCP proxy,
 //! with the least-privilege identity (get, list, watch).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -28,8 +22,8 @@ use serde_json::json;
 
 fn start_daemon(kubeconfig: &Path, data: &Path) -> Rewindd {
     let opts = RunOptions {
-        discovery_interval_s: 2,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(2),
+        rust_log: Some("info".into()),
         ..RunOptions::default()
     };
     DaemonConfig::new(data, kubeconfig).start(&opts).unwrap()

@@ -5,12 +5,6 @@
 //!
 //! Runs the daemon in process, with the least-privilege identity (get, list,
 //! watch). Needs the local control plane (built on first use).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -18,7 +12,7 @@ use std::time::Duration;
 
 use daemon_support::*;
 use rewind_daemon::config::{Config, FileConfig, Settings};
-use rewind_daemon::{Hooks, run_with};
+use rewind_daemon::{Hooks, Recorder};
 use rewind_tests::ControlPlane;
 
 /// Downstream clusters in the plane. The scenario is 200; override
@@ -46,20 +40,16 @@ async fn records_a_rancher_plane_with_zero_differences() {
         ..Settings::default()
     };
     let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
-    let (board_tx, board_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let started = std::time::Instant::now();
-    let daemon = tokio::spawn(run_with(
-        config,
+    let recorder = Recorder::open(config).unwrap();
+    let board = recorder.board();
+    let daemon = tokio::spawn(recorder.run(
         async {
             let _ = stop_rx.await;
         },
-        Hooks {
-            board: Some(board_tx),
-            ..Hooks::default()
-        },
+        Hooks::default(),
     ));
-    let board = board_rx.await.unwrap();
     wait_settled(
         || Some(board.snapshot()),
         Duration::from_secs(2),

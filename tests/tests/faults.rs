@@ -1,12 +1,6 @@
 //! The control plane's fault hooks do what they say, against the real thing:
 //! a proxy that stalls and cuts, etcd going away and coming back, and the
 //! production watch-cache setting giving its own 410 after a restart.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use std::time::Duration;
 

@@ -1,11 +1,5 @@
 //! The Rancher example objects load into a real apiserver where they can;
 //! what can't is reported, not fatal.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;

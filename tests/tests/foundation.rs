@@ -3,12 +3,6 @@
 //! least-privilege identity lists it all back (and can write nothing), a watch
 //! from a compacted resourceVersion gets a real 410, and clients keep working
 //! across an apiserver restart.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -26,12 +26,6 @@
 //! Mounting needs root, or an unprivileged user namespace: when not root,
 //! the test runs itself again under `unshare -rm`. If neither works it
 //! fails and says why; it never passes without having filled a disk.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -291,7 +285,7 @@ async fn scenario(guarded: bool) {
         &cfg_path,
         &data,
         &RunOptions {
-            rust_log: "info".into(),
+            rust_log: Some("info".into()),
             ..RunOptions::default()
         },
     )

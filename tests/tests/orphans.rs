@@ -1,12 +1,6 @@
 //! A control plane whose owner was SIGKILLed (no Drop ran) is reaped by the
 //! next `ControlPlane::start`, so a killed test cannot leave an apiserver
 //! running for the rest of a CI run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,11 +1,5 @@
 //! A damaged newest snapshot: the state is rebuilt from an older snapshot
 //! plus segments, the result says so, and it still equals the model.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod pit_support;
 

@@ -1,11 +1,5 @@
 //! `history` lists every version of one object in the window, with the
 //! field manager of its newest managedFields entry and the changed paths.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod pit_support;
 

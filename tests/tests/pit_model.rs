@@ -2,12 +2,6 @@
 //! folded from the replayed event list, at many points: latest, seqs (on
 //! snapshot boundaries, inside segments, in overlaps), times and snapshot
 //! names; from snapshots and from empty; plain and encrypted.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod pit_support;
 
@@ -114,7 +108,7 @@ async fn state_at_points_equals_the_model() {
 
     // Through the StateSource seam, as restore/export/drill use it.
     use rewind_history::StateSource;
-    let desired = src.state_at(&Point::Seq(2000)).unwrap();
+    let desired = src.state_at(&Point::Seq(2000)).await.unwrap();
     assert_eq!(desired.len(), model(&events, |e| e.seq <= 2000).len());
 }
 

@@ -21,12 +21,6 @@
 //! recorded as Applied and, unless it still exists, later as deleted (a
 //! watch DELETED or an inferred delete); no CR the log saw is left in the
 //! state after its deletion.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -143,7 +137,7 @@ async fn crds_created_and_deleted_repeatedly_leave_no_gaps() {
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
     let opts = RunOptions {
-        discovery_interval_s: 2,
+        discovery_interval_s: Some(2),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start_settled(&opts).await.unwrap();

@@ -6,12 +6,6 @@
 //! reason in the status file, errors in the log), and once the grant is back
 //! record without gaps: the journal equals a fresh LIST, and its log replays
 //! to it with nothing recorded twice.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -51,8 +45,8 @@ async fn revoked_credentials_are_loud_and_recording_resumes_without_gaps() {
     let cfg = DaemonConfig::new(&data, &user.kubeconfig);
     let log = dir.path().join("rewindd.log");
     let opts = RunOptions {
-        discovery_interval_s: 2,
-        rust_log: "info".into(),
+        discovery_interval_s: Some(2),
+        rust_log: Some("info".into()),
         log: Some(log.clone()),
         ..RunOptions::default()
     };

@@ -15,12 +15,6 @@
 //! `/readyz` was not ready, and the type's LIST never answers 404), and that
 //! no served type is ever proven gone. It fails when no pass catches the
 //! partial discovery in any of its restarts: then it tested nothing.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use std::time::{Duration, Instant};
 

@@ -10,12 +10,6 @@
 //! rewindd (read-only identity) must stay up throughout, and once the fault
 //! stops the journal must equal a fresh LIST, with a gap-free log and no
 //! `(uid, resourceVersion)` recorded twice.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -51,7 +45,7 @@ async fn run(fault: Fault, every: Duration) {
     let proxied = cp.proxy().await.unwrap();
     let cfg = DaemonConfig::new(&data, &proxied.readonly.kubeconfig);
     let opts = RunOptions {
-        discovery_interval_s: 2,
+        discovery_interval_s: Some(2),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start(&opts).unwrap();

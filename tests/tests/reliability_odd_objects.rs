@@ -16,12 +16,6 @@
 //! the store's last snapshot is read back with `rewind_format`, turned into a
 //! desired state, planned and applied into a fresh control plane, and
 //! compared object by object.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 mod restore_support;
@@ -35,12 +29,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use restore_support::{cm_t, crd_t, ns_t, record_types, rt, secret_t};
+use restore_support::{cm_t, crd_t, ns_t, record_types, secret_t};
 use rewind_format::{Limits, SnapshotReader, State};
-use rewind_history::DesiredState;
 use rewind_history::deep::depth_of_json;
 use rewind_history::select::preset::preset;
 use rewind_history::store::{Store, StoreConfig};
+use rewind_history::{DesiredState, KubeType, ResourceType};
 use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
@@ -56,8 +50,8 @@ fn many() -> usize {
         .unwrap_or(10_000)
 }
 
-fn odd_t() -> rewind_history::ResourceType {
-    rt(GROUP, "v1", "oddthings", "OddThing", true)
+fn odd_t() -> ResourceType {
+    ResourceType::new(GROUP, "v1", "oddthings", "OddThing", true)
 }
 
 fn text(rng: &mut Rng, len: usize) -> String {
@@ -219,7 +213,7 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
     let mut cfg = DaemonConfig::new(&data, src.readonly_kubeconfig_path());
     cfg.presets = vec!["everything".into()];
     let opts = RunOptions {
-        rust_log: "info".into(),
+        rust_log: Some("info".into()),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start_settled(&opts).await.unwrap();
@@ -462,7 +456,7 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     cfg.presets = vec!["everything".into()];
     let opts = RunOptions {
         status_interval_ms: 100,
-        rust_log: "info".into(),
+        rust_log: Some("info".into()),
         ..RunOptions::default()
     };
     let mut daemon = cfg.start(&opts).unwrap();
@@ -495,7 +489,7 @@ async fn regression_objects_nested_deeper_than_128_levels() {
     let recorded: std::collections::BTreeMap<String, Vec<u8>> = j
         .state()
         .map(Result::unwrap)
-        .filter(|e| e.key.namespace == ns)
+        .filter(|e| e.key.namespace.as_deref() == Some(ns))
         .map(|e| (e.key.name.clone(), e.object_json().unwrap()))
         .collect();
     for (name, depth) in listed.iter().chain(&watched) {

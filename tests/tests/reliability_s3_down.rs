@@ -8,12 +8,6 @@
 //! equal to a fresh LIST.
 //!
 //! Needs the `garage` binary (`REWIND_GARAGE`, `~/.cargo/bin`, or `PATH`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 

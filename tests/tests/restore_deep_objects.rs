@@ -5,12 +5,6 @@
 //! and `rewind restore` applies them into a fresh control plane, byte for
 //! byte. The recorder side alone is
 //! `reliability_odd_objects::regression_objects_nested_deeper_than_128_levels`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 use std::path::Path;
 use std::process::Command;

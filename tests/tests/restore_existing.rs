@@ -2,33 +2,27 @@
 //! deleted and extra objects. The plan must say exactly what changes, prune
 //! must delete only unprotected extras, quiesce must hand Deployments back,
 //! and the result must equal the recorded state.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use restore_support::*;
-use rewind_history::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::{DesiredState, ResourceType, TypedKey};
 use rewind_restore::live::api_for;
 use rewind_restore::resume::{journal_path, read};
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
-fn key(t: ResourceType, ns: Option<&str>, name: &str) -> ObjectKey {
-    ObjectKey {
+fn key(t: ResourceType, ns: Option<&str>, name: &str) -> TypedKey {
+    TypedKey {
         rtype: t,
         namespace: ns.map(Into::into),
         name: name.into(),
     }
 }
 
-fn action_of(p: &rewind_restore::RestorePlan, k: &ObjectKey) -> Action {
+fn action_of(p: &rewind_restore::RestorePlan, k: &TypedKey) -> Action {
     p.items
         .iter()
         .find(|i| &i.key == k)
@@ -482,7 +476,7 @@ async fn restore_removes_fields_other_managers_added() {
 
     let p = plan(&recorded, &client, &opts).await.unwrap();
     eprintln!("{}", p.to_table());
-    let changes = |k: &ObjectKey| {
+    let changes = |k: &TypedKey| {
         let i = p.items.iter().find(|i| &i.key == k).unwrap();
         assert_eq!(i.action, Action::Update, "{k}");
         i.changes.clone()
@@ -594,7 +588,7 @@ fn plane_selectors() -> Vec<rewind_history::select::ResourceSelector> {
 /// A target holding the plane, a foreign product's namespace (like
 /// cert-manager's: workloads, secrets, RBAC) and one stray Secret inside
 /// the plane's namespaces.
-async fn lived_in_target(client: &kube::Client) -> ObjectKey {
+async fn lived_in_target(client: &kube::Client) -> TypedKey {
     write_plane(client, &plane(2)).await;
     let ns = Some("cert-manager");
     create(
@@ -689,7 +683,7 @@ async fn prune_leaves_what_was_never_recorded() {
     opts.prune_scope =
         Some(rewind_history::select::ResourceSet::compile(&plane_selectors(), "test").unwrap());
     let p = plan(&recorded, &client, &opts).await.unwrap();
-    let deletes: Vec<&ObjectKey> = p
+    let deletes: Vec<&TypedKey> = p
         .items
         .iter()
         .filter(|i| i.action == Action::Delete)

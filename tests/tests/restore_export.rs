@@ -2,12 +2,6 @@
 //! recorded from one control plane is exported, applied with kubectl into a
 //! fresh control plane, and compared object by object (export drops status
 //! and ownerReferences by design; everything else must match).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
@@ -92,7 +86,10 @@ async fn exported_yaml_is_accepted_by_kubectl_apply() {
     let report = export(&recorded, dir.path()).unwrap();
     assert_eq!(report.files, recorded.len());
     // The export reads back as the same set of objects.
-    let back = DirSource::new(dir.path()).state_at(&Point::Latest).unwrap();
+    let back = DirSource::new(dir.path())
+        .state_at(&Point::Latest)
+        .await
+        .unwrap();
     assert_eq!(back.len(), recorded.len());
 
     kubectl_apply_export(&dst, dir.path());

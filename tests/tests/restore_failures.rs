@@ -1,23 +1,18 @@
 //! Failures stay local and are reported with the API's reason: an object
 //! the API rejects (schema violation), an object of a type nobody defines,
 //! and an identity without write rights.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use restore_support::*;
-use rewind_history::ObjectKey;
+use rewind_history::state::KubeType;
+use rewind_history::{ResourceType, TypedKey};
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 use serde_json::json;
 
-fn rancher_key() -> ObjectKey {
-    ObjectKey {
+fn rancher_key() -> TypedKey {
+    TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -46,7 +41,7 @@ async fn one_rejected_object_does_not_stop_the_rest() {
         )
         .unwrap();
     // A type no CRD defines, neither in the state nor in the target.
-    let orphan_t = rt("nowhere.test", "v1", "gadgets", "Gadget", true);
+    let orphan_t = ResourceType::new("nowhere.test", "v1", "gadgets", "Gadget", true);
     let orphan = recorded
         .insert(
             &orphan_t,
@@ -172,14 +167,14 @@ async fn objects_rejected_for_a_reference_are_tried_again_after_their_level() {
     rewind_history::install_tls_provider();
     let cp = ControlPlane::start().await.unwrap();
     let client = cp.admin_client();
-    let vap_t = rt(
+    let vap_t = ResourceType::new(
         "admissionregistration.k8s.io",
         "v1",
         "validatingadmissionpolicies",
         "ValidatingAdmissionPolicy",
         false,
     );
-    let vapb_t = rt(
+    let vapb_t = ResourceType::new(
         "admissionregistration.k8s.io",
         "v1",
         "validatingadmissionpolicybindings",
@@ -304,7 +299,7 @@ async fn objects_rejected_for_a_reference_are_tried_again_after_their_level() {
         "{:#?}",
         report.failures
     );
-    let why = |k: &ObjectKey| {
+    let why = |k: &TypedKey| {
         report
             .failures
             .iter()

@@ -4,17 +4,11 @@
 //! restored into a fresh control plane that has none of its CRDs. The result
 //! is compared object by object: zero differences apart from server-set
 //! fields, every ownerReference pointing at the new owner's UID.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use restore_support::*;
-use rewind_history::ObjectKey;
+use rewind_history::{ResourceType, TypedKey};
 use rewind_restore::{Action, ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
 use rewind_tests::ControlPlane;
 
@@ -48,7 +42,7 @@ async fn restores_a_recorded_plane_into_a_fresh_control_plane() {
         ..PlanOptions::default()
     };
     let p = plan(&recorded, &client, &opts).await.unwrap();
-    let rancher = ObjectKey {
+    let rancher = TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),
@@ -128,29 +122,29 @@ async fn type_actions_skip_adjust_and_write_webhooks_last() {
     let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let admin = src.admin_client();
-    let svc_t = rt("", "v1", "services", "Service", true);
-    let job_t = rt("batch", "v1", "jobs", "Job", true);
-    let pod_t = rt("", "v1", "pods", "Pod", true);
-    let event_t = rt("", "v1", "events", "Event", true);
-    let lease_t = rt("coordination.k8s.io", "v1", "leases", "Lease", true);
-    let node_t = rt("", "v1", "nodes", "Node", false);
-    let ep_t = rt("", "v1", "endpoints", "Endpoints", true);
-    let slice_t = rt(
+    let svc_t = ResourceType::new("", "v1", "services", "Service", true);
+    let job_t = ResourceType::new("batch", "v1", "jobs", "Job", true);
+    let pod_t = ResourceType::new("", "v1", "pods", "Pod", true);
+    let event_t = ResourceType::new("", "v1", "events", "Event", true);
+    let lease_t = ResourceType::new("coordination.k8s.io", "v1", "leases", "Lease", true);
+    let node_t = ResourceType::new("", "v1", "nodes", "Node", false);
+    let ep_t = ResourceType::new("", "v1", "endpoints", "Endpoints", true);
+    let slice_t = ResourceType::new(
         "discovery.k8s.io",
         "v1",
         "endpointslices",
         "EndpointSlice",
         true,
     );
-    let pv_t = rt("", "v1", "persistentvolumes", "PersistentVolume", false);
-    let pvc_t = rt(
+    let pv_t = ResourceType::new("", "v1", "persistentvolumes", "PersistentVolume", false);
+    let pvc_t = ResourceType::new(
         "",
         "v1",
         "persistentvolumeclaims",
         "PersistentVolumeClaim",
         true,
     );
-    let vwc_t = rt(
+    let vwc_t = ResourceType::new(
         "admissionregistration.k8s.io",
         "v1",
         "validatingwebhookconfigurations",

@@ -2,12 +2,6 @@
 //! plane of 20 downstream clusters) recorded from one control plane and
 //! restored into a fresh one with the Rancher preset off: zero differences
 //! apart from server-set fields.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
@@ -31,7 +25,7 @@ async fn generated_rancher_plane_restores_exactly() {
 
     let mut types: BTreeSet<ResourceType> = objects
         .iter()
-        .map(|o| rt(&o.group, &o.version, &o.resource, &o.kind, o.namespaced))
+        .map(|o| ResourceType::new(&o.group, &o.version, &o.resource, &o.kind, o.namespaced))
         .collect();
     types.insert(crd_t());
     let types: Vec<ResourceType> = types.into_iter().collect();

@@ -2,19 +2,13 @@
 //! cancelled mid-way (after the journal has synced at least one chunk and
 //! before the end), then the same plan is resumed. The journal's completed
 //! objects are skipped and the final state equals the recording.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod restore_support;
 
 use std::time::Duration;
 
 use restore_support::*;
-use rewind_history::ObjectKey;
+use rewind_history::TypedKey;
 use rewind_restore::apply::ApplyError;
 use rewind_restore::resume::{JournalError, journal_path, read};
 use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, plan};
@@ -117,7 +111,7 @@ async fn cancelled_restore_resumes_to_a_complete_result() {
     assert!(!plan(&recorded, &client, &opts).await.unwrap().has_work());
 
     let mut want = recorded.clone();
-    want.remove(&ObjectKey {
+    want.remove(&TypedKey {
         rtype: deploy_t(),
         namespace: Some("cattle-system".into()),
         name: "rancher".into(),

@@ -12,12 +12,6 @@
 //!   cannot create, update or delete, and its journal equals a fresh LIST.
 //!
 //! Runs the real `rewindd` binary against the local control plane.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -35,7 +29,7 @@ use rewind_format::Limits;
 use rewind_history::select::preset::preset;
 use rewind_history::store::{Store, StoreConfig};
 use rewind_tests::ControlPlane;
-use rewind_tests::drill::daemon::config_text;
+use rewind_tests::daemon::DaemonConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn free_port() -> u16 {
@@ -137,7 +131,7 @@ async fn private_files_no_secret_in_outputs_or_store_and_tamper_refused() {
         // The drill's config, with the snapshot encrypted to one recipient.
         format!(
             "{}\n[encryption]\nrecipients = [\"{recipient}\"]\n",
-            config_text(&data, cp.readonly_kubeconfig_path(), port)
+            DaemonConfig::drill(&data, cp.readonly_kubeconfig_path(), port).text()
         ),
     )
     .unwrap();

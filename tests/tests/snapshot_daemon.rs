@@ -10,12 +10,6 @@
 //!   STOPPING=1 and leaves a consistent store.
 //!
 //! Needs the local control plane (built on first use).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod daemon_support;
 
@@ -23,13 +17,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use daemon_support::*;
-use rewind_daemon::config::{Config, FileConfig, Settings};
+use rewind_daemon::config::{Config, Settings, parse_file};
 use rewind_daemon::status::{read_status, status_path};
 use rewind_format::state::State;
 use rewind_format::{Limits, SegmentReader, SnapshotReader};
 use rewind_history::store::{Store, StoreConfig};
 use rewind_tests::ControlPlane;
-use rewind_tests::drill::daemon::config_text;
+use rewind_tests::daemon::DaemonConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn clusters() -> usize {
@@ -162,11 +156,8 @@ impl InProcess {
     async fn start(cp: &ControlPlane, edit: impl FnOnce(String) -> String) -> Self {
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
-        let text = edit(config_text(
-            data.path(),
-            cp.readonly_kubeconfig_path(),
-            port,
-        ));
+        let text =
+            edit(DaemonConfig::drill(data.path(), cp.readonly_kubeconfig_path(), port).text());
         let settings = Settings {
             kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
             data_dir: Some(data.path().to_path_buf()),
@@ -174,17 +165,13 @@ impl InProcess {
             status_interval_ms: Some(200),
             ..Settings::default()
         };
-        let config = Config::from_settings(&settings, &FileConfig::default()).unwrap();
-        let service = rewind_daemon::service::Sections::parse(&text)
-            .unwrap()
-            .validate(data.path())
-            .unwrap();
+        let file = parse_file(Path::new("rewindd.toml"), &text).unwrap();
+        let config = Config::from_settings(&settings, &file).unwrap();
         let sock = data.path().join("rewindd.sock");
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let daemon = tokio::spawn(rewind_daemon::service::run(
             config,
             settings.clone(),
-            service,
             async {
                 let _ = stop_rx.await;
             },
@@ -361,7 +348,7 @@ async fn sigterm_during_a_snapshot_exits_zero_and_leaves_a_consistent_store() {
     let cfg = data.path().join("rewindd.toml");
     std::fs::write(
         &cfg,
-        config_text(data.path(), cp.readonly_kubeconfig_path(), free_port()),
+        DaemonConfig::drill(data.path(), cp.readonly_kubeconfig_path(), free_port()).text(),
     )
     .unwrap();
     let sock = data.path().join("rewindd.sock");
@@ -526,7 +513,7 @@ async fn live_metrics_relists_and_sighup_reload_of_the_real_daemon() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = data.path().join("rewindd.toml");
-    let base = config_text(data.path(), cp.readonly_kubeconfig_path(), port);
+    let base = DaemonConfig::drill(data.path(), cp.readonly_kubeconfig_path(), port).text();
     std::fs::write(&cfg, &base).unwrap();
     let sock = data.path().join("rewindd.sock");
     let log_path = data.path().join("rewindd.log");

@@ -4,12 +4,6 @@
 //!
 //! Needs the `garage` binary (`cargo install garage --locked`, or
 //! `REWIND_GARAGE`); `.ci/run` installs it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code: a panic is a failed test
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

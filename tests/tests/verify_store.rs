@@ -1,12 +1,6 @@
 //! `verify_store` names exactly what is damaged: a truncated file, a flipped
 //! bit (with its block), two swapped files, a missing data object, and a
 //! gap in the segment chain; a sound store is reported sound.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
 
 mod pit_support;
 

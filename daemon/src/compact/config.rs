@@ -1,6 +1,7 @@
-//! Settings of sealing, snapshots, shipping and retention (`[compact]`,
-//! `[store]`, `[retention]`, `[encryption]` in `rewindd.toml`; see
-//! `deploy/rewindd.toml` for every option explained).
+//! Settings of sealing, snapshots, shipping and retention: the `[compact]`
+//! section of `rewindd.toml` as written ([`CompactConfig`], one section of
+//! [`crate::config::FileConfig`]; `deploy/rewindd.toml` explains every
+//! option) and the validated [`Settings`] the compactor runs with.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use rewind_history::store::{RetentionPolicy, StoreConfig};
 use super::error::{CompactError, Result};
 use super::schedule::Schedule;
 
-/// Everything the compactor needs to know.
+/// The `[compact]` section, with its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompactConfig {
@@ -38,15 +39,10 @@ pub struct CompactConfig {
     pub segment_zstd_level: i32,
     /// Bytes a snapshot fold holds in memory (objects plus their keys)
     /// before it spills them as a sorted run; bounds memory on a first
-    /// snapshot of a large journal. Measured on a first snapshot of 92,596
-    /// objects (release rewindd, 64 KiB run blocks, RSS peak of the
-    /// snapshot): 24 MiB 156-160 MB, 12 MiB 143-146 MB, 8 MiB 142-146 MB,
-    /// 6 MiB 148 MB, all in 2.2-2.6 s. Below 12 MiB the runs' decoded
-    /// blocks and bytes grow as fast as the budget shrinks.
+    /// snapshot of a large journal. Below the default the runs' decoded
+    /// blocks grow as fast as the budget shrinks, so the peak does not
+    /// fall (`docs/BENCHMARKS.md`, "Design measurements").
     pub fold_memory_bytes: u64,
-    /// age X25519 recipients (`age1...`); when set, every file is
-    /// encrypted to them before it leaves memory.
-    pub recipients: Vec<String>,
 }
 
 impl Default for CompactConfig {
@@ -61,7 +57,6 @@ impl Default for CompactConfig {
             zstd_level: 9,
             segment_zstd_level: 3,
             fold_memory_bytes: 12 << 20,
-            recipients: Vec::new(),
         }
     }
 }
@@ -87,7 +82,8 @@ pub struct Settings {
     pub segment_zstd_level: i32,
     /// Fold memory bound.
     pub fold_memory_bytes: u64,
-    /// Parsed recipients.
+    /// age X25519 recipients (from `[encryption]`); when set, every file
+    /// is encrypted to them before it leaves memory.
     pub recipients: Vec<rewind_format::crypto::Recipient>,
     /// Where files go.
     pub store: StoreConfig,
@@ -98,7 +94,9 @@ pub struct Settings {
 }
 
 impl CompactConfig {
-    /// Checks and parses every setting, naming the first wrong one.
+    /// Checks and parses every setting, naming the first wrong one. The
+    /// result has no recipients: they are `[encryption]`'s, which
+    /// [`crate::config`] validates and sets.
     pub fn validate(&self, store: StoreConfig, retention: RetentionPolicy) -> Result<Settings> {
         let ms = |setting: &'static str, v: &str| {
             parse_duration_ms(v).filter(|&ms| ms >= 0).ok_or_else(|| {
@@ -129,12 +127,6 @@ impl CompactConfig {
         if !(1..=22).contains(&self.segment_zstd_level) {
             return Err(cfg("compact.segment_zstd_level", "must be 1..=22"));
         }
-        let recipients = self
-            .recipients
-            .iter()
-            .map(|r| rewind_format::crypto::parse_recipient(r))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| cfg("encryption.recipients", e.to_string()))?;
         store.validate().map_err(|e| cfg("store", e.to_string()))?;
         Ok(Settings {
             seal_interval: std::time::Duration::from_millis(u64::try_from(seal_ms).unwrap_or(0)),
@@ -146,7 +138,7 @@ impl CompactConfig {
             zstd_level: self.zstd_level,
             segment_zstd_level: self.segment_zstd_level,
             fold_memory_bytes: self.fold_memory_bytes,
-            recipients,
+            recipients: Vec::new(),
             store,
             retention,
             store_retry: rewind_history::store::RetryPolicy::default(),

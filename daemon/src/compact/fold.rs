@@ -13,8 +13,11 @@
 //! the result to the snapshot writer. Each object is thus encoded at most
 //! once into a run and once into the snapshot, however many spills.
 //!
-//! The fold has exactly the semantics of [`rewind_format::state::State::apply`]
-//! (the restore tool's fold); a test checks the two agree, with and
+//! A key's operation is a [`KeyOp`], the transition `rewind-format` defines
+//! for every fold: events compose onto it with [`KeyOp::apply`], and a run
+//! stores it as the events it is the composition of (see [`Delta::spill`]),
+//! so reading a run back is applying those events. The result is
+//! [`rewind_format::State::apply`]'s; a test checks the two agree, with and
 //! without spills.
 
 use std::collections::BTreeMap;
@@ -23,25 +26,16 @@ use rewind_format::snapshot::{
     SnapshotHeader, SnapshotObject, SnapshotReader, SnapshotWriter, TypeEntry,
 };
 use rewind_format::state::{ObjectKey, TypeKey};
-use rewind_format::{EventKind, EventRecord, Limits, SegmentReader, SegmentWriter, WriteOptions};
+use rewind_format::transition::note_type;
+use rewind_format::{
+    Change, Effect, EventKind, EventRecord, KeyOp, Limits, SegmentReader, SegmentWriter,
+    WriteOptions,
+};
 
 use super::error::Result;
 
 /// What happens to one key, relative to the previous snapshot.
-#[derive(Debug, Clone)]
-enum Op {
-    /// The key now holds this object.
-    Put(SnapshotObject),
-    /// The key is gone, whatever the previous snapshot held.
-    Remove,
-    /// The key is gone if the previous snapshot's object has one of these
-    /// uids (a delete of a recreated object must not remove the new one).
-    RemoveIf(Vec<String>),
-}
-
-fn uid_matches(stored: &str, deleted: &str) -> bool {
-    stored == deleted || stored.is_empty() || deleted.is_empty()
-}
+type Op = KeyOp<SnapshotObject>;
 
 /// Events since the previous snapshot, folded into per-key operations.
 #[derive(Debug, Default)]
@@ -54,7 +48,7 @@ pub struct Delta {
     time_ms: i64,
     /// Every type with its latest resourceVersion.
     types: BTreeMap<TypeKey, TypeEntry>,
-    /// Per-key operations, in snapshot order.
+    /// Per-key operations, in snapshot order; none is [`KeyOp::keep`].
     ops: BTreeMap<ObjectKey, Op>,
     /// Events applied.
     events: u64,
@@ -118,6 +112,10 @@ impl Delta {
 
     /// Writes the per-key operations as a run (a segment file in key order,
     /// see the module doc) and empties them; seq, time and types stay.
+    ///
+    /// Each operation is written as events it is the composition of: `Put`
+    /// as an `Applied`, `Remove` as a `Deleted` without a uid (which matches
+    /// every object), `RemoveIf` as one `Deleted` per uid.
     pub fn spill(&mut self, cluster_id: &str, opts: &WriteOptions) -> Result<Vec<u8>> {
         let mut w = SegmentWriter::new(cluster_id, opts.clone())?;
         let mut seq = 0u64;
@@ -141,10 +139,11 @@ impl Delta {
                 })
             };
             match op {
-                Op::Put(o) => push(EventKind::Applied, o.uid, o.resource_version, o.object)?,
-                // An empty uid matches every object (`uid_matches`).
-                Op::Remove => push(EventKind::Deleted, String::new(), String::new(), Vec::new())?,
-                Op::RemoveIf(uids) => {
+                KeyOp::Put(o) => push(EventKind::Applied, o.uid, o.resource_version, o.object)?,
+                KeyOp::Remove => {
+                    push(EventKind::Deleted, String::new(), String::new(), Vec::new())?;
+                }
+                KeyOp::RemoveIf(uids) => {
                     for uid in uids {
                         push(EventKind::Deleted, uid, String::new(), Vec::new())?;
                     }
@@ -163,55 +162,30 @@ impl Delta {
         self.seq = e.seq;
         self.time_ms = e.observed_at_ms;
         self.events += 1;
-        let tk = (e.rtype.group.clone(), e.rtype.resource.clone());
-        let entry = self.types.entry(tk).or_insert_with(|| TypeEntry {
-            rtype: e.rtype.clone(),
-            list_rv: String::new(),
-        });
-        entry.rtype.clone_from(&e.rtype);
+        let effect = Effect::of(e);
+        note_type(&mut self.types, &e.rtype, effect.list_rv);
+        if effect.change == Change::Keep {
+            return;
+        }
+        if let Change::Put(_) = effect.change {
+            self.bytes = self.bytes.saturating_add(op_bytes(e));
+        }
         let key = ObjectKey {
             group: e.rtype.group.clone(),
             resource: e.rtype.resource.clone(),
             namespace: e.namespace.clone(),
             name: e.name.clone(),
         };
-        match &e.kind {
-            EventKind::Applied => {
-                entry.list_rv.clone_from(&e.resource_version);
-                self.bytes = self.bytes.saturating_add(op_bytes(e));
-                self.ops.insert(
-                    key,
-                    Op::Put(SnapshotObject {
-                        namespace: e.namespace.clone(),
-                        name: e.name.clone(),
-                        uid: e.uid.clone(),
-                        resource_version: e.resource_version.clone(),
-                        object: e.object.clone(),
-                    }),
-                );
-            }
-            EventKind::Deleted | EventKind::DeletedInferred { .. } => {
-                if let EventKind::Deleted = e.kind {
-                    entry.list_rv.clone_from(&e.resource_version);
-                }
-                match self.ops.get_mut(&key) {
-                    Some(op @ Op::Put(_)) => {
-                        if let Op::Put(o) = op
-                            && uid_matches(&o.uid, &e.uid)
-                        {
-                            *op = Op::Remove;
-                        }
-                    }
-                    Some(Op::Remove) => {}
-                    Some(Op::RemoveIf(uids)) => uids.push(e.uid.clone()),
-                    None => {
-                        self.ops.insert(key, Op::RemoveIf(vec![e.uid.clone()]));
-                    }
-                }
-            }
-            EventKind::ResyncBegin { .. } => {}
-            EventKind::ResyncEnd { list_rv } => entry.list_rv.clone_from(list_rv),
-        }
+        self.ops
+            .entry(key)
+            .or_default()
+            .apply(effect.change, || SnapshotObject {
+                namespace: e.namespace.clone(),
+                name: e.name.clone(),
+                uid: e.uid.clone(),
+                resource_version: e.resource_version.clone(),
+                object: e.object.clone(),
+            });
     }
 }
 
@@ -321,26 +295,19 @@ fn owned_key(ns: Option<&str>, name: &str) -> Key {
     (ns.map(str::to_owned), name.to_owned())
 }
 
-/// Applies an operation of a newer layer to the object so far.
-fn apply_op(cur: Option<SnapshotObject>, op: &Op) -> Option<SnapshotObject> {
-    match op {
-        Op::Put(o) => Some(o.clone()),
-        Op::Remove => None,
-        Op::RemoveIf(uids) => cur.filter(|c| !uids.iter().any(|u| uid_matches(&c.uid, u))),
-    }
-}
-
-/// Applies a run's event (see [`Delta::spill`]) to the object so far.
-fn apply_run_event(cur: Option<SnapshotObject>, e: EventRecord) -> Option<SnapshotObject> {
-    match e.kind {
-        EventKind::Applied => Some(SnapshotObject {
+/// The operation of one event of a run (see [`Delta::spill`]), taking its
+/// object without a copy.
+fn run_op(e: EventRecord) -> Op {
+    match Effect::of(&e).change {
+        Change::Put(_) => KeyOp::Put(SnapshotObject {
             namespace: e.namespace,
             name: e.name,
             uid: e.uid,
             resource_version: e.resource_version,
             object: e.object,
         }),
-        _ => cur.filter(|c| !uid_matches(&c.uid, &e.uid)),
+        Change::Delete(uid) => KeyOp::deletion(uid),
+        Change::Keep => KeyOp::keep(),
     }
 }
 
@@ -417,31 +384,29 @@ pub fn fold<W: std::io::Write>(
                 _ => None,
             };
             for run in &mut runs {
+                let mut op = KeyOp::keep();
                 while run
                     .peek(g, r)?
                     .is_some_and(|e| is_key(e.namespace.as_deref(), &e.name))
                 {
                     if let Some(e) = run.current.next() {
-                        cur = apply_run_event(cur, e);
+                        op = op.compose(run_op(e));
                     }
                 }
+                cur = op.resolve(cur);
             }
             // The newest layer; its objects are pushed by reference.
-            let mut newest: Option<&SnapshotObject> = None;
-            if ops
-                .peek()
-                .is_some_and(|(k, _)| is_key(k.namespace.as_deref(), &k.name))
-                && let Some((_, op)) = ops.next()
-            {
-                match op {
-                    Op::Put(o) => {
-                        cur = None;
-                        newest = Some(o);
-                    }
-                    other => cur = apply_op(cur, other),
+            let newest = match ops.peek() {
+                Some((k, _)) if is_key(k.namespace.as_deref(), &k.name) => {
+                    ops.next().map(|(_, op)| op)
                 }
-            }
-            if let Some(o) = newest.or(cur.as_ref()) {
+                _ => None,
+            };
+            let out = match newest {
+                Some(op) => op.resolve_ref(cur.as_ref()),
+                None => cur.as_ref(),
+            };
+            if let Some(o) = out {
                 w.push(ti, o)?;
                 objects += 1;
             }

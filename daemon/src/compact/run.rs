@@ -1,4 +1,5 @@
-//! The compactor's tasks: the seal/snapshot loop and the shipper.
+//! The compactor's tasks: the seal/snapshot loop, which also answers
+//! on-demand snapshot requests ([`Command`]), and the shipper.
 //!
 //! Shutdown is passed in (a [`CancellationToken`]): on cancel the loop
 //! seals what is durable, makes one last attempt to ship (bounded by
@@ -92,8 +93,8 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
                 let _ = reply.send(answer.map_err(|e| e.to_string()));
             }
             _ = tick.tick() => {
-                if c.seal_due() {
-                    match blocking(&c, Compactor::seal_all).await {
+                if c.sealer().seal_due() {
+                    match blocking(&c, |c| c.sealer().seal_all()).await {
                         Ok(n) if n > 0 => ship_now.notify_one(),
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "sealing failed; will retry"),
@@ -108,7 +109,7 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
                 }
                 let scheduled = next_scheduled.is_some_and(|t| now >= t);
                 let threshold = settings.snapshot_after_events > 0
-                    && c.events_since_snapshot() >= settings.snapshot_after_events;
+                    && c.snapshotter().events_since_snapshot() >= settings.snapshot_after_events;
                 if scheduled || threshold {
                     if scheduled {
                         next_scheduled = settings.schedule.as_ref().and_then(|s| s.next_after(now));
@@ -122,11 +123,11 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
         }
     }
     // Graceful stop: seal everything durable, one bounded last ship.
-    if let Err(e) = blocking(&c, Compactor::seal_all).await {
+    if let Err(e) = blocking(&c, |c| c.sealer().seal_all()).await {
         tracing::error!(error = %e, "final seal failed; events stay in the journal");
     }
     let _ = shipper.await;
-    if tokio::time::timeout(Duration::from_secs(10), c.ship())
+    if tokio::time::timeout(Duration::from_secs(10), c.shipper().ship())
         .await
         .is_err()
     {
@@ -142,7 +143,7 @@ async fn on_demand(
 ) -> Result<SnapshotInfo> {
     let snap = blocking(c, move |c| c.snapshot(label)).await?;
     if wait {
-        c.ship().await?;
+        c.shipper().ship().await?;
     } else {
         ship_now.notify_one();
     }
@@ -159,7 +160,7 @@ async fn ship_loop(c: Arc<Compactor>, now: Arc<tokio::sync::Notify>, shutdown: C
         }
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = c.ship() => r,
+            r = c.shipper().ship() => r,
         };
         backoff = match result {
             Ok(()) => Duration::from_secs(1),

@@ -2,18 +2,47 @@
 //! reproduce the journal's state exactly at their seqs.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use rewind_format::state::State;
 use rewind_format::{
-    EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SnapshotReader,
+    EventBlockEncoder, EventKind, EventRecord, Limits, ResourceType, SegmentReader, SnapshotReader,
 };
+use rewind_history::now_ms;
 use rewind_history::store::{RetentionPolicy, StoreConfig};
 
+use super::seal::SEAL_READ_BYTES;
 use super::*;
 use crate::journal::batch::StateChange;
-use crate::journal::{Journal, JournalOptions, ObjectCompressor};
+use crate::journal::{self, Journal, JournalOptions, ObjectCompressor};
+
+/// A journal shared behind a mutex with the test that commits to it, read
+/// under the lock. It never trims, so a test can replay it whole after a
+/// ship.
+impl EventLog for Mutex<Journal> {
+    fn next_seq(&self) -> u64 {
+        self.lock().map_or(0, |j| j.next_seq())
+    }
+
+    fn read_from(&self, from: u64, max_bytes: u64) -> journal::Result<Vec<EventRecord>> {
+        self.lock()
+            .map_err(|e| journal::Error::Corrupt(e.to_string()))?
+            .read_from(from, max_bytes)
+    }
+
+    fn trim_below(&self, _below: u64) -> journal::Result<u64> {
+        Ok(0)
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.lock()
+            .ok()
+            .and_then(|j| j.size_on_disk().ok())
+            .unwrap_or(0)
+    }
+}
 
 fn rtype(resource: &str, namespaced: bool) -> ResourceType {
     ResourceType {
@@ -237,13 +266,8 @@ fn journal_state(j: &Journal) -> Flat {
         .map(|e| {
             let e = e.unwrap();
             let json = e.object_json().unwrap();
-            let ns = if e.key.namespace.is_empty() {
-                None
-            } else {
-                Some(e.key.namespace.clone())
-            };
             (
-                (e.key.type_key.clone(), ns, e.key.name.clone()),
+                (e.key.group_resource(), e.key.namespace, e.key.name),
                 (e.uid, e.resource_version, json),
             )
         })
@@ -278,7 +302,7 @@ proptest! {
         let mut st = settings(&dir.path().join("store"));
         // Tiny: every few events are folded into an intermediate snapshot.
         st.fold_memory_bytes = fold_cap;
-        let c = rt.block_on(Compactor::open(log, &dir.path().join("compact"), st)).unwrap();
+        let c = rt.block_on(Compactor::open(log, None, &dir.path().join("compact"), st)).unwrap();
         let mut d = Driver::new(journal.clone());
         let mut checked = 0;
         for op in ops.iter().chain(std::iter::once(&Op::Snapshot)) {
@@ -287,7 +311,7 @@ proptest! {
                 let snap = c.snapshot(None).unwrap();
                 let j = journal.lock().unwrap();
                 prop_assert_eq!(snap.seq, j.next_seq() - 1);
-                let bytes = c.files.get(&snap.key()).unwrap();
+                let bytes = c.ledger().files().get(&snap.key()).unwrap();
                 prop_assert_eq!(snapshot_state(&bytes), journal_state(&j));
                 // The fold agrees with the format crate's fold over all events.
                 let mut s = State::new("c1");
@@ -297,27 +321,27 @@ proptest! {
                 prop_assert_eq!(&from_snap.objects, &s.objects);
                 prop_assert_eq!(&from_snap.types, &s.types);
                 drop(j);
-                rt.block_on(c.ship()).unwrap();
+                rt.block_on(c.shipper().ship()).unwrap();
                 checked += 1;
             }
         }
         prop_assert!(checked >= 1);
         // Every stored segment, replayed from the start, ends in the state.
-        let segs = rt.block_on(c.store().list_segments()).unwrap();
+        let segs = rt.block_on(c.shipper().store().list_segments()).unwrap();
         let mut s = State::new("c1");
         let mut next = 1;
         for seg in &segs {
             prop_assert_eq!(seg.first_seq, next);
-            let bytes = rt.block_on(c.store().get_segment(seg)).unwrap();
+            let bytes = rt.block_on(c.shipper().store().get_segment(seg)).unwrap();
             let mut r = rewind_format::SegmentReader::open(&bytes, None, Limits::default()).unwrap();
             for e in r.read_all().unwrap() { s.apply(&e); }
             next = seg.last_seq + 1;
         }
         let j = journal.lock().unwrap();
         prop_assert_eq!(next, j.next_seq());
-        let last = rt.block_on(c.store().list_snapshots()).unwrap();
+        let last = rt.block_on(c.shipper().store().list_snapshots()).unwrap();
         if let Some(last) = last.last() {
-            let bytes = rt.block_on(c.store().get_snapshot(last)).unwrap();
+            let bytes = rt.block_on(c.shipper().store().get_snapshot(last)).unwrap();
             let mut r = SnapshotReader::open(&bytes, None, Limits::default()).unwrap();
             prop_assert_eq!(&State::from_snapshot(&mut r).unwrap().objects, &s.objects);
         }
@@ -335,6 +359,7 @@ fn encrypted_store_never_holds_plain_secrets() {
     let c = rt
         .block_on(Compactor::open(
             journal.clone(),
+            None,
             &dir.path().join("compact"),
             s,
         ))
@@ -350,8 +375,8 @@ fn encrypted_store_never_holds_plain_secrets() {
     }
     d.commit();
     c.snapshot(Some("before-upgrade".into())).unwrap();
-    rt.block_on(c.ship()).unwrap();
-    let snaps = rt.block_on(c.store().list_snapshots()).unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
+    let snaps = rt.block_on(c.shipper().store().list_snapshots()).unwrap();
     assert_eq!(snaps.len(), 1);
     assert!(snaps[0].encrypted && snaps[0].label.as_deref() == Some("before-upgrade"));
     // No file in the store holds a Secret's JSON or name in clear.
@@ -368,7 +393,9 @@ fn encrypted_store_never_holds_plain_secrets() {
     }
     assert!(files >= 4, "segments, snapshot and their catalog entries");
     // The holder of the identity reads it back.
-    let bytes = rt.block_on(c.store().get_snapshot(&snaps[0])).unwrap();
+    let bytes = rt
+        .block_on(c.shipper().store().get_snapshot(&snaps[0]))
+        .unwrap();
     let plain = rewind_format::crypto::decrypt(&bytes, &[identity], &Limits::default()).unwrap();
     let mut r = SnapshotReader::open(&plain, None, Limits::default()).unwrap();
     assert_eq!(State::from_snapshot(&mut r).unwrap().objects.len(), 6);
@@ -402,6 +429,7 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
     let c = rt
         .block_on(Compactor::open(
             journal.clone(),
+            None,
             &dir.path().join("compact"),
             s.clone(),
         ))
@@ -421,14 +449,14 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
         }
         d.commit();
         assert!(
-            c.seal_all().unwrap() >= 1,
+            c.sealer().seal_all().unwrap() >= 1,
             "sealing goes on while the store is down"
         );
     }
-    assert!(rt.block_on(c.ship()).is_err());
+    assert!(rt.block_on(c.shipper().ship()).is_err());
     assert!(c.stats.store_down.load(Ordering::Relaxed));
-    assert_eq!(c.progress().shipped_upto, 0);
-    assert!(c.progress().sealed_upto == journal.lock().unwrap().next_seq() - 1);
+    assert_eq!(c.ledger().progress().shipped_upto, 0);
+    assert!(c.ledger().progress().sealed_upto == journal.lock().unwrap().next_seq() - 1);
     assert!(
         c.stats.over_budget.load(Ordering::Relaxed),
         "local {} bytes vs budget {}",
@@ -439,8 +467,8 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
     // once the local files go (the journal itself is not trimmed yet).
     std::fs::remove_file(dir.path().join("store")).unwrap();
     c.snapshot(None).unwrap();
-    rt.block_on(c.ship()).unwrap();
-    let segs = rt.block_on(c.store().list_segments()).unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
+    let segs = rt.block_on(c.shipper().store().list_segments()).unwrap();
     assert_eq!(
         segs.last().unwrap().last_seq,
         journal.lock().unwrap().next_seq() - 1
@@ -450,13 +478,13 @@ fn a_store_that_is_down_never_blocks_sealing_and_the_budget_warns() {
         journal.lock().unwrap().next_seq() - 1
     );
     assert!(
-        c.files.segments().unwrap().is_empty(),
+        c.ledger().files().segments().unwrap().is_empty(),
         "shipped and folded segments leave the local dir"
     );
 }
 
 #[test]
-fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
+fn the_log_reader_reads_like_the_journal_and_trims_only_whole_older_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let journal = shared_journal(dir.path());
     let mut d = Driver::new(journal.clone());
@@ -471,7 +499,7 @@ fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
         }
         d.commit();
     }
-    let view = log::JournalView::new(&journal.lock().unwrap());
+    let view = journal.lock().unwrap().log_reader();
     assert_eq!(view.next_seq(), 51);
     let all: Vec<u64> = view
         .read_from(1, u64::MAX)
@@ -507,10 +535,10 @@ fn journal_view_reads_like_the_journal_and_trims_only_whole_older_blocks() {
 }
 
 /// The writer's reopen after an I/O error must not be blocked by the
-/// compactor: with the slot detached the journal reopens, and the slot
+/// compactor: with the reader detached the journal reopens, and the reader
 /// reads the reopened journal once attached again.
 #[test]
-fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
+fn a_detached_reader_lets_the_journal_reopen_and_reads_it_after() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     let journal = Arc::new(Mutex::new(
@@ -526,23 +554,23 @@ fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
         });
     }
     d.commit();
-    let slot = log::JournalSlot::new(&journal.lock().unwrap());
-    assert_eq!(slot.read_from(1, u64::MAX).unwrap().len(), 10);
+    let reader = journal.lock().unwrap().log_reader();
+    assert_eq!(reader.read_from(1, u64::MAX).unwrap().len(), 10);
     drop(d);
     let only = Arc::try_unwrap(journal).ok().unwrap().into_inner().unwrap();
     drop(only);
-    // While the slot holds its handle, sled keeps the directory locked.
+    // While the reader holds the journal open, its directory stays locked.
     assert!(
         Journal::open(&path, &JournalOptions::default()).is_err(),
-        "a live handle blocks a reopen (the bug the slot exists for)"
+        "a live handle blocks a reopen (what detaching is for)"
     );
-    slot.detach();
-    assert!(!slot.is_attached());
-    assert_eq!(slot.next_seq(), 11, "last known next_seq while detached");
-    assert!(slot.read_from(1, u64::MAX).is_err());
+    reader.detach();
+    assert!(!reader.is_attached());
+    assert_eq!(reader.next_seq(), 11, "last known next_seq while detached");
+    assert!(reader.read_from(1, u64::MAX).is_err());
     let reopened = Journal::open_after_drop(&path, &JournalOptions::default());
-    slot.attach(&reopened);
-    let seqs: Vec<u64> = slot
+    reader.attach(&reopened);
+    let seqs: Vec<u64> = reader
         .read_from(1, u64::MAX)
         .unwrap()
         .iter()
@@ -553,20 +581,21 @@ fn a_detached_slot_lets_the_journal_reopen_and_reads_it_after() {
 
 /// The journal drops its own events only once they are sealed AND stored
 /// AND older than the local window; a segment stored while young is trimmed
-/// later, when it has aged (regression: trimming used to be decided only
-/// at the moment a segment was stored, so with a 24 h window it never ran).
+/// later, when it has aged: deciding only at the moment a segment is stored
+/// would never trim with a 24 h window.
 #[test]
 fn journal_trims_only_sealed_stored_events_older_than_the_window() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let journal = shared_journal(dir.path());
-    let slot = log::JournalSlot::new(&journal.lock().unwrap());
+    let reader = journal.lock().unwrap().log_reader();
     let mut s = settings(&dir.path().join("store"));
     let window_ms = 3_000;
     s.local_window_ms = window_ms;
     let c = rt
         .block_on(Compactor::open(
-            Arc::new(slot.clone()),
+            Arc::new(reader.clone()),
+            None,
             &dir.path().join("compact"),
             s,
         ))
@@ -586,57 +615,57 @@ fn journal_trims_only_sealed_stored_events_older_than_the_window() {
         }
         d.commit();
     };
-    let first_in_journal = || slot.read_from(1, u64::MAX).unwrap().first().unwrap().seq;
+    let first_in_journal = || reader.read_from(1, u64::MAX).unwrap().first().unwrap().seq;
     // 1..=30 sealed and stored; 31..=40 sealed only; 41..=50 not sealed.
     for _ in 0..3 {
         batch(&mut d);
     }
-    c.seal_all().unwrap();
-    rt.block_on(c.ship()).unwrap();
-    assert_eq!(c.progress().shipped_upto, 30);
+    c.sealer().seal_all().unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
+    assert_eq!(c.ledger().progress().shipped_upto, 30);
     batch(&mut d);
-    c.seal_all().unwrap();
+    c.sealer().seal_all().unwrap();
     batch(&mut d);
-    assert_eq!(c.trim_journal().unwrap(), 0, "stored but young: kept");
+    assert_eq!(c.trimmer().trim().unwrap(), 0, "stored but young: kept");
     assert_eq!(first_in_journal(), 1);
 
     std::thread::sleep(std::time::Duration::from_millis(
         u64::try_from(window_ms).unwrap() + 300,
     ));
     // Now everything is old; only what is also stored may go.
-    assert_eq!(c.trim_journal().unwrap(), 30);
+    assert_eq!(c.trimmer().trim().unwrap(), 30);
     assert_eq!(first_in_journal(), 31, "sealed but not stored: kept");
     assert_eq!(CompactStats::get(&c.stats.trimmed_below), 31);
     // Storing 31..=40 lets them go on that same ship; 41..=50 stay, old as
     // they are, because they are not sealed.
-    rt.block_on(c.ship()).unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
     assert_eq!(first_in_journal(), 41);
-    let left: Vec<u64> = slot
+    let left: Vec<u64> = reader
         .read_from(1, u64::MAX)
         .unwrap()
         .iter()
         .map(|e| e.seq)
         .collect();
     assert_eq!(left, (41..=50).collect::<Vec<_>>());
-    assert!(c.progress().untrimmed.is_empty());
+    assert!(c.ledger().progress().untrimmed.is_empty());
     // Nothing was lost: the store has every sealed event.
-    let segs = rt.block_on(c.store().list_segments()).unwrap();
+    let segs = rt.block_on(c.shipper().store().list_segments()).unwrap();
     assert_eq!(segs.iter().map(|s| s.events).sum::<u64>(), 40);
 }
 
-/// Sealing takes only what the writer reports fsynced (its board), never
-/// events whose `next_seq` record is written but not yet durable.
+/// Sealing takes only what the writer reports fsynced (its durable seq),
+/// never events whose `next_seq` record is written but not yet durable.
 #[test]
-fn a_bounded_slot_seals_only_what_the_writer_reports_durable() {
+fn sealing_takes_only_what_the_writer_reports_durable() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let journal = shared_journal(dir.path());
-    let board = crate::status::Board::new();
-    board.update(|s| s.journal.next_seq = 1);
-    let slot = log::JournalSlot::new(&journal.lock().unwrap()).bounded_by(board.clone());
+    let (durable, durable_rx) = tokio::sync::watch::channel(1);
+    let reader = journal.lock().unwrap().log_reader();
     let c = rt
         .block_on(Compactor::open(
-            Arc::new(slot.clone()),
+            Arc::new(reader),
+            Some(durable_rx),
             &dir.path().join("compact"),
             settings(&dir.path().join("store")),
         ))
@@ -653,14 +682,18 @@ fn a_bounded_slot_seals_only_what_the_writer_reports_durable() {
         }
         d.commit();
     }
-    assert_eq!(slot.next_seq(), 1, "nothing reported durable yet");
-    assert_eq!(c.seal_all().unwrap(), 0);
-    board.update(|s| s.journal.next_seq = 11);
-    c.seal_all().unwrap();
-    assert_eq!(c.progress().sealed_upto, 10);
-    board.update(|s| s.journal.next_seq = 21);
-    c.seal_all().unwrap();
-    assert_eq!(c.progress().sealed_upto, 20);
+    assert_eq!(
+        c.sealer().durable_next_seq(),
+        1,
+        "nothing reported durable yet"
+    );
+    assert_eq!(c.sealer().seal_all().unwrap(), 0);
+    durable.send_replace(11);
+    c.sealer().seal_all().unwrap();
+    assert_eq!(c.ledger().progress().sealed_upto, 10);
+    durable.send_replace(21);
+    c.sealer().seal_all().unwrap();
+    assert_eq!(c.ledger().progress().sealed_upto, 20);
 }
 
 /// Counts the compactor's reads and the largest one, to see how much of
@@ -675,11 +708,7 @@ impl EventLog for CountingLog {
     fn next_seq(&self) -> u64 {
         self.inner.next_seq()
     }
-    fn read_from(
-        &self,
-        from: u64,
-        max_bytes: u64,
-    ) -> std::result::Result<Vec<EventRecord>, String> {
+    fn read_from(&self, from: u64, max_bytes: u64) -> journal::Result<Vec<EventRecord>> {
         let out = self.inner.read_from(from, max_bytes)?;
         let bytes: usize = out.iter().map(|e| e.object.len()).sum();
         self.reads.fetch_add(1, Ordering::Relaxed);
@@ -687,7 +716,7 @@ impl EventLog for CountingLog {
             .fetch_max(u64::try_from(bytes).unwrap(), Ordering::Relaxed);
         Ok(out)
     }
-    fn trim_below(&self, below: u64) -> std::result::Result<u64, String> {
+    fn trim_below(&self, below: u64) -> journal::Result<u64> {
         self.inner.trim_below(below)
     }
     fn size_on_disk(&self) -> u64 {
@@ -695,11 +724,11 @@ impl EventLog for CountingLog {
     }
 }
 
-/// Regression (peak memory while a busy plane is first synced): a seal
-/// used to read a whole segment's events (16 MiB of JSON by default) into
-/// memory before encoding them. It now streams them in reads of about
-/// `SEAL_READ_BYTES`; the segments must still hold exactly the journal's
-/// events, contiguous, each of about `seal_bytes`.
+/// Peak memory while a busy plane is first synced: a seal streams the
+/// journal's events in reads of about `SEAL_READ_BYTES` instead of holding
+/// a whole segment's events (16 MiB of JSON by default) before encoding
+/// them; the segments must still hold exactly the journal's events,
+/// contiguous, each of about `seal_bytes`.
 #[test]
 fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
     let rt = runtime();
@@ -715,6 +744,7 @@ fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
     let c = rt
         .block_on(Compactor::open(
             log.clone(),
+            None,
             &dir.path().join("compact"),
             st,
         ))
@@ -747,7 +777,7 @@ fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
         }
         d.commit();
     }
-    let written = c.seal_all().unwrap();
+    let written = c.sealer().seal_all().unwrap();
     assert_eq!(written, 3, "8 MB of JSON in segments of 3 MiB");
     assert!(
         log.reads.load(Ordering::Relaxed) >= 8,
@@ -758,11 +788,11 @@ fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
         largest <= SEAL_READ_BYTES + (64 << 10),
         "a read held {largest} bytes of JSON"
     );
-    rt.block_on(c.ship()).unwrap();
-    let segs = rt.block_on(c.store().list_segments()).unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
+    let segs = rt.block_on(c.shipper().store().list_segments()).unwrap();
     let mut sealed = Vec::new();
     for seg in &segs {
-        let bytes = rt.block_on(c.store().get_segment(seg)).unwrap();
+        let bytes = rt.block_on(c.shipper().store().get_segment(seg)).unwrap();
         let mut r = SegmentReader::open(&bytes, None, Limits::default()).unwrap();
         let events = r.read_all().unwrap();
         let json: usize = events.iter().map(|e| e.object.len()).sum();

@@ -125,6 +125,14 @@ impl Ingestor {
         ))
     }
 
+    /// Like [`Ingestor::new`], reading its ignore rules from `ignore`,
+    /// which a configuration reload replaces.
+    pub fn with_shared_ignore(cluster_id: String, ignore: SharedIgnore) -> Result<Self> {
+        let mut ingestor = Self::new(cluster_id, HashMap::new())?;
+        ingestor.ignore = ignore;
+        Ok(ingestor)
+    }
+
     /// Like [`Ingestor::new`], with another state value encoding (benches
     /// compare them).
     #[must_use]
@@ -238,7 +246,7 @@ impl Ingestor {
         };
         let rec = self.record(
             rtype,
-            &e.key.namespace,
+            e.key.namespace.as_deref().unwrap_or_default(),
             &e.key.name,
             &e.uid,
             &e.resource_version,

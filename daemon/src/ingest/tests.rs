@@ -140,9 +140,8 @@ impl Rig {
     /// What the compactor does once the log is sealed: drops every block
     /// but the last. Returns the seq from which the log still replays.
     fn trim(&self) -> u64 {
-        use crate::compact::log::{EventLog, JournalView};
         let at = self.j().next_seq();
-        JournalView::new(self.j()).trim_below(at).unwrap();
+        self.j().log_reader().trim_below(at).unwrap();
         self.j()
             .records_from(1)
             .next()
@@ -468,9 +467,10 @@ fn objects_stay_in_the_log_except_for_types_with_an_ignore_rule() {
             relist: false,
         },
     ]);
-    let key = |type_key: &str, name: &str| crate::journal::ObjectKey {
-        type_key: type_key.into(),
-        namespace: "ns".into(),
+    let key = |resource: &str, name: &str| crate::journal::ObjectKey {
+        group: String::new(),
+        resource: resource.into(),
+        namespace: Some("ns".into()),
         name: name.into(),
     };
     let j = r.j();

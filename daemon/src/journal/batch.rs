@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rewind_format::{EventBlockEncoder, EventRecord, ResourceType};
 use sled::IVec;
 
-use super::keys::{ObjectKey, encode_key, type_key, type_prefix};
+use super::keys::{ObjectKey, encode_key, encode_object_key, object_key, type_key, type_prefix};
 use super::meta::{self, TypeRecord};
 use super::state::{self, ObjectCodec, StateEntry, StateHead, StoredObject};
 use super::{Error, Journal, Result};
@@ -90,11 +90,7 @@ impl PreparedBatch {
 /// The state key of a record.
 #[must_use]
 pub fn record_key(rec: &EventRecord) -> ObjectKey {
-    ObjectKey {
-        type_key: type_key(&rec.rtype),
-        namespace: rec.namespace.clone().unwrap_or_default(),
-        name: rec.name.clone(),
-    }
+    object_key(&rec.rtype, rec.namespace.as_deref(), &rec.name)
 }
 
 impl<'j> BatchBuilder<'j> {
@@ -139,7 +135,7 @@ impl<'j> BatchBuilder<'j> {
 
     /// Current state of `key`, including this batch's staged changes.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<StateEntry>> {
-        self.get_encoded(&key.encode())
+        self.get_encoded(&encode_object_key(key))
     }
 
     /// [`BatchBuilder::get`] by encoded key.
@@ -180,7 +176,7 @@ impl<'j> BatchBuilder<'j> {
     /// [`BatchBuilder::get`] without the object: what deduplication needs,
     /// at a fraction of the cost.
     pub fn head(&self, key: &ObjectKey) -> Result<Option<StateHead>> {
-        self.head_encoded(&key.encode())
+        self.head_encoded(&encode_object_key(key))
     }
 
     /// [`BatchBuilder::head`] by encoded key.
@@ -329,11 +325,7 @@ impl<'j> BatchBuilder<'j> {
         }
         if !marker {
             if let Some(touched) = &mut self.touched {
-                let k = ObjectKey {
-                    type_key: tk.to_string(),
-                    namespace: namespace.to_owned(),
-                    name: rec.name.clone(),
-                };
+                let k = object_key(&rec.rtype, Some(namespace), &rec.name);
                 touched.push((k, rec.resource_version.clone()));
             }
             match self.counts.iter_mut().find(|(t, _)| **t == *tk) {

@@ -344,11 +344,7 @@ mod tests {
     #[test]
     fn no_object_key_sorts_into_the_reserved_range() {
         assert_eq!(COMMIT_KEY.first(), Some(&RESERVED));
-        let k = super::super::ObjectKey {
-            type_key: "\u{10ffff}".into(),
-            namespace: "\u{ff}".into(),
-            name: "n".into(),
-        };
-        assert!(k.encode().first() < Some(&RESERVED));
+        let k = super::super::keys::encode_key("\u{10ffff}", "\u{ff}", "n");
+        assert!(k.first() < Some(&RESERVED));
     }
 }

@@ -17,42 +17,64 @@ pub fn type_key(rtype: &ResourceType) -> String {
     rtype.group_resource()
 }
 
-/// Identity of one object in the current state.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectKey {
-    /// [`type_key`] of the object's type.
-    pub type_key: String,
-    /// Namespace, empty for cluster-scoped objects.
-    pub namespace: String,
-    /// Object name.
-    pub name: String,
-}
+/// Identity of one object in the current state: the format crate's key
+/// (group, resource, namespace, name), version-free like [`type_key`].
+pub use rewind_format::ObjectKey;
 
-impl ObjectKey {
-    /// The key in the `state` tree.
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        encode_key(&self.type_key, &self.namespace, &self.name)
-    }
-
-    /// Parses a `state` key; `None` if it is not one this module wrote.
-    #[must_use]
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut parts = text.splitn(3, '\0');
-        let type_key = parts.next()?.to_owned();
-        let namespace = parts.next()?.to_owned();
-        let name = parts.next()?.to_owned();
-        Some(Self {
-            type_key,
-            namespace,
-            name,
-        })
+/// The key of the object `name` in `namespace` of type `rtype`; an empty
+/// namespace is none, as the `state` key cannot tell them apart.
+#[must_use]
+pub fn object_key(rtype: &ResourceType, namespace: Option<&str>, name: &str) -> ObjectKey {
+    ObjectKey {
+        group: rtype.group.clone(),
+        resource: rtype.resource.clone(),
+        namespace: namespace.filter(|ns| !ns.is_empty()).map(str::to_owned),
+        name: name.to_owned(),
     }
 }
 
-/// The `state` key of an object, from its parts: what [`ObjectKey::encode`]
-/// returns, without building the [`ObjectKey`] (three strings) first.
+/// The `state` key of `key`: `type_key 0x00 namespace 0x00 name`, with an
+/// empty namespace for cluster-scoped objects.
+#[must_use]
+pub fn encode_object_key(key: &ObjectKey) -> Vec<u8> {
+    let namespace = key.namespace.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(
+        key.resource.len() + 1 + key.group.len() + namespace.len() + key.name.len() + 2,
+    );
+    out.extend_from_slice(key.resource.as_bytes());
+    if !key.group.is_empty() {
+        out.push(b'.');
+        out.extend_from_slice(key.group.as_bytes());
+    }
+    out.push(0);
+    out.extend_from_slice(namespace.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.name.as_bytes());
+    out
+}
+
+/// Parses a `state` key; `None` if it is not one this module wrote. The
+/// type key splits at its first `.`: Kubernetes plural resource names are
+/// DNS labels, without dots, so the split gives back the type it was
+/// written from.
+#[must_use]
+pub fn decode_object_key(bytes: &[u8]) -> Option<ObjectKey> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(3, '\0');
+    let type_key = parts.next()?;
+    let (resource, group) = type_key.split_once('.').unwrap_or((type_key, ""));
+    let namespace = parts.next()?;
+    let name = parts.next()?;
+    Some(ObjectKey {
+        group: group.to_owned(),
+        resource: resource.to_owned(),
+        namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+        name: name.to_owned(),
+    })
+}
+
+/// The `state` key of an object, from its parts: what [`encode_object_key`]
+/// returns, without building the [`ObjectKey`] first.
 #[must_use]
 pub fn encode_key(type_key: &str, namespace: &str, name: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(type_key.len() + namespace.len() + name.len() + 2);
@@ -90,17 +112,50 @@ pub fn decode_seq(bytes: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn key(group: &str, resource: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+        ObjectKey {
+            group: group.into(),
+            resource: resource.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+        }
+    }
+
     #[test]
     fn object_key_round_trips_and_sorts_by_type() {
-        let a = ObjectKey {
-            type_key: "secrets".into(),
-            namespace: "ns".into(),
-            name: "a".into(),
-        };
-        assert_eq!(ObjectKey::decode(&a.encode()), Some(a.clone()));
-        assert!(a.encode().starts_with(&type_prefix("secrets")));
+        let a = key("", "secrets", Some("ns"), "a");
+        assert_eq!(decode_object_key(&encode_object_key(&a)), Some(a.clone()));
+        assert!(encode_object_key(&a).starts_with(&type_prefix("secrets")));
         // A type whose name extends another's must not share its prefix.
-        assert!(!a.encode().starts_with(&type_prefix("secret")));
+        assert!(!encode_object_key(&a).starts_with(&type_prefix("secret")));
+        for k in [
+            key("apps", "deployments", Some("ns"), "d"),
+            key("fleet.cattle.io", "clusters", Some("fleet-default"), "c"),
+            key("", "namespaces", None, "ns"),
+            key("management.cattle.io", "users", None, "u-1"),
+        ] {
+            assert_eq!(decode_object_key(&encode_object_key(&k)), Some(k.clone()));
+        }
+    }
+
+    #[test]
+    fn object_key_bytes_are_type_key_namespace_name() {
+        let d = key("apps", "deployments", Some("ns"), "d");
+        assert_eq!(encode_object_key(&d), b"deployments.apps\0ns\0d");
+        let n = key("", "namespaces", None, "ns");
+        assert_eq!(encode_object_key(&n), b"namespaces\0\0ns");
+        let rtype = ResourceType {
+            group: "apps".into(),
+            version: "v1".into(),
+            resource: "deployments".into(),
+            kind: "Deployment".into(),
+            namespaced: true,
+        };
+        assert_eq!(
+            encode_object_key(&object_key(&rtype, Some("ns"), "d")),
+            encode_key(&type_key(&rtype), "ns", "d")
+        );
+        assert_eq!(object_key(&rtype, Some(""), "d").namespace, None);
     }
 
     #[test]

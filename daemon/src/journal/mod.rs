@@ -55,24 +55,30 @@
 //! a clear error instead of failing on its state values one by one (and one
 //! that reads only 1 and 2 refuses layout 3).
 //!
-//! Readers other than the writer may open a [`Journal`] only when no daemon
-//! holds it: sled takes an exclusive lock on the directory.
+//! # Reading while the writer runs
+//! Other tasks of the daemon read the log of the running journal through a
+//! [`LogReader`] ([`Journal::log_reader`], see [`reader`]), which the writer
+//! detaches while it reopens the journal. Processes other than the daemon
+//! may open a [`Journal`] only when no daemon holds it: sled takes an
+//! exclusive lock on the directory.
 
 pub mod batch;
 pub mod commit;
 pub mod keys;
 pub mod meta;
+pub mod reader;
 pub(crate) mod resolve;
 pub mod state;
 
 use std::path::{Path, PathBuf};
 
-use rewind_format::{EventBlockDecoder, EventRecord, Limits};
+use rewind_format::EventRecord;
 
 pub use batch::{BatchBuilder, PreparedBatch};
 pub use commit::Ops;
 pub use keys::{ObjectKey, type_key};
 pub use meta::TypeRecord;
+pub use reader::LogReader;
 pub use state::{ObjectCodec, ObjectCompressor, StateEntry, StateHead, StoredObject};
 
 /// Errors of the journal.
@@ -122,6 +128,10 @@ pub enum Error {
     /// [`Journal::commit`]).
     #[error("cannot fsync the journal's blob files: {0}")]
     BlobSync(std::io::Error),
+    /// A [`LogReader`] was used while the writer reopens the journal; the
+    /// caller retries later.
+    #[error("the journal is being reopened; retry later")]
+    Detached,
 }
 
 /// Result alias of this module.
@@ -286,7 +296,7 @@ impl Journal {
 
     /// The current state of one object.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<StateEntry>> {
-        self.get_encoded(&key.encode())
+        self.get_encoded(&keys::encode_object_key(key))
     }
 
     /// [`Journal::get`] by encoded key.
@@ -306,7 +316,7 @@ impl Journal {
     /// How the `state` tree holds `key`'s object, as stored (unresolved).
     #[cfg(test)]
     pub(crate) fn stored_codec(&self, key: &ObjectKey) -> Option<ObjectCodec> {
-        let k = key.encode();
+        let k = keys::encode_object_key(key);
         let v = self.state.get(&k).ok()??;
         StateEntry::decode(&k, &v).ok().map(|e| e.object.codec)
     }
@@ -371,27 +381,14 @@ impl Journal {
         &self,
         seq: u64,
     ) -> impl Iterator<Item = Result<(u64, Vec<EventRecord>)>> + '_ {
-        let start = self
-            .log
-            .range(..=keys::seq_key(seq))
-            .keys()
-            .next_back()
-            .and_then(|r| r.ok())
-            .and_then(|k| keys::decode_seq(&k))
-            .unwrap_or(seq);
-        // One decoder for every block: a group commit is many small blocks,
-        // and a zstd context per block cost more than the decoding.
-        let mut decoder = EventBlockDecoder::new(Limits::default());
-        self.log.range(keys::seq_key(start)..).map(move |r| {
-            let (k, v) = r?;
-            let first =
-                keys::decode_seq(&k).ok_or_else(|| Error::Corrupt(format!("bad log key {k:?}")))?;
-            let d = decoder
-                .as_mut()
-                .map_err(|e| Error::Corrupt(format!("cannot start a block decoder: {e}")))?;
-            let records = d.decode(&v)?;
-            Ok((first, records))
-        })
+        reader::blocks_from(&self.log, seq)
+    }
+
+    /// Records with `seq >= from`, in order, stopping after the block that
+    /// brings the object JSON read to about `max_bytes` (at least one
+    /// block): what [`LogReader::read_from`] returns.
+    pub fn read_from(&self, from: u64, max_bytes: u64) -> Result<Vec<EventRecord>> {
+        reader::read_from(&self.log, from, max_bytes)
     }
 
     /// Every record with `seq >= from`, in order.
@@ -428,12 +425,11 @@ impl Journal {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// Handles on the database and its `log` tree for the compactor's
-    /// [`crate::compact::log::JournalView`] (reads sealed ranges, trims
-    /// stored blocks). Added by the store/compaction work (issue 5).
+    /// A reader of this journal's log for other tasks, which keeps working
+    /// while the writer commits (see [`reader`]).
     #[must_use]
-    pub fn log_handle(&self) -> (sled::Db, sled::Tree) {
-        (self.db.clone(), self.log.clone())
+    pub fn log_reader(&self) -> LogReader {
+        LogReader::new(self)
     }
 
     /// Flushes everything to disk.

@@ -80,8 +80,10 @@ impl LogObjects {
 /// Whether `rec` is what a state value for `key` of `raw_len` bytes points
 /// at: anything else means the journal is corrupt.
 fn check_record(rec: &EventRecord, key: &ObjectKey, raw_len: u32) -> Result<()> {
-    let same_key = type_key(&rec.rtype) == key.type_key
-        && rec.namespace.as_deref().unwrap_or_default() == key.namespace
+    let same_key = rec.rtype.group == key.group
+        && rec.rtype.resource == key.resource
+        && rec.namespace.as_deref().unwrap_or_default()
+            == key.namespace.as_deref().unwrap_or_default()
         && rec.name == key.name;
     let applied = matches!(rec.kind, EventKind::Applied);
     let len_ok = u32::try_from(rec.object.len()).ok() == Some(raw_len);

@@ -23,7 +23,7 @@
 //! Objects stay inline (codec 0 or 1) where the ingest path reads them back
 //! on every update: types with an ignore rule.
 
-use super::keys::ObjectKey;
+use super::keys::{ObjectKey, decode_object_key};
 use super::{Error, Result};
 
 /// Version byte of a state value written by this release.
@@ -193,7 +193,7 @@ impl StateEntry {
 
     /// Decodes a `state` tree entry (layout 1 or 2).
     pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
-        let key = ObjectKey::decode(key)
+        let key = decode_object_key(key)
             .ok_or_else(|| Error::Corrupt(format!("bad state key {key:?}")))?;
         let v =
             parse(value).map_err(|e| Error::Corrupt(format!("state value for {key:?}: {e}")))?;
@@ -462,11 +462,13 @@ pub(crate) fn encode_value_v1(e: &StateEntry, object_zstd: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::keys::encode_object_key;
 
     fn key() -> ObjectKey {
         ObjectKey {
-            type_key: "configmaps".into(),
-            namespace: "default".into(),
+            group: String::new(),
+            resource: "configmaps".into(),
+            namespace: Some("default".into()),
             name: "x".into(),
         }
     }
@@ -505,9 +507,9 @@ mod tests {
             let mut want = vec![VERSION];
             bincode::encode_into_std_write(&owned, &mut want, bincode::config::standard()).unwrap();
             assert_eq!(v, want, "the borrowed encoding is the layout of `StoredV2`");
-            let back = StateEntry::decode(&key().encode(), &v).unwrap();
+            let back = StateEntry::decode(&encode_object_key(&key()), &v).unwrap();
             assert_eq!(back, e);
-            let head = StateHead::decode(&key().encode(), &v).unwrap();
+            let head = StateHead::decode(&encode_object_key(&key()), &v).unwrap();
             assert_eq!(
                 (head.uid, head.resource_version, head.seq),
                 (e.uid.clone(), e.resource_version.clone(), e.seq)
@@ -543,14 +545,14 @@ mod tests {
         };
         let mut v = vec![VERSION_1];
         bincode::encode_into_std_write(&old, &mut v, bincode::config::standard()).unwrap();
-        let e = StateEntry::decode(&key().encode(), &v).unwrap();
+        let e = StateEntry::decode(&encode_object_key(&key()), &v).unwrap();
         assert_eq!(
             (e.uid.as_str(), e.resource_version.as_str(), e.seq),
             ("u", "7", 3)
         );
         assert_eq!(e.object.codec, ObjectCodec::Zstd);
         assert_eq!(e.object_json().unwrap(), JSON);
-        let head = StateHead::decode(&key().encode(), &v).unwrap();
+        let head = StateHead::decode(&encode_object_key(&key()), &v).unwrap();
         assert_eq!((head.uid.as_str(), head.seq), ("u", 3));
     }
 
@@ -564,7 +566,7 @@ mod tests {
 
     #[test]
     fn corrupt_values_are_errors_not_panics() {
-        let k = key().encode();
+        let k = encode_object_key(&key());
         for bad in [
             &b""[..],
             &[9u8][..],

@@ -320,8 +320,9 @@ fn a_layout_2_journal_with_old_state_values_is_read_and_upgraded() {
         // Rewrite both state values as layout 2 stored them.
         for name in ["a", "b"] {
             let key = ObjectKey {
-                type_key: "configmaps".into(),
-                namespace: "ns".into(),
+                group: String::new(),
+                resource: "configmaps".into(),
+                namespace: Some("ns".into()),
                 name: name.into(),
             };
             let e = j.get(&key).unwrap().unwrap();
@@ -329,7 +330,7 @@ fn a_layout_2_journal_with_old_state_values_is_read_and_upgraded() {
                 &e,
                 &zstd::bulk::compress(&e.object_json().unwrap(), 3).unwrap(),
             );
-            j.state.insert(key.encode(), v).unwrap();
+            j.state.insert(keys::encode_object_key(&key), v).unwrap();
         }
         j.meta.insert(meta::FORMAT, meta::FORMAT_VERSION_2).unwrap();
         j.flush().unwrap();
@@ -452,7 +453,6 @@ fn sled_blob_files_are_found_and_synced_before_the_commit_returns() {
 /// newer event.
 #[test]
 fn objects_left_in_the_log_read_back_and_move_into_the_state_before_a_trim() {
-    use crate::compact::log::{EventLog, JournalView};
     let dir = tempfile::tempdir().unwrap();
     // About one record per block, so a trim drops some and keeps others.
     let opts = JournalOptions {
@@ -463,8 +463,9 @@ fn objects_left_in_the_log_read_back_and_move_into_the_state_before_a_trim() {
     let mut enc = EventBlockEncoder::new(1).unwrap();
     let mut comp = ObjectCompressor::for_state().unwrap();
     let key = |name: &str| ObjectKey {
-        type_key: "configmaps".into(),
-        namespace: "ns".into(),
+        group: String::new(),
+        resource: "configmaps".into(),
+        namespace: Some("ns".into()),
         name: name.into(),
     };
     let mut b = j.batch();
@@ -507,7 +508,7 @@ fn objects_left_in_the_log_read_back_and_move_into_the_state_before_a_trim() {
         br#"{"rv":"3"}"#
     );
     // Drop every block but the last (which holds "a" at rv 4).
-    let view = JournalView::new(&j);
+    let view = j.log_reader();
     assert_eq!(view.trim_below(j.next_seq()).unwrap(), 3);
     assert_eq!(j.records_from(1).count(), 1, "only the last block is left");
     assert_eq!(j.stored_codec(&key("a")), Some(ObjectCodec::InLog));
@@ -533,8 +534,9 @@ fn a_value_pointing_at_a_missing_event_is_a_clear_error() {
     // The block goes without the trim's copy (what a bug would do).
     j.log.remove(keys::seq_key(1)).unwrap();
     let key = ObjectKey {
-        type_key: "configmaps".into(),
-        namespace: "ns".into(),
+        group: String::new(),
+        resource: "configmaps".into(),
+        namespace: Some("ns".into()),
         name: "a".into(),
     };
     let err = j.get(&key).unwrap_err().to_string();

@@ -1,6 +1,8 @@
-//! Running as a service: wires the recorder ([`crate::run_with`]) to the
+//! Running as a service: wires the recorder ([`crate::Recorder`]) to the
 //! compactor, the admin socket and the metrics endpoint, and talks to
-//! systemd.
+//! systemd. The recorder is opened first and hands over what the others
+//! share with it (its status board, the journal's reader, the writer's
+//! durable position, the handles a reload changes); then everything runs.
 //!
 //! - **Readiness**: `READY=1` once the journal is open, the compactor runs
 //!   and the admin socket listens (`Type=notify`).
@@ -15,7 +17,6 @@
 //!   change while running is applied, the rest is named as needing a
 //!   restart (see [`reload`]).
 
-pub mod config;
 pub mod reload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,13 +28,10 @@ use tokio_util::sync::CancellationToken;
 use rewind_history::now_ms;
 use rewind_history::store::RetentionPolicy;
 
-use crate::compact::log::JournalSlot;
 use crate::compact::{CompactError, Compactor, prune};
 use crate::config::Config;
-use crate::daemon::Hooks;
+use crate::daemon::{Hooks, Recorder};
 use crate::metrics::Sources;
-
-pub use config::{Sections, ServiceSettings};
 
 /// Errors of the service wrapper.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +48,8 @@ pub enum ServiceError {
     /// The metrics endpoint could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
-    /// The recorder stopped before opening its journal.
+    /// The recorder's task ended without a result (it panicked or was
+    /// cancelled).
     #[error("the recorder stopped during startup")]
     Startup,
 }
@@ -62,45 +61,31 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 }
 
 /// Runs the whole daemon until `shutdown`: recorder, compactor, admin
-/// socket, metrics, systemd notifications. `flags` are the command-line
-/// settings the daemon was started with (they name the config file); a
-/// SIGHUP rebuilds the configuration from them.
+/// socket, metrics, systemd notifications. `config` is the configuration it
+/// starts with ([`crate::config::Settings::load`]); `flags` are the
+/// command-line settings the daemon was started with (they name the config
+/// file); a SIGHUP rebuilds the configuration from them.
 pub async fn run(
     config: Config,
     flags: crate::config::Settings,
-    settings: ServiceSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
     rewind_history::install_tls_provider();
-    let (view_tx, view_rx) = tokio::sync::oneshot::channel::<JournalSlot>();
-    let (board_tx, board_rx) = tokio::sync::oneshot::channel();
-    let (live_tx, live_rx) = tokio::sync::oneshot::channel();
-    let hooks = Hooks {
-        commits: None,
-        board: Some(board_tx),
-        journal_view: Some(view_tx),
-        live: Some(live_tx),
-    };
     let data_dir = config.data_dir.clone();
-    let sections = reload::load(&flags).map(|l| l.sections).unwrap_or_default();
-    let running = reload::Loaded {
-        config: config.clone(),
-        sections,
-        service: settings.clone(),
-    };
-    let recorder = tokio::spawn(crate::daemon::run_with(config, shutdown, hooks));
-    let Ok(view) = view_rx.await else {
-        return match recorder.await {
-            Ok(Err(e)) => Err(e.into()),
-            _ => Err(ServiceError::Startup),
-        };
-    };
-    let board = board_rx.await.ok();
+    let settings = config.service.clone();
+    let running = config.clone();
+    let recorder = Recorder::open(config)?;
+    let board = recorder.board();
+    let log = recorder.log_reader();
+    let durable = recorder.durable_seq();
+    let live = recorder.live();
+    let recorder = tokio::spawn(recorder.run(shutdown, Hooks::default()));
 
     let background = CancellationToken::new();
     let compactor = Compactor::open(
-        Arc::new(view),
+        Arc::new(log),
+        Some(durable),
         &data_dir.join("compact"),
         settings.compact.clone(),
     )
@@ -112,7 +97,7 @@ pub async fn run(
     tracing::info!(socket = %settings.admin_socket.display(), "admin socket listening");
 
     let sources = Sources {
-        board: board.clone(),
+        board: Some(board),
         compact: Some(Arc::clone(&compactor.stats)),
         disk_budget_bytes: settings.compact.disk_budget_bytes,
     };
@@ -139,17 +124,11 @@ pub async fn run(
     ));
     let targets = reload::Targets {
         compactor: Arc::clone(&compactor),
-        live: None,
+        live: Some(live),
         policy: Arc::clone(&policy),
         auto_prune,
     };
-    let hup_task = tokio::spawn(reload_loop(
-        flags,
-        running,
-        targets,
-        live_rx,
-        background.clone(),
-    ));
+    let hup_task = tokio::spawn(reload_loop(flags, running, targets, background.clone()));
     let watchdog_task = tokio::spawn(watchdog(sources, background.clone()));
 
     notify(&[sd_notify::NotifyState::Ready]);
@@ -198,37 +177,20 @@ async fn watchdog(src: Sources, stop: CancellationToken) {
 
 async fn reload_loop(
     flags: crate::config::Settings,
-    mut running: reload::Loaded,
-    mut targets: reload::Targets,
-    live: tokio::sync::oneshot::Receiver<crate::daemon::LiveRecorder>,
+    mut running: Config,
+    targets: reload::Targets,
     stop: CancellationToken,
 ) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
         return;
     };
-    let mut live = Some(live);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             s = hup.recv() => if s.is_none() { return },
         }
         notify(&[sd_notify::NotifyState::Reloading]);
-        // The recorder hands its handles over once it knows the cluster.
-        if targets.live.is_none()
-            && let Some(mut rx) = live.take()
-        {
-            match rx.try_recv() {
-                Ok(l) => targets.live = Some(l),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => live = Some(rx),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {}
-            }
-        }
-        if targets.live.is_none() {
-            tracing::warn!(
-                "the recorder is not running yet: resource sets and ignore rules are not reloaded"
-            );
-        }
         if let Some(now) = reload::reload(&flags, &running, &targets) {
             running = now;
         }
@@ -255,9 +217,10 @@ async fn prune_loop(
             continue;
         }
         let now = now_ms();
-        match prune::plan(c.store(), &p, now).await {
+        let store = c.shipper().store();
+        match prune::plan(store, &p, now).await {
             Ok(plan) => {
-                if let Err(e) = prune::execute(c.store(), &plan, now).await {
+                if let Err(e) = prune::execute(store, &plan, now).await {
                     tracing::warn!(error = %e, "prune failed; will retry");
                 }
             }

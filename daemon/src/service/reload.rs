@@ -1,9 +1,10 @@
 //! SIGHUP: re-read the whole configuration, validate all of it, apply what
 //! can change while running, and name what needs a restart.
 //!
-//! The new configuration is built exactly as at start (file, then
-//! `REWIND_*` env and the command-line flags the daemon was started with,
-//! which still win). If any part is invalid, nothing is applied and the
+//! The new configuration is built exactly as at start, by
+//! [`crate::config::Settings::load`] (the file read once, then `REWIND_*`
+//! env and the command-line flags the daemon was started with, which still
+//! win). If any part is invalid, nothing is applied and the
 //! running configuration stays, with one ERROR line naming the setting.
 //!
 //! Applied at once:
@@ -25,38 +26,9 @@ use std::sync::{Arc, RwLock};
 
 use rewind_history::store::RetentionPolicy;
 
-use super::config::{Sections, ServiceSettings};
 use crate::compact::Compactor;
 use crate::config::{Config, Settings};
 use crate::daemon::LiveRecorder;
-
-/// One validated configuration: the recorder's, the sections', and the
-/// raw sections to compare the next reload with.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// Recorder settings.
-    pub config: Config,
-    /// Raw `[store]`, `[compact]`, ... sections.
-    pub sections: Sections,
-    /// Their validated form.
-    pub service: ServiceSettings,
-}
-
-/// Builds the whole configuration from `flags` (which name the file), as
-/// at start. The error names the first wrong setting.
-pub fn load(flags: &Settings) -> Result<Loaded, String> {
-    let file = flags.load_file().map_err(|e| e.to_string())?;
-    let config = Config::from_settings(flags, &file).map_err(|e| e.to_string())?;
-    let sections = Sections::load(flags.config.as_deref()).map_err(|e| e.to_string())?;
-    let service = sections
-        .validate(&config.data_dir)
-        .map_err(|e| e.to_string())?;
-    Ok(Loaded {
-        config,
-        sections,
-        service,
-    })
-}
 
 /// What a reload changes, split by whether it applies now.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -67,11 +39,11 @@ pub struct Changes {
     pub need_restart: Vec<&'static str>,
 }
 
-/// Compares two configurations setting by setting.
+/// Compares two configurations setting by setting. The sections without
+/// flags are compared as written in the file.
 #[must_use]
-pub fn diff(old: &Loaded, new: &Loaded) -> Changes {
+pub fn diff(a: &Config, b: &Config) -> Changes {
     let mut c = Changes::default();
-    let (a, b) = (&old.config, &new.config);
     let mut restart = |changed: bool, name: &'static str| {
         if changed {
             c.need_restart.push(name);
@@ -98,8 +70,8 @@ pub fn diff(old: &Loaded, new: &Loaded) -> Changes {
         "discovery.interval",
     );
     restart(a.status_interval != b.status_interval, "status.interval");
-    restart(old.sections.store != new.sections.store, "store");
-    restart(old.sections.service != new.sections.service, "service");
+    restart(a.file.store != b.file.store, "store");
+    restart(a.file.service != b.file.service, "service");
     let mut apply = |changed: bool, name: &'static str| {
         if changed {
             c.applied.push(name);
@@ -113,15 +85,9 @@ pub fn diff(old: &Loaded, new: &Loaded) -> Changes {
         "record.resource_sets",
     );
     apply(a.ignore != b.ignore, "record.ignore");
-    apply(old.sections.compact != new.sections.compact, "compact");
-    apply(
-        old.sections.encryption != new.sections.encryption,
-        "encryption",
-    );
-    apply(
-        old.sections.retention != new.sections.retention,
-        "retention",
-    );
+    apply(a.file.compact != b.file.compact, "compact");
+    apply(a.file.encryption != b.file.encryption, "encryption");
+    apply(a.file.retention != b.file.retention, "retention");
     c
 }
 
@@ -130,7 +96,8 @@ pub fn diff(old: &Loaded, new: &Loaded) -> Changes {
 pub struct Targets {
     /// Sealing, snapshot and encryption settings.
     pub compactor: Arc<Compactor>,
-    /// The recorder's resource set and ignore rules (absent until it runs).
+    /// The recorder's resource set and ignore rules (`None`: a reload
+    /// changes nothing in the recorder).
     pub live: Option<LiveRecorder>,
     /// The retention policy the prune loop uses.
     pub policy: Arc<RwLock<RetentionPolicy>>,
@@ -139,18 +106,18 @@ pub struct Targets {
 }
 
 /// Applies the run-time part of `new`.
-pub fn apply(t: &Targets, new: &Loaded, changes: &Changes) {
+pub fn apply(t: &Targets, new: &Config, changes: &Changes) {
     let changed = |name| changes.applied.contains(&name);
     if let Some(live) = &t.live {
         if changed("record.ignore") {
             match live.ignore.write() {
-                Ok(mut rules) => rules.clone_from(&new.config.ignore),
-                Err(poisoned) => poisoned.into_inner().clone_from(&new.config.ignore),
+                Ok(mut rules) => rules.clone_from(&new.ignore),
+                Err(poisoned) => poisoned.into_inner().clone_from(&new.ignore),
             }
         }
         if changed("record.resource_sets") {
             // Fails only once the supervisor has stopped (shutting down).
-            let _ = live.resource_set.send(new.config.resource_set.clone());
+            let _ = live.resource_set.send(new.resource_set.clone());
         }
     }
     t.compactor.set_settings(new.service.compact.clone());
@@ -162,9 +129,11 @@ pub fn apply(t: &Targets, new: &Loaded, changes: &Changes) {
         .store(new.service.auto_prune, Ordering::Relaxed);
 }
 
-/// Handles one SIGHUP: on success returns the configuration now in force.
-pub fn reload(flags: &Settings, running: &Loaded, targets: &Targets) -> Option<Loaded> {
-    let new = match load(flags) {
+/// Handles one SIGHUP: reads the file once and validates it with `flags`
+/// over it, as at start ([`Settings::load`]); on success returns the
+/// configuration now in force.
+pub fn reload(flags: &Settings, running: &Config, targets: &Targets) -> Option<Config> {
+    let new = match flags.load() {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
@@ -186,26 +155,17 @@ pub fn reload(flags: &Settings, running: &Loaded, targets: &Targets) -> Option<L
     // Keep the settings that were not applied as they run, so the next
     // reload still reports them as needing a restart.
     let mut in_force = new;
-    in_force.config.cluster.clone_from(&running.config.cluster);
-    in_force
-        .config
-        .cluster_id
-        .clone_from(&running.config.cluster_id);
-    in_force
-        .config
-        .data_dir
-        .clone_from(&running.config.data_dir);
-    in_force.config.journal.clone_from(&running.config.journal);
-    in_force.config.flush_interval = running.config.flush_interval;
-    in_force.config.flush_max_events = running.config.flush_max_events;
-    in_force.config.queue_bytes = running.config.queue_bytes;
-    in_force.config.discovery_interval = running.config.discovery_interval;
-    in_force.config.status_interval = running.config.status_interval;
-    in_force.sections.store.clone_from(&running.sections.store);
-    in_force
-        .sections
-        .service
-        .clone_from(&running.sections.service);
+    in_force.cluster.clone_from(&running.cluster);
+    in_force.cluster_id.clone_from(&running.cluster_id);
+    in_force.data_dir.clone_from(&running.data_dir);
+    in_force.journal.clone_from(&running.journal);
+    in_force.flush_interval = running.flush_interval;
+    in_force.flush_max_events = running.flush_max_events;
+    in_force.queue_bytes = running.queue_bytes;
+    in_force.discovery_interval = running.discovery_interval;
+    in_force.status_interval = running.status_interval;
+    in_force.file.store.clone_from(&running.file.store);
+    in_force.file.service.clone_from(&running.file.service);
     Some(in_force)
 }
 
@@ -213,14 +173,16 @@ pub fn reload(flags: &Settings, running: &Loaded, targets: &Targets) -> Option<L
 mod tests {
     use super::*;
 
-    fn loaded(dir: &std::path::Path, name: &str, text: &str) -> Result<Loaded, String> {
+    fn loaded(dir: &std::path::Path, name: &str, text: &str) -> Result<Config, String> {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
-        load(&Settings {
+        Settings {
             config: Some(path),
             data_dir: Some(dir.to_owned()),
             ..Settings::default()
-        })
+        }
+        .load()
+        .map_err(|e| e.to_string())
     }
 
     const BASE: &str = r#"

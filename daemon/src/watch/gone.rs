@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use rewind_format::ResourceType;
+use rewind_history::KubeType;
 use tracing::{debug, info};
 
-use super::watcher::{api_resource, first_page_request};
+use super::watcher::first_page_request;
 
 /// The least time between the two passes that must agree.
 pub const CONFIRM_AFTER: Duration = Duration::from_secs(2);
@@ -61,7 +62,7 @@ pub async fn readiness(client: &Client) -> Readiness {
 /// Whether a metadata-only `limit=1` LIST of `t` answers 404 Not Found.
 /// Any other answer, an error included, is not proof.
 pub async fn list_not_found(client: &Client, t: &ResourceType) -> bool {
-    let Ok(req) = first_page_request(&api_resource(t)) else {
+    let Ok(req) = first_page_request(&t.api_resource()) else {
         return false;
     };
     matches!(

@@ -33,8 +33,8 @@ use crate::ingest::Observation;
 use crate::journal::type_key;
 use crate::status::WatchState;
 use discovery::Discovered;
-use rewind_history::now_ms;
 use rewind_history::select::ResourceSet;
+use rewind_history::{KubeType, now_ms};
 pub use watcher::{Msg, WatchCtx};
 
 struct Running {
@@ -191,15 +191,12 @@ impl Supervisor {
                 // Types the new set still selects restart at the next
                 // reconcile (just below) and say so themselves.
                 for t in stopped {
-                    self.ctx.board.update_type(
-                        &type_key(&t),
-                        &rewind_history::select::api_version(&t),
-                        &t.kind,
-                        |s| {
+                    self.ctx
+                        .board
+                        .update_type(&type_key(&t), &t.api_version(), &t.kind, |s| {
                             s.state = WatchState::Stopped;
                             s.reason = Some("not in the reloaded resource set".into());
-                        },
-                    );
+                        });
                 }
             }
         }
@@ -284,7 +281,7 @@ impl Supervisor {
 
     async fn type_gone(&self, rtype: &Arc<ResourceType>, cancel: &CancellationToken) {
         let tk = type_key(rtype);
-        let ns = watcher::api_resource(&ResourceType {
+        let ns = KubeType::api_resource(&ResourceType {
             group: String::new(),
             version: "v1".into(),
             resource: "namespaces".into(),
@@ -296,15 +293,12 @@ impl Supervisor {
         let list_rv = watcher::collection_rv(&self.ctx.client, &ns)
             .await
             .unwrap_or_default();
-        self.ctx.board.update_type(
-            &tk,
-            &rewind_history::select::api_version(rtype),
-            &rtype.kind,
-            |t| {
+        self.ctx
+            .board
+            .update_type(&tk, &rtype.api_version(), &rtype.kind, |t| {
                 t.state = WatchState::Stopped;
                 t.reason = Some("no longer served".into());
-            },
-        );
+            });
         let obs = Observation::TypeGone {
             rtype: rtype.clone(),
             list_rv,

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, ApiResource, GroupVersionKind, ListMeta, ListParams};
+use kube::api::{Api, ApiResource, ListMeta, ListParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use rewind_format::ResourceType;
@@ -41,8 +41,9 @@ use tracing::{debug, info, warn};
 use crate::ingest::{Observation, ObservedObject};
 use crate::journal::type_key;
 use crate::status::{Board, WatchState};
+use rewind_history::KubeType;
 use rewind_history::now_ms;
-use rewind_history::select::{ObjectView, TypeSelection, api_version};
+use rewind_history::select::{ObjectView, TypeSelection};
 
 use super::fields;
 use rewind_history::raw::RawObject;
@@ -99,13 +100,6 @@ pub struct WatchCtx {
     pub budget_total: u32,
     /// Status.
     pub board: Board,
-}
-
-/// kube's `ApiResource` for a type.
-#[must_use]
-pub fn api_resource(t: &ResourceType) -> ApiResource {
-    let gvk = GroupVersionKind::gvk(&t.group, &t.version, &t.kind);
-    ApiResource::from_gvk_with_plural(&gvk, &t.resource)
 }
 
 /// A LIST's `metadata`; its items are skipped unparsed (serde_json skips
@@ -261,8 +255,8 @@ pub async fn watch_type(
     cancel: CancellationToken,
 ) {
     let tk = type_key(&rtype);
-    let av = api_version(&rtype);
-    let ar = api_resource(&rtype);
+    let av = rtype.api_version();
+    let ar = rtype.api_resource();
     let api: Api<RawObject> = Api::all_with(ctx.client.clone(), &ar);
     let set_state = |state: WatchState, reason: Option<String>| {
         ctx.board.update_type(&tk, &av, &rtype.kind, |t| {

@@ -4,8 +4,8 @@
 //! see [`super::reduce`]), so the final merge touches each object a few
 //! times instead of once per event.
 //!
-//! The reduction keeps `State::apply`'s semantics exactly (it is checked
-//! against it by the model tests).
+//! The reduction applies `rewind_format`'s transition, as `State::apply`
+//! does one event at a time (the model tests check the two agree).
 
 use std::collections::BTreeMap;
 

@@ -51,7 +51,7 @@ use rewind_format::{FormatError, Limits, State};
 use crate::from_format::{FromFormatError, desired_from_format};
 use crate::source::{Point, SourceError, StateSource};
 use crate::state::DesiredState;
-use crate::store::{S3Config, SegmentEntry, SnapshotEntry, Store, StoreConfig, StoreError};
+use crate::store::{SegmentEntry, SnapshotEntry, Store, StoreConfig, StoreError};
 
 pub use fold::Until;
 
@@ -114,14 +114,6 @@ pub enum PitError {
     Identity {
         /// The file.
         path: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A `--store` value is not a directory or an `s3://bucket/prefix` URL.
-    #[error("store {url:?}: {reason}")]
-    Url {
-        /// The value.
-        url: String,
         /// What was wrong.
         reason: String,
     },
@@ -192,39 +184,6 @@ pub fn read_identity(path: &Path) -> Result<Identity> {
     rewind_format::crypto::parse_identity(&text).map_err(|e| err(e.to_string()))
 }
 
-/// The store a `--store` value names: a directory, or
-/// `s3://bucket[/prefix]` with `endpoint` (None: AWS). Plain http is
-/// allowed to loopback endpoints only (see [`S3Config::validate`]);
-/// credentials come from the environment.
-pub fn store_config(url: &str, endpoint: Option<&str>) -> Result<StoreConfig> {
-    let Some(rest) = url.strip_prefix("s3://") else {
-        if url.is_empty() {
-            return Err(PitError::Url {
-                url: url.to_owned(),
-                reason: "empty".into(),
-            });
-        }
-        return Ok(StoreConfig::Local { path: url.into() });
-    };
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let cfg = S3Config {
-        endpoint: endpoint.map(str::to_owned),
-        bucket: bucket.to_owned(),
-        prefix: prefix.trim_end_matches('/').to_owned(),
-        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        credentials_file: None,
-        ca_file: None,
-        allow_http: endpoint.is_some_and(|e| e.starts_with("http://")),
-        path_style: true,
-    };
-    let cfg = StoreConfig::S3(cfg);
-    cfg.validate().map_err(|e| PitError::Url {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(cfg)
-}
-
 impl StoreSource {
     /// A source over an open store.
     #[must_use]
@@ -236,13 +195,21 @@ impl StoreSource {
         }
     }
 
-    /// Opens the store a `--store` value names (see [`store_config`]).
+    /// Opens the store a `--store` value names (see
+    /// [`StoreConfig::from_url`]) for reading. A local store must already
+    /// be a readable directory: a reader never creates one, so a mistyped
+    /// path is an error naming it rather than an empty history.
     pub async fn open_url(
         url: &str,
         endpoint: Option<&str>,
         identities: &[Identity],
     ) -> Result<Self> {
-        let store = Store::open(&store_config(url, endpoint)?).await?;
+        let config = StoreConfig::from_url(url, endpoint)?;
+        if let StoreConfig::Local { path } = &config {
+            let path = path.clone();
+            blocking(move || readable_dir(&path).map_err(PitError::Store)).await?;
+        }
+        let store = Store::open(&config).await?;
         Ok(Self::new(store, identities.to_vec()))
     }
 
@@ -431,6 +398,25 @@ fn open_plain(bytes: &Bytes, key: &str, ids: &[Identity], limits: &Limits) -> Re
     }
 }
 
+/// Checks that a local store's root exists, is a directory and can be
+/// listed.
+fn readable_dir(path: &std::path::Path) -> std::result::Result<(), StoreError> {
+    let url_error = |reason: String| StoreError::Url {
+        url: path.display().to_string(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|_| ())
+            .map_err(|e| url_error(format!("cannot read the directory: {e}"))),
+        Ok(_) => Err(url_error("not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(url_error(
+            "no such directory (a store is read, never created, by `rewind`)".into(),
+        )),
+        Err(e) => Err(url_error(format!("cannot read: {e}"))),
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -438,30 +424,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl StateSource for StoreSource {
-    /// Blocks the calling thread; from async code prefer [`StoreSource::load`].
-    fn state_at(&self, point: &Point) -> crate::source::Result<DesiredState> {
-        let this = self.clone();
-        let point2 = point.clone();
-        // A thread of its own with its own runtime: works whether or not
-        // the caller is inside a tokio runtime (which cannot be blocked on).
-        let res = std::thread::scope(|s| {
-            s.spawn(move || -> Result<DesiredState> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        PitError::Store(StoreError::io("runtime", "", std::io::Error::other(e)))
-                    })?;
-                let pit = rt.block_on(this.load(&point2))?;
-                for f in &pit.fallbacks {
-                    tracing::warn!(snapshot = %f.snapshot, reason = %f.reason, "snapshot skipped");
-                }
-                Ok(desired_from_format(&pit.state)?)
-            })
-            .join()
-            .map_err(|_| PitError::Worker)?
-        });
-        res.map_err(|e| SourceError::Unsupported {
+    /// [`StoreSource::load`], with a warning logged for every damaged
+    /// snapshot skipped, converted to a desired state.
+    async fn state_at(&self, point: &Point) -> crate::source::Result<DesiredState> {
+        let desired = async {
+            let pit = self.load(point).await?;
+            for f in &pit.fallbacks {
+                tracing::warn!(snapshot = %f.snapshot, reason = %f.reason, "snapshot skipped");
+            }
+            blocking(move || Ok(desired_from_format(&pit.state)?)).await
+        };
+        desired.await.map_err(|e| SourceError::Unsupported {
             source_name: format!("store ({})", self.store.kind()),
             point: point.to_string(),
             reason: e.to_string(),

@@ -8,54 +8,26 @@
 //! decompressed block, so nothing is copied or allocated per event; only a
 //! settling `Applied` copies its object out, once per key.
 //!
-//! The result keeps `State::apply`'s semantics exactly (the model tests
-//! check it against the one-by-one fold): a deletion removes the object only
-//! when the uids agree (or either is empty). Walking backwards, the
-//! deletions newer than a key's last `Applied` are collected first; that
-//! `Applied` is then `Gone` if one of them matches it, else `Put`. A key with
-//! only deletions in the run depends on the base, which
-//! [`Delta::DeleteIf`] carries to the merge.
+//! What the events do is [`rewind_format::transition`]'s, as for every
+//! fold: each key's [`KeyOp`] takes the older events under it with
+//! [`KeyOp::apply_before`]. Walking backwards, deletions newer than a key's
+//! last `Applied` are collected first (`RemoveIf`); that `Applied` then
+//! settles the key as `Remove` if one of them matches it, else as `Put`. A
+//! key with only deletions in the run depends on the base, which the
+//! `RemoveIf` carries to the merge ([`KeyOp::resolve_in`]).
 
 use std::collections::HashMap;
 
-use rewind_format::segment::{EventKindView, EventView};
-use rewind_format::{ObjectKey, ResourceType, State, StateObject, TypeEntry};
-
-/// What a run of events did to one object, independently of the base.
-#[derive(Debug)]
-enum Delta {
-    /// The object holds this value.
-    Put(StateObject),
-    /// The object is gone.
-    Gone,
-    /// Only deletions so far (newest first): the base object goes if its
-    /// uid is one of these, or if any deletion (or the object) had no uid.
-    /// While walking, this is also the "not settled yet" state.
-    DeleteIf { any: bool, uids: Vec<String> },
-}
-
-impl Delta {
-    fn deletion(uid: &str) -> Self {
-        if uid.is_empty() {
-            Self::DeleteIf {
-                any: true,
-                uids: Vec::new(),
-            }
-        } else {
-            Self::DeleteIf {
-                any: false,
-                uids: vec![uid.to_owned()],
-            }
-        }
-    }
-}
+use rewind_format::segment::EventView;
+use rewind_format::transition::note_type;
+use rewind_format::{Change, Effect, KeyOp, ObjectKey, ResourceType, State, StateObject};
 
 /// One object's entry: its owned key (built once, when first met) and what
 /// the run did to it.
 #[derive(Debug)]
 struct Slot {
     key: ObjectKey,
-    delta: Delta,
+    op: KeyOp<StateObject>,
 }
 
 /// One type's entry: the newest `rtype`, and the newest list resourceVersion
@@ -69,10 +41,11 @@ struct TypeSlot {
 /// A worker's reduction of its run of events.
 #[derive(Debug, Default)]
 pub(super) struct Reduced {
-    /// Keyed by [`encode_key`] bytes, so a lookup borrows the event's
+    /// Keyed by the event's group, resource, namespace and name, each
+    /// length-prefixed ([`push_str`]), so a lookup borrows the event's
     /// strings instead of building an [`ObjectKey`].
     objects: HashMap<Box<[u8]>, Slot>,
-    /// Keyed by the type prefix of [`encode_key`].
+    /// Keyed by the group and resource prefix of that key.
     types: HashMap<Box<[u8]>, TypeSlot>,
     /// Seq and time of the newest event taken.
     last: Option<(u64, i64)>,
@@ -95,11 +68,7 @@ impl Reduced {
             self.last = Some((e.seq, e.observed_at_ms));
         }
         self.events += 1;
-        let list_rv = match e.kind {
-            EventKindView::Applied | EventKindView::Deleted => Some(e.resource_version),
-            EventKindView::ResyncEnd { list_rv } => Some(list_rv),
-            EventKindView::DeletedInferred { .. } | EventKindView::ResyncBegin { .. } => None,
-        };
+        let effect = Effect::of_view(e);
         // The type key is a prefix of the object key.
         self.buf.clear();
         push_str(&mut self.buf, e.rtype.group);
@@ -107,7 +76,7 @@ impl Reduced {
         match self.types.get_mut(self.buf.as_slice()) {
             Some(t) => {
                 if t.list_rv.is_none() {
-                    t.list_rv = list_rv.map(str::to_owned);
+                    t.list_rv = effect.list_rv.map(str::to_owned);
                 }
             }
             None => {
@@ -115,16 +84,14 @@ impl Reduced {
                     self.buf.as_slice().into(),
                     TypeSlot {
                         rtype: e.rtype.to_owned_type(),
-                        list_rv: list_rv.map(str::to_owned),
+                        list_rv: effect.list_rv.map(str::to_owned),
                     },
                 );
             }
         }
-        let deleting = match e.kind {
-            EventKindView::Applied => false,
-            EventKindView::Deleted | EventKindView::DeletedInferred { .. } => true,
-            EventKindView::ResyncBegin { .. } | EventKindView::ResyncEnd { .. } => return,
-        };
+        if effect.change == Change::Keep {
+            return;
+        }
         match e.namespace {
             Some(ns) => {
                 self.buf.push(1);
@@ -133,53 +100,24 @@ impl Reduced {
             None => self.buf.push(0),
         }
         push_str(&mut self.buf, e.name);
-        let put = || {
-            Delta::Put(StateObject {
-                uid: e.uid.to_owned(),
-                resource_version: e.resource_version.to_owned(),
-                object: e.object.to_vec(),
-            })
+        let put = || StateObject {
+            uid: e.uid.to_owned(),
+            resource_version: e.resource_version.to_owned(),
+            object: e.object.to_vec(),
         };
         match self.objects.get_mut(self.buf.as_slice()) {
-            // Settled by a newer Applied: older events do not matter.
-            Some(Slot {
-                delta: Delta::Put(_) | Delta::Gone,
-                ..
-            }) => {}
-            Some(Slot {
-                delta: d @ Delta::DeleteIf { .. },
-                ..
-            }) => {
-                let Delta::DeleteIf { any, uids } = &mut *d else {
-                    return;
-                };
-                if deleting {
-                    if e.uid.is_empty() {
-                        *any = true;
-                    } else if !uids.iter().any(|u| u == e.uid) {
-                        uids.push(e.uid.to_owned());
-                    }
-                } else if *any || e.uid.is_empty() || uids.iter().any(|u| u == e.uid) {
-                    // A newer deletion matches this version.
-                    *d = Delta::Gone;
-                } else {
-                    *d = put();
-                }
-            }
+            // A settled key ignores older events at no cost.
+            Some(slot) => slot.op.apply_before(effect.change, put),
             None => {
-                let delta = if deleting {
-                    Delta::deletion(e.uid)
-                } else {
-                    put()
-                };
                 let key = ObjectKey {
                     group: e.rtype.group.to_owned(),
                     resource: e.rtype.resource.to_owned(),
                     namespace: e.namespace.map(str::to_owned),
                     name: e.name.to_owned(),
                 };
+                let op = KeyOp::of(effect.change, put);
                 self.objects
-                    .insert(self.buf.as_slice().into(), Slot { key, delta });
+                    .insert(self.buf.as_slice().into(), Slot { key, op });
             }
         }
     }
@@ -188,34 +126,10 @@ impl Reduced {
     /// applied the events one by one. Runs must be applied in log order.
     pub(super) fn apply_to(self, state: &mut State) {
         for t in self.types.into_values() {
-            let tk = (t.rtype.group.clone(), t.rtype.resource.clone());
-            let entry = state.types.entry(tk).or_insert_with(|| TypeEntry {
-                rtype: t.rtype.clone(),
-                list_rv: String::new(),
-            });
-            entry.rtype = t.rtype;
-            if let Some(rv) = t.list_rv {
-                entry.list_rv = rv;
-            }
+            note_type(&mut state.types, &t.rtype, t.list_rv.as_deref());
         }
-        for Slot { key, delta } in self.objects.into_values() {
-            match delta {
-                Delta::Put(o) => {
-                    state.objects.insert(key, o);
-                }
-                Delta::Gone => {
-                    state.objects.remove(&key);
-                }
-                Delta::DeleteIf { any, uids } => {
-                    if state
-                        .objects
-                        .get(&key)
-                        .is_some_and(|o| any || o.uid.is_empty() || uids.contains(&o.uid))
-                    {
-                        state.objects.remove(&key);
-                    }
-                }
-            }
+        for Slot { key, op } in self.objects.into_values() {
+            op.resolve_in(&mut state.objects, key);
         }
         if let Some((seq, time)) = self.last {
             state.seq = seq;

@@ -209,16 +209,6 @@ pub struct ObjectView<'a> {
     pub object: &'a Value,
 }
 
-/// `apiVersion` string of a type.
-#[must_use]
-pub fn api_version(t: &ResourceType) -> String {
-    if t.group.is_empty() {
-        t.version.clone()
-    } else {
-        format!("{}/{}", t.group, t.version)
-    }
-}
-
 impl CompiledSelector {
     /// A selector of every object of every type.
     #[must_use]
@@ -242,7 +232,7 @@ impl CompiledSelector {
     #[must_use]
     pub fn selects_type(&self, t: &ResourceType) -> bool {
         if let Some(v) = &self.api_version
-            && *v != api_version(t)
+            && *v != t.api_version()
         {
             return false;
         }

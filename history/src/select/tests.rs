@@ -8,24 +8,14 @@ use serde_json::{Value, json};
 use super::preset::{RANCHER_FILES, preset, rancher_selectors};
 use super::*;
 
-fn rt(group: &str, version: &str, resource: &str, kind: &str, namespaced: bool) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        kind: kind.into(),
-        namespaced,
-    }
-}
-
 fn secrets() -> ResourceType {
-    rt("", "v1", "secrets", "Secret", true)
+    ResourceType::new("", "v1", "secrets", "Secret", true)
 }
 fn namespaces() -> ResourceType {
-    rt("", "v1", "namespaces", "Namespace", false)
+    ResourceType::new("", "v1", "namespaces", "Namespace", false)
 }
 fn tokens() -> ResourceType {
-    rt("management.cattle.io", "v3", "tokens", "Token", false)
+    ResourceType::new("management.cattle.io", "v3", "tokens", "Token", false)
 }
 
 /// Whether the set selects an object of `t` with these fields.
@@ -71,11 +61,11 @@ fn every_preset_file_parses_completely() {
 #[test]
 fn management_types_except_excluded_kinds() {
     let set = preset("rancher").unwrap();
-    let clusters = rt("management.cattle.io", "v3", "clusters", "Cluster", false);
+    let clusters = ResourceType::new("management.cattle.io", "v3", "clusters", "Cluster", false);
     assert!(selects(&set, &clusters, "", "c-abcde", &[], json!({})));
     // Excluded by `excludeKinds` in the "." selector, and not named by the
     // tokens selector: never watched.
-    let notif = rt(
+    let notif = ResourceType::new(
         "management.cattle.io",
         "v3",
         "rancherusernotifications",
@@ -84,7 +74,7 @@ fn management_types_except_excluded_kinds() {
     );
     assert!(set.for_type(&notif).is_none());
     // Another version of the group is not covered.
-    let v4 = rt("management.cattle.io", "v4", "clusters", "Cluster", false);
+    let v4 = ResourceType::new("management.cattle.io", "v4", "clusters", "Cluster", false);
     assert!(set.for_type(&v4).is_none());
 }
 
@@ -197,7 +187,7 @@ fn namespaces_by_name_regexp_names_and_labels() {
 fn kinds_regexp_is_case_sensitive_against_kind_and_plural() {
     let set = preset("rancher").unwrap();
     // `^ResourceSet$` names the Kind.
-    let rs = rt(
+    let rs = ResourceType::new(
         "resources.cattle.io",
         "v1",
         "resourcesets",
@@ -205,7 +195,7 @@ fn kinds_regexp_is_case_sensitive_against_kind_and_plural() {
         false,
     );
     assert!(set.for_type(&rs).is_some());
-    let backups = rt("resources.cattle.io", "v1", "backups", "Backup", false);
+    let backups = ResourceType::new("resources.cattle.io", "v1", "backups", "Backup", false);
     assert!(set.for_type(&backups).is_none());
     // elemental.yaml's `^globalrole$` matches neither `GlobalRole` nor
     // `globalroles`: in BRO it selects nothing, and so here.
@@ -215,7 +205,7 @@ fn kinds_regexp_is_case_sensitive_against_kind_and_plural() {
         ..ResourceSelector::default()
     };
     let only = ResourceSet::compile(&[sel], "test").unwrap();
-    let gr = rt(
+    let gr = ResourceType::new(
         "management.cattle.io",
         "v3",
         "globalroles",
@@ -235,11 +225,20 @@ fn kinds_exact_and_excludes() {
     };
     let set = ResourceSet::compile(&[sel], "test").unwrap();
     assert!(
-        set.for_type(&rt("", "v1", "configmaps", "ConfigMap", true))
-            .is_some()
+        set.for_type(&ResourceType::new(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            true
+        ))
+        .is_some()
     );
     assert!(set.for_type(&secrets()).is_none());
-    assert!(set.for_type(&rt("", "v1", "pods", "Pod", true)).is_none());
+    assert!(
+        set.for_type(&ResourceType::new("", "v1", "pods", "Pod", true))
+            .is_none()
+    );
 }
 
 #[test]
@@ -251,7 +250,7 @@ fn namespace_filters_do_not_apply_to_cluster_scoped_types() {
         ..ResourceSelector::default()
     };
     let set = ResourceSet::compile(&[sel], "test").unwrap();
-    let cr = rt(
+    let cr = ResourceType::new(
         "rbac.authorization.k8s.io",
         "v1",
         "clusterroles",

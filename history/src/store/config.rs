@@ -1,5 +1,5 @@
 //! Store settings, as they appear in `rewindd.toml` under `[store]` and in
-//! the restore tool's flags.
+//! the restore tool's flags (`--store`, `--s3-endpoint`: [`StoreConfig::from_url`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +28,37 @@ impl StoreConfig {
         Self::Local {
             path: data_dir.join("store"),
         }
+    }
+
+    /// The store a `--store` value names: a directory, or
+    /// `s3://bucket[/prefix]` with `endpoint` (None: AWS). Plain http is
+    /// allowed to loopback endpoints only (see [`S3Config::validate`]);
+    /// credentials come from the environment, and so does the region
+    /// (`AWS_REGION`, else `us-east-1`).
+    pub fn from_url(url: &str, endpoint: Option<&str>) -> Result<Self> {
+        let url_err = |reason: String| StoreError::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let Some(rest) = url.strip_prefix("s3://") else {
+            if url.is_empty() {
+                return Err(url_err("empty".into()));
+            }
+            return Ok(Self::Local { path: url.into() });
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let cfg = Self::S3(S3Config {
+            endpoint: endpoint.map(str::to_owned),
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| default_region()),
+            credentials_file: None,
+            ca_file: None,
+            allow_http: endpoint.is_some_and(|e| e.starts_with("http://")),
+            path_style: true,
+        });
+        cfg.validate().map_err(|e| url_err(e.to_string()))?;
+        Ok(cfg)
     }
 
     /// Checks every setting, naming the first one that is wrong.
@@ -325,6 +356,60 @@ mod tests {
         );
         assert!(Credentials::parse("access_key_id = AK\n").is_err());
         assert!(!format!("{c:?}").contains("SK"));
+    }
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(
+            StoreConfig::from_url("/var/lib/rewind/store", None).unwrap(),
+            StoreConfig::Local {
+                path: "/var/lib/rewind/store".into()
+            }
+        );
+        // `s3:` without the slashes is a directory name, as any other.
+        assert!(matches!(
+            StoreConfig::from_url("s3:x", None).unwrap(),
+            StoreConfig::Local { .. }
+        ));
+        let StoreConfig::S3(c) =
+            StoreConfig::from_url("s3://b/team/a/", Some("http://127.0.0.1:3900")).unwrap()
+        else {
+            panic!("not s3");
+        };
+        assert_eq!(
+            (c.bucket.as_str(), c.prefix.as_str(), c.endpoint.as_deref()),
+            ("b", "team/a", Some("http://127.0.0.1:3900"))
+        );
+        assert!(c.allow_http && c.path_style);
+        let StoreConfig::S3(c) = StoreConfig::from_url("s3://b", None).unwrap() else {
+            panic!("not s3");
+        };
+        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("b", ""));
+        assert_eq!(c.endpoint, None);
+
+        let err = |url: &str, endpoint: Option<&str>| {
+            StoreConfig::from_url(url, endpoint)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(err("", None), r#"store "": empty"#);
+        assert_eq!(
+            err("s3:///p", None),
+            "store \"s3:///p\": store setting `store.bucket`: must not be empty"
+        );
+        assert_eq!(
+            err("s3://b//p", None),
+            "store \"s3://b//p\": store setting `store.prefix`: must be relative, without empty components"
+        );
+        // Plain http only to a loopback endpoint.
+        assert_eq!(
+            err("s3://b", Some("http://10.0.0.1:3900")),
+            "store \"s3://b\": store setting `store.allow_http`: plain http is only allowed to a loopback address"
+        );
+        assert!(matches!(
+            StoreConfig::from_url("s3://b", Some("ftp://x")),
+            Err(StoreError::Url { .. })
+        ));
     }
 
     #[test]

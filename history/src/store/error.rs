@@ -20,6 +20,14 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `--store` value is not a directory or an `s3://bucket/prefix` URL.
+    #[error("store {url:?}: {reason}")]
+    Url {
+        /// The value.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The object does not exist.
     #[error("object `{key}` not found in the store")]
     NotFound {
@@ -98,6 +106,7 @@ impl StoreError {
                 _ => false,
             },
             Self::Config { .. }
+            | Self::Url { .. }
             | Self::NotFound { .. }
             | Self::Catalog { .. }
             | Self::Mismatch { .. }

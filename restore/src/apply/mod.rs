@@ -36,7 +36,7 @@ use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
 use crate::plan::{Action, PlanItem, RestorePlan, StatusMode, write_parts};
 use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
-use rewind_history::state::ObjectKey;
+use rewind_history::state::TypedKey;
 
 pub mod retry;
 mod write;
@@ -196,13 +196,13 @@ pub async fn apply(
     // replicas and scaled to its restored value at the end.
     let scale_back = quiesce::scale_back_values(plan, &quiesced);
 
-    let items: HashMap<&ObjectKey, &PlanItem> = plan
+    let items: HashMap<&TypedKey, &PlanItem> = plan
         .items
         .iter()
         .filter(|i| i.action != Action::Delete)
         .map(|i| (&i.key, i))
         .collect();
-    let mut new_uids: HashMap<ObjectKey, String> = plan
+    let mut new_uids: HashMap<TypedKey, String> = plan
         .items
         .iter()
         .filter(|i| i.action != Action::Delete)
@@ -224,7 +224,7 @@ pub async fn apply(
         .count();
     let bar = progress_bar(opts.progress, total);
 
-    let mut batches: Vec<(&str, &[ObjectKey])> =
+    let mut batches: Vec<(&str, &[TypedKey])> =
         vec![("crds", &order.crds), ("namespaces", &order.namespaces)];
     batches.extend(order.levels.iter().map(|l| ("objects", l.as_slice())));
     batches.push(("admission", &order.last));

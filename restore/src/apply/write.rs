@@ -20,7 +20,7 @@ use crate::actions;
 use crate::live::{self, ApiFailure, api_for, raw_api_for};
 use crate::order::without_stale_refs;
 use rewind_history::raw::RawObject;
-use rewind_history::state::ObjectKey;
+use rewind_history::state::TypedKey;
 
 /// Attempts of a replace that keeps meeting a newer resourceVersion.
 const CONFLICT_ATTEMPTS: usize = 5;
@@ -47,7 +47,7 @@ pub(super) struct Update {
 
 /// A prepared write.
 pub(super) struct Job {
-    pub(super) key: ObjectKey,
+    pub(super) key: TypedKey,
     pub(super) body: Value,
     pub(super) status: Option<Value>,
     /// For CRDs: the recorded `storedVersions`.
@@ -57,13 +57,9 @@ pub(super) struct Job {
     pub(super) update: Option<Update>,
 }
 
-pub(super) type JobResult = (
-    ObjectKey,
-    std::result::Result<Option<String>, Failure>,
-    bool,
-);
+pub(super) type JobResult = (TypedKey, std::result::Result<Option<String>, Failure>, bool);
 
-pub(super) fn failure(key: &ObjectKey, step: &'static str, f: impl Into<ApiFailure>) -> Failure {
+pub(super) fn failure(key: &TypedKey, step: &'static str, f: impl Into<ApiFailure>) -> Failure {
     Failure {
         object: key.to_string(),
         step,
@@ -134,7 +130,7 @@ fn set_resource_version(obj: &mut Value, rv: Option<&str>) {
 async fn replace_main(
     w: Writer<'_>,
     api: &Api<RawObject>,
-    key: &ObjectKey,
+    key: &TypedKey,
     body: &Value,
     update: Update,
 ) -> Result<Option<RawObject>, Failure> {
@@ -198,7 +194,7 @@ async fn replace_main(
 async fn apply_main(
     w: Writer<'_>,
     api: &Api<RawObject>,
-    key: &ObjectKey,
+    key: &TypedKey,
     body: &Value,
 ) -> Result<RawObject, Failure> {
     let pp = PatchParams::apply(w.fm).force();
@@ -234,7 +230,7 @@ async fn apply_main(
 async fn replace_status(
     w: Writer<'_>,
     api: &Api<RawObject>,
-    key: &ObjectKey,
+    key: &TypedKey,
     written: &RawObject,
     status: &Value,
 ) -> Result<(), Failure> {
@@ -341,7 +337,7 @@ pub(super) async fn write_one(w: Writer<'_>, job: &Job) -> JobResult {
 async fn apply_status(
     w: Writer<'_>,
     api: &Api<RawObject>,
-    key: &ObjectKey,
+    key: &TypedKey,
     status: Value,
 ) -> Result<(), Failure> {
     let mut obj = json!({
@@ -369,7 +365,7 @@ async fn apply_status(
 async fn merge_stored_versions(
     w: Writer<'_>,
     api: &Api<RawObject>,
-    key: &ObjectKey,
+    key: &TypedKey,
     body: &Value,
     written: &RawObject,
     stored_versions: &[String],
@@ -413,7 +409,7 @@ async fn merge_stored_versions(
 /// Deletes one object (prune); an object already gone is a success.
 pub(super) async fn delete_one(
     w: Writer<'_>,
-    key: ObjectKey,
+    key: TypedKey,
 ) -> (String, std::result::Result<(), Failure>) {
     let shown = format!("delete {key}");
     let api = raw_api_for(w.client, &key.rtype, key.namespace.as_deref());

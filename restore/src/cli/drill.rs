@@ -12,18 +12,20 @@ use serde_json::json;
 
 use super::args::DrillArgs;
 use super::restore::client_for;
+use super::store::StoreArgs;
 
 /// Runs `rewind drill`.
-pub async fn run(a: DrillArgs) -> Result<()> {
+pub async fn run(a: DrillArgs, store: &StoreArgs) -> Result<()> {
     let state = match &a.from_dir {
         Some(dir) => DirSource::new(dir)
             .state_at(&a.at)
+            .await
             .with_context(|| format!("reading the state from {}", dir.display()))?,
-        None => super::store::desired_at(&a.at)?,
+        None => store.desired_at(&a.at).await?,
     };
     let rpo_ms = match &a.from_dir {
         Some(_) => None,
-        None => Some(newest_event_age_ms().await?),
+        None => Some(newest_event_age_ms(store).await?),
     };
     // The local plane lives until the drill returns; dropping it stops it.
     let mut local = None;
@@ -60,8 +62,8 @@ pub async fn run(a: DrillArgs) -> Result<()> {
 }
 
 /// Age of the newest event the store holds (segments and snapshots).
-async fn newest_event_age_ms() -> Result<i64> {
-    let src = super::store::open().await?;
+async fn newest_event_age_ms(store: &StoreArgs) -> Result<i64> {
+    let src = store.open().await?;
     let store = src.store();
     let segments = store.list_segments().await.context("listing segments")?;
     let snapshots = store.list_snapshots().await.context("listing snapshots")?;

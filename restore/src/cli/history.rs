@@ -8,6 +8,7 @@ use rewind_history::pit::history::ObjectSpec;
 
 use super::args::{HistoryArgs, Output};
 use super::list::time;
+use super::store::StoreArgs;
 
 fn short(v: Option<&serde_json::Value>) -> String {
     let s = v.map_or_else(|| "(none)".to_owned(), ToString::to_string);
@@ -19,9 +20,9 @@ fn short(v: Option<&serde_json::Value>) -> String {
 }
 
 /// Runs `rewind history`.
-pub async fn run(a: &HistoryArgs) -> Result<()> {
+pub async fn run(a: &HistoryArgs, store: &StoreArgs) -> Result<()> {
     let spec: ObjectSpec = a.object.parse().map_err(|e: String| anyhow!(e))?;
-    let src = super::store::open().await?;
+    let src = store.open().await?;
     let versions = src
         .history(&spec)
         .await

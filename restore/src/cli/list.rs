@@ -7,6 +7,7 @@ use rewind_history::pit::verify::gaps;
 use serde_json::json;
 
 use super::args::{ListArgs, Output};
+use super::store::StoreArgs;
 
 /// A Unix-ms time as RFC 3339 (UTC), or the number when out of range.
 pub fn time(ms: i64) -> String {
@@ -20,8 +21,8 @@ fn mb(bytes: u64) -> String {
 }
 
 /// Runs `rewind list`.
-pub async fn run(a: &ListArgs) -> Result<()> {
-    let src = super::store::open().await?;
+pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
+    let src = store.open().await?;
     let snaps = src.store().list_snapshots().await?;
     let segs = src.store().list_segments().await?;
     // The window: from seq 1 when the segments reach back that far without

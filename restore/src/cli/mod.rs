@@ -19,19 +19,20 @@ use rewind_restore::summary::Summary;
 use serde_json::json;
 
 use args::{Cli, Command, Output, StateArgs};
+use store::StoreArgs;
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
-    store::init(&cli);
+    let store = StoreArgs::from_cli(&cli);
     match cli.command {
-        Command::List(a) => list::run(&a).await,
-        Command::History(a) => history::run(&a).await,
-        Command::Diff(a) => diff(&a),
-        Command::Verify(a) => verify::run(&a).await,
-        Command::Drill(a) => drill::run(a).await,
-        Command::Show(a) => show(&summary(&a.state)?, a.output),
+        Command::List(a) => list::run(&a, &store).await,
+        Command::History(a) => history::run(&a, &store).await,
+        Command::Diff(a) => diff(&a, &store).await,
+        Command::Verify(a) => verify::run(&a, &store).await,
+        Command::Drill(a) => drill::run(a, &store).await,
+        Command::Show(a) => show(&summary(&a.state, &store).await?, a.output),
         Command::Export(a) => {
-            let state = load(&a.state)?;
+            let state = load(&a.state, &store).await?;
             let r = export(&state, &a.out)
                 .with_context(|| format!("exporting to {}", a.out.display()))?;
             eprintln!(
@@ -42,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Restore(a) => restore::run(a).await,
+        Command::Restore(a) => restore::run(a, &store).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rewind", &mut std::io::stdout());
             Ok(())
@@ -60,22 +61,26 @@ pub fn filter(a: &StateArgs) -> Filter {
 }
 
 /// The selected part of the state the flags name.
-pub fn load(a: &StateArgs) -> Result<DesiredState> {
-    Ok(load_with_files(a)?.0)
+pub async fn load(a: &StateArgs, store: &StoreArgs) -> Result<DesiredState> {
+    Ok(load_with_files(a, store).await?.0)
 }
 
 /// [`load`], and the store files the state was read from (`None` for a
 /// directory of manifests).
-pub fn load_with_files(a: &StateArgs) -> Result<(DesiredState, Option<store::Files>)> {
+pub async fn load_with_files(
+    a: &StateArgs,
+    store: &StoreArgs,
+) -> Result<(DesiredState, Option<store::Files>)> {
     let set = resource_set(a)?;
     let (state, files) = match &a.from_dir {
         None => {
-            let (state, files) = store::desired_and_files_at(&a.at)?;
+            let (state, files) = store.desired_and_files_at(&a.at).await?;
             (state, Some(files))
         }
         Some(dir) => (
             DirSource::new(dir)
                 .state_at(&a.at)
+                .await
                 .with_context(|| format!("reading the state from {}", dir.display()))?,
             None,
         ),
@@ -90,11 +95,11 @@ pub fn load_with_files(a: &StateArgs) -> Result<(DesiredState, Option<store::Fil
 /// The counts `rewind show` prints. From a store without resource-set
 /// selectors (which may read any field) they come straight from the folded
 /// state: the desired state's objects are never built.
-fn summary(a: &StateArgs) -> Result<Summary> {
+async fn summary(a: &StateArgs, store: &StoreArgs) -> Result<Summary> {
     if a.from_dir.is_some() || !a.presets.is_empty() || !a.resource_sets.is_empty() {
-        return Ok(Summary::of(&load(a)?));
+        return Ok(Summary::of(&load(a, store).await?));
     }
-    let pit = store::folded_at(&a.at)?;
+    let pit = store.load(&a.at).await?;
     Ok(Summary::from_format(&pit.state, &filter(a))?)
 }
 
@@ -119,18 +124,21 @@ pub fn resource_set(a: &StateArgs) -> Result<Option<ResourceSet>> {
     Ok(Some(set))
 }
 
-fn diff(a: &args::DiffArgs) -> Result<()> {
+async fn diff(a: &args::DiffArgs, store: &StoreArgs) -> Result<()> {
     let (Some(from_dir), Some(to_dir)) = (&a.from_dir, &a.to_dir) else {
-        let d =
-            rewind_restore::diff::diff(&store::desired_at(&a.from)?, &store::desired_at(&a.to)?);
-        return print_diff(&d, a.output);
+        let from = store.desired_at(&a.from).await?;
+        let to = store.desired_at(&a.to).await?;
+        return print_diff(&rewind_restore::diff::diff(&from, &to), a.output);
     };
-    let read = |dir: &std::path::Path, at: &rewind_history::Point| {
+    let read = async |dir: &std::path::Path, at: &rewind_history::Point| {
         DirSource::new(dir)
             .state_at(at)
+            .await
             .with_context(|| format!("reading the state from {}", dir.display()))
     };
-    let d = rewind_restore::diff::diff(&read(from_dir, &a.from)?, &read(to_dir, &a.to)?);
+    let from = read(from_dir, &a.from).await?;
+    let to = read(to_dir, &a.to).await?;
+    let d = rewind_restore::diff::diff(&from, &to);
     print_diff(&d, a.output)
 }
 

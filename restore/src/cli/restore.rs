@@ -12,7 +12,8 @@ use rewind_restore::{
 use serde_json::json;
 
 use super::args::{Output, Preset, RestoreArgs};
-use super::{filter, load_with_files, resource_set, store};
+use super::store::StoreArgs;
+use super::{filter, load_with_files, resource_set};
 
 /// A client for the cluster the kubeconfig at `path` names.
 pub async fn client_for(path: &std::path::Path, context: Option<String>) -> Result<kube::Client> {
@@ -112,10 +113,11 @@ fn parse_quiesce(items: &[String]) -> Result<Vec<(String, String)>> {
 /// name; `None` when neither (planning then refuses to prune).
 async fn prune_scope(
     a: &RestoreArgs,
-    files: Option<&store::Files>,
+    files: Option<&super::store::Files>,
+    store: &StoreArgs,
 ) -> Result<Option<rewind_history::select::ResourceSet>> {
     if let Some(files) = files
-        && let Some((file, set)) = store::recorded_scope(files).await?
+        && let Some((file, set)) = store.recorded_scope(files).await?
     {
         eprintln!("prune: limited to the resource set recorded with {file}");
         return Ok(Some(set));
@@ -128,10 +130,10 @@ async fn prune_scope(
 }
 
 /// Runs `rewind restore`.
-pub async fn run(a: RestoreArgs) -> Result<()> {
-    let (state, files) = load_with_files(&a.state)?;
+pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
+    let (state, files) = load_with_files(&a.state, store).await?;
     let prune_scope = if a.prune {
-        prune_scope(&a, files.as_ref()).await?
+        prune_scope(&a, files.as_ref(), store).await?
     } else {
         None
     };

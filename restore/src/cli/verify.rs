@@ -7,10 +7,11 @@ use anyhow::{Result, bail};
 use rewind_history::pit::verify::verify_store;
 
 use super::args::{Output, VerifyArgs};
+use super::store::StoreArgs;
 
 /// Runs `rewind verify`.
-pub async fn run(a: &VerifyArgs) -> Result<()> {
-    let src = super::store::open().await?;
+pub async fn run(a: &VerifyArgs, store: &StoreArgs) -> Result<()> {
+    let src = store.open().await?;
     let report = verify_store(src.store(), src.identities()).await?;
     let mut out = std::io::stdout().lock();
     match a.output {

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use rewind_format::ResourceType;
 use rewind_format::crypto::{self, Identity};
 use rewind_format::naming::{content_name, verify_content_name};
 
@@ -17,22 +16,6 @@ pub fn root() -> PathBuf {
 /// Whether missing golden files are to be written (`REWIND_BLESS_GOLDEN`).
 pub fn bless() -> bool {
     std::env::var_os("REWIND_BLESS_GOLDEN").is_some()
-}
-
-pub fn rt(
-    group: &str,
-    version: &str,
-    resource: &str,
-    kind: &str,
-    namespaced: bool,
-) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        kind: kind.into(),
-        namespaced,
-    }
 }
 
 /// The throwaway identity of `golden/v1/test-identity.txt`.

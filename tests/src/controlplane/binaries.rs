@@ -4,26 +4,27 @@
 //! (`REWIND_KUBE_APISERVER`, `REWIND_ETCD`, `REWIND_KUBECTL`), else
 //! `<target>/controlplane/bin/<name>`, where `<target>` is `CARGO_TARGET_DIR`
 //! or the workspace's `target/`. Unless all three variables are set,
-//! `tests/controlplane/build.sh` runs once per process under an exclusive file
-//! lock, so parallel test binaries never run two Go builds at once; it returns
-//! at once when the binaries are already built for the pinned versions.
+//! `tests/controlplane/build.sh` runs once per process ([`crate::setup`]).
+//! It takes an exclusive file lock, so parallel test binaries (and `.ci/run`,
+//! which starts it in the background) never run two Go builds at once, and
+//! returns at once when the binaries are already built for the pinned
+//! versions. A build shows on stderr: what it builds, at which version, about
+//! how long, where the log is, then its elapsed time.
 
-use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
+
+use crate::progress::{Display, Sink};
+use crate::setup;
 
 /// Errors while locating or building the control-plane binaries.
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum Error {
-    /// The build script failed; the message carries the tail of its log.
-    #[error("building the control plane with {script} failed ({status}); see {log}:\n{tail}")]
-    Build {
-        script: String,
-        status: String,
-        log: String,
-        tail: String,
-    },
+    /// The build script failed; the message carries its last lines, with
+    /// the tail of its log.
+    #[error("building the control plane: {0}")]
+    Build(#[from] setup::Error),
     /// A binary is not where it should be after the build.
     #[error("{name} not found at {path} (set {var} to an existing binary)")]
     Missing {
@@ -31,9 +32,6 @@ pub enum Error {
         path: String,
         var: &'static str,
     },
-    /// Filesystem or process error around the build.
-    #[error("{what}: {message}")]
-    Io { what: String, message: String },
 }
 
 /// Result alias for this module.
@@ -79,20 +77,15 @@ pub fn locate() -> Result<Binaries> {
     CACHE.get_or_init(locate_uncached).clone()
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    let what = what.into();
-    move |e| Error::Io {
-        what,
-        message: e.to_string(),
-    }
-}
-
 fn locate_uncached() -> Result<Binaries> {
     let vars = ["REWIND_KUBE_APISERVER", "REWIND_ETCD", "REWIND_KUBECTL"];
     let all_given = vars.iter().all(|v| std::env::var_os(v).is_some());
-    let bin_dir = target_dir().join("controlplane").join("bin");
+    let target = target_dir();
+    let bin_dir = target.join("controlplane").join("bin");
     if !all_given {
-        run_build_script(&bin_dir)?;
+        let mut cmd = build_command();
+        cmd.env("CARGO_TARGET_DIR", &target);
+        build(cmd, Display::for_stderr(), &crate::progress::stderr())?;
     }
     Ok(Binaries {
         kube_apiserver: resolve("kube-apiserver", "REWIND_KUBE_APISERVER", &bin_dir)?,
@@ -114,47 +107,172 @@ fn resolve(name: &'static str, var: &'static str, bin_dir: &Path) -> Result<Path
     }
 }
 
-fn run_build_script(bin_dir: &Path) -> Result<()> {
-    let cp_dir = bin_dir.parent().unwrap_or(bin_dir);
-    fs::create_dir_all(cp_dir).map_err(io_err(format!("creating {}", cp_dir.display())))?;
-    let lock_path = cp_dir.join("build.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err(format!("opening {}", lock_path.display())))?;
-    // Blocks while another test process builds; released when `lock` drops.
-    lock.lock()
-        .map_err(io_err(format!("locking {}", lock_path.display())))?;
+/// `bash tests/controlplane/build.sh`.
+fn build_command() -> Command {
+    setup::command(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("controlplane")
+            .join("build.sh"),
+    )
+}
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("controlplane")
-        .join("build.sh");
-    let log_path = cp_dir.join("build.log");
-    let log =
-        File::create(&log_path).map_err(io_err(format!("creating {}", log_path.display())))?;
-    let log_err = log
-        .try_clone()
-        .map_err(io_err(format!("opening {}", log_path.display())))?;
-    tracing::info!(script = %script.display(), log = %log_path.display(),
-        "preparing the control plane binaries (a cold Go build takes several minutes)");
-    let status = Command::new("bash")
-        .arg(&script)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .status()
-        .map_err(io_err(format!("running {}", script.display())))?;
-    drop(lock);
-    if status.success() {
-        return Ok(());
+/// Runs the build script, showing its long steps as `display` says.
+fn build(cmd: Command, display: Display, sink: &Sink) -> Result<()> {
+    setup::run_on(cmd, "tests/controlplane/build.sh", display, sink)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::progress::tests::Captured;
+
+    fn write_exe(path: &Path, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    Err(Error::Build {
-        script: script.display().to_string(),
-        status: status.to_string(),
-        log: log_path.display().to_string(),
-        tail: super::process::tail_of_file(&log_path, 30),
-    })
+
+    /// build.sh with a fake `go` (each `go build` logs its package, takes a
+    /// second and writes a stub) and a fake `kubectl` on PATH, into a temp
+    /// target directory.
+    fn fake_build(dir: &Path) -> Command {
+        let calls = dir.join("go-builds");
+        write_exe(
+            &dir.join("path/go"),
+            &format!(
+                "#!/bin/bash\n\
+                 case \"$1\" in\n\
+                 env) echo go1.99.0 ;;\n\
+                 build) for a in \"$@\"; do last=\"$a\"; done\n\
+                   echo \"$last\" >> {calls}\n\
+                   echo \"go: downloading $last\"\n\
+                   sleep 1\n\
+                   while [ $# -gt 0 ]; do [ \"$1\" = -o ] && out=\"$2\"; shift; done\n\
+                   printf '#!/bin/sh\\n' > \"$out\"; chmod +x \"$out\" ;;\n\
+                 esac\n",
+                calls = calls.display()
+            ),
+        );
+        write_exe(&dir.join("path/kubectl"), "#!/bin/sh\n");
+        let mut cmd = build_command();
+        for var in [
+            "REWIND_KUBE_APISERVER",
+            "REWIND_ETCD",
+            "REWIND_KUBECTL",
+            "GOTOOLCHAIN",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", dir.join("path").display()),
+        )
+        .env("CARGO_TARGET_DIR", dir.join("target"));
+        cmd
+    }
+
+    #[test]
+    fn parallel_first_uses_build_once_under_the_lock_and_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Captured::default();
+        let plain = Display::Plain {
+            every: Duration::from_millis(200),
+        };
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| build(fake_build(dir.path()), plain, &out.sink())))
+                .collect();
+            for r in runs {
+                r.join().unwrap().unwrap();
+            }
+        });
+        let builds = std::fs::read_to_string(dir.path().join("go-builds")).unwrap();
+        let mut built: Vec<&str> = builds.lines().collect();
+        built.sort_unstable();
+        assert_eq!(
+            built,
+            [
+                "go.etcd.io/etcd/server/v3",
+                "k8s.io/kubernetes/cmd/kube-apiserver"
+            ],
+            "each binary is built once"
+        );
+        let bin = dir.path().join("target/controlplane/bin");
+        for name in ["etcd", "kube-apiserver", "kubectl"] {
+            assert!(bin.join(name).exists(), "{name}");
+        }
+        let text = out.text();
+        let log = dir.path().join("target/controlplane/build.log");
+        for want in [
+            "controlplane: building etcd v3.6.4 from go.etcd.io/etcd/server/v3 with Go (about 1-3 min on 2 cores with empty Go caches); log: ",
+            "controlplane: building kube-apiserver v1.34.4 from k8s.io/kubernetes/cmd/kube-apiserver",
+            "controlplane: built etcd v3.6.4 in ",
+            "controlplane: built kube-apiserver v1.34.4 in ",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+        assert!(text.contains(&format!("log: {}", log.display())), "{text}");
+        // Go's own output is in the log, not on the screen.
+        assert!(!text.contains("go: downloading"), "{text}");
+        assert!(
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .contains("go: downloading")
+        );
+
+        // Up to date: nothing built, nothing shown.
+        let again = Captured::default();
+        build(fake_build(dir.path()), plain, &again.sink()).unwrap();
+        assert_eq!(again.text(), "");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("go-builds"))
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_failed_go_build_is_an_error_with_the_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        write_exe(
+            &dir.path().join("path/go"),
+            "#!/bin/bash\ncase \"$1\" in env) echo go1.99.0 ;; build) echo 'compile: no space left'; exit 2 ;; esac\n",
+        );
+        let mut cmd = build_command();
+        for var in [
+            "REWIND_KUBE_APISERVER",
+            "REWIND_ETCD",
+            "REWIND_KUBECTL",
+            "GOTOOLCHAIN",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", dir.path().join("path").display()),
+        )
+        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+        let out = Captured::default();
+        let err = Error::from(
+            setup::run_on(
+                cmd,
+                "tests/controlplane/build.sh",
+                Display::Plain {
+                    every: Duration::from_secs(5),
+                },
+                &out.sink(),
+            )
+            .unwrap_err(),
+        )
+        .to_string();
+        assert!(err.contains("building etcd failed"), "{err}");
+        assert!(err.contains("compile: no space left"), "{err}");
+        assert!(err.contains("build.log"), "{err}");
+    }
 }

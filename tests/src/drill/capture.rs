@@ -10,21 +10,10 @@ use rewind_daemon::watch::{choose_types, discovery};
 use rewind_history::raw::RawObject;
 use rewind_history::select::preset::preset;
 use rewind_history::select::{ObjectView, ResourceSet};
-use rewind_history::{DesiredState, ResourceType};
+use rewind_history::{DesiredState, KubeType, ResourceType};
 use serde_json::Value;
 
 use super::{DrillError, Result, step};
-
-/// A restore-side type from a daemon-side (format) type.
-fn restore_type(t: &rewind_format::ResourceType) -> ResourceType {
-    ResourceType {
-        group: t.group.clone(),
-        version: t.version.clone(),
-        resource: t.resource.clone(),
-        kind: t.kind.clone(),
-        namespaced: t.namespaced,
-    }
-}
 
 /// The resource set of the drill's daemon (`presets = ["rancher"]`).
 pub fn rancher_set() -> Result<ResourceSet> {
@@ -75,8 +64,7 @@ pub async fn capture(client: &kube::Client, set: &ResourceSet) -> Result<Desired
         .map_err(step("discovering resource types"))?;
     let mut out = DesiredState::new();
     for (tk, (t, sel)) in choose_types(&d, set) {
-        let rt = restore_type(&t);
-        let listed = list_raw(client, &rt.api_resource())
+        let listed = list_raw(client, &t.api_resource())
             .await
             .map_err(|e| DrillError::Step {
                 step: "listing a recorded type",
@@ -87,7 +75,7 @@ pub async fn capture(client: &kube::Client, set: &ResourceSet) -> Result<Desired
             if !selects(&sel, &o, &json) {
                 continue;
             }
-            out.insert(&rt, json)
+            out.insert(&t, json)
                 .map_err(step("keying a listed object"))?;
         }
     }

@@ -22,7 +22,6 @@
 pub mod bench;
 pub mod capture;
 pub mod changes;
-pub mod daemon;
 pub mod report;
 pub mod restore;
 
@@ -31,6 +30,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::ControlPlane;
+use crate::daemon::{self, DaemonConfig, RunOptions};
 use crate::fixtures;
 
 pub use report::{DrillReport, PointReport};
@@ -74,7 +74,7 @@ pub struct DrillOptions {
 /// the drill itself could not run.
 pub async fn run(opts: &DrillOptions) -> Result<DrillReport> {
     let total = Instant::now();
-    let bins = daemon::binaries()?;
+    let bins = daemon::binaries("[dr-drill]").map_err(step("building rewindd and rewind"))?;
     let data = opts.work_dir.join("rewindd");
     std::fs::create_dir_all(&data).map_err(step("creating the work directory"))?;
     let set = capture::rancher_set()?;
@@ -97,33 +97,50 @@ pub async fn run(opts: &DrillOptions) -> Result<DrillReport> {
     ));
 
     say("starting rewindd (read-only identity, local store)");
-    let mut d = daemon::Daemon::start(&bins.rewindd, &data, cp.readonly_kubeconfig_path()).await?;
-    d.wait_settled(Duration::from_secs(1), "initial list")
-        .await?;
-    let store = daemon::open_store(&data).await?;
+    let metrics_port = daemon::free_port().map_err(step("choosing a metrics port"))?;
+    let cfg = DaemonConfig::drill(&data, cp.readonly_kubeconfig_path(), metrics_port);
+    let mut d = cfg
+        .start(&RunOptions::operator(&bins.rewindd))
+        .map_err(step("starting rewindd"))?;
+    d.settle(Duration::from_secs(1), "initial list")
+        .await
+        .map_err(step("waiting for the initial list"))?;
+    let store = cfg.open_store().await.map_err(step("opening the store"))?;
 
     let mut ch = changes::Changes::new(admin.clone(), &objects);
     let scaled = ch.scale_first_cluster_to_zero(&objects).await?;
     say(&format!("scaled downstream cluster {scaled} to zero"));
     ch.churn("a", opts.churn).await?;
-    d.wait_settled(Duration::from_secs(1), "before the snapshot")
-        .await?;
+    d.settle(Duration::from_secs(1), "before the snapshot")
+        .await
+        .map_err(step("waiting for rewindd before the snapshot"))?;
     let mut want_snapshot = capture::capture(&admin, &set).await?;
-    let snap_out = d.snapshot("pre-change").await?;
+    let snap_out = d
+        .snapshot("pre-change")
+        .await
+        .map_err(step("rewindd snapshot --wait"))?;
     say(&format!(
         "rewindd snapshot --label pre-change --wait: {}",
         snap_out.trim()
     ));
-    let snap = daemon::labelled_snapshot(&store, "pre-change").await?;
+    let snap = daemon::labelled_snapshot(&store, "pre-change")
+        .await
+        .map_err(step("finding the on-demand snapshot"))?;
 
     ch.churn("b", opts.churn).await?;
     let settled = d
-        .wait_settled(Duration::from_secs(1), "before the crash")
-        .await?;
+        .settle(Duration::from_secs(1), "before the crash")
+        .await
+        .map_err(step("waiting for rewindd before the crash"))?;
     let mut want_latest = capture::capture(&admin, &set).await?;
     let last_seq = settled.journal.next_seq.saturating_sub(1);
-    let segs = daemon::wait_sealed(&store, last_seq).await?;
-    let status_text = d.status_text().await?;
+    let segs = daemon::wait_sealed(&store, last_seq)
+        .await
+        .map_err(step("waiting for the journal to be sealed into the store"))?;
+    let status_text = d
+        .status_text()
+        .await
+        .map_err(step("running rewindd status"))?;
     // Kept beside the report: what an operator's Prometheus would scrape.
     if let Ok(m) = d.metrics().await {
         let _ = std::fs::write(opts.work_dir.join("metrics.txt"), m);
@@ -131,7 +148,7 @@ pub async fn run(opts: &DrillOptions) -> Result<DrillReport> {
     let newest_event_ms = segs.iter().map(|s| s.last_time_ms).max().unwrap_or(0);
 
     say("crash: rewindd killed, control plane destroyed");
-    d.kill().await?;
+    d.kill().map_err(step("killing rewindd"))?;
     drop(cp);
     let crash_ms = now_ms();
     let rpo_ms = crash_ms.saturating_sub(newest_event_ms);
@@ -147,17 +164,8 @@ pub async fn run(opts: &DrillOptions) -> Result<DrillReport> {
     ] {
         say(&format!("restoring at {point} into a fresh control plane"));
         points.push(
-            report::restore_and_verify(
-                &bins,
-                &store,
-                &data,
-                label,
-                &point,
-                want,
-                &set,
-                &opts.work_dir,
-            )
-            .await?,
+            report::restore_and_verify(&bins, &data, label, &point, want, &set, &opts.work_dir)
+                .await?,
         );
     }
     let runbook = report::runbook(&bins, &data, &snap.id).await?;

@@ -1,12 +1,9 @@
 //! Shared by the daemon scenarios: the comparison of the journal with a
 //! fresh LIST, the log checks, and the mutation stream.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    dead_code
-)] // test code
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,8 +13,9 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use rewind_daemon::journal::{Journal, JournalOptions};
 use rewind_daemon::watch::{choose_types, discovery};
 use rewind_format::EventKind;
+use rewind_history::KubeType;
 use rewind_history::deep;
-use rewind_history::select::{ResourceSet, api_version};
+use rewind_history::select::ResourceSet;
 use rewind_tests::drill::capture::{list_raw, selects};
 use rewind_tests::fixtures::{self, GeneratedObject};
 use serde_json::{Value, json};
@@ -49,12 +47,12 @@ pub async fn live_selected(client: &kube::Client, set: &ResourceSet) -> BTreeMap
     let d = discovery::discover(client).await.unwrap();
     let mut out = BTreeMap::new();
     for (tk, (t, sel)) in choose_types(&d, set) {
-        let ar = rewind_daemon::watch::watcher::api_resource(&t);
+        let ar = t.api_resource();
         let listed = list_raw(client, &ar)
             .await
             .unwrap_or_else(|e| panic!("listing {tk}: {e}"));
         for o in listed {
-            let bytes = o.to_json(&api_version(&t), &t.kind).unwrap();
+            let bytes = o.to_json(&t.api_version(), &t.kind).unwrap();
             let json = deep::parse(&bytes).unwrap();
             if !selects(&sel, &o, &json) {
                 continue;
@@ -98,8 +96,8 @@ pub fn journal_state(j: &Journal) -> BTreeMap<Key, Seen> {
             let json = deep::parse(&e.object_json().unwrap()).unwrap();
             (
                 (
-                    e.key.type_key.clone(),
-                    e.key.namespace.clone(),
+                    e.key.group_resource(),
+                    e.key.namespace.clone().unwrap_or_default(),
                     e.key.name.clone(),
                 ),
                 Seen {

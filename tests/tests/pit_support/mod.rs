@@ -3,11 +3,8 @@
 //! format crate's writers and the store layer (what rewindd ships).
 #![allow(
     dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
+    reason = "shared by several test binaries, each using part of it"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,38 +4,19 @@
 //! every server field), and an object-by-object comparison.
 #![allow(
     dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // test code
+    reason = "shared by several test binaries, each using part of it"
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use rewind_history::{DesiredState, ObjectKey, ResourceType};
+use rewind_history::{DesiredState, ResourceType, TypedKey};
 use rewind_restore::live::{api_for, list_all};
 use serde_json::{Value, json};
 
-pub fn rt(
-    group: &str,
-    version: &str,
-    resource: &str,
-    kind: &str,
-    namespaced: bool,
-) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        kind: kind.into(),
-        namespaced,
-    }
-}
-
 pub fn crd_t() -> ResourceType {
-    rt(
+    ResourceType::new(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",
@@ -44,36 +25,36 @@ pub fn crd_t() -> ResourceType {
     )
 }
 pub fn ns_t() -> ResourceType {
-    rt("", "v1", "namespaces", "Namespace", false)
+    ResourceType::new("", "v1", "namespaces", "Namespace", false)
 }
 pub fn mgmt_cluster_t() -> ResourceType {
-    rt("management.cattle.io", "v3", "clusters", "Cluster", false)
+    ResourceType::new("management.cattle.io", "v3", "clusters", "Cluster", false)
 }
 pub fn project_t() -> ResourceType {
-    rt("management.cattle.io", "v3", "projects", "Project", true)
+    ResourceType::new("management.cattle.io", "v3", "projects", "Project", true)
 }
 pub fn fleet_cluster_t() -> ResourceType {
-    rt("fleet.cattle.io", "v1alpha1", "clusters", "Cluster", true)
+    ResourceType::new("fleet.cattle.io", "v1alpha1", "clusters", "Cluster", true)
 }
 /// A CRD without a status subresource: status is part of the object.
 pub fn setting_t() -> ResourceType {
-    rt("management.cattle.io", "v3", "settings", "Setting", false)
+    ResourceType::new("management.cattle.io", "v3", "settings", "Setting", false)
 }
 /// A CRD with a strict schema (`spec.size` is an integer).
 pub fn strict_t() -> ResourceType {
-    rt("rewind.test", "v1", "stricts", "Strict", true)
+    ResourceType::new("rewind.test", "v1", "stricts", "Strict", true)
 }
 pub fn secret_t() -> ResourceType {
-    rt("", "v1", "secrets", "Secret", true)
+    ResourceType::new("", "v1", "secrets", "Secret", true)
 }
 pub fn cm_t() -> ResourceType {
-    rt("", "v1", "configmaps", "ConfigMap", true)
+    ResourceType::new("", "v1", "configmaps", "ConfigMap", true)
 }
 pub fn sa_t() -> ResourceType {
-    rt("", "v1", "serviceaccounts", "ServiceAccount", true)
+    ResourceType::new("", "v1", "serviceaccounts", "ServiceAccount", true)
 }
 pub fn deploy_t() -> ResourceType {
-    rt("apps", "v1", "deployments", "Deployment", true)
+    ResourceType::new("apps", "v1", "deployments", "Deployment", true)
 }
 
 /// Every type the plane uses, CRDs and Namespaces first.
@@ -320,7 +301,7 @@ pub async fn record_types(client: &kube::Client, types: &[ResourceType]) -> Desi
 }
 
 /// What must be equal between the recorded and the restored object.
-pub fn normalized(key: &ObjectKey, o: &Value) -> Value {
+pub fn normalized(key: &TypedKey, o: &Value) -> Value {
     rewind_restore::compare::normalized(key, o)
 }
 

@@ -1,9 +1,4 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    reason = "test code: a panic is a failed test, fixtures are small"
-)]
+#![allow(clippy::cast_possible_truncation, reason = "fixtures are small")]
 
 use proptest::prelude::*;
 

@@ -1,0 +1,187 @@
+//! Shipping: unstored segments, then unstored snapshots, go to the store,
+//! each encrypted to the configured age recipients first. Once stored, the
+//! local files no longer needed are removed and the journal is trimmed
+//! ([`Trimmer`]); after every attempt the disk budget is recomputed
+//! ([`DiskAccount`]).
+//!
+//! A store that is down only delays shipping: files wait locally, the
+//! journal keeps its events, and the disk budget warns.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use rewind_format::{Limits, SegmentReader};
+use rewind_history::store::{SegmentMeta, SnapshotMeta, Store};
+
+use super::disk::DiskAccount;
+use super::error::Result;
+use super::ledger::Ledger;
+use super::local::{LocalSnapshot, segment_key};
+use super::settings::LiveSettings;
+use super::stats::CompactStats;
+use super::trim::Trimmer;
+
+/// Moves local files into the store.
+#[derive(Debug)]
+pub struct Shipper {
+    /// Where files go.
+    store: Store,
+    /// What to ship, and where `shipped_upto` and store ids are recorded.
+    ledger: Arc<Ledger>,
+    /// Encryption recipients.
+    settings: LiveSettings,
+    /// Shipping figures.
+    stats: Arc<CompactStats>,
+    /// Trims the journal after a ship.
+    trimmer: Arc<Trimmer>,
+    /// Recomputes local bytes after a ship.
+    disk: Arc<DiskAccount>,
+    /// Serialises ships (the shipper task and `snapshot --wait`).
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Shipper {
+    /// A shipper into `store`.
+    #[must_use]
+    pub fn new(
+        store: Store,
+        ledger: Arc<Ledger>,
+        settings: LiveSettings,
+        stats: Arc<CompactStats>,
+        trimmer: Arc<Trimmer>,
+        disk: Arc<DiskAccount>,
+    ) -> Self {
+        Self {
+            store,
+            ledger,
+            settings,
+            stats,
+            trimmer,
+            disk,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The store files go to.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores every unstored segment, then every unstored snapshot, then
+    /// removes local files no longer needed and trims the journal. Stops at
+    /// the first store failure (the next call resumes there).
+    pub async fn ship(&self) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        let result = self.ship_pending().await;
+        self.stats
+            .store_down
+            .store(result.is_err(), Ordering::Relaxed);
+        if let Err(e) = &result {
+            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "store unavailable; files wait locally");
+        }
+        self.disk.account();
+        result
+    }
+
+    fn encrypt(&self, plain: Bytes) -> Result<(Bytes, bool)> {
+        let settings = self.settings.get();
+        if settings.recipients.is_empty() {
+            return Ok((plain, false));
+        }
+        let enc = rewind_format::crypto::encrypt(&plain, &settings.recipients)?;
+        Ok((Bytes::from(enc), true))
+    }
+
+    async fn ship_pending(&self) -> Result<()> {
+        let files = self.ledger.files();
+        let segments = files.segments()?;
+        for (first, last, _) in segments {
+            let p = self.ledger.progress();
+            if last <= p.shipped_upto || last > p.sealed_upto {
+                continue;
+            }
+            let key = segment_key(first, last);
+            let plain = files.get(&key)?;
+            let header = SegmentReader::open(&plain, Some(&key), Limits::default())?
+                .header()
+                .clone();
+            let (data, encrypted) = self.encrypt(plain)?;
+            let meta = SegmentMeta {
+                first_seq: header.first_seq,
+                last_seq: header.last_seq,
+                first_time_ms: header.min_time_ms,
+                last_time_ms: header.max_time_ms,
+                events: header.event_count,
+                encrypted,
+            };
+            self.store.put_segment(meta, data).await?;
+            self.ledger.update(|p| {
+                p.shipped_upto = last;
+                p.untrimmed.push((last, header.max_time_ms));
+            })?;
+            self.stats.segments_shipped.fetch_add(1, Ordering::Relaxed);
+        }
+        let unstored: Vec<LocalSnapshot> = self
+            .ledger
+            .progress()
+            .snapshots
+            .into_iter()
+            .filter(|s| s.stored_id.is_none())
+            .collect();
+        for snap in unstored {
+            let plain = files.get(&snap.key())?;
+            let (data, encrypted) = self.encrypt(plain)?;
+            let meta = SnapshotMeta {
+                seq: snap.seq,
+                time_ms: snap.time_ms,
+                objects: snap.objects,
+                label: snap.label.clone(),
+                encrypted,
+            };
+            let entry = self.store.put_snapshot(meta, data).await?;
+            let key = snap.key();
+            self.ledger.update(|p| {
+                for s in &mut p.snapshots {
+                    if s.key() == key {
+                        s.stored_id = Some(entry.id.clone());
+                    }
+                }
+            })?;
+        }
+        self.remove_stored()?;
+        self.trimmer.trim()?;
+        Ok(())
+    }
+
+    /// Removes stored segments folded into the base snapshot, and stored
+    /// snapshots other than the base.
+    fn remove_stored(&self) -> Result<()> {
+        let files = self.ledger.files();
+        let p = self.ledger.progress();
+        let Some(base) = p.base().cloned() else {
+            return Ok(());
+        };
+        for (first, last, _) in files.segments()? {
+            if last <= p.shipped_upto && last <= base.seq {
+                files.delete(&segment_key(first, last))?;
+            }
+        }
+        let drop: Vec<String> = p
+            .snapshots
+            .iter()
+            .filter(|s| s.stored_id.is_some() && s.key() != base.key())
+            .map(LocalSnapshot::key)
+            .collect();
+        if !drop.is_empty() {
+            self.ledger
+                .update(|p| p.snapshots.retain(|s| !drop.contains(&s.key())))?;
+            for k in drop {
+                files.delete(&k)?;
+            }
+        }
+        Ok(())
+    }
+}
