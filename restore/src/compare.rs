@@ -6,14 +6,16 @@
 //! ownerReference UIDs left out (they differ between clusters by
 //! construction; instead every live reference must carry its live owner's
 //! UID), `apiVersion`/`kind` left out (LIST items of built-in types lack
-//! them), and CRD `status` left out (conditions and accepted names are the
-//! server's).
+//! them), CRD `status` left out (conditions and accepted names are the
+//! server's), and what the restore actions leave to the target (a
+//! Service's allocated clusterIP, …; see [`actions::adjust`]) left out.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::actions;
 use crate::live::{ApiFailure, list_all};
 use crate::strip::{drop_owner_uids, strip_server_fields};
 use rewind_history::state::{DesiredState, ResourceType, TypedKey};
@@ -74,6 +76,8 @@ impl std::fmt::Display for Difference {
 #[must_use]
 pub fn normalized(key: &TypedKey, obj: &Value) -> Value {
     let mut o = obj.clone();
+    // Before stripping: the actions read managedFields.
+    actions::adjust(key, &mut o);
     strip_server_fields(&mut o);
     drop_owner_uids(&mut o);
     if let Some(m) = o.as_object_mut() {

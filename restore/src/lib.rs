@@ -8,11 +8,22 @@
 //! # Modules
 //! - [`plan`](mod@plan): [`plan()`] → [`RestorePlan`], a printable value;
 //!   `--dry-run` stops there.
-//! - [`order`]: CRDs, Namespaces, then ownerReference levels; UID rewiring.
+//! - [`order`]: CRDs, Namespaces, then ownerReference levels (cluster-scoped
+//!   before namespaced in each), admission objects last; UID rewiring.
+//! - [`owners`]: owners outside the state, looked up in the target.
 //! - [`strip`]: server-set fields removed before writing.
-//! - [`apply`](mod@apply): [`apply()`] executes a plan (server-side apply,
-//!   bounded parallelism per level, status subresource, prune, quiesce).
+//! - [`actions`]: restore actions per type (objects skipped, fields the
+//!   target allocates left out, webhooks written last), applied in the plan.
+//! - [`fields`]: field ownership read from `managedFields`.
+//! - [`delta`]: field-level differences between the object to write and
+//!   the live one (equality, allowing defaults and allocated values).
+//! - [`apply`](mod@apply): [`apply()`] executes a plan (server-side apply
+//!   for new objects, replace at the live resourceVersion for existing
+//!   ones, bounded parallelism per level, status subresource, prune,
+//!   quiesce).
 //! - [`resume`]: the restore journal behind `rewind restore --resume`.
+//! - [`scope`]: what prune may delete (the resource set recorded at the
+//!   point).
 //! - [`protect`]: the protected set and Rancher's restore preset.
 //! - [`quiesce`]: Deployments scaled to zero during a restore and back.
 //! - [`live`]: reading the target; API failures with their reasons.
@@ -52,17 +63,22 @@
     reason = "outside data must never panic the recorder or the restore tool"
 )]
 
+pub mod actions;
 pub mod apply;
 pub mod compare;
+pub mod delta;
 pub mod diff;
 pub mod export;
+pub mod fields;
 pub mod live;
 pub mod localplane;
 pub mod order;
+pub mod owners;
 pub mod plan;
 pub mod protect;
 pub mod quiesce;
 pub mod resume;
+pub mod scope;
 pub mod strip;
 pub mod summary;
 pub mod yaml;
@@ -71,5 +87,5 @@ pub use apply::{ApplyError, ApplyOptions, ApplyReport, Failure, apply};
 pub use compare::{Difference, compare};
 pub use export::{ExportReport, export};
 pub use live::ApiFailure;
-pub use plan::{Action, PlanItem, PlanOptions, RestorePlan, StatusMode, plan};
+pub use plan::{Action, PlanItem, PlanOptions, RestorePlan, SkipReason, StatusMode, plan};
 pub use protect::ProtectedSet;

@@ -3,7 +3,9 @@
 //! Phases: CRDs first (their objects cannot be written before they are
 //! Established), then Namespaces (everything namespaced needs one), then all
 //! other objects in *levels*: level 0 has no owner in the state, level n+1
-//! objects have their deepest owner at level n. Objects of one level are
+//! objects have their deepest owner at level n, and within a level
+//! cluster-scoped objects go before namespaced ones; last, admission
+//! webhooks and policies and APIServices (see [`writes_last`]). Objects of one level are
 //! independent and are written in parallel. An ownership cycle (which the API
 //! allows but garbage collection never resolves) is broken by putting its
 //! members at level 0 and reporting them.
@@ -16,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use crate::actions::writes_last;
 use rewind_history::state::{DesiredState, TypedKey};
 
 /// Index from ownerReferences to the owners' keys in a state.
@@ -93,8 +96,13 @@ pub struct Phases {
     pub crds: Vec<TypedKey>,
     /// Namespaces.
     pub namespaces: Vec<TypedKey>,
-    /// All other objects, level by level (owners before dependents).
+    /// All other objects, level by level (owners before dependents), each
+    /// ownership level split in two: cluster-scoped objects, then
+    /// namespaced ones.
     pub levels: Vec<Vec<TypedKey>>,
+    /// Admission webhooks and policies and APIServices, after every level:
+    /// one whose backend is not back yet cannot reject the other writes.
+    pub last: Vec<TypedKey>,
     /// Objects in an ownership cycle, placed at level 0.
     pub cycles: Vec<TypedKey>,
 }
@@ -124,6 +132,8 @@ pub fn phases(state: &DesiredState) -> Phases {
     for (key, obj) in state.iter() {
         if key.rtype.is_crd() {
             out.crds.push(key.clone());
+        } else if writes_last(&key.rtype) {
+            out.last.push(key.clone());
         } else if key.rtype.is_namespace() && !late_ns.contains_key(key.name.as_str()) {
             out.namespaces.push(key.clone());
         } else {
@@ -184,14 +194,21 @@ pub fn phases(state: &DesiredState) -> Phases {
             }
         }
     }
+    // Each ownership level in two sub-levels: cluster-scoped objects, then
+    // namespaced ones (a namespaced object may name a cluster-scoped one:
+    // a RoleBinding its ClusterRole, a Project its Cluster).
     for (key, l) in level {
-        if out.levels.len() <= l {
-            out.levels.resize_with(l + 1, Vec::new);
+        let sub = l
+            .saturating_mul(2)
+            .saturating_add(usize::from(key.rtype.namespaced));
+        if out.levels.len() <= sub {
+            out.levels.resize_with(sub.saturating_add(1), Vec::new);
         }
-        if let Some(bucket) = out.levels.get_mut(l) {
+        if let Some(bucket) = out.levels.get_mut(sub) {
             bucket.push(key.clone());
         }
     }
+    out.levels.retain(|b| !b.is_empty());
     for bucket in &mut out.levels {
         bucket.sort();
     }
@@ -210,9 +227,11 @@ pub struct DroppedRef {
 
 /// Rewrites the ownerReference UIDs of `body` (an object about to be
 /// written) to the owners' UIDs in the target, from `new_uids`. References
-/// whose owner is not in the state, or has no UID in the target (its write
-/// failed), are dropped: a reference to a UID that does not exist would let
-/// the garbage collector delete the dependent.
+/// whose owner is in the state but has no UID in the target (not written,
+/// or its write failed) are dropped: a reference to a UID that does not
+/// exist would let the garbage collector delete the dependent. References
+/// to owners outside the state are kept as they are: the plan has already
+/// pointed them at the live owner (see [`crate::owners`]).
 pub fn rewire_owner_refs(
     key: &TypedKey,
     body: &mut Value,
@@ -227,9 +246,12 @@ pub fn rewire_owner_refs(
         return dropped;
     };
     refs.retain_mut(|r| {
-        let uid = idx
-            .resolve(key.namespace.as_deref(), r)
-            .and_then(|owner| new_uids.get(owner));
+        let Some(owner) = idx.resolve(key.namespace.as_deref(), r) else {
+            // An owner outside the state: the plan resolved it against the
+            // target (live UID, or the reference dropped).
+            return true;
+        };
+        let uid = new_uids.get(owner);
         match (uid, r.as_object_mut()) {
             (Some(uid), Some(m)) => {
                 m.insert("uid".into(), Value::String(uid.clone()));
@@ -391,10 +413,42 @@ mod tests {
         .unwrap();
         let p = phases(&s);
         assert_eq!(names(&p.namespaces), vec!["free"]);
-        assert_eq!(names(&p.levels[0]), vec!["in-free", "c1"]);
-        assert_eq!(names(&p.levels[1]), vec!["c1"]);
-        assert_eq!(p.levels[1][0].rtype, ns_t);
-        assert_eq!(names(&p.levels[2]), vec!["in-c1"]);
+        // Level 0: the cluster-scoped owner, then the namespaced object.
+        assert_eq!(names(&p.levels[0]), vec!["c1"]);
+        assert_eq!(names(&p.levels[1]), vec!["in-free"]);
+        assert_eq!(names(&p.levels[2]), vec!["c1"]);
+        assert_eq!(p.levels[2][0].rtype, ns_t);
+        assert_eq!(names(&p.levels[3]), vec!["in-c1"]);
+    }
+
+    #[test]
+    fn admission_objects_and_apiservices_go_last() {
+        let (mut s, _) = state();
+        let vwc = ResourceType {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            resource: "validatingwebhookconfigurations".into(),
+            kind: "ValidatingWebhookConfiguration".into(),
+            namespaced: false,
+        };
+        let api = ResourceType {
+            group: "apiregistration.k8s.io".into(),
+            resource: "apiservices".into(),
+            kind: "APIService".into(),
+            ..vwc.clone()
+        };
+        s.insert(&vwc, json!({"metadata": {"name": "hook"}}))
+            .unwrap();
+        s.insert(&api, json!({"metadata": {"name": "v1.x.io"}}))
+            .unwrap();
+        let p = phases(&s);
+        assert_eq!(names(&p.last), vec!["hook", "v1.x.io"]);
+        assert!(
+            p.levels
+                .iter()
+                .flatten()
+                .all(|k| k.rtype != vwc && k.rtype != api)
+        );
     }
 
     #[test]
@@ -442,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn rewire_maps_uids_and_drops_missing_owners() {
+    fn rewire_maps_uids_drops_unwritten_owners_keeps_outside_ones() {
         let (s, a) = state();
         let idx = OwnerIndex::new(&s);
         let leaf = TypedKey {
@@ -470,13 +524,69 @@ mod tests {
             }]
         );
 
+        // An owner outside the state was resolved by the plan: kept.
         let orphan = TypedKey {
             name: "orphan".into(),
             ..leaf
         };
         let mut body = s.get(&orphan).unwrap().clone();
         let dropped = rewire_owner_refs(&orphan, &mut body, &idx, &new_uids);
-        assert_eq!(dropped.len(), 1);
-        assert!(body["metadata"].get("ownerReferences").is_none());
+        assert!(dropped.is_empty());
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "u-gone");
+    }
+
+    #[test]
+    fn cluster_scoped_objects_go_before_namespaced_ones_in_a_level() {
+        let role = ResourceType {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            resource: "clusterroles".into(),
+            kind: "ClusterRole".into(),
+            namespaced: false,
+        };
+        let binding = ResourceType {
+            resource: "rolebindings".into(),
+            kind: "RoleBinding".into(),
+            namespaced: true,
+            ..role.clone()
+        };
+        let mut s = DesiredState::new();
+        s.insert(
+            &binding,
+            json!({"metadata": {"name": "b", "namespace": "ns"}}),
+        )
+        .unwrap();
+        s.insert(&role, json!({"metadata": {"name": "r"}})).unwrap();
+        // An owned pair one level down splits the same way.
+        let a = t("A", "as", true);
+        let c = t("C", "cs", false);
+        s.insert(&c, json!({"metadata": {"name": "c-root", "uid": "uc"}}))
+            .unwrap();
+        s.insert(
+            &c,
+            json!({"metadata": {"name": "c-child", "ownerReferences": [
+            {"apiVersion": "g.io/v1", "kind": "C", "name": "c-root", "uid": "uc"}]}}),
+        )
+        .unwrap();
+        s.insert(
+            &a,
+            json!({"metadata": {"name": "a-child", "namespace": "ns", "ownerReferences": [
+            {"apiVersion": "g.io/v1", "kind": "C", "name": "c-root", "uid": "uc"}]}}),
+        )
+        .unwrap();
+        let p = phases(&s);
+        let scoped: Vec<Vec<bool>> = p
+            .levels
+            .iter()
+            .map(|l| l.iter().map(|k| k.rtype.namespaced).collect())
+            .collect();
+        assert_eq!(
+            scoped,
+            vec![vec![false, false], vec![true], vec![false], vec![true]]
+        );
+        assert_eq!(names(&p.levels[0]), vec!["c-root", "r"]);
+        assert_eq!(names(&p.levels[1]), vec!["b"]);
+        assert_eq!(names(&p.levels[2]), vec!["c-child"]);
+        assert_eq!(names(&p.levels[3]), vec!["a-child"]);
     }
 }

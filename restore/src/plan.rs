@@ -3,11 +3,12 @@
 //!
 //! A [`RestorePlan`] is a plain value: printable as a table or JSON, and the
 //! only input [`apply`](crate::apply()) takes, so `--dry-run` is simply "plan
-//! and print". An object is *unchanged* when every field the restore would
-//! send (server fields stripped, ownerReference UIDs ignored since they
-//! differ between clusters by construction, `apiVersion`/`kind` taken from
-//! the type) already has that value live: the server-side apply would be a
-//! no-op.
+//! and print". The plan applies the restore actions ([`crate::actions`]) to
+//! the state first. An object is *unchanged* when the live object equals
+//! what the restore would write (see [`crate::delta`]): server fields
+//! stripped, ownerReference UIDs ignored since they differ between
+//! clusters by construction, `apiVersion`/`kind` taken from the type,
+//! status per its [`StatusMode`]; an *update* lists every differing field.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -18,10 +19,15 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::actions::{self, Adjustment};
+use crate::delta;
+use crate::fields::Seg;
 use crate::live::{self, ApiFailure};
 use crate::order::OwnerIndex;
+use crate::owners::{OutsideOwner, resolve_outside_owners};
 use crate::protect::{PresetReport, ProtectedSet, rancher_preset};
-use crate::strip::{differing_paths, drop_owner_uids, is_subset, split_for_write};
+use crate::strip::{drop_owner_uids, split_for_write, strip_server_fields};
+use rewind_history::select::ResourceSet;
 use rewind_history::state::{
     DesiredState, Filter, ResourceType, TypedKey, crd_defines, crd_has_status,
 };
@@ -29,6 +35,11 @@ use rewind_history::state::{
 /// Errors planning a restore.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// Prune was asked for without the resource set that was recorded.
+    #[error(
+        "refusing to prune without the resource set that was recorded: prune deletes only live objects that set selects, and the files this state was read from carry none; name it with --resource-preset NAME or --resource-set FILE"
+    )]
+    NoPruneScope,
     /// Listing the target failed.
     #[error("cannot list {rtype} in the target: {failure}")]
     List {
@@ -67,8 +78,56 @@ pub enum Action {
     Unchanged,
     /// Live but not in the state: deleted (only with prune).
     Delete,
-    /// Protected or skipped by a preset: never touched.
+    /// Never touched; [`PlanItem::reason`] says why.
     Skip,
+}
+
+/// Why an object of the state is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// It matches the protected set (`--protect`, the defaults).
+    Protected,
+    /// The Rancher preset skips it (as Rancher Backups does).
+    Preset,
+    /// It was being deleted at the point (`metadata.deletionTimestamp`):
+    /// restoring it would bring back an object its owner was tearing down.
+    /// `--include-deleting` writes it anyway.
+    BeingDeleted,
+    /// A type whose objects belong to the cluster or its controllers
+    /// (Nodes, Events, Leases, controller-made Endpoints and EndpointSlices).
+    NeverWritten,
+    /// A Pod with a controller ownerReference: its controller makes its own.
+    ControllerOwned,
+    /// A mirror Pod: the kubelet makes it from a static manifest.
+    MirrorPod,
+    /// A finished Pod or a completed Job: writing it would run it again.
+    Finished,
+    /// An auto-generated service-account token Secret (`<sa>-token-*`):
+    /// its token and UID belong to the recorded cluster.
+    ServiceAccountToken,
+    /// An APIService the apiserver manages itself.
+    ServerManaged,
+}
+
+impl SkipReason {
+    /// The reason as the plan table prints it.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Protected => "protected",
+            Self::Preset => "skipped by the preset",
+            Self::BeingDeleted => "being deleted at the point",
+            Self::NeverWritten => "never written: the cluster's controllers own this type",
+            Self::ControllerOwned => "owned by a controller, which makes its own",
+            Self::MirrorPod => "mirror pod: the kubelet makes it",
+            Self::Finished => "finished: writing it would run it again",
+            Self::ServiceAccountToken => {
+                "auto-generated service-account token: the cluster issues its own"
+            }
+            Self::ServerManaged => "managed by the apiserver",
+        }
+    }
 }
 
 /// One object's line in a plan.
@@ -81,10 +140,25 @@ pub struct PlanItem {
     /// For updates: the fields that differ (`spec.x`, `status`, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
+    /// For skips: why the object is not written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SkipReason>,
+    /// The restore action that changed the object before writing, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjusted: Option<Adjustment>,
     /// The live object's UID, so dependents of unchanged owners can be
     /// rewired without writing the owner.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_uid: Option<String>,
+    /// The live object's resourceVersion when planned. An update replaces
+    /// the object at that version; a conflict re-reads it.
+    #[serde(skip)]
+    pub live_resource_version: Option<String>,
+    /// For updates of objects whose allocated fields are carried over (see
+    /// [`actions::carry_over`]): the live object when planned. `None` for an
+    /// update planned without it: the writer reads it.
+    #[serde(skip)]
+    pub live_object: Option<Value>,
 }
 
 /// Options for [`plan`].
@@ -92,12 +166,19 @@ pub struct PlanItem {
 pub struct PlanOptions {
     /// Which part of the state to restore (and, with prune, to prune).
     pub filter: Filter,
-    /// Also delete live objects of the restored types that the state lacks.
+    /// Also delete live objects of the restored types that the state lacks
+    /// and [`prune_scope`](Self::prune_scope) selects.
     pub prune: bool,
+    /// The resource set that was recorded (see [`crate::scope`]): prune
+    /// deletes nothing it does not select, and refuses to run without it.
+    pub prune_scope: Option<ResourceSet>,
     /// Objects never written nor deleted.
     pub protected: ProtectedSet,
     /// Apply Rancher's known restore fixes.
     pub rancher: bool,
+    /// Also write objects that were being deleted at the point (they are
+    /// skipped by default).
+    pub include_deleting: bool,
 }
 
 /// A computed restore: the state to write, and what happens to each object.
@@ -113,6 +194,10 @@ pub struct RestorePlan {
     /// What the Rancher preset changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<PresetReport>,
+    /// ownerReferences to owners outside the state, resolved against the
+    /// target: rewired to the live owner, or dropped when it is not there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_owners: Vec<OutsideOwner>,
     /// Things the operator should know (types the target cannot serve, …).
     pub warnings: Vec<String>,
     /// The state to write (filtered, preset applied). Not printed.
@@ -170,10 +255,12 @@ impl RestorePlan {
             self.count(Action::Delete),
             self.count(Action::Skip)
         );
+        // Skips by type are many and alike (every Event): one line per type.
+        let by_type = |i: &PlanItem| i.reason == Some(SkipReason::NeverWritten);
         let changed: Vec<&PlanItem> = self
             .items
             .iter()
-            .filter(|i| i.action != Action::Unchanged)
+            .filter(|i| i.action != Action::Unchanged && !by_type(i))
             .collect();
         if !changed.is_empty() {
             let _ = writeln!(s, "\n{:<10} OBJECT", "ACTION");
@@ -183,7 +270,52 @@ impl RestorePlan {
                 if !i.changes.is_empty() {
                     let _ = write!(s, "  ({})", i.changes.join(", "));
                 }
+                if let Some(r) = i.reason {
+                    let _ = write!(s, "  ({})", r.describe());
+                }
                 s.push('\n');
+            }
+        }
+        let mut never: BTreeMap<String, usize> = BTreeMap::new();
+        for i in self.items.iter().filter(|i| by_type(i)) {
+            *never.entry(i.key.rtype.group_resource()).or_insert(0) += 1;
+        }
+        for (t, n) in &never {
+            let _ = writeln!(
+                s,
+                "{:<10} {t} ({n} objects)  ({})",
+                "skip",
+                SkipReason::NeverWritten.describe()
+            );
+        }
+        let rewired = self
+            .outside_owners
+            .iter()
+            .filter(|o| o.live_uid.is_some())
+            .count();
+        if rewired > 0 {
+            let _ = writeln!(
+                s,
+                "{rewired} ownerReferences point at owners outside the state that exist in the target: rewired to their live UIDs"
+            );
+        }
+        for o in self.outside_owners.iter().filter(|o| o.live_uid.is_none()) {
+            let _ = writeln!(
+                s,
+                "dropped ownerReference: {} -> {} (owner neither in the state nor in the target)",
+                o.object, o.owner
+            );
+        }
+        let mut adjusted: BTreeMap<Adjustment, usize> = BTreeMap::new();
+        for i in &self.items {
+            if let Some(a) = i.adjusted {
+                *adjusted.entry(a).or_insert(0) += 1;
+            }
+        }
+        if !adjusted.is_empty() {
+            let _ = writeln!(s, "\nrestore actions:");
+            for (a, n) in &adjusted {
+                let _ = writeln!(s, "  {n:>7} {}", a.describe());
             }
         }
         for w in &self.warnings {
@@ -238,8 +370,8 @@ pub fn write_parts(obj: &Value, mode: StatusMode) -> (Value, Option<Value>) {
 fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
     let mut h = Sha256::new();
     h.update(format!(
-        "rewind-plan-v1 prune={} rancher={}\n",
-        opts.prune, opts.rancher
+        "rewind-plan-v1 prune={} rancher={} include_deleting={}\n",
+        opts.prune, opts.rancher, opts.include_deleting
     ));
     for (k, v) in state.iter() {
         h.update(k.to_string());
@@ -262,21 +394,43 @@ fn plan_id(state: &DesiredState, opts: &PlanOptions) -> String {
 /// (CRDs, Namespaces, ConfigMaps, …) an `update [apiVersion, kind]`.
 const TYPE_FIELDS: [&str; 2] = ["apiVersion", "kind"];
 
-fn compare(obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
+/// The fields where the live object differs from what the restore writes
+/// for `obj` (see [`crate::delta`]): empty when they are equal, apart from
+/// server-set metadata, ownerReference UIDs (rewired separately), `status`
+/// per `mode`, and what the restore actions leave to the target. `key`
+/// names the object's type for the restore actions (`None`: no actions).
+fn compare(key: Option<&TypedKey>, obj: &Value, live: &Value, mode: StatusMode) -> Vec<String> {
     let (mut body, status) = write_parts(obj, mode);
-    if let Some(m) = body.as_object_mut() {
-        for f in TYPE_FIELDS {
-            m.remove(f);
-        }
+    let mut have = live.clone();
+    if let Some(k) = key {
+        // What an update writes: the live allocated fields carried over
+        // (they are the target's, not a difference).
+        actions::carry_over(k, &mut body, live);
     }
-    drop_owner_uids(&mut body);
-    let mut live_cmp = live.clone();
-    drop_owner_uids(&mut live_cmp);
-    let mut changes = differing_paths(&body, &live_cmp);
-    if let Some(st) = status
-        && !live.get("status").is_some_and(|l| is_subset(&st, l))
+    strip_server_fields(&mut have);
+    let live_status = have.as_object_mut().and_then(|m| m.remove("status"));
+    for o in [&mut body, &mut have] {
+        if let Some(m) = o.as_object_mut() {
+            for f in TYPE_FIELDS {
+                m.remove(f);
+            }
+        }
+        drop_owner_uids(o);
+    }
+    if mode == StatusMode::InBody
+        && let (Some(st), Some(m)) = (live_status.clone(), have.as_object_mut())
     {
-        changes.push("status".into());
+        m.insert("status".into(), st);
+    }
+    let mut changes = delta::differences(&body, &have, live, &[]);
+    if let Some(st) = status {
+        let live_st = live_status.unwrap_or(Value::Null);
+        changes.extend(delta::differences(
+            &st,
+            &live_st,
+            live,
+            &[Seg::Key("status")],
+        ));
     }
     changes
 }
@@ -314,19 +468,46 @@ fn rewire_check(
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|r| idx.resolve(item.key.namespace.as_deref(), r))
-            .any(|owner| match owner_uid.get(owner) {
-                Some(Some(uid)) => !live_uids.contains(uid),
-                // The owner is created by this restore, so it gets a new UID.
-                Some(None) => true,
-                // Protected or filtered out: its reference is left as it is.
-                None => false,
+            .any(|r| match idx.resolve(item.key.namespace.as_deref(), r) {
+                Some(owner) => match owner_uid.get(owner) {
+                    Some(Some(uid)) => !live_uids.contains(uid),
+                    // The owner is created by this restore: a new UID.
+                    Some(None) => true,
+                    // Not planned (cannot happen for an owner in the state).
+                    None => false,
+                },
+                // An owner outside the state: the plan set its live UID.
+                None => r
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| !live_uids.iter().any(|l| l == u)),
             });
         if stale {
             item.action = Action::Update;
             item.changes.push("metadata.ownerReferences".into());
         }
     }
+}
+
+/// Applies the restore actions to every object of `state`: the objects they
+/// skip, with why, and those they adjusted in place, with how.
+fn apply_actions(
+    state: &mut DesiredState,
+) -> (HashMap<TypedKey, SkipReason>, HashMap<TypedKey, Adjustment>) {
+    let skips: HashMap<TypedKey, SkipReason> = state
+        .iter()
+        .filter_map(|(k, o)| actions::skip_reason(k, o, state).map(|r| (k.clone(), r)))
+        .collect();
+    let mut adjusted = HashMap::new();
+    for (k, o) in state.iter_mut() {
+        if skips.contains_key(k) {
+            continue;
+        }
+        if let Some(a) = actions::adjust(k, o) {
+            adjusted.insert(k.clone(), a);
+        }
+    }
+    (skips, adjusted)
 }
 
 /// Computes the restore of `desired` into the cluster `client` talks to.
@@ -336,12 +517,20 @@ pub async fn plan(
     client: &Client,
     opts: &PlanOptions,
 ) -> Result<RestorePlan> {
+    let prune_scope = match (opts.prune, &opts.prune_scope) {
+        (false, _) => None,
+        (true, None) => return Err(PlanError::NoPruneScope),
+        (true, Some(s)) => Some(s),
+    };
     let mut state = desired.filtered(&opts.filter);
     let mut protected = opts.protected.clone();
     let preset = opts
         .rancher
         .then(|| rancher_preset(&mut state, &mut protected));
     let mut warnings = Vec::new();
+    let (action_skips, adjusted) = apply_actions(&mut state);
+    let outside_owners =
+        resolve_outside_owners(client, &mut state, |k| !action_skips.contains_key(k)).await;
 
     let live_crds = live::list_all(client, &live::crd_type())
         .await
@@ -352,7 +541,17 @@ pub async fn plan(
         .unwrap_or_default();
     let modes = status_modes(&state, &live_crds);
 
-    let types: Vec<ResourceType> = state.types().into_iter().collect();
+    // A type whose every object is skipped by a restore action is not read:
+    // nothing of it is compared, written or pruned.
+    let types: Vec<ResourceType> = state
+        .types()
+        .into_iter()
+        .filter(|t| {
+            state
+                .iter()
+                .any(|(k, _)| &k.rtype == t && !action_skips.contains_key(k))
+        })
+        .collect();
     let listed: Vec<(ResourceType, Option<Vec<Value>>)> = stream::iter(types)
         .map(|t| async move {
             let r = live::list_all(client, &t).await;
@@ -367,6 +566,7 @@ pub async fn plan(
         .await?;
 
     let mut items = Vec::new();
+    let mut prune_candidates: Vec<(TypedKey, Value)> = Vec::new();
     // The owner UIDs each live object's ownerReferences carry.
     let mut live_ref_uids: HashMap<TypedKey, Vec<String>> = HashMap::new();
     for (rtype, live_objs) in listed {
@@ -405,13 +605,23 @@ pub async fn plan(
                 .and_then(|l| l.pointer("/metadata/uid"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            let (action, changes) = if protected.is_protected(key) {
+            let skip = if protected.is_preset_key(key) {
+                Some(SkipReason::Preset)
+            } else if protected.is_protected(key) {
+                Some(SkipReason::Protected)
+            } else if !opts.include_deleting && obj.pointer("/metadata/deletionTimestamp").is_some()
+            {
+                Some(SkipReason::BeingDeleted)
+            } else {
+                action_skips.get(key).copied()
+            };
+            let (action, changes) = if skip.is_some() {
                 (Action::Skip, Vec::new())
             } else {
                 match &live {
                     None => (Action::Create, Vec::new()),
                     Some(l) => {
-                        let changes = compare(obj, l, mode);
+                        let changes = compare(Some(key), obj, l, mode);
                         if changes.is_empty() {
                             (Action::Unchanged, changes)
                         } else {
@@ -420,32 +630,83 @@ pub async fn plan(
                     }
                 }
             };
+            let live_resource_version = live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            // Kept for updates only; an object `rewire_check` turns into an
+            // update is read again when written.
+            let live_object = live
+                .as_ref()
+                .filter(|l| action == Action::Update && actions::has_carry_over(&key.rtype, l))
+                .cloned();
             items.push(PlanItem {
                 key: key.clone(),
                 action,
                 changes,
+                reason: skip,
+                adjusted: adjusted.get(key).copied(),
                 live_uid,
+                live_resource_version,
+                live_object,
             });
         }
-        if opts.prune {
+        if prune_scope.is_some() {
             for (key, l) in live_by_key {
                 let deleting = l.pointer("/metadata/deletionTimestamp").is_some();
-                if deleting || !opts.filter.selects(&key) || !protected.may_prune(&key) {
+                if deleting
+                    || !opts.filter.selects(&key)
+                    || !protected.may_prune(&key)
+                    || actions::skip_reason(&key, &l, &state).is_some()
+                {
                     continue;
                 }
-                let live_uid = l
-                    .pointer("/metadata/uid")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                items.push(PlanItem {
-                    key,
-                    action: Action::Delete,
-                    changes: Vec::new(),
-                    live_uid,
-                });
+                prune_candidates.push((key, l));
             }
         }
     }
+    // Only what the recorded resource set selects.
+    if let Some(scope) = prune_scope {
+        let mut candidates = DesiredState::from_entries(prune_candidates);
+        candidates.retain_selected(scope);
+        for (key, l) in candidates.iter() {
+            let live_uid = l
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            items.push(PlanItem {
+                key: key.clone(),
+                action: Action::Delete,
+                changes: Vec::new(),
+                reason: None,
+                adjusted: None,
+                live_uid,
+                live_resource_version: None,
+                live_object: None,
+            });
+        }
+    }
+    // Types not read at all: every object is skipped by a restore action.
+    let listed_types: std::collections::HashSet<&ResourceType> =
+        items.iter().map(|i| &i.key.rtype).collect();
+    let unlisted: Vec<PlanItem> = state
+        .iter()
+        .filter(|(k, _)| !listed_types.contains(&k.rtype))
+        .filter_map(|(k, _)| {
+            action_skips.get(k).map(|r| PlanItem {
+                key: k.clone(),
+                action: Action::Skip,
+                changes: Vec::new(),
+                reason: Some(*r),
+                adjusted: None,
+                live_uid: None,
+                live_resource_version: None,
+                live_object: None,
+            })
+        })
+        .collect();
+    items.extend(unlisted);
     rewire_check(&state, &mut items, &live_ref_uids);
     items.sort_by(|a, b| a.key.cmp(&b.key).then(a.action.cmp(&b.action)));
     let id = plan_id(&state, opts);
@@ -455,6 +716,7 @@ pub async fn plan(
         items,
         status_modes: modes.iter().map(|(t, m)| (t.to_string(), *m)).collect(),
         preset,
+        outside_owners,
         warnings,
         state,
         modes,
@@ -478,20 +740,23 @@ mod tests {
                          "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "new-o"}]},
             "spec": {"a": 1, "defaulted": true}, "status": {"phase": "Ready", "extra": 1}
         });
-        assert!(compare(&recorded, &live, StatusMode::Subresource).is_empty());
+        assert!(compare(None, &recorded, &live, StatusMode::Subresource).is_empty());
         let mut stale = live.clone();
         stale["status"]["phase"] = json!("Pending");
         assert_eq!(
-            compare(&recorded, &stale, StatusMode::Subresource),
-            vec!["status"]
+            compare(None, &recorded, &stale, StatusMode::Subresource),
+            vec!["status.phase"]
         );
-        assert!(compare(&recorded, &stale, StatusMode::Skip).is_empty());
+        assert!(compare(None, &recorded, &stale, StatusMode::Skip).is_empty());
         assert_eq!(
-            compare(&recorded, &stale, StatusMode::InBody),
+            compare(None, &recorded, &stale, StatusMode::InBody),
             vec!["status.phase"]
         );
         stale["spec"]["a"] = json!(2);
-        assert_eq!(compare(&recorded, &stale, StatusMode::Skip), vec!["spec.a"]);
+        assert_eq!(
+            compare(None, &recorded, &stale, StatusMode::Skip),
+            vec!["spec.a"]
+        );
     }
 
     /// Regression: a re-plan against a plane the restore just wrote listed
@@ -517,21 +782,21 @@ mod tests {
             StatusMode::Subresource,
         ] {
             assert!(
-                compare(&recorded, &listed, mode).is_empty(),
+                compare(None, &recorded, &listed, mode).is_empty(),
                 "{mode:?}: {:?}",
-                compare(&recorded, &listed, mode)
+                compare(None, &recorded, &listed, mode)
             );
         }
         // A live object that carries them (a custom resource) is the same.
         let mut typed = listed.clone();
         typed["apiVersion"] = json!("apiextensions.k8s.io/v1");
         typed["kind"] = json!("CustomResourceDefinition");
-        assert!(compare(&recorded, &typed, StatusMode::Skip).is_empty());
+        assert!(compare(None, &recorded, &typed, StatusMode::Skip).is_empty());
         // Real differences are still seen beside the missing type fields.
         let mut changed = listed;
         changed["spec"]["scope"] = json!("Cluster");
         assert_eq!(
-            compare(&recorded, &changed, StatusMode::Skip),
+            compare(None, &recorded, &changed, StatusMode::Skip),
             vec!["spec.scope"]
         );
     }

@@ -149,6 +149,12 @@ impl ProtectedSet {
         self.keys.contains(key) || self.patterns.iter().any(|p| p.matches(key))
     }
 
+    /// Whether `key` was protected individually (by a preset's skip).
+    #[must_use]
+    pub fn is_preset_key(&self, key: &TypedKey) -> bool {
+        self.keys.contains(key)
+    }
+
     /// Whether prune may delete `key`.
     #[must_use]
     pub fn may_prune(&self, key: &TypedKey) -> bool {

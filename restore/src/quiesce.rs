@@ -177,6 +177,7 @@ pub async fn scale_up(
                 object: format!("deployments.apps/{ns}/{name}"),
                 step: "unquiesce",
                 failure,
+                retried_after_level: false,
             }),
         }
     }

@@ -192,7 +192,9 @@ async fn deep_objects_are_recorded_exported_and_restored() {
         .arg("restore")
         .arg("--to")
         .arg(dst.admin_kubeconfig_path())
-        .args(["--namespace", NS, "--prune", "--yes"]));
+        // What rewindd recorded with; prune deletes nothing it does not select.
+        .args(["--namespace", NS, "--resource-preset", "everything"])
+        .args(["--prune", "--yes"]));
     assert_live(&target, &format!("rewind restore ({report})")).await;
     let req = http::Request::get(url(Some("stray")))
         .body(Vec::new())

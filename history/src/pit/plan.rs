@@ -194,6 +194,7 @@ mod tests {
             sha256: "00".into(),
             encrypted: false,
             stored_at_ms: 0,
+            resource_set: None,
         }
     }
 

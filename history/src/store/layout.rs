@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StoreError};
+use crate::select::{self, ResourceSelector, ResourceSet};
 
 /// Catalog entry version this code writes and reads.
 pub const CATALOG_VERSION: u32 = 1;
@@ -30,6 +31,34 @@ pub const SNAPSHOTS: &str = "snapshots/";
 pub const CATALOG_SEGMENTS: &str = "catalog/segments/";
 /// Prefix of snapshot catalog entries.
 pub const CATALOG_SNAPSHOTS: &str = "catalog/snapshots/";
+
+/// The resource set in force when a file was recorded: built-in presets by
+/// name plus selectors, as rewindd's configuration names them. A restore's
+/// prune deletes only live objects this set selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedResourceSet {
+    /// Built-in presets (`rancher`, `everything`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presets: Vec<String>,
+    /// Selectors, in Rancher Backups' ResourceSet shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<ResourceSelector>,
+}
+
+impl RecordedResourceSet {
+    /// The set, compiled: the union of its presets and selectors.
+    pub fn compile(&self) -> std::result::Result<ResourceSet, select::Error> {
+        let mut set = ResourceSet::default();
+        for p in &self.presets {
+            set.extend(select::preset::preset(p)?);
+        }
+        set.extend(ResourceSet::compile(
+            &self.selectors,
+            "recorded resource set",
+        )?);
+        Ok(set)
+    }
+}
 
 /// What the writer knows about a snapshot before storing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +99,10 @@ pub struct SnapshotEntry {
     pub encrypted: bool,
     /// When the entry was written, Unix milliseconds.
     pub stored_at_ms: i64,
+    /// The resource set in force when the snapshot was taken; `None` in
+    /// entries written without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_set: Option<RecordedResourceSet>,
 }
 
 impl SnapshotEntry {
@@ -147,6 +180,10 @@ pub struct SegmentEntry {
     pub encrypted: bool,
     /// When the entry was written, Unix milliseconds.
     pub stored_at_ms: i64,
+    /// The resource set in force when the segment was recorded; `None` in
+    /// entries written without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_set: Option<RecordedResourceSet>,
 }
 
 impl SegmentEntry {
@@ -279,6 +316,36 @@ mod tests {
     }
 
     #[test]
+    fn resource_set_is_optional_and_round_trips() {
+        // An entry written before the field existed.
+        let old = br#"{"version":1,"id":"00000000000000000005-00000000000000000005-00ff","first_seq":5,"last_seq":5,
+            "first_time_ms":1,"last_time_ms":1,"events":1,"size":3,"sha256":"00ff",
+            "encrypted":false,"stored_at_ms":4}"#;
+        let key = format!("{CATALOG_SEGMENTS}{}.json", segment_id(5, 5, "00ff"));
+        let mut e = parse_segment_entry(&key, old).unwrap();
+        assert_eq!(e.resource_set, None);
+        assert!(
+            !String::from_utf8(serde_json::to_vec(&e).unwrap())
+                .unwrap()
+                .contains("resource_set")
+        );
+        e.resource_set = Some(RecordedResourceSet {
+            presets: vec!["rancher".into()],
+            selectors: vec![ResourceSelector {
+                api_version: "v1".into(),
+                kinds: vec!["ConfigMap".into()],
+                namespaces: vec!["cattle-system".into()],
+                ..ResourceSelector::default()
+            }],
+        });
+        let json = serde_json::to_vec(&e).unwrap();
+        let back = parse_segment_entry(&key, &json).unwrap();
+        assert_eq!(back, e);
+        let set = back.resource_set.unwrap().compile().unwrap();
+        assert!(set.len() > 1);
+    }
+
+    #[test]
     fn entry_must_match_its_key() {
         let e = SnapshotEntry {
             version: 1,
@@ -291,6 +358,7 @@ mod tests {
             label: None,
             encrypted: false,
             stored_at_ms: 4,
+            resource_set: None,
         };
         let json = serde_json::to_vec(&e).unwrap();
         assert_eq!(parse_snapshot_entry(&e.catalog_key(), &json).unwrap(), e);

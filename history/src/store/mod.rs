@@ -142,6 +142,7 @@ impl Store {
             label: meta.label,
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
+            resource_set: None,
         };
         self.put_object(&entry.data_key(), data).await?;
         self.put_object(&entry.catalog_key(), json(&entry)?).await?;
@@ -164,6 +165,7 @@ impl Store {
             sha256,
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
+            resource_set: None,
         };
         self.put_object(&entry.data_key(), data).await?;
         self.put_object(&entry.catalog_key(), json(&entry)?).await?;

@@ -23,6 +23,7 @@ fn snap(seq: u64, time_ms: i64, label: Option<&str>) -> SnapshotEntry {
         label: label.map(str::to_owned),
         encrypted: false,
         stored_at_ms: time_ms,
+        resource_set: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn seg(first: u64, last: u64) -> SegmentEntry {
         sha256: sha,
         encrypted: false,
         stored_at_ms: 0,
+        resource_set: None,
     }
 }
 

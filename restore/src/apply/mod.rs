@@ -7,16 +7,22 @@
 //!    written CRD is awaited until `Established`.
 //! 3. Namespaces, then every other object level by level (see
 //!    [`order`](crate::order)), each level in parallel with bounded
-//!    concurrency, ownerReference UIDs rewired to the owners' new UIDs.
+//!    concurrency, ownerReference UIDs rewired to the owners' new UIDs;
+//!    admission webhooks and policies and APIServices last.
 //! 4. Status through `/status` where the type has a status subresource.
 //! 5. Prune deletions, then Deployments scaled back.
 //!
-//! Every write is a server-side apply with Rewind's field manager and
-//! `force=true`: the restored value wins over whoever owned the field. One
-//! bad object never stops the rest: it is reported with the API's reason.
+//! A new object is created by server-side apply with Rewind's field
+//! manager; an existing one that differs is replaced (PUT) at its live
+//! resourceVersion, so the result equals the recorded object even where
+//! other managers added fields since (server-side apply would keep those).
+//! Transient failures are retried with backoff, and objects rejected for
+//! a reference are tried once more after their level ([`retry`]). One bad
+//! object never stops the rest: it is reported with the API's reason.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -27,14 +33,19 @@ use serde_json::Value;
 
 use crate::live::ApiFailure;
 use crate::order::{DroppedRef, OwnerIndex, phases, rewire_owner_refs};
-use crate::plan::{Action, RestorePlan, StatusMode, write_parts};
+use crate::plan::{Action, PlanItem, RestorePlan, StatusMode, write_parts};
 use crate::quiesce;
 use crate::resume::{Entry, Journal, JournalError};
 use rewind_history::state::TypedKey;
 
+pub mod retry;
 mod write;
 
-use write::{Job, delete_one, failure, wait_established, write_one};
+use write::{Job, Update, Writer, delete_one, failure, wait_established, write_one};
+
+/// Pause before the second try of the objects of a level rejected for a
+/// reference.
+const DEFERRED_PAUSE: Duration = Duration::from_secs(1);
 
 /// Errors that stop a restore (per-object failures do not: they are in the
 /// [`ApplyReport`]).
@@ -101,6 +112,10 @@ pub struct Failure {
     /// The API's answer.
     #[serde(flatten)]
     pub failure: ApiFailure,
+    /// Whether this is the answer to a second try after its level (the
+    /// first was rejected for a reference).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retried_after_level: bool,
 }
 
 /// What a restore did.
@@ -118,6 +133,12 @@ pub struct ApplyReport {
     pub resumed: usize,
     /// Objects that failed, with the API's reason.
     pub failures: Vec<Failure>,
+    /// Requests sent again after a transient failure (429, 5xx, timeout,
+    /// connection reset); see [`retry`].
+    pub retries: usize,
+    /// Objects tried again after their level because their first write was
+    /// rejected for a reference (admission, missing namespace).
+    pub deferred_retries: usize,
     /// ownerReferences dropped because the owner is not restored.
     pub dropped_owner_refs: Vec<DroppedRef>,
     /// Objects in an ownership cycle (written, order among them arbitrary).
@@ -139,6 +160,12 @@ fn progress_bar(show: bool, total: usize) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// Writes `jobs[i]`, answering with `i` too (to try it again). `None` for
+/// an index out of range (never: the caller passes its own indices).
+async fn write_at(w: Writer<'_>, jobs: &[Job], i: usize) -> Option<(usize, write::JobResult)> {
+    Some((i, write_one(w, jobs.get(i)?).await))
 }
 
 /// Applies `plan` to the cluster `client` talks to.
@@ -169,14 +196,24 @@ pub async fn apply(
     // replicas and scaled to its restored value at the end.
     let scale_back = quiesce::scale_back_values(plan, &quiesced);
 
-    let actions: HashMap<&TypedKey, Action> =
-        plan.items.iter().map(|i| (&i.key, i.action)).collect();
+    let items: HashMap<&TypedKey, &PlanItem> = plan
+        .items
+        .iter()
+        .filter(|i| i.action != Action::Delete)
+        .map(|i| (&i.key, i))
+        .collect();
     let mut new_uids: HashMap<TypedKey, String> = plan
         .items
         .iter()
         .filter(|i| i.action != Action::Delete)
         .filter_map(|i| i.live_uid.clone().map(|u| (i.key.clone(), u)))
         .collect();
+    let retries = AtomicUsize::new(0);
+    let w = Writer {
+        client,
+        fm: &opts.field_manager,
+        retries: &retries,
+    };
     let order = phases(&plan.state);
     report.ownership_cycles = order.cycles.iter().map(ToString::to_string).collect();
     let idx = OwnerIndex::new(&plan.state);
@@ -190,13 +227,17 @@ pub async fn apply(
     let mut batches: Vec<(&str, &[TypedKey])> =
         vec![("crds", &order.crds), ("namespaces", &order.namespaces)];
     batches.extend(order.levels.iter().map(|l| ("objects", l.as_slice())));
+    batches.push(("admission", &order.last));
     for (label, keys) in batches {
         bar.set_message(label);
         let mut jobs = Vec::new();
         for key in keys {
-            if !matches!(actions.get(key), Some(Action::Create | Action::Update)) {
+            let Some(item) = items
+                .get(key)
+                .filter(|i| matches!(i.action, Action::Create | Action::Update))
+            else {
                 continue;
-            }
+            };
             let shown = key.to_string();
             if let Some(uid) = progress.done.get(&shown) {
                 if let Some(u) = uid {
@@ -239,46 +280,72 @@ pub async fn apply(
             } else {
                 Vec::new()
             };
+            let update = (item.action == Action::Update).then(|| Update {
+                resource_version: item.live_resource_version.clone(),
+                live: item.live_object.clone(),
+            });
             jobs.push(Job {
                 key: key.clone(),
                 body,
                 status,
                 stored_versions,
+                update,
             });
         }
-        let fm = opts.field_manager.as_str();
-        let mut results = stream::iter(jobs)
-            .map(|job| write_one(client, fm, job))
-            .buffer_unordered(opts.concurrency.max(1));
         let mut written_crds = Vec::new();
-        while let Some((key, result, status_done)) = results.next().await {
-            bar.inc(1);
-            match result {
-                Ok(uid) => {
-                    report.written += 1;
-                    report.status_written += usize::from(status_done);
-                    if key.rtype.is_crd() {
-                        written_crds.push(key.clone());
+        let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        let jobs = jobs.as_slice();
+        let mut second_round = false;
+        loop {
+            let mut results = stream::iter(pending)
+                .map(|i| write_at(w, jobs, i))
+                .buffer_unordered(opts.concurrency.max(1))
+                .filter_map(futures::future::ready);
+            let mut again = Vec::new();
+            while let Some((i, (key, result, status_done))) = results.next().await {
+                match result {
+                    Ok(uid) => {
+                        bar.inc(1);
+                        report.written += 1;
+                        report.status_written += usize::from(status_done);
+                        if key.rtype.is_crd() {
+                            written_crds.push(key.clone());
+                        }
+                        if let Some(u) = &uid {
+                            new_uids.insert(key.clone(), u.clone());
+                        }
+                        if let Some(j) = journal.as_mut() {
+                            j.append(&Entry::Done {
+                                key: key.to_string(),
+                                uid,
+                            })?;
+                        }
                     }
-                    if let Some(u) = &uid {
-                        new_uids.insert(key.clone(), u.clone());
+                    Err(f) if !second_round && retry::deferred(&f.failure) => {
+                        tracing::info!(object = %f.object, reason = %f.failure.reason, message = %f.failure.message, "rejected for a reference; trying again after its level");
+                        again.push(i);
                     }
-                    if let Some(j) = journal.as_mut() {
-                        j.append(&Entry::Done {
-                            key: key.to_string(),
-                            uid,
-                        })?;
+                    Err(mut f) => {
+                        bar.inc(1);
+                        f.retried_after_level = second_round;
+                        tracing::warn!(object = %f.object, step = f.step, reason = %f.failure.reason, message = %f.failure.message, "object not restored");
+                        report.failures.push(f);
                     }
-                }
-                Err(f) => {
-                    tracing::warn!(object = %f.object, step = f.step, reason = %f.failure.reason, message = %f.failure.message, "object not restored");
-                    report.failures.push(f);
                 }
             }
+            drop(results);
+            if again.is_empty() || second_round {
+                break;
+            }
+            report.deferred_retries += again.len();
+            // Admission webhooks check references against their caches,
+            // which lag the writes they have just seen.
+            tokio::time::sleep(DEFERRED_PAUSE).await;
+            pending = again;
+            second_round = true;
         }
-        drop(results);
         for key in written_crds {
-            if let Err(f) = wait_established(client, &key.name, opts.crd_timeout).await {
+            if let Err(f) = wait_established(w, &key.name, opts.crd_timeout).await {
                 report.failures.push(failure(&key, "establish", f));
             }
         }
@@ -300,7 +367,7 @@ pub async fn apply(
     }
     bar.set_message("prune");
     let mut results = stream::iter(deletes)
-        .map(|key| delete_one(client, key))
+        .map(|key| delete_one(w, key))
         .buffer_unordered(opts.concurrency.max(1));
     while let Some((shown, r)) = results.next().await {
         bar.inc(1);
@@ -337,6 +404,7 @@ pub async fn apply(
         j.sync()?;
     }
     bar.finish_and_clear();
+    report.retries = retries.load(Ordering::Relaxed);
     report.elapsed_ms = start.elapsed().as_millis();
     tracing::info!(plan = %plan.id, written = report.written, failed = report.failures.len(), elapsed_ms = report.elapsed_ms, "restore applied");
     Ok(report)

@@ -93,8 +93,9 @@ kubectl apply -R -f ./plane/01-namespaces -f ./plane/02-objects"
 First the plan: what will be created, updated, left alone, and (only with --prune) deleted. \
 Then, after confirmation (--yes for scripts), the apply: CRDs first (waiting until Established), \
 then Namespaces, then everything else with owners before dependents, objects of one level in \
-parallel. Writes are server-side applies with field manager `rewind`; status goes through the \
-status subresource where the CRD has one. One bad object never stops the rest: failures are \
+parallel. New objects are created by server-side apply with field manager `rewind`; an \
+existing object that differs is replaced with the recorded one (fields others added since are \
+removed); status goes through the status subresource where the CRD has one. One bad object never stops the rest: failures are \
 listed with the API's reason at the end, and the exit code is non-zero.\n\n\
 An interrupted restore continues with the same command plus --resume (the journal in \
 --state-dir records what was done, and the original replicas of quiesced Deployments).\n\n\
@@ -234,9 +235,16 @@ pub struct RestoreArgs {
     /// Print the plan and stop; nothing is written.
     #[arg(long)]
     pub dry_run: bool,
-    /// Also delete live objects of the restored types that the state lacks.
+    /// Also delete live objects of the restored types that the state lacks,
+    /// limited to what the resource set recorded at the point selects (or,
+    /// when the store recorded none, the set --resource-preset or
+    /// --resource-set names; without one, prune is refused).
     #[arg(long)]
     pub prune: bool,
+    /// Also restore objects that were being deleted at the point (they have
+    /// a deletionTimestamp in the state and are skipped by default).
+    #[arg(long)]
+    pub include_deleting: bool,
     /// Never write nor delete objects matching TYPE/NAMESPACE/NAME or TYPE/NAME; repeatable.
     #[arg(long, value_name = "PATTERN")]
     pub protect: Vec<String>,

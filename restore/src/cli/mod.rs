@@ -62,19 +62,34 @@ pub fn filter(a: &StateArgs) -> Filter {
 
 /// The selected part of the state the flags name.
 pub async fn load(a: &StateArgs, store: &StoreArgs) -> Result<DesiredState> {
+    Ok(load_with_files(a, store).await?.0)
+}
+
+/// [`load`], and the store files the state was read from (`None` for a
+/// directory of manifests).
+pub async fn load_with_files(
+    a: &StateArgs,
+    store: &StoreArgs,
+) -> Result<(DesiredState, Option<store::Files>)> {
     let set = resource_set(a)?;
-    let state = match &a.from_dir {
-        None => store.desired_at(&a.at).await?,
-        Some(dir) => DirSource::new(dir)
-            .state_at(&a.at)
-            .await
-            .with_context(|| format!("reading the state from {}", dir.display()))?,
+    let (state, files) = match &a.from_dir {
+        None => {
+            let (state, files) = store.desired_and_files_at(&a.at).await?;
+            (state, Some(files))
+        }
+        Some(dir) => (
+            DirSource::new(dir)
+                .state_at(&a.at)
+                .await
+                .with_context(|| format!("reading the state from {}", dir.display()))?,
+            None,
+        ),
     };
     let mut state = state.into_filtered(&filter(a));
     if let Some(set) = set {
         state.retain_selected(&set);
     }
-    Ok(state)
+    Ok((state, files))
 }
 
 /// The counts `rewind show` prints. From a store without resource-set
@@ -89,7 +104,7 @@ async fn summary(a: &StateArgs, store: &StoreArgs) -> Result<Summary> {
 }
 
 /// The resource set `--resource-preset` and `--resource-set` name, if any.
-fn resource_set(a: &StateArgs) -> Result<Option<ResourceSet>> {
+pub fn resource_set(a: &StateArgs) -> Result<Option<ResourceSet>> {
     if a.presets.is_empty() && a.resource_sets.is_empty() {
         return Ok(None);
     }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::args::{Output, Preset, RestoreArgs};
 use super::store::StoreArgs;
-use super::{filter, load};
+use super::{filter, load_with_files, resource_set};
 
 /// A client for the cluster the kubeconfig at `path` names.
 pub async fn client_for(path: &std::path::Path, context: Option<String>) -> Result<kube::Client> {
@@ -43,11 +43,16 @@ fn confirm(plan: &RestorePlan) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("refusing to write without confirmation: stdin is not a terminal (pass --yes)");
     }
+    let deletes = plan.count(rewind_restore::Action::Delete);
     eprint!(
-        "apply this plan ({} create, {} update, {} delete)? [y/N] ",
+        "apply this plan ({} create, {} update, {deletes} delete{})? [y/N] ",
         plan.count(rewind_restore::Action::Create),
         plan.count(rewind_restore::Action::Update),
-        plan.count(rewind_restore::Action::Delete)
+        if deletes > 0 {
+            ": the live objects listed above as `delete` are removed"
+        } else {
+            ""
+        }
     );
     std::io::stderr().flush()?;
     let mut line = String::new();
@@ -65,13 +70,15 @@ fn print_report(plan: &RestorePlan, r: &ApplyReport, output: Output) -> Result<(
     let secs = r.elapsed_ms as f64 / 1000.0;
     writeln!(
         out,
-        "restored plan {}: {} written, {} status, {} deleted, {} already done, {} failed in {secs:.1} s",
+        "restored plan {}: {} written, {} status, {} deleted, {} already done, {} failed in {secs:.1} s ({} requests retried, {} objects tried again after their level)",
         r.plan_id,
         r.written,
         r.status_written,
         r.deleted,
         r.resumed,
-        r.failures.len()
+        r.failures.len(),
+        r.retries,
+        r.deferred_retries
     )?;
     for d in &r.dropped_owner_refs {
         writeln!(
@@ -101,9 +108,35 @@ fn parse_quiesce(items: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// What `--prune` may delete: the resource set recorded with the files the
+/// state was read from, else the one `--resource-preset`/`--resource-set`
+/// name; `None` when neither (planning then refuses to prune).
+async fn prune_scope(
+    a: &RestoreArgs,
+    files: Option<&super::store::Files>,
+    store: &StoreArgs,
+) -> Result<Option<rewind_history::select::ResourceSet>> {
+    if let Some(files) = files
+        && let Some((file, set)) = store.recorded_scope(files).await?
+    {
+        eprintln!("prune: limited to the resource set recorded with {file}");
+        return Ok(Some(set));
+    }
+    let named = resource_set(&a.state)?;
+    if named.is_some() {
+        eprintln!("prune: limited to the resource set --resource-preset/--resource-set name");
+    }
+    Ok(named)
+}
+
 /// Runs `rewind restore`.
 pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
-    let state = load(&a.state, store).await?;
+    let (state, files) = load_with_files(&a.state, store).await?;
+    let prune_scope = if a.prune {
+        prune_scope(&a, files.as_ref(), store).await?
+    } else {
+        None
+    };
     let client = client_for(&a.to, a.context.clone()).await?;
     let protected = if a.no_default_protect {
         ProtectedSet::empty(&a.protect)?
@@ -115,6 +148,8 @@ pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
         prune: a.prune,
         protected,
         rancher: a.preset == Some(Preset::Rancher),
+        include_deleting: a.include_deleting,
+        prune_scope,
     };
     let plan = plan(&state, &client, &opts)
         .await

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use rewind_history::pit::{PitState, StoreSource, read_identity};
+use rewind_history::select::ResourceSet;
 use rewind_history::{DesiredState, Point};
+use rewind_restore::scope;
 
 use super::args::Cli;
 
@@ -21,6 +23,16 @@ pub struct StoreArgs {
     identity: Option<PathBuf>,
     /// `--s3-endpoint`: the S3 endpoint (None: AWS).
     endpoint: Option<String>,
+}
+
+/// The files a state was read from: the base snapshot (`None`: folded from
+/// the empty state) and the newest seq folded.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// Id of the base snapshot.
+    pub base: Option<String>,
+    /// Seq of the state.
+    pub seq: u64,
 }
 
 impl StoreArgs {
@@ -72,5 +84,28 @@ impl StoreArgs {
         Ok(rewind_history::from_format::desired_from_format(
             &pit.state,
         )?)
+    }
+
+    /// The desired state at `point` and the files it was read from.
+    pub async fn desired_and_files_at(&self, point: &Point) -> Result<(DesiredState, Files)> {
+        let pit = self.load(point).await?;
+        let files = Files {
+            base: pit.base.clone(),
+            seq: pit.state.seq,
+        };
+        let state = rewind_history::from_format::desired_from_format(&pit.state)?;
+        Ok((state, files))
+    }
+
+    /// The resource set recorded with the newest of `files` (see
+    /// `rewind_restore::scope`), with the file's id; `None` when it has none.
+    pub async fn recorded_scope(&self, files: &Files) -> Result<Option<(String, ResourceSet)>> {
+        let src = self.open().await?;
+        let snapshots = src.store().list_snapshots().await?;
+        let segments = src.store().list_segments().await?;
+        let file = scope::recorded_set(&snapshots, &segments, files.base.as_deref(), files.seq)
+            .map(|(file, _)| file.to_owned());
+        let set = scope::recorded_scope(&snapshots, &segments, files.base.as_deref(), files.seq)?;
+        Ok(file.zip(set))
     }
 }

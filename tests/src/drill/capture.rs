@@ -101,6 +101,24 @@ pub fn drop_builtin_status(want: &mut DesiredState, got: &mut DesiredState) {
     }
 }
 
+/// Removes from `want` what a restore does not write by design: objects
+/// being deleted at the point (`metadata.deletionTimestamp`) and those the
+/// restore actions skip (`rewind_restore::actions::skip_reason`: Events,
+/// Leases, controller-owned Pods, …).
+pub fn drop_not_restored(want: &mut DesiredState) {
+    let skipped: Vec<_> = want
+        .iter()
+        .filter(|(k, o)| {
+            o.pointer("/metadata/deletionTimestamp").is_some()
+                || rewind_restore::actions::skip_reason(k, o, want).is_some()
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in skipped {
+        want.remove(&k);
+    }
+}
+
 /// Removes from `got` the objects the target cluster had before the restore
 /// and `want` does not name (kube-system, default RBAC, …): those are the
 /// cluster's own, not differences. Extras the restore created stay.

@@ -160,6 +160,7 @@ pub async fn restore_and_verify(
     let mut got = capture::capture(&admin, set).await?;
     capture::drop_preexisting(want, &mut got, &before);
     capture::drop_builtin_status(want, &mut got);
+    capture::drop_not_restored(want);
     let differences = compare(want, &got)
         .iter()
         .map(ToString::to_string)

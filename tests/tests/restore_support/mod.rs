@@ -326,6 +326,30 @@ pub async fn differences_for(
         .collect()
 }
 
+/// Like [`differences_for`], without the `status` of `no_status` types on
+/// either side: built-in types whose status the restore leaves to the
+/// target (the apiserver stamps some of it on create).
+pub async fn differences_without_status(
+    want: &DesiredState,
+    client: &kube::Client,
+    types: &[ResourceType],
+    no_status: &[ResourceType],
+) -> Vec<String> {
+    let mut want = want.clone();
+    let mut got = record_types(client, types).await;
+    for s in [&mut want, &mut got] {
+        for (k, o) in s.iter_mut() {
+            if no_status.contains(&k.rtype) {
+                o.as_object_mut().unwrap().remove("status");
+            }
+        }
+    }
+    rewind_restore::compare(&want, &got)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Counts objects of `t` in the cluster.
 pub async fn count(client: &kube::Client, t: &ResourceType) -> usize {
     let api: Api<DynamicObject> = api_for(client, t, None);
