@@ -138,9 +138,11 @@ async fn replace_main(
         mut resource_version,
         mut live,
     } = update;
-    let wants_live = actions::has_carry_over(&key.rtype, body);
+    // Read the live object first when fields are carried over from it, and
+    // again after a conflict (for its newer resourceVersion).
+    let mut read_first = actions::has_carry_over(&key.rtype, body);
     for attempt in 1..=CONFLICT_ATTEMPTS {
-        if wants_live && live.is_none() {
+        if read_first && live.is_none() {
             match read_live(w, api, &key.name).await {
                 Ok(Some(l)) => {
                     resource_version = l
@@ -163,17 +165,8 @@ async fn replace_main(
             Err(e) if api_code(&e) == Some(404) => return Ok(None),
             Err(e) if api_code(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
                 tracing::debug!(object = %key, attempt, "changed since planned; re-reading");
-                match read_live(w, api, &key.name).await {
-                    Ok(Some(l)) => {
-                        resource_version = l
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned);
-                        live = Some(l);
-                    }
-                    Ok(None) => return Ok(None),
-                    Err(f) => return Err(failure(key, "update", f)),
-                }
+                live = None;
+                read_first = true;
             }
             Err(e) => return Err(failure(key, "update", e)),
         }
