@@ -102,7 +102,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .init();
-            let config = cli.settings.load()?;
+            // A configuration that cannot be read or is invalid stays so
+            // across restarts: the deployment-error status, which the
+            // unit's RestartPreventExitStatus= does not restart on.
+            let config = match cli.settings.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rewindd: {}", rewind_history::report::chain(&e));
+                    return Ok(ExitCode::from(rewind_daemon::admin::EXIT_DEPLOYMENT));
+                }
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -102,7 +102,9 @@ impl AdminError {
 }
 
 /// Exit status of `rewindd run` for a deployment error no restart can fix
-/// (`EX_CONFIG` of sysexits.h); the unit names it in `RestartPreventExitStatus=`.
+/// (`EX_CONFIG` of sysexits.h): a configuration that cannot be read or is
+/// invalid, an admin socket group that is missing or not the daemon's. The
+/// unit names it in `RestartPreventExitStatus=`.
 pub const EXIT_DEPLOYMENT: u8 = 78;
 
 /// Result alias of the admin API.
