@@ -21,6 +21,7 @@
 //! - [`compact`]: sealing, snapshots, shipping to the store, trimming the
 //!   journal, disk accounting, and retention (`rewindd prune`).
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
+//! - [`rbac`]: the least-privilege RBAC for a record set (`rewindd rbac`).
 //! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
 //! - [`status`]: the status board and `status.json` (`rewindd status`).
 //!
@@ -68,6 +69,7 @@ pub mod daemon;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
+pub mod rbac;
 pub mod service;
 pub mod status;
 pub mod watch;

@@ -57,6 +57,16 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print the least-privilege RBAC (ClusterRole, Role, bindings) for the
+    /// record set ([record] or --presets), from discovery against the cluster.
+    Rbac {
+        /// Namespace of the ServiceAccount and of the leader-election Lease.
+        #[arg(long, default_value = "rewind-system")]
+        namespace: String,
+        /// The ServiceAccount the roles are bound to.
+        #[arg(long, default_value = "rewindd")]
+        service_account: String,
+    },
     /// Print the running daemon's status (from DATA_DIR/status.json).
     Status {
         /// Print the raw JSON.
@@ -92,25 +102,46 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .init();
-            let config = cli.settings.load()?;
+            // A configuration that cannot be read or is invalid stays so
+            // across restarts: the deployment-error status, which the
+            // unit's RestartPreventExitStatus= does not restart on.
+            let config = match cli.settings.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rewindd: {}", rewind_history::report::chain(&e));
+                    return Ok(ExitCode::from(rewind_daemon::admin::EXIT_DEPLOYMENT));
+                }
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(rewind_daemon::service::run(
+            match rt.block_on(rewind_daemon::service::run(
                 config,
                 cli.settings.clone(),
                 shutdown_signal(),
-            ))?;
-            Ok(ExitCode::SUCCESS)
+            )) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                // Restarting would fail the same way: a distinct status
+                // that the unit's RestartPreventExitStatus= names.
+                Err(rewind_daemon::service::ServiceError::Admin(e)) if e.restart_cannot_fix() => {
+                    eprintln!("rewindd: {}", rewind_history::report::chain(&e));
+                    Ok(ExitCode::from(rewind_daemon::admin::EXIT_DEPLOYMENT))
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::Snapshot {
             label,
             wait,
             socket,
         } => {
-            let file = cli.settings.read_file()?;
-            let socket = socket.unwrap_or(file.service.admin_socket);
+            // An explicit socket needs no config file (which members of the
+            // admin group may not be allowed to read).
+            let socket = match socket {
+                Some(s) => s,
+                None => cli.settings.read_file()?.service.admin_socket,
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -138,6 +169,37 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &service.compact,
                 dry_run,
             ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rbac {
+            namespace,
+            service_account,
+        } => {
+            let config = cli.settings.load()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let reads = rt.block_on(async {
+                let client = rewind_daemon::daemon::client(&config.cluster).await?;
+                anyhow::Ok(rewind_daemon::rbac::reads(&client, &config.resource_set).await?)
+            })?;
+            let record_set = if config.presets.is_empty() {
+                "of the configuration's [record] selectors".to_owned()
+            } else {
+                format!("`{}`", config.presets.join(","))
+            };
+            print!(
+                "{}",
+                rewind_daemon::rbac::render(
+                    &reads,
+                    &rewind_daemon::rbac::Names {
+                        namespace,
+                        service_account,
+                        record_set,
+                    }
+                )
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Status {

@@ -18,6 +18,11 @@ pub async fn call(socket: &Path, request: &Request) -> Result<Reply> {
                     path: socket.to_owned(),
                 }
             }
+            std::io::ErrorKind::PermissionDenied => AdminError::Denied {
+                path: socket.to_owned(),
+                group: socket_group(socket),
+                source: e,
+            },
             _ => AdminError::Io {
                 op: "connect",
                 path: socket.to_owned(),
@@ -46,6 +51,13 @@ pub async fn call(socket: &Path, request: &Request) -> Result<Reply> {
         ));
     }
     serde_json::from_str(&reply).map_err(|e| AdminError::Protocol(e.to_string()))
+}
+
+/// The group of the socket, when the caller can see it.
+fn socket_group(socket: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let gid = std::fs::metadata(socket).ok()?.gid();
+    Some(super::group_name(gid).unwrap_or_else(|| gid.to_string()))
 }
 
 /// Asks the daemon for a snapshot.

@@ -47,6 +47,41 @@ pub enum AdminError {
     /// The named group does not exist.
     #[error("admin socket group `{0}` not found in /etc/group")]
     NoSuchGroup(String),
+    /// The daemon may not hand its socket to the configured group: its user
+    /// is not a member and it lacks CAP_CHOWN.
+    #[error(
+        "admin socket {}: cannot give it to group `{group}` (gid {gid}): this process is not a member of that group; run rewindd with that supplementary group (SupplementaryGroups={group} in the systemd unit) or change [service] admin_group",
+        path.display()
+    )]
+    GroupNotPermitted {
+        /// The socket path.
+        path: PathBuf,
+        /// The configured group.
+        group: String,
+        /// Its id.
+        gid: u32,
+        /// The chown error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The caller may not connect to the socket.
+    #[error(
+        "permission denied on admin socket {}: only {} may ask rewindd for snapshots",
+        path.display(),
+        match group {
+            Some(g) => format!("root, the daemon's user and members of group `{g}` (the socket's group)"),
+            None => "root, the daemon's user and members of the socket's group ([service] admin_group), who can also enter its directory".to_owned(),
+        }
+    )]
+    Denied {
+        /// The socket path.
+        path: PathBuf,
+        /// The socket's group, when it could be read.
+        group: Option<String>,
+        /// The connect error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The daemon answered with an error.
     #[error("rewindd: {0}")]
     Remote(String),
@@ -54,6 +89,23 @@ pub enum AdminError {
     #[error("admin protocol: {0}")]
     Protocol(String),
 }
+
+impl AdminError {
+    /// Whether a restart with the same configuration and host setup would
+    /// fail the same way (a missing group, a group the daemon may not use):
+    /// `rewindd run` exits with [`EXIT_DEPLOYMENT`] then, which the unit's
+    /// `RestartPreventExitStatus=` keeps from restarting in a loop.
+    #[must_use]
+    pub fn restart_cannot_fix(&self) -> bool {
+        matches!(self, Self::NoSuchGroup(_) | Self::GroupNotPermitted { .. })
+    }
+}
+
+/// Exit status of `rewindd run` for a deployment error no restart can fix
+/// (`EX_CONFIG` of sysexits.h): a configuration that cannot be read or is
+/// invalid, an admin socket group that is missing or not the daemon's. The
+/// unit names it in `RestartPreventExitStatus=`.
+pub const EXIT_DEPLOYMENT: u8 = 78;
 
 /// Result alias of the admin API.
 pub type Result<T, E = AdminError> = std::result::Result<T, E>;
@@ -121,9 +173,41 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io("chmod"))?;
     if let Some(g) = group {
         let gid = group_id(g)?;
-        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io("chown"))?;
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::PermissionDenied {
+                AdminError::GroupNotPermitted {
+                    path: path.to_owned(),
+                    group: g.to_owned(),
+                    gid,
+                    source,
+                }
+            } else {
+                AdminError::Io {
+                    op: "chown",
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
     }
     Ok(listener)
+}
+
+fn groups() -> Result<Vec<(String, u32)>> {
+    let text = std::fs::read_to_string("/etc/group").map_err(|source| AdminError::Io {
+        op: "read /etc/group",
+        path: PathBuf::from("/etc/group"),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let n = f.next()?;
+            let gid = f.nth(1)?.parse().ok()?;
+            Some((n.to_owned(), gid))
+        })
+        .collect())
 }
 
 /// Looks a group up in `/etc/group` (numeric ids are taken as they are).
@@ -131,20 +215,19 @@ pub fn group_id(name: &str) -> Result<u32> {
     if let Ok(id) = name.parse() {
         return Ok(id);
     }
-    let text = std::fs::read_to_string("/etc/group").map_err(|source| AdminError::Io {
-        op: "read /etc/group",
-        path: PathBuf::from("/etc/group"),
-        source,
-    })?;
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let n = f.next()?;
-            let gid = f.nth(1)?.parse().ok()?;
-            (n == name).then_some(gid)
-        })
-        .next()
+    groups()?
+        .into_iter()
+        .find_map(|(n, gid)| (n == name).then_some(gid))
         .ok_or_else(|| AdminError::NoSuchGroup(name.to_owned()))
+}
+
+/// The name of group `gid` in `/etc/group`, if it has one.
+#[must_use]
+pub fn group_name(gid: u32) -> Option<String> {
+    groups()
+        .ok()?
+        .into_iter()
+        .find_map(|(n, g)| (g == gid).then_some(n))
 }
 
 /// Serves requests until `shutdown`; at most 8 connections at a time.
