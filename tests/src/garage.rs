@@ -108,8 +108,9 @@ pub type Result<T, E = GarageError> = std::result::Result<T, E>;
 pub struct Garage {
     /// Config, metadata, data, log, credentials: removed on drop.
     dir: tempfile::TempDir,
-    /// The one node; its files are the temp dir itself.
-    node: Node,
+    /// The one node; its files are the temp dir itself. Boxed, so a
+    /// `Garage` stays small inside the tests' enums.
+    node: Box<Node>,
     /// The key and bucket the tests use.
     access: Access,
 }
@@ -418,7 +419,7 @@ impl Garage {
             .prefix("rewind-garage-")
             .tempdir()
             .map_err(io("temp dir"))?;
-        let mut node = Node::new(bin, dir.path().to_path_buf())?;
+        let mut node = Box::new(Node::new(bin, dir.path().to_path_buf())?);
         node.write_config(1, &rpc_secret(), &[])?;
         node.spawn()?;
         let id = node.id()?;
@@ -830,6 +831,34 @@ mod tests {
         fn installed(&self) -> PathBuf {
             self.path("target/tools/garage-2.5.0/bin/garage")
         }
+    }
+
+    /// `garage status` as 2.5.0 prints it with one of three nodes down:
+    /// only the rows of the healthy table count.
+    #[test]
+    fn healthy_nodes_are_read_from_the_healthy_table_only() {
+        let status = "\
+==== HEALTHY NODES ====
+ID                Hostname  Address          Tags  Zone  Capacity   DataAvail         ResyncQueue  Version
+09e6ff06c4d8b8ba  vm        127.0.0.1:39101  []    z1    953.7 MiB  43.0 GiB (17.1%)  0            cargo:2.5.0
+424d0bd5c939e34f  vm        127.0.0.1:39100  []    z0    953.7 MiB  43.0 GiB (17.1%)  0            cargo:2.5.0
+
+==== FAILED NODES ====
+ID                Hostname  Tags  Zone  Capacity   Last seen
+9afda32a8ff587e9  vm        []    z2    953.7 MiB  18 seconds ago
+";
+        let ids = ["424d0bd5c939e34f", "09e6ff06c4d8b8ba", "9afda32a8ff587e9"];
+        assert_eq!(
+            healthy_in_status(status, &ids),
+            vec!["424d0bd5c939e34f", "09e6ff06c4d8b8ba"]
+        );
+        assert!(healthy_in_status("", &ids).is_empty());
+        assert_eq!(
+            short_id(
+                "9afda32a8ff587e9c03246159d75cd8ea957b3ccf10a122facdf9e2fe4c61113@127.0.0.1:39102"
+            ),
+            "9afda32a8ff587e9"
+        );
     }
 
     #[test]
