@@ -66,7 +66,8 @@
 //!
 //! # Tools on first use
 //!
-//! [`garage`] starts a real Garage (S3) server for the store tests; the
+//! [`garage`] starts a real Garage (S3) server for the store tests, one
+//! node or a cluster of three (one node can be stopped and started); the
 //! binary is installed on first use at the pinned version into
 //! `target/tools/` when the machine has none. [`setup`] runs the scripts that
 //! build or install such tools (each under its own file lock, so parallel
