@@ -372,7 +372,19 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
     tokio::time::sleep(Duration::from_millis(20)).await;
     g = tokio::task::spawn_blocking(move || {
         g.stop();
-        std::thread::sleep(Duration::from_secs(2));
+        g
+    })
+    .await
+    .unwrap();
+    // The server stays down until an upload has met the outage: on a loaded
+    // machine the second file can finish before the kill lands, and then the
+    // third one starts against the stopped server.
+    let down = std::time::Instant::now();
+    while store.retried() == 0 && down.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    g = tokio::task::spawn_blocking(move || {
         g.restart().unwrap();
         g
     })
