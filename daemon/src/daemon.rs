@@ -106,6 +106,14 @@ pub async fn client(source: &ClusterSource) -> Result<Client> {
             }
         }
     };
+    let mut cfg = cfg;
+    // kube retries a 503, 504 or 429 up to 15 times with waits doubling to
+    // minutes: one aggregated API whose backend is down then holds a
+    // discovery pass for about five minutes, and its group is never named.
+    // Every request of the recorder already retries on its own schedule
+    // (watchers with their backoff, discovery every interval, the cluster
+    // id with backoff), so a failure is reported at once instead.
+    cfg.default_retry = false;
     Client::try_from(cfg).map_err(|e| Error::Kube(e.to_string()))
 }
 
