@@ -22,7 +22,8 @@
 //!   journal, disk accounting, and retention (`rewindd prune`).
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
 //! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
-//! - [`status`]: the status board and `status.json` (`rewindd status`).
+//! - [`status`]: the status board, `status.json` (`rewindd status`), what
+//!   "ready" means (the list of problems) and the writer's heartbeat.
 //!
 //! Resource selection and the store come from `rewind_history`.
 //!

@@ -25,7 +25,11 @@
 //! figure tells what a crash can no longer take back; sealing reads it.
 //!
 //! Journal commits block (fsync), so this runs on its own OS thread rather than
-//! on the async runtime.
+//! on the async runtime. Every turn of its loop (idle ones, at least once a
+//! second, and each retry of a failing commit) beats the board's writer
+//! [`crate::status::Heartbeat`], and returning stops it: readiness,
+//! `/healthz` and the systemd watchdog read it to tell a stuck or dead
+//! writer from a quiet cluster.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

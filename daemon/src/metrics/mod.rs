@@ -152,7 +152,7 @@ pub fn render(src: &Sources) -> String {
         gauge(
             &mut reg,
             "failing_groups",
-            "API groups whose discovery fails",
+            "API groups in the record set whose discovery fails",
             as_i64(u64::try_from(s.failing_groups.len()).unwrap_or(0)),
         );
     }
