@@ -445,6 +445,8 @@ pub struct RunOptions {
     pub rust_log: Option<String>,
     /// Log file for stdout and stderr, appended to; default `<data>/rewindd.log`.
     pub log: Option<PathBuf>,
+    /// Extra environment variables (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, …).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -456,6 +458,7 @@ impl Default for RunOptions {
             discovery_interval_s: Some(5),
             rust_log: Some("warn".into()),
             log: None,
+            env: Vec::new(),
         }
     }
 }
@@ -524,6 +527,7 @@ impl Rewindd {
         if let Some(filter) = &opts.rust_log {
             cmd.env("RUST_LOG", filter);
         }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(file2))
@@ -652,9 +656,11 @@ impl Rewindd {
         .await
     }
 
-    /// `rewindd status`, the operator's view, as printed.
+    /// `rewindd status --verbose`, the operator's view (the ready line, then
+    /// the journal and every type), as printed; an error when not ready.
     pub async fn status_text(&self) -> Result<String> {
-        self.command("rewindd status", &["status"]).await
+        self.command("rewindd status", &["status", "--verbose"])
+            .await
     }
 
     /// `rewindd status` whatever its exit: the exit code (`None` when

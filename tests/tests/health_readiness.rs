@@ -13,7 +13,10 @@
 //! - an identity whose RBAC forbids one selected type: not ready, the type
 //!   named;
 //! - the same record set with a read-only identity: ready, `rewindd status`
-//!   one `ready:` line and exit 0.
+//!   one `ready:` line and exit 0;
+//! - started as systemd starts it (`NOTIFY_SOCKET`, `WATCHDOG_USEC`) with
+//!   the apiserver unreachable: `READY=1`, then `WATCHDOG=1` every half
+//!   period all along (no restart storm while the apiserver is down).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,11 +40,34 @@ fn config(data: &Path, kubeconfig: &Path, extra: &str) -> DaemonConfig {
 }
 
 fn start(cfg: &DaemonConfig) -> Rewindd {
+    start_with(cfg, Vec::new())
+}
+
+fn start_with(cfg: &DaemonConfig, env: Vec<(String, String)>) -> Rewindd {
     cfg.start(&RunOptions {
         rust_log: Some("info".into()),
+        env,
         ..RunOptions::default()
     })
     .unwrap()
+}
+
+/// A kubeconfig for a loopback port nothing listens on.
+fn dead_kubeconfig(dir: &Path) -> std::path::PathBuf {
+    let port = free_port().unwrap();
+    let kc = dir.join("dead.kubeconfig");
+    let ca = wrong_ca_pem(&dir.join("pki"));
+    std::fs::write(
+        &kc,
+        rewind_restore::localplane::render_kubeconfig(
+            &format!("https://127.0.0.1:{port}"),
+            &ca,
+            "nobody",
+            "token",
+        ),
+    )
+    .unwrap();
+    kc
 }
 
 fn deadline() -> Instant {
@@ -123,20 +149,7 @@ fn wrong_ca_pem(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_unreachable_apiserver_at_start_is_not_ready() {
     let dir = tempfile::tempdir().unwrap();
-    // A loopback port nothing listens on.
-    let port = free_port().unwrap();
-    let kc = dir.path().join("dead.kubeconfig");
-    let ca = wrong_ca_pem(&dir.path().join("pki"));
-    std::fs::write(
-        &kc,
-        rewind_restore::localplane::render_kubeconfig(
-            &format!("https://127.0.0.1:{port}"),
-            &ca,
-            "nobody",
-            "token",
-        ),
-    )
-    .unwrap();
+    let kc = dead_kubeconfig(dir.path());
     let cfg = config(&dir.path().join("data"), &kc, "");
     let mut d = start(&cfg);
     assert_not_ready(&mut d, "apiserver unreachable: ", &["onnection refused"]).await;
@@ -275,4 +288,47 @@ async fn health_readonly_identity_becomes_ready() {
     let s = d.status().unwrap();
     assert!(s.types.values().all(|t| t.listed), "{:?}", s.types);
     assert!(s.journal.writer_beat_ms.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_watchdog_stays_fed_while_the_apiserver_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let sock_path = dir.path().join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&sock_path).unwrap();
+    let cfg = config(&dir.path().join("data"), &kc, "");
+    // A 1 s watchdog: rewindd pings every 500 ms while it should.
+    let mut d = start_with(
+        &cfg,
+        vec![
+            ("NOTIFY_SOCKET".into(), sock_path.display().to_string()),
+            ("WATCHDOG_USEC".into(), "1000000".into()),
+        ],
+    );
+    assert_not_ready(&mut d, "apiserver unreachable: ", &[]).await;
+    let mut ready = false;
+    let mut buf = vec![0u8; 4096];
+    // What was sent so far (READY=1 first); then count fresh pings only.
+    while let Ok(n) = sock.try_recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        ready |= msg.lines().any(|l| l == "READY=1");
+    }
+    let mut pings = 0;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), sock.recv(&mut buf)).await
+        else {
+            continue;
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        ready |= msg.lines().any(|l| l == "READY=1");
+        pings += msg.lines().filter(|l| *l == "WATCHDOG=1").count();
+    }
+    d.check_running().unwrap();
+    assert!(ready, "READY=1 was sent");
+    assert!(
+        pings >= 6,
+        "the watchdog is fed while the apiserver is down: {pings} pings in 5 s"
+    );
+    assert_not_ready(&mut d, "apiserver unreachable: ", &[]).await;
 }
