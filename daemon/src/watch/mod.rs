@@ -172,11 +172,15 @@ impl Supervisor {
                     }
                     self.ctx.board.update(|s| {
                         s.apiserver = None;
-                        s.discovered_at_ms = Some(now_ms());
                         s.failing_groups = covered;
                         s.other_failing_groups = other;
                     });
                     self.reconcile(&d, &cancel).await;
+                    // After reconcile put every selected type on the board:
+                    // a discovered plane never looks ready with no types.
+                    self.ctx
+                        .board
+                        .update(|s| s.discovered_at_ms = Some(now_ms()));
                     last_group_error.clear();
                 }
                 Err(e) => {
@@ -290,6 +294,13 @@ impl Supervisor {
                 continue;
             }
             let rtype = Arc::new(t);
+            // On the board before its task runs: not listed yet.
+            self.ctx
+                .board
+                .update_type(&tk, &rtype.api_version(), &rtype.kind, |s| {
+                    s.state = WatchState::Starting;
+                    s.listed = false;
+                });
             let child = cancel.child_token();
             let handle = tokio::spawn(watcher::watch_type(
                 self.ctx.clone(),
