@@ -106,14 +106,25 @@ pub async fn client(source: &ClusterSource) -> Result<Client> {
             }
         }
     };
+    let mut cfg = cfg;
+    // kube retries a 503, 504 or 429 up to 15 times with waits doubling to
+    // minutes: one aggregated API whose backend is down then holds a
+    // discovery pass for about five minutes, and its group is never named.
+    // Every request of the recorder already retries on its own schedule
+    // (watchers with their backoff, discovery every interval, the cluster
+    // id with backoff), so a failure is reported at once instead.
+    cfg.default_retry = false;
     Client::try_from(cfg).map_err(|e| Error::Kube(e.to_string()))
 }
 
 /// The cluster id: configured, else the uid of `kube-system` (as Rancher
-/// Backups names its files). Retries until it is known or `cancel`.
+/// Backups names its files). Retries with backoff until it is known or
+/// `cancel`; meanwhile the board says why the apiserver cannot be used
+/// (unreachable, TLS, an API error), and each new reason is logged.
 async fn cluster_id(
     client: &Client,
     configured: Option<&String>,
+    board: &Board,
     cancel: &CancellationToken,
 ) -> Option<String> {
     if let Some(id) = configured {
@@ -121,19 +132,23 @@ async fn cluster_id(
     }
     let api: Api<Namespace> = Api::all(client.clone());
     let mut backoff = Duration::from_millis(200);
-    let mut logged = false;
+    let mut last: Option<String> = None;
     loop {
         match api.get("kube-system").await {
             Ok(ns) => {
+                board.update(|s| s.apiserver = None);
                 if let Some(uid) = ns.metadata.uid {
                     return Some(uid);
                 }
             }
-            Err(e) if !logged => {
-                warn!(error = %e, "cannot read kube-system's uid for the cluster id; retrying (or set cluster.id)");
-                logged = true;
+            Err(e) => {
+                let problem = crate::status::apiserver_problem(&e);
+                if last.as_deref() != Some(problem.as_str()) {
+                    warn!(error = %problem, retry_in_ms = backoff.as_millis(), "cannot read kube-system's uid for the cluster id; retrying with backoff (or set cluster.id)");
+                    last = Some(problem.clone());
+                }
+                board.update(|s| s.apiserver = Some(problem));
             }
-            Err(_) => {}
         }
         tokio::select! {
             () = cancel.cancelled() => return None,
@@ -281,7 +296,7 @@ impl Recorder {
 
         let mut shutdown = std::pin::pin!(shutdown);
         let cid = tokio::select! {
-            id = cluster_id(&client, config.cluster_id.as_ref(), &cancel) => id,
+            id = cluster_id(&client, config.cluster_id.as_ref(), &board, &cancel) => id,
             () = &mut shutdown => None,
         };
         let Some(cid) = cid else {

@@ -23,7 +23,8 @@
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
 //! - [`rbac`]: the least-privilege RBAC for a record set (`rewindd rbac`).
 //! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
-//! - [`status`]: the status board and `status.json` (`rewindd status`).
+//! - [`status`]: the status board, `status.json` (`rewindd status`), what
+//!   "ready" means (the list of problems) and the writer's heartbeat.
 //!
 //! Resource selection and the store come from `rewind_history`.
 //!

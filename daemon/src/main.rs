@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use rewind_daemon::config::{ServiceSettings, Settings};
-use rewind_daemon::status::{read_status, render, status_path};
+use rewind_daemon::status::{problems_at, read_status, render, render_details, status_path};
 use rewind_history::now_ms;
 
 // jemalloc returns freed memory to the OS by itself (decay, purged by a
@@ -67,11 +67,16 @@ enum Command {
         #[arg(long, default_value = "rewindd")]
         service_account: String,
     },
-    /// Print the running daemon's status (from DATA_DIR/status.json).
+    /// Whether the running daemon records (from DATA_DIR/status.json): one
+    /// `ready: …` line and exit 0, or one `not ready: …` line per problem
+    /// and exit 1; exit 3 when it never ran.
     Status {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+        /// Also print the journal, the failing groups and every type.
+        #[arg(long, short)]
+        verbose: bool,
         /// Seconds after which an unchanged status file means the daemon is not running.
         #[arg(long, default_value_t = 10)]
         stale_after_s: u64,
@@ -204,6 +209,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status {
             json,
+            verbose,
             stale_after_s,
         } => {
             let dir = cli.settings.data_dir()?;
@@ -224,12 +230,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{}", render(&status, now, stale_ms));
+                if verbose {
+                    print!("{}", render_details(&status, now));
+                }
             }
-            let stale = now.saturating_sub(status.written_at_ms) > stale_ms;
-            Ok(if stale || !status.healthy() {
-                ExitCode::from(1)
-            } else {
+            Ok(if problems_at(&status, now, stale_ms).is_empty() {
                 ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             })
         }
     }

@@ -25,7 +25,11 @@
 //! figure tells what a crash can no longer take back; sealing reads it.
 //!
 //! Journal commits block (fsync), so this runs on its own OS thread rather than
-//! on the async runtime.
+//! on the async runtime. Every turn of its loop (idle ones, at least once a
+//! second, and each retry of a failing commit) beats the board's writer
+//! [`crate::status::Heartbeat`], and returning stops it: readiness,
+//! `/healthz` and the systemd watchdog read it to tell a stuck or dead
+//! writer from a quiet cluster.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,6 +182,11 @@ impl Writer {
     pub fn run(mut self, rt: Handle, mut rx: mpsc::Receiver<Msg>) -> Option<Journal> {
         // Timers are created on this thread: they need the runtime's context.
         let _context = rt.enter();
+        // Every turn of the loop beats, idle or not; returning (or
+        // unwinding) stops the heartbeat. The watchdog and readiness read it.
+        let heartbeat = self.board.writer_heartbeat();
+        let _stop = crate::status::StopOnDrop(Arc::clone(&heartbeat));
+        heartbeat.beat();
         if let Some(j) = &self.journal {
             let next = j.next_seq();
             self.board.update(|s| s.journal.next_seq = next);
@@ -185,6 +194,7 @@ impl Writer {
         }
         self.update_size(true);
         loop {
+            heartbeat.beat();
             // An idle journal still refreshes its size: the last commit's
             // size check may have run before the journal wrote the batch out, and
             // `journal_bytes` must not stay stale while nothing changes.
@@ -251,7 +261,11 @@ impl Writer {
     fn commit_until_durable(&mut self, rt: &Handle, msgs: &[Msg]) {
         let mut backoff = Duration::from_millis(100);
         let mut logged: Option<String> = None;
+        let heartbeat = self.board.writer_heartbeat();
         loop {
+            // A retry is progress too: the writer is alive and working on
+            // the journal, which a restart would not fix faster.
+            heartbeat.beat();
             let started = Instant::now();
             let result = self
                 .check_space(msgs)
@@ -517,5 +531,48 @@ mod tests {
         assert_eq!(s.journal.next_seq, 51);
         assert_eq!(*durable.borrow(), 51, "every event published durable");
         assert_eq!(s.types["configmaps"].events, 50);
+    }
+
+    #[test]
+    fn an_idle_writer_keeps_beating_and_stops_its_heartbeat_on_return() {
+        use crate::status::Beat;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), &JournalOptions::default()).unwrap();
+        let board = Board::new();
+        let hb = board.writer_heartbeat();
+        assert_eq!(hb.state(), Beat::NotStarted);
+        let w = Writer::new(
+            j,
+            Ingestor::new("c".into(), HashMap::new()).unwrap(),
+            WriterOptions {
+                flush_interval: Duration::from_millis(5),
+                max_events: 7,
+            },
+            board.clone(),
+            None,
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel::<Msg>(4);
+        let handle = rt.handle().clone();
+        let thread = std::thread::spawn(move || w.run(handle, rx));
+        // Nothing arrives for three idle periods: the writer still turns.
+        for _ in 0..6 {
+            std::thread::sleep(SIZE_REFRESH / 2);
+            match hb.state() {
+                Beat::Alive(age) => {
+                    assert!(age <= SIZE_REFRESH * 2, "idle writer silent for {age:?}")
+                }
+                other => panic!("writer not beating: {other:?}"),
+            }
+        }
+        drop(tx);
+        thread.join().unwrap().unwrap();
+        assert_eq!(hb.state(), Beat::Stopped);
+        assert!(board.snapshot().journal.writer_stopped);
     }
 }

@@ -445,6 +445,8 @@ pub struct RunOptions {
     pub rust_log: Option<String>,
     /// Log file for stdout and stderr, appended to; default `<data>/rewindd.log`.
     pub log: Option<PathBuf>,
+    /// Extra environment variables (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, …).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -456,6 +458,7 @@ impl Default for RunOptions {
             discovery_interval_s: Some(5),
             rust_log: Some("warn".into()),
             log: None,
+            env: Vec::new(),
         }
     }
 }
@@ -524,6 +527,7 @@ impl Rewindd {
         if let Some(filter) = &opts.rust_log {
             cmd.env("RUST_LOG", filter);
         }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(file2))
@@ -652,28 +656,56 @@ impl Rewindd {
         .await
     }
 
-    /// `rewindd status`, the operator's view, as printed.
+    /// `rewindd status --verbose`, the operator's view (the ready line, then
+    /// the journal and every type), as printed; an error when not ready.
     pub async fn status_text(&self) -> Result<String> {
-        self.command("rewindd status", &["status"]).await
+        self.command("rewindd status", &["status", "--verbose"])
+            .await
     }
 
-    /// `GET /metrics`, the Prometheus text.
-    pub async fn metrics(&self) -> Result<String> {
+    /// `rewindd status` whatever its exit: the exit code (`None` when
+    /// killed by a signal) and stdout.
+    pub async fn status_exit(&self) -> Result<(Option<i32>, String)> {
+        let out = tokio::process::Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("status")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io("running rewindd status"))?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    /// `GET path` on the metrics address: the HTTP status code and body.
+    pub async fn http_get(&self, path: &str) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.metrics_addr.as_deref().ok_or(Error::NoMetrics)?;
         let mut s = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(io("connecting to /metrics"))?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .map_err(io(format!("connecting to {path}")))?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
             .await
-            .map_err(io("asking for /metrics"))?;
+            .map_err(io(format!("asking for {path}")))?;
         let mut out = String::new();
         s.read_to_string(&mut out)
             .await
-            .map_err(io("reading /metrics"))?;
-        Ok(out
-            .split_once("\r\n\r\n")
-            .map_or(out.clone(), |(_, body)| body.to_owned()))
+            .map_err(io(format!("reading {path}")))?;
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok((code, body.to_owned()))
+    }
+
+    /// `GET /metrics`, the Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        self.http_get("/metrics").await.map(|(_, body)| body)
     }
 }
 

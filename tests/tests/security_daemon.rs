@@ -224,6 +224,7 @@ async fn private_files_no_secret_in_outputs_or_store_and_tamper_refused() {
         .arg("--data-dir")
         .arg(&data)
         .arg("status")
+        .arg("--verbose")
         .stderr(Stdio::piped())
         .output()
         .unwrap();

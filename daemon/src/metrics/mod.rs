@@ -4,9 +4,15 @@
 //! board of the watchers and journal, and the compactor's counters), so no
 //! metric can go stale or drift from what `rewindd status` shows.
 //!
-//! - `/healthz`: 200 while the daemon runs (liveness).
-//! - `/readyz`: 200 when the journal commits, no watcher is failing and the
-//!   local disk budget is not exceeded; 503 with the reason otherwise.
+//! - `/healthz`: liveness: 200 while the process serves and the journal
+//!   writer thread runs and turns its loop; 503 with the reason once the
+//!   writer stopped or is stuck (see [`crate::status::Heartbeat`]).
+//! - `/readyz`: 200 `ready` when the daemon records: every problem of
+//!   [`crate::status::StatusFile::problems`] absent (apiserver answers,
+//!   discovery of every group in the record set succeeds, every selected
+//!   type listed and watching, the journal commits, the writer alive) and
+//!   the local disk budget not exceeded; otherwise 503 with one
+//!   `not ready: …` line per problem.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +29,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::compact::CompactStats;
-use crate::status::{Board, WatchState};
+use crate::status::{Beat, Board, WRITER_STUCK_AFTER, WatchState};
 
 /// Errors of the metrics endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +152,7 @@ pub fn render(src: &Sources) -> String {
         gauge(
             &mut reg,
             "failing_groups",
-            "API groups whose discovery fails",
+            "API groups in the record set whose discovery fails",
             as_i64(u64::try_from(s.failing_groups.len()).unwrap_or(0)),
         );
     }
@@ -261,26 +267,45 @@ pub fn render(src: &Sources) -> String {
     out
 }
 
-/// Whether the daemon is ready, and why not.
-pub fn readiness(src: &Sources) -> Result<(), String> {
+/// Every reason the daemon is not ready; empty when it is.
+#[must_use]
+pub fn readiness(src: &Sources) -> Vec<String> {
+    let mut out = Vec::new();
     if let Some(board) = &src.board {
         let s = board.snapshot();
-        if !s.journal.healthy {
-            return Err(format!("journal: {}", s.journal.error.unwrap_or_default()));
-        }
-        if let Some((t, st)) = s.types.iter().find(|(_, t)| t.state == WatchState::Failing) {
-            return Err(format!(
-                "watcher {t} failing: {}",
-                st.reason.clone().unwrap_or_default()
-            ));
-        }
+        out.extend(s.problems(s.written_at_ms));
     }
     if let Some(c) = &src.compact
         && c.over_budget.load(std::sync::atomic::Ordering::Relaxed)
     {
-        return Err("disk budget exceeded: the store is not taking data".into());
+        out.push("disk budget exceeded: the store is not taking data".into());
     }
-    Ok(())
+    out
+}
+
+/// Whether the process is alive: the journal writer thread has not stopped
+/// and is not stuck ([`WRITER_STUCK_AFTER`]). A writer not started yet (the
+/// recorder waits for the cluster) is alive: restarting would not help.
+pub fn liveness(src: &Sources) -> Result<(), String> {
+    let Some(board) = &src.board else {
+        return Ok(());
+    };
+    match board.writer_heartbeat().state() {
+        Beat::NotStarted => Ok(()),
+        Beat::Alive(age) if age <= WRITER_STUCK_AFTER => Ok(()),
+        Beat::Alive(age) => Err(format!(
+            "journal writer stuck: no progress for {}s",
+            age.as_secs()
+        )),
+        Beat::Stopped => Err("journal writer thread stopped".into()),
+    }
+}
+
+fn problems_text(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("not ready: {p}\n"))
+        .collect()
 }
 
 /// Binds `addr` (loopback only) and serves until `shutdown`.
@@ -305,16 +330,23 @@ pub async fn serve(
                 )
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(|State(s): State<Sources>| async move {
+                match liveness(&s) {
+                    Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(|State(s): State<Sources>| async move {
-                match readiness(&s) {
-                    Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-                    Err(why) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("not ready: {why}\n"),
-                    ),
+                let problems = readiness(&s);
+                if problems.is_empty() {
+                    (StatusCode::OK, "ready\n".to_owned())
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, problems_text(&problems))
                 }
             }),
         )

@@ -7,8 +7,13 @@
 //! - **Readiness**: `READY=1` once the journal is open, the compactor runs
 //!   and the admin socket listens (`Type=notify`).
 //! - **Watchdog**: when systemd sets `WATCHDOG_USEC`, `WATCHDOG=1` every
-//!   half period, but only while the journal commits, so a wedged journal
-//!   gets the daemon restarted.
+//!   half period while the journal writer thread makes progress: it turns
+//!   its loop at least once a second, idle or not, and each retry of a
+//!   failing commit is a turn (see [`feed_watchdog`]). A writer that is
+//!   stuck (no turn for [`crate::status::WRITER_STUCK_AFTER`]) or has
+//!   stopped gets the daemon restarted. An apiserver that is down, or not
+//!   reached yet at start, does not: the writer keeps turning (or has not
+//!   started), and a restart would only relist everything once it is back.
 //! - **SIGTERM/SIGINT**: watchers stop, the writer commits what is queued,
 //!   then the compactor seals every durable event and makes one bounded
 //!   attempt to store it; exit 0. Nothing sealed is lost if the store is
@@ -32,6 +37,7 @@ use crate::compact::{CompactError, Compactor, prune};
 use crate::config::Config;
 use crate::daemon::{Hooks, Recorder};
 use crate::metrics::Sources;
+use crate::status::{Beat, WRITER_STUCK_AFTER};
 
 /// Errors of the service wrapper.
 #[derive(Debug, thiserror::Error)]
@@ -153,24 +159,41 @@ pub async fn run(
     }
 }
 
+/// The watchdog's rule: feed while the writer turns its loop, or before
+/// it starts (the recorder is waiting for the cluster, which a restart
+/// would not bring); withhold once it is stuck or stopped.
+#[must_use]
+pub fn feed_watchdog(beat: Beat) -> bool {
+    match beat {
+        Beat::NotStarted => true,
+        Beat::Alive(age) => age <= WRITER_STUCK_AFTER,
+        Beat::Stopped => false,
+    }
+}
+
 async fn watchdog(src: Sources, stop: CancellationToken) {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };
+    let Some(board) = src.board else {
+        return;
+    };
+    let heartbeat = board.writer_heartbeat();
     let mut tick = tokio::time::interval(period / 2);
+    let mut withheld = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let journal_ok = src
-            .board
-            .as_ref()
-            .is_none_or(|b| b.snapshot().journal.healthy);
-        if journal_ok {
+        let beat = heartbeat.state();
+        if feed_watchdog(beat) {
+            if std::mem::take(&mut withheld) {
+                tracing::info!("journal writer turns again: feeding the systemd watchdog");
+            }
             notify(&[sd_notify::NotifyState::Watchdog]);
-        } else {
-            tracing::warn!("journal unhealthy: withholding the systemd watchdog ping");
+        } else if !std::mem::replace(&mut withheld, true) {
+            tracing::error!(writer = ?beat, "journal writer stuck or stopped: withholding the systemd watchdog ping");
         }
     }
 }
@@ -226,5 +249,47 @@ async fn prune_loop(
             }
             Err(e) => tracing::warn!(error = %e, "prune could not list the store"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Heartbeat;
+
+    #[test]
+    fn the_watchdog_is_fed_by_the_writer_turning_not_by_the_process() {
+        let hb = Heartbeat::default();
+        assert!(
+            feed_watchdog(hb.state()),
+            "before the writer starts (waiting for an unreachable apiserver): fed"
+        );
+        hb.beat();
+        assert!(matches!(hb.state(), Beat::Alive(_)));
+        assert!(feed_watchdog(hb.state()), "a writer that just turned: fed");
+        assert!(feed_watchdog(Beat::Alive(WRITER_STUCK_AFTER)));
+        assert!(
+            !feed_watchdog(Beat::Alive(WRITER_STUCK_AFTER + Duration::from_millis(1))),
+            "a writer stuck past the limit: withheld"
+        );
+        hb.stop();
+        assert_eq!(hb.state(), Beat::Stopped);
+        assert!(!feed_watchdog(hb.state()), "a stopped writer: withheld");
+        hb.beat();
+        assert_eq!(hb.state(), Beat::Stopped, "a stopped writer stays stopped");
+    }
+
+    #[test]
+    fn a_writer_thread_that_returns_or_unwinds_stops_its_heartbeat() {
+        let hb = std::sync::Arc::new(Heartbeat::default());
+        let h = std::sync::Arc::clone(&hb);
+        let t = std::thread::spawn(move || {
+            let _stop = crate::status::StopOnDrop(std::sync::Arc::clone(&h));
+            h.beat();
+            panic!("writer dies");
+        });
+        assert!(t.join().is_err());
+        assert_eq!(hb.state(), Beat::Stopped);
+        assert!(!feed_watchdog(hb.state()));
     }
 }

@@ -36,6 +36,9 @@ pub struct Discovered {
     pub complete_groups: BTreeSet<String>,
     /// Groups with a failing version, with the error.
     pub failed_groups: BTreeMap<String, String>,
+    /// Failing group versions (`group/version`, `v1` for core), with the
+    /// error.
+    pub failed_versions: BTreeMap<String, String>,
     /// What `/readyz` said just before the group list was read. Asked
     /// first: a server ready before the list lists every group.
     pub ready: Readiness,
@@ -99,6 +102,7 @@ pub async fn discover(client: &Client) -> Result<Discovered> {
                 core_ok = false;
                 d.failed_groups
                     .insert("core".to_owned(), format!("{v}: {e}"));
+                d.failed_versions.insert(v.clone(), e.to_string());
             }
         }
     }
@@ -126,6 +130,7 @@ pub async fn discover(client: &Client) -> Result<Discovered> {
                 Err(e) => {
                     ok = false;
                     d.failed_groups.insert(g.name.clone(), format!("{gv}: {e}"));
+                    d.failed_versions.insert(gv, e.to_string());
                 }
             }
         }

@@ -63,6 +63,29 @@ pub fn choose_types(
     out
 }
 
+/// Splits the group versions discovery failed on into the groups `set`
+/// covers (their types go unrecorded: not ready) and the others, each
+/// keyed by group (`core` for the core group) with `group/version: error`.
+#[must_use]
+pub fn failing_groups(
+    d: &Discovered,
+    set: &ResourceSet,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut covered = BTreeMap::new();
+    let mut other = BTreeMap::new();
+    for (gv, e) in &d.failed_versions {
+        let group = gv.split_once('/').map_or("core", |(g, _)| g).to_owned();
+        let line = format!("{gv}: {e}");
+        if set.covers_api_version(gv) {
+            other.remove(&group);
+            covered.insert(group, line);
+        } else if !covered.contains_key(&group) {
+            other.insert(group, line);
+        }
+    }
+    (covered, other)
+}
+
 /// The supervisor of all watchers.
 pub struct Supervisor {
     ctx: WatchCtx,
@@ -143,21 +166,31 @@ impl Supervisor {
         while !cancel.is_cancelled() {
             match discovery::discover(&self.ctx.client).await {
                 Ok(d) => {
+                    let (covered, other) = failing_groups(&d, &self.set);
+                    for (g, e) in &covered {
+                        warn!(group = %g, error = %e, "discovery of a recorded group fails; its types are not recorded");
+                    }
+                    self.ctx.board.update(|s| {
+                        s.apiserver = None;
+                        s.failing_groups = covered;
+                        s.other_failing_groups = other;
+                    });
+                    self.reconcile(&d, &cancel).await;
+                    // After reconcile put every selected type on the board:
+                    // a discovered plane never looks ready with no types.
                     self.ctx
                         .board
-                        .update(|s| s.failing_groups = d.failed_groups.clone());
-                    self.reconcile(&d, &cancel).await;
+                        .update(|s| s.discovered_at_ms = Some(now_ms()));
                     last_group_error.clear();
                 }
                 Err(e) => {
-                    let msg = e.to_string();
-                    if msg != last_group_error {
-                        warn!(error = %msg, "discovery failed; retrying");
-                        last_group_error = msg.clone();
+                    let discovery::Error::Groups(source) = &e;
+                    let problem = crate::status::apiserver_problem(source);
+                    if problem != last_group_error {
+                        warn!(error = %problem, "discovery failed; retrying");
+                        last_group_error.clone_from(&problem);
                     }
-                    self.ctx.board.update(|s| {
-                        s.failing_groups.insert("*".into(), msg);
-                    });
+                    self.ctx.board.update(|s| s.apiserver = Some(problem));
                 }
             }
             let has_updates = updates.is_some();
@@ -261,6 +294,13 @@ impl Supervisor {
                 continue;
             }
             let rtype = Arc::new(t);
+            // On the board before its task runs: not listed yet.
+            self.ctx
+                .board
+                .update_type(&tk, &rtype.api_version(), &rtype.kind, |s| {
+                    s.state = WatchState::Starting;
+                    s.listed = false;
+                });
             let child = cancel.child_token();
             let handle = tokio::spawn(watcher::watch_type(
                 self.ctx.clone(),
@@ -329,5 +369,39 @@ async fn watch_crds(client: kube::Client, poke: Arc<Notify>, cancel: Cancellatio
                 Some(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rewind_history::select::ResourceSelector;
+
+    #[test]
+    fn only_failing_groups_the_set_covers_count() {
+        let set = ResourceSet::compile(
+            &[ResourceSelector {
+                api_version: "metrics.k8s.io/v1beta1".into(),
+                ..ResourceSelector::default()
+            }],
+            "test",
+        )
+        .unwrap();
+        let mut d = Discovered::default();
+        d.failed_versions
+            .insert("metrics.k8s.io/v1beta1".into(), "503".into());
+        d.failed_versions
+            .insert("custom.metrics.k8s.io/v1beta2".into(), "503".into());
+        let (covered, other) = failing_groups(&d, &set);
+        assert_eq!(
+            covered.keys().collect::<Vec<_>>(),
+            ["metrics.k8s.io"],
+            "{covered:?}"
+        );
+        assert!(covered["metrics.k8s.io"].contains("503"));
+        assert_eq!(other.keys().collect::<Vec<_>>(), ["custom.metrics.k8s.io"]);
+        let (all, none) = failing_groups(&d, &ResourceSet::everything());
+        assert_eq!(all.len(), 2);
+        assert!(none.is_empty());
     }
 }

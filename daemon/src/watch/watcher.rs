@@ -265,6 +265,9 @@ pub async fn watch_type(
         });
     };
     set_state(WatchState::Starting, None);
+    // A new watcher (start, reload, a changed version) lists first.
+    ctx.board
+        .update_type(&tk, &av, &rtype.kind, |t| t.listed = false);
     info!(rtype = %tk, version = %rtype.version, selectors = sel.selector_count(), "watching");
     let stream = watcher::watcher(api.clone(), watcher::Config::default()).backoff(backoff());
     let mut stream = std::pin::pin!(stream);
@@ -383,6 +386,8 @@ pub async fn watch_type(
                     .await;
                 relisting = false;
                 set_state(WatchState::Watching, None);
+                ctx.board
+                    .update_type(&tk, &av, &rtype.kind, |t| t.listed = true);
                 sent
             }
         };

@@ -396,6 +396,17 @@ impl ResourceSet {
         self.selectors.is_empty()
     }
 
+    /// Whether a selector may cover types of `api_version` (`group/version`,
+    /// or `v1` for the core group): one naming it, or one of every version.
+    /// A group version the server fails to describe holds types this set
+    /// would record when this is true.
+    #[must_use]
+    pub fn covers_api_version(&self, api_version: &str) -> bool {
+        self.selectors
+            .iter()
+            .any(|s| s.api_version.as_deref().is_none_or(|v| v == api_version))
+    }
+
     /// The selection for type `t`, or `None` if no selector covers it.
     #[must_use]
     pub fn for_type(&self, t: &ResourceType) -> Option<TypeSelection> {
