@@ -99,7 +99,14 @@ async fn verify_names_the_damaged_file_and_block() {
     );
     store.delete_segment(&segs[2]).await.unwrap();
     let report = verify_store(&store, &[]).await.unwrap();
-    assert_eq!(report.gaps, vec![Gap { from: 601, to: 900 }]);
+    assert_eq!(
+        report.gaps,
+        vec![Gap {
+            from: 601,
+            to: 900,
+            lineage: None
+        }]
+    );
     assert!(report.to_text().contains("GAP events 601..=900"));
     assert!(problems_of(&report, &snaps[0].data_key()).contains("missing"));
 }
