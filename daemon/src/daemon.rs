@@ -111,7 +111,7 @@ pub async fn client(source: &ClusterSource) -> Result<Client> {
 
 /// The cluster id: configured, else the uid of `kube-system` (as Rancher
 /// Backups names its files). Retries until it is known or `cancel`.
-async fn cluster_id(
+pub(crate) async fn cluster_id(
     client: &Client,
     configured: Option<&String>,
     cancel: &CancellationToken,
@@ -222,6 +222,30 @@ impl Recorder {
             resource_set_rx,
             ignore,
         })
+    }
+
+    /// The journal's lineage, its next seq, and whether it never recorded
+    /// anything.
+    pub fn journal_lineage(&self) -> Result<(Option<String>, u64, bool)> {
+        Ok((
+            self.journal.lineage()?,
+            self.journal.next_seq(),
+            self.journal.is_new()?,
+        ))
+    }
+
+    /// Records that the journal continues lineage `id`.
+    pub fn set_lineage(&mut self, id: &str) -> Result<()> {
+        Ok(self.journal.set_lineage(id)?)
+    }
+
+    /// Starts the (new) journal as lineage `id` at `first_seq`.
+    pub fn begin_lineage(&mut self, id: &str, first_seq: u64) -> Result<()> {
+        self.journal.begin_lineage(id, first_seq)?;
+        let next = self.journal.next_seq();
+        self.durable.send_replace(next);
+        self.board.update(|s| s.journal.next_seq = next);
+        Ok(())
     }
 
     /// The status board.

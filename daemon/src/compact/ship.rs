@@ -4,6 +4,11 @@
 //! ([`Trimmer`]); after every attempt the disk budget is recomputed
 //! ([`DiskAccount`]).
 //!
+//! Files go into the lineage `progress.json` names, each segment naming
+//! the previous one's digest. A lineage that starts fresh ships a snapshot
+//! first: its segments wait until one is folded, so the lineage never
+//! depends on another history's state.
+//!
 //! A store that is down only delays shipping: files wait locally, the
 //! journal keeps its events, and the disk budget warns.
 
@@ -12,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use rewind_format::{Limits, SegmentReader};
-use rewind_history::store::{SegmentMeta, SnapshotMeta, Store};
+use rewind_history::store::{Chain, SegmentMeta, SnapshotMeta, Store};
 
 use super::disk::DiskAccount;
 use super::error::Result;
@@ -97,6 +102,13 @@ impl Shipper {
 
     async fn ship_pending(&self) -> Result<()> {
         let files = self.ledger.files();
+        if self.ledger.progress().snapshot_first {
+            if !self.ship_snapshots().await? {
+                tracing::debug!("new lineage: segments wait for its first snapshot");
+                return Ok(());
+            }
+            self.ledger.update(|p| p.snapshot_first = false)?;
+        }
         let segments = files.segments()?;
         for (first, last, _) in segments {
             let p = self.ledger.progress();
@@ -117,20 +129,36 @@ impl Shipper {
                 events: header.event_count,
                 encrypted,
             };
-            self.store.put_segment(meta, data).await?;
+            let chain = Chain {
+                lineage: p.lineage.clone(),
+                prev_sha256: p.prev_sha256.clone(),
+            };
+            let entry = self.store.put_segment_in(meta, data, chain).await?;
             self.ledger.update(|p| {
                 p.shipped_upto = last;
                 p.untrimmed.push((last, header.max_time_ms));
+                if p.lineage.is_some() {
+                    p.prev_sha256 = Some(entry.sha256.clone());
+                }
             })?;
             self.stats.segments_shipped.fetch_add(1, Ordering::Relaxed);
         }
-        let unstored: Vec<LocalSnapshot> = self
-            .ledger
-            .progress()
+        self.ship_snapshots().await?;
+        self.remove_stored()?;
+        self.trimmer.trim()?;
+        Ok(())
+    }
+
+    /// Stores every unstored local snapshot; returns whether any was.
+    async fn ship_snapshots(&self) -> Result<bool> {
+        let files = self.ledger.files();
+        let progress = self.ledger.progress();
+        let unstored: Vec<LocalSnapshot> = progress
             .snapshots
             .into_iter()
             .filter(|s| s.stored_id.is_none())
             .collect();
+        let any = !unstored.is_empty();
         for snap in unstored {
             let plain = files.get(&snap.key())?;
             let (data, encrypted) = self.encrypt(plain)?;
@@ -141,7 +169,11 @@ impl Shipper {
                 label: snap.label.clone(),
                 encrypted,
             };
-            let entry = self.store.put_snapshot(meta, data).await?;
+            let chain = Chain {
+                lineage: progress.lineage.clone(),
+                prev_sha256: None,
+            };
+            let entry = self.store.put_snapshot_in(meta, data, chain).await?;
             let key = snap.key();
             self.ledger.update(|p| {
                 for s in &mut p.snapshots {
@@ -151,9 +183,7 @@ impl Shipper {
                 }
             })?;
         }
-        self.remove_stored()?;
-        self.trimmer.trim()?;
-        Ok(())
+        Ok(any)
     }
 
     /// Removes stored segments folded into the base snapshot, and stored

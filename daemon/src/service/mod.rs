@@ -9,6 +9,9 @@
 //! - **Watchdog**: when systemd sets `WATCHDOG_USEC`, `WATCHDOG=1` every
 //!   half period, but only while the journal commits, so a wedged journal
 //!   gets the daemon restarted.
+//! - **Lineage**: before anything is watched, the journal is compared with
+//!   the store and the recorder continues its lineage, adopts a history
+//!   from before lineages, or starts a child lineage (see [`lineage`]).
 //! - **SIGTERM/SIGINT**: watchers stop, the writer commits what is queued,
 //!   then the compactor seals every durable event and makes one bounded
 //!   attempt to store it; exit 0. Nothing sealed is lost if the store is
@@ -17,6 +20,7 @@
 //!   change while running is applied, the rest is named as needing a
 //!   restart (see [`reload`]).
 
+pub mod lineage;
 pub mod reload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +52,12 @@ pub enum ServiceError {
     /// The metrics endpoint could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The journal and the store do not agree and cannot be reconciled.
+    #[error(transparent)]
+    Lineage(#[from] lineage::LineageError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] rewind_history::store::StoreError),
     /// The recorder's task ended without a result (it panicked or was
     /// cancelled).
     #[error("the recorder stopped during startup")]
@@ -72,15 +82,40 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
     rewind_history::install_tls_provider();
+    let mut config = config;
     let data_dir = config.data_dir.clone();
     let settings = config.service.clone();
     let running = config.clone();
-    let recorder = Recorder::open(config)?;
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+    // The lineage is decided before anything is watched: it needs the
+    // cluster's identity and the store's lineages.
+    let client = crate::daemon::client(&config.cluster).await?;
+    let Some(cluster_uid) =
+        crate::daemon::cluster_id(&client, config.cluster_id.as_ref(), &stop).await
+    else {
+        return Ok(());
+    };
+    config.cluster_id = Some(cluster_uid.clone());
+    let store = rewind_history::store::Store::open_with(
+        &settings.compact.store,
+        settings.compact.store_retry,
+    )
+    .await?;
+    let recorder = Recorder::open(config.clone())?;
+    let (recorder, established) =
+        lineage::establish(&config, &cluster_uid, &store, recorder).await?;
     let board = recorder.board();
     let log = recorder.log_reader();
     let durable = recorder.durable_seq();
     let live = recorder.live();
-    let recorder = tokio::spawn(recorder.run(shutdown, Hooks::default()));
+    let recorder = tokio::spawn(recorder.run(stop.clone().cancelled_owned(), Hooks::default()));
 
     let background = CancellationToken::new();
     let compactor = Compactor::open(
@@ -90,6 +125,7 @@ pub async fn run(
         settings.compact.clone(),
     )
     .await?;
+    lineage::apply_to_ledger(compactor.ledger(), &store, &established).await?;
     let (handle, compact_task) = crate::compact::spawn(Arc::clone(&compactor), background.clone());
 
     let listener = crate::admin::bind(&settings.admin_socket, settings.admin_group.as_deref())?;
