@@ -459,7 +459,7 @@ pub async fn apply_to_ledger(
             p.sealed_upto = fork;
             p.shipped_upto = fork;
             p.prev_sha256 = None;
-            p.snapshot_first = true;
+            p.snapshot_first = est.parent.is_some();
         })?;
         return Ok(());
     }
