@@ -167,10 +167,29 @@ pub fn decide(
     adopt: bool,
     created_by: CreatedBy,
 ) -> Result<Decision, LineageError> {
+    // Another cluster's lineages, but for the ancestors of ours (a store
+    // adopted after a rebuild continues the old cluster's history).
+    let mut ancestors = std::collections::BTreeSet::new();
+    for l in store
+        .lineages
+        .iter()
+        .filter(|l| l.cluster_uid == cluster_uid)
+    {
+        let mut at = l.parent.as_ref();
+        while let Some(p) = at
+            && ancestors.insert(p.lineage.clone())
+        {
+            at = store
+                .lineages
+                .iter()
+                .find(|r| r.id == p.lineage)
+                .and_then(|r| r.parent.as_ref());
+        }
+    }
     let foreign: Vec<&LineageRecord> = store
         .lineages
         .iter()
-        .filter(|l| l.cluster_uid != cluster_uid)
+        .filter(|l| l.cluster_uid != cluster_uid && !ancestors.contains(&l.id))
         .collect();
     if !foreign.is_empty() && !adopt {
         let mut theirs: Vec<&str> = foreign.iter().map(|l| l.cluster_uid.as_str()).collect();
@@ -633,5 +652,17 @@ mod tests {
         };
         assert_eq!(record.first_seq, 11);
         assert_eq!(record.cluster_uid, "uid");
+        // Once adopted, the old cluster's lineage is an ancestor: the next
+        // start continues without the setting.
+        let s = store(
+            vec![rec(P, None, "other"), rec(&record.id, Some((P, 10)), "uid")],
+            &[(P, 10), (record.id.as_str(), 40)],
+        );
+        assert_eq!(
+            decide_(&journal(Some(&record.id), 41), &s).unwrap(),
+            Decision::Continue {
+                lineage: record.id.clone()
+            }
+        );
     }
 }

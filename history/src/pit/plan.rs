@@ -130,12 +130,29 @@ pub fn store_problems(
             unknown,
         ));
     }
-    let clusters: BTreeMap<&str, Vec<&str>> = lineages.iter().fold(BTreeMap::new(), |mut m, l| {
-        m.entry(l.cluster_uid.as_str())
-            .or_insert_with(Vec::new)
-            .push(l.id.as_str());
-        m
-    });
+    // Histories of different clusters: a lineage is of its root's cluster
+    // (a store adopted after a cluster was rebuilt continues the old tree
+    // under the new uid); two trees whose roots record different clusters
+    // share a prefix they must not.
+    let root_of = |l: &LineageRecord| -> String {
+        let mut at = l;
+        let mut steps = 0;
+        while let Some(p) = &at.parent
+            && let Some(next) = lineages.iter().find(|r| r.id == p.lineage)
+            && steps < lineages.len()
+        {
+            at = next;
+            steps += 1;
+        }
+        at.cluster_uid.clone()
+    };
+    let clusters: BTreeMap<String, Vec<&str>> =
+        lineages.iter().fold(BTreeMap::new(), |mut m, l| {
+            m.entry(root_of(l))
+                .or_insert_with(Vec::new)
+                .push(l.id.as_str());
+            m
+        });
     if clusters.len() > 1 {
         out.push((
             "lineages of more than one cluster share this store".into(),
@@ -145,13 +162,21 @@ pub fn store_problems(
                 .collect(),
         ));
     }
+    // A lineage with no file yet (a recorder stopped between writing the
+    // record and its first file) never competes for a fork point.
+    let has_files = |id: &str| {
+        segments.iter().any(|s| s.lineage.as_deref() == Some(id))
+            || snapshots.iter().any(|s| s.lineage.as_deref() == Some(id))
+    };
     let mut children: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
     for l in lineages {
         if let Some(p) = &l.parent {
-            children
-                .entry((p.lineage.as_str(), p.fork_seq))
-                .or_default()
-                .push(l.id.as_str());
+            if has_files(&l.id) {
+                children
+                    .entry((p.lineage.as_str(), p.fork_seq))
+                    .or_default()
+                    .push(l.id.as_str());
+            }
             if p.lineage != LEGACY && !known.contains(p.lineage.as_str()) {
                 out.push((
                     format!("lineage {} names a parent with no record", l.id),
@@ -313,13 +338,30 @@ pub fn broken_links(segments: &[SegmentEntry]) -> Vec<(String, Vec<String>)> {
     for s in segments {
         let Some(prev) = &s.prev_sha256 else { continue };
         match segments.iter().find(|p| &p.sha256 == prev) {
-            None => out.push((
-                format!(
-                    "segment {} names a previous segment (sha256 {prev}) that is not in the store",
-                    s.first_seq
-                ),
-                vec![seg_name(s)],
-            )),
+            None => {
+                // Name the missing seqs: after the nearest segment before it.
+                let from = segments
+                    .iter()
+                    .filter(|p| p.last_seq < s.first_seq)
+                    .map(|p| p.last_seq.saturating_add(1))
+                    .max()
+                    .unwrap_or(1);
+                let missing = if from < s.first_seq {
+                    format!(
+                        "gap: events {from}..={} are missing: ",
+                        s.first_seq.saturating_sub(1)
+                    )
+                } else {
+                    String::new()
+                };
+                out.push((
+                    format!(
+                        "{missing}segment {} names a previous segment (sha256 {prev}) that is not in the store",
+                        s.first_seq
+                    ),
+                    vec![seg_name(s)],
+                ));
+            }
             Some(p) if p.last_seq.saturating_add(1) != s.first_seq => out.push((
                 format!(
                     "segment {}..={} names a previous segment that ends at seq {}",
@@ -949,6 +991,13 @@ mod tests {
         l.push(rec(D, None, "other-uid"));
         let err = view(&l, &snaps, &segs, None).unwrap_err();
         assert!(err.to_string().contains("cluster other-uid"), "{err}");
+        // A child of another cluster's tree (a store adopted after a
+        // rebuild) is one history.
+        let (mut l, snaps, segs) = store();
+        if let Some(c) = l.iter_mut().find(|r| r.id == C) {
+            c.cluster_uid = "rebuilt-uid".into();
+        }
+        assert!(view(&l, &snaps, &segs, None).is_ok());
         // The same range twice in one lineage.
         let (l, snaps, mut segs) = store();
         let mut dup = segs.get(3).unwrap().clone();
