@@ -161,7 +161,10 @@ async fn overlapping_segments_are_refused_naming_both() {
         let err = src.load(&point).await.unwrap_err();
         assert!(matches!(err, PitError::Lineage { .. }), "{err}");
         let text = err.to_string();
-        assert!(text.contains("overlap: two segments claim seqs 250..=300"), "{text}");
+        assert!(
+            text.contains("overlap: two segments claim seqs 250..=300"),
+            "{text}"
+        );
         for s in &segs {
             assert!(text.contains(&s.catalog_key()), "{text}");
         }

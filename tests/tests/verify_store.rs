@@ -14,7 +14,7 @@ async fn verify_names_the_damaged_file_and_block() {
     let events = events(53, N);
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout {
-        segments: vec![(1, 300), (301, 600), (550, 900), (901, 1200), (1201, N)],
+        segments: vec![(1, 300), (301, 600), (601, 900), (901, 1200), (1201, N)],
         snapshots: vec![500, 1000],
         recipient: None,
     };
