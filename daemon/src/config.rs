@@ -116,6 +116,10 @@ pub struct Settings {
     /// Cluster id written into every record [default: uid of kube-system].
     #[arg(long, env = "REWIND_CLUSTER_ID", global = true)]
     pub cluster_id: Option<String>,
+    /// Record into a store whose lineages name another cluster id, as a new
+    /// child lineage (after a cluster was rebuilt with a new kube-system uid).
+    #[arg(long, env = "REWIND_ADOPT_STORE", global = true)]
+    pub adopt_store: Option<bool>,
     /// Built-in resource sets to record (`rancher`, `everything`), comma-separated.
     #[arg(long, env = "REWIND_PRESETS", value_delimiter = ',', global = true)]
     pub presets: Option<Vec<String>>,
@@ -202,6 +206,9 @@ pub struct FileCluster {
     pub in_cluster: bool,
     /// Cluster id; `None`: the uid of `kube-system`.
     pub id: Option<String>,
+    /// Record into a store whose lineages name another cluster id (as a
+    /// new child lineage) instead of refusing to start.
+    pub adopt_store: bool,
 }
 
 /// `[record]`.
@@ -426,6 +433,8 @@ pub struct Config {
     pub cluster: ClusterSource,
     /// Cluster id for records; `None`: the uid of `kube-system`.
     pub cluster_id: Option<String>,
+    /// Whether a store of another cluster id may be continued.
+    pub adopt_store: bool,
     /// Data directory; the journal lives in `data_dir/journal`.
     pub data_dir: PathBuf,
     /// What to record.
@@ -673,6 +682,7 @@ impl Config {
         Ok(Self {
             cluster,
             cluster_id,
+            adopt_store: s.adopt_store.unwrap_or(f.cluster.adopt_store),
             data_dir,
             resource_set,
             presets,

@@ -121,7 +121,7 @@ pub async fn client(source: &ClusterSource) -> Result<Client> {
 /// Backups names its files). Retries with backoff until it is known or
 /// `cancel`; meanwhile the board says why the apiserver cannot be used
 /// (unreachable, TLS, an API error), and each new reason is logged.
-async fn cluster_id(
+pub(crate) async fn cluster_id(
     client: &Client,
     configured: Option<&String>,
     board: &Board,
@@ -239,6 +239,30 @@ impl Recorder {
         })
     }
 
+    /// The journal's lineage, its next seq, and whether it never recorded
+    /// anything.
+    pub fn journal_lineage(&self) -> Result<(Option<String>, u64, bool)> {
+        Ok((
+            self.journal.lineage()?,
+            self.journal.next_seq(),
+            self.journal.is_new()?,
+        ))
+    }
+
+    /// Records that the journal continues lineage `id`.
+    pub fn set_lineage(&mut self, id: &str) -> Result<()> {
+        Ok(self.journal.set_lineage(id)?)
+    }
+
+    /// Starts the (new) journal as lineage `id` at `first_seq`.
+    pub fn begin_lineage(&mut self, id: &str, first_seq: u64) -> Result<()> {
+        self.journal.begin_lineage(id, first_seq)?;
+        let next = self.journal.next_seq();
+        self.durable.send_replace(next);
+        self.board.update(|s| s.journal.next_seq = next);
+        Ok(())
+    }
+
     /// The status board.
     #[must_use]
     pub fn board(&self) -> Board {
@@ -256,6 +280,12 @@ impl Recorder {
     #[must_use]
     pub fn durable_seq(&self) -> tokio::sync::watch::Receiver<u64> {
         self.durable.subscribe()
+    }
+
+    /// Names the recorded cluster once the service has resolved it, so
+    /// [`Recorder::run`] does not ask the apiserver again.
+    pub fn set_cluster_id(&mut self, id: String) {
+        self.config.cluster_id = Some(id);
     }
 
     /// What a configuration reload may change while the recorder runs.
@@ -364,7 +394,7 @@ impl Recorder {
     }
 }
 
-async fn status_loop(
+pub(crate) async fn status_loop(
     board: Board,
     path: std::path::PathBuf,
     every: Duration,

@@ -5,7 +5,9 @@
 //! # Modules
 //! - [`service`]: the entry point of `rewindd run`, [`service::run`]: starts
 //!   the recorder, the compactor, the admin socket and the metrics endpoint,
-//!   talks to systemd, and applies a configuration reload (SIGHUP).
+//!   talks to systemd, and applies a configuration reload (SIGHUP);
+//!   [`service::lineage`] decides at start which store lineage the journal
+//!   records.
 //! - [`daemon`]: the recorder, [`Recorder`]: opens the journal, then runs
 //!   the watch supervisor, the writer thread and the status file.
 //! - [`config`]: TOML file + flags + env → validated [`config::Config`].

@@ -164,6 +164,24 @@ pub struct StatusFile {
     pub other_failing_groups: BTreeMap<String, String>,
     /// Per type, keyed by `resource.group`.
     pub types: BTreeMap<String, TypeStatus>,
+    /// The store lineage being recorded, once decided at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<LineageStatus>,
+}
+
+/// The store lineage being recorded and how it was chosen at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageStatus {
+    /// Its id.
+    pub id: String,
+    /// Its parent, if it forked from one.
+    pub parent: Option<String>,
+    /// The parent's seq it forked at.
+    pub fork_seq: Option<u64>,
+    /// `continue`, `adopt` or `fresh`.
+    pub decision: String,
+    /// Why, for a fresh lineage.
+    pub reason: Option<String>,
 }
 
 /// How long the writer thread may go without turning its loop before it
@@ -537,6 +555,18 @@ pub fn render_details(s: &StatusFile, now: i64) -> String {
         },
         ago(now, Some(s.written_at_ms))
     );
+    if let Some(l) = &s.lineage {
+        let _ = writeln!(
+            out,
+            "lineage {} ({}){}",
+            l.id,
+            l.decision,
+            l.parent.as_ref().map_or_else(String::new, |p| format!(
+                " · forked from {p} at seq {}",
+                l.fork_seq.unwrap_or_default()
+            ))
+        );
+    }
     let j = &s.journal;
     let _ = writeln!(
         out,

@@ -6,10 +6,12 @@
 //!
 //! # Modules
 //! - [`store`]: [`store::Store`], where sealed segments and snapshots live
-//!   (a local directory or S3-compatible storage): layout, catalog, retry,
-//!   retention, and [`store::StoreConfig`] with the `--store` URL parser.
+//!   (a local directory or S3-compatible storage): layout, catalog,
+//!   lineages (one record per unbroken history), retry, retention, and
+//!   [`store::StoreConfig`] with the `--store` URL parser.
 //! - [`pit`]: the state at a point from a store ([`pit::StoreSource`]:
-//!   snapshot + segments, planned from the catalog, folded in parallel),
+//!   snapshot + segments, planned from the catalog within one lineage and
+//!   its ancestors, folded in parallel),
 //!   the history of one object, and the offline check behind `rewind verify`.
 //! - [`source`]: [`StateSource`], [`Point`] and [`DirSource`] (a directory of
 //!   manifests as a state).

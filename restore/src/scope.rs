@@ -98,6 +98,8 @@ mod tests {
             encrypted: false,
             stored_at_ms: 0,
             resource_set: rs,
+            lineage: None,
+            prev_sha256: None,
         }
     }
 
@@ -114,6 +116,7 @@ mod tests {
             encrypted: false,
             stored_at_ms: 0,
             resource_set: rs,
+            lineage: None,
         }
     }
 

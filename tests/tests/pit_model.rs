@@ -1,7 +1,8 @@
 //! The state at a point read from a store equals a plain BTreeMap model
 //! folded from the replayed event list, at many points: latest, seqs (on
-//! snapshot boundaries, inside segments, in overlaps), times and snapshot
-//! names; from snapshots and from empty; plain and encrypted.
+//! snapshot boundaries, inside segments), times and snapshot names; from
+//! snapshots and from empty; plain and encrypted. A store whose segments
+//! overlap is refused, naming both files, never trimmed.
 
 mod pit_support;
 
@@ -140,4 +141,32 @@ async fn from_empty_and_encrypted() {
         .unwrap_err();
     assert!(err.to_string().contains("identity"), "{err}");
     check_points(&StoreSource::new(store, vec![id]), &events, 9).await;
+}
+
+/// Two segments claiming the same seqs are refused, naming both, at every
+/// point that would read them: the reader never trims one silently.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_segments_are_refused_naming_both() {
+    let events = events(13, 600);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout {
+        segments: vec![(1, 300), (250, 600)],
+        snapshots: vec![],
+        recipient: None,
+    };
+    let store = build_store(dir.path(), &events, &layout).await;
+    let segs = store.list_segments().await.unwrap();
+    let src = StoreSource::new(store.clone(), Vec::new());
+    for point in [Point::Latest, Point::Seq(100), Point::Seq(400)] {
+        let err = src.load(&point).await.unwrap_err();
+        assert!(matches!(err, PitError::Lineage { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("overlap: two segments claim seqs 250..=300"),
+            "{text}"
+        );
+        for s in &segs {
+            assert!(text.contains(&s.catalog_key()), "{text}");
+        }
+    }
 }

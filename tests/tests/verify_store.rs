@@ -14,7 +14,7 @@ async fn verify_names_the_damaged_file_and_block() {
     let events = events(53, N);
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout {
-        segments: vec![(1, 300), (301, 600), (550, 900), (901, 1200), (1201, N)],
+        segments: vec![(1, 300), (301, 600), (601, 900), (901, 1200), (1201, N)],
         snapshots: vec![500, 1000],
         recipient: None,
     };
@@ -99,7 +99,14 @@ async fn verify_names_the_damaged_file_and_block() {
     );
     store.delete_segment(&segs[2]).await.unwrap();
     let report = verify_store(&store, &[]).await.unwrap();
-    assert_eq!(report.gaps, vec![Gap { from: 601, to: 900 }]);
+    assert_eq!(
+        report.gaps,
+        vec![Gap {
+            from: 601,
+            to: 900,
+            lineage: None
+        }]
+    );
     assert!(report.to_text().contains("GAP events 601..=900"));
     assert!(problems_of(&report, &snaps[0].data_key()).contains("missing"));
 }

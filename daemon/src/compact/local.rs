@@ -93,6 +93,18 @@ pub struct Progress {
     /// that is. Absent in files from before it existed.
     #[serde(default)]
     pub untrimmed: Vec<(u64, i64)>,
+    /// The store lineage the files are shipped in; `None`: entries without
+    /// one (a compactor run outside the service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
+    /// SHA-256 of the last segment stored in the lineage, which the next
+    /// one names; `None` right after the lineage's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_sha256: Option<String>,
+    /// Set when a lineage starts fresh: its first stored file must be a
+    /// snapshot, so segments wait until one is folded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot_first: bool,
 }
 
 impl Progress {

@@ -110,6 +110,15 @@ async fn run(c: Arc<Compactor>, mut rx: mpsc::Receiver<Command>, shutdown: Cance
                 let scheduled = next_scheduled.is_some_and(|t| now >= t);
                 let threshold = settings.snapshot_after_events > 0
                     && c.snapshotter().events_since_snapshot() >= settings.snapshot_after_events;
+                // A lineage that started fresh needs a snapshot before it
+                // ships anything: take one once something is sealed.
+                let first = {
+                    let p = c.ledger().progress();
+                    p.snapshot_first
+                        && p.snapshots.is_empty()
+                        && c.ledger().files().segments().is_ok_and(|s| !s.is_empty())
+                };
+                let threshold = threshold || first;
                 if scheduled || threshold {
                     if scheduled {
                         next_scheduled = settings.schedule.as_ref().and_then(|s| s.next_after(now));

@@ -4,6 +4,11 @@
 //! ([`Trimmer`]); after every attempt the disk budget is recomputed
 //! ([`DiskAccount`]).
 //!
+//! Files go into the lineage `progress.json` names, each segment naming
+//! the previous one's digest. A lineage that starts fresh ships a snapshot
+//! first: its segments wait until one is folded, so the lineage never
+//! depends on another history's state.
+//!
 //! A store that is down only delays shipping: files wait locally, the
 //! journal keeps its events, and the disk budget warns.
 
@@ -12,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use rewind_format::{Limits, SegmentReader};
-use rewind_history::store::{SegmentMeta, SnapshotMeta, Store};
+use rewind_history::store::{Chain, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta, Store};
 
 use super::disk::DiskAccount;
 use super::error::Result;
@@ -39,6 +44,20 @@ pub struct Shipper {
     disk: Arc<DiskAccount>,
     /// Serialises ships (the shipper task and `snapshot --wait`).
     lock: tokio::sync::Mutex<()>,
+    /// What the store already held of this lineage when the shipper
+    /// started, read on the first ship: a crash between storing a file and
+    /// saving the progress leaves a file the next start must not store a
+    /// second time (encrypted, it would differ and claim the same seqs).
+    found: tokio::sync::Mutex<Option<Found>>,
+}
+
+/// Files of the shipper's lineage found in the store at start.
+#[derive(Debug, Default)]
+struct Found {
+    /// Segments by `(first_seq, last_seq)`.
+    segments: std::collections::HashMap<(u64, u64), SegmentEntry>,
+    /// Snapshots by `(seq, label)`.
+    snapshots: std::collections::HashMap<(u64, Option<String>), SnapshotEntry>,
 }
 
 impl Shipper {
@@ -60,6 +79,7 @@ impl Shipper {
             trimmer,
             disk,
             lock: tokio::sync::Mutex::new(()),
+            found: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -95,12 +115,71 @@ impl Shipper {
         Ok((Bytes::from(enc), true))
     }
 
+    /// Reads, once, what the store holds of this lineage.
+    async fn found(&self) -> Result<()> {
+        let mut found = self.found.lock().await;
+        if found.is_some() {
+            return Ok(());
+        }
+        let lineage = self.ledger.progress().lineage;
+        let mut f = Found::default();
+        if lineage.is_some() {
+            for s in self.store.list_segments().await? {
+                if s.lineage == lineage {
+                    f.segments.insert((s.first_seq, s.last_seq), s);
+                }
+            }
+            for s in self.store.list_snapshots().await? {
+                if s.lineage == lineage {
+                    f.snapshots.insert((s.seq, s.label.clone()), s);
+                }
+            }
+        }
+        *found = Some(f);
+        Ok(())
+    }
+
+    /// A segment of this lineage the store already holds for the range,
+    /// linked as this one would be.
+    async fn stored_segment(
+        &self,
+        range: (u64, u64),
+        prev: Option<&String>,
+    ) -> Option<SegmentEntry> {
+        let found = self.found.lock().await;
+        found
+            .as_ref()
+            .and_then(|f| f.segments.get(&range))
+            .filter(|e| e.prev_sha256.as_ref() == prev)
+            .cloned()
+    }
+
     async fn ship_pending(&self) -> Result<()> {
+        self.found().await?;
         let files = self.ledger.files();
+        if self.ledger.progress().snapshot_first {
+            if !self.ship_snapshots().await? {
+                tracing::debug!("new lineage: segments wait for its first snapshot");
+                return Ok(());
+            }
+            self.ledger.update(|p| p.snapshot_first = false)?;
+        }
         let segments = files.segments()?;
         for (first, last, _) in segments {
             let p = self.ledger.progress();
             if last <= p.shipped_upto || last > p.sealed_upto {
+                continue;
+            }
+            if let Some(entry) = self
+                .stored_segment((first, last), p.prev_sha256.as_ref())
+                .await
+            {
+                tracing::info!(id = %entry.id, "segment already stored before a restart; not stored again");
+                self.ledger.update(|p| {
+                    p.shipped_upto = last;
+                    p.untrimmed.push((last, entry.last_time_ms));
+                    p.prev_sha256 = Some(entry.sha256.clone());
+                })?;
                 continue;
             }
             let key = segment_key(first, last);
@@ -117,21 +196,55 @@ impl Shipper {
                 events: header.event_count,
                 encrypted,
             };
-            self.store.put_segment(meta, data).await?;
+            let chain = Chain {
+                lineage: p.lineage.clone(),
+                prev_sha256: p.prev_sha256.clone(),
+            };
+            let entry = self.store.put_segment_in(meta, data, chain).await?;
             self.ledger.update(|p| {
                 p.shipped_upto = last;
                 p.untrimmed.push((last, header.max_time_ms));
+                if p.lineage.is_some() {
+                    p.prev_sha256 = Some(entry.sha256.clone());
+                }
             })?;
             self.stats.segments_shipped.fetch_add(1, Ordering::Relaxed);
         }
-        let unstored: Vec<LocalSnapshot> = self
-            .ledger
-            .progress()
+        self.ship_snapshots().await?;
+        self.remove_stored()?;
+        self.trimmer.trim()?;
+        Ok(())
+    }
+
+    /// Stores every unstored local snapshot; returns whether any was.
+    async fn ship_snapshots(&self) -> Result<bool> {
+        let files = self.ledger.files();
+        let progress = self.ledger.progress();
+        let unstored: Vec<LocalSnapshot> = progress
             .snapshots
             .into_iter()
             .filter(|s| s.stored_id.is_none())
             .collect();
+        let any = !unstored.is_empty();
         for snap in unstored {
+            let before = self
+                .found
+                .lock()
+                .await
+                .as_ref()
+                .and_then(|f| f.snapshots.get(&(snap.seq, snap.label.clone())).cloned());
+            if let Some(entry) = before {
+                tracing::info!(id = %entry.id, "snapshot already stored before a restart; not stored again");
+                let key = snap.key();
+                self.ledger.update(|p| {
+                    for s in &mut p.snapshots {
+                        if s.key() == key {
+                            s.stored_id = Some(entry.id.clone());
+                        }
+                    }
+                })?;
+                continue;
+            }
             let plain = files.get(&snap.key())?;
             let (data, encrypted) = self.encrypt(plain)?;
             let meta = SnapshotMeta {
@@ -141,7 +254,11 @@ impl Shipper {
                 label: snap.label.clone(),
                 encrypted,
             };
-            let entry = self.store.put_snapshot(meta, data).await?;
+            let chain = Chain {
+                lineage: progress.lineage.clone(),
+                prev_sha256: None,
+            };
+            let entry = self.store.put_snapshot_in(meta, data, chain).await?;
             let key = snap.key();
             self.ledger.update(|p| {
                 for s in &mut p.snapshots {
@@ -151,9 +268,7 @@ impl Shipper {
                 }
             })?;
         }
-        self.remove_stored()?;
-        self.trimmer.trim()?;
-        Ok(())
+        Ok(any)
     }
 
     /// Removes stored segments folded into the base snapshot, and stored

@@ -809,3 +809,62 @@ fn regression_a_seal_streams_the_journal_in_short_reads_and_loses_nothing() {
         "the segments hold exactly the journal's events"
     );
 }
+
+/// A crash after a file reached the store but before the progress was
+/// saved: the next start finds the file of its lineage and does not store
+/// a second, differently encrypted copy claiming the same seqs.
+#[test]
+fn a_file_stored_before_a_crash_is_not_stored_again() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = shared_journal(dir.path());
+    let identity = rewind_format::crypto::Identity::generate();
+    let mut s = settings(&dir.path().join("store"));
+    s.recipients = vec![identity.to_public()];
+    let open = |s: Settings| {
+        rt.block_on(Compactor::open(
+            journal.clone(),
+            None,
+            &dir.path().join("compact"),
+            s,
+        ))
+        .unwrap()
+    };
+    let c = open(s.clone());
+    c.ledger()
+        .update(|p| p.lineage = Some("ab".repeat(16)))
+        .unwrap();
+    let mut d = Driver::new(journal.clone());
+    for round in 0..3 {
+        for i in 0..20 {
+            d.apply(&Op::Apply {
+                t: 2,
+                ns: 0,
+                name: (i + round) % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+        assert!(c.sealer().seal_all().unwrap() >= 1);
+    }
+    rt.block_on(c.shipper().ship()).unwrap();
+    let stored = rt.block_on(c.shipper().store().list_segments()).unwrap();
+    assert!(stored.len() >= 2);
+    let shipped = c.ledger().progress();
+    // The progress as it was before the ship (the crash lost its save).
+    c.ledger()
+        .update(|p| {
+            p.shipped_upto = 0;
+            p.prev_sha256 = None;
+            p.untrimmed.clear();
+        })
+        .unwrap();
+    drop(c);
+    let c = open(s);
+    rt.block_on(c.shipper().ship()).unwrap();
+    let again = rt.block_on(c.shipper().store().list_segments()).unwrap();
+    assert_eq!(again, stored, "no segment stored twice");
+    let p = c.ledger().progress();
+    assert_eq!(p.shipped_upto, shipped.shipped_upto);
+    assert_eq!(p.prev_sha256, shipped.prev_sha256);
+}

@@ -1,6 +1,8 @@
 //! The `meta` tree: the next sequence number and one record per resource type.
 //!
-//! Keys: `next_seq` (u64 big-endian), `format` (`b"4"`), and
+//! Keys: `next_seq` (u64 big-endian), `format` (`b"4"`), `lineage` (the
+//! store lineage id this journal records, UTF-8; absent in a new journal
+//! and in journals from before lineages), and
 //! `type/<type_key>` holding a JSON [`TypeRecord`]. JSON because these
 //! records are few and small, and readable with any sled dump.
 
@@ -23,6 +25,8 @@ pub const FORMAT_VERSION_2: &[u8] = b"2";
 /// Layout 1: as 2, with one sled transaction per commit and no commit
 /// record. Read as 4.
 pub const FORMAT_VERSION_1: &[u8] = b"1";
+/// Key of the lineage id.
+pub const LINEAGE: &[u8] = b"lineage";
 /// Prefix of per-type records.
 pub const TYPE_PREFIX: &[u8] = b"type/";
 

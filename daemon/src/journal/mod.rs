@@ -407,6 +407,49 @@ impl Journal {
         }
     }
 
+    /// The store lineage this journal records, if it was given one.
+    pub fn lineage(&self) -> Result<Option<String>> {
+        match self.meta.get(meta::LINEAGE)? {
+            Some(v) => String::from_utf8(v.to_vec())
+                .map(Some)
+                .map_err(|_| Error::Corrupt("lineage id is not UTF-8".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the journal never recorded anything: no event, no type.
+    pub fn is_new(&self) -> Result<bool> {
+        Ok(self.next_seq == 1 && self.log.is_empty() && self.type_records()?.is_empty())
+    }
+
+    /// Records that this journal continues lineage `id` (a journal from
+    /// before lineages adopting one).
+    pub fn set_lineage(&mut self, id: &str) -> Result<()> {
+        self.meta.insert(meta::LINEAGE, id.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Starts a new journal as lineage `id` whose first event gets
+    /// `first_seq`: a child lineage never reuses its parent's sequence
+    /// numbers. Only a journal that recorded nothing can be given a base.
+    pub fn begin_lineage(&mut self, id: &str, first_seq: u64) -> Result<()> {
+        if !self.is_new()? {
+            return Err(Error::Corrupt(format!(
+                "cannot start lineage {id} at seq {first_seq}: the journal already holds events up to seq {}",
+                self.next_seq.saturating_sub(1)
+            )));
+        }
+        let first_seq = first_seq.max(1);
+        let mut batch = sled::Batch::default();
+        batch.insert(meta::NEXT_SEQ, &first_seq.to_be_bytes());
+        batch.insert(meta::LINEAGE, id.as_bytes());
+        self.meta.apply_batch(batch)?;
+        self.db.flush()?;
+        self.next_seq = first_seq;
+        Ok(())
+    }
+
     /// All type records.
     pub fn type_records(&self) -> Result<Vec<TypeRecord>> {
         self.meta

@@ -546,3 +546,33 @@ fn a_value_pointing_at_a_missing_event_is_a_clear_error() {
     );
     assert!(j.state().next().unwrap().is_err());
 }
+
+/// A new journal given a lineage starts at the fork point's next seq, and
+/// keeps both across a reopen; a journal that holds events cannot be
+/// given a base (its seqs are already assigned).
+#[test]
+fn a_new_lineage_starts_past_the_fork_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::default();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &opts).unwrap();
+        assert!(j.is_new().unwrap());
+        assert_eq!(j.lineage().unwrap(), None);
+        j.begin_lineage("abc", 501).unwrap();
+        assert_eq!(j.next_seq(), 501);
+        let mut b = j.batch();
+        let r = rec("o1", "1");
+        let ch = put(&mut comp, &r);
+        b.record(r, ch).unwrap();
+        let p = b.finish(&mut enc).unwrap();
+        j.commit(&p).unwrap();
+        assert!(j.begin_lineage("def", 900).is_err());
+    }
+    let j = Journal::open_after_drop(dir.path(), &opts);
+    assert_eq!(j.next_seq(), 502);
+    assert_eq!(j.lineage().unwrap().as_deref(), Some("abc"));
+    let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![501]);
+}

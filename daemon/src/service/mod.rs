@@ -14,6 +14,9 @@
 //!   stopped gets the daemon restarted. An apiserver that is down, or not
 //!   reached yet at start, does not: the writer keeps turning (or has not
 //!   started), and a restart would only relist everything once it is back.
+//! - **Lineage**: before anything is watched, the journal is compared with
+//!   the store and the recorder continues its lineage, adopts a history
+//!   from before lineages, or starts a child lineage (see [`lineage`]).
 //! - **SIGTERM/SIGINT**: watchers stop, the writer commits what is queued,
 //!   then the compactor seals every durable event and makes one bounded
 //!   attempt to store it; exit 0. Nothing sealed is lost if the store is
@@ -22,6 +25,7 @@
 //!   change while running is applied, the rest is named as needing a
 //!   restart (see [`reload`]).
 
+pub mod lineage;
 pub mod reload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +58,12 @@ pub enum ServiceError {
     /// The metrics endpoint could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The journal and the store do not agree and cannot be reconciled.
+    #[error(transparent)]
+    Lineage(#[from] lineage::LineageError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] rewind_history::store::StoreError),
     /// The recorder's task ended without a result (it panicked or was
     /// cancelled).
     #[error("the recorder stopped during startup")]
@@ -78,15 +88,39 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     // kube (ring) and the S3 client (aws-lc-rs) both link rustls providers.
     rewind_history::install_tls_provider();
+    let mut config = config;
     let data_dir = config.data_dir.clone();
     let settings = config.service.clone();
     let running = config.clone();
-    let recorder = Recorder::open(config)?;
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+    // The lineage is decided before anything is watched: it needs the
+    // cluster's identity and the store's lineages.
+    let client = crate::daemon::client(&config.cluster).await?;
+    let mut recorder = Recorder::open(config.clone())?;
+    let Some(cluster_uid) = wait_for_cluster(&client, &config, &recorder, &stop).await? else {
+        return Ok(());
+    };
+    config.cluster_id = Some(cluster_uid.clone());
+    recorder.set_cluster_id(cluster_uid.clone());
+    let store = rewind_history::store::Store::open_with(
+        &settings.compact.store,
+        settings.compact.store_retry,
+    )
+    .await?;
+    let (recorder, established) =
+        lineage::establish(&config, &cluster_uid, &store, recorder).await?;
     let board = recorder.board();
     let log = recorder.log_reader();
     let durable = recorder.durable_seq();
     let live = recorder.live();
-    let recorder = tokio::spawn(recorder.run(shutdown, Hooks::default()));
+    let recorder = tokio::spawn(recorder.run(stop.clone().cancelled_owned(), Hooks::default()));
 
     let background = CancellationToken::new();
     let compactor = Compactor::open(
@@ -96,6 +130,7 @@ pub async fn run(
         settings.compact.clone(),
     )
     .await?;
+    lineage::apply_to_ledger(compactor.ledger(), &store, &established).await?;
     let (handle, compact_task) = crate::compact::spawn(Arc::clone(&compactor), background.clone());
 
     let listener = crate::admin::bind(&settings.admin_socket, settings.admin_group.as_deref())?;
@@ -157,6 +192,48 @@ pub async fn run(
         Ok(r) => r.map_err(Into::into),
         Err(_) => Err(ServiceError::Startup),
     }
+}
+
+/// Waits until the cluster's identity is known (or `stop`), while the
+/// status file, `/readyz` and the watchdog already run on the recorder's
+/// board: an apiserver that cannot be reached at start shows as not ready
+/// with its reason, and does not get the daemon restarted. These early
+/// tasks end before the lineage is decided (which may reopen the recorder
+/// with a new board); the service starts its own afterwards.
+async fn wait_for_cluster(
+    client: &kube::Client,
+    config: &Config,
+    recorder: &Recorder,
+    stop: &CancellationToken,
+) -> Result<Option<String>, ServiceError> {
+    let board = recorder.board();
+    let early = CancellationToken::new();
+    let status_task = tokio::spawn(crate::daemon::status_loop(
+        board.clone(),
+        config.status_path(),
+        config.status_interval,
+        early.clone(),
+    ));
+    let sources = Sources {
+        board: Some(board.clone()),
+        compact: None,
+        disk_budget_bytes: config.service.compact.disk_budget_bytes,
+    };
+    let metrics_task = config
+        .service
+        .metrics_addr
+        .map(|addr| tokio::spawn(crate::metrics::serve(addr, sources.clone(), early.clone())));
+    let watchdog_task = tokio::spawn(watchdog(sources, early.clone()));
+    let id = crate::daemon::cluster_id(client, config.cluster_id.as_ref(), &board, stop).await;
+    early.cancel();
+    let _ = status_task.await;
+    let _ = watchdog_task.await;
+    if let Some(t) = metrics_task {
+        if let Ok(Err(e)) = t.await {
+            return Err(e.into());
+        }
+    }
+    Ok(id)
 }
 
 /// The watchdog's rule: feed while the writer turns its loop, or before

@@ -154,21 +154,16 @@ fn walk(path: String, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change
 impl StoreSource {
     /// Every version of one object in the store's window, oldest first.
     pub async fn history(&self, spec: &ObjectSpec) -> Result<Vec<Version>> {
-        let snapshots = self.store.list_snapshots().await?;
-        let segments = self.store.list_segments().await?;
+        let view = self.view(&crate::source::Point::Latest).await?;
+        let (snapshots, segments) = (&view.snapshots, &view.segments);
         // The oldest base with an unbroken chain to the newest event.
         let mut base = None;
-        let mut chain = plan::chain(&segments, plan::Base::Empty, Until::default());
+        let mut chain = plan::chain(segments, &view.forks, &plan::Base::Empty, Until::default());
         if chain.is_err() {
-            for s in &snapshots {
-                if let Ok(c) = plan::chain(
-                    &segments,
-                    plan::Base::Snapshot {
-                        seq: s.seq,
-                        time_ms: s.time_ms,
-                    },
-                    Until::default(),
-                ) {
+            for s in snapshots {
+                if let Ok(c) =
+                    plan::chain(segments, &view.forks, &plan::Base::of(s), Until::default())
+                {
                     base = Some(s);
                     chain = Ok(c);
                     break;

@@ -5,8 +5,10 @@
 //! segments after it, folded up to the point (`docs/FORMAT.md` §14):
 //!
 //! 1. [`plan`]: from the catalog alone, the candidate bases (newest first)
-//!    and the chain of segments each needs; a gap before the point is an
-//!    error, overlaps are trimmed.
+//!    and the chain of segments each needs, within one lineage and its
+//!    ancestors up to their fork points; a gap, an overlap, a broken digest
+//!    link or a point between a fork and the child's first snapshot is an
+//!    error naming the files.
 //! 2. The base is fetched (size and SHA-256 checked against the catalog),
 //!    decrypted when needed, and decoded on every core. A base that fails
 //!    is skipped for the next older one (or the empty state, when the
@@ -101,6 +103,31 @@ pub enum PitError {
         /// Newest seq the store reaches.
         newest: u64,
     },
+    /// The point lies after a lineage's fork point and before the child's
+    /// first snapshot: what happened there was not recorded.
+    #[error(
+        "lineage {child} forked from lineage {parent} at seq {fork_seq}: the events after seq {fork_seq} are not recorded until the child's first snapshot ({first_snapshot}); pick a point up to the fork (in the parent) or from that snapshot on (see `rewind list`)"
+    )]
+    Fork {
+        /// The parent lineage.
+        parent: String,
+        /// The parent's last seq the child continues from.
+        fork_seq: u64,
+        /// The child lineage.
+        child: String,
+        /// The child's first snapshot, or "none yet".
+        first_snapshot: String,
+    },
+    /// The store's lineages or files do not form one history: a gap, an
+    /// overlap, a duplicate, a broken digest link, a foreign file or two
+    /// children of one fork point. Lists the files involved.
+    #[error("the store does not hold one history: {reason}: {}; run `rewind verify` and see docs/MANUAL.md, \"Lineages\"", candidates.join(", "))]
+    Lineage {
+        /// What is wrong.
+        reason: String,
+        /// The files or lineages involved.
+        candidates: Vec<String>,
+    },
     /// No snapshot is usable and the segments do not reach back to seq 1.
     #[error("no usable base for {point}: {reason}")]
     NoBase {
@@ -161,6 +188,8 @@ pub struct StoreSource {
     identities: Vec<Identity>,
     /// Reader limits.
     limits: Limits,
+    /// The lineage points are read in; `None`: the newest.
+    lineage: Option<String>,
 }
 
 impl std::fmt::Debug for StoreSource {
@@ -169,6 +198,7 @@ impl std::fmt::Debug for StoreSource {
         f.debug_struct("StoreSource")
             .field("store", &self.store)
             .field("identities", &self.identities.len())
+            .field("lineage", &self.lineage)
             .finish_non_exhaustive()
     }
 }
@@ -192,7 +222,51 @@ impl StoreSource {
             store,
             identities,
             limits: Limits::default(),
+            lineage: None,
         }
+    }
+
+    /// Reads points in `lineage` (a full id, an unambiguous prefix of at
+    /// least 8 digits, or `legacy`) and its ancestors instead of the
+    /// lineage of the newest file.
+    #[must_use]
+    pub fn with_lineage(mut self, lineage: Option<String>) -> Self {
+        self.lineage = lineage;
+        self
+    }
+
+    /// The files points of the chosen lineage may use (see
+    /// [`plan::view`]), after checking the store's lineages and every
+    /// digest link among them. A named snapshot picks its own lineage when
+    /// none is chosen.
+    pub async fn view(&self, point: &Point) -> Result<plan::View> {
+        let lineages = self.store.list_lineages().await?;
+        let snapshots = self.store.list_snapshots().await?;
+        let segments = self.store.list_segments().await?;
+        if snapshots.is_empty() && segments.is_empty() {
+            return Err(PitError::EmptyStore);
+        }
+        let mut choice = self.lineage.clone();
+        if choice.is_none()
+            && let Point::Snapshot(q) = point
+            && let Some(named) = snapshots
+                .iter()
+                .rev()
+                .find(|s| s.matches(q) || s.label.as_deref() == Some(q.as_str()))
+        {
+            choice = Some(
+                named
+                    .lineage
+                    .clone()
+                    .unwrap_or_else(|| crate::store::lineage::LEGACY.into()),
+            );
+        }
+        let view = plan::view(&lineages, &snapshots, &segments, choice.as_deref())?;
+        if let Some((reason, candidates)) = plan::broken_links(&view.segments).into_iter().next() {
+            return Err(PitError::Lineage { reason, candidates });
+        }
+        tracing::debug!(path = ?view.path, snapshots = view.snapshots.len(), segments = view.segments.len(), "lineage view");
+        Ok(view)
     }
 
     /// Opens the store a `--store` value names (see
@@ -227,18 +301,15 @@ impl StoreSource {
 
     /// The state at `point`.
     pub async fn load(&self, point: &Point) -> Result<PitState> {
-        let snapshots = self.store.list_snapshots().await?;
-        let segments = self.store.list_segments().await?;
-        if snapshots.is_empty() && segments.is_empty() {
-            return Err(PitError::EmptyStore);
-        }
-        let (bases, until) = plan::bases(&snapshots, point)?;
+        let view = self.view(point).await?;
+        let (snapshots, segments) = (&view.snapshots, &view.segments);
+        let (bases, until) = plan::bases(snapshots, point)?;
         let mut fallbacks = Vec::new();
         for entry in bases {
             match self.base(entry).await {
                 Ok(state) => {
                     return self
-                        .fold(state, Some(entry.id.clone()), fallbacks, &segments, until)
+                        .fold(state, Some(entry), fallbacks, segments, &view.forks, until)
                         .await;
                 }
                 Err(e) => {
@@ -257,7 +328,8 @@ impl StoreSource {
                 State::new(String::new()),
                 None,
                 fallbacks.clone(),
-                &segments,
+                segments,
+                &view.forks,
                 until,
             )
             .await
@@ -288,20 +360,22 @@ impl StoreSource {
     async fn fold(
         &self,
         mut state: State,
-        base: Option<String>,
+        base: Option<&SnapshotEntry>,
         fallbacks: Vec<Fallback>,
         segments: &[SegmentEntry],
+        forks: &[plan::ForkInfo],
         until: Until,
     ) -> Result<PitState> {
-        let from = if base.is_some() {
-            plan::Base::Snapshot {
+        let from = match base {
+            Some(entry) => plan::Base::Snapshot {
                 seq: state.seq,
                 time_ms: state.time_ms,
-            }
-        } else {
-            plan::Base::Empty
+                lineage: entry.lineage.clone(),
+            },
+            None => plan::Base::Empty,
         };
-        let chain = plan::chain(segments, from, until)?;
+        let base = base.map(|e| e.id.clone());
+        let chain = plan::chain(segments, forks, &from, until)?;
         let files: Vec<(SegmentEntry, u64, Bytes)> = futures::stream::iter(chain)
             .map(|(entry, from)| async move {
                 let bytes = self.store.get_segment(&entry).await?;

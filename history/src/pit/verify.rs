@@ -2,6 +2,12 @@
 //! segments checked for gaps. Reports exactly what is damaged: the file,
 //! and the block and the check that failed when the file can be framed.
 //!
+//! The store's lineages are checked as a whole too ([`super::plan`]'s
+//! rules): files of an unknown lineage, lineages of several clusters, two
+//! children of one fork point, overlaps and duplicates, digest links that
+//! name no file, a parent that went on past its fork point, and gaps
+//! within each lineage.
+//!
 //! Data objects are read raw (not through the catalog check) so that a file
 //! whose hash is wrong is still decoded far enough to name the damaged
 //! block; a file holding another catalog entry's bytes is called out as
@@ -13,8 +19,9 @@ use rewind_format::crypto::Identity;
 use rewind_format::{ErrorKind, FileKind, Limits, verify_file};
 use serde::Serialize;
 
-use super::{Result, blocking};
-use crate::store::{Store, StoreError};
+use super::{Result, blocking, plan};
+use crate::store::lineage::LEGACY;
+use crate::store::{SegmentEntry, Store, StoreError};
 
 /// What was found about one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,12 +39,25 @@ pub struct FileCheck {
 }
 
 /// A run of missing sequence numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Gap {
     /// First missing seq.
     pub from: u64,
     /// Last missing seq.
     pub to: u64,
+    /// The lineage the gap is in; `None` for entries without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
+}
+
+/// A problem with the store's lineages, and the files or lineages it
+/// concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineageProblem {
+    /// What is wrong.
+    pub reason: String,
+    /// The files or lineages involved.
+    pub candidates: Vec<String>,
 }
 
 /// The result of checking a whole store.
@@ -45,15 +65,20 @@ pub struct Gap {
 pub struct VerifyReport {
     /// Every catalogued file.
     pub files: Vec<FileCheck>,
-    /// Gaps in the segment chain after the oldest snapshot (or seq 1).
+    /// Gaps in each lineage's segment chain after its oldest snapshot (or
+    /// its start).
     pub gaps: Vec<Gap>,
+    /// Problems of the lineages as a whole.
+    pub lineages: Vec<LineageProblem>,
 }
 
 impl VerifyReport {
     /// Whether anything is damaged or missing.
     #[must_use]
     pub fn is_damaged(&self) -> bool {
-        !self.gaps.is_empty() || self.files.iter().any(|f| !f.problems.is_empty())
+        !self.gaps.is_empty()
+            || !self.lineages.is_empty()
+            || self.files.iter().any(|f| !f.problems.is_empty())
     }
 
     /// One line per problem, for people.
@@ -72,16 +97,22 @@ impl VerifyReport {
         for g in &self.gaps {
             let _ = writeln!(
                 s,
-                "GAP events {}..={} are missing from the segment chain",
-                g.from, g.to
+                "GAP events {}..={} are missing from the segment chain of lineage {}",
+                g.from,
+                g.to,
+                g.lineage.as_deref().unwrap_or(LEGACY)
             );
+        }
+        for p in &self.lineages {
+            let _ = writeln!(s, "LINEAGE {}: {}", p.reason, p.candidates.join(", "));
         }
         let damaged = self.files.iter().filter(|f| !f.problems.is_empty()).count();
         let _ = writeln!(
             s,
-            "{} files checked, {damaged} damaged, {} gaps",
+            "{} files checked, {damaged} damaged, {} gaps, {} lineage problems",
             self.files.len(),
-            self.gaps.len()
+            self.gaps.len(),
+            self.lineages.len()
         );
         s
     }
@@ -99,6 +130,7 @@ struct Expect {
 
 /// Checks every catalogued file of `store`, and the segment chain.
 pub async fn verify_store(store: &Store, identities: &[Identity]) -> Result<VerifyReport> {
+    let lineages = store.list_lineages().await?;
     let snapshots = store.list_snapshots().await?;
     let segments = store.list_segments().await?;
     let mut expect: Vec<Expect> = snapshots
@@ -142,10 +174,85 @@ pub async fn verify_store(store: &Store, identities: &[Identity]) -> Result<Veri
         }
         files.push(c);
     }
-    let start = snapshots.first().map_or(1, |s| s.seq.saturating_add(1));
+    let mut problems: Vec<LineageProblem> = plan::store_problems(&lineages, &snapshots, &segments)
+        .into_iter()
+        .map(|(reason, candidates)| LineageProblem { reason, candidates })
+        .collect();
+    let mut all_gaps = Vec::new();
+    let mut ids: Vec<Option<String>> = vec![None];
+    ids.extend(lineages.iter().map(|l| Some(l.id.clone())));
+    for id in ids {
+        let own: Vec<SegmentEntry> = segments
+            .iter()
+            .filter(|s| s.lineage == id)
+            .cloned()
+            .collect();
+        let own_snaps: Vec<u64> = snapshots
+            .iter()
+            .filter(|s| s.lineage == id)
+            .map(|s| s.seq)
+            .collect();
+        let record = id
+            .as_ref()
+            .and_then(|i| lineages.iter().find(|l| &l.id == i));
+        // Links may name the parent's last segment before the fork.
+        let mut linked = own.clone();
+        if let Some(p) = record.and_then(|r| r.parent.as_ref()) {
+            let parent = (p.lineage != LEGACY).then(|| p.lineage.clone());
+            linked.extend(
+                segments
+                    .iter()
+                    .filter(|s| s.lineage == parent && s.last_seq <= p.fork_seq)
+                    .cloned(),
+            );
+            let past: Vec<String> = segments
+                .iter()
+                .filter(|s| s.lineage == parent && s.last_seq > p.fork_seq)
+                .map(SegmentEntry::catalog_key)
+                .collect();
+            if !past.is_empty() {
+                problems.push(LineageProblem {
+                    reason: format!(
+                        "lineage {} went on past seq {}, where lineage {} forked from it (two recorders shipped at once)",
+                        p.lineage,
+                        p.fork_seq,
+                        record.map_or("", |r| r.id.as_str())
+                    ),
+                    candidates: past,
+                });
+            }
+        }
+        for (reason, candidates) in
+            plan::overlaps(&own)
+                .into_iter()
+                .chain(plan::broken_links(&linked).into_iter().filter(|(_, c)| {
+                    c.iter()
+                        .any(|n| own.iter().any(|s| n.starts_with(&s.catalog_key())))
+                }))
+        {
+            problems.push(LineageProblem { reason, candidates });
+        }
+        let start = match (own_snaps.iter().min(), record) {
+            (Some(s), _) => s.saturating_add(1),
+            (None, Some(r)) => r.first_seq,
+            (None, None) => 1,
+        };
+        all_gaps.extend(
+            gaps(own.iter().map(|s| (s.first_seq, s.last_seq)), start)
+                .into_iter()
+                .map(|g| Gap {
+                    lineage: id.clone(),
+                    ..g
+                }),
+        );
+    }
+    for p in &problems {
+        tracing::error!(reason = %p.reason, candidates = ?p.candidates, "lineage problem in the store");
+    }
     Ok(VerifyReport {
         files,
-        gaps: gaps(segments.iter().map(|s| (s.first_seq, s.last_seq)), start),
+        gaps: all_gaps,
+        lineages: problems,
     })
 }
 
@@ -223,6 +330,7 @@ pub fn gaps(segments: impl IntoIterator<Item = (u64, u64)>, start: u64) -> Vec<G
             out.push(Gap {
                 from: next,
                 to: first.saturating_sub(1),
+                lineage: None,
             });
         }
         next = last.saturating_add(1);
@@ -239,9 +347,27 @@ mod tests {
         assert_eq!(gaps([(1, 10), (5, 12), (13, 20)], 1), vec![]);
         assert_eq!(
             gaps([(1, 10), (15, 20), (30, 31)], 1),
-            vec![Gap { from: 11, to: 14 }, Gap { from: 21, to: 29 }]
+            vec![
+                Gap {
+                    from: 11,
+                    to: 14,
+                    lineage: None
+                },
+                Gap {
+                    from: 21,
+                    to: 29,
+                    lineage: None
+                }
+            ]
         );
-        assert_eq!(gaps([(5, 10)], 1), vec![Gap { from: 1, to: 4 }]);
+        assert_eq!(
+            gaps([(5, 10)], 1),
+            vec![Gap {
+                from: 1,
+                to: 4,
+                lineage: None
+            }]
+        );
         assert_eq!(gaps([(1, 10), (11, 20)], 15), vec![]);
     }
 }

@@ -72,6 +72,17 @@ pub enum StoreError {
         /// What differs.
         reason: String,
     },
+    /// A name already holds different content: two writers (or two
+    /// histories) claimed the same object. Never overwritten.
+    #[error(
+        "`{key}` already exists in the store with different content ({reason}): two recorders or two histories wrote the same name; see `rewind verify` and docs/MANUAL.md, \"Lineages\""
+    )]
+    Conflict {
+        /// Key of the object.
+        key: String,
+        /// What differs.
+        reason: String,
+    },
     /// Retries were exhausted; carries the last error.
     #[error("store unavailable after {attempts} attempts: {last}")]
     Unavailable {
@@ -110,6 +121,7 @@ impl StoreError {
             | Self::NotFound { .. }
             | Self::Catalog { .. }
             | Self::Mismatch { .. }
+            | Self::Conflict { .. }
             | Self::Unavailable { .. } => false,
         }
     }

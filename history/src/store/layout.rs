@@ -5,6 +5,7 @@
 //! snapshots/<seq:020>-<sha256>.snap                data: one snapshot file
 //! catalog/segments/<first:020>-<last:020>-<sha256>.json
 //! catalog/snapshots/<seq:020>-<sha256>.json
+//! lineages/<id>.json                               one per lineage (see [`super::lineage`])
 //! ```
 //!
 //! A catalog entry is written only after its data object is complete, and
@@ -103,6 +104,10 @@ pub struct SnapshotEntry {
     /// entries written without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_set: Option<RecordedResourceSet>,
+    /// The lineage the snapshot belongs to; `None` in entries written
+    /// before lineages (read as the one legacy lineage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
 }
 
 impl SnapshotEntry {
@@ -184,6 +189,15 @@ pub struct SegmentEntry {
     /// entries written without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_set: Option<RecordedResourceSet>,
+    /// The lineage the segment belongs to; `None` in entries written
+    /// before lineages (read as the one legacy lineage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
+    /// SHA-256 of the previous segment of the same lineage (the one ending
+    /// at `first_seq - 1`); `None` for the first segment after a lineage's
+    /// start, which only a snapshot of the same lineage can precede.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_sha256: Option<String>,
 }
 
 impl SegmentEntry {
@@ -198,6 +212,15 @@ impl SegmentEntry {
     pub fn catalog_key(&self) -> String {
         format!("{CATALOG_SEGMENTS}{}.json", self.id)
     }
+}
+
+/// Where a file being stored sits in its lineage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// The lineage's id; `None` writes an entry without one.
+    pub lineage: Option<String>,
+    /// For a segment, the SHA-256 of the previous segment of the lineage.
+    pub prev_sha256: Option<String>,
 }
 
 /// Id of a snapshot from its seq and hash.
@@ -359,6 +382,7 @@ mod tests {
             encrypted: false,
             stored_at_ms: 4,
             resource_set: None,
+            lineage: None,
         };
         let json = serde_json::to_vec(&e).unwrap();
         assert_eq!(parse_snapshot_entry(&e.catalog_key(), &json).unwrap(), e);

@@ -69,6 +69,36 @@ impl LocalDir {
         sync_dir(&dir)
     }
 
+    /// Writes `bytes` at `key` only if no object is there: the file is
+    /// written aside and hard-linked into place, which fails when the name
+    /// exists. Returns whether it was created.
+    pub fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        create_dirs(&dir)?;
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        let result = write_durable(&tmp, bytes).and_then(|()| match fs::hard_link(&tmp, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(StoreError::io("link", &path, e)),
+        });
+        let _ = fs::remove_file(&tmp);
+        let created = result?;
+        sync_dir(&dir)?;
+        Ok(created)
+    }
+
+    /// Size of the object at `key`, or `None` when there is none.
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("stat", &path, e)),
+        }
+    }
+
     /// Writes the object at `key` atomically and durably from a stream:
     /// `write` gets a buffered file and returns it when done (or its own
     /// error, which wins). The object appears only once complete, so a

@@ -8,6 +8,11 @@
 //! Readers list the catalog only, so a half-written upload is never visible;
 //! [`Store::collect_garbage`] removes data objects that never got an entry.
 //!
+//! Every lineage (one unbroken recorded history, [`lineage`]) has a record
+//! written once; entries name their lineage. A name is written once: a
+//! second write of the same name with different content is
+//! [`StoreError::Conflict`], never an overwrite.
+//!
 //! Every operation retries transient failures with exponential backoff and
 //! jitter ([`retry`]) and fails with a typed [`StoreError`].
 //!
@@ -24,6 +29,7 @@
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod lineage;
 pub mod local;
 pub mod retention;
 pub mod retry;
@@ -38,7 +44,8 @@ use crate::clock::now_ms;
 
 pub use config::{Credentials, RetryPolicy, S3Config, StoreConfig};
 pub use error::{Result, StoreError};
-pub use layout::{SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta};
+pub use layout::{Chain, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta};
+pub use lineage::{CreatedBy, ForkPoint, LineageRecord};
 pub use retention::{RetentionPlan, RetentionPolicy};
 
 /// An object as listed by a backend.
@@ -128,8 +135,21 @@ impl Store {
         }
     }
 
-    /// Stores a snapshot file: data object first, then its catalog entry.
+    /// Stores a snapshot file outside any lineage: data object first, then
+    /// its catalog entry.
     pub async fn put_snapshot(&self, meta: SnapshotMeta, data: Bytes) -> Result<SnapshotEntry> {
+        self.put_snapshot_in(meta, data, Chain::default()).await
+    }
+
+    /// Stores a snapshot file of `chain`'s lineage: data object first, then
+    /// its catalog entry, each written once ([`StoreError::Conflict`] if
+    /// the name holds something else).
+    pub async fn put_snapshot_in(
+        &self,
+        meta: SnapshotMeta,
+        data: Bytes,
+        chain: Chain,
+    ) -> Result<SnapshotEntry> {
         let sha256 = hash(data.clone()).await?;
         let entry = SnapshotEntry {
             version: layout::CATALOG_VERSION,
@@ -143,15 +163,46 @@ impl Store {
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
             resource_set: None,
+            lineage: chain.lineage,
         };
-        self.put_object(&entry.data_key(), data).await?;
-        self.put_object(&entry.catalog_key(), json(&entry)?).await?;
+        self.put_data_once(&entry.data_key(), data, &entry.sha256)
+            .await?;
+        // A labelled snapshot of the same state (plain files are the same
+        // bytes) only adds its label to the entry.
+        let existing = self
+            .put_entry_once(
+                &entry.catalog_key(),
+                &entry,
+                layout::parse_snapshot_entry,
+                |e| {
+                    e.stored_at_ms = 0;
+                    e.label = None;
+                },
+            )
+            .await?;
+        if existing.is_some_and(|e| e.label.is_none() && entry.label.is_some()) {
+            self.put_object(&entry.catalog_key(), json(&entry)?).await?;
+        }
         tracing::info!(id = %entry.id, size = entry.size, objects = entry.objects, "snapshot stored");
         Ok(entry)
     }
 
-    /// Stores a segment file: data object first, then its catalog entry.
+    /// Stores a segment file outside any lineage: data object first, then
+    /// its catalog entry.
     pub async fn put_segment(&self, meta: SegmentMeta, data: Bytes) -> Result<SegmentEntry> {
+        self.put_segment_in(meta, data, Chain::default()).await
+    }
+
+    /// Stores a segment file of `chain`'s lineage, naming the previous
+    /// segment's digest: data object first, then its catalog entry, each
+    /// written once ([`StoreError::Conflict`] if the name holds something
+    /// else).
+    pub async fn put_segment_in(
+        &self,
+        meta: SegmentMeta,
+        data: Bytes,
+        chain: Chain,
+    ) -> Result<SegmentEntry> {
         let sha256 = hash(data.clone()).await?;
         let entry = SegmentEntry {
             version: layout::CATALOG_VERSION,
@@ -166,11 +217,126 @@ impl Store {
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
             resource_set: None,
+            lineage: chain.lineage,
+            prev_sha256: chain.prev_sha256,
         };
-        self.put_object(&entry.data_key(), data).await?;
-        self.put_object(&entry.catalog_key(), json(&entry)?).await?;
+        self.put_data_once(&entry.data_key(), data, &entry.sha256)
+            .await?;
+        self.put_entry_once(
+            &entry.catalog_key(),
+            &entry,
+            layout::parse_segment_entry,
+            |e| {
+                e.stored_at_ms = 0;
+            },
+        )
+        .await?;
         tracing::debug!(id = %entry.id, size = entry.size, events = entry.events, "segment stored");
         Ok(entry)
+    }
+
+    /// Writes a data object named by its content unless it is there: an
+    /// object of the same size and hash is the same file (a retried
+    /// upload), and is kept; anything else under the name is a conflict.
+    async fn put_data_once(&self, key: &str, data: Bytes, sha256: &str) -> Result<()> {
+        if self.size_of(key).await?.is_none() {
+            return self.put_object(key, data).await;
+        }
+        let existing = self.get_object(key).await?;
+        let (a, b) = (existing.len(), data.len());
+        let actual = hash(existing).await?;
+        if a != b || actual != sha256 {
+            return Err(StoreError::Conflict {
+                key: key.to_owned(),
+                reason: format!(
+                    "{a} bytes with sha256 {actual}, writing {b} bytes with sha256 {sha256}"
+                ),
+            });
+        }
+        tracing::debug!(key, "data object already stored; kept");
+        Ok(())
+    }
+
+    /// Writes a catalog entry unless an equal one is there (all fields but
+    /// those `normalise` clears, the store time at least); a different
+    /// entry under the name is a conflict. Returns the entry that was
+    /// already there, if one was.
+    async fn put_entry_once<T>(
+        &self,
+        key: &str,
+        entry: &T,
+        parse: impl Fn(&str, &[u8]) -> Result<T>,
+        normalise: impl Fn(&mut T),
+    ) -> Result<Option<T>>
+    where
+        T: serde::Serialize + Clone + PartialEq + std::fmt::Debug,
+    {
+        if self.size_of(key).await?.is_none() {
+            return self.put_object(key, json(entry)?).await.map(|()| None);
+        }
+        let bytes = self.get_object(key).await?;
+        let existing = parse(key, &bytes)?;
+        let (mut theirs, mut ours) = (existing.clone(), entry.clone());
+        normalise(&mut theirs);
+        normalise(&mut ours);
+        if theirs != ours {
+            return Err(StoreError::Conflict {
+                key: key.to_owned(),
+                reason: format!("stored {theirs:?}, writing {ours:?}"),
+            });
+        }
+        tracing::debug!(key, "catalog entry already stored; kept");
+        Ok(Some(existing))
+    }
+
+    /// Writes a lineage record once. The same record again is kept; a
+    /// different record under its id is a conflict.
+    pub async fn put_lineage(&self, record: &LineageRecord) -> Result<()> {
+        let key = record.key();
+        let data = json(record)?;
+        let created = match &self.backend {
+            Backend::Local(dir) => {
+                let (dir, k, d) = (dir.clone(), key.clone(), data.clone());
+                blocking(move || dir.put_new(&k, &d)).await?
+            }
+            Backend::S3(s3) => s3.put_new(&key, data).await?,
+        };
+        if !created {
+            let stored = lineage::parse_lineage(&key, &self.get_object(&key).await?)?;
+            if &stored != record {
+                return Err(StoreError::Conflict {
+                    key,
+                    reason: format!("stored {stored:?}, writing {record:?}"),
+                });
+            }
+        }
+        tracing::info!(lineage = %record.id, parent = ?record.parent, cluster_uid = %record.cluster_uid, first_seq = record.first_seq, "lineage record stored");
+        Ok(())
+    }
+
+    /// Every lineage record, by creation time. Malformed records are
+    /// logged and skipped.
+    pub async fn list_lineages(&self) -> Result<Vec<LineageRecord>> {
+        let mut out = self
+            .read_entries(lineage::LINEAGES, lineage::parse_lineage)
+            .await?;
+        out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(out)
+    }
+
+    /// Low level: the size of the object at `key`, or `None` when there is
+    /// none, with retries.
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>> {
+        retry::with_retry(&self.retry, "head", &self.retries, || async move {
+            match &self.backend {
+                Backend::Local(dir) => {
+                    let (dir, key) = (dir.clone(), key.to_owned());
+                    blocking(move || dir.size(&key)).await
+                }
+                Backend::S3(s3) => s3.size(key).await,
+            }
+        })
+        .await
     }
 
     /// Every snapshot in the catalog, oldest first. Malformed entries are
@@ -432,6 +598,85 @@ mod tests {
         assert_eq!(old.orphans.len(), 1);
         assert!(!torn.exists());
         assert!(root.join("catalog/snapshots/kept.json").exists());
+    }
+
+    /// A name is written once: the same file again (a retried upload) is
+    /// kept, anything else under the name is a conflict naming the key; a
+    /// lineage record is created once.
+    #[tokio::test]
+    async fn a_name_written_twice_with_different_content_is_a_conflict() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::Local {
+            path: tmp.path().join("store"),
+        })
+        .await
+        .unwrap();
+        let meta = SegmentMeta {
+            first_seq: 1,
+            last_seq: 3,
+            first_time_ms: 1,
+            last_time_ms: 3,
+            events: 3,
+            encrypted: false,
+        };
+        let chain = Chain {
+            lineage: Some("aa".repeat(16)),
+            prev_sha256: None,
+        };
+        let data = Bytes::from_static(b"segment bytes");
+        let first = store
+            .put_segment_in(meta.clone(), data.clone(), chain.clone())
+            .await
+            .unwrap();
+        store
+            .put_segment_in(meta.clone(), data.clone(), chain.clone())
+            .await
+            .unwrap();
+        let other = Chain {
+            lineage: Some("bb".repeat(16)),
+            prev_sha256: None,
+        };
+        let err = store
+            .put_segment_in(meta.clone(), data.clone(), other)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Conflict { key, .. } if *key == first.catalog_key()),
+            "{err}"
+        );
+        // A data object whose bytes are not what its name says.
+        store
+            .put_object(&first.data_key(), Bytes::from_static(b"something else"))
+            .await
+            .unwrap();
+        let err = store.put_segment_in(meta, data, chain).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Conflict { key, .. } if *key == first.data_key()),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("two recorders or two histories"),
+            "{err}"
+        );
+
+        let rec = LineageRecord {
+            version: lineage::LINEAGE_VERSION,
+            id: lineage::new_id().unwrap(),
+            parent: None,
+            cluster_uid: "uid".into(),
+            created_by: CreatedBy::default(),
+            created_at_ms: 1,
+            first_seq: 1,
+        };
+        store.put_lineage(&rec).await.unwrap();
+        store.put_lineage(&rec).await.unwrap();
+        let mut changed = rec.clone();
+        changed.cluster_uid = "other".into();
+        assert!(matches!(
+            store.put_lineage(&changed).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(store.list_lineages().await.unwrap(), vec![rec]);
     }
 
     /// A catalog entry is a few hundred bytes; a huge object under a

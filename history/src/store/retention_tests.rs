@@ -24,6 +24,7 @@ fn snap(seq: u64, time_ms: i64, label: Option<&str>) -> SnapshotEntry {
         encrypted: false,
         stored_at_ms: time_ms,
         resource_set: None,
+        lineage: None,
     }
 }
 
@@ -42,6 +43,8 @@ fn seg(first: u64, last: u64) -> SegmentEntry {
         encrypted: false,
         stored_at_ms: 0,
         resource_set: None,
+        lineage: None,
+        prev_sha256: None,
     }
 }
 

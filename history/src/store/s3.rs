@@ -125,6 +125,41 @@ impl S3 {
             .map_err(|e| StoreError::remote("put", key, e))
     }
 
+    /// Uploads `bytes` at `key` only if no object is there, with a
+    /// conditional PUT (`If-None-Match: *`). Servers that ignore or reject
+    /// the condition (Garage answers conditional PUTs as plain ones) are
+    /// covered by a HEAD first; callers use it for names no other writer
+    /// can pick, so the HEAD-then-put window is harmless. Returns whether
+    /// it was created.
+    pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        if self.size(key).await?.is_some() {
+            return Ok(false);
+        }
+        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self
+            .client
+            .put_opts(&self.path(key), PutPayload::from(bytes.clone()), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => self.put(key, bytes).await.map(|()| true),
+            Err(e) => Err(StoreError::remote("put", key, e)),
+        }
+    }
+
+    /// Size of the object at `key` (a HEAD), or `None` when there is none.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self.client.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::remote("head", key, e)),
+        }
+    }
+
     /// A multipart upload of `bytes` in [`MULTIPART_PART_SIZE`] parts. On
     /// any failure the upload is aborted, so the server keeps no parts; a
     /// retry starts a new upload.

@@ -44,6 +44,11 @@ pub struct Cli {
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
     #[arg(long, global = true, env = "REWIND_S3_ENDPOINT", value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// The lineage to read points in (an id from `rewind list`, a prefix of
+    /// at least 8 digits, or `legacy`); default: the lineage of the newest
+    /// recorded file, followed back through its parents.
+    #[arg(long, global = true, env = "REWIND_LINEAGE", value_name = "ID")]
+    pub lineage: Option<String>,
     /// Log filter (tracing syntax), e.g. `info` or `rewind_restore=debug`.
     #[arg(long, global = true, env = "REWIND_LOG", default_value = "warn")]
     pub log: String,

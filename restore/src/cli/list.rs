@@ -1,9 +1,15 @@
-//! `rewind list`: the snapshots in a store and the point-in-time window.
+//! `rewind list`: the store's lineages and forks, the snapshots, and the
+//! point-in-time window of the lineage points are read in (`--lineage`,
+//! default the newest, with its ancestors up to their fork points).
 
 use std::io::Write;
 
 use anyhow::Result;
+use rewind_history::Point;
+use rewind_history::pit::plan;
 use rewind_history::pit::verify::gaps;
+use rewind_history::store::lineage::LEGACY;
+use rewind_history::store::{LineageRecord, SegmentEntry, SnapshotEntry};
 use serde_json::json;
 
 use super::args::{ListArgs, Output};
@@ -23,8 +29,22 @@ fn mb(bytes: u64) -> String {
 /// Runs `rewind list`.
 pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
     let src = store.open().await?;
-    let snaps = src.store().list_snapshots().await?;
-    let segs = src.store().list_segments().await?;
+    let records = src.store().list_lineages().await?;
+    let all_snaps = src.store().list_snapshots().await?;
+    let all_segs = src.store().list_segments().await?;
+    let lineages = lineage_rows(&records, &all_snaps, &all_segs);
+    let problems = plan::store_problems(&records, &all_snaps, &all_segs);
+    // The window of the lineage points are read in; the whole store when
+    // its lineages do not form one history (the problem is printed).
+    let (snaps, segs, path, view_error) = match src.view(&Point::Latest).await {
+        Ok(v) => (v.snapshots, v.segments, v.path, None),
+        Err(e) => (
+            all_snaps.clone(),
+            all_segs.clone(),
+            Vec::new(),
+            Some(e.to_string()),
+        ),
+    };
     // The window: from seq 1 when the segments reach back that far without
     // a hole, else from the oldest snapshot; to the newest event.
     let oldest = snaps.first();
@@ -53,6 +73,10 @@ pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
             serde_json::to_writer_pretty(
                 &mut out,
                 &json!({
+                    "lineages": lineages,
+                    "path": path,
+                    "problems": problems.iter().map(|(r, c)| json!({"reason": r, "candidates": c})).collect::<Vec<_>>(),
+                    "view_error": view_error,
                     "snapshots": snaps,
                     "segments": {"count": segs.len(), "events": events, "bytes": seg_bytes,
                         "first_seq": segs.first().map(|s| s.first_seq),
@@ -65,6 +89,44 @@ pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
             writeln!(out)?;
         }
         Output::Table => {
+            if !lineages.is_empty() {
+                writeln!(
+                    out,
+                    "{:<34} {:<34} {:>10} {:<38} {:>21} WINDOW",
+                    "LINEAGE", "PARENT", "FORK SEQ", "CLUSTER", "SEQS"
+                )?;
+                for l in &lineages {
+                    writeln!(
+                        out,
+                        "{:<34} {:<34} {:>10} {:<38} {:>21} {}",
+                        format!(
+                            "{}{}",
+                            l.id,
+                            if path.last() == Some(&l.id) { " *" } else { "" }
+                        ),
+                        l.parent.as_deref().unwrap_or("-"),
+                        l.fork_seq.map_or_else(|| "-".into(), |f| f.to_string()),
+                        l.cluster.as_deref().unwrap_or("-"),
+                        l.seqs
+                            .map_or_else(|| "no files".into(), |(a, b)| format!("{a}..={b}")),
+                        l.times.map_or_else(String::new, |(a, b)| format!(
+                            "{} .. {}",
+                            time(a),
+                            time(b)
+                        ))
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "(* the lineage points are read in; pick another with --lineage ID)\n"
+                )?;
+            }
+            for (reason, candidates) in &problems {
+                writeln!(out, "PROBLEM: {reason}: {}", candidates.join(", "))?;
+            }
+            if let Some(e) = &view_error {
+                writeln!(out, "PROBLEM: {e}\n")?;
+            }
             writeln!(
                 out,
                 "{:<22} {:>10} {:<25} {:>9} {:>10} {:<4} LABEL",
@@ -110,4 +172,83 @@ pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One lineage as `rewind list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct LineageRow {
+    /// Its id, or `legacy` for entries without one.
+    id: String,
+    /// Its parent.
+    parent: Option<String>,
+    /// The parent's seq it forked at.
+    fork_seq: Option<u64>,
+    /// The recorded cluster.
+    cluster: Option<String>,
+    /// Who created it (`host`, version, data directory).
+    created_by: Option<String>,
+    /// The first and last seq of its files.
+    seqs: Option<(u64, u64)>,
+    /// The times of those.
+    times: Option<(i64, i64)>,
+    /// Its files.
+    files: usize,
+}
+
+fn lineage_rows(
+    records: &[LineageRecord],
+    snaps: &[SnapshotEntry],
+    segs: &[SegmentEntry],
+) -> Vec<LineageRow> {
+    let files_of = |id: Option<&str>| {
+        let mut seqs: Vec<(u64, u64, i64, i64)> = segs
+            .iter()
+            .filter(|s| s.lineage.as_deref() == id)
+            .map(|s| (s.first_seq, s.last_seq, s.first_time_ms, s.last_time_ms))
+            .collect();
+        seqs.extend(
+            snaps
+                .iter()
+                .filter(|s| s.lineage.as_deref() == id)
+                .map(|s| (s.seq, s.seq, s.time_ms, s.time_ms)),
+        );
+        let n = seqs.len();
+        let lo = seqs.iter().min_by_key(|s| s.0).map(|s| (s.0, s.2));
+        let hi = seqs.iter().max_by_key(|s| s.1).map(|s| (s.1, s.3));
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => (Some((lo.0, hi.0)), Some((lo.1, hi.1)), n),
+            _ => (None, None, n),
+        }
+    };
+    let mut rows = Vec::new();
+    let (seqs, times, files) = files_of(None);
+    if files > 0 {
+        rows.push(LineageRow {
+            id: LEGACY.into(),
+            parent: None,
+            fork_seq: None,
+            cluster: None,
+            created_by: None,
+            seqs,
+            times,
+            files,
+        });
+    }
+    for r in records {
+        let (seqs, times, files) = files_of(Some(&r.id));
+        rows.push(LineageRow {
+            id: r.id.clone(),
+            parent: r.parent.as_ref().map(|p| p.lineage.clone()),
+            fork_seq: r.parent.as_ref().map(|p| p.fork_seq),
+            cluster: Some(r.cluster_uid.clone()),
+            created_by: Some(format!(
+                "{} rewindd {} {}",
+                r.created_by.host, r.created_by.version, r.created_by.data_dir
+            )),
+            seqs,
+            times,
+            files,
+        });
+    }
+    rows
 }

@@ -23,6 +23,8 @@ pub struct StoreArgs {
     identity: Option<PathBuf>,
     /// `--s3-endpoint`: the S3 endpoint (None: AWS).
     endpoint: Option<String>,
+    /// `--lineage`: the lineage points are read in (None: the newest).
+    lineage: Option<String>,
 }
 
 /// The files a state was read from: the base snapshot (`None`: folded from
@@ -42,6 +44,7 @@ impl StoreArgs {
             url: cli.store.clone(),
             identity: cli.identity.clone(),
             endpoint: cli.s3_endpoint.clone(),
+            lineage: cli.lineage.clone(),
         }
     }
 
@@ -58,6 +61,7 @@ impl StoreArgs {
         };
         StoreSource::open_url(url, self.endpoint.as_deref(), &identities)
             .await
+            .map(|s| s.with_lineage(self.lineage.clone()))
             .with_context(|| format!("opening the store {url}"))
     }
 

@@ -1,5 +1,7 @@
-//! `rewind verify`: every file of the store checked offline; non-zero exit
-//! when anything is damaged or missing.
+//! `rewind verify`: every file of the store checked offline, and the
+//! store's lineages (gaps, overlaps, duplicates, broken digest links,
+//! foreign files, forks); non-zero exit when anything is damaged, missing
+//! or does not form one history.
 
 use std::io::Write;
 
@@ -18,7 +20,7 @@ pub async fn run(a: &VerifyArgs, store: &StoreArgs) -> Result<()> {
         Output::Json => {
             serde_json::to_writer_pretty(
                 &mut out,
-                &serde_json::json!({"damaged": report.is_damaged(), "files": report.files, "gaps": report.gaps}),
+                &serde_json::json!({"damaged": report.is_damaged(), "files": report.files, "gaps": report.gaps, "lineages": report.lineages}),
             )?;
             writeln!(out)?;
         }

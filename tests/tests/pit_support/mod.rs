@@ -208,7 +208,7 @@ pub fn as_model(s: &State) -> BTreeMap<Key, Val> {
 
 /// How to cut the history into files.
 pub struct Layout {
-    /// Segments as (first_seq, last_seq), inclusive; may overlap.
+    /// Segments as (first_seq, last_seq), inclusive.
     pub segments: Vec<(u64, u64)>,
     /// Snapshots after these seqs.
     pub snapshots: Vec<u64>,
@@ -216,17 +216,14 @@ pub struct Layout {
     pub recipient: Option<Recipient>,
 }
 
-/// Random segment cuts over `1..=n`, some overlapping the previous one.
+/// Random segment cuts over `1..=n`, each starting right after the
+/// previous one (a store whose segments overlap is refused).
 pub fn random_segments(seed: u64, n: u64) -> Vec<(u64, u64)> {
     let mut rng = Rng::new(seed ^ 0x5e9);
     let mut out = Vec::new();
     let mut next = 1;
     while next <= n {
-        let first = if next > 5 && rng.below(4) == 0 {
-            next - rng.between(1, 5)
-        } else {
-            next
-        };
+        let first = next;
         let last = (first + rng.between(1, 250)).min(n).max(next);
         out.push((first, last));
         next = last + 1;

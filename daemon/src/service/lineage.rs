@@ -1,0 +1,668 @@
+//! Which lineage this recorder writes, decided at start before anything is
+//! watched, by comparing the journal with the store
+//! (`rewind_history::store::lineage`, `docs/MANUAL.md`, "Lineages"):
+//!
+//! - the journal's lineage is in the store, no other lineage took over
+//!   from it, and the journal is at or past the lineage's newest stored
+//!   seq → **continue**;
+//! - a journal from before lineages, over a store holding only entries
+//!   without a lineage that it is not behind → **adopt**: a new lineage
+//!   that continues that history from the last shipped seq (its first
+//!   segment names the last stored one), the journal kept;
+//! - anything else (a new or wiped journal over a non-empty store, a
+//!   journal behind the store, on a lineage the store does not know, or
+//!   one another recorder took over from) → a **child** lineage of the
+//!   lineage of the store's newest file, forked at that file's seq: the
+//!   journal and the compactor's files are moved aside (kept, never
+//!   deleted), a new journal starts at `fork_seq + 1` (no sequence number
+//!   is used twice), and the child ships a full snapshot before anything
+//!   else. Over an empty store, a **root** lineage from seq 1.
+//!
+//! A store whose lineages name another cluster is refused unless
+//! `cluster.adopt_store` (`--adopt-store true`) is set, which makes a child
+//! anyway.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::compact::Ledger;
+use crate::config::Config;
+use crate::daemon::Recorder;
+use crate::status::LineageStatus;
+use rewind_history::store::lineage::{self, LEGACY, LINEAGE_VERSION};
+use rewind_history::store::{
+    CreatedBy, ForkPoint, LineageRecord, SegmentEntry, SnapshotEntry, Store, StoreError,
+};
+
+/// Errors deciding or setting up the lineage.
+#[derive(Debug, thiserror::Error)]
+pub enum LineageError {
+    /// The store could not be read or written.
+    #[error("lineage check: {0}")]
+    Store(#[from] StoreError),
+    /// The journal could not be read or given its lineage.
+    #[error("lineage check: {0}")]
+    Journal(#[from] crate::journal::Error),
+    /// The store holds another cluster's history.
+    #[error(
+        "the store holds the history of cluster {theirs} (lineages {lineages}), but this recorder records cluster {ours}: two clusters must not share a store prefix. Point [store] at another prefix, or, if this really is the same cluster rebuilt, set cluster.adopt_store = true (or --adopt-store true) to continue the store in a new child lineage"
+    )]
+    ForeignCluster {
+        /// This recorder's cluster id.
+        ours: String,
+        /// The store's other cluster ids.
+        theirs: String,
+        /// Their lineages.
+        lineages: String,
+    },
+    /// The recorder could not be reopened on the new journal.
+    #[error(transparent)]
+    Recorder(#[from] crate::daemon::Error),
+    /// The compactor's progress could not be read or set.
+    #[error("lineage check: {0}")]
+    Compact(#[from] crate::compact::CompactError),
+    /// Moving the old journal or local files aside failed.
+    #[error("cannot move {} aside to {}: {source}", from.display(), to.display())]
+    Aside {
+        /// What was moved.
+        from: PathBuf,
+        /// Where to.
+        to: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// What the journal says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalView {
+    /// Its lineage, if it has one.
+    pub lineage: Option<String>,
+    /// The seq its next event gets.
+    pub next_seq: u64,
+    /// Whether it never recorded anything.
+    pub is_new: bool,
+    /// The compactor's `shipped_upto`.
+    pub shipped_upto: u64,
+}
+
+/// What the store holds, by lineage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreView {
+    /// Every lineage record.
+    pub lineages: Vec<LineageRecord>,
+    /// Newest seq of each lineage's files ([`LEGACY`] for entries without
+    /// one).
+    pub newest: BTreeMap<String, u64>,
+}
+
+impl StoreView {
+    /// Reads the store's lineages and the newest seq of each.
+    pub async fn read(store: &Store) -> Result<Self, StoreError> {
+        let lineages = store.list_lineages().await?;
+        let segments = store.list_segments().await?;
+        let snapshots = store.list_snapshots().await?;
+        Ok(Self::of(lineages, &segments, &snapshots))
+    }
+
+    /// The view of listed records and entries.
+    #[must_use]
+    pub fn of(
+        lineages: Vec<LineageRecord>,
+        segments: &[SegmentEntry],
+        snapshots: &[SnapshotEntry],
+    ) -> Self {
+        let mut newest: BTreeMap<String, u64> = BTreeMap::new();
+        let files = segments
+            .iter()
+            .map(|s| (s.lineage.as_deref(), s.last_seq))
+            .chain(snapshots.iter().map(|s| (s.lineage.as_deref(), s.seq)));
+        for (l, seq) in files {
+            let e = newest.entry(l.unwrap_or(LEGACY).to_owned()).or_default();
+            *e = (*e).max(seq);
+        }
+        Self { lineages, newest }
+    }
+
+    /// The lineage of the newest file and its seq.
+    fn newest(&self) -> Option<(&str, u64)> {
+        self.newest
+            .iter()
+            .max_by_key(|(_, seq)| **seq)
+            .map(|(l, s)| (l.as_str(), *s))
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go on recording the journal's lineage.
+    Continue {
+        /// The lineage.
+        lineage: String,
+    },
+    /// Keep the journal and record it under a new lineage that continues
+    /// the store's entries without a lineage.
+    Adopt {
+        /// The new lineage.
+        record: LineageRecord,
+    },
+    /// Start a new journal as a new lineage (a child, or a root over an
+    /// empty store).
+    Fresh {
+        /// The new lineage.
+        record: LineageRecord,
+        /// Why, for the log and the status.
+        why: String,
+    },
+}
+
+/// Decides from the journal and the store; `cluster_uid` is this
+/// recorder's cluster, `adopt` the `cluster.adopt_store` setting.
+pub fn decide(
+    journal: &JournalView,
+    store: &StoreView,
+    cluster_uid: &str,
+    adopt: bool,
+    created_by: CreatedBy,
+) -> Result<Decision, LineageError> {
+    // Another cluster's lineages, but for the ancestors of ours (a store
+    // adopted after a rebuild continues the old cluster's history).
+    let mut ancestors = std::collections::BTreeSet::new();
+    for l in store
+        .lineages
+        .iter()
+        .filter(|l| l.cluster_uid == cluster_uid)
+    {
+        let mut at = l.parent.as_ref();
+        while let Some(p) = at
+            && ancestors.insert(p.lineage.clone())
+        {
+            at = store
+                .lineages
+                .iter()
+                .find(|r| r.id == p.lineage)
+                .and_then(|r| r.parent.as_ref());
+        }
+    }
+    let foreign: Vec<&LineageRecord> = store
+        .lineages
+        .iter()
+        .filter(|l| l.cluster_uid != cluster_uid && !ancestors.contains(&l.id))
+        .collect();
+    if !foreign.is_empty() && !adopt {
+        let mut theirs: Vec<&str> = foreign.iter().map(|l| l.cluster_uid.as_str()).collect();
+        theirs.dedup();
+        return Err(LineageError::ForeignCluster {
+            ours: cluster_uid.to_owned(),
+            theirs: theirs.join(", "),
+            lineages: foreign
+                .iter()
+                .map(|l| l.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let last = journal.next_seq.saturating_sub(1);
+    let record =
+        |parent: Option<ForkPoint>, first_seq: u64| -> Result<LineageRecord, LineageError> {
+            Ok(LineageRecord {
+                version: LINEAGE_VERSION,
+                id: lineage::new_id()?,
+                parent,
+                cluster_uid: cluster_uid.to_owned(),
+                created_by: created_by.clone(),
+                created_at_ms: rewind_history::now_ms(),
+                first_seq,
+            })
+        };
+    let fresh = |why: String| -> Result<Decision, LineageError> {
+        let (parent, first) = match store.newest() {
+            Some((l, seq)) => (
+                Some(ForkPoint {
+                    lineage: l.to_owned(),
+                    fork_seq: seq,
+                }),
+                seq.saturating_add(1),
+            ),
+            None => (None, 1),
+        };
+        Ok(Decision::Fresh {
+            record: record(parent, first)?,
+            why,
+        })
+    };
+    if !foreign.is_empty() {
+        return fresh(format!(
+            "adopting a store recorded as cluster {}",
+            foreign.first().map_or("", |l| l.cluster_uid.as_str())
+        ));
+    }
+    match &journal.lineage {
+        Some(l) => {
+            if !store.lineages.iter().any(|r| &r.id == l) {
+                return fresh(format!("the journal's lineage {l} is not in the store"));
+            }
+            if let Some(child) = store.lineages.iter().find(|r| {
+                r.parent.as_ref().is_some_and(|p| &p.lineage == l)
+                    && store.newest.contains_key(&r.id)
+            }) {
+                return fresh(format!(
+                    "lineage {} took over from the journal's lineage {l}",
+                    child.id
+                ));
+            }
+            let pos = store.newest.get(l).copied().unwrap_or(0);
+            if last >= pos {
+                Ok(Decision::Continue { lineage: l.clone() })
+            } else {
+                fresh(format!(
+                    "the journal ends at seq {last}, behind the store's seq {pos} of lineage {l}"
+                ))
+            }
+        }
+        None if journal.is_new => {
+            if store.newest.is_empty() {
+                fresh("a new journal and an empty store".into())
+            } else {
+                fresh("a new (or wiped) journal over a store that holds history".into())
+            }
+        }
+        None => {
+            let legacy = store.newest.get(LEGACY).copied();
+            let only_legacy = store.lineages.is_empty() && store.newest.len() <= 1;
+            match legacy {
+                Some(pos) if only_legacy && last >= pos => Ok(Decision::Adopt {
+                    record: record(
+                        Some(ForkPoint {
+                            lineage: LEGACY.into(),
+                            fork_seq: journal.shipped_upto,
+                        }),
+                        journal.shipped_upto.saturating_add(1),
+                    )?,
+                }),
+                None if store.newest.is_empty() && journal.shipped_upto == 0 => {
+                    Ok(Decision::Adopt {
+                        record: record(None, 1)?,
+                    })
+                }
+                _ => fresh(format!(
+                    "a journal from before lineages (at seq {last}) that does not continue the store"
+                )),
+            }
+        }
+    }
+}
+
+/// Who this recorder is, for a new lineage's record.
+#[must_use]
+pub fn created_by(data_dir: &Path) -> CreatedBy {
+    CreatedBy {
+        host: lineage::host_name(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        data_dir: data_dir.display().to_string(),
+    }
+}
+
+/// The status file's account of a decision about lineage `id`.
+#[must_use]
+pub fn status_of(decision: &Decision, parent: Option<&ForkPoint>, id: &str) -> LineageStatus {
+    let (kind, reason) = match decision {
+        Decision::Continue { .. } => ("continue", None),
+        Decision::Adopt { .. } => ("adopt", None),
+        Decision::Fresh { why, .. } => ("fresh", Some(why.clone())),
+    };
+    LineageStatus {
+        id: id.to_owned(),
+        parent: parent.map(|p| p.lineage.clone()),
+        fork_seq: parent.map(|p| p.fork_seq),
+        decision: kind.into(),
+        reason,
+    }
+}
+
+/// Moves `path` (if it exists) into `aside`, keeping its name.
+pub fn move_aside(path: &Path, aside: &Path) -> Result<(), LineageError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let to = aside.join(path.file_name().unwrap_or_default());
+    let err = |source| LineageError::Aside {
+        from: path.to_owned(),
+        to: to.clone(),
+        source,
+    };
+    std::fs::create_dir_all(aside).map_err(err)?;
+    std::fs::rename(path, &to).map_err(err)?;
+    tracing::warn!(from = %path.display(), to = %to.display(), "moved aside for a new lineage (kept; delete it once the new lineage is verified)");
+    Ok(())
+}
+
+/// The lineage the recorder was set up to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Established {
+    /// Its id.
+    pub id: String,
+    /// Where it forked, if it did.
+    pub parent: Option<ForkPoint>,
+    /// Whether it starts fresh (a new journal at `parent.fork_seq + 1`,
+    /// a snapshot first).
+    pub fresh: bool,
+    /// For the status file.
+    pub status: LineageStatus,
+}
+
+/// Decides the lineage for `recorder` (open, not yet running) against
+/// `store`, writes a new lineage's record before anything else of it, and
+/// sets the journal up: continued, adopted, or replaced by a new one
+/// (the old one moved aside). Returns the recorder to run.
+pub async fn establish(
+    config: &Config,
+    cluster_uid: &str,
+    store: &Store,
+    mut recorder: Recorder,
+) -> Result<(Recorder, Established), LineageError> {
+    let compact_dir = config.data_dir.join("compact");
+    let progress = read_progress(&compact_dir);
+    let (lineage, next_seq, is_new) = recorder.journal_lineage()?;
+    let journal = JournalView {
+        lineage,
+        next_seq,
+        is_new,
+        shipped_upto: progress.as_ref().map_or(0, |p| p.shipped_upto),
+    };
+    let view = match StoreView::read(store).await {
+        Ok(v) => v,
+        Err(e) => match &journal.lineage {
+            // Recording must not wait for the store: a journal that has a
+            // lineage goes on; shipping checks names as it writes.
+            Some(l) => {
+                tracing::warn!(error = %e, lineage = %l, "cannot read the store's lineages; continuing the journal's lineage unchecked");
+                let decision = Decision::Continue { lineage: l.clone() };
+                let status = status_of(&decision, None, l);
+                return Ok((
+                    recorder,
+                    Established {
+                        id: l.clone(),
+                        parent: None,
+                        fresh: false,
+                        status,
+                    },
+                ));
+            }
+            None => return Err(e.into()),
+        },
+    };
+    let decision = decide(
+        &journal,
+        &view,
+        cluster_uid,
+        config.adopt_store,
+        created_by(&config.data_dir),
+    )?;
+    let established = match &decision {
+        Decision::Continue { lineage } => {
+            let parent = view
+                .lineages
+                .iter()
+                .find(|r| &r.id == lineage)
+                .and_then(|r| r.parent.clone());
+            tracing::info!(lineage = %lineage, next_seq, "continuing the journal's lineage");
+            Established {
+                id: lineage.clone(),
+                status: status_of(&decision, parent.as_ref(), lineage),
+                parent,
+                fresh: false,
+            }
+        }
+        Decision::Adopt { record } => {
+            store.put_lineage(record).await?;
+            recorder.set_lineage(&record.id)?;
+            tracing::info!(lineage = %record.id, parent = ?record.parent, "a journal from before lineages continues the store as a new lineage");
+            Established {
+                id: record.id.clone(),
+                status: status_of(&decision, record.parent.as_ref(), &record.id),
+                parent: record.parent.clone(),
+                fresh: false,
+            }
+        }
+        Decision::Fresh { record, why } => {
+            store.put_lineage(record).await?;
+            let aside = config
+                .data_dir
+                .join(format!("aside-{}", rewind_history::now_ms()));
+            if !is_new {
+                drop(recorder);
+                move_aside(&config.journal_dir(), &aside)?;
+                recorder = reopen(config).await?;
+            }
+            if progress.is_some() {
+                move_aside(&compact_dir, &aside)?;
+            }
+            recorder.begin_lineage(&record.id, record.first_seq)?;
+            tracing::warn!(
+                lineage = %record.id,
+                parent = ?record.parent.as_ref().map(|p| &p.lineage),
+                fork_seq = ?record.parent.as_ref().map(|p| p.fork_seq),
+                first_seq = record.first_seq,
+                reason = %why,
+                "starting a new lineage: the journal does not continue the store"
+            );
+            Established {
+                id: record.id.clone(),
+                status: status_of(&decision, record.parent.as_ref(), &record.id),
+                parent: record.parent.clone(),
+                fresh: true,
+            }
+        }
+    };
+    recorder
+        .board()
+        .update(|s| s.lineage = Some(established.status.clone()));
+    Ok((recorder, established))
+}
+
+/// Points the compactor's progress at the lineage: a fresh one starts at
+/// its fork point with a snapshot first; a continued one learns the digest
+/// of its last stored segment when the progress lacks it.
+pub async fn apply_to_ledger(
+    ledger: &Ledger,
+    store: &Store,
+    est: &Established,
+) -> Result<(), LineageError> {
+    if est.fresh {
+        let fork = est.parent.as_ref().map_or(0, |p| p.fork_seq);
+        ledger.update(|p| {
+            p.lineage = Some(est.id.clone());
+            p.sealed_upto = fork;
+            p.shipped_upto = fork;
+            p.prev_sha256 = None;
+            p.snapshot_first = est.parent.is_some();
+        })?;
+        return Ok(());
+    }
+    let p = ledger.progress();
+    let mut prev = p.prev_sha256.clone();
+    if prev.is_none() && p.shipped_upto > 0 {
+        // The segment ending at `shipped_upto`: ours, or the history an
+        // adopted lineage continues.
+        let parent = est.parent.as_ref().map(|f| f.lineage.as_str());
+        let ok = |s: &SegmentEntry| match s.lineage.as_deref() {
+            Some(l) => l == est.id || Some(l) == parent,
+            None => parent == Some(LEGACY),
+        };
+        match store.list_segments().await {
+            Ok(segs) => {
+                prev = segs
+                    .iter()
+                    .find(|s| s.last_seq == p.shipped_upto && ok(s))
+                    .map(|s| s.sha256.clone());
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the store to link the next segment"),
+        }
+    }
+    ledger.update(|p| {
+        p.lineage = Some(est.id.clone());
+        p.prev_sha256.clone_from(&prev);
+    })?;
+    Ok(())
+}
+
+/// The compactor's progress, if it has any on disk.
+fn read_progress(dir: &Path) -> Option<crate::compact::local::Progress> {
+    let bytes = std::fs::read(dir.join("progress.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Opens the recorder again after its journal was moved aside; sled may
+/// hold the old directory's lock for a moment after the last handle.
+async fn reopen(config: &Config) -> Result<Recorder, LineageError> {
+    let mut last = None;
+    for _ in 0..50 {
+        match Recorder::open(config.clone()) {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    match last {
+        Some(e) => Err(e.into()),
+        None => Ok(Recorder::open(config.clone())?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "11111111111111111111111111111111";
+
+    fn rec(id: &str, parent: Option<(&str, u64)>, cluster: &str) -> LineageRecord {
+        LineageRecord {
+            version: LINEAGE_VERSION,
+            id: id.into(),
+            parent: parent.map(|(l, f)| ForkPoint {
+                lineage: l.into(),
+                fork_seq: f,
+            }),
+            cluster_uid: cluster.into(),
+            created_by: CreatedBy::default(),
+            created_at_ms: 0,
+            first_seq: parent.map_or(1, |(_, f)| f + 1),
+        }
+    }
+
+    fn journal(lineage: Option<&str>, next_seq: u64) -> JournalView {
+        JournalView {
+            lineage: lineage.map(Into::into),
+            next_seq,
+            is_new: next_seq == 1 && lineage.is_none(),
+            shipped_upto: next_seq.saturating_sub(1),
+        }
+    }
+
+    fn store(lineages: Vec<LineageRecord>, newest: &[(&str, u64)]) -> StoreView {
+        StoreView {
+            lineages,
+            newest: newest.iter().map(|(l, s)| ((*l).to_owned(), *s)).collect(),
+        }
+    }
+
+    fn decide_(j: &JournalView, s: &StoreView) -> Result<Decision, LineageError> {
+        decide(j, s, "uid", false, CreatedBy::default())
+    }
+
+    #[test]
+    fn the_journal_continues_only_at_or_past_the_store() {
+        let s = store(vec![rec(P, None, "uid")], &[(P, 100)]);
+        assert_eq!(
+            decide_(&journal(Some(P), 101), &s).unwrap(),
+            Decision::Continue { lineage: P.into() }
+        );
+        assert_eq!(
+            decide_(&journal(Some(P), 150), &s).unwrap(),
+            Decision::Continue { lineage: P.into() }
+        );
+        // Behind the store, wiped, or unknown: a child forked at 100.
+        for j in [
+            journal(Some(P), 60),
+            journal(None, 1),
+            journal(Some("ab"), 500),
+        ] {
+            let Decision::Fresh { record, .. } = decide_(&j, &s).unwrap() else {
+                panic!("{j:?}");
+            };
+            assert_eq!(
+                record.parent,
+                Some(ForkPoint {
+                    lineage: P.into(),
+                    fork_seq: 100
+                })
+            );
+            assert_eq!(record.first_seq, 101);
+            assert!(lineage::is_valid_id(&record.id));
+        }
+        // Someone else took over from our lineage: fork from theirs.
+        let c = "22222222222222222222222222222222";
+        let s = store(
+            vec![rec(P, None, "uid"), rec(c, Some((P, 100)), "uid")],
+            &[(P, 100), (c, 180)],
+        );
+        let Decision::Fresh { record, .. } = decide_(&journal(Some(P), 150), &s).unwrap() else {
+            panic!()
+        };
+        assert_eq!(record.parent.unwrap().lineage, c);
+        assert_eq!(record.first_seq, 181);
+    }
+
+    #[test]
+    fn new_stores_legacy_stores_and_foreign_clusters() {
+        let Decision::Fresh { record, .. } =
+            decide_(&journal(None, 1), &StoreView::default()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((record.parent, record.first_seq), (None, 1));
+        // A journal from before lineages, not behind the legacy entries.
+        let s = store(vec![], &[(LEGACY, 90)]);
+        let Decision::Adopt { record } = decide_(&journal(None, 91), &s).unwrap() else {
+            panic!()
+        };
+        assert_eq!(record.parent.unwrap().fork_seq, 90);
+        assert!(matches!(
+            decide_(&journal(None, 50), &s).unwrap(),
+            Decision::Fresh { .. }
+        ));
+        // Another cluster's store: refused, naming both, unless adopted.
+        let s = store(vec![rec(P, None, "other")], &[(P, 10)]);
+        let err = decide_(&journal(None, 1), &s).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("cluster other") && text.contains("records cluster uid"),
+            "{text}"
+        );
+        assert!(text.contains("adopt_store"), "{text}");
+        let Decision::Fresh { record, .. } =
+            decide(&journal(None, 1), &s, "uid", true, CreatedBy::default()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(record.first_seq, 11);
+        assert_eq!(record.cluster_uid, "uid");
+        // Once adopted, the old cluster's lineage is an ancestor: the next
+        // start continues without the setting.
+        let s = store(
+            vec![rec(P, None, "other"), rec(&record.id, Some((P, 10)), "uid")],
+            &[(P, 10), (record.id.as_str(), 40)],
+        );
+        assert_eq!(
+            decide_(&journal(Some(&record.id), 41), &s).unwrap(),
+            Decision::Continue {
+                lineage: record.id.clone()
+            }
+        );
+    }
+}
