@@ -116,6 +116,7 @@ impl Shipper {
                 last_time_ms: header.max_time_ms,
                 events: header.event_count,
                 encrypted,
+                resource_set: p.set_at(header.first_seq).cloned(),
             };
             self.store.put_segment(meta, data).await?;
             self.ledger.update(|p| {
@@ -132,6 +133,7 @@ impl Shipper {
             .filter(|s| s.stored_id.is_none())
             .collect();
         for snap in unstored {
+            let resource_set = self.ledger.progress().set_at(snap.seq).cloned();
             let plain = files.get(&snap.key())?;
             let (data, encrypted) = self.encrypt(plain)?;
             let meta = SnapshotMeta {
@@ -140,6 +142,7 @@ impl Shipper {
                 objects: snap.objects,
                 label: snap.label.clone(),
                 encrypted,
+                resource_set,
             };
             let entry = self.store.put_snapshot(meta, data).await?;
             let key = snap.key();

@@ -13,6 +13,8 @@
 //! - **Selection**: an object enters the record when the resource set selects
 //!   it; once recorded, it stays recorded until it is deleted, even if it
 //!   stops matching, so that leaving a selector never looks like a delete.
+//!   A whole type leaving the set is different: its objects are recorded
+//!   as deleted with [`OUT_OF_SCOPE`] ([`Observation::OutOfScope`]).
 //! - **Ignore rules** (see [`ignore`]).
 
 pub mod ignore;
@@ -95,7 +97,23 @@ pub enum Observation {
         /// When it was observed, Unix ms.
         at_ms: i64,
     },
+    /// The type left the resource set (a configuration reload, or a start
+    /// with a set that no longer covers a type the journal holds): every
+    /// object of it still in the state is recorded as deleted, with
+    /// [`OUT_OF_SCOPE`] in place of a list resourceVersion, so later states
+    /// no longer hold objects nobody watches.
+    OutOfScope {
+        /// The type.
+        rtype: Arc<ResourceType>,
+        /// When the set changed, Unix ms.
+        at_ms: i64,
+    },
 }
+
+/// The `list_rv` of the `DeletedInferred` records that take a type out of
+/// scope ([`Observation::OutOfScope`]). A list's resourceVersion is a
+/// number, so no relist can write this one.
+pub const OUT_OF_SCOPE: &str = "out-of-scope";
 
 /// Errors of ingestion: only the journal can fail; bad objects are skipped.
 pub type Result<T, E = crate::journal::Error> = std::result::Result<T, E>;
@@ -340,19 +358,36 @@ impl Ingestor {
                 rtype,
                 list_rv,
                 at_ms,
-            } => {
-                let at_ms = *at_ms;
+            } => self.drop_type(b, rtype, list_rv, *at_ms),
+            Observation::OutOfScope { rtype, at_ms } => {
                 let tk = type_key(rtype);
-                self.relists.discard(&tk);
-                for k in b.keys_of_type_where(&tk, |_| true)? {
-                    if let Some(e) = b.get_encoded(&k)? {
-                        self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
-                    }
+                let objects = b.keys_of_type_where(&tk, |_| true)?.len();
+                if objects > 0 {
+                    tracing::info!(rtype = %tk, objects, "type left the resource set; its objects are recorded as out of scope");
                 }
-                b.forget_type(&tk);
-                Ok(())
+                self.drop_type(b, rtype, OUT_OF_SCOPE, *at_ms)
             }
         }
+    }
+
+    /// Records every object of `rtype` still in the state as deleted as of
+    /// `list_rv` and forgets the type.
+    fn drop_type(
+        &mut self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        list_rv: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        let tk = type_key(rtype);
+        self.relists.discard(&tk);
+        for k in b.keys_of_type_where(&tk, |_| true)? {
+            if let Some(e) = b.get_encoded(&k)? {
+                self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
+            }
+        }
+        b.forget_type(&tk);
+        Ok(())
     }
 
     /// The state keys of a type that its completed relist did not deliver:

@@ -399,6 +399,30 @@ fn a_gone_type_records_deletion_of_all_its_objects() {
 }
 
 #[test]
+fn a_type_out_of_scope_records_its_objects_deleted_with_the_marker() {
+    let mut r = Rig::new();
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+    ]);
+    let recs = r.feed(vec![Observation::OutOfScope {
+        rtype: cm(),
+        at_ms: 0,
+    }]);
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r.kind
+        == EventKind::DeletedInferred {
+            list_rv: super::OUT_OF_SCOPE.into()
+        }));
+    assert!(r.state().is_empty());
+    assert!(r.j().type_record("configmaps").unwrap().is_none());
+    // Back in scope later: recorded again from its next list.
+    let recs = r.feed(vec![applied(obj("a", "ua", 1, true), true)]);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].kind, EventKind::Applied);
+}
+
+#[test]
 fn rollback_lets_a_batch_be_prepared_again() {
     let mut r = Rig::new();
     r.feed(vec![

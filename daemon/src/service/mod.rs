@@ -90,6 +90,16 @@ pub async fn run(
         settings.compact.clone(),
     )
     .await?;
+    {
+        // The files sealed from now on name the set this run records.
+        let compactor = Arc::clone(&compactor);
+        let set = running.recorded_set.clone();
+        match tokio::task::spawn_blocking(move || compactor.record_set(set)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the resource set in force"),
+            Err(e) => tracing::warn!(error = %e, "recording the resource set in force failed"),
+        }
+    }
     let (handle, compact_task) = crate::compact::spawn(Arc::clone(&compactor), background.clone());
 
     let listener = crate::admin::bind(&settings.admin_socket, settings.admin_group.as_deref())?;
@@ -191,7 +201,10 @@ async fn reload_loop(
             s = hup.recv() => if s.is_none() { return },
         }
         notify(&[sd_notify::NotifyState::Reloading]);
-        if let Some(now) = reload::reload(&flags, &running, &targets) {
+        // A changed resource set seals the journal first: blocking.
+        let (f, r, t) = (flags.clone(), running.clone(), targets.clone());
+        if let Ok(Some(now)) = tokio::task::spawn_blocking(move || reload::reload(&f, &r, &t)).await
+        {
             running = now;
         }
         notify(&[sd_notify::NotifyState::Ready]);

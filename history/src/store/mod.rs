@@ -142,7 +142,7 @@ impl Store {
             label: meta.label,
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
-            resource_set: None,
+            resource_set: meta.resource_set,
         };
         self.put_object(&entry.data_key(), data).await?;
         self.put_object(&entry.catalog_key(), json(&entry)?).await?;
@@ -165,7 +165,7 @@ impl Store {
             sha256,
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
-            resource_set: None,
+            resource_set: meta.resource_set,
         };
         self.put_object(&entry.data_key(), data).await?;
         self.put_object(&entry.catalog_key(), json(&entry)?).await?;
@@ -450,6 +450,7 @@ mod tests {
             objects: 1,
             label: None,
             encrypted: false,
+            resource_set: None,
         };
         let good = store
             .put_snapshot(meta, Bytes::from_static(b"snapshot bytes"))
