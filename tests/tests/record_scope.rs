@@ -6,14 +6,20 @@
 //!   never selected alone;
 //! - a type a SIGHUP reload drops from the set is taken out of the record:
 //!   later states no longer hold its objects, and a restore at a later
-//!   point neither writes nor prunes them.
+//!   point neither writes nor prunes them;
+//! - a CRD whose served version moves: rewindd records each object again at
+//!   the new version, and `rewind restore` writes each point's objects at
+//!   the version they were recorded at.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions, rewind_bin, rewindd_bin};
@@ -145,7 +151,7 @@ async fn prune_needs_no_flag_on_a_store_recorded_by_rewindd() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         &dir.path().join("data"),
-        &plane.admin_kubeconfig_path(),
+        plane.admin_kubeconfig_path(),
         true,
     );
     namespace(&client, APP).await;
@@ -214,7 +220,7 @@ async fn a_type_dropped_by_a_reload_leaves_later_states() {
     let client = plane.admin_client();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = config(&data, &plane.admin_kubeconfig_path(), true);
+    let cfg = config(&data, plane.admin_kubeconfig_path(), true);
     namespace(&client, APP).await;
     configmap(&client, APP, "c1", "1").await;
     secret(&client, APP, "s1", "recorded").await;
@@ -226,7 +232,7 @@ async fn a_type_dropped_by_a_reload_leaves_later_states() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Drop Secrets from the set and reload.
-    config(&data, &plane.admin_kubeconfig_path(), false)
+    config(&data, plane.admin_kubeconfig_path(), false)
         .write(&cfg.path())
         .unwrap();
     assert!(
@@ -317,4 +323,190 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+const GROUP: &str = "ver.rewind.test";
+
+fn widgets(client: &kube::Client, version: &str) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, version, "Widget"),
+        "widgets",
+    );
+    Api::namespaced_with(client.clone(), APP, &ar)
+}
+
+/// Waits until `version` of the widgets is served.
+async fn served(client: &kube::Client, version: &str) {
+    for _ in 0..200 {
+        if widgets(client, version)
+            .list(&Default::default())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{GROUP}/{version} never served");
+}
+
+/// The `apiVersion` of each exported widget, by name.
+fn exported_versions(root: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = walk(root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&format!("{GROUP}_widgets")))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let av = text
+                .lines()
+                .find_map(|l| l.strip_prefix("apiVersion: "))
+                .unwrap_or_default()
+                .to_owned();
+            (p.file_stem().unwrap().to_string_lossy().into_owned(), av)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A CRD gains v2 (served, storage, preferred) while rewindd records: the
+/// later state holds every widget at v2 (recorded again although its
+/// resourceVersion did not change), the earlier one at v1, and a restore
+/// of each point into a fresh control plane writes the widgets at the
+/// version of that point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_served_version_is_recorded_again_and_restored_per_point() {
+    rewind_history::install_tls_provider();
+    let _ = (rewindd_bin(), rewind_bin());
+    let (src, dst) = tokio::join!(ControlPlane::start(), ControlPlane::start());
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (client, target) = (src.admin_client(), dst.admin_client());
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd =
+        rewind_tests::fixtures::schemaless_crd(GROUP, "v1", "widgets", "Widget", true).unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    namespace(&client, APP).await;
+    served(&client, "v1").await;
+    for (name, size) in [("w1", 1), ("w2", 2)] {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": format!("{GROUP}/v1"), "kind": "Widget",
+            "metadata": {"name": name, "namespace": APP},
+            "spec": {"size": size}
+        }))
+        .unwrap();
+        widgets(&client, "v1")
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cfg = DaemonConfig::new(&data, src.admin_kubeconfig_path());
+    cfg.presets = Vec::new();
+    cfg.extra = format!(
+        "[[record.selectors]]\napiVersion = \"apiextensions.k8s.io/v1\"\nkinds = [\"CustomResourceDefinition\"]\n\
+         resourceNames = [\"widgets.{GROUP}\"]\n\n\
+         [[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"Namespace\"]\nresourceNames = [\"app\"]\n\n\
+         [[record.selectors]]\napiVersion = \"{GROUP}/v1\"\n\n[[record.selectors]]\napiVersion = \"{GROUP}/v2\"\n\n"
+    );
+    let mut d = cfg.start_settled(&RunOptions::default()).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
+    wait_stored(&store, 0, &mut d).await;
+    let before_move = rewind_history::now_ms();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // v2 becomes the storage and preferred version; v1 is still served.
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    crds.patch(
+        &format!("widgets.{GROUP}"),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"versions": [
+            {"name": "v1", "served": true, "storage": false, "schema": schema},
+            {"name": "v2", "served": true, "storage": true, "schema": schema},
+        ]}})),
+    )
+    .await
+    .unwrap();
+
+    let export = |at: &str, to: &Path| {
+        let _ = std::fs::remove_dir_all(to);
+        let (ok, out, err) = run(rewind(&data.join("store"))
+            .args(["export", "--at", at, "--out"])
+            .arg(to));
+        assert!(ok, "{out}\n{err}");
+        exported_versions(to)
+    };
+    let late = dir.path().join("late");
+    let want_v2 = vec![
+        ("w1".to_owned(), format!("{GROUP}/v2")),
+        ("w2".to_owned(), format!("{GROUP}/v2")),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        got = export("latest", &late);
+        if got == want_v2 {
+            break;
+        }
+    }
+    assert_eq!(got, want_v2, "{}", d.log_tail(30));
+    assert!(d.terminate().unwrap().success());
+    // The store holds each widget recorded again, body and type at v2,
+    // although neither resourceVersion changed.
+    let mut v2_records = Vec::new();
+    for seg in store.list_segments().await.unwrap() {
+        let bytes = store.get_segment(&seg).await.unwrap();
+        for e in rewind_format::SegmentReader::open(&bytes, None, rewind_format::Limits::default())
+            .unwrap()
+            .read_all()
+            .unwrap()
+        {
+            if e.rtype.resource == "widgets"
+                && e.kind == rewind_format::EventKind::Applied
+                && e.rtype.version == "v2"
+                && String::from_utf8_lossy(&e.object).contains(&format!("\"{GROUP}/v2\""))
+            {
+                v2_records.push(e.name.clone());
+            }
+        }
+    }
+    v2_records.sort();
+    assert_eq!(v2_records, vec!["w1", "w2"]);
+    let early = dir.path().join("early");
+    assert_eq!(
+        export(&format!("ms:{before_move}"), &early),
+        vec![
+            ("w1".to_owned(), format!("{GROUP}/v1")),
+            ("w2".to_owned(), format!("{GROUP}/v1")),
+        ]
+    );
+
+    // Each point restores at its own version.
+    let restore = |at: String| {
+        let (ok, out, err) = run(rewind(&data.join("store"))
+            .args(["restore", "--at", &at, "--to"])
+            .arg(dst.admin_kubeconfig_path())
+            .arg("--yes"));
+        assert!(ok, "restore at {at}:\n{out}\n{err}");
+    };
+    restore(format!("ms:{before_move}"));
+    let tcrds: Api<CustomResourceDefinition> = Api::all(target.clone());
+    let versions = |c: CustomResourceDefinition| -> Vec<String> {
+        c.spec.versions.into_iter().map(|v| v.name).collect()
+    };
+    assert_eq!(
+        versions(tcrds.get(&format!("widgets.{GROUP}")).await.unwrap()),
+        vec!["v1"]
+    );
+    let w1 = widgets(&target, "v1").get("w1").await.unwrap();
+    assert_eq!(w1.data["spec"]["size"], json!(1));
+    restore("latest".into());
+    assert_eq!(
+        versions(tcrds.get(&format!("widgets.{GROUP}")).await.unwrap()),
+        vec!["v1", "v2"]
+    );
+    served(&target, "v2").await;
+    let w2 = widgets(&target, "v2").get("w2").await.unwrap();
+    assert_eq!(w2.data["spec"]["size"], json!(2));
 }

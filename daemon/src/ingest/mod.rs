@@ -127,6 +127,10 @@ pub struct Ingestor {
     relists: RelistTracker,
     /// The last observation's type and its key (see [`Ingestor::type_key_of`]).
     last_type: Option<(Arc<ResourceType>, Arc<str>)>,
+    /// Types being relisted at another version than their objects were
+    /// recorded at: an unchanged resourceVersion does not make an object
+    /// a duplicate there (see [`Ingestor::recorded_at_version`]).
+    version_moved: std::collections::HashSet<String>,
 }
 
 /// Ignore rules by type key, replaceable while the writer runs.
@@ -165,6 +169,7 @@ impl Ingestor {
             ignore: std::sync::Arc::new(std::sync::RwLock::new(ignore)),
             relists: RelistTracker::default(),
             last_type: None,
+            version_moved: std::collections::HashSet::new(),
         }
     }
 
@@ -299,6 +304,17 @@ impl Ingestor {
                 let at_ms = *at_ms;
                 let tk = type_key(rtype);
                 let track = !b.type_is_empty(&tk)?;
+                if track {
+                    // Read before this relist's marker names the new version.
+                    let tr = b.type_record(rtype)?;
+                    let recorded = tr.listed_version.as_ref().unwrap_or(&tr.rtype.version);
+                    if *recorded == rtype.version {
+                        self.version_moved.remove(&tk);
+                    } else {
+                        tracing::info!(rtype = %tk, from = %recorded, to = %rtype.version, "served version changed; recording every object again at the new version");
+                        self.version_moved.insert(tk.clone());
+                    }
+                }
                 if self.relists.begin(&tk, track) {
                     let rec = self.record(
                         rtype,
@@ -352,6 +368,10 @@ impl Ingestor {
                     at_ms,
                 );
                 b.record(rec, StateChange::None)?;
+                // Every object left in the state was delivered by this
+                // relist, and recorded at its version.
+                b.type_record(rtype)?.listed_version = Some(rtype.version.clone());
+                self.version_moved.remove(&tk);
                 Ok(())
             }
             Observation::TypeGone {
@@ -462,7 +482,9 @@ impl Ingestor {
                     self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
                 }
             } else {
-                if h.resource_version == o.resource_version {
+                if h.resource_version == o.resource_version
+                    && self.recorded_at_version(b, rtype, tk, k)?
+                {
                     return Ok(true);
                 }
                 if self.only_ignored_changed(b, tk, k, &o.json)? {
@@ -487,6 +509,35 @@ impl Ingestor {
         );
         b.record_keyed(rec, Some(k.to_vec()), Some(existed), change)?;
         Ok(true)
+    }
+
+    /// Whether the recorded object at `k` is at `rtype`'s version. Read
+    /// only for types whose served version moved; elsewhere every recorded
+    /// object is at the version being watched.
+    fn recorded_at_version(
+        &self,
+        b: &BatchBuilder<'_>,
+        rtype: &ResourceType,
+        tk: &str,
+        k: &[u8],
+    ) -> Result<bool> {
+        if !self.version_moved.contains(tk) {
+            return Ok(true);
+        }
+        let Some(e) = b.get_encoded(k)? else {
+            return Ok(false);
+        };
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(rename = "apiVersion")]
+            api_version: Option<String>,
+        }
+        let recorded = e
+            .object_json()
+            .ok()
+            .and_then(|j| serde_json::from_slice::<Head>(&j).ok())
+            .and_then(|h| h.api_version);
+        Ok(recorded.as_deref() == Some(rtype.api_version().as_str()))
     }
 
     /// Whether the type's ignore rule says only ignored fields changed
