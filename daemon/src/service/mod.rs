@@ -80,7 +80,6 @@ pub async fn run(
     let log = recorder.log_reader();
     let durable = recorder.durable_seq();
     let live = recorder.live();
-    let recorder = tokio::spawn(recorder.run(shutdown, Hooks::default()));
 
     let background = CancellationToken::new();
     let compactor = Compactor::open(
@@ -100,6 +99,9 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "recording the resource set in force failed"),
         }
     }
+    // The watchers start only now: what the previous run left unsealed is
+    // sealed under its own set, and everything after under this one.
+    let recorder = tokio::spawn(recorder.run(shutdown, Hooks::default()));
     let (handle, compact_task) = crate::compact::spawn(Arc::clone(&compactor), background.clone());
 
     let listener = crate::admin::bind(&settings.admin_socket, settings.admin_group.as_deref())?;
