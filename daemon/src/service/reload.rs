@@ -8,8 +8,10 @@
 //! running configuration stays, with one ERROR line naming the setting.
 //!
 //! Applied at once:
-//! - `[record]`: the resource sets/presets (watchers restart with the new
-//!   selection, one relist each) and the ignore rules;
+//! - `[record]`: the resource sets/presets (the events recorded so far are
+//!   sealed under the old set and files from then on name the new one;
+//!   watchers restart with the new selection, one relist each; types the
+//!   new set no longer covers leave the record) and the ignore rules;
 //! - `[compact]`: seal interval and size, snapshot schedule and threshold,
 //!   disk budget, local window, zstd levels, fold memory;
 //! - `[encryption]` recipients (files stored from then on);
