@@ -25,6 +25,7 @@ use crate::ingest::IgnoreRule;
 use crate::journal::JournalOptions;
 use rewind_format::crypto::Recipient;
 use rewind_history::select::{self, ResourceSelector, ResourceSet};
+use rewind_history::store::layout::RecordedResourceSet;
 use rewind_history::store::retention::parse_duration_ms;
 use rewind_history::store::{RetentionPolicy, StoreConfig};
 
@@ -439,6 +440,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// What to record.
     pub resource_set: ResourceSet,
+    /// The same set as the configuration names it (presets by name,
+    /// selectors as written): stored with every segment and snapshot so a
+    /// restore's prune knows what was recorded.
+    pub recorded_set: RecordedResourceSet,
     /// Presets in use (for status).
     pub presets: Vec<String>,
     /// Ignore rules by type key.
@@ -685,6 +690,10 @@ impl Config {
             adopt_store: s.adopt_store.unwrap_or(f.cluster.adopt_store),
             data_dir,
             resource_set,
+            recorded_set: RecordedResourceSet {
+                presets: presets.iter().map(|p| p.trim().to_owned()).collect(),
+                selectors: f.record.selectors.clone(),
+            },
             presets,
             ignore,
             flush_interval: Duration::from_millis(flush_ms),

@@ -81,7 +81,8 @@ fn json_bytes(obs: &crate::ingest::Observation) -> usize {
         }
         Observation::ResyncBegin { .. }
         | Observation::ResyncEnd { .. }
-        | Observation::TypeGone { .. } => 0,
+        | Observation::TypeGone { .. }
+        | Observation::OutOfScope { .. } => 0,
     }
 }
 
@@ -377,7 +378,8 @@ impl Writer {
                 }
                 crate::ingest::Observation::ResyncBegin { rtype, at_ms }
                 | crate::ingest::Observation::ResyncEnd { rtype, at_ms, .. }
-                | crate::ingest::Observation::TypeGone { rtype, at_ms, .. } => (rtype, *at_ms),
+                | crate::ingest::Observation::TypeGone { rtype, at_ms, .. }
+                | crate::ingest::Observation::OutOfScope { rtype, at_ms } => (rtype, *at_ms),
             };
             match newest
                 .iter_mut()

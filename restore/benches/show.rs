@@ -187,6 +187,7 @@ async fn build(store: &Store, tpl: &[Template], events: usize) {
         objects: state.objects.len() as u64,
         label: None,
         encrypted: false,
+        resource_set: None,
     };
     drop(state);
     store.put_snapshot(meta, snap.into()).await.unwrap();
@@ -217,6 +218,7 @@ async fn build(store: &Store, tpl: &[Template], events: usize) {
             last_time_ms: evs.last().unwrap().observed_at_ms,
             events: evs.len() as u64,
             encrypted: false,
+            resource_set: None,
         };
         store.put_segment(meta, bytes.into()).await.unwrap();
     }

@@ -106,7 +106,10 @@ pub fn manifest(key: &TypedKey, obj: &Value) -> (Value, bool) {
     let (mut body, _status) = split_for_write(obj);
     let mut dropped = false;
     if let Some(m) = body.as_object_mut() {
-        m.insert("apiVersion".into(), Value::String(key.rtype.api_version()));
+        // The version the object was recorded at (an object recorded before
+        // its type's served version moved keeps its old version's body).
+        let version = crate::apply::recorded_version(&key.rtype, obj);
+        m.insert("apiVersion".into(), Value::String(version.api_version()));
         m.insert("kind".into(), Value::String(key.rtype.kind.clone()));
         if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
             dropped = meta.remove("ownerReferences").is_some();

@@ -3,7 +3,10 @@
 //! Phases: CRDs first (their objects cannot be written before they are
 //! Established), then Namespaces (everything namespaced needs one), then all
 //! other objects in *levels*: level 0 has no owner in the state, level n+1
-//! objects have their deepest owner at level n, and within a level
+//! objects have their deepest owner at level n, or, under a reference rule
+//! of the `rancher` preset (GlobalRole before GlobalRoleBinding, Cluster
+//! before Project, ...: [`ReferenceRule`]), the deepest object of a type
+//! they reference; and within a level
 //! cluster-scoped objects go before namespaced ones; last, admission
 //! webhooks and policies and APIServices (see [`writes_last`]). Objects of one level are
 //! independent and are written in parallel. An ownership cycle (which the API
@@ -19,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::actions::writes_last;
+use rewind_history::select::preset::{self, GroupKind, ReferenceRule};
 use rewind_history::state::{DesiredState, TypedKey};
 
 /// Index from ownerReferences to the owners' keys in a state.
@@ -107,9 +111,31 @@ pub struct Phases {
     pub cycles: Vec<TypedKey>,
 }
 
-/// Computes the write order of every object in `state`.
+/// Computes the write order of every object in `state`, with the
+/// reference rules of the `rancher` preset (they name only Rancher's types,
+/// so they order nothing else).
 #[must_use]
 pub fn phases(state: &DesiredState) -> Phases {
+    phases_with(state, builtin_references())
+}
+
+/// The `rancher` preset's reference rules, read once.
+fn builtin_references() -> &'static [ReferenceRule] {
+    static RULES: std::sync::OnceLock<Vec<ReferenceRule>> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        preset::rancher_references().unwrap_or_else(|e| {
+            // A build defect (the file is embedded): order by ownership alone.
+            tracing::warn!(error = %e, "the rancher preset's reference rules do not parse");
+            Vec::new()
+        })
+    })
+}
+
+/// Computes the write order of every object in `state`; objects of a type
+/// that `references` names as referenced go in an earlier level than the
+/// objects of the types referencing it.
+#[must_use]
+pub fn phases_with(state: &DesiredState, references: &[ReferenceRule]) -> Phases {
     let idx = OwnerIndex::new(state);
     let mut out = Phases::default();
     // Owner edges among the "rest" objects only: CRDs and Namespaces are
@@ -152,6 +178,111 @@ pub fn phases(state: &DesiredState) -> Phases {
             owners.insert(key, os);
         }
     }
+    let (level, cycles) = levels_with_references(&owners, references);
+    out.cycles = cycles;
+    // Each ownership level in two sub-levels: cluster-scoped objects, then
+    // namespaced ones (a namespaced object may name a cluster-scoped one:
+    // a RoleBinding its ClusterRole, a Project its Cluster).
+    for (key, l) in level {
+        let sub = l
+            .saturating_mul(2)
+            .saturating_add(usize::from(key.rtype.namespaced));
+        if out.levels.len() <= sub {
+            out.levels.resize_with(sub.saturating_add(1), Vec::new);
+        }
+        if let Some(bucket) = out.levels.get_mut(sub) {
+            bucket.push(key.clone());
+        }
+    }
+    out.levels.retain(|b| !b.is_empty());
+    for bucket in &mut out.levels {
+        bucket.sort();
+    }
+    out.cycles.sort();
+    out
+}
+
+/// A type for reference rules: group and kind.
+fn group_kind(key: &TypedKey) -> GroupKind {
+    GroupKind {
+        group: key.rtype.group.clone(),
+        kind: key.rtype.kind.clone(),
+    }
+}
+
+/// The levels of the objects in `owners` (each with its owners): one past
+/// its deepest owner, and one past every object of the types it references
+/// (`references`); an ownership cycle's members go to level 0 and are
+/// returned. A level floor per type is found by repeating the ownership
+/// pass until no floor rises; reference rules that form a cycle with each
+/// other or with ownership stop rising after one pass per type and leave
+/// the order of that cycle as ownership alone gives it.
+fn levels_with_references<'a>(
+    owners: &BTreeMap<&'a TypedKey, Vec<&'a TypedKey>>,
+    references: &[ReferenceRule],
+) -> (HashMap<&'a TypedKey, usize>, Vec<TypedKey>) {
+    // Referencing type -> the types it references.
+    let mut referenced_by: HashMap<GroupKind, Vec<&GroupKind>> = HashMap::new();
+    for r in references {
+        for t in &r.referencing {
+            if *t != r.referenced {
+                referenced_by
+                    .entry(t.clone())
+                    .or_default()
+                    .push(&r.referenced);
+            }
+        }
+    }
+    let mut floors: HashMap<GroupKind, usize> = HashMap::new();
+    let passes = referenced_by.len().saturating_add(1);
+    let mut pass = 0;
+    loop {
+        let (level, cycles) = ownership_levels(owners, &floors);
+        pass += 1;
+        if referenced_by.is_empty() || pass > passes {
+            return (level, cycles);
+        }
+        // The deepest level of each type's objects.
+        let mut deepest: HashMap<GroupKind, usize> = HashMap::new();
+        for (k, l) in &level {
+            let d = deepest.entry(group_kind(k)).or_insert(0);
+            *d = (*d).max(*l);
+        }
+        let mut risen = false;
+        for (t, refs) in &referenced_by {
+            let Some(want) = refs
+                .iter()
+                .filter_map(|r| deepest.get(*r))
+                .map(|l| l.saturating_add(1))
+                .max()
+            else {
+                continue;
+            };
+            if deepest.contains_key(t) && floors.get(t).copied().unwrap_or(0) < want {
+                floors.insert(t.clone(), want);
+                risen = true;
+            }
+        }
+        if !risen {
+            return (level, cycles);
+        }
+    }
+}
+
+/// Ownership levels with a floor per type (see
+/// [`levels_with_references`]).
+fn ownership_levels<'a>(
+    owners: &BTreeMap<&'a TypedKey, Vec<&'a TypedKey>>,
+    floors: &HashMap<GroupKind, usize>,
+) -> (HashMap<&'a TypedKey, usize>, Vec<TypedKey>) {
+    let floor = |k: &TypedKey| {
+        if floors.is_empty() {
+            0
+        } else {
+            floors.get(&group_kind(k)).copied().unwrap_or(0)
+        }
+    };
+    let mut cycles = Vec::new();
     let mut level: HashMap<&TypedKey, usize> = HashMap::new();
     for &start in owners.keys() {
         if level.contains_key(start) {
@@ -173,8 +304,8 @@ pub fn phases(state: &DesiredState) -> Phases {
                     }
                     if on_path.contains(&owner) {
                         // Cycle: its members go to level 0, reported.
-                        level.insert(owner, 0);
-                        out.cycles.push(owner.clone());
+                        level.insert(owner, floor(owner));
+                        cycles.push(owner.clone());
                         continue;
                     }
                     stack.push((owner, 0));
@@ -186,7 +317,8 @@ pub fn phases(state: &DesiredState) -> Phases {
                         .filter_map(|o| level.get(o))
                         .map(|l| l + 1)
                         .max()
-                        .unwrap_or(0);
+                        .unwrap_or(0)
+                        .max(floor(node));
                     level.entry(node).or_insert(l);
                     stack.pop();
                     on_path.pop();
@@ -194,26 +326,7 @@ pub fn phases(state: &DesiredState) -> Phases {
             }
         }
     }
-    // Each ownership level in two sub-levels: cluster-scoped objects, then
-    // namespaced ones (a namespaced object may name a cluster-scoped one:
-    // a RoleBinding its ClusterRole, a Project its Cluster).
-    for (key, l) in level {
-        let sub = l
-            .saturating_mul(2)
-            .saturating_add(usize::from(key.rtype.namespaced));
-        if out.levels.len() <= sub {
-            out.levels.resize_with(sub.saturating_add(1), Vec::new);
-        }
-        if let Some(bucket) = out.levels.get_mut(sub) {
-            bucket.push(key.clone());
-        }
-    }
-    out.levels.retain(|b| !b.is_empty());
-    for bucket in &mut out.levels {
-        bucket.sort();
-    }
-    out.cycles.sort();
-    out
+    (level, cycles)
 }
 
 /// An ownerReference a restore dropped because its owner is not restored.
@@ -588,5 +701,111 @@ mod tests {
         assert_eq!(names(&p.levels[1]), vec!["b"]);
         assert_eq!(names(&p.levels[2]), vec!["c-child"]);
         assert_eq!(names(&p.levels[3]), vec!["a-child"]);
+    }
+
+    fn rancher(kind: &str, namespaced: bool) -> ResourceType {
+        ResourceType {
+            group: "management.cattle.io".into(),
+            version: "v3".into(),
+            resource: format!("{}s", kind.to_lowercase()),
+            kind: kind.into(),
+            namespaced,
+        }
+    }
+
+    fn level_of(p: &Phases, name: &str) -> usize {
+        p.levels
+            .iter()
+            .position(|l| l.iter().any(|k| k.name == name))
+            .unwrap_or_else(|| panic!("{name} not placed: {p:?}"))
+    }
+
+    #[test]
+    fn the_rancher_reference_rules_put_what_is_named_first() {
+        let mut s = DesiredState::new();
+        let plain = |name: &str, ns: Option<&str>| match ns {
+            Some(ns) => json!({"metadata": {"name": name, "namespace": ns}}),
+            None => json!({"metadata": {"name": name}}),
+        };
+        for (kind, namespaced, name) in [
+            ("RoleTemplate", false, "rt"),
+            ("GlobalRole", false, "gr"),
+            ("GlobalRoleBinding", false, "grb"),
+            ("Cluster", false, "c-1"),
+            ("Project", true, "p-1"),
+            ("ClusterRoleTemplateBinding", true, "crtb"),
+            ("ProjectRoleTemplateBinding", true, "prtb"),
+        ] {
+            let ns = namespaced.then_some("c-1");
+            s.insert(&rancher(kind, namespaced), plain(name, ns))
+                .unwrap();
+        }
+        // A RoleBinding owned by the CRTB goes after it.
+        let rb = ResourceType {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            resource: "rolebindings".into(),
+            kind: "RoleBinding".into(),
+            namespaced: true,
+        };
+        s.insert(
+            &rb,
+            json!({"metadata": {"name": "rb", "namespace": "c-1", "ownerReferences": [
+                {"apiVersion": "management.cattle.io/v3", "kind": "ClusterRoleTemplateBinding", "name": "crtb", "uid": "x"}]}}),
+        )
+        .unwrap();
+
+        // By ownership and scope alone: two levels, whatever names what.
+        let plain_order = phases_with(&s, &[]);
+        assert_eq!(plain_order.levels.len(), 3);
+        assert_eq!(level_of(&plain_order, "gr"), level_of(&plain_order, "grb"));
+
+        let p = phases(&s);
+        let before = |a: &str, b: &str| {
+            assert!(
+                level_of(&p, a) < level_of(&p, b),
+                "{a} must be written before {b}: {:?}",
+                p.levels
+            );
+        };
+        before("rt", "gr");
+        before("gr", "grb");
+        before("rt", "crtb");
+        before("grb", "crtb");
+        before("c-1", "p-1");
+        before("c-1", "crtb");
+        before("p-1", "prtb");
+        before("rt", "prtb");
+        before("crtb", "rb");
+        // Nothing named waits: the RoleTemplate and the Cluster go first.
+        assert_eq!(names(&p.levels[0]), vec!["c-1", "rt"]);
+        assert!(p.cycles.is_empty());
+    }
+
+    #[test]
+    fn reference_rules_in_a_cycle_still_give_an_order() {
+        let gk = |kind: &str| GroupKind {
+            group: "g.io".into(),
+            kind: kind.into(),
+        };
+        let rules = vec![
+            ReferenceRule {
+                referenced: gk("A"),
+                referencing: vec![gk("C")],
+                because: String::new(),
+            },
+            ReferenceRule {
+                referenced: gk("C"),
+                referencing: vec![gk("A")],
+                because: String::new(),
+            },
+        ];
+        let (s, _) = state();
+        let mut s = s;
+        s.insert(&t("C", "cs", false), json!({"metadata": {"name": "c"}}))
+            .unwrap();
+        let p = phases_with(&s, &rules);
+        let placed: usize = p.levels.iter().map(Vec::len).sum();
+        assert_eq!(placed, 6, "every object placed once: {p:?}");
     }
 }

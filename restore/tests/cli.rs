@@ -231,6 +231,46 @@ async fn drill_reports_a_clean_restore_and_fails_on_a_rejected_object() {
     assert_eq!(report["differences"][0]["kind"], "missing", "{report}");
 }
 
+/// A drill with nothing to compare fails with an error that says so: an
+/// empty state (refused before any control plane starts), and a state whose
+/// every object the plan skips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_fails_on_an_empty_state() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = rewind(&["drill", "--from-dir", empty.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no objects") && err.contains("nothing to compare"),
+        "{err}"
+    );
+
+    rewind_history::install_tls_provider();
+    let dst = ControlPlane::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Leases are recorded but never written.
+    std::fs::write(
+        dir.path().join("lease.yaml"),
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: l1\n  namespace: default\n\
+         spec:\n  holderIdentity: old-node\n",
+    )
+    .unwrap();
+    let kc = dst.admin_kubeconfig_path().to_str().unwrap().to_owned();
+    let out = rewind(&[
+        "drill",
+        "--from-dir",
+        dir.path().to_str().unwrap(),
+        "--to",
+        &kc,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipped by the plan") && err.contains("nothing to compare"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_restore_process_resumes_to_a_complete_result() {
     rewind_history::install_tls_provider();

@@ -131,6 +131,7 @@ async fn build(dir: &std::path::Path, tpl: &[Template], events: u64) -> (Store, 
                 objects: state.objects.len() as u64,
                 label: None,
                 encrypted: false,
+                resource_set: None,
             },
             snap.into(),
         )
@@ -166,6 +167,7 @@ async fn build(dir: &std::path::Path, tpl: &[Template], events: u64) -> (Store, 
                             last_time_ms: evs.last().unwrap().observed_at_ms,
                             events: evs.len() as u64,
                             encrypted: false,
+                            resource_set: None,
                         };
                         out.push((k, meta, bytes));
                     }

@@ -64,6 +64,7 @@ async fn damaged_newest_snapshot_falls_back_and_says_so() {
                 objects: second.objects,
                 label: None,
                 encrypted: false,
+                resource_set: None,
             },
             bytes.into(),
         )

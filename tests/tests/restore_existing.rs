@@ -762,6 +762,7 @@ async fn cli_prune_uses_the_resource_set_recorded_in_the_store() {
                 last_time_ms: events.last().unwrap().observed_at_ms,
                 events: events.len() as u64,
                 encrypted: false,
+                resource_set: None,
             },
             bytes.into(),
         )

@@ -74,6 +74,7 @@ fn seg_meta(i: u64) -> SegmentMeta {
         last_time_ms: 2_000 + i64::try_from(i).unwrap(),
         events: 10,
         encrypted: false,
+        resource_set: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn seg_meta(i: u64) -> SegmentMeta {
         last_time_ms: 2_000 + i64::try_from(i).unwrap(),
         events: 100,
         encrypted: false,
+        resource_set: None,
     }
 }
 
@@ -82,6 +83,7 @@ async fn round_trip_catalog_visibility_and_garbage() {
                 objects: 1234,
                 label: Some("before-upgrade".into()),
                 encrypted: false,
+                resource_set: None,
             },
             snap_data.clone().into(),
         )
@@ -326,6 +328,7 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
                     objects: 100_000,
                     label: None,
                     encrypted: false,
+                    resource_set: None,
                 };
                 entries.push(store.put_snapshot(meta, file).await.unwrap());
             }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use rewind_history::store::layout::RecordedResourceSet;
 use rewind_history::store::local::LocalDir;
 
 use super::error::{CompactError, Result};
@@ -105,6 +106,20 @@ pub struct Progress {
     /// snapshot, so segments wait until one is folded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub snapshot_first: bool,
+    /// The resource sets recorded under, oldest first: each in force from
+    /// its `from_seq` until the next one's. Kept while an unstored file may
+    /// need it (see [`Progress::forget_sets_before`]).
+    #[serde(default)]
+    pub resource_sets: Vec<SetInForce>,
+}
+
+/// A resource set and the first seq recorded under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetInForce {
+    /// The first seq recorded under `set`.
+    pub from_seq: u64,
+    /// The set, as the configuration names it.
+    pub set: RecordedResourceSet,
 }
 
 impl Progress {
@@ -122,6 +137,41 @@ impl Progress {
             bound = Some(last + 1);
         }
         bound
+    }
+
+    /// The resource set in force at `seq`: the newest one recorded from
+    /// `seq` or before. `None` before the first one (files sealed by a
+    /// build that did not record sets).
+    #[must_use]
+    pub fn set_at(&self, seq: u64) -> Option<&RecordedResourceSet> {
+        self.resource_sets
+            .iter()
+            .rev()
+            .find(|s| s.from_seq <= seq)
+            .map(|s| &s.set)
+    }
+
+    /// Records `set` as in force from `from_seq`, unless it already is.
+    /// Returns whether it was added.
+    pub fn set_from(&mut self, from_seq: u64, set: RecordedResourceSet) -> bool {
+        if self.resource_sets.last().is_some_and(|s| s.set == set) {
+            return false;
+        }
+        // A change with no event under the previous set replaces it.
+        self.resource_sets.retain(|s| s.from_seq < from_seq);
+        self.resource_sets.push(SetInForce { from_seq, set });
+        true
+    }
+
+    /// Drops the sets no file from `seq` on can need: every one older than
+    /// the set in force at `seq`.
+    pub fn forget_sets_before(&mut self, seq: u64) {
+        let keep_from = self
+            .resource_sets
+            .iter()
+            .rposition(|s| s.from_seq <= seq)
+            .unwrap_or(0);
+        self.resource_sets.drain(..keep_from);
     }
 
     /// The newest local snapshot, the base of the next fold.

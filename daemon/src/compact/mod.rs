@@ -56,6 +56,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use rewind_history::store::Store;
+use rewind_history::store::layout::RecordedResourceSet;
 
 pub use config::{CompactConfig, Settings};
 pub use disk::DiskAccount;
@@ -169,6 +170,37 @@ impl Compactor {
     /// restart (its catalog and `shipped_upto` belong to the old one).
     pub fn set_settings(&self, settings: Settings) {
         self.settings.replace(settings);
+    }
+
+    /// Records `set` as the resource set in force from now on, for the
+    /// catalog entries of the files that follow. Seals every durable event
+    /// first, so no segment holds events recorded under two sets. Blocking:
+    /// call from a blocking thread, before the watchers switch to `set`.
+    pub fn record_set(&self, set: RecordedResourceSet) -> Result<()> {
+        if let Err(e) = self.sealer.seal_all() {
+            // The change is still recorded; the pending events may be
+            // labelled with the new set.
+            tracing::warn!(error = %e, "sealing before a resource set change failed");
+        }
+        let mut added = None;
+        self.ledger.update(|p| {
+            let from = p.sealed_upto + 1;
+            if p.set_from(from, set) {
+                added = Some(from);
+            }
+            let oldest_unstored = p
+                .snapshots
+                .iter()
+                .filter(|s| s.stored_id.is_none())
+                .map(|s| s.seq)
+                .min()
+                .unwrap_or(u64::MAX);
+            p.forget_sets_before(oldest_unstored.min(p.shipped_upto + 1));
+        })?;
+        if let Some(from_seq) = added {
+            tracing::info!(from_seq, "resource set recorded for the files that follow");
+        }
+        Ok(())
     }
 
     /// The local files and progress.

@@ -195,6 +195,7 @@ impl Shipper {
                 last_time_ms: header.max_time_ms,
                 events: header.event_count,
                 encrypted,
+                resource_set: p.set_at(header.first_seq).cloned(),
             };
             let chain = Chain {
                 lineage: p.lineage.clone(),
@@ -245,6 +246,7 @@ impl Shipper {
                 })?;
                 continue;
             }
+            let resource_set = self.ledger.progress().set_at(snap.seq).cloned();
             let plain = files.get(&snap.key())?;
             let (data, encrypted) = self.encrypt(plain)?;
             let meta = SnapshotMeta {
@@ -253,6 +255,7 @@ impl Shipper {
                 objects: snap.objects,
                 label: snap.label.clone(),
                 encrypted,
+                resource_set,
             };
             let chain = Chain {
                 lineage: progress.lineage.clone(),

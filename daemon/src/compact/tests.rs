@@ -868,3 +868,92 @@ fn a_file_stored_before_a_crash_is_not_stored_again() {
     assert_eq!(p.shipped_upto, shipped.shipped_upto);
     assert_eq!(p.prev_sha256, shipped.prev_sha256);
 }
+
+fn named_set(preset: &str) -> RecordedResourceSet {
+    RecordedResourceSet {
+        presets: vec![preset.into()],
+        selectors: Vec::new(),
+    }
+}
+
+/// Each stored segment and snapshot names the resource set its events were
+/// recorded under: a change seals what came before under the old set, and
+/// the files after it carry the new one, across a restart too.
+#[test]
+fn stored_files_name_the_resource_set_they_were_recorded_under() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = shared_journal(dir.path());
+    let open = || {
+        rt.block_on(Compactor::open(
+            journal.clone(),
+            None,
+            &dir.path().join("compact"),
+            settings(&dir.path().join("store")),
+        ))
+        .unwrap()
+    };
+    let c = open();
+    let mut d = Driver::new(journal.clone());
+    let apply = |d: &mut Driver, n: u8| {
+        for i in 0..n {
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: 0,
+                name: i % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+    };
+    c.record_set(named_set("rancher")).unwrap();
+    apply(&mut d, 5);
+    // Pending events are sealed under the set they were recorded with.
+    c.record_set(named_set("everything")).unwrap();
+    apply(&mut d, 4);
+    c.snapshot(None).unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
+    drop(c);
+    // A restart with the same set adds nothing; a third set applies to what
+    // follows it.
+    let c = open();
+    c.record_set(named_set("everything")).unwrap();
+    assert_eq!(
+        c.ledger().progress().resource_sets.len(),
+        1,
+        "older sets no file needs are dropped"
+    );
+    apply(&mut d, 3);
+    c.record_set(named_set("rancher")).unwrap();
+    rt.block_on(c.shipper().ship()).unwrap();
+
+    let store = c.shipper().store();
+    let segs = rt.block_on(store.list_segments()).unwrap();
+    let by_range: Vec<(u64, u64, Vec<String>)> = segs
+        .iter()
+        .map(|s| {
+            (
+                s.first_seq,
+                s.last_seq,
+                s.resource_set.clone().unwrap().presets,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_range,
+        vec![
+            (1, 5, vec!["rancher".to_owned()]),
+            (6, 9, vec!["everything".to_owned()]),
+            (10, 12, vec!["everything".to_owned()]),
+        ]
+    );
+    let snaps = rt.block_on(store.list_snapshots()).unwrap();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].seq, 9);
+    assert_eq!(snaps[0].resource_set, Some(named_set("everything")));
+    // The set in force for the events after the last change.
+    assert_eq!(
+        c.ledger().progress().set_at(13),
+        Some(&named_set("rancher"))
+    );
+}

@@ -13,6 +13,8 @@
 //! - **Selection**: an object enters the record when the resource set selects
 //!   it; once recorded, it stays recorded until it is deleted, even if it
 //!   stops matching, so that leaving a selector never looks like a delete.
+//!   A whole type leaving the set is different: its objects are recorded
+//!   as deleted with [`OUT_OF_SCOPE`] ([`Observation::OutOfScope`]).
 //! - **Ignore rules** (see [`ignore`]).
 
 pub mod ignore;
@@ -95,7 +97,23 @@ pub enum Observation {
         /// When it was observed, Unix ms.
         at_ms: i64,
     },
+    /// The type left the resource set (a configuration reload, or a start
+    /// with a set that no longer covers a type the journal holds): every
+    /// object of it still in the state is recorded as deleted, with
+    /// [`OUT_OF_SCOPE`] in place of a list resourceVersion, so later states
+    /// no longer hold objects nobody watches.
+    OutOfScope {
+        /// The type.
+        rtype: Arc<ResourceType>,
+        /// When the set changed, Unix ms.
+        at_ms: i64,
+    },
 }
+
+/// The `list_rv` of the `DeletedInferred` records that take a type out of
+/// scope ([`Observation::OutOfScope`]). A list's resourceVersion is a
+/// number, so no relist can write this one.
+pub const OUT_OF_SCOPE: &str = "out-of-scope";
 
 /// Errors of ingestion: only the journal can fail; bad objects are skipped.
 pub type Result<T, E = crate::journal::Error> = std::result::Result<T, E>;
@@ -109,6 +127,10 @@ pub struct Ingestor {
     relists: RelistTracker,
     /// The last observation's type and its key (see [`Ingestor::type_key_of`]).
     last_type: Option<(Arc<ResourceType>, Arc<str>)>,
+    /// Types being relisted at another version than their objects were
+    /// recorded at: an unchanged resourceVersion does not make an object
+    /// a duplicate there (see [`Ingestor::recorded_at_version`]).
+    version_moved: std::collections::HashSet<String>,
 }
 
 /// Ignore rules by type key, replaceable while the writer runs.
@@ -147,6 +169,7 @@ impl Ingestor {
             ignore: std::sync::Arc::new(std::sync::RwLock::new(ignore)),
             relists: RelistTracker::default(),
             last_type: None,
+            version_moved: std::collections::HashSet::new(),
         }
     }
 
@@ -281,6 +304,17 @@ impl Ingestor {
                 let at_ms = *at_ms;
                 let tk = type_key(rtype);
                 let track = !b.type_is_empty(&tk)?;
+                if track {
+                    // Read before this relist's marker names the new version.
+                    let tr = b.type_record(rtype)?;
+                    let recorded = tr.listed_version.as_ref().unwrap_or(&tr.rtype.version);
+                    if *recorded == rtype.version {
+                        self.version_moved.remove(&tk);
+                    } else {
+                        tracing::info!(rtype = %tk, from = %recorded, to = %rtype.version, "served version changed; recording every object again at the new version");
+                        self.version_moved.insert(tk.clone());
+                    }
+                }
                 if self.relists.begin(&tk, track) {
                     let rec = self.record(
                         rtype,
@@ -334,25 +368,46 @@ impl Ingestor {
                     at_ms,
                 );
                 b.record(rec, StateChange::None)?;
+                // Every object left in the state was delivered by this
+                // relist, and recorded at its version.
+                b.type_record(rtype)?.listed_version = Some(rtype.version.clone());
+                self.version_moved.remove(&tk);
                 Ok(())
             }
             Observation::TypeGone {
                 rtype,
                 list_rv,
                 at_ms,
-            } => {
-                let at_ms = *at_ms;
+            } => self.drop_type(b, rtype, list_rv, *at_ms),
+            Observation::OutOfScope { rtype, at_ms } => {
                 let tk = type_key(rtype);
-                self.relists.discard(&tk);
-                for k in b.keys_of_type_where(&tk, |_| true)? {
-                    if let Some(e) = b.get_encoded(&k)? {
-                        self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
-                    }
+                let objects = b.keys_of_type_where(&tk, |_| true)?.len();
+                if objects > 0 {
+                    tracing::info!(rtype = %tk, objects, "type left the resource set; its objects are recorded as out of scope");
                 }
-                b.forget_type(&tk);
-                Ok(())
+                self.drop_type(b, rtype, OUT_OF_SCOPE, *at_ms)
             }
         }
+    }
+
+    /// Records every object of `rtype` still in the state as deleted as of
+    /// `list_rv` and forgets the type.
+    fn drop_type(
+        &mut self,
+        b: &mut BatchBuilder<'_>,
+        rtype: &ResourceType,
+        list_rv: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        let tk = type_key(rtype);
+        self.relists.discard(&tk);
+        for k in b.keys_of_type_where(&tk, |_| true)? {
+            if let Some(e) = b.get_encoded(&k)? {
+                self.infer_delete(b, rtype, &e, list_rv, at_ms)?;
+            }
+        }
+        b.forget_type(&tk);
+        Ok(())
     }
 
     /// The state keys of a type that its completed relist did not deliver:
@@ -427,7 +482,9 @@ impl Ingestor {
                     self.infer_delete(b, rtype, &e, &o.resource_version, o.observed_at_ms)?;
                 }
             } else {
-                if h.resource_version == o.resource_version {
+                if h.resource_version == o.resource_version
+                    && self.recorded_at_version(b, rtype, tk, k)?
+                {
                     return Ok(true);
                 }
                 if self.only_ignored_changed(b, tk, k, &o.json)? {
@@ -452,6 +509,35 @@ impl Ingestor {
         );
         b.record_keyed(rec, Some(k.to_vec()), Some(existed), change)?;
         Ok(true)
+    }
+
+    /// Whether the recorded object at `k` is at `rtype`'s version. Read
+    /// only for types whose served version moved; elsewhere every recorded
+    /// object is at the version being watched.
+    fn recorded_at_version(
+        &self,
+        b: &BatchBuilder<'_>,
+        rtype: &ResourceType,
+        tk: &str,
+        k: &[u8],
+    ) -> Result<bool> {
+        if !self.version_moved.contains(tk) {
+            return Ok(true);
+        }
+        let Some(e) = b.get_encoded(k)? else {
+            return Ok(false);
+        };
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(rename = "apiVersion")]
+            api_version: Option<String>,
+        }
+        let recorded = e
+            .object_json()
+            .ok()
+            .and_then(|j| serde_json::from_slice::<Head>(&j).ok())
+            .and_then(|h| h.api_version);
+        Ok(recorded.as_deref() == Some(rtype.api_version().as_str()))
     }
 
     /// Whether the type's ignore rule says only ignored fields changed

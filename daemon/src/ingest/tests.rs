@@ -399,6 +399,99 @@ fn a_gone_type_records_deletion_of_all_its_objects() {
 }
 
 #[test]
+fn a_type_out_of_scope_records_its_objects_deleted_with_the_marker() {
+    let mut r = Rig::new();
+    r.feed(vec![
+        applied(obj("a", "ua", 1, true), false),
+        applied(obj("b", "ub", 2, true), false),
+    ]);
+    let recs = r.feed(vec![Observation::OutOfScope {
+        rtype: cm(),
+        at_ms: 0,
+    }]);
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r.kind
+        == EventKind::DeletedInferred {
+            list_rv: super::OUT_OF_SCOPE.into()
+        }));
+    assert!(r.state().is_empty());
+    assert!(r.j().type_record("configmaps").unwrap().is_none());
+    // Back in scope later: recorded again from its next list.
+    let recs = r.feed(vec![applied(obj("a", "ua", 1, true), true)]);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].kind, EventKind::Applied);
+}
+
+/// A widget at `version`, as the watcher writes it (apiVersion filled in).
+fn widget(version: &str, name: &str, rv: u64) -> (Arc<ResourceType>, ObservedObject) {
+    let t = Arc::new(ResourceType {
+        group: "ex.io".into(),
+        version: version.into(),
+        resource: "widgets".into(),
+        kind: "Widget".into(),
+        namespaced: true,
+    });
+    let mut o = obj(name, &format!("u-{name}"), rv, true);
+    o.json = format!(
+        r#"{{"apiVersion":"ex.io/{version}","kind":"Widget","metadata":{{"name":"{name}","resourceVersion":"{rv}"}},"spec":{{"{version}":1}}}}"#
+    )
+    .into_bytes();
+    (t, o)
+}
+
+fn widget_relist(version: &str, objs: &[(&str, u64)]) -> Vec<Observation> {
+    let t = widget(version, "x", 0).0;
+    let mut v = vec![Observation::ResyncBegin {
+        rtype: t.clone(),
+        at_ms: 0,
+    }];
+    for (name, rv) in objs {
+        let (rtype, object) = widget(version, name, *rv);
+        v.push(Observation::Applied {
+            rtype,
+            object,
+            relist: true,
+        });
+    }
+    v.push(Observation::ResyncEnd {
+        rtype: t,
+        list_rv: "100".into(),
+        at_ms: 0,
+    });
+    v
+}
+
+#[test]
+fn a_moved_served_version_records_every_object_again_at_the_new_version() {
+    let mut r = Rig::new();
+    let applied_at = |recs: &[EventRecord]| -> Vec<(String, String)> {
+        recs.iter()
+            .filter(|r| r.kind == EventKind::Applied)
+            .map(|r| (r.name.clone(), r.rtype.version.clone()))
+            .collect()
+    };
+    let recs = r.feed(widget_relist("v1", &[("a", 1), ("b", 2)]));
+    assert_eq!(applied_at(&recs).len(), 2);
+    // The same objects, same resourceVersions, relisted at v1: duplicates.
+    assert!(applied_at(&r.feed(widget_relist("v1", &[("a", 1), ("b", 2)]))).is_empty());
+    // Served at v2 now: each is recorded again, with its v2 body.
+    let recs = r.feed(widget_relist("v2", &[("a", 1), ("b", 2)]));
+    assert_eq!(
+        applied_at(&recs),
+        vec![("a".into(), "v2".into()), ("b".into(), "v2".into())]
+    );
+    assert!(recs.iter().all(|r| r.kind != EventKind::Applied
+        || String::from_utf8_lossy(&r.object).contains("\"apiVersion\":\"ex.io/v2\"")));
+    // And once: the next relist at v2 is all duplicates again.
+    assert!(applied_at(&r.feed(widget_relist("v2", &[("a", 1), ("b", 2)]))).is_empty());
+    // A relist cut short (a new Init before its end) is finished by the
+    // next one: the type record still says the objects were listed at v2.
+    r.feed(vec![widget_relist("v3", &[("a", 1)]).remove(0)]);
+    let recs = r.feed(widget_relist("v3", &[("a", 1), ("b", 2)]));
+    assert_eq!(applied_at(&recs).len(), 2);
+}
+
+#[test]
 fn rollback_lets_a_batch_be_prepared_again() {
     let mut r = Rig::new();
     r.feed(vec![

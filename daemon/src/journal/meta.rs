@@ -50,6 +50,13 @@ pub struct TypeRecord {
     /// (the JSON field is optional both ways) until a relist counts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<u64>,
+    /// The version of the type's last completed relist: every object in
+    /// the state is recorded at it. When the served version moves, the next
+    /// relist records each object again at the new version, even where its
+    /// resourceVersion is unchanged. `None` in records written before it
+    /// existed (their `rtype` version stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_version: Option<String>,
 }
 
 impl TypeRecord {
@@ -63,6 +70,7 @@ impl TypeRecord {
             last_event_ms: 0,
             events: 0,
             objects: Some(0),
+            listed_version: None,
         }
     }
 }

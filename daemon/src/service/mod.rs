@@ -120,7 +120,6 @@ pub async fn run(
     let log = recorder.log_reader();
     let durable = recorder.durable_seq();
     let live = recorder.live();
-    let recorder = tokio::spawn(recorder.run(stop.clone().cancelled_owned(), Hooks::default()));
 
     let background = CancellationToken::new();
     let compactor = Compactor::open(
@@ -131,6 +130,19 @@ pub async fn run(
     )
     .await?;
     lineage::apply_to_ledger(compactor.ledger(), &store, &established).await?;
+    {
+        // The files sealed from now on name the set this run records.
+        let compactor = Arc::clone(&compactor);
+        let set = running.recorded_set.clone();
+        match tokio::task::spawn_blocking(move || compactor.record_set(set)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the resource set in force"),
+            Err(e) => tracing::warn!(error = %e, "recording the resource set in force failed"),
+        }
+    }
+    // The watchers start only now: what the previous run left unsealed is
+    // sealed under its own set, and everything after under this one.
+    let recorder = tokio::spawn(recorder.run(stop.clone().cancelled_owned(), Hooks::default()));
     let (handle, compact_task) = crate::compact::spawn(Arc::clone(&compactor), background.clone());
 
     let listener = crate::admin::bind(&settings.admin_socket, settings.admin_group.as_deref())?;
@@ -291,7 +303,10 @@ async fn reload_loop(
             s = hup.recv() => if s.is_none() { return },
         }
         notify(&[sd_notify::NotifyState::Reloading]);
-        if let Some(now) = reload::reload(&flags, &running, &targets) {
+        // A changed resource set seals the journal first: blocking.
+        let (f, r, t) = (flags.clone(), running.clone(), targets.clone());
+        if let Ok(Some(now)) = tokio::task::spawn_blocking(move || reload::reload(&f, &r, &t)).await
+        {
             running = now;
         }
         notify(&[sd_notify::NotifyState::Ready]);

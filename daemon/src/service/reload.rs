@@ -8,8 +8,10 @@
 //! running configuration stays, with one ERROR line naming the setting.
 //!
 //! Applied at once:
-//! - `[record]`: the resource sets/presets (watchers restart with the new
-//!   selection, one relist each) and the ignore rules;
+//! - `[record]`: the resource sets/presets (the events recorded so far are
+//!   sealed under the old set and files from then on name the new one;
+//!   watchers restart with the new selection, one relist each; types the
+//!   new set no longer covers leave the record) and the ignore rules;
 //! - `[compact]`: seal interval and size, snapshot schedule and threshold,
 //!   disk budget, local window, zstd levels, fold memory;
 //! - `[encryption]` recipients (files stored from then on);
@@ -105,7 +107,8 @@ pub struct Targets {
     pub auto_prune: Arc<AtomicBool>,
 }
 
-/// Applies the run-time part of `new`.
+/// Applies the run-time part of `new`. Blocking (a changed resource set
+/// seals the journal first).
 pub fn apply(t: &Targets, new: &Config, changes: &Changes) {
     let changed = |name| changes.applied.contains(&name);
     if let Some(live) = &t.live {
@@ -116,6 +119,11 @@ pub fn apply(t: &Targets, new: &Config, changes: &Changes) {
             }
         }
         if changed("record.resource_sets") {
+            // Files sealed from here on name the new set; the events already
+            // journaled are sealed under the old one first.
+            if let Err(e) = t.compactor.record_set(new.recorded_set.clone()) {
+                tracing::warn!(error = %e, "cannot record the reloaded resource set with the files");
+            }
             // Fails only once the supervisor has stopped (shutting down).
             let _ = live.resource_set.send(new.resource_set.clone());
         }

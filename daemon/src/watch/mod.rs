@@ -8,7 +8,9 @@
 //! a `TypeGone` so that objects whose deletion was not seen are recorded as
 //! deleted; discovery alone never proves that (see [`gone`]). Types the
 //! journal knows from an earlier run are checked the same way at start. A
-//! group whose discovery fails leaves its watchers alone.
+//! group whose discovery fails leaves its watchers alone. A type the
+//! resource set stops covering (a reload, or a start with a narrower set)
+//! is taken out of the record with an `OutOfScope` observation.
 
 pub mod discovery;
 pub mod fields;
@@ -123,10 +125,12 @@ impl Supervisor {
     }
 
     /// Takes new resource sets from `updates` while running: watchers of
-    /// types no longer selected stop (their recorded objects stay, as an
-    /// object leaving a selector never looks like a delete), and every other
-    /// watcher restarts with the new selection (one relist each, which
-    /// reconciles the journal with what the new set selects).
+    /// types the new set no longer covers stop and their recorded objects
+    /// are recorded as out of scope ([`Observation::OutOfScope`]), so later
+    /// states no longer hold them; every other watcher restarts with the new
+    /// selection (one relist each). An object that only stops matching a
+    /// selector of a type still covered stays recorded, as leaving a
+    /// selector never looks like a delete.
     #[must_use]
     pub fn with_updates(mut self, updates: tokio::sync::watch::Receiver<ResourceSet>) -> Self {
         self.updates = Some(updates);
@@ -230,6 +234,11 @@ impl Supervisor {
                             s.state = WatchState::Stopped;
                             s.reason = Some("not in the reloaded resource set".into());
                         });
+                    // After the stopped watcher's last observations (one
+                    // channel, in order).
+                    if self.set.for_type(&t).is_none() {
+                        self.out_of_scope(&t, &cancel).await;
+                    }
                 }
             }
         }
@@ -287,6 +296,10 @@ impl Supervisor {
                 self.type_gone(&Arc::new(t), cancel).await;
             } else if desired.contains_key(&tk) {
                 self.known.remove(&tk);
+            } else if self.set.for_type(&t).is_none() {
+                self.known.remove(&tk);
+                info!(rtype = %tk, "type recorded earlier is outside the resource set");
+                self.out_of_scope(&Arc::new(t), cancel).await;
             }
         }
         for (tk, (t, sel)) in desired {
@@ -316,6 +329,19 @@ impl Supervisor {
                     handle,
                 },
             );
+        }
+    }
+
+    /// Takes a type the resource set no longer covers out of the record
+    /// ([`Observation::OutOfScope`]).
+    async fn out_of_scope(&self, rtype: &Arc<ResourceType>, cancel: &CancellationToken) {
+        let obs = Observation::OutOfScope {
+            rtype: rtype.clone(),
+            at_ms: now_ms(),
+        };
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            _ = self.ctx.tx.send(Msg { obs, permit: None }) => {}
         }
     }
 

@@ -3,6 +3,12 @@
 //! - `rancher`: Rancher Backups' default ResourceSet for Rancher 2.9, from
 //!   the YAML files it ships (embedded unchanged, see `presets/README.md`).
 //! - `everything`: every resource type that can be listed and watched.
+//!
+//! The `rancher` preset also carries reference rules
+//! ([`rancher_references`], from `presets/rancher-references.yaml`): which
+//! of Rancher's types name which, so a restore writes the named ones first.
+
+use serde::{Deserialize, Serialize};
 
 use super::{Error, ResourceSelector, ResourceSet, Result};
 
@@ -57,4 +63,38 @@ pub fn preset(name: &str) -> Result<ResourceSet> {
         "everything" => Ok(ResourceSet::everything()),
         other => Err(Error::UnknownPreset(other.to_owned())),
     }
+}
+
+/// A resource type by API group and kind, whatever its version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupKind {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+}
+
+/// Objects of `referencing` name objects of `referenced`, which must exist
+/// first (an admission webhook refuses them otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceRule {
+    /// The type named.
+    pub referenced: GroupKind,
+    /// The types naming it.
+    pub referencing: Vec<GroupKind>,
+    /// Why, for people.
+    pub because: String,
+}
+
+/// The `rancher` preset's reference rules file.
+pub const RANCHER_REFERENCES: &str = include_str!("../../presets/rancher-references.yaml");
+
+/// The `rancher` preset's reference rules.
+pub fn rancher_references() -> Result<Vec<ReferenceRule>> {
+    serde_saphyr::from_str(RANCHER_REFERENCES).map_err(|e| Error::Preset {
+        name: "rancher-references.yaml",
+        message: e.to_string(),
+    })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rewind_format::ResourceType;
 use serde_json::{Value, json};
 
-use super::preset::{RANCHER_FILES, preset, rancher_selectors};
+use super::preset::{RANCHER_FILES, RANCHER_REFERENCES, preset, rancher_selectors};
 use super::*;
 
 fn secrets() -> ResourceType {
@@ -56,6 +56,43 @@ fn every_preset_file_parses_completely() {
     let set = preset("rancher").unwrap();
     assert_eq!(set.len(), expected);
     assert!(preset("nope").is_err());
+}
+
+#[test]
+fn the_rancher_reference_rules_parse_and_name_types_the_preset_records() {
+    use super::preset::{GroupKind, rancher_references};
+    let rules = rancher_references().unwrap();
+    let rule_count = RANCHER_REFERENCES
+        .lines()
+        .filter(|l| l.starts_with("- referenced:"))
+        .count();
+    assert_eq!(rules.len(), rule_count);
+    let gk = |group: &str, kind: &str| GroupKind {
+        group: group.into(),
+        kind: kind.into(),
+    };
+    let names = |a: GroupKind, b: GroupKind| {
+        rules
+            .iter()
+            .any(|r| r.referenced == a && r.referencing.contains(&b))
+    };
+    let m = "management.cattle.io";
+    assert!(names(gk(m, "GlobalRole"), gk(m, "GlobalRoleBinding")));
+    assert!(names(
+        gk(m, "RoleTemplate"),
+        gk(m, "ClusterRoleTemplateBinding")
+    ));
+    assert!(names(
+        gk(m, "RoleTemplate"),
+        gk(m, "ProjectRoleTemplateBinding")
+    ));
+    assert!(names(gk(m, "Cluster"), gk(m, "Project")));
+    assert!(names(gk(m, "Project"), gk(m, "ProjectRoleTemplateBinding")));
+    assert!(
+        rules
+            .iter()
+            .all(|r| !r.because.is_empty() && !r.referencing.is_empty())
+    );
 }
 
 #[test]

@@ -75,6 +75,9 @@ pub struct SnapshotMeta {
     pub label: Option<String>,
     /// Whether the file is an age envelope.
     pub encrypted: bool,
+    /// The resource set in force at `seq`; goes into the catalog entry.
+    #[serde(default)]
+    pub resource_set: Option<RecordedResourceSet>,
 }
 
 /// A snapshot as listed in the catalog.
@@ -158,6 +161,10 @@ pub struct SegmentMeta {
     pub events: u64,
     /// Whether the file is an age envelope.
     pub encrypted: bool,
+    /// The resource set its events were recorded under; goes into the
+    /// catalog entry.
+    #[serde(default)]
+    pub resource_set: Option<RecordedResourceSet>,
 }
 
 /// A segment as listed in the catalog.

@@ -162,7 +162,7 @@ impl Store {
             label: meta.label,
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
-            resource_set: None,
+            resource_set: meta.resource_set,
             lineage: chain.lineage,
         };
         self.put_data_once(&entry.data_key(), data, &entry.sha256)
@@ -216,7 +216,7 @@ impl Store {
             sha256,
             encrypted: meta.encrypted,
             stored_at_ms: now_ms(),
-            resource_set: None,
+            resource_set: meta.resource_set,
             lineage: chain.lineage,
             prev_sha256: chain.prev_sha256,
         };
@@ -618,6 +618,7 @@ mod tests {
             last_time_ms: 3,
             events: 3,
             encrypted: false,
+            resource_set: None,
         };
         let chain = Chain {
             lineage: Some("aa".repeat(16)),
@@ -695,6 +696,7 @@ mod tests {
             objects: 1,
             label: None,
             encrypted: false,
+            resource_set: None,
         };
         let good = store
             .put_snapshot(meta, Bytes::from_static(b"snapshot bytes"))

@@ -41,6 +41,7 @@ use rewind_history::state::TypedKey;
 pub mod retry;
 mod write;
 
+pub(crate) use write::recorded_version;
 use write::{Job, Update, Writer, delete_one, failure, wait_established, write_one};
 
 /// Pause before the second try of the objects of a level rejected for a
@@ -257,7 +258,10 @@ pub async fn apply(
                 .unwrap_or(StatusMode::Skip);
             let (mut body, status) = write_parts(obj, mode);
             if let Some(m) = body.as_object_mut() {
-                m.insert("apiVersion".into(), Value::String(key.rtype.api_version()));
+                // At the version the object was recorded at (write_one
+                // addresses the API by it).
+                let version = recorded_version(&key.rtype, obj);
+                m.insert("apiVersion".into(), Value::String(version.api_version()));
                 m.insert("kind".into(), Value::String(key.rtype.kind.clone()));
             }
             report

@@ -20,7 +20,7 @@ use crate::actions;
 use crate::live::{self, ApiFailure, api_for, raw_api_for};
 use crate::order::without_stale_refs;
 use rewind_history::raw::RawObject;
-use rewind_history::state::TypedKey;
+use rewind_history::state::{ResourceType, TypedKey};
 
 /// Attempts of a replace that keeps meeting a newer resourceVersion.
 const CONFLICT_ATTEMPTS: usize = 5;
@@ -288,7 +288,11 @@ pub(super) async fn write_one(w: Writer<'_>, job: &Job) -> JobResult {
     let key = key.clone();
     // Raw objects: the API answers each write with the whole object, which
     // may nest deeper than a `DynamicObject` can be parsed.
-    let api = raw_api_for(w.client, &key.rtype, key.namespace.as_deref());
+    let api = raw_api_for(
+        w.client,
+        &recorded_version(&key.rtype, body),
+        key.namespace.as_deref(),
+    );
     let replaced = match update {
         Some(u) => match replace_main(w, &api, &key, body, u.clone()).await {
             Ok(o) => o,
@@ -316,7 +320,7 @@ pub(super) async fn write_one(w: Writer<'_>, job: &Job) -> JobResult {
         let r = if existed {
             replace_status(w, &api, &key, &written, st).await
         } else {
-            apply_status(w, &api, &key, st.clone()).await
+            apply_status(w, &api, &key, body, st.clone()).await
         };
         if let Err(f) = r {
             return (key, Err(f), false);
@@ -326,15 +330,38 @@ pub(super) async fn write_one(w: Writer<'_>, job: &Job) -> JobResult {
     (key, Ok(uid), status_done)
 }
 
+/// The type to write `body` at: the version its `apiVersion` names. A
+/// state holds one version per type (the newest recorded), but an object
+/// recorded before the served version moved, and not recorded again yet,
+/// still has its old version's body, which only that version accepts.
+pub(crate) fn recorded_version(rtype: &ResourceType, body: &Value) -> ResourceType {
+    let own = body
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(|av| av.rsplit_once('/').unwrap_or(("", av)));
+    match own {
+        Some((group, version))
+            if group == rtype.group && version != rtype.version && !version.is_empty() =>
+        {
+            ResourceType {
+                version: version.to_owned(),
+                ..rtype.clone()
+            }
+        }
+        _ => rtype.clone(),
+    }
+}
+
 /// Server-side applies the status of a new object.
 async fn apply_status(
     w: Writer<'_>,
     api: &Api<RawObject>,
     key: &TypedKey,
+    body: &Value,
     status: Value,
 ) -> Result<(), Failure> {
     let mut obj = json!({
-        "apiVersion": key.rtype.api_version(),
+        "apiVersion": recorded_version(&key.rtype, body).api_version(),
         "kind": key.rtype.kind,
         "metadata": {"name": key.name},
         "status": status,
@@ -455,5 +482,35 @@ pub(super) async fn wait_established(
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn an_object_is_written_at_the_version_it_was_recorded_at() {
+        let t = ResourceType {
+            group: "ex.io".into(),
+            version: "v2".into(),
+            resource: "widgets".into(),
+            kind: "Widget".into(),
+            namespaced: true,
+        };
+        let at = |body: Value| recorded_version(&t, &body).version;
+        assert_eq!(at(json!({"apiVersion": "ex.io/v1"})), "v1");
+        assert_eq!(at(json!({"apiVersion": "ex.io/v2"})), "v2");
+        // Another group, or none named: the state's version.
+        assert_eq!(at(json!({"apiVersion": "other.io/v1"})), "v2");
+        assert_eq!(at(json!({})), "v2");
+        let core = ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "configmaps".into(),
+            kind: "ConfigMap".into(),
+            namespaced: true,
+        };
+        assert_eq!(recorded_version(&core, &json!({"apiVersion": "v1"})), core);
     }
 }

@@ -27,7 +27,7 @@ Typical 3 a.m. session:\n  \
 rewind list                                  # what is recorded, and the window\n  \
 rewind diff --from ms:1764100000000 --to latest  # what changed before the crash\n  \
 rewind restore --at latest --to ~/.kube/new --dry-run   # the plan, nothing written\n  \
-rewind restore --at latest --to ~/.kube/new --preset rancher --quiesce cattle-system/rancher\n\n\
+rewind restore --at latest --to ~/.kube/new --preset rancher\n\n\
 Points (--at, --from, --to): `latest`, `seq:N` (a recorded sequence number), \
 `ms:UNIX_MILLIS` (a time), or `snapshot:NAME`.\n\n\
 Any command that reads state also takes --from-dir DIR: a directory of JSON/YAML manifests \
@@ -105,7 +105,7 @@ listed with the API's reason at the end, and the exit code is non-zero.\n\n\
 An interrupted restore continues with the same command plus --resume (the journal in \
 --state-dir records what was done, and the original replicas of quiesced Deployments).\n\n\
 Examples:\n  rewind restore --at latest --to new.kubeconfig --dry-run\n  \
-rewind restore --at seq:5000 --to new.kubeconfig --preset rancher --quiesce cattle-system/rancher --yes\n  \
+rewind restore --at seq:5000 --to new.kubeconfig --preset rancher --yes\n  \
 rewind restore --from-dir ./plane --to new.kubeconfig --type secrets --namespace fleet-default\n  \
 rewind restore --at latest --to new.kubeconfig --resume --yes")]
     Restore(RestoreArgs),
@@ -256,7 +256,10 @@ pub struct RestoreArgs {
     /// Drop the default protected set (Rancher server, kube-system, default namespaces...).
     #[arg(long)]
     pub no_default_protect: bool,
-    /// Apply a preset of known fixes.
+    /// Apply a product's restore preset: `rancher` applies the fixes Rancher
+    /// Backups applies and quiesces cattle-system/rancher during the restore
+    /// (what is restored is what was recorded; narrow it with
+    /// --resource-preset).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Scale this Deployment (NAMESPACE/NAME) to zero during the restore; repeatable.
@@ -285,7 +288,8 @@ pub struct RestoreArgs {
 /// Restore presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
-    /// Rancher's known restore fixes (as the backup-restore-operator applies them).
+    /// Rancher's known restore fixes (as the backup-restore-operator applies
+    /// them), and cattle-system/rancher scaled to zero during the restore.
     Rancher,
 }
 

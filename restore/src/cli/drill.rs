@@ -1,4 +1,6 @@
-//! `rewind drill`: restore into a throwaway cluster, compare, report.
+//! `rewind drill`: restore into a throwaway cluster, compare, report. A
+//! state with nothing to compare (empty, or every object skipped) fails the
+//! drill.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -23,6 +25,19 @@ pub async fn run(a: DrillArgs, store: &StoreArgs) -> Result<()> {
             .with_context(|| format!("reading the state from {}", dir.display()))?,
         None => store.desired_at(&a.at).await?,
     };
+    // A drill that compares nothing proves nothing: refuse before starting
+    // a control plane.
+    if state.is_empty() {
+        let source = a
+            .from_dir
+            .as_ref()
+            .map_or_else(|| "the store".to_owned(), |d| d.display().to_string());
+        bail!(
+            "drill failed: the state at {} read from {source} holds no objects \
+             (nothing recorded at that point, or an empty directory); nothing to compare",
+            a.at
+        );
+    }
     let rpo_ms = match &a.from_dir {
         Some(_) => None,
         None => Some(newest_event_age_ms(store).await?),
@@ -105,6 +120,14 @@ async fn drill(
     let mut want = p.state.clone();
     for i in p.items.iter().filter(|i| i.action == Action::Skip) {
         want.remove(&i.key);
+    }
+    if want.is_empty() {
+        bail!(
+            "drill failed: every one of the {} objects at {} is skipped by the plan \
+             (protected, being deleted, or never written); nothing to compare",
+            p.state.len(),
+            a.at
+        );
     }
     let types: Vec<_> = want.types().into_iter().collect();
     let mut got = compare::record(client, &types)

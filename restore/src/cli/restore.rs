@@ -96,6 +96,22 @@ fn print_report(plan: &RestorePlan, r: &ApplyReport, output: Output) -> Result<(
     Ok(())
 }
 
+/// The Deployment `--preset rancher` quiesces: the Rancher server, whose
+/// controllers would act on a half-restored plane (Rancher Backups scales
+/// the same one, its ResourceSet's `controllerReferences`).
+pub const RANCHER_SERVER: (&str, &str) = ("cattle-system", "rancher");
+
+/// The Deployments to quiesce: `--quiesce`, and with `--preset rancher`
+/// the Rancher server.
+fn quiesce_list(a: &RestoreArgs) -> Result<Vec<(String, String)>> {
+    let mut list = parse_quiesce(&a.quiesce)?;
+    let (ns, name) = RANCHER_SERVER;
+    if a.preset == Some(Preset::Rancher) && !list.iter().any(|(n, m)| n == ns && m == name) {
+        list.push((ns.to_owned(), name.to_owned()));
+    }
+    Ok(list)
+}
+
 fn parse_quiesce(items: &[String]) -> Result<Vec<(String, String)>> {
     items
         .iter()
@@ -165,6 +181,7 @@ pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
     if a.dry_run {
         return Ok(());
     }
+    let quiesce = quiesce_list(&a)?;
     if !plan.has_work() && !a.resume && a.quiesce.is_empty() {
         eprintln!("nothing to do: the target already matches the state");
         return Ok(());
@@ -176,7 +193,7 @@ pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
         concurrency: a.concurrency,
         crd_timeout: Duration::from_secs(a.crd_timeout),
         field_manager: "rewind".into(),
-        quiesce: parse_quiesce(&a.quiesce)?,
+        quiesce,
         state_dir: Some(a.state_dir.clone().unwrap_or_else(default_state_dir)),
         resume: a.resume,
         progress: a.output == Output::Table,
@@ -192,4 +209,51 @@ pub async fn run(a: RestoreArgs, store: &StoreArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn restore_args(extra: &[&str]) -> RestoreArgs {
+        let mut argv = vec!["rewind", "restore", "--to", "kc"];
+        argv.extend_from_slice(extra);
+        match super::super::args::Cli::try_parse_from(argv)
+            .unwrap()
+            .command
+        {
+            super::super::args::Command::Restore(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_rancher_preset_quiesces_the_rancher_server() {
+        let server = ("cattle-system".to_owned(), "rancher".to_owned());
+        assert!(quiesce_list(&restore_args(&[])).unwrap().is_empty());
+        assert_eq!(
+            quiesce_list(&restore_args(&["--preset", "rancher"])).unwrap(),
+            vec![server.clone()]
+        );
+        // Named as well: once.
+        assert_eq!(
+            quiesce_list(&restore_args(&[
+                "--preset",
+                "rancher",
+                "--quiesce",
+                "cattle-system/rancher",
+                "--quiesce",
+                "cattle-fleet-system/fleet-controller"
+            ]))
+            .unwrap(),
+            vec![
+                server,
+                (
+                    "cattle-fleet-system".to_owned(),
+                    "fleet-controller".to_owned()
+                )
+            ]
+        );
+    }
 }

@@ -11,7 +11,7 @@ use rewind_restore::compare;
 use serde::Serialize;
 
 use super::restore::{CommandRun, RestoreRun, restore, rewind_cli};
-use super::{Result, capture, step};
+use super::{DrillError, Result, capture, step};
 use crate::ControlPlane;
 use crate::daemon::Binaries;
 
@@ -64,11 +64,16 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
-    /// Whether every restore matched its expected state (a restore with a
-    /// failed object ends the drill with an error).
+    /// Whether every restore matched its expected state, and each had
+    /// objects to compare (a restore with a failed object ends the drill
+    /// with an error).
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.points.iter().all(|p| p.differences.is_empty())
+        !self.points.is_empty()
+            && self
+                .points
+                .iter()
+                .all(|p| p.objects > 0 && p.differences.is_empty())
     }
 
     /// The report for people.
@@ -142,6 +147,12 @@ pub async fn restore_and_verify(
     set: &ResourceSet,
     work: &Path,
 ) -> Result<PointReport> {
+    if want.is_empty() {
+        return Err(DrillError::Step {
+            step: "verifying the restore",
+            reason: format!("the expected state at {point} is empty: nothing to compare"),
+        });
+    }
     let cp = ControlPlane::start()
         .await
         .map_err(step("starting a fresh control plane"))?;
@@ -195,4 +206,69 @@ pub async fn runbook(bins: &Binaries, data: &Path, snapshot_id: &str) -> Result<
         out.push(rewind_cli(&bins.rewind, &args).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(objects: usize, differences: usize) -> PointReport {
+        PointReport {
+            label: "latest".into(),
+            point: "latest".into(),
+            objects,
+            per_type: std::collections::BTreeMap::new(),
+            restore: RestoreRun {
+                rto: Duration::ZERO,
+            },
+            differences: vec!["x".to_owned(); differences],
+        }
+    }
+
+    fn report(points: Vec<PointReport>) -> DrillReport {
+        DrillReport {
+            clusters: 1,
+            objects_loaded: 1,
+            changes_made: 0,
+            scaled_to_zero: String::new(),
+            snapshot_id: String::new(),
+            snapshot_seq: 0,
+            last_seq: 0,
+            segments: 0,
+            rpo_ms: 0,
+            rewindd_status: String::new(),
+            runbook: Vec::new(),
+            points,
+            total: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_drill_with_nothing_compared_does_not_pass() {
+        assert!(report(vec![point(3, 0), point(2, 0)]).passed());
+        assert!(!report(vec![point(3, 0), point(2, 1)]).passed());
+        assert!(!report(vec![point(3, 0), point(0, 0)]).passed());
+        assert!(!report(Vec::new()).passed());
+    }
+
+    #[tokio::test]
+    async fn an_empty_expected_state_is_an_error_before_any_restore() {
+        let bins = Binaries {
+            rewindd: "/nonexistent/rewindd".into(),
+            rewind: "/nonexistent/rewind".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let err = restore_and_verify(
+            &bins,
+            dir.path(),
+            "latest",
+            "latest",
+            &mut DesiredState::new(),
+            &ResourceSet::everything(),
+            dir.path(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("nothing to compare"), "{err}");
+    }
 }

@@ -78,13 +78,17 @@ pub async fn live_selected(client: &kube::Client, set: &ResourceSet) -> BTreeMap
 /// Opens a journal, retrying while sled still holds the lock of a daemon
 /// that just stopped.
 pub fn open_journal(dir: &Path) -> Journal {
+    let mut last = String::new();
     for _ in 0..300 {
         match Journal::open(dir, &JournalOptions::default()) {
             Ok(j) => return j,
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                last = e.to_string();
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
-    panic!("journal at {} does not open", dir.display());
+    panic!("journal at {} does not open: {last}", dir.display());
 }
 
 /// The journal's current state.

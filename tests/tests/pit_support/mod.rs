@@ -266,6 +266,7 @@ pub async fn build_store(dir: &Path, events: &[EventRecord], layout: &Layout) ->
             last_time_ms: evs.last().unwrap().observed_at_ms,
             events: evs.len() as u64,
             encrypted: layout.recipient.is_some(),
+            resource_set: None,
         };
         store.put_segment(meta, seal(bytes).into()).await.unwrap();
     }
@@ -279,6 +280,7 @@ pub async fn build_store(dir: &Path, events: &[EventRecord], layout: &Layout) ->
             objects: s.objects.len() as u64,
             label: (i == 0).then(|| "first".to_owned()),
             encrypted: layout.recipient.is_some(),
+            resource_set: None,
         };
         store.put_snapshot(meta, seal(bytes).into()).await.unwrap();
     }
