@@ -93,6 +93,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .init();
             let config = cli.settings.load()?;
+            config.warn_weak_settings();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
