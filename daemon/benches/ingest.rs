@@ -8,8 +8,8 @@
 //!   compressed blocks of at most
 //!   7 KiB (one sled batch), then the state changes with the commit record
 //!   as one sled batch and the meta changes as another (no cross-tree
-//!   transaction), then the fsync of any sled blob file and `flush` (fsync)
-//!   per batch.
+//!   transaction), then per batch sled's `flush` and the journal's
+//!   `fdatasync` of the files sled wrote (`journal::durable`).
 //! - `journal, objects inline`: the same with every object compressed
 //!   into its state value, as journal layout 3 stored them.
 //! - `raw sled, 1 tree`: one insert per event (seq → bytes), flush every

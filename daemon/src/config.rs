@@ -722,6 +722,87 @@ impl Config {
     pub fn status_path(&self) -> PathBuf {
         crate::status::status_path(&self.data_dir)
     }
+
+    /// Settings that are valid but weaken what the daemon protects, one
+    /// line each; `rewindd run` logs them as warnings at start.
+    #[must_use]
+    pub fn weak_settings(&self) -> Vec<WeakSetting> {
+        let mut out = Vec::new();
+        let compact = &self.service.compact;
+        if matches!(compact.store, StoreConfig::S3(_)) && compact.recipients.is_empty() {
+            out.push(WeakSetting::S3WithoutRecipients);
+        }
+        if let ClusterSource::Kubeconfig { path, context } = &self.cluster
+            && let Some(cluster) =
+                kubeconfig_skipping_tls_verify(path.as_deref(), context.as_deref())
+        {
+            out.push(WeakSetting::InsecureSkipTlsVerify { cluster });
+        }
+        out
+    }
+
+    /// Logs [`Config::weak_settings`] as warnings.
+    pub fn warn_weak_settings(&self) {
+        for w in self.weak_settings() {
+            match &w {
+                WeakSetting::S3WithoutRecipients => tracing::warn!(
+                    setting = "encryption.recipients",
+                    "shipping to S3 without encryption recipients: every recorded Secret \
+                     is stored in the bucket readable by anyone who can read the bucket; \
+                     set [encryption] recipients"
+                ),
+                WeakSetting::InsecureSkipTlsVerify { cluster } => tracing::warn!(
+                    setting = "cluster.kubeconfig",
+                    cluster = %cluster,
+                    "the kubeconfig sets insecure-skip-tls-verify: the apiserver's \
+                     certificate is not checked, so anyone on the path can read every \
+                     recorded object, Secrets included; give the kubeconfig the \
+                     cluster's certificate-authority-data instead"
+                ),
+            }
+        }
+    }
+}
+
+/// A valid setting that weakens what the daemon protects
+/// ([`Config::weak_settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeakSetting {
+    /// The store is S3 and `[encryption]` has no recipients: Secrets leave
+    /// the host in plain text.
+    S3WithoutRecipients,
+    /// The kubeconfig's cluster sets `insecure-skip-tls-verify: true`.
+    InsecureSkipTlsVerify {
+        /// The kubeconfig's name of the cluster.
+        cluster: String,
+    },
+}
+
+/// The name of the kubeconfig cluster the daemon will use, if it sets
+/// `insecure-skip-tls-verify: true`. A kubeconfig that cannot be read is
+/// left to the client, which reports it when it connects.
+fn kubeconfig_skipping_tls_verify(path: Option<&Path>, context: Option<&str>) -> Option<String> {
+    use kube::config::Kubeconfig;
+    let kc = match path {
+        Some(p) => Kubeconfig::read_from(p).ok()?,
+        None => Kubeconfig::read().ok()?,
+    };
+    let context = context.map(str::to_owned).or(kc.current_context.clone())?;
+    let cluster = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let named = kc.clusters.iter().find(|c| c.name == cluster)?;
+    named
+        .cluster
+        .as_ref()?
+        .insecure_skip_tls_verify
+        .unwrap_or(false)
+        .then_some(cluster)
 }
 
 impl ServiceSettings {
@@ -772,6 +853,58 @@ mod tests {
 
     fn file(text: &str) -> Result<FileConfig> {
         parse_file(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn weak_settings_name_s3_without_recipients_and_a_kubeconfig_skipping_tls_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kc,
+            "apiVersion: v1\nkind: Config\nclusters:\n\
+             - name: careful\n  cluster:\n    server: https://127.0.0.1:1\n\
+             - name: trusting\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\n\
+             contexts:\n\
+             - name: careful\n  context:\n    cluster: careful\n    user: u\n\
+             - name: trusting\n  context:\n    cluster: trusting\n    user: u\n\
+             current-context: careful\nusers:\n- name: u\n  user:\n    token: t\n",
+        )
+        .unwrap();
+        let creds = dir.path().join("credentials");
+        std::fs::write(&creds, "access_key_id = a\nsecret_access_key = b\n").unwrap();
+        let text = |context: &str, store: &str| {
+            format!(
+                "[cluster]\nkubeconfig = {kc:?}\n{context}\n[store]\n{store}\n",
+                kc = kc.display().to_string()
+            )
+        };
+        let s3 = format!(
+            "kind = \"s3\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n\
+             region = \"r\"\ncredentials_file = {:?}\nallow_http = true\n",
+            creds.display().to_string()
+        );
+        let local = "kind = \"local\"\npath = \"/tmp/rewind-store\"\n";
+        let weak = |t: String| {
+            Config::from_settings(&Settings::default(), &file(&t).unwrap())
+                .unwrap()
+                .weak_settings()
+        };
+        // The current context's cluster checks its certificate; local store.
+        assert_eq!(weak(text("", local)), vec![]);
+        // The chosen context's cluster does not.
+        assert_eq!(
+            weak(text("context = \"trusting\"", local)),
+            vec![WeakSetting::InsecureSkipTlsVerify {
+                cluster: "trusting".into()
+            }]
+        );
+        assert_eq!(weak(text("", &s3)), vec![WeakSetting::S3WithoutRecipients]);
+        let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let encrypted = format!(
+            "{}\n[encryption]\nrecipients = [\"{key}\"]\n",
+            text("", &s3)
+        );
+        assert_eq!(weak(encrypted), vec![]);
     }
 
     #[test]

@@ -117,6 +117,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(rewind_daemon::admin::EXIT_DEPLOYMENT));
                 }
             };
+            config.warn_weak_settings();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -4,7 +4,7 @@
 //! `flush_max_events`, or `flush_interval` has passed since the first, or
 //! the queue stayed empty for [`LINGER`]; runs the batch through the
 //! [`Ingestor`], and commits it (see [`crate::journal::commit`], then
-//! fsync). Only then are the batch's memory permits released, so the byte
+//! `fdatasync`). Only then are the batch's memory permits released, so the byte
 //! budget covers the queue and the batch being written.
 //!
 //! Closing a batch once the queue runs dry, instead of always waiting out
@@ -20,8 +20,8 @@
 //!
 //! The writer publishes the durable position on a `tokio::sync::watch`
 //! channel it owns ([`Writer::publishing_durable_seq`]): one past the last
-//! event of the last batch whose commit returned (fsynced). The journal's
-//! own `next_seq` record is written just before the fsync, so only this
+//! event of the last batch whose commit returned (synced to disk). The
+//! journal's own `next_seq` record is written just before the sync, so only this
 //! figure tells what a crash can no longer take back; sealing reads it.
 //!
 //! Journal commits block (fsync), so this runs on its own OS thread rather than
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use rewind_format::EventBlockEncoder;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::ingest::Ingestor;
 use crate::journal::{
@@ -171,11 +171,14 @@ impl Writer {
         self
     }
 
-    /// Publishes that every event below `next_seq` is durable.
+    /// Publishes that every event below `next_seq` is durable: the
+    /// acknowledgement. The debug line right after it is what a test of the
+    /// order of syscalls (fdatasync before acknowledgement) looks for.
     fn publish_durable(&self, next_seq: u64) {
         if let Some(tx) = &self.durable {
             tx.send_replace(next_seq);
         }
+        debug!(next_seq, "journal durable");
     }
 
     /// Runs until every sender is gone and the queue is drained; returns the
@@ -239,7 +242,7 @@ impl Writer {
                 break;
             }
         }
-        if let Some(j) = &self.journal
+        if let Some(j) = &mut self.journal
             && let Err(e) = j.flush()
         {
             error!(error = %e, "final journal flush failed");
@@ -306,7 +309,7 @@ impl Writer {
                         e,
                         journal::Error::Storage(_)
                             | journal::Error::NeedsReopen
-                            | journal::Error::BlobSync(_)
+                            | journal::Error::Sync { .. }
                     ) || self.journal.is_none()
                     {
                         self.reopen(rt);

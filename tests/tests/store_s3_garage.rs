@@ -420,3 +420,114 @@ async fn large_files_upload_in_parts_and_a_kill_mid_upload_shows_nothing_half_wr
     }
     drop(g);
 }
+
+/// Multipart uploads in progress in the bucket, as Garage lists them
+/// (ListMultipartUploads, signed by curl).
+fn multipart_uploads_in_progress(g: &Garage) -> usize {
+    let (id, secret) = g.key();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--aws-sigv4", "aws:amz:garage:s3", "--user"])
+        .arg(format!("{id}:{secret}"))
+        // Garage wants the payload's hash signed (here: of no payload).
+        .args([
+            "-H",
+            "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "-w",
+            "\\n%{http_code}",
+        ])
+        .arg(format!("{}/{}?uploads=", g.endpoint(), g.bucket()))
+        .output()
+        .expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap_or_default();
+    assert!(
+        out.status.success() && code == "200",
+        "ListMultipartUploads failed ({code}): {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    body.matches("<Upload>").count()
+}
+
+/// Waits until Garage lists `want` multipart uploads in progress.
+async fn wait_uploads(g: &Garage, want: usize, within: Duration, what: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let n = multipart_uploads_in_progress(g);
+        if n == want {
+            return;
+        }
+        assert!(
+            t.elapsed() < within,
+            "{what}: Garage lists {n} multipart uploads in progress, expected {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A multipart upload that fails part way (the link to the server cut
+/// until the client gives up) or whose future is dropped part way (a
+/// timeout, shutdown) is aborted: the server keeps no parts of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_multipart_upload_is_aborted_and_leaves_no_parts() {
+    use rewind_history::store::s3::{MULTIPART_PART_SIZE, MULTIPART_THRESHOLD};
+    let g = start_garage().await;
+    let upstream: std::net::SocketAddr =
+        g.endpoint().trim_start_matches("http://").parse().unwrap();
+    let proxy = rewind_tests::TcpProxy::start(upstream).await.unwrap();
+    let mut cfg = config(&g, "abort");
+    if let StoreConfig::S3(s3) = &mut cfg {
+        s3.endpoint = Some(format!("http://{}", proxy.addr()));
+    }
+    // One attempt: a retry would start a new upload and hide the first.
+    let once = RetryPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(10),
+        max_attempts: 1,
+    };
+    let store = Store::open_with(&cfg, once).await.unwrap();
+    // Many parts, so the upload is still sending when the test cuts in.
+    let size = MULTIPART_THRESHOLD + 10 * MULTIPART_PART_SIZE;
+    let data: bytes::Bytes = payload(7, size).into();
+    assert_eq!(multipart_uploads_in_progress(&g), 0);
+
+    // 1. The link fails mid-upload until the client gives up.
+    let put = {
+        let (store, data) = (store.clone(), data.clone());
+        tokio::spawn(async move { store.put_object("abort/failed", data).await })
+    };
+    wait_uploads(&g, 1, Duration::from_secs(30), "upload started").await;
+    proxy.stall();
+    let t = std::time::Instant::now();
+    while !put.is_finished() {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the upload never failed"
+        );
+        proxy.cut_all();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = put.await.unwrap().unwrap_err();
+    eprintln!("the upload failed as it should: {err}");
+    // The abort retries: it goes through once the link is back.
+    proxy.resume();
+    wait_uploads(&g, 0, Duration::from_secs(30), "after a failed upload").await;
+
+    // 2. The upload's future is dropped mid-upload.
+    let put = {
+        let (store, data) = (store.clone(), data.clone());
+        tokio::spawn(async move { store.put_object("abort/dropped", data).await })
+    };
+    wait_uploads(&g, 1, Duration::from_secs(30), "second upload started").await;
+    proxy.stall();
+    put.abort();
+    assert!(put.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.resume();
+    wait_uploads(&g, 0, Duration::from_secs(30), "after a dropped upload").await;
+
+    // Neither left an object, and an upload still works.
+    assert!(store.list("abort/").await.unwrap().is_empty());
+    store.put_object("abort/whole", data.clone()).await.unwrap();
+    assert_eq!(multipart_uploads_in_progress(&g), 0);
+    assert_eq!(store.get_object("abort/whole").await.unwrap(), data);
+}

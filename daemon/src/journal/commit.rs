@@ -1,7 +1,8 @@
 //! Committing a batch without a cross-tree transaction, and finishing or
 //! dropping a commit that a crash interrupted.
 //!
-//! A commit is three sled writes, in this order, then one flush:
+//! A commit is three sled writes, in this order, then one flush that
+//! ends with `fdatasync` ([`Journal::flush`], see [`super::durable`]):
 //! 1. `log`: the batch's event blocks (one insert, or one `apply_batch`);
 //! 2. `state`: the object changes plus the [`CommitRecord`] under
 //!    [`COMMIT_KEY`], as one `apply_batch` (sled recovers a batch whole or
@@ -36,6 +37,16 @@ pub(crate) const RESERVED: u8 = 0xff;
 /// Version byte of a stored commit record.
 const COMMIT_VERSION: u8 = 1;
 
+/// Largest commit record encoded or decoded, bytes. A record holds one
+/// batch's type records (a few hundred bytes per type touched); the limit
+/// bounds what a corrupt length prefix can make the decoder allocate.
+pub(crate) const COMMIT_RECORD_LIMIT: usize = 16 << 20;
+
+/// bincode's standard configuration, bounded by [`COMMIT_RECORD_LIMIT`].
+fn commit_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<COMMIT_RECORD_LIMIT>()
+}
+
 /// Tree writes of a batch: `(key, Some(value))` sets, `(key, None)` removes.
 pub type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -58,12 +69,24 @@ pub(crate) struct CommitRecord {
 fn encode_commit(batch: &PreparedBatch) -> Result<Vec<u8>> {
     let mut out = vec![COMMIT_VERSION];
     let value = (batch.first_seq, batch.next_seq, batch.meta_ops.as_slice());
-    bincode::encode_into_std_write(value, &mut out, bincode::config::standard())
+    bincode::encode_into_std_write(value, &mut out, commit_config())
         .map_err(|e| Error::Corrupt(format!("cannot encode commit record: {e}")))?;
+    if out.len() > COMMIT_RECORD_LIMIT {
+        return Err(Error::CommitRecordTooLarge {
+            len: out.len(),
+            limit: COMMIT_RECORD_LIMIT,
+        });
+    }
     Ok(out)
 }
 
 fn decode_commit(v: &[u8]) -> Result<CommitRecord> {
+    if v.len() > COMMIT_RECORD_LIMIT {
+        return Err(Error::CommitRecordTooLarge {
+            len: v.len(),
+            limit: COMMIT_RECORD_LIMIT,
+        });
+    }
     let Some((&version, rest)) = v.split_first() else {
         return Err(Error::Corrupt("empty commit record".into()));
     };
@@ -73,8 +96,13 @@ fn decode_commit(v: &[u8]) -> Result<CommitRecord> {
         )));
     }
     let ((first_seq, next_seq, meta_ops), used): ((u64, u64, Ops), usize) =
-        bincode::decode_from_slice(rest, bincode::config::standard())
-            .map_err(|e| Error::Corrupt(format!("commit record: {e}")))?;
+        bincode::decode_from_slice(rest, commit_config()).map_err(|e| match e {
+            bincode::error::DecodeError::LimitExceeded => Error::CommitRecordTooLarge {
+                len: v.len(),
+                limit: COMMIT_RECORD_LIMIT,
+            },
+            e => Error::Corrupt(format!("commit record: {e}")),
+        })?;
     if used != rest.len() || next_seq < first_seq {
         return Err(Error::Corrupt("malformed commit record".into()));
     }
@@ -153,8 +181,7 @@ impl Journal {
         self.write_log(batch)?;
         self.write_state(batch)?;
         self.write_meta(&batch.meta_ops, batch.next_seq)?;
-        self.sync_blobs()?;
-        self.db.flush()?;
+        self.flush()?;
         self.needs_reopen = false;
         self.next_seq = batch.next_seq;
         Ok(())
@@ -204,59 +231,9 @@ impl Journal {
         Ok(())
     }
 
-    /// fsyncs the blob files sled created since the last commit, and their
-    /// directory, before sled's own flush makes the log that points at them
-    /// durable.
-    ///
-    /// sled 0.34 writes any log entry larger than a quarter of a segment
-    /// (128 KiB) to a file of its own under `blobs/`, named by its log
-    /// sequence number, and never fsyncs it: its flush covers only the main
-    /// file. Event blocks are kept smaller than that
-    /// ([`DEFAULT_BLOCK_BYTES`](super::DEFAULT_BLOCK_BYTES)), but sled also
-    /// writes whole tree nodes when it consolidates them, and a node of
-    /// several blocks or large objects is such a blob. Without this, a power
-    /// loss could take acknowledged events with it.
-    fn sync_blobs(&mut self) -> Result<()> {
-        let dir = self.dir.join("blobs");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::BlobSync(e)),
-        };
-        let done = self.blobs_synced;
-        let mut newest = done;
-        for entry in entries {
-            let entry = entry.map_err(Error::BlobSync)?;
-            let Some(lsn) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            if done.is_some_and(|d| lsn <= d) {
-                continue;
-            }
-            match std::fs::File::open(entry.path()).and_then(|f| f.sync_all()) {
-                Ok(()) => {}
-                // sled removed it meanwhile (a superseded node).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::BlobSync(e)),
-            }
-            newest = Some(newest.map_or(lsn, |n| n.max(lsn)));
-        }
-        if newest != done {
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(Error::BlobSync)?;
-            self.blobs_synced = newest;
-        }
-        Ok(())
-    }
-
     /// Settles a commit that a crash interrupted (see the module doc) and
     /// returns the journal's `next_seq`.
-    pub(crate) fn recover(&self) -> Result<u64> {
+    pub(crate) fn recover(&mut self) -> Result<u64> {
         let meta_next = match self.meta.get(meta::NEXT_SEQ)? {
             Some(v) => Some(meta::decode_u64(&v)?),
             None => None,
@@ -283,7 +260,7 @@ impl Journal {
                 }
                 if meta_next != Some(c.next_seq) {
                     self.write_meta(&c.meta_ops, c.next_seq)?;
-                    self.db.flush()?;
+                    self.flush()?;
                     info!(
                         next_seq = c.next_seq,
                         "finished the meta writes of a commit interrupted by a crash"
@@ -301,7 +278,7 @@ impl Journal {
             for k in &stray {
                 self.log.remove(k)?;
             }
-            self.db.flush()?;
+            self.flush()?;
             warn!(
                 blocks = stray.len(),
                 first_seq = stray.first().and_then(|k| decode_seq(k)),
@@ -340,6 +317,43 @@ mod tests {
         for cut in 1..v.len() {
             assert!(decode_commit(&v[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn an_oversized_or_lying_commit_record_is_refused_by_name() {
+        // A length prefix claiming 2^60 meta ops: without a limit the
+        // decoder would try to allocate for them.
+        let mut lying = vec![COMMIT_VERSION, 1, 2];
+        bincode::encode_into_std_write(1u64 << 60, &mut lying, bincode::config::standard())
+            .unwrap();
+        lying.extend_from_slice(&[0; 32]);
+        match decode_commit(&lying) {
+            Err(Error::CommitRecordTooLarge { limit, .. }) => {
+                assert_eq!(limit, COMMIT_RECORD_LIMIT);
+            }
+            other => panic!("expected CommitRecordTooLarge, got {other:?}"),
+        }
+        // One meta op whose value claims more bytes than the limit.
+        let mut big_value = vec![COMMIT_VERSION, 1, 2, 1, 1, b'k', 1];
+        let claim = u64::try_from(COMMIT_RECORD_LIMIT).unwrap() + 1;
+        bincode::encode_into_std_write(claim, &mut big_value, bincode::config::standard()).unwrap();
+        assert!(matches!(
+            decode_commit(&big_value),
+            Err(Error::CommitRecordTooLarge { .. })
+        ));
+        // A stored value longer than the limit is refused before decoding.
+        let huge = vec![COMMIT_VERSION; COMMIT_RECORD_LIMIT + 1];
+        let err = decode_commit(&huge).unwrap_err();
+        assert!(err.to_string().contains("commit record"), "{err}");
+        assert!(matches!(err, Error::CommitRecordTooLarge { .. }));
+        // Nor is one that large ever written.
+        let batch = PreparedBatch {
+            first_seq: 1,
+            next_seq: 2,
+            meta_ops: vec![(b"k".to_vec(), Some(vec![0; COMMIT_RECORD_LIMIT]))],
+            ..PreparedBatch::default()
+        };
+        assert!(encode_commit(&batch).is_err());
     }
 
     #[test]

@@ -37,7 +37,9 @@
 //!   in `meta` is one past the last record of the last block.
 //! - The state equals the replay of the log (applied/deleted records).
 //! - A batch counts as acknowledged only after [`Journal::commit`] returned,
-//!   which flushes (fsyncs) sled before returning.
+//!   which flushes sled and then `fdatasync`s the files sled wrote (see
+//!   [`durable`]: sled's own flush does not reach the disk) before
+//!   returning.
 //!
 //! # Layout versions
 //! `meta/format` is `4`. Older layouts are read as they are and marked 4 on
@@ -64,6 +66,7 @@
 
 pub mod batch;
 pub mod commit;
+pub(crate) mod durable;
 pub mod keys;
 pub mod meta;
 pub mod reader;
@@ -90,6 +93,15 @@ pub enum Error {
     /// Stored bytes do not decode.
     #[error("corrupt journal: {0}")]
     Corrupt(String),
+    /// The stored commit record claims more bytes than a commit record may
+    /// hold: it is corrupt (see [`commit`]).
+    #[error("corrupt journal: the commit record needs {len} bytes or more, the limit is {limit}")]
+    CommitRecordTooLarge {
+        /// Bytes stored or claimed.
+        len: usize,
+        /// [`commit::COMMIT_RECORD_LIMIT`].
+        limit: usize,
+    },
     /// An event block failed its checks.
     #[error("corrupt event block: {0}")]
     Block(#[from] rewind_format::FormatError),
@@ -124,10 +136,16 @@ pub enum Error {
     /// An object too large to record.
     #[error("object of {0} bytes is too large to record")]
     TooLarge(usize),
-    /// A blob file of sled's could not be made durable (see
-    /// [`Journal::commit`]).
-    #[error("cannot fsync the journal's blob files: {0}")]
-    BlobSync(std::io::Error),
+    /// A file sled wrote could not be made durable (see [`durable`]).
+    #[error("cannot make the journal durable: {what} {}: {source}", path.display())]
+    Sync {
+        /// The operation that failed (`fdatasync`, `fsync`, `open`, `list`).
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// A [`LogReader`] was used while the writer reopens the journal; the
     /// caller retries later.
     #[error("the journal is being reopened; retry later")]
@@ -157,13 +175,14 @@ pub struct JournalOptions {
 /// Default of [`JournalOptions::block_bytes`].
 ///
 /// sled 0.34 writes any log entry larger than a quarter of its 512 KiB
-/// segments as a "blob", a file of its own, which it never fsyncs and which
+/// segments as a "blob", a file of its own, which it never syncs (the
+/// journal does, one `fdatasync` per file: see [`durable`]) and which
 /// its page cache counts as a few bytes. One block per group commit (about
 /// 1 MB per 1,000 events) would make every commit such a file, and sled
 /// keeps a tree leaf in memory whole: a leaf holds up to 17 blocks, and
 /// rewrites itself as one entry every 10 changes. Blocks of at most 7 KiB keep even
-/// a full leaf of the `log` tree under 128 KiB: in sled's log, inside its
-/// fsync and its cache accounting.
+/// a full leaf of the `log` tree under 128 KiB: in sled's log and inside
+/// its cache accounting.
 pub const DEFAULT_BLOCK_BYTES: usize = 7 << 10;
 
 /// Default of [`JournalOptions::cache_capacity`], MiB. sled's cache holds
@@ -197,9 +216,9 @@ pub struct Journal {
     /// Set while a commit is under way and left set if it fails: the trees
     /// may hold part of a batch until [`Journal::recover`] runs on reopen.
     needs_reopen: bool,
-    /// Newest sled blob file (named by its log sequence number) known to be
-    /// fsynced; `None` until the first commit, which syncs them all.
-    blobs_synced: Option<i64>,
+    /// Handles on the files sled writes, to make them durable after its
+    /// flush (see [`durable`]).
+    files: durable::Files,
 }
 
 impl Journal {
@@ -230,6 +249,7 @@ impl Journal {
                 });
             }
         }
+        let files = durable::Files::open(dir)?;
         let mut journal = Self {
             dir: dir.to_path_buf(),
             db,
@@ -239,7 +259,7 @@ impl Journal {
             next_seq: 1,
             options: options.clone(),
             needs_reopen: false,
-            blobs_synced: None,
+            files,
         };
         journal.next_seq = journal.recover()?;
         Ok(journal)
@@ -471,10 +491,12 @@ impl Journal {
         LogReader::new(self)
     }
 
-    /// Flushes everything to disk.
-    pub fn flush(&self) -> Result<()> {
+    /// Flushes everything to disk and makes it durable: sled's flush,
+    /// then `fdatasync` of its files (see [`durable`]).
+    pub fn flush(&mut self) -> Result<()> {
+        self.files.sync_new_blobs()?;
         self.db.flush()?;
-        Ok(())
+        self.files.sync_after_flush()
     }
 }
 

@@ -288,7 +288,7 @@ fn a_layout_1_journal_is_read_and_upgraded() {
     drop(j);
     let dir2 = tempfile::tempdir().unwrap();
     {
-        let j = Journal::open(dir2.path(), &JournalOptions::default()).unwrap();
+        let mut j = Journal::open(dir2.path(), &JournalOptions::default()).unwrap();
         j.meta.insert(meta::FORMAT, &b"5"[..]).unwrap();
         j.flush().unwrap();
     }
@@ -429,15 +429,15 @@ fn sled_blob_files_are_found_and_synced_before_the_commit_returns() {
         .collect();
     assert!(!blobs.is_empty(), "sled stored the object as a blob");
     assert_eq!(
-        j.blobs_synced,
+        j.files.blobs_synced,
         blobs.iter().copied().max(),
         "every blob file was synced"
     );
     // Small batches create no blob files and leave the mark alone.
-    let before = j.blobs_synced;
+    let before = j.files.blobs_synced;
     let p = batch_of(&j, &mut enc, &mut comp, &[("a", "2")]);
     j.commit(&p).unwrap();
-    assert_eq!(j.blobs_synced, before);
+    assert_eq!(j.files.blobs_synced, before);
     drop(j);
     let j = reopen(dir.path());
     let e = j

@@ -5,13 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload,
-    RetryConfig, WriteMultipart,
+    BackoffConfig, Certificate, ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt,
+    PutPayload, RetryConfig,
 };
+use tracing::{debug, warn};
 
 use super::ObjectInfo;
 use super::config::{Credentials, S3Config, config};
@@ -160,32 +162,45 @@ impl S3 {
         }
     }
 
-    /// A multipart upload of `bytes` in [`MULTIPART_PART_SIZE`] parts. On
-    /// any failure the upload is aborted, so the server keeps no parts; a
-    /// retry starts a new upload.
+    /// A multipart upload of `bytes` in [`MULTIPART_PART_SIZE`] parts, at
+    /// most [`MULTIPART_CONCURRENCY`] in flight. An upload that does not
+    /// complete, on an error or because this future is dropped part way (a
+    /// timeout, shutdown), is aborted by a task [`PendingUpload`] spawns,
+    /// which retries for a while: the error may be the network's, and the
+    /// caller's own retry (a new upload) need not wait for it. So the
+    /// server keeps no parts unless it stays out of reach for longer.
     async fn put_multipart(&self, key: &str, bytes: Bytes) -> Result<()> {
         let upload = self
             .client
             .put_multipart(&self.path(key))
             .await
             .map_err(|e| StoreError::remote("start multipart upload", key, e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_SIZE);
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            if let Err(e) = w.wait_for_capacity(MULTIPART_CONCURRENCY).await {
-                let _ = w.abort().await;
-                return Err(StoreError::remote("upload part", key, e));
-            }
-            let part = rest.split_to(rest.len().min(MULTIPART_PART_SIZE));
-            // `put` takes the Bytes without copying.
-            w.put(part);
+        let mut pending = PendingUpload {
+            upload: Some(upload),
+            key: key.to_owned(),
+        };
+        let sent = match pending.upload.as_mut() {
+            Some(upload) => send_parts(upload.as_mut(), bytes).await,
+            None => Ok(()),
+        };
+        if let Err(e) = sent {
+            drop(pending);
+            return Err(StoreError::remote("upload part", key, e));
         }
-        match w.finish().await {
-            Ok(_) => {
+        let completed = match pending.upload.as_mut() {
+            Some(upload) => upload.complete().await.map(|_| ()),
+            None => Ok(()),
+        };
+        match completed {
+            Ok(()) => {
+                pending.upload = None;
                 self.multipart_uploads.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(e) => Err(StoreError::remote("complete multipart upload", key, e)),
+            Err(e) => {
+                drop(pending);
+                Err(StoreError::remote("complete multipart upload", key, e))
+            }
         }
     }
 
@@ -238,6 +253,93 @@ impl S3 {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+}
+
+/// Sends `bytes` as parts of `upload`, [`MULTIPART_CONCURRENCY`] at a time;
+/// the first failure ends it (the parts still in flight are dropped).
+async fn send_parts(
+    upload: &mut dyn MultipartUpload,
+    mut rest: Bytes,
+) -> std::result::Result<(), object_store::Error> {
+    let mut in_flight = FuturesUnordered::new();
+    while !rest.is_empty() {
+        while in_flight.len() >= MULTIPART_CONCURRENCY {
+            if let Some(r) = in_flight.next().await {
+                r?;
+            }
+        }
+        let part = rest.split_to(rest.len().min(MULTIPART_PART_SIZE));
+        // Parts are numbered in the order `put_part` is called.
+        in_flight.push(upload.put_part(PutPayload::from(part)));
+    }
+    while let Some(r) = in_flight.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+/// Attempts at aborting an upload, with [`ABORT_BACKOFF`] doubling up to
+/// [`ABORT_BACKOFF_MAX`] between them: about two minutes in all.
+const ABORT_ATTEMPTS: u32 = 16;
+/// First wait between abort attempts.
+const ABORT_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait between abort attempts.
+const ABORT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// A multipart upload begun and not completed: aborted on drop, by a task
+/// on the current runtime.
+struct PendingUpload {
+    /// `None` once completed or aborted.
+    upload: Option<Box<dyn MultipartUpload>>,
+    /// The object's key, for logs.
+    key: String,
+}
+
+impl Drop for PendingUpload {
+    fn drop(&mut self) {
+        let Some(upload) = self.upload.take() else {
+            return;
+        };
+        let key = std::mem::take(&mut self.key);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(abort_upload(upload, key));
+            }
+            Err(_) => warn!(
+                key = %key,
+                "an interrupted multipart upload could not be aborted (no async runtime); \
+                 its parts stay on the server until a lifecycle rule removes them"
+            ),
+        }
+    }
+}
+
+/// Aborts `upload`, retrying: the failure that interrupted it may be the
+/// network's, and parts left behind cost storage until the bucket's
+/// lifecycle rule (`AbortIncompleteMultipartUpload`) removes them.
+async fn abort_upload(mut upload: Box<dyn MultipartUpload>, key: String) {
+    let mut wait = ABORT_BACKOFF;
+    for attempt in 1..=ABORT_ATTEMPTS {
+        match upload.abort().await {
+            Ok(()) => {
+                debug!(key = %key, "aborted an interrupted multipart upload");
+                return;
+            }
+            Err(e) if attempt == ABORT_ATTEMPTS => {
+                warn!(
+                    key = %key,
+                    error = %e,
+                    attempts = attempt,
+                    "could not abort an interrupted multipart upload; its parts stay on the \
+                     server until a lifecycle rule (AbortIncompleteMultipartUpload) removes them"
+                );
+            }
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2).min(ABORT_BACKOFF_MAX);
+            }
+        }
     }
 }
 
