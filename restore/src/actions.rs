@@ -43,7 +43,8 @@ pub enum Adjustment {
     /// and the priority admission set them in the target.
     PodBinding,
     /// A service-account token Secret's `service-account.uid` annotation,
-    /// `token` and `ca.crt` dropped: the token controller fills them.
+    /// `token`, `ca.crt` and `namespace` dropped: the token controller
+    /// fills them.
     TokenData,
     /// A PersistentVolume's `claimRef.uid`/`resourceVersion` or a claim's
     /// bind annotations dropped: the volume controller binds again.
@@ -113,7 +114,12 @@ const CONTROLLER_UID_LABELS: &[&str] = &["controller-uid", "batch.kubernetes.io/
 const TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 const SA_NAME: &str = "kubernetes.io/service-account.name";
 const SA_UID: &str = "kubernetes.io/service-account.uid";
-const TOKEN_KEYS: &[&str] = &["token", "ca.crt"];
+/// The data keys the token controller writes into a token Secret: the
+/// token, the cluster's CA and the ServiceAccount's namespace. It writes all
+/// three together, so a recorded Secret holding only some of them (recorded
+/// before the controller filled it, or written by hand) is no different
+/// from the filled one.
+const TOKEN_KEYS: &[&str] = &["token", "ca.crt", "namespace"];
 const PV_BIND_ANNOTATIONS: &[&str] = &[
     "pv.kubernetes.io/bind-completed",
     "pv.kubernetes.io/bound-by-controller",

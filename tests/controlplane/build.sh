@@ -3,8 +3,11 @@
 # etcd from their Go modules at the versions pinned in go.mod, into
 # target/controlplane/bin/. Skips what is already built for these pins.
 #
-# Overrides: REWIND_KUBE_APISERVER, REWIND_ETCD, REWIND_KUBECTL name existing
-# binaries and skip their build. Only the Go toolchain and its module proxy are
+# kube-controller-manager is built from the same k8s.io/kubernetes module and
+# version as kube-apiserver; tests that ask for controllers start it.
+#
+# Overrides: REWIND_KUBE_APISERVER, REWIND_KUBE_CONTROLLER_MANAGER, REWIND_ETCD,
+# REWIND_KUBECTL name existing binaries and skip their build. Only the Go toolchain and its module proxy are
 # used; nothing is downloaded by hand.
 #
 # It runs under an exclusive lock (flock on target/controlplane/build.lock):
@@ -97,6 +100,9 @@ if [[ -n "${REWIND_ETCD:-}" ]]; then log "using REWIND_ETCD=$REWIND_ETCD"; else
 fi
 if [[ -n "${REWIND_KUBE_APISERVER:-}" ]]; then log "using REWIND_KUBE_APISERVER=$REWIND_KUBE_APISERVER"; else
   build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver KUBE_APISERVER "$kube_version" "3-10 min" "$kube_ldflags"
+fi
+if [[ -n "${REWIND_KUBE_CONTROLLER_MANAGER:-}" ]]; then log "using REWIND_KUBE_CONTROLLER_MANAGER=$REWIND_KUBE_CONTROLLER_MANAGER"; else
+  build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager KUBE_CONTROLLER_MANAGER "$kube_version" "3-8 min" "$kube_ldflags"
 fi
 
 # kubectl: the one named, else the machine's, else built at the same release.

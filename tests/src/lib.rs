@@ -42,7 +42,8 @@
 //! Each control plane lives in its own temp dir (`cp.dir()`: logs `etcd.log`,
 //! `kube-apiserver.log`, kubeconfigs) and stops on drop, also on panic. Run as
 //! many as you like in parallel. A control plane whose test process was
-//! killed outright (no `Drop`) is reaped by the next `ControlPlane::start`. No controller-manager runs: namespaces never
+//! killed outright (no `Drop`) is reaped by the next `ControlPlane::start`. No controller-manager runs unless
+//! [`Options::controller_manager`] asks for one: without it namespaces never
 //! finish terminating and nothing is garbage-collected. Binaries come from
 //! `REWIND_KUBE_APISERVER`, `REWIND_ETCD`, `REWIND_KUBECTL` when set, else
 //! `target/controlplane/bin/`.
@@ -57,6 +58,14 @@
 //!
 //! `cargo run -p rewind-tests --bin controlplane -- up --kubeconfig PATH` runs
 //! one control plane in the foreground for manual work and demos.
+//!
+//! # A lived-in cluster
+//!
+//! [`world`] makes a target look like a real one before a restore:
+//! kube-controller-manager beside the apiserver ([`Options::controller_manager`]),
+//! foreign workloads ([`world::foreign`]) and a validating admission webhook
+//! that checks Rancher's references and fails a share of calls on demand
+//! ([`world::webhook`]).
 //!
 //! # Daemon
 //!
@@ -85,5 +94,6 @@ pub mod fixtures;
 pub mod garage;
 pub mod progress;
 pub mod setup;
+pub mod world;
 
 pub use controlplane::{ControlPlane, Identity, Options, Proxied, TcpProxy};

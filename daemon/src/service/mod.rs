@@ -4,8 +4,11 @@
 //! share with it (its status board, the journal's reader, the writer's
 //! durable position, the handles a reload changes); then everything runs.
 //!
-//! - **Readiness**: `READY=1` once the journal is open, the compactor runs
-//!   and the admin socket listens (`Type=notify`).
+//! - **Readiness**: `READY=1` (`Type=notify`) once the journal is open and
+//!   the status file, `/readyz` and the watchdog run, before the apiserver
+//!   has answered (a plane that is down at boot must not meet the unit's
+//!   start timeout), and again once the compactor runs and the admin socket
+//!   listens. Whether rewindd records is `/readyz` and `rewindd status`.
 //! - **Watchdog**: when systemd sets `WATCHDOG_USEC`, `WATCHDOG=1` every
 //!   half period while the journal writer thread makes progress: it turns
 //!   its loop at least once a second, idle or not, and each retry of a
@@ -236,6 +239,10 @@ async fn wait_for_cluster(
         .metrics_addr
         .map(|addr| tokio::spawn(crate::metrics::serve(addr, sources.clone(), early.clone())));
     let watchdog_task = tokio::spawn(watchdog(sources, early.clone()));
+    // Started as far as systemd is concerned: an apiserver that is down at
+    // boot must not run into the unit's start timeout (a kill and a restart
+    // loop); whether rewindd records is what `/readyz` and the status say.
+    notify(&[sd_notify::NotifyState::Ready]);
     let id = crate::daemon::cluster_id(client, config.cluster_id.as_ref(), &board, stop).await;
     early.cancel();
     let _ = status_task.await;

@@ -1,7 +1,9 @@
-//! Finding (and on first use, building) kube-apiserver, etcd and kubectl.
+//! Finding (and on first use, building) kube-apiserver, etcd, kubectl and,
+//! for the tests that ask for controllers, kube-controller-manager.
 //!
 //! Order of precedence for each binary: the environment variable
-//! (`REWIND_KUBE_APISERVER`, `REWIND_ETCD`, `REWIND_KUBECTL`), else
+//! (`REWIND_KUBE_APISERVER`, `REWIND_ETCD`, `REWIND_KUBECTL`,
+//! `REWIND_KUBE_CONTROLLER_MANAGER`), else
 //! `<target>/controlplane/bin/<name>`, where `<target>` is `CARGO_TARGET_DIR`
 //! or the workspace's `target/`. Unless all three variables are set,
 //! `tests/controlplane/build.sh` runs once per process ([`crate::setup`]).
@@ -9,7 +11,9 @@
 //! which starts it in the background) never run two Go builds at once, and
 //! returns at once when the binaries are already built for the pinned
 //! versions. A build shows on stderr: what it builds, at which version, about
-//! how long, where the log is, then its elapsed time.
+//! how long, where the log is, then its elapsed time. kube-controller-manager
+//! is looked up only by [`controller_manager`], which runs the script again
+//! (a no-op when it is built) unless its variable is set.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +40,29 @@ pub enum Error {
 
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// kube-controller-manager, built by the same script from the same
+/// `k8s.io/kubernetes` module and version as kube-apiserver, or the binary
+/// `REWIND_KUBE_CONTROLLER_MANAGER` names. Cached per process.
+pub fn controller_manager() -> Result<PathBuf> {
+    static CACHE: OnceLock<Result<PathBuf>> = OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            const VAR: &str = "REWIND_KUBE_CONTROLLER_MANAGER";
+            let target = target_dir();
+            if std::env::var_os(VAR).is_none() {
+                let mut cmd = build_command();
+                cmd.env("CARGO_TARGET_DIR", &target);
+                build(cmd, Display::for_stderr(), &crate::progress::stderr())?;
+            }
+            resolve(
+                "kube-controller-manager",
+                VAR,
+                &target.join("controlplane").join("bin"),
+            )
+        })
+        .clone()
+}
 
 /// Paths of the three binaries a control plane needs.
 #[derive(Debug, Clone)]
@@ -163,6 +190,7 @@ mod tests {
             "REWIND_KUBE_APISERVER",
             "REWIND_ETCD",
             "REWIND_KUBECTL",
+            "REWIND_KUBE_CONTROLLER_MANAGER",
             "GOTOOLCHAIN",
         ] {
             cmd.env_remove(var);
@@ -197,12 +225,18 @@ mod tests {
             built,
             [
                 "go.etcd.io/etcd/server/v3",
-                "k8s.io/kubernetes/cmd/kube-apiserver"
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-controller-manager"
             ],
             "each binary is built once"
         );
         let bin = dir.path().join("target/controlplane/bin");
-        for name in ["etcd", "kube-apiserver", "kubectl"] {
+        for name in [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kubectl",
+        ] {
             assert!(bin.join(name).exists(), "{name}");
         }
         let text = out.text();
@@ -212,6 +246,7 @@ mod tests {
             "controlplane: building kube-apiserver v1.34.4 from k8s.io/kubernetes/cmd/kube-apiserver",
             "controlplane: built etcd v3.6.4 in ",
             "controlplane: built kube-apiserver v1.34.4 in ",
+            "controlplane: building kube-controller-manager v1.34.4 from k8s.io/kubernetes/cmd/kube-controller-manager",
         ] {
             assert!(text.contains(want), "{want:?} not in:\n{text}");
         }
@@ -233,7 +268,7 @@ mod tests {
                 .unwrap()
                 .lines()
                 .count(),
-            2
+            3
         );
     }
 
@@ -249,6 +284,7 @@ mod tests {
             "REWIND_KUBE_APISERVER",
             "REWIND_ETCD",
             "REWIND_KUBECTL",
+            "REWIND_KUBE_CONTROLLER_MANAGER",
             "GOTOOLCHAIN",
         ] {
             cmd.env_remove(var);

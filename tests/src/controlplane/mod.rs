@@ -3,11 +3,15 @@
 //! Each control plane has its own temporary directory (certificates, token
 //! file, etcd data, logs, kubeconfigs) and its own free 127.0.0.1 ports, so
 //! any number can run at once. Everything stops when the value drops, also
-//! during a panic. No controller-manager runs: namespaces never finish
-//! terminating, nothing is garbage-collected, and no service-account token
-//! controller exists; identities come from a static token file instead.
+//! during a panic. By default no controller-manager runs: namespaces never
+//! finish terminating, nothing is garbage-collected, and no service-account
+//! token controller exists; identities come from a static token file
+//! instead. [`Options::controller_manager`] starts kube-controller-manager
+//! too ([`controllers`]), for tests that need controllers acting on what
+//! they write.
 
 mod binaries;
+pub mod controllers;
 mod etcd;
 mod kubeconfig;
 mod pki;
@@ -24,7 +28,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-pub use binaries::{Binaries, locate as locate_binaries, target_dir, workspace_root};
+pub use binaries::{
+    Binaries, controller_manager as locate_controller_manager, locate as locate_binaries,
+    target_dir, workspace_root,
+};
 pub use kubeconfig::{Identity, client_from_file};
 pub use pki::{ADMIN_USER, READONLY_USER, SPARE_USERS};
 pub use proxy::TcpProxy;
@@ -86,8 +93,12 @@ pub struct Options {
     pub watch_cache: bool,
     /// Extra kube-apiserver flags, appended last (later flags win).
     pub extra_apiserver_args: Vec<String>,
-    /// How long to wait for etcd health and apiserver `/readyz`.
+    /// How long to wait for etcd health and apiserver `/readyz` (and for the
+    /// controller-manager's first act).
     pub ready_timeout: Duration,
+    /// Also run kube-controller-manager ([`controllers::CONTROLLERS`]).
+    /// Off by default: it needs its own binary and adds a few seconds.
+    pub controller_manager: bool,
 }
 
 impl Default for Options {
@@ -96,6 +107,7 @@ impl Default for Options {
             watch_cache: false,
             extra_apiserver_args: Vec::new(),
             ready_timeout: Duration::from_secs(60),
+            controller_manager: false,
         }
     }
 }
@@ -120,6 +132,10 @@ pub struct ControlPlane {
     etcd: Mutex<Option<Managed>>,
     /// kube-apiserver, `None` while stopped.
     apiserver: Mutex<Option<Managed>>,
+    /// kube-controller-manager, when the options asked for it.
+    controller_manager: Mutex<Option<Managed>>,
+    /// Time from spawning kube-controller-manager to its first act.
+    controller_manager_startup: Option<Duration>,
     /// Readiness timeout from the options.
     ready_timeout: Duration,
     /// `system:masters` identity.
@@ -222,6 +238,21 @@ impl ControlPlane {
         self.startup
     }
 
+    /// How long kube-controller-manager took from spawn to its first act
+    /// (`None` without one).
+    pub fn controller_manager_startup_time(&self) -> Option<Duration> {
+        self.controller_manager_startup
+    }
+
+    /// Whether kube-controller-manager is running (started and not exited).
+    pub fn controller_manager_running(&self) -> bool {
+        let mut guard = self
+            .controller_manager
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.as_mut().is_some_and(|p| p.exited().is_none())
+    }
+
     /// A spare user (one of [`SPARE_USERS`]) with whatever RBAC it has now
     /// (none until granted): for "insufficient rights" tests.
     pub async fn identity(&self, user: &str) -> Result<Identity> {
@@ -313,8 +344,9 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        // The apiserver first, so it does not log a storm of etcd errors.
-        for slot in [&self.apiserver, &self.etcd] {
+        // The controllers first, then the apiserver, so neither logs a storm
+        // of connection errors.
+        for slot in [&self.controller_manager, &self.apiserver, &self.etcd] {
             let mut guard = slot
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);

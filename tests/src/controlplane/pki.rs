@@ -39,5 +39,10 @@ fn token_file() -> String {
     for user in std::iter::once(&READONLY_USER).chain(SPARE_USERS) {
         out.push_str(&format!("{},{user},uid-{user}\n", token_for(user)));
     }
+    out.push_str(&format!(
+        "{},{},uid-kube-controller-manager\n",
+        super::controllers::token(),
+        super::controllers::USER
+    ));
     out
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rewind_restore::localplane;
 
 use super::process::Managed;
-use super::{ControlPlane, Error, Options, Result, binaries, kubeconfig, pki, rbac, reaper};
+use super::{
+    ControlPlane, Error, Options, Result, binaries, controllers, kubeconfig, pki, rbac, reaper,
+};
 
 /// How many times a start is retried when a process dies early (for example a
 /// port taken between picking and binding it).
@@ -56,6 +58,18 @@ impl ControlPlane {
     }
 
     async fn start_once(bins: binaries::Binaries, opts: &Options) -> Result<Self> {
+        let kcm_bin = if opts.controller_manager {
+            Some(
+                tokio::task::spawn_blocking(binaries::controller_manager)
+                    .await
+                    .map_err(|e| Error::Io {
+                        what: "locating kube-controller-manager",
+                        source: std::io::Error::other(e),
+                    })??,
+            )
+        } else {
+            None
+        };
         reaper::reap_orphans();
         let dir = tempfile::Builder::new()
             .prefix("rewind-cp-")
@@ -109,6 +123,41 @@ impl ControlPlane {
             &pki::token_for(pki::READONLY_USER),
         )
         .await?;
+        let (controller_manager, controller_manager_startup) = match kcm_bin {
+            Some(path) => {
+                let began = Instant::now();
+                let kubeconfig = dir.path().join("kube-controller-manager.kubeconfig");
+                std::fs::write(
+                    &kubeconfig,
+                    kubeconfig::render(
+                        &server,
+                        &pki.ca_pem,
+                        controllers::USER,
+                        &controllers::token(),
+                    ),
+                )
+                .map_err(|source| Error::Io {
+                    what: "writing the controller-manager's kubeconfig",
+                    source,
+                })?;
+                let mut kcm = Managed::spawn(
+                    "kube-controller-manager",
+                    &path,
+                    &controllers::args(&kubeconfig, &pki),
+                    &dir.path().join("kube-controller-manager.log"),
+                )?;
+                localplane::wait_ready(&mut kcm, opts.ready_timeout, || {
+                    controllers::ready(&admin.client)
+                })
+                .await?;
+                tracing::info!(
+                    startup_ms = began.elapsed().as_millis(),
+                    "controller-manager ready"
+                );
+                (Some(kcm), Some(began.elapsed()))
+            }
+            None => (None, None),
+        };
         tracing::info!(apiserver = %server, dir = %dir.path().display(),
             startup_ms = startup.as_millis(), "control plane ready");
         Ok(Self {
@@ -121,6 +170,8 @@ impl ControlPlane {
             apiserver_args,
             etcd: Mutex::new(Some(etcd)),
             apiserver: Mutex::new(Some(api)),
+            controller_manager: Mutex::new(controller_manager),
+            controller_manager_startup,
             ready_timeout: opts.ready_timeout,
             admin,
             readonly,
