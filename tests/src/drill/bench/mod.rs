@@ -1,0 +1,519 @@
+//! The benchmark suite behind
+//! `cargo run --release -p rewind-tests --bin bench-suite`: runs every
+//! benchmark the issues name, each of which measures its own baseline in the
+//! same run, reads the figures out of their printed tables ([`extract`]),
+//! judges each against its target ([`targets`]), and writes
+//! `docs/BENCHMARKS.md`. The raw output of each bench goes into the page too,
+//! so a figure can always be checked against what the bench printed.
+//! [`check`] compares a run's same-run ratios with an earlier page's.
+
+pub mod check;
+mod extract;
+pub mod targets;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use extract::{
+    extract_format, extract_ingest, extract_latency, extract_reconstruct, extract_restore,
+    extract_scale, extract_snapshot,
+};
+
+/// One benchmark of the suite.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// Short name (`--only` uses it).
+    pub name: &'static str,
+    /// Cargo commands (arguments of each) run first, in order, to make its
+    /// inputs (none: no setup).
+    pub setup: &'static [&'static [&'static str]],
+    /// The cargo arguments that run it.
+    pub cargo: &'static [&'static str],
+    /// Environment for it (sizes).
+    pub env: &'static [(&'static str, &'static str)],
+    /// What the issues ask of it.
+    pub target: &'static str,
+    /// Reads its figures from its output.
+    pub extract: fn(&str) -> Vec<Figure>,
+}
+
+/// One figure of the summary table.
+#[derive(Debug, Clone, Default)]
+pub struct Figure {
+    /// Names the figure within its bench from run to run (the setting or
+    /// row it comes from, never a measured number): `--check` pairs the
+    /// figures of two runs by it.
+    pub id: String,
+    /// What was measured.
+    pub what: String,
+    /// The figure.
+    pub value: String,
+    /// The baseline measured in the same run.
+    pub baseline: String,
+    /// value / baseline for each baseline, as the bench prints them.
+    pub ratios: Vec<Ratio>,
+    /// The targets it is judged against.
+    pub checks: Vec<targets::Check>,
+    /// Why it has no target, when `checks` is empty.
+    pub no_target: String,
+}
+
+impl Figure {
+    /// The ratio column: `VALUE of BASELINE`, comma-separated
+    /// ([`Ratio::parse_cell`] reads it back).
+    #[must_use]
+    pub fn ratio_text(&self) -> String {
+        self.ratios
+            .iter()
+            .map(|r| format!("{} of {}", r.value, r.of))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The target column: each target's id, what and limit.
+    #[must_use]
+    pub fn target_text(&self) -> String {
+        if self.checks.is_empty() {
+            return "-".to_owned();
+        }
+        self.checks
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} {}",
+                    c.target.id,
+                    c.target.what,
+                    c.target.limit_text()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The verdict column ([`targets::verdict`]).
+    #[must_use]
+    pub fn verdict(&self) -> String {
+        targets::verdict(&self.checks, &self.no_target)
+    }
+}
+
+/// A same-run ratio of a figure to one of its baselines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ratio {
+    /// As the bench printed it (`0.579`, `13.1x`).
+    pub value: String,
+    /// The baseline's name (no `, ` and no ` of ` in it).
+    pub of: String,
+}
+
+impl Ratio {
+    /// The ratios of a summary table's ratio cell, as [`Figure::ratio_text`]
+    /// wrote them; parts that are not `VALUE of BASELINE` are skipped.
+    #[must_use]
+    pub fn parse_cell(cell: &str) -> Vec<Self> {
+        cell.split(", ")
+            .filter_map(|part| {
+                let (value, of) = part.trim().split_once(" of ")?;
+                targets::number(value)?;
+                Some(Self {
+                    value: value.to_owned(),
+                    of: of.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A bench's run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The bench.
+    pub bench: Bench,
+    /// Whether it exited 0.
+    pub ok: bool,
+    /// Its stdout (the table).
+    pub stdout: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Keeps a bench's output in `dir` (`NAME.out`, `NAME.meta`).
+pub fn save_outcome(o: &Outcome, dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{}.out", o.bench.name)), &o.stdout)?;
+    std::fs::write(
+        dir.join(format!("{}.meta", o.bench.name)),
+        format!("{} {:.3}\n", o.ok, o.elapsed.as_secs_f64()),
+    )
+}
+
+/// Reads back what [`save_outcome`] kept.
+pub fn load_outcome(bench: Bench, dir: &std::path::Path) -> std::io::Result<Outcome> {
+    let stdout = std::fs::read_to_string(dir.join(format!("{}.out", bench.name)))?;
+    let meta = std::fs::read_to_string(dir.join(format!("{}.meta", bench.name)))?;
+    let mut parts = meta.split_whitespace();
+    let ok = parts.next() == Some("true");
+    let secs = parts
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(0.0);
+    Ok(Outcome {
+        bench,
+        ok,
+        stdout,
+        elapsed: Duration::from_secs_f64(secs),
+    })
+}
+
+/// Every benchmark the issues name.
+#[must_use]
+pub fn suite() -> Vec<Bench> {
+    vec![
+        Bench {
+            name: "format",
+            // Two generated Rancher-like planes of 100,000 objects, shaped
+            // like API output (uid, resourceVersion, managedFields, ...),
+            // measured one after the other in one run: `new-plane` is
+            // `PlaneSpec::new`'s (the input of the earlier figures);
+            // `reference-mix` is `PlaneSpec::reference_mix`, calibrated to
+            // shared/reference/rancher/README.md (RoleBindings dominant,
+            // real-shaped CA certificates).
+            setup: &[
+                &[
+                    "run",
+                    "--release",
+                    "-p",
+                    "rewind-tests",
+                    "--example",
+                    "plane_jsonl",
+                    "--",
+                    "100000",
+                    "target/bench-plane-100k.jsonl",
+                ],
+                &[
+                    "run",
+                    "--release",
+                    "-p",
+                    "rewind-tests",
+                    "--example",
+                    "plane_jsonl",
+                    "--",
+                    "100000",
+                    "target/bench-reference-100k.jsonl",
+                    "--reference-mix",
+                ],
+            ],
+            cargo: &[
+                "run",
+                "--release",
+                "-p",
+                "rewind-format",
+                "--example",
+                "format_bench",
+                "--",
+                "--jsonl",
+                "new-plane=target/bench-plane-100k.jsonl",
+                "--jsonl",
+                "reference-mix=target/bench-reference-100k.jsonl",
+            ],
+            env: &[],
+            target: "size <= 0.6x tar.gz and <= 1.15x zstd -19 --long; encode >= 100 MB/s, decode >= 400 MB/s (one core)",
+            extract: extract_format,
+        },
+        Bench {
+            name: "ingest",
+            setup: &[],
+            cargo: &["bench", "-p", "rewind-daemon", "--bench", "ingest"],
+            env: &[],
+            target: ">= 50,000 events/s durable, 2 KB objects, one core",
+            extract: extract_ingest,
+        },
+        Bench {
+            name: "snapshot_while_ingesting",
+            setup: &[],
+            cargo: &[
+                "bench",
+                "-p",
+                "rewind-daemon",
+                "--bench",
+                "snapshot_while_ingesting",
+            ],
+            env: &[],
+            target: "a snapshot must not stop ingestion for longer than one batch",
+            extract: extract_snapshot,
+        },
+        Bench {
+            name: "restore_vs_kubectl",
+            setup: &[],
+            cargo: &[
+                "bench",
+                "-p",
+                "rewind-tests",
+                "--bench",
+                "restore_vs_kubectl",
+            ],
+            env: &[],
+            target: ">= 10x kubectl apply of the same exported YAML",
+            extract: extract_restore,
+        },
+        Bench {
+            name: "reconstruct",
+            setup: &[],
+            cargo: &["bench", "-p", "rewind-tests", "--bench", "reconstruct"],
+            env: &[],
+            target: "<= 3 s: state at any point from a snapshot + 1,000,000 events, 100,000 objects",
+            extract: extract_reconstruct,
+        },
+        Bench {
+            name: "record_latency",
+            setup: &[],
+            cargo: &["bench", "-p", "rewind-daemon", "--bench", "record_latency"],
+            env: &[],
+            target: "p99 API write -> durable <= 100 ms; daemon RSS <= 150 MB recording 100,000 objects",
+            extract: extract_latency,
+        },
+        Bench {
+            name: "scale",
+            setup: &[],
+            cargo: &["bench", "-p", "rewind-tests", "--bench", "scale"],
+            env: &[
+                ("REWIND_SCALE_SIZES", "10000,30000,100000"),
+                ("REWIND_SCALE_SVG", "docs/scale.svg"),
+            ],
+            target: "growth of ingestion, snapshot, reconstruction and restore times and daemon memory with size (plot: docs/scale.svg)",
+            extract: extract_scale,
+        },
+    ]
+}
+
+/// The machine, from /proc (Linux).
+#[must_use]
+pub fn machine() -> Vec<(String, String)> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let cpuinfo = read("/proc/cpuinfo");
+    let meminfo = read("/proc/meminfo");
+    vec![
+        (
+            "CPUs (available parallelism)".into(),
+            std::thread::available_parallelism()
+                .map_or_else(|_| "unknown".into(), |n| n.to_string()),
+        ),
+        ("CPU model".into(), field(&cpuinfo, "model name")),
+        ("memory".into(), field(&meminfo, "MemTotal")),
+        (
+            "load average at start (1, 5, 15 min)".into(),
+            read("/proc/loadavg")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "kernel".into(),
+            read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        ),
+    ]
+}
+
+/// Heading of the page's hand-kept section: measurements behind design
+/// choices (block sizes, budgets, layouts) that no bench of the suite
+/// re-runs. The suite keeps this section as it is when it rewrites the page.
+pub const DESIGN_NOTES_HEADING: &str = "## Design measurements (kept by hand)";
+
+/// The hand-kept section of an earlier page (from its heading to the end),
+/// if it has one.
+#[must_use]
+pub fn design_notes(old_page: &str) -> Option<&str> {
+    let start = old_page.find(DESIGN_NOTES_HEADING)?;
+    old_page.get(start..)
+}
+
+/// Heading of the summary table ([`check::read_summary`] finds it).
+pub const SUMMARY_HEADING: &str = "## Summary";
+
+/// The summary table: one row per figure, with its id, same-run ratios,
+/// targets and verdict.
+#[must_use]
+pub fn summary(outcomes: &[Outcome]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{SUMMARY_HEADING}\n\n| bench | id | figure | value | baseline (same run) | ratio | target | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for o in outcomes {
+        // A bench that failed after printing its table still shows its
+        // figures; its section says it failed.
+        let figs = (o.bench.extract)(&o.stdout);
+        if figs.is_empty() {
+            let why = if o.ok {
+                "no figures parsed: see its output below"
+            } else {
+                "FAILED: see its output below"
+            };
+            let _ = writeln!(
+                s,
+                "| {} | - | {why} | | | | {} | not judged |",
+                o.bench.name, o.bench.target
+            );
+        }
+        for f in figs {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                o.bench.name,
+                cell(&f.id),
+                cell(&f.what),
+                cell(&f.value),
+                cell(&f.baseline),
+                cell(&f.ratio_text()),
+                cell(&f.target_text()),
+                cell(&f.verdict())
+            );
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// Text for a table cell: a `|` would split it.
+fn cell(text: &str) -> String {
+    text.replace('|', "/")
+}
+
+/// The targets the verdicts are judged against ([`targets::TARGETS`]).
+#[must_use]
+pub fn targets_table() -> String {
+    let mut s = String::from(
+        "## Targets\n\nEach verdict above holds a figure against these (kept in `tests/src/drill/bench/targets.rs`). \
+         A figure the benches do not measure yet shows as \"not measured\" in the rows it belongs to; \
+         where a bench measures under other conditions than the target names (size, load, cache), its row says what it measured.\n\n\
+         | id | what | limit | as the target asks it |\n| --- | --- | --- | --- |\n",
+    );
+    for t in targets::TARGETS {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            t.id,
+            t.what,
+            t.limit_text(),
+            t.scope
+        );
+    }
+    s.push('\n');
+    s
+}
+
+/// `docs/BENCHMARKS.md`.
+#[must_use]
+pub fn markdown(
+    outcomes: &[Outcome],
+    machine: &[(String, String)],
+    load_after: &str,
+    extra: &[(String, String)],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Generated by `cargo run --release -p rewind-tests --bin bench-suite` (this file is its output; \
+         do not edit it by hand, except its last section, which the suite keeps as it is). Each bench measures its baseline in the same run; the figures below are \
+         read from the tables the benches print, reproduced in full further down.\n"
+    );
+    let _ = writeln!(s, "## Machine\n\n| | |\n| --- | --- |");
+    for (k, v) in machine.iter().chain(extra) {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+    let _ = writeln!(s, "| load average at end | {load_after} |\n");
+    let _ = writeln!(
+        s,
+        "The machine is shared (other builds and tests may run at the same time): compare ratios, \
+         which are measured within one run, rather than absolute figures across runs.\n"
+    );
+    s.push_str(&summary(outcomes));
+    s.push_str(&targets_table());
+    let _ = writeln!(s, "\n## Each bench\n");
+    for o in outcomes {
+        let env: Vec<String> = o
+            .bench
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v} "))
+            .collect();
+        let _ = writeln!(s, "### {}\n", o.bench.name);
+        let _ = writeln!(s, "Target: {}\n", o.bench.target);
+        let setup: String = o
+            .bench
+            .setup
+            .iter()
+            .map(|step| format!("cargo {} && ", step.join(" ")))
+            .collect();
+        let took = if o.elapsed.is_zero() {
+            String::new()
+        } else {
+            format!(", {:.0} s", o.elapsed.as_secs_f64())
+        };
+        let _ = writeln!(
+            s,
+            "Reproduce: `{setup}{}cargo {}` ({}{took})\n",
+            env.concat(),
+            o.bench.cargo.join(" "),
+            if o.ok {
+                "exit 0"
+            } else {
+                "FAILED: exited non-zero, see its output"
+            },
+        );
+        let _ = writeln!(s, "```\n{}\n```\n", o.stdout.trim_end());
+        if let Some((_, svg)) = o.bench.env.iter().find(|(k, _)| *k == "REWIND_SCALE_SVG")
+            && o.ok
+        {
+            let file = svg.rsplit('/').next().unwrap_or(svg);
+            let _ = writeln!(s, "![{} curves]({file})\n", o.bench.name);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_notes_are_the_hand_kept_section_to_the_end() {
+        let page = format!(
+            "# Benchmarks\n\n## Summary\n\n| a |\n\n{DESIGN_NOTES_HEADING}\n\nblock size: 4 MiB\n"
+        );
+        let notes = design_notes(&page).unwrap();
+        assert!(notes.starts_with(DESIGN_NOTES_HEADING));
+        assert!(notes.ends_with("block size: 4 MiB\n"));
+        assert_eq!(design_notes("# Benchmarks\n\n## Summary\n"), None);
+    }
+
+    #[test]
+    fn ratio_cells_read_back_what_figures_wrote() {
+        let f = Figure {
+            ratios: vec![
+                Ratio {
+                    value: "0.579".into(),
+                    of: "tar.gz".into(),
+                },
+                Ratio {
+                    value: "13.1x".into(),
+                    of: "parallel kubectl --server-side".into(),
+                },
+            ],
+            ..Figure::default()
+        };
+        assert_eq!(Ratio::parse_cell(&f.ratio_text()), f.ratios);
+        assert!(Ratio::parse_cell("").is_empty());
+        assert!(Ratio::parse_cell("5.00x faster").is_empty());
+    }
+}
