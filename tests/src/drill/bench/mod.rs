@@ -35,6 +35,43 @@ pub struct Bench {
     pub target: &'static str,
     /// Reads its figures from its output.
     pub extract: fn(&str) -> Vec<Figure>,
+    /// How it runs in fast mode (`bench-suite --fast`), if it does: a bench
+    /// without same-run ratios has nothing for `--check` to compare and is
+    /// left out of it.
+    pub fast: Option<Fast>,
+}
+
+/// A bench's fast form: the same bench at a small size.
+#[derive(Debug, Clone, Copy)]
+pub struct Fast {
+    /// Replaces [`Bench::setup`].
+    pub setup: &'static [&'static [&'static str]],
+    /// Replaces [`Bench::cargo`].
+    pub cargo: &'static [&'static str],
+    /// Replaces [`Bench::env`].
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+impl Bench {
+    /// This bench in its fast form, if it has one.
+    #[must_use]
+    pub fn fast(&self) -> Option<Self> {
+        let f = self.fast?;
+        Some(Self {
+            setup: f.setup,
+            cargo: f.cargo,
+            env: f.env,
+            fast: None,
+            ..self.clone()
+        })
+    }
+}
+
+/// The benches of fast mode, in their fast form: a few minutes in all
+/// (warm build), for CI's `bench-suite --check --fast`.
+#[must_use]
+pub fn fast_suite() -> Vec<Bench> {
+    suite().iter().filter_map(Bench::fast).collect()
 }
 
 /// One figure of the summary table.
@@ -218,8 +255,50 @@ pub fn suite() -> Vec<Bench> {
                 "reference-mix=target/bench-reference-100k.jsonl",
             ],
             env: &[],
-            target: "size <= 0.6x tar.gz and <= 1.15x zstd -19 --long; encode >= 100 MB/s, decode >= 400 MB/s (one core)",
+            target: "size <= 0.6x the BRO-faithful tar.gz (reference mix) and <= 0.8x zstd -19 --long; encode >= 100 MB/s, decode >= 400 MB/s (one core)",
             extract: extract_format,
+            fast: Some(Fast {
+                setup: &[
+                    &[
+                        "run",
+                        "--release",
+                        "-p",
+                        "rewind-tests",
+                        "--example",
+                        "plane_jsonl",
+                        "--",
+                        "3000",
+                        "target/bench-plane-fast.jsonl",
+                    ],
+                    &[
+                        "run",
+                        "--release",
+                        "-p",
+                        "rewind-tests",
+                        "--example",
+                        "plane_jsonl",
+                        "--",
+                        "3000",
+                        "target/bench-reference-fast.jsonl",
+                        "--reference-mix",
+                    ],
+                ],
+                cargo: &[
+                    "run",
+                    "--release",
+                    "-p",
+                    "rewind-format",
+                    "--example",
+                    "format_bench",
+                    "--",
+                    "--no-dict",
+                    "--jsonl",
+                    "new-plane=target/bench-plane-fast.jsonl",
+                    "--jsonl",
+                    "reference-mix=target/bench-reference-fast.jsonl",
+                ],
+                env: &[],
+            }),
         },
         Bench {
             name: "ingest",
@@ -228,6 +307,11 @@ pub fn suite() -> Vec<Bench> {
             env: &[],
             target: ">= 50,000 events/s durable, 2 KB objects, one core",
             extract: extract_ingest,
+            fast: Some(Fast {
+                setup: &[],
+                cargo: &["bench", "-p", "rewind-daemon", "--bench", "ingest"],
+                env: &[("REWIND_BENCH_EVENTS", "20000")],
+            }),
         },
         Bench {
             name: "snapshot_while_ingesting",
@@ -242,6 +326,17 @@ pub fn suite() -> Vec<Bench> {
             env: &[],
             target: "a snapshot must not stop ingestion for longer than one batch",
             extract: extract_snapshot,
+            fast: Some(Fast {
+                setup: &[],
+                cargo: &[
+                    "bench",
+                    "-p",
+                    "rewind-daemon",
+                    "--bench",
+                    "snapshot_while_ingesting",
+                ],
+                env: &[("REWIND_BENCH_OBJECTS", "20000")],
+            }),
         },
         Bench {
             name: "restore_vs_kubectl",
@@ -256,6 +351,17 @@ pub fn suite() -> Vec<Bench> {
             env: &[],
             target: ">= 10x kubectl apply of the same exported YAML",
             extract: extract_restore,
+            fast: Some(Fast {
+                setup: &[],
+                cargo: &[
+                    "bench",
+                    "-p",
+                    "rewind-tests",
+                    "--bench",
+                    "restore_vs_kubectl",
+                ],
+                env: &[("REWIND_BENCH_CLUSTERS", "20")],
+            }),
         },
         Bench {
             name: "reconstruct",
@@ -264,6 +370,14 @@ pub fn suite() -> Vec<Bench> {
             env: &[],
             target: "<= 3 s: state at any point from a snapshot + 1,000,000 events, 100,000 objects",
             extract: extract_reconstruct,
+            fast: Some(Fast {
+                setup: &[],
+                cargo: &["bench", "-p", "rewind-tests", "--bench", "reconstruct"],
+                env: &[
+                    ("REWIND_BENCH_OBJECTS", "10000"),
+                    ("REWIND_BENCH_EVENTS", "100000"),
+                ],
+            }),
         },
         Bench {
             name: "record_latency",
@@ -272,6 +386,7 @@ pub fn suite() -> Vec<Bench> {
             env: &[],
             target: "p99 API write -> durable <= 100 ms; daemon RSS <= 150 MB recording 100,000 objects",
             extract: extract_latency,
+            fast: None,
         },
         Bench {
             name: "scale",
@@ -283,6 +398,7 @@ pub fn suite() -> Vec<Bench> {
             ],
             target: "growth of ingestion, snapshot, reconstruction and restore times and daemon memory with size (plot: docs/scale.svg)",
             extract: extract_scale,
+            fast: None,
         },
     ]
 }
@@ -408,6 +524,33 @@ pub fn targets_table() -> String {
         );
     }
     s.push('\n');
+    s
+}
+
+/// The fast-mode baseline (`docs/bench-fast-baseline.md`): the machine
+/// and the summary table of a `bench-suite --fast` run, which
+/// `bench-suite --check --fast` compares its ratios with.
+#[must_use]
+pub fn fast_page(
+    outcomes: &[Outcome],
+    machine: &[(String, String)],
+    extra: &[(String, String)],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks at a small size (fast-mode baseline)\n");
+    let _ = writeln!(
+        s,
+        "Generated by `cargo run --release -p rewind-tests --bin bench-suite -- --fast` (do not edit it by hand). \
+         CI runs `bench-suite --check --fast`, which compares its same-run ratios with this table's and fails on a regression past \
+         each ratio's tolerance (`tests/src/drill/bench/check.rs`). The sizes are small, so the figures and verdicts here say little \
+         about the targets: `docs/BENCHMARKS.md` has the full-size run.\n"
+    );
+    let _ = writeln!(s, "## Machine\n\n| | |\n| --- | --- |");
+    for (k, v) in machine.iter().chain(extra) {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+    s.push('\n');
+    s.push_str(&summary(outcomes));
     s
 }
 
