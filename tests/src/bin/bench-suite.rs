@@ -126,6 +126,10 @@ fn main() -> Result<()> {
             elapsed: t.elapsed(),
         };
         bench::save_outcome(&outcome, &saved)?;
+        // The commit measured, for a page rendered later from these outputs.
+        let name = outcome.bench.name;
+        std::fs::write(saved.join(format!("{name}.commit")), &commit)
+            .with_context(|| format!("writing the commit of {name} in {}", saved.display()))?;
         outcomes.push(outcome);
     }
     let load_after = std::fs::read_to_string("/proc/loadavg")
@@ -134,9 +138,33 @@ fn main() -> Result<()> {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ");
+    // Figures re-read from kept outputs were measured at the commits those
+    // outputs name, not at the one rendering the page.
+    let kept_commits: std::collections::BTreeSet<String> = if args.reuse {
+        outcomes
+            .iter()
+            .map(|o| {
+                std::fs::read_to_string(
+                    root.join(&outputs).join(format!("{}.commit", o.bench.name)),
+                )
+                .map_or_else(|_| "unknown".to_owned(), |c| c.trim().to_owned())
+            })
+            .collect()
+    } else {
+        std::collections::BTreeSet::new()
+    };
+    let commit_now = commit.clone();
+    let commit_row = if args.reuse {
+        format!(
+            "{} (measured, from the kept outputs); page rendered at {commit}",
+            kept_commits.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        commit
+    };
     let mut extra = vec![
         ("rustc".to_owned(), rustc),
-        ("commit".to_owned(), commit),
+        ("commit".to_owned(), commit_row),
         (
             "date (UTC)".to_owned(),
             rewind_history::now_ms().to_string() + " ms since the epoch",
@@ -174,9 +202,31 @@ fn main() -> Result<()> {
         &args.out
     });
     let old_page = std::fs::read_to_string(&committed).unwrap_or_default();
+    // A page rendered again from kept outputs (all of them) keeps the
+    // earlier page's machine table: the machine, load and commit of the run
+    // that measured the figures, not of this rendering.
+    let measured = bench::machine_table(&old_page);
     let mut page = if args.fast {
         extra.push(("load average at end".to_owned(), load_after));
         bench::fast_page(&outcomes, &machine, &extra)
+    } else if args.reuse && args.only.is_empty() && !measured.is_empty() {
+        let load_end = measured
+            .iter()
+            .find(|(k, _)| k == "load average at end")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let rows: Vec<(String, String)> = measured
+            .into_iter()
+            .filter(|(k, _)| k != "load average at end" && k != "rendered again")
+            .collect();
+        let rendered = vec![(
+            "rendered again".to_owned(),
+            format!(
+                "by `bench-suite --reuse` at commit {commit_now} from the outputs kept in `{}`; the rows above are the measuring run's",
+                outputs.display()
+            ),
+        )];
+        bench::markdown(&outcomes, &rows, &load_end, &rendered)
     } else {
         bench::markdown(&outcomes, &machine, &load_after, &extra)
     };

@@ -68,10 +68,20 @@ pub const P1_VS_RAW: Target = Target {
     unit: "x",
     scope: "raw sled with the same sync, same run",
 };
-/// P2: latency from an API write to durable.
+/// P2's limit on an idle daemon: a figure over it misses P2 whatever the
+/// load.
 pub const P2_P99: Target = Target {
     id: "P2",
-    what: "p99 API write -> durable",
+    what: "p99 API write -> durable, idle daemon",
+    bound: Bound::AtMost,
+    limit: 50.0,
+    unit: " ms",
+    scope: "an idle daemon: the least P2 asks",
+};
+/// P2: latency from an API write to durable, as P2 asks it.
+pub const P2_P99_LOADED: Target = Target {
+    id: "P2",
+    what: "p99 API write -> durable under load and during a snapshot",
     bound: Bound::AtMost,
     limit: 50.0,
     unit: " ms",
@@ -200,6 +210,7 @@ pub const TARGETS: &[Target] = &[
     P1_RATE,
     P1_VS_RAW,
     P2_P99,
+    P2_P99_LOADED,
     P3_VS_BRO,
     P3_VS_ZSTD,
     ENCODE,
