@@ -206,10 +206,21 @@ fn main() -> Result<()> {
     // earlier page's machine table: the machine, load and commit of the run
     // that measured the figures, not of this rendering.
     let measured = bench::machine_table(&old_page);
+    let reused_whole = args.reuse && args.only.is_empty() && !measured.is_empty();
+    // The commit the figures were measured at: the earlier page's when it is
+    // rendered again from kept outputs, else this run's.
+    let measured_commit = if reused_whole {
+        measured
+            .iter()
+            .find(|(k, _)| k == "commit")
+            .map_or_else(|| commit_now.clone(), |(_, v)| v.clone())
+    } else {
+        commit_now.clone()
+    };
     let mut page = if args.fast {
         extra.push(("load average at end".to_owned(), load_after));
         bench::fast_page(&outcomes, &machine, &extra)
-    } else if args.reuse && args.only.is_empty() && !measured.is_empty() {
+    } else if reused_whole {
         let load_end = measured
             .iter()
             .find(|(k, _)| k == "load average at end")
@@ -250,6 +261,29 @@ fn main() -> Result<()> {
     eprintln!("[bench-suite] wrote {}", path.display());
     if args.check {
         return check_against(&committed, &old_page, &outcomes, args.fast);
+    }
+    if !args.fast && args.out == std::path::Path::new("docs/BENCHMARKS.md") {
+        update_manual(&root.join("docs/MANUAL.md"), &outcomes, &measured_commit)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the suite's block of `docs/MANUAL.md` §7 from this page's
+/// figures (a manual without the block is left alone, and said so).
+fn update_manual(path: &std::path::Path, outcomes: &[Outcome], commit: &str) -> Result<()> {
+    let manual =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match bench::splice_manual(&manual, &bench::manual_block(outcomes, commit)) {
+        Some(updated) => {
+            std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("[bench-suite] wrote the figures of {} §7", path.display());
+        }
+        None => eprintln!(
+            "[bench-suite] {} has no block between `{}` and `{}`: its figures were not updated",
+            path.display(),
+            bench::MANUAL_BEGIN,
+            bench::MANUAL_END
+        ),
     }
     Ok(())
 }

@@ -458,6 +458,63 @@ pub fn machine_table(page: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Opens the block of `docs/MANUAL.md` §7 that the suite writes.
+pub const MANUAL_BEGIN: &str =
+    "<!-- bench-suite: begin (written from docs/BENCHMARKS.md by bench-suite; do not edit) -->";
+/// Closes it.
+pub const MANUAL_END: &str = "<!-- bench-suite: end -->";
+
+/// The figures `docs/MANUAL.md` §7 quotes, as the page has them: the
+/// default snapshot's size against the tarballs and zstd, and the restore
+/// against kubectl, with their verdicts and the commit measured.
+#[must_use]
+pub fn manual_block(outcomes: &[Outcome], commit: &str) -> String {
+    let mut s = format!(
+        "{MANUAL_BEGIN}\n\nFrom `docs/BENCHMARKS.md` (measured at commit {commit}); the page has the baselines' sizes and every other figure.\n\n\
+         | figure (bench / id) | value | baseline (same run) | ratio | verdict |\n| --- | --- | --- | --- | --- |\n"
+    );
+    for o in outcomes {
+        let wanted = |f: &Figure| match o.bench.name {
+            "format" => f.id.ends_with("(default)"),
+            "restore_vs_kubectl" => true,
+            _ => false,
+        };
+        for f in (o.bench.extract)(&o.stdout).into_iter().filter(wanted) {
+            let unit = if o.bench.name == "format" {
+                " bytes"
+            } else {
+                " objects/s"
+            };
+            let _ = writeln!(
+                s,
+                "| {} / {} | {}{unit} | {} | {} | {} |",
+                o.bench.name,
+                cell(&f.id),
+                cell(&f.value),
+                cell(&f.baseline),
+                cell(&f.ratio_text()),
+                cell(&f.verdict())
+            );
+        }
+    }
+    s.push('\n');
+    s.push_str(MANUAL_END);
+    s
+}
+
+/// `manual` with its suite-written block replaced by `block`; `None` when
+/// it has no such block (both markers, in order).
+#[must_use]
+pub fn splice_manual(manual: &str, block: &str) -> Option<String> {
+    let start = manual.find(MANUAL_BEGIN)?;
+    let end = manual.get(start..)?.find(MANUAL_END)? + start + MANUAL_END.len();
+    Some(format!(
+        "{}{block}{}",
+        manual.get(..start)?,
+        manual.get(end..)?
+    ))
+}
+
 /// Heading of the page's hand-kept section: measurements behind design
 /// choices (block sizes, budgets, layouts) that no bench of the suite
 /// re-runs. The suite keeps this section as it is when it rewrites the page.
@@ -681,6 +738,55 @@ mod tests {
             ]
         );
         assert!(machine_table("# Benchmarks\n").is_empty());
+    }
+
+    #[test]
+    fn the_manual_block_is_replaced_between_its_markers_only() {
+        let manual = format!(
+            "# Manual\n\n## 7. Comparison\n\n{MANUAL_BEGIN}\nold figures\n{MANUAL_END}\n\nSizes: ...\n"
+        );
+        let spliced =
+            splice_manual(&manual, &format!("{MANUAL_BEGIN}\nnew\n{MANUAL_END}")).unwrap();
+        assert_eq!(
+            spliced,
+            format!(
+                "# Manual\n\n## 7. Comparison\n\n{MANUAL_BEGIN}\nnew\n{MANUAL_END}\n\nSizes: ...\n"
+            )
+        );
+        assert_eq!(splice_manual("# Manual\n", "x"), None);
+        assert_eq!(
+            splice_manual(&format!("{MANUAL_END} {MANUAL_BEGIN}"), "x"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_manual_block_quotes_the_default_snapshot_and_the_restore() {
+        let format = suite().into_iter().find(|b| b.name == "format").unwrap();
+        let out = "Input: reference-mix (b.jsonl)\n\
+Baselines: tar.gz 14729242 bytes, BRO-faithful tar.gz 12000000 bytes, zstd -19 --long 9922321 bytes\n\n\
+level    block        bytes  /tar.gz  /BRO-tgz  /zstd-19L  enc wall   enc cpu  dec wall   dec cpu\n\
+    9    4096K      8530353    0.579     0.711      0.860       207       207       850       857\n\
+    3    1024K      9282082    0.630     0.773      0.935       316       316       853       857\n\n";
+        let block = manual_block(
+            &[Outcome {
+                bench: format,
+                ok: true,
+                stdout: out.into(),
+                elapsed: Duration::from_secs(1),
+            }],
+            "abc1234",
+        );
+        assert!(block.contains("measured at commit abc1234"), "{block}");
+        assert!(
+            block.contains("| format / reference-mix: zstd 9, 4096K (default) | 8530353 bytes |"),
+            "{block}"
+        );
+        assert!(!block.contains("1024K"), "only the default row: {block}");
+        assert!(
+            block.contains("missed: P3 snapshot / BRO-faithful tar.gz by 19%"),
+            "{block}"
+        );
     }
 
     #[test]
