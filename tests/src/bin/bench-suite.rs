@@ -48,7 +48,7 @@ struct Args {
     /// minutes in all) and write `--fast-baseline` instead of the page; with
     /// `--check`, compare against that baseline. Outputs are kept in
     /// `--outputs` + `-fast`.
-    #[arg(long, env = "REWIND_BENCH_FAST")]
+    #[arg(long, env = "REWIND_BENCH_FAST", value_parser = clap::builder::BoolishValueParser::new())]
     fast: bool,
     /// The fast-mode baseline.
     #[arg(long, default_value = "docs/bench-fast-baseline.md")]
