@@ -154,10 +154,11 @@ fn main() -> Result<()> {
         std::collections::BTreeSet::new()
     };
     let commit_now = commit.clone();
+    let kept_list: Vec<String> = kept_commits.iter().cloned().collect();
     let commit_row = if args.reuse {
         format!(
             "{} (measured, from the kept outputs); page rendered at {commit}",
-            kept_commits.into_iter().collect::<Vec<_>>().join(", ")
+            kept_list.join(", ")
         )
     } else {
         commit
@@ -206,7 +207,18 @@ fn main() -> Result<()> {
     // earlier page's machine table: the machine, load and commit of the run
     // that measured the figures, not of this rendering.
     let measured = bench::machine_table(&old_page);
-    let reused_whole = args.reuse && args.only.is_empty() && !measured.is_empty();
+    // Only when the kept outputs are that page's run: all measured at the
+    // commit its machine table names.
+    let page_commit = measured
+        .iter()
+        .find(|(k, _)| k == "commit")
+        .and_then(|(_, v)| v.split_whitespace().next())
+        .unwrap_or_default();
+    let reused_whole = args.reuse
+        && args.only.is_empty()
+        && !measured.is_empty()
+        && kept_list.len() == 1
+        && kept_list.first().is_some_and(|c| c == page_commit);
     // The commit the figures were measured at: the earlier page's when it is
     // rendered again from kept outputs, else this run's.
     let measured_commit = if reused_whole {
