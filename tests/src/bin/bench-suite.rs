@@ -44,7 +44,8 @@ struct Args {
     /// is: the new one goes to `--outputs`.
     #[arg(long)]
     check: bool,
-    /// Run the benches that have same-run ratios at a small size (a few
+    /// Run the benches that have a fast form (same-run ratios that stay
+    /// meaningful at a small size; `Bench::fast`) at a small size (a few
     /// minutes in all) and write `--fast-baseline` instead of the page; with
     /// `--check`, compare against that baseline. Outputs are kept in
     /// `--outputs` + `-fast`.

@@ -83,9 +83,11 @@ pub const RULES: &[Rule] = &[
         of: "raw sled",
         better: Better::Higher,
         tolerance_pct: 15.0,
-        fast_tolerance_pct: 25.0,
+        fast_tolerance_pct: 50.0,
         why: "two throughputs measured one after the other on a shared 2-core machine: \
-              repeated runs of the same commit moved this ratio by up to about 10%",
+              repeated runs of the same commit moved this ratio by up to about 10% at full \
+              size and by 29% at 20,000 events (two fast runs of one commit: 1.52x, 1.08x); \
+              fast mode catches a halving only",
     },
     Rule {
         bench: "snapshot_while_ingesting",
@@ -94,33 +96,38 @@ pub const RULES: &[Rule] = &[
         tolerance_pct: 20.0,
         fast_tolerance_pct: 30.0,
         why: "rounds of one run already spread from 0.95 to 1.09: a few seconds of \
-              ingestion each, on a shared machine",
+              ingestion each, on a shared machine (not in fast mode: at 20,000 objects one \
+              round swung from 0.52 to 0.28 and another from 0.49 to 0.90 between two runs \
+              of one commit)",
     },
     Rule {
         bench: "restore_vs_kubectl",
         of: "kubectl apply",
         better: Better::Higher,
         tolerance_pct: 20.0,
-        fast_tolerance_pct: 35.0,
+        fast_tolerance_pct: 50.0,
         why: "each side starts its own control plane; apiserver and etcd share the 2 cores \
-              with the writer, and a small plane restores in a few seconds",
+              with the writer, and a small plane restores in a second (two fast runs of one \
+              commit: 11.4x, 8.8x); fast mode catches a halving only",
     },
     Rule {
         bench: "restore_vs_kubectl",
         of: "parallel kubectl --server-side",
         better: Better::Higher,
         tolerance_pct: 20.0,
-        fast_tolerance_pct: 35.0,
-        why: "as against serial kubectl, and 16 kubectl processes compete for the same 2 cores",
+        fast_tolerance_pct: 50.0,
+        why: "as against serial kubectl, and 16 kubectl processes compete for the same 2 cores \
+              (two fast runs of one commit: 9.1x, 11.9x)",
     },
     Rule {
         bench: "reconstruct",
         of: "naive fold's speed",
         better: Better::Higher,
         tolerance_pct: 15.0,
-        fast_tolerance_pct: 25.0,
+        fast_tolerance_pct: 50.0,
         why: "a parallel fold on 2 shared cores against a single-threaded one: the parallel \
-              side loses most when a neighbour takes a core",
+              side loses most when a neighbour takes a core (two fast runs of one commit: \
+              2.04x, 1.61x); fast mode catches a halving only",
     },
 ];
 
@@ -492,7 +499,7 @@ journal, batch 1000                         90527      {ratio}           12.5   
             &ingest_output("0.50x"),
         ));
         assert!(compare(&previous, &now, RAN, false).failed());
-        // 19% worse: past 15% at full size, within fast mode's 25%.
+        // 19% worse: past 15% at full size, within fast mode's 50%.
         assert!(!compare(&previous, &now, RAN, true).failed());
     }
 
