@@ -247,10 +247,10 @@ async fn wait_for_cluster(
     early.cancel();
     let _ = status_task.await;
     let _ = watchdog_task.await;
-    if let Some(t) = metrics_task {
-        if let Ok(Err(e)) = t.await {
-            return Err(e.into());
-        }
+    if let Some(t) = metrics_task
+        && let Ok(Err(e)) = t.await
+    {
+        return Err(e.into());
     }
     Ok(id)
 }
