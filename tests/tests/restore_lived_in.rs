@@ -481,7 +481,7 @@ async fn restore_into_a_lived_in_cluster_with_controllers_and_a_webhook() {
     ));
     assert!(
         err.contains(&format!(
-            "gap in the segment chain: events {}..={}",
+            "gap: events {}..={} are missing",
             middle.first_seq, middle.last_seq
         )),
         "{err}"
