@@ -279,3 +279,43 @@ fn regression_missing_store_is_an_error_naming_it_and_an_empty_store_says_so() {
     assert!(!show.status.success());
     assert!(String::from_utf8_lossy(&show.stderr).contains("no recorded history"));
 }
+
+/// A point before the recorded window is refused by every command that
+/// reads a state from the store, naming the window: never an empty state
+/// and exit 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_before_the_window_is_refused_by_every_reading_command() {
+    const N: u64 = 300;
+    let events = events(23, N);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout {
+        segments: random_segments(23, N),
+        snapshots: vec![],
+        recipient: None,
+    };
+    build_store(dir.path(), &events, &layout).await;
+    let d = dir.path();
+    let before = format!("ms:{}", T0 - 60_000);
+    let out_dir = dir.path().join("export");
+    let out_arg = out_dir.display().to_string();
+    for args in [
+        vec!["show", "--at", before.as_str()],
+        vec!["export", "--at", before.as_str(), "--out", out_arg.as_str()],
+        vec!["diff", "--from", before.as_str(), "--to", "latest"],
+    ] {
+        let out = rewind(d, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded:\n{stderr}");
+        assert!(
+            stderr.contains("before the recorded window"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Nothing was written by the refused export.
+    assert!(
+        !out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().next().is_none(),
+        "the refused export wrote files"
+    );
+    // The newest point still reads.
+    ok(&rewind(d, &["show", "--at", "latest"]));
+}
