@@ -282,7 +282,7 @@ fn regression_missing_store_is_an_error_naming_it_and_an_empty_store_says_so() {
 
 /// A point before the recorded window is refused by every command that
 /// reads a state from the store, naming the window: never an empty state
-/// and exit 0.
+/// and exit 0 (the drill before it starts a control plane).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_point_before_the_window_is_refused_by_every_reading_command() {
     const N: u64 = 300;
@@ -302,6 +302,7 @@ async fn a_point_before_the_window_is_refused_by_every_reading_command() {
         vec!["show", "--at", before.as_str()],
         vec!["export", "--at", before.as_str(), "--out", out_arg.as_str()],
         vec!["diff", "--from", before.as_str(), "--to", "latest"],
+        vec!["drill", "--at", before.as_str()],
     ] {
         let out = rewind(d, &args);
         let stderr = String::from_utf8_lossy(&out.stderr);
