@@ -174,8 +174,12 @@ pub fn rewindd_bin() -> Result<PathBuf> {
     debug_bin("rewind-daemon", "rewindd")
 }
 
-/// The debug `rewind`, brought up to date once per process.
+/// `REWIND_REWIND` if set (a long run pinned to binaries built at one
+/// commit), else the debug `rewind`, brought up to date once per process.
 pub fn rewind_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("REWIND_REWIND") {
+        return Ok(PathBuf::from(p));
+    }
     debug_bin("rewind-restore", "rewind")
 }
 
