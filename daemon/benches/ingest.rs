@@ -1,6 +1,7 @@
 //! Ingestion throughput of the journal, against raw sled, in one run.
 //!
-//! `taskset -c 0 cargo bench -p rewind-daemon --bench ingest` (one core).
+//! `REWIND_BENCH_CPU=0 cargo bench -p rewind-daemon --bench ingest` pins
+//! the bench to one core (taskset; the header says whether it worked).
 //! Each row ingests the same N events of ~2 KB JSON objects (realistic
 //! Rancher-like shapes, distinct content) durably:
 //! - `journal`: the daemon's path: ingest rules (dedup lookup, a state
@@ -251,7 +252,28 @@ fn cpu_s() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
+/// Pins this process (every thread it has and will start) to one CPU with
+/// `taskset`, before sled starts its threads; what happened, for the header.
+fn pin(cpu: &str) -> String {
+    let pid = std::process::id().to_string();
+    match std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpu, &pid])
+        .output()
+    {
+        Ok(o) if o.status.success() => format!("pinned to CPU {cpu} (taskset)"),
+        Ok(o) => format!(
+            "NOT pinned: taskset -p -c {cpu} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("NOT pinned: taskset: {e}"),
+    }
+}
+
 fn main() {
+    // REWIND_BENCH_CPU=N: every row on one core, sled's threads included.
+    let pinned = std::env::var("REWIND_BENCH_CPU")
+        .ok()
+        .map_or_else(|| "not pinned".to_owned(), |cpu| pin(&cpu));
     let n: usize = std::env::var("REWIND_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -270,7 +292,9 @@ fn main() {
     } else {
         "system (glibc) malloc"
     };
-    println!("ingest bench: {n} events, average object {avg} bytes, allocator {allocator}");
+    println!(
+        "ingest bench: {n} events, average object {avg} bytes, allocator {allocator}, {pinned}"
+    );
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     // REWIND_BENCH_ONLY=journal skips the baselines (for profiling).
     let only_journal = std::env::var("REWIND_BENCH_ONLY").is_ok_and(|v| v == "journal");

@@ -5,13 +5,6 @@
 use super::targets::{self, Check, MILLION_FROM, number};
 use super::{Figure, Ratio};
 
-/// Columns of a whitespace-separated row, with a fixed-width name first.
-fn row(line: &str, name_width: usize) -> Option<(String, Vec<String>)> {
-    let name = line.get(..name_width)?.trim().to_owned();
-    let rest = line.get(name_width..)?;
-    Some((name, rest.split_whitespace().map(str::to_owned).collect()))
-}
-
 /// Columns of a whitespace-separated row whose name (single spaces only)
 /// ends at the first run of two or more spaces: whatever width the bench
 /// pads its names to.
