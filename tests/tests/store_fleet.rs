@@ -275,7 +275,7 @@ async fn an_existing_flat_store_is_listed_restored_and_continued() {
     let root: Store = cfg.open_root().await.unwrap();
     let sub = format!("clusters/{uid_a}/");
     let moved = root.list(&sub).await.unwrap();
-    assert!(moved.len() >= 4, "{moved:?}");
+    assert!(moved.len() >= 3, "a lineage record, a segment and its entry: {moved:?}");
     for o in &moved {
         let bytes = root.get_object(&o.key).await.unwrap();
         let flat = o.key.strip_prefix(&sub).unwrap();
