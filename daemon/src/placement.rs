@@ -4,10 +4,12 @@
 //! once the cluster's identity is known (`docs/STORE.md`, "Many clusters in
 //! one store").
 //!
-//! The decision is remembered in `<data_dir>/store-place` (the place's key
-//! prefix, empty for the flat layout), so that a store unreachable at start
-//! does not stop recording (the remembered place is used) and `rewindd
-//! prune`, which runs without the cluster, prunes the same place.
+//! The decision is remembered in `<data_dir>/store-place` (first line: the
+//! place's key prefix, empty for the flat layout; second line: the store it
+//! is in), and a later start on the same store takes the remembered place
+//! without asking the store again: a store unreachable at start does not
+//! delay or stop recording, and `rewindd prune`, which runs without the
+//! cluster, prunes the same place. A different store is decided afresh.
 
 use std::path::{Path, PathBuf};
 
@@ -50,7 +52,34 @@ pub enum PlacementError {
     },
 }
 
-/// The place remembered in `data_dir`, if any.
+/// How `store-place` names the store a place is in.
+#[must_use]
+pub fn store_id(root: &StoreConfig) -> String {
+    match root {
+        StoreConfig::Local { path } => format!("local:{}", path.display()),
+        StoreConfig::S3(s3) => format!(
+            "s3:{}/{}/{}",
+            s3.endpoint.as_deref().unwrap_or("aws"),
+            s3.bucket,
+            s3.prefix.trim_matches('/')
+        ),
+    }
+}
+
+/// The place remembered in `data_dir` for the store `root`, if any.
+pub fn remembered_for(
+    data_dir: &Path,
+    root: &StoreConfig,
+) -> Result<Option<Place>, PlacementError> {
+    let path = data_dir.join(PLACE_FILE);
+    let place = remembered(data_dir)?;
+    let same = std::fs::read_to_string(&path)
+        .ok()
+        .is_some_and(|t| t.lines().nth(1) == Some(store_id(root).as_str()));
+    Ok(place.filter(|_| same))
+}
+
+/// The place remembered in `data_dir`, if any, in whichever store.
 pub fn remembered(data_dir: &Path) -> Result<Option<Place>, PlacementError> {
     let path = data_dir.join(PLACE_FILE);
     let text = match std::fs::read_to_string(&path) {
@@ -63,7 +92,7 @@ pub fn remembered(data_dir: &Path) -> Result<Option<Place>, PlacementError> {
             });
         }
     };
-    let sub = text.trim();
+    let sub = text.lines().next().unwrap_or_default().trim();
     if sub.is_empty() {
         return Ok(Some(Place::Flat));
     }
@@ -83,22 +112,22 @@ pub fn remembered(data_dir: &Path) -> Result<Option<Place>, PlacementError> {
     Ok(Some(Place::Cluster(key.to_owned())))
 }
 
-fn remember(data_dir: &Path, place: &Place) -> Result<(), PlacementError> {
+fn remember(data_dir: &Path, place: &Place, root: &StoreConfig) -> Result<(), PlacementError> {
     let path = data_dir.join(PLACE_FILE);
     let tmp = data_dir.join(format!("{PLACE_FILE}.tmp"));
     let err = |e: std::io::Error| PlacementError::File {
         path: path.clone(),
         reason: e.to_string(),
     };
-    std::fs::write(&tmp, format!("{}\n", place.sub())).map_err(err)?;
+    std::fs::write(&tmp, format!("{}\n{}\n", place.sub(), store_id(root))).map_err(err)?;
     std::fs::rename(&tmp, &path).map_err(err)
 }
 
 /// Where the recorder of cluster `key` writes in the store `root`
-/// (`adopt`: `cluster.adopt_store`): decided against the store and
-/// remembered, or, when the store cannot be read, the remembered place
-/// (a data directory from before places recorded the flat layout).
-/// Returns the settings of the store rooted at the place.
+/// (`adopt`: `cluster.adopt_store`): the place remembered for this store;
+/// else decided against the store and remembered; when the store cannot be
+/// read, a data directory that shipped before places recorded the flat
+/// layout. Returns the settings of the store rooted at the place.
 pub async fn resolve(
     data_dir: &Path,
     root: &StoreConfig,
@@ -106,6 +135,10 @@ pub async fn resolve(
     key: &str,
     adopt: bool,
 ) -> Result<StoreConfig, PlacementError> {
+    if let Some(place) = remembered_for(data_dir, root)? {
+        tracing::info!(cluster = %key, place = %place, "recording into the place this data directory recorded into before");
+        return Ok(place.config(root));
+    }
     let store = Store::open_with(root, retry).await?;
     let before = remembered(data_dir)?;
     let place = match fleet::place_recorder(&store, key, adopt).await {
@@ -114,14 +147,10 @@ pub async fn resolve(
             p.place
         }
         Err(FleetError::Store(e)) => {
-            let recalled = before.clone().or_else(|| {
-                // A data directory that already shipped, from before places.
-                data_dir
-                    .join("compact")
-                    .join("progress.json")
-                    .exists()
-                    .then_some(Place::Flat)
-            });
+            // A data directory that already shipped, from before places.
+            let recalled = (before.is_none()
+                && data_dir.join("compact").join("progress.json").exists())
+            .then_some(Place::Flat);
             let Some(place) = recalled else {
                 return Err(PlacementError::Undecided {
                     cluster: key.to_owned(),
@@ -134,10 +163,10 @@ pub async fn resolve(
         }
         Err(e) => return Err(e.into()),
     };
-    if before.as_ref().is_some_and(|b| *b != place) {
-        tracing::warn!(cluster = %key, before = ?before, now = %place, "the recorder's place in the store changed");
+    if let Some(b) = before.as_ref().filter(|b| **b != place) {
+        tracing::info!(cluster = %key, before = %b, now = %place, "placed in another store than before");
     }
-    remember(data_dir, &place)?;
+    remember(data_dir, &place, root)?;
     Ok(place.config(root))
 }
 
@@ -151,7 +180,7 @@ pub async fn for_prune(
     cluster_id: Option<&str>,
     adopt: bool,
 ) -> Result<StoreConfig, PlacementError> {
-    if let Some(place) = remembered(data_dir)? {
+    if let Some(place) = remembered_for(data_dir, root)? {
         return Ok(place.config(root));
     }
     let Some(key) = cluster_id else {
@@ -168,17 +197,29 @@ pub async fn for_prune(
 mod tests {
     use super::*;
 
-    /// The remembered place round-trips, an empty file is the flat layout,
-    /// and a file holding something else is an error naming it.
+    /// The remembered place round-trips for its store only, an empty first
+    /// line is the flat layout, and a file holding something else is an
+    /// error naming it.
     #[test]
     fn the_place_is_remembered() {
         let tmp = tempfile::tempdir().unwrap();
+        let root = StoreConfig::Local {
+            path: "/srv/store".into(),
+        };
+        let other = StoreConfig::Local {
+            path: "/srv/other".into(),
+        };
         assert_eq!(remembered(tmp.path()).unwrap(), None);
         let place = Place::Cluster("d6b2c0a4-1f3e".into());
-        remember(tmp.path(), &place).unwrap();
-        assert_eq!(remembered(tmp.path()).unwrap(), Some(place));
-        remember(tmp.path(), &Place::Flat).unwrap();
-        assert_eq!(remembered(tmp.path()).unwrap(), Some(Place::Flat));
+        remember(tmp.path(), &place, &root).unwrap();
+        assert_eq!(remembered(tmp.path()).unwrap(), Some(place.clone()));
+        assert_eq!(remembered_for(tmp.path(), &root).unwrap(), Some(place));
+        assert_eq!(remembered_for(tmp.path(), &other).unwrap(), None);
+        remember(tmp.path(), &Place::Flat, &root).unwrap();
+        assert_eq!(
+            remembered_for(tmp.path(), &root).unwrap(),
+            Some(Place::Flat)
+        );
         std::fs::write(tmp.path().join(PLACE_FILE), "../elsewhere\n").unwrap();
         let err = remembered(tmp.path()).unwrap_err().to_string();
         assert!(
