@@ -22,6 +22,9 @@
 //!   is the on-disk specification.
 //! - [`compact`]: sealing, snapshots, shipping to the store, trimming the
 //!   journal, disk accounting, and retention (`rewindd prune`).
+//! - [`placement`]: where in the store this recorder writes (its cluster's
+//!   place, or the flat layout of a single-cluster store), remembered in
+//!   the data directory.
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
 //! - [`rbac`]: the least-privilege RBAC for a record set (`rewindd rbac`).
 //! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
@@ -72,6 +75,7 @@ pub mod daemon;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
+pub mod placement;
 pub mod rbac;
 pub mod service;
 pub mod status;

@@ -131,6 +131,22 @@ pub fn render(src: &Sources) -> String {
             "1 for the current state of each type's watcher",
             state,
         );
+        if let Some(l) = &s.lineage {
+            // The lineage being recorded and the cluster (the key of its
+            // place in a store shared by several clusters), as labels.
+            let info: Family<Labels, Gauge> = Family::default();
+            info.get_or_create(&vec![
+                ("lineage".to_owned(), l.id.clone()),
+                ("cluster".to_owned(), s.cluster_id.clone()),
+                ("decision".to_owned(), l.decision.clone()),
+            ])
+            .set(1);
+            reg.register(
+                "lineage",
+                "1 for the store lineage being recorded, with its cluster and how it was chosen at start (continue, adopt, fresh)",
+                info,
+            );
+        }
         gauge(
             &mut reg,
             "journal_bytes",
@@ -395,5 +411,32 @@ mod tests {
             text.contains("rewind_events_recorded_total{type=\"clusters.management.cattle.io\"} 5"),
             "{text}"
         );
+    }
+
+    /// The lineage being recorded and its cluster are a labelled gauge,
+    /// absent until the lineage is decided.
+    #[test]
+    fn the_lineage_and_cluster_are_a_labelled_gauge() {
+        let board = Board::new();
+        let src = Sources {
+            board: Some(board.clone()),
+            compact: None,
+            disk_budget_bytes: 0,
+        };
+        assert!(!render(&src).contains("rewind_lineage"));
+        board.update(|s| {
+            s.cluster_id = "d6b2c0a4".into();
+            s.lineage = Some(crate::status::LineageStatus {
+                id: "3f0c".repeat(8),
+                decision: "fresh".into(),
+                ..Default::default()
+            });
+        });
+        let text = render(&src);
+        let want = format!(
+            "rewind_lineage{{lineage=\"{}\",cluster=\"d6b2c0a4\",decision=\"fresh\"}} 1",
+            "3f0c".repeat(8)
+        );
+        assert!(text.contains(&want), "{text}");
     }
 }
