@@ -23,6 +23,8 @@
 //! - [`compact`]: sealing, snapshots, shipping to the store, trimming the
 //!   journal, disk accounting, and retention (`rewindd prune`).
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
+//! - [`leader`]: leadership by a `coordination.k8s.io` Lease when two
+//!   recorders share a store: only the holder ships.
 //! - [`rbac`]: the least-privilege RBAC for a record set (`rewindd rbac`).
 //! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
 //! - [`status`]: the status board, `status.json` (`rewindd status`), what
@@ -71,6 +73,7 @@ pub mod config;
 pub mod daemon;
 pub mod ingest;
 pub mod journal;
+pub mod leader;
 pub mod metrics;
 pub mod rbac;
 pub mod service;

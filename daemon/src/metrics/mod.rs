@@ -131,6 +131,49 @@ pub fn render(src: &Sources) -> String {
             "1 for the current state of each type's watcher",
             state,
         );
+        let role: Family<Labels, Gauge> = Family::default();
+        let leader = s.leader.clone().unwrap_or_default();
+        for r in [
+            crate::leader::Role::Unconfigured,
+            crate::leader::Role::Standby,
+            crate::leader::Role::Leader,
+            crate::leader::Role::Deposed,
+        ] {
+            role.get_or_create(&vec![("role".to_owned(), r.as_str().to_owned())])
+                .set(i64::from(leader.role == r.as_str()));
+        }
+        reg.register(
+            "leader_role",
+            "1 for this recorder's role: leader (ships), standby or deposed (ship nothing), unconfigured (no Lease: always ships)",
+            role,
+        );
+        gauge(
+            &mut reg,
+            "leader_epoch",
+            "leaseTransitions of the Lease when this recorder took it (-1: never)",
+            leader.epoch.map_or(-1, as_i64),
+        );
+        #[expect(clippy::cast_precision_loss, reason = "a timestamp in seconds")]
+        fgauge(
+            &mut reg,
+            "leader_last_takeover_timestamp_seconds",
+            "When this recorder last took the Lease, Unix seconds (0: never)",
+            leader.last_takeover_ms.unwrap_or(0) as f64 / 1000.0,
+        );
+        let lineage: Family<Labels, Gauge> = Family::default();
+        if let Some(l) = &s.lineage {
+            lineage
+                .get_or_create(&vec![
+                    ("lineage".to_owned(), l.id.clone()),
+                    ("decision".to_owned(), l.decision.clone()),
+                ])
+                .set(1);
+        }
+        reg.register(
+            "lineage_info",
+            "1, labelled with the store lineage this recorder writes and how it was chosen",
+            lineage,
+        );
         gauge(
             &mut reg,
             "journal_bytes",
