@@ -157,6 +157,10 @@ pub struct LeaderStatus {
     pub epoch: Option<u64>,
     /// When this recorder last took the Lease, Unix ms.
     pub last_takeover_ms: Option<i64>,
+    /// What fences a deposed writer in the store: the conditional writes
+    /// the store honours, probed when this recorder starts shipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_writes: Option<String>,
 }
 
 #[derive(Debug)]
@@ -167,6 +171,7 @@ struct State {
     epoch: Option<u64>,
     holder: Option<String>,
     last_takeover_ms: Option<i64>,
+    store_writes: Option<String>,
 }
 
 #[derive(Debug)]
@@ -203,6 +208,7 @@ impl Leadership {
                     epoch: None,
                     holder: None,
                     last_takeover_ms: None,
+                    store_writes: None,
                 }),
                 tx,
             }),
@@ -286,7 +292,13 @@ impl Leadership {
             holder: s.holder.clone(),
             epoch: s.epoch,
             last_takeover_ms: s.last_takeover_ms,
+            store_writes: s.store_writes.clone(),
         }
+    }
+
+    /// Records what the store's conditional writes are, for the status.
+    pub fn set_store_writes(&self, what: String) {
+        self.set(|s| s.store_writes = Some(what));
     }
 
     /// Follows role changes.

@@ -534,3 +534,35 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What fences a deposed writer depends on the store's conditional
+/// writes, which rewindd probes before it ships: a local directory refuses
+/// a second create (a hard link) and has no compare-and-swap; Garage (a
+/// real single-node server) is asked the same questions and the answers
+/// it gives are what the manual states. The probe leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
+    rewind_history::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let local = DaemonConfig::new(dir.path().join("data"), std::path::Path::new("/unset"));
+    let store = local.open_store().await.unwrap();
+    let w = store.probe_conditional_writes().await.unwrap();
+    assert!(w.create_only, "{w}");
+    assert!(!w.compare_and_swap, "{w}");
+    assert!(store.list("probes/").await.unwrap().is_empty());
+
+    let g = tokio::task::spawn_blocking(rewind_tests::garage::Garage::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let cfg =
+        DaemonConfig::new(dir.path().join("g"), std::path::Path::new("/unset")).s3(&g, "probe");
+    let store = cfg.open_store().await.unwrap();
+    let w = store.probe_conditional_writes().await.unwrap();
+    eprintln!("garage: {w}");
+    // Garage 2.x answers conditional PUTs as plain ones: the second create
+    // and the If-Match writes succeed.
+    assert!(!w.create_only, "{w}");
+    assert!(!w.compare_and_swap, "{w}");
+    assert!(store.list("probes/").await.unwrap().is_empty());
+}

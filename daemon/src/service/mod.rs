@@ -171,6 +171,7 @@ pub async fn run(
             }
         }
     }
+    probe_store(&store, &leadership).await;
     let (recorder, established) =
         lineage::establish(&config, &cluster_uid, &store, recorder).await?;
     // A standby's journal that became the lineage keeps its own numbers;
@@ -293,6 +294,26 @@ pub async fn run(
         Err(_) => return Err(ServiceError::Startup),
     }
     deposed
+}
+
+/// Finds which conditional writes the store honours (only once this
+/// recorder may write: the probe writes objects) and says what fences a
+/// deposed writer then. Not fatal: names are write-once either way.
+async fn probe_store(store: &rewind_history::store::Store, leadership: &Leadership) {
+    match store.probe_conditional_writes().await {
+        Ok(w) => {
+            let fence = if w.create_only {
+                "write-once names refuse a second write; the Lease deadline and the lineage check before each ship fence a deposed leader"
+            } else {
+                "write-once names are checked before each write (not atomic on this store); the Lease deadline and the lineage check before each ship fence a deposed leader, and the worst left behind is an orphaned file that `rewind verify` reports"
+            };
+            tracing::info!(store = store.kind(), writes = %w, fence, "store conditional writes probed");
+            leadership.set_store_writes(w.to_string());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot probe the store's conditional writes");
+        }
+    }
 }
 
 /// The leader loop's result once it has stopped: an error when this
