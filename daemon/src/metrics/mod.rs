@@ -439,4 +439,41 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn the_role_epoch_takeover_and_lineage_are_rendered() {
+        let board = Board::new();
+        let render_board = |b: &Board| {
+            render(&Sources {
+                board: Some(b.clone()),
+                compact: None,
+                disk_budget_bytes: 0,
+            })
+        };
+        let text = render_board(&board);
+        assert!(text.contains("rewind_leader_epoch -1"), "{text}");
+        board.update(|s| {
+            s.leader = Some(crate::leader::LeaderStatus {
+                role: "leader".into(),
+                epoch: Some(3),
+                last_takeover_ms: Some(1_500),
+                ..Default::default()
+            });
+            s.lineage = Some(crate::status::LineageStatus {
+                id: "abc".into(),
+                decision: "fresh".into(),
+                ..Default::default()
+            });
+        });
+        let text = render_board(&board);
+        for line in [
+            "rewind_leader_role{role=\"leader\"} 1",
+            "rewind_leader_role{role=\"standby\"} 0",
+            "rewind_leader_epoch 3",
+            "rewind_leader_last_takeover_timestamp_seconds 1.5",
+            "rewind_lineage_info{lineage=\"abc\",decision=\"fresh\"} 1",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
 }
