@@ -16,7 +16,8 @@
 //! 3. A starts again (a standby), B is killed with SIGKILL: A takes over
 //!    with a child of B's lineage.
 //! 4. A third recorder without a Lease on the same store is refused at
-//!    start, naming the lineage A ships and its host.
+//!    start, naming the lineage A ships and its host (and, in its own
+//!    test, a recorder stops shipping once another forked its lineage).
 //! 5. Every quarter second of the run is restored from the store and
 //!    compared with the model: every point is answered exactly, across
 //!    both takeovers (the new leader ships the events its journal kept as
@@ -565,4 +566,108 @@ async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
     assert!(!w.create_only, "{w}");
     assert!(!w.compare_and_swap, "{w}");
     assert!(store.list("probes/").await.unwrap().is_empty());
+}
+
+/// At write time: a recorder without a Lease stops shipping once another
+/// recorder started a lineage forked from its own (here the other
+/// recorder's record is written by the test, as it would be), with an
+/// error naming that lineage and its creator, and stores nothing past the
+/// fork point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_stops_shipping_once_another_forked_its_lineage() {
+    rewind_history::install_tls_provider();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    let n: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &n)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+    let put = |name: &'static str, v: &'static str| {
+        let api = api.clone();
+        async move {
+            let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": NS}, "data": {"v": v},
+            }))
+            .unwrap();
+            api.patch(
+                name,
+                &PatchParams::apply("leader-test").force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        &dir.path().join("x"),
+        &dir.path().join("store"),
+        cp.readonly_kubeconfig_path(),
+    );
+    cfg.extra = format!(
+        "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n"
+    );
+    let store = cfg.open_store().await.unwrap();
+    put("one", "1").await;
+    let mut x = start(&cfg);
+    let s = x.settle(Duration::from_secs(1), "x").await.unwrap();
+    rewind_tests::daemon::wait_sealed(&store, s.journal.next_seq - 1)
+        .await
+        .unwrap();
+    let ours = s.lineage.unwrap().id;
+    let fork = store
+        .list_segments()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.last_seq)
+        .max()
+        .unwrap();
+    let other = LineageRecord {
+        version: rewind_history::store::lineage::LINEAGE_VERSION,
+        id: rewind_history::store::lineage::new_id().unwrap(),
+        parent: Some(rewind_history::store::ForkPoint {
+            lineage: ours.clone(),
+            fork_seq: fork,
+        }),
+        cluster_uid: s.cluster_id.clone(),
+        created_by: rewind_history::store::CreatedBy {
+            host: "other-host".into(),
+            version: "test".into(),
+            data_dir: "/elsewhere".into(),
+        },
+        created_at_ms: rewind_history::now_ms(),
+        first_seq: fork + 1,
+    };
+    store.put_lineage(&other).await.unwrap();
+    put("one", "2").await;
+    put("two", "1").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let log = std::fs::read_to_string(&x.log).unwrap();
+        if log.contains("not shipping: lineage") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "{}", x.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        text.contains(&other.id) && text.contains("other-host") && text.contains("/elsewhere"),
+        "{}",
+        x.log_tail(20)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let past: Vec<_> = store
+        .list_segments()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.last_seq > fork)
+        .collect();
+    assert!(past.is_empty(), "stored past the fork: {past:?}");
+    x.kill().unwrap();
 }
