@@ -1,6 +1,7 @@
 //! Ingestion throughput of the journal, against raw sled, in one run.
 //!
-//! `taskset -c 0 cargo bench -p rewind-daemon --bench ingest` (one core).
+//! `REWIND_BENCH_CPU=0 cargo bench -p rewind-daemon --bench ingest` pins
+//! the bench to one core (taskset; the header says whether it worked).
 //! Each row ingests the same N events of ~2 KB JSON objects (realistic
 //! Rancher-like shapes, distinct content) durably:
 //! - `journal`: the daemon's path: ingest rules (dedup lookup, a state
@@ -12,10 +13,13 @@
 //!   `fdatasync` of the files sled wrote (`journal::durable`).
 //! - `journal, objects inline`: the same with every object compressed
 //!   into its state value, as journal layout 3 stored them.
-//! - `raw sled, 1 tree`: one insert per event (seq → bytes), flush every
-//!   1,000 inserts.
+//! - `raw sled, 1 tree`: one insert per event (seq → bytes), every 1,000
+//!   inserts sled's `flush` and an `fdatasync` of sled's `db` file: the same
+//!   sync the journal does (sled's flush alone ends in `sync_file_range`,
+//!   which a power loss can undo), so the ratio compares like with like.
 //! - `raw sled, log+state`: one insert per event into a log tree and a state
-//!   tree (the naive design), flush every 1,000 inserts.
+//!   tree (the naive design), with the same flush and sync every 1,000
+//!   inserts.
 //!
 //! `REWIND_BENCH_STATE_LEVEL=raw|N` stores every object inline in the
 //! state, raw or at zstd level N, and
@@ -211,6 +215,8 @@ fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {
         .unwrap();
     let log = db.open_tree("log").unwrap();
     let state = db.open_tree("state").unwrap();
+    // sled's log and pages; `fdatasync` needs no write access.
+    let db_file = std::fs::File::open(dir.path().join("db")).unwrap();
     let start = Instant::now();
     for (i, o) in obs.iter().enumerate() {
         let Observation::Applied { object, .. } = o else {
@@ -225,9 +231,11 @@ fn raw_run(obs: &[Observation], two_trees: bool) -> Duration {
         }
         if i % 1000 == 999 {
             db.flush().unwrap();
+            db_file.sync_data().unwrap();
         }
     }
     db.flush().unwrap();
+    db_file.sync_data().unwrap();
     start.elapsed()
 }
 
@@ -244,7 +252,28 @@ fn cpu_s() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
+/// Pins this process (every thread it has and will start) to one CPU with
+/// `taskset`, before sled starts its threads; what happened, for the header.
+fn pin(cpu: &str) -> String {
+    let pid = std::process::id().to_string();
+    match std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpu, &pid])
+        .output()
+    {
+        Ok(o) if o.status.success() => format!("pinned to CPU {cpu} (taskset)"),
+        Ok(o) => format!(
+            "NOT pinned: taskset -p -c {cpu} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("NOT pinned: taskset: {e}"),
+    }
+}
+
 fn main() {
+    // REWIND_BENCH_CPU=N: every row on one core, sled's threads included.
+    let pinned = std::env::var("REWIND_BENCH_CPU")
+        .ok()
+        .map_or_else(|| "not pinned".to_owned(), |cpu| pin(&cpu));
     let n: usize = std::env::var("REWIND_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -263,7 +292,9 @@ fn main() {
     } else {
         "system (glibc) malloc"
     };
-    println!("ingest bench: {n} events, average object {avg} bytes, allocator {allocator}");
+    println!(
+        "ingest bench: {n} events, average object {avg} bytes, allocator {allocator}, {pinned}"
+    );
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     // REWIND_BENCH_ONLY=journal skips the baselines (for profiling).
     let only_journal = std::env::var("REWIND_BENCH_ONLY").is_ok_and(|v| v == "journal");
@@ -282,13 +313,13 @@ fn main() {
     };
     let mut rows = vec![
         (
-            "raw sled, 1 tree, flush/1000".to_owned(),
+            "raw sled, 1 tree, flush+fdatasync/1000".to_owned(),
             raw1,
             raw1_cpu,
             String::new(),
         ),
         (
-            "raw sled, log+state, flush/1000".to_owned(),
+            "raw sled, log+state, flush+fdatasync/1000".to_owned(),
             raw2,
             raw2_cpu,
             String::new(),
@@ -314,12 +345,12 @@ fn main() {
         rows.push((name, rate(total), cpu, split));
     }
     println!(
-        "{:<36} {:>12} {:>10} {:>14} {:>10}",
+        "{:<42} {:>12} {:>10} {:>14} {:>10}",
         "variant", "events/s", "vs raw 1 tree", "CPU us/event", "vs raw 1 tree"
     );
     for (name, r, cpu, split) in rows {
         println!(
-            "{name:<36} {r:>12.0} {:>9.2}x {cpu:>14.1} {:>9.2}x  {split}",
+            "{name:<42} {r:>12.0} {:>9.2}x {cpu:>14.1} {:>9.2}x  {split}",
             r / raw1,
             raw1_cpu / cpu
         );

@@ -22,6 +22,9 @@
 //!   is the on-disk specification.
 //! - [`compact`]: sealing, snapshots, shipping to the store, trimming the
 //!   journal, disk accounting, and retention (`rewindd prune`).
+//! - [`placement`]: where in the store this recorder writes (its cluster's
+//!   place, or the flat layout of a single-cluster store), remembered in
+//!   the data directory.
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
 //! - [`leader`]: leadership by a `coordination.k8s.io` Lease when two
 //!   recorders share a store: only the holder ships.
@@ -75,6 +78,7 @@ pub mod ingest;
 pub mod journal;
 pub mod leader;
 pub mod metrics;
+pub mod placement;
 pub mod rbac;
 pub mod service;
 pub mod status;

@@ -170,11 +170,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Prune { dry_run } => {
             let file = cli.settings.read_file()?;
-            let service = ServiceSettings::from_file(&file, &cli.settings.data_dir_in(&file))?;
+            let data_dir = cli.settings.data_dir_in(&file);
+            let mut service = ServiceSettings::from_file(&file, &data_dir)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
+            // The place this data directory's recorder writes.
+            service.compact.store = rt.block_on(rewind_daemon::placement::for_prune(
+                &data_dir,
+                &service.compact.store,
+                service.compact.store_retry,
+                file.cluster.id.as_deref(),
+                file.cluster.adopt_store,
+            ))?;
             rt.block_on(rewind_daemon::compact::prune::run_cli(
                 &service.compact,
                 dry_run,

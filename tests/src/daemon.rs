@@ -27,6 +27,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rewind_daemon::status::{StatusFile, WatchState, read_status, status_path};
+use rewind_history::store::fleet::{self, Place};
 use rewind_history::store::{SegmentEntry, SnapshotEntry, Store, StoreConfig, StoreError};
 
 use crate::garage::Garage;
@@ -131,6 +132,17 @@ fn store(what: &'static str) -> impl FnOnce(StoreError) -> Error {
     move |source| Error::Store { what, source }
 }
 
+/// The directory of the local store `<data>/store` where the rewindd of
+/// data directory `data` recorded: its cluster's place, as the daemon
+/// remembered it (`rewind_daemon::placement`), or the store's root.
+pub fn recorded_local_store(data: &Path) -> PathBuf {
+    let root = data.join("store");
+    match rewind_daemon::placement::remembered(data) {
+        Ok(Some(place)) => root.join(place.sub()),
+        _ => root,
+    }
+}
+
 /// How long a settle may take: `REWIND_SETTLE_SECS`, default 300. Generous
 /// because the development machine runs several daemon tests and fuzzers
 /// on two cores; a settle that needs it is slow, not wrong.
@@ -174,8 +186,12 @@ pub fn rewindd_bin() -> Result<PathBuf> {
     debug_bin("rewind-daemon", "rewindd")
 }
 
-/// The debug `rewind`, brought up to date once per process.
+/// `REWIND_REWIND` if set (a long run pinned to binaries built at one
+/// commit), else the debug `rewind`, brought up to date once per process.
 pub fn rewind_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("REWIND_REWIND") {
+        return Ok(PathBuf::from(p));
+    }
     debug_bin("rewind-restore", "rewind")
 }
 
@@ -351,9 +367,54 @@ impl DaemonConfig {
         }
     }
 
-    /// Opens the daemon's store.
-    pub async fn open_store(&self) -> Result<Store> {
+    /// The store's root as `rewind --store` names it; the daemon's files
+    /// are in its cluster's place below it ([`DaemonConfig::place_config`]).
+    pub async fn open_root(&self) -> Result<Store> {
         Store::open(&self.store_config())
+            .await
+            .map_err(store("opening the store"))
+    }
+
+    /// The daemon's cluster's place in the store: where a rewindd of this
+    /// configuration records (its cluster's key is the `kube-system` uid
+    /// of the cluster the kubeconfig names), decided as rewindd decides it.
+    pub async fn place(&self) -> Result<Place> {
+        let client = crate::controlplane::client_from_file(&self.kubeconfig)
+            .await
+            .map_err(|e| Error::Command {
+                what: "reading the recorded cluster's kubeconfig",
+                output: e.to_string(),
+            })?;
+        let uid = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+            .get("kube-system")
+            .await
+            .ok()
+            .and_then(|ns| ns.metadata.uid)
+            .ok_or(Error::Command {
+                what: "reading the kube-system namespace's uid",
+                output: String::new(),
+            })?;
+        let root = self.open_root().await?;
+        let adopt = self.extra.contains("adopt_store = true");
+        fleet::place_recorder(&root, &uid, adopt)
+            .await
+            .map(|p| p.place)
+            .map_err(|e| Error::Command {
+                what: "placing the cluster in the store",
+                output: e.to_string(),
+            })
+    }
+
+    /// The settings of the daemon's cluster's place (see
+    /// [`DaemonConfig::place`]).
+    pub async fn place_config(&self) -> Result<StoreConfig> {
+        Ok(self.place().await?.config(&self.store_config()))
+    }
+
+    /// Opens the daemon's cluster's place in the store (see
+    /// [`DaemonConfig::place`]): the files it records.
+    pub async fn open_store(&self) -> Result<Store> {
+        Store::open(&self.place_config().await?)
             .await
             .map_err(store("opening the store"))
     }

@@ -269,7 +269,7 @@ async fn sigkill_while_the_journal_trims_loses_nothing() {
         log: Some(dir.path().join("rewindd.log")),
         ..RunOptions::default()
     };
-    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let churn = spawn_churn(admin.clone(), objects.clone(), stop.clone());
     let mut known: Vec<Fingerprint> = Vec::new();
@@ -412,8 +412,13 @@ async fn run(kills: u64, target: Target) {
         ..RunOptions::default()
     };
     let sock = cfg.admin_socket();
-    let store = Store::open(&direct.store_config()).await.unwrap();
-    let local_store = matches!(target, Target::Local).then(|| data.join("store"));
+    // The cluster's place in the store: where the daemon's files are.
+    let place = direct.place_config().await.unwrap();
+    let store = Store::open(&place).await.unwrap();
+    let local_store = match (&target, &place) {
+        (Target::Local, rewind_history::store::StoreConfig::Local { path }) => Some(path.clone()),
+        _ => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let churn = spawn_churn(admin.clone(), objects.clone(), stop.clone());

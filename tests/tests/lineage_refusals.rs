@@ -120,7 +120,8 @@ async fn lineage_refusals_name_the_offending_files() {
     }
     let clean = verify_store(&store, &[]).await.unwrap();
     assert!(!clean.is_damaged(), "{}", clean.to_text());
-    let root = data.join("store");
+    // The cluster's place in the store: the files the daemon recorded.
+    let root = rewind_tests::daemon::recorded_local_store(&data);
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
 

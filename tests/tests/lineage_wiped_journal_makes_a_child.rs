@@ -24,7 +24,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rewind_history::Point;
 use rewind_history::pit::{PitError, StoreSource};
 use rewind_history::source::StateSource;
-use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions, rewind_bin, wait_sealed};
 use rewind_tests::garage::Garage;
@@ -82,12 +81,7 @@ async fn state_at(src: &StoreSource, point: &Point) -> Model {
 
 /// `rewind_args` name the store for the `rewind` binary; `rewind_env` is
 /// its extra environment (S3 credentials).
-async fn scenario(
-    cfg: DaemonConfig,
-    store: Store,
-    rewind_args: Vec<String>,
-    rewind_env: Vec<(String, String)>,
-) {
+async fn scenario(cfg: DaemonConfig, rewind_args: Vec<String>, rewind_env: Vec<(String, String)>) {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let ns: Namespace =
@@ -101,6 +95,7 @@ async fn scenario(
     cfg.kubeconfig = cp.readonly_kubeconfig_path().to_path_buf();
     cfg.presets = vec!["everything".into()];
     let data = cfg.data.clone();
+    let store = cfg.open_store().await.unwrap();
     let mut model = Model::new();
 
     // Lineage 1: A, then B.
@@ -328,12 +323,11 @@ async fn lineage_wiped_journal_makes_a_child() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, std::path::Path::new("/unset"));
-    let store = cfg.open_store().await.unwrap();
     let args = vec![
         "--store".to_owned(),
         data.join("store").display().to_string(),
     ];
-    scenario(cfg, store, args, Vec::new()).await;
+    scenario(cfg, args, Vec::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +340,6 @@ async fn lineage_wiped_journal_makes_a_child_on_garage() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, std::path::Path::new("/unset")).s3(&g, "lineage");
-    let store = cfg.open_store().await.unwrap();
     let (id, secret) = g.key();
     let env = vec![
         ("AWS_ACCESS_KEY_ID".to_owned(), id.to_owned()),
@@ -359,5 +352,5 @@ async fn lineage_wiped_journal_makes_a_child_on_garage() {
         "--s3-endpoint".to_owned(),
         g.endpoint(),
     ];
-    scenario(cfg, store, args, env).await;
+    scenario(cfg, args, env).await;
 }

@@ -300,7 +300,7 @@ async fn odd_objects_are_recorded_and_restored_faithfully() {
 
     // Restored faithfully, from the store's snapshot.
     let store = Store::open(&StoreConfig::Local {
-        path: data.join("store"),
+        path: rewind_tests::daemon::recorded_local_store(&data),
     })
     .await
     .unwrap();

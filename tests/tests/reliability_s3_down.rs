@@ -86,7 +86,7 @@ async fn s3_down_then_back_loses_nothing_and_catches_up() {
         .s3(&garage, "down-test")
         .snapshot_after_events(500)
         .disk_budget_bytes(BUDGET);
-    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
     let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -24,7 +24,6 @@ use daemon_support::*;
 use rewind_format::EventKind;
 use rewind_history::select::preset::preset;
 use rewind_history::state::DesiredState;
-use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{
     Binaries, DaemonConfig, RunOptions, rewind_bin, rewindd_bin, wait_sealed,
@@ -79,7 +78,7 @@ async fn cluster_scaled_to_zero_is_recorded_and_restored_faithfully() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path());
-    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
     let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
 
     let mut m = Mutator::new(admin.clone(), &objects);

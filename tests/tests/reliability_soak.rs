@@ -38,7 +38,6 @@ use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rewind_history::store::Store;
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, RunOptions};
 use rewind_tests::garage::Garage;
@@ -275,7 +274,7 @@ async fn soak_steady_load_keeps_rss_and_fds_flat() {
     let cfg = DaemonConfig::new(&data, cp.readonly_kubeconfig_path())
         .s3(&garage, "soak")
         .snapshot_after_events(snapshot_events);
-    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
     let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
     let pid = daemon.pid();
 

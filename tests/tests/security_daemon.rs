@@ -289,7 +289,7 @@ async fn private_files_no_secret_in_outputs_or_store_and_tamper_refused() {
 
     // Encrypted, readable with the identity, and a flipped byte is refused.
     let store = Store::open(&StoreConfig::Local {
-        path: data.join("store"),
+        path: rewind_tests::daemon::recorded_local_store(&data),
     })
     .await
     .unwrap();

@@ -80,7 +80,7 @@ async fn wait_for_socket(sock: &Path) {
 /// its state, and each snapshot equals the journal replayed to its seq.
 async fn check_store_against_journal(data: &Path) -> (usize, usize) {
     let store = Store::open(&StoreConfig::Local {
-        path: data.join("store"),
+        path: rewind_tests::daemon::recorded_local_store(data),
     })
     .await
     .unwrap();
@@ -269,7 +269,7 @@ async fn on_demand_snapshot_through_the_socket_while_ingesting() {
         "{segs} segments, {snaps} snapshots"
     );
     let store = Store::open(&StoreConfig::Local {
-        path: data.path().join("store"),
+        path: rewind_tests::daemon::recorded_local_store(data.path()),
     })
     .await
     .unwrap();

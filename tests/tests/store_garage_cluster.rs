@@ -287,7 +287,7 @@ async fn a_three_node_garage_cluster_loses_one_node_and_nothing_is_lost() {
         prefix: prefix.to_owned(),
         credentials_file: cluster.credentials_file(),
     };
-    let store = Store::open(&cfg.store_config()).await.unwrap();
+    let store = cfg.open_store().await.unwrap();
     let mut daemon = cfg.start_settled(&RunOptions::default()).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -427,8 +427,15 @@ async fn a_three_node_garage_cluster_loses_one_node_and_nothing_is_lost() {
 
     // The newest point, read through the node that was down, equals what
     // the API holds; its window and an export of it agree.
-    let back = Store::open(&store_config(&cluster, STOPPED, prefix))
+    let back = cfg
+        .place()
         .await
+        .unwrap()
+        .open(
+            &Store::open(&store_config(&cluster, STOPPED, prefix))
+                .await
+                .unwrap(),
+        )
         .unwrap();
     assert_eq!(
         back.list_segments().await.unwrap(),

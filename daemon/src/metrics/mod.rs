@@ -160,20 +160,22 @@ pub fn render(src: &Sources) -> String {
             "When this recorder last took the Lease, Unix seconds (0: never)",
             leader.last_takeover_ms.unwrap_or(0) as f64 / 1000.0,
         );
-        let lineage: Family<Labels, Gauge> = Family::default();
         if let Some(l) = &s.lineage {
-            lineage
-                .get_or_create(&vec![
-                    ("lineage".to_owned(), l.id.clone()),
-                    ("decision".to_owned(), l.decision.clone()),
-                ])
-                .set(1);
+            // The lineage being recorded and the cluster (the key of its
+            // place in a store shared by several clusters), as labels.
+            let info: Family<Labels, Gauge> = Family::default();
+            info.get_or_create(&vec![
+                ("lineage".to_owned(), l.id.clone()),
+                ("cluster".to_owned(), s.cluster_id.clone()),
+                ("decision".to_owned(), l.decision.clone()),
+            ])
+            .set(1);
+            reg.register(
+                "lineage",
+                "1 for the store lineage being recorded, with its cluster and how it was chosen at start (continue, adopt, fresh)",
+                info,
+            );
         }
-        reg.register(
-            "lineage_info",
-            "1, labelled with the store lineage this recorder writes and how it was chosen",
-            lineage,
-        );
         gauge(
             &mut reg,
             "journal_bytes",
@@ -471,9 +473,36 @@ mod tests {
             "rewind_leader_role{role=\"standby\"} 0",
             "rewind_leader_epoch 3",
             "rewind_leader_last_takeover_timestamp_seconds 1.5",
-            "rewind_lineage_info{lineage=\"abc\",decision=\"fresh\"} 1",
+            "rewind_lineage{lineage=\"abc\",cluster=\"\",decision=\"fresh\"} 1",
         ] {
             assert!(text.contains(line), "{line}\n{text}");
         }
+    }
+
+    /// The lineage being recorded and its cluster are a labelled gauge,
+    /// absent until the lineage is decided.
+    #[test]
+    fn the_lineage_and_cluster_are_a_labelled_gauge() {
+        let board = Board::new();
+        let src = Sources {
+            board: Some(board.clone()),
+            compact: None,
+            disk_budget_bytes: 0,
+        };
+        assert!(!render(&src).contains("rewind_lineage"));
+        board.update(|s| {
+            s.cluster_id = "d6b2c0a4".into();
+            s.lineage = Some(crate::status::LineageStatus {
+                id: "3f0c".repeat(8),
+                decision: "fresh".into(),
+                ..Default::default()
+            });
+        });
+        let text = render(&src);
+        let want = format!(
+            "rewind_lineage{{lineage=\"{}\",cluster=\"d6b2c0a4\",decision=\"fresh\"}} 1",
+            "3f0c".repeat(8)
+        );
+        assert!(text.contains(&want), "{text}");
     }
 }

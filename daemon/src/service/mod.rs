@@ -82,6 +82,9 @@ pub enum ServiceError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] rewind_history::store::StoreError),
+    /// The recorder could not be placed in the store.
+    #[error(transparent)]
+    Placement(#[from] crate::placement::PlacementError),
     /// The recorder's task ended without a result (it panicked or was
     /// cancelled).
     #[error("the recorder stopped during startup")]
@@ -108,7 +111,7 @@ pub async fn run(
     rewind_history::install_tls_provider();
     let mut config = config;
     let data_dir = config.data_dir.clone();
-    let settings = config.service.clone();
+    let mut settings = config.service.clone();
     let running = config.clone();
     let stop = CancellationToken::new();
     {
@@ -127,6 +130,16 @@ pub async fn run(
     };
     config.cluster_id = Some(cluster_uid.clone());
     recorder.set_cluster_id(cluster_uid.clone());
+    // The store rooted at this cluster's place: the compactor and the
+    // lineage decision see only this cluster's history.
+    settings.compact.store = crate::placement::resolve(
+        &data_dir,
+        &settings.compact.store,
+        settings.compact.store_retry,
+        &cluster_uid,
+        config.adopt_store,
+    )
+    .await?;
     let store = rewind_history::store::Store::open_with(
         &settings.compact.store,
         settings.compact.store_retry,

@@ -61,6 +61,27 @@ impl StoreConfig {
         Ok(cfg)
     }
 
+    /// The same store rooted at `sub` (a relative key prefix without a
+    /// trailing `/`, such as one cluster's place `clusters/<key>`): the
+    /// directory below a local root, or the prefix extended on S3.
+    #[must_use]
+    pub fn within(&self, sub: &str) -> Self {
+        let sub = sub.trim_matches('/');
+        match self {
+            Self::Local { path } => Self::Local {
+                path: path.join(sub),
+            },
+            Self::S3(s3) => {
+                let mut s3 = s3.clone();
+                s3.prefix = match s3.prefix.trim_matches('/') {
+                    "" => sub.to_owned(),
+                    p => format!("{p}/{sub}"),
+                };
+                Self::S3(s3)
+            }
+        }
+    }
+
     /// Checks every setting, naming the first one that is wrong.
     pub fn validate(&self) -> Result<()> {
         match self {

@@ -8,6 +8,10 @@
 //! lineages/<id>.json                               one per lineage (see [`super::lineage`])
 //! ```
 //!
+//! These keys are relative to one cluster's place: `clusters/<cluster-key>/`
+//! below the store's root, or the root itself for the flat layout of a
+//! single-cluster store ([`super::fleet`]).
+//!
 //! A catalog entry is written only after its data object is complete, and
 //! deleted before it; readers list the catalog only. A data object without a
 //! catalog entry is either an upload in flight or garbage.

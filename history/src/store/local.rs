@@ -36,6 +36,15 @@ impl LocalDir {
         })
     }
 
+    /// The same store rooted at the directory `sub` (a relative key
+    /// prefix without a trailing `/`) below this root. Nothing is created:
+    /// the first write creates it.
+    pub fn within(&self, sub: &str) -> Result<Self> {
+        Ok(Self {
+            root: self.path(sub)?,
+        })
+    }
+
     fn path(&self, key: &str) -> Result<PathBuf> {
         // Keys come from our own layout, but a catalog read from disk could
         // be crafted: refuse anything that could escape the root.
@@ -155,6 +164,34 @@ impl LocalDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::io("delete", &path, e)),
         }
+    }
+
+    /// The names of the directories directly below `prefix` (ending in `/`,
+    /// or empty for the root), sorted; temporary files and plain files are
+    /// not directories and are left out.
+    pub fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = match prefix.trim_end_matches('/') {
+            "" => self.root.clone(),
+            p => self.path(p)?,
+        };
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("list", &dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
+            let is_dir = entry
+                .file_type()
+                .map_err(|e| StoreError::io("stat", entry.path(), e))?
+                .is_dir();
+            if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
+                out.push(name.to_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Lists every object whose key starts with `prefix` (which ends in `/`).

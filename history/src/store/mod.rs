@@ -8,6 +8,10 @@
 //! Readers list the catalog only, so a half-written upload is never visible;
 //! [`Store::collect_garbage`] removes data objects that never got an entry.
 //!
+//! Many clusters can share one store, each in its own place
+//! (`clusters/<cluster-key>/`, or the flat layout at the root: [`fleet`]);
+//! [`Store::within`] is the store rooted at a place.
+//!
 //! Every lineage (one unbroken recorded history, [`lineage`]) has a record
 //! written once; entries name their lineage. A name is written once: a
 //! second write of the same name with different content is
@@ -28,6 +32,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod layout;
 pub mod lineage;
 pub mod local;
@@ -130,6 +135,21 @@ impl Store {
             backend,
             retry,
             retries: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The store rooted at `sub` (a relative key prefix without a trailing
+    /// `/`, such as one cluster's place `clusters/<key>`, see [`fleet`])
+    /// below this one: the same client, retry policy and counters.
+    pub fn within(&self, sub: &str) -> Result<Self> {
+        let backend = match &self.backend {
+            Backend::Local(dir) => Backend::Local(dir.within(sub)?),
+            Backend::S3(s3) => Backend::S3(s3.within(sub)),
+        };
+        Ok(Self {
+            backend,
+            retry: self.retry,
+            retries: Arc::clone(&self.retries),
         })
     }
 
@@ -566,6 +586,21 @@ impl Store {
                     blocking(move || dir.delete(&key)).await
                 }
                 Backend::S3(s3) => s3.delete(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Low level: the names of the directories directly below `prefix`
+    /// (ending in `/`, or empty for the root), with retries.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        retry::with_retry(&self.retry, "list", &self.retries, || async move {
+            match &self.backend {
+                Backend::Local(dir) => {
+                    let (dir, prefix) = (dir.clone(), prefix.to_owned());
+                    blocking(move || dir.list_dirs(&prefix)).await
+                }
+                Backend::S3(s3) => s3.list_dirs(prefix).await,
             }
         })
         .await

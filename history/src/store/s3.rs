@@ -108,6 +108,17 @@ impl S3 {
         })
     }
 
+    /// The same bucket and client with the key prefix `sub/` appended (a
+    /// relative key prefix without a trailing `/`).
+    #[must_use]
+    pub fn within(&self, sub: &str) -> Self {
+        Self {
+            client: Arc::clone(&self.client),
+            prefix: format!("{}{}/", self.prefix, sub.trim_matches('/')),
+            multipart_uploads: Arc::clone(&self.multipart_uploads),
+        }
+    }
+
     fn path(&self, key: &str) -> ObjectPath {
         ObjectPath::from(format!("{}{key}", self.prefix))
     }
@@ -295,6 +306,29 @@ impl S3 {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(StoreError::remote("delete", key, e)),
         }
+    }
+
+    /// The names of the "directories" directly below `prefix` (ending in
+    /// `/`, or empty for the root): the common prefixes of a delimited
+    /// listing, sorted.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let full = format!("{}{}", self.prefix, prefix.trim_end_matches('/'));
+        let at = match full.trim_end_matches('/') {
+            "" => None,
+            p => Some(ObjectPath::from(p)),
+        };
+        let listed = self
+            .client
+            .list_with_delimiter(at.as_ref())
+            .await
+            .map_err(|e| StoreError::remote("list", prefix, e))?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// Lists every object under `prefix` (which ends in `/`).

@@ -49,6 +49,11 @@ pub struct Cli {
     /// recorded file, followed back through its parents.
     #[arg(long, global = true, env = "REWIND_LINEAGE", value_name = "ID")]
     pub lineage: Option<String>,
+    /// The cluster to read when the store holds several (a key or cluster
+    /// id from `rewind list`); required then, never guessed. With one
+    /// cluster in the store it is read without this.
+    #[arg(long, global = true, env = "REWIND_CLUSTER", value_name = "CLUSTER")]
+    pub cluster: Option<String>,
     /// Log filter (tracing syntax), e.g. `info` or `rewind_restore=debug`.
     #[arg(long, global = true, env = "REWIND_LOG", default_value = "warn")]
     pub log: String,
@@ -60,7 +65,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the snapshots in a store and the point-in-time window.
+    /// List the snapshots in a store and the point-in-time window; over a
+    /// store of several clusters without --cluster, list the clusters.
     List(ListArgs),
     /// Summarise the state at a point, per type.
     #[command(

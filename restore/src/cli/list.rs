@@ -1,6 +1,8 @@
 //! `rewind list`: the store's lineages and forks, the snapshots, and the
 //! point-in-time window of the lineage points are read in (`--lineage`,
 //! default the newest, with its ancestors up to their fork points).
+//! Over a store that holds several clusters and no `--cluster`: every
+//! cluster with its place, lineages, newest point and RPO.
 
 use std::io::Write;
 
@@ -8,8 +10,9 @@ use anyhow::Result;
 use rewind_history::Point;
 use rewind_history::pit::plan;
 use rewind_history::pit::verify::gaps;
+use rewind_history::store::fleet;
 use rewind_history::store::lineage::LEGACY;
-use rewind_history::store::{LineageRecord, SegmentEntry, SnapshotEntry};
+use rewind_history::store::{LineageRecord, SegmentEntry, SnapshotEntry, Store};
 use serde_json::json;
 
 use super::args::{ListArgs, Output};
@@ -26,8 +29,126 @@ fn mb(bytes: u64) -> String {
     format!("{v:.1} MB")
 }
 
+/// One cluster of a store as `rewind list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ClusterRow {
+    /// The name `--cluster` takes.
+    name: String,
+    /// Where its history is: `clusters/<key>/`, or `/` for the flat layout.
+    place: String,
+    /// The cluster identities its lineage records carry.
+    cluster_uids: Vec<String>,
+    /// Its lineages, oldest first (`legacy` for entries without one).
+    lineages: Vec<String>,
+    /// The lineage of its newest file.
+    newest_lineage: Option<String>,
+    /// Seq of its newest recorded point.
+    newest_seq: Option<u64>,
+    /// Time of its newest recorded point, Unix ms.
+    newest_time_ms: Option<i64>,
+    /// Age of the newest recorded point when listed, ms.
+    rpo_ms: Option<i64>,
+}
+
+/// `rewind list` over a store of several clusters, none named.
+async fn run_fleet(a: &ListArgs, root: &Store, members: &[fleet::Member]) -> Result<()> {
+    let now = rewind_history::now_ms();
+    let mut rows = Vec::new();
+    for m in members {
+        let store = m.place.open(root)?;
+        let records = store.list_lineages().await?;
+        let snaps = store.list_snapshots().await?;
+        let segs = store.list_segments().await?;
+        let newest = segs
+            .iter()
+            .map(|s| (s.last_seq, s.last_time_ms, s.lineage.clone()))
+            .chain(snaps.iter().map(|s| (s.seq, s.time_ms, s.lineage.clone())))
+            .max_by_key(|(seq, ..)| *seq);
+        let mut lineages: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        if segs.iter().any(|s| s.lineage.is_none()) || snaps.iter().any(|s| s.lineage.is_none()) {
+            lineages.insert(0, LEGACY.to_owned());
+        }
+        rows.push(ClusterRow {
+            name: m.name(),
+            place: match &m.place {
+                fleet::Place::Flat => "/".to_owned(),
+                p @ fleet::Place::Cluster(_) => p.to_string(),
+            },
+            cluster_uids: m.cluster_uids.clone(),
+            lineages,
+            newest_lineage: newest
+                .as_ref()
+                .map(|n| n.2.clone().unwrap_or_else(|| LEGACY.to_owned())),
+            newest_seq: newest.as_ref().map(|n| n.0),
+            newest_time_ms: newest.as_ref().map(|n| n.1),
+            rpo_ms: newest.as_ref().map(|n| now.saturating_sub(n.1)),
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    match a.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut out, &json!({ "clusters": rows }))?;
+            writeln!(out)?;
+        }
+        Output::Table => {
+            writeln!(
+                out,
+                "{:<40} {:<50} {:>10} {:<25} {:>10} LINEAGES",
+                "CLUSTER", "PLACE", "NEWEST SEQ", "NEWEST TIME", "RPO"
+            )?;
+            for r in &rows {
+                let lineages: Vec<String> = r
+                    .lineages
+                    .iter()
+                    .map(|l| {
+                        let short = l.get(..8).unwrap_or(l);
+                        if r.newest_lineage.as_deref() == Some(l.as_str()) {
+                            format!("{short}*")
+                        } else {
+                            short.to_owned()
+                        }
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{:<40} {:<50} {:>10} {:<25} {:>10} {}",
+                    r.name,
+                    r.place,
+                    r.newest_seq.map_or_else(|| "-".into(), |s| s.to_string()),
+                    r.newest_time_ms.map_or_else(|| "-".into(), time),
+                    r.rpo_ms.map_or_else(|| "-".into(), age),
+                    lineages.join(" ")
+                )?;
+            }
+            writeln!(
+                out,
+                "({} clusters; * the lineage of the newest point; read one with --cluster NAME)",
+                rows.len()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A duration in ms for people: `42s`, `3m07s`, `5h02m`, `2d03h`.
+fn age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// Runs `rewind list`.
 pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
+    if !store.names_cluster() {
+        let (root, members) = store.open_root().await?;
+        if members.len() > 1 {
+            return run_fleet(a, root.store(), &members).await;
+        }
+    }
     let src = store.open().await?;
     let records = src.store().list_lineages().await?;
     let all_snaps = src.store().list_snapshots().await?;

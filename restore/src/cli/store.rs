@@ -1,5 +1,9 @@
 //! The store the global flags name (`--store`, `--identity`,
-//! `--s3-endpoint`), for every command that reads history.
+//! `--s3-endpoint`, `--cluster`), for every command that reads history.
+//!
+//! A store may hold several clusters, each in its own place
+//! (`rewind_history::store::fleet`): the one `--cluster` names is read, or
+//! the only one; several and none named is an error listing them.
 //!
 //! [`StoreArgs`] is built once from the command line and handed to each
 //! command that opens the store.
@@ -9,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use rewind_history::pit::{PitState, StoreSource, read_identity};
 use rewind_history::select::ResourceSet;
+use rewind_history::store::fleet;
 use rewind_history::{DesiredState, Point};
 use rewind_restore::scope;
 
@@ -25,6 +30,9 @@ pub struct StoreArgs {
     endpoint: Option<String>,
     /// `--lineage`: the lineage points are read in (None: the newest).
     lineage: Option<String>,
+    /// `--cluster`: the cluster read in a store of several (None: the only
+    /// one).
+    cluster: Option<String>,
 }
 
 /// The files a state was read from: the base snapshot (`None`: folded from
@@ -45,11 +53,40 @@ impl StoreArgs {
             identity: cli.identity.clone(),
             endpoint: cli.s3_endpoint.clone(),
             lineage: cli.lineage.clone(),
+            cluster: cli.cluster.clone(),
         }
     }
 
-    /// Opens the store the flags name.
+    /// Whether `--cluster` names a cluster.
+    pub fn names_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Opens the store the flags name, rooted at the cluster `--cluster`
+    /// names, or the only one (see the module doc).
     pub async fn open(&self) -> Result<StoreSource> {
+        let (root, members) = self.open_root().await?;
+        if members.is_empty() && self.cluster.is_none() {
+            // Nothing recorded: the readers' own errors say so.
+            return Ok(root);
+        }
+        let member = fleet::choose(&members, self.cluster.as_deref())?;
+        let store = member.place.open(root.store())?;
+        tracing::debug!(cluster = %member.name(), place = %member.place, "reading one cluster of the store");
+        Ok(StoreSource::new(store, root.identities().to_vec()).with_lineage(self.lineage.clone()))
+    }
+
+    /// Opens the store's root and lists the clusters it holds.
+    pub async fn open_root(&self) -> Result<(StoreSource, Vec<fleet::Member>)> {
+        let root = self.open_url().await?;
+        let members = fleet::members(root.store())
+            .await
+            .context("listing the clusters in the store")?;
+        Ok((root, members))
+    }
+
+    /// Opens the store's root the flags name.
+    async fn open_url(&self) -> Result<StoreSource> {
         let Some(url) = self.url.as_deref() else {
             bail!(
                 "no store: pass --store DIR or --store s3://BUCKET/PREFIX (or set REWIND_STORE), or read manifests with --from-dir"

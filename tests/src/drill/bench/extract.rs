@@ -5,11 +5,15 @@
 use super::targets::{self, Check, MILLION_FROM, number};
 use super::{Figure, Ratio};
 
-/// Columns of a whitespace-separated row, with a fixed-width name first.
-fn row(line: &str, name_width: usize) -> Option<(String, Vec<String>)> {
-    let name = line.get(..name_width)?.trim().to_owned();
-    let rest = line.get(name_width..)?;
-    Some((name, rest.split_whitespace().map(str::to_owned).collect()))
+/// Columns of a whitespace-separated row whose name (single spaces only)
+/// ends at the first run of two or more spaces: whatever width the bench
+/// pads its names to.
+fn gap_row(line: &str) -> Option<(String, Vec<String>)> {
+    let (name, rest) = line.split_once("  ")?;
+    Some((
+        name.trim().to_owned(),
+        rest.split_whitespace().map(str::to_owned).collect(),
+    ))
 }
 
 /// A row whose name is free text followed by numeric columns (a number,
@@ -57,7 +61,7 @@ fn millis(s: &str) -> Option<f64> {
 pub(super) fn extract_ingest(out: &str) -> Vec<Figure> {
     let rows: Vec<(String, Vec<String>)> = table(out, "vs raw 1 tree")
         .into_iter()
-        .filter_map(|l| row(l, 36))
+        .filter_map(gap_row)
         .collect();
     let baseline = rows
         .iter()
@@ -545,6 +549,21 @@ journal, batch 1000                         60000      2.00x  ok\n\n";
         assert_eq!(f[0].value, "60000");
         assert_eq!(f[0].ratio_text(), "2.00x of raw sled");
         assert!(f[0].baseline.starts_with("30000"));
+    }
+
+    /// A baseline name longer than the old 36-column name field
+    /// (`flush+fdatasync/1000`) once lost its first digits to the name
+    /// ("00 (raw sled, 1 tree)").
+    #[test]
+    fn regression_a_long_baseline_name_keeps_its_number() {
+        let out = "variant                                        events/s vs raw 1 tree   CPU us/event vs raw 1 tree\n\
+raw sled, 1 tree, flush+fdatasync/1000           100638      1.00x           13.0      1.00x  \n\
+journal, batch 1000                               85171      0.85x           12.0      1.08x  prepare 51%, commit+fsync 49%\n\n";
+        let f = extract_ingest(out);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].baseline, "100638 (raw sled, 1 tree)");
+        assert_eq!(f[0].value, "85171");
+        assert_eq!(f[0].ratio_text(), "0.85x of raw sled");
     }
 
     /// The committed page's ingest table: P1 asks 80,000 events/s and 0.75x

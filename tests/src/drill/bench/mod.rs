@@ -304,7 +304,9 @@ pub fn suite() -> Vec<Bench> {
             name: "ingest",
             setup: &[],
             cargo: &["bench", "-p", "rewind-daemon", "--bench", "ingest"],
-            env: &[],
+            // P1 is a one-core figure: the bench pins itself (and sled's
+            // threads) to CPU 0.
+            env: &[("REWIND_BENCH_CPU", "0")],
             target: "P1: >= 80,000 events/s pinned to one core with the journal's real sync, >= 0.75x raw sled with the same sync (2 KB objects)",
             extract: extract_ingest,
             fast: Some(Fast {
