@@ -546,7 +546,7 @@ async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
     rewind_history::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let local = DaemonConfig::new(dir.path().join("data"), std::path::Path::new("/unset"));
-    let store = local.open_store().await.unwrap();
+    let store = local.open_root().await.unwrap();
     let w = store.probe_conditional_writes().await.unwrap();
     assert!(w.create_only, "{w}");
     assert!(!w.compare_and_swap, "{w}");
@@ -558,7 +558,7 @@ async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
         .unwrap();
     let cfg =
         DaemonConfig::new(dir.path().join("g"), std::path::Path::new("/unset")).s3(&g, "probe");
-    let store = cfg.open_store().await.unwrap();
+    let store = cfg.open_root().await.unwrap();
     let w = store.probe_conditional_writes().await.unwrap();
     eprintln!("garage: {w}");
     // Garage 2.x answers conditional PUTs as plain ones: the second create
