@@ -175,6 +175,8 @@ pub struct FileConfig {
     pub encryption: FileEncryption,
     /// `[service]`: admin socket and metrics.
     pub service: FileService,
+    /// `[leader]`: leadership by a Lease when two recorders share a store.
+    pub leader: FileLeader,
 }
 
 impl Default for FileConfig {
@@ -191,6 +193,37 @@ impl Default for FileConfig {
             retention: FileRetention::default(),
             encryption: FileEncryption::default(),
             service: FileService::default(),
+            leader: FileLeader::default(),
+        }
+    }
+}
+
+/// `[leader]`: leadership by a `coordination.k8s.io/v1` Lease in the
+/// recorded cluster. Without `lease` the recorder always ships (one
+/// recorder per store).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileLeader {
+    /// `namespace/name` of the Lease; empty: no leader election.
+    pub lease: String,
+    /// How long a holder's lease lasts after its last renewal
+    /// (`leaseDurationSeconds`).
+    pub duration_s: u64,
+    /// How long the holder goes on shipping after its last successful
+    /// renewal, by its own monotonic clock; shorter than the duration, the
+    /// difference being the safety margin against a standby taking over.
+    pub renew_deadline_ms: u64,
+    /// Pause between two attempts to take or renew the Lease.
+    pub retry_ms: u64,
+}
+
+impl Default for FileLeader {
+    fn default() -> Self {
+        Self {
+            lease: String::new(),
+            duration_s: 15,
+            renew_deadline_ms: 10_000,
+            retry_ms: 2_000,
         }
     }
 }
@@ -462,6 +495,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// `[store]`, `[compact]`, `[encryption]`, `[retention]`, `[service]`.
     pub service: ServiceSettings,
+    /// `[leader]`; `None`: no leader election, this recorder ships.
+    pub leader: Option<crate::leader::LeaderSettings>,
     /// The file as parsed, before flags. Reload compares the sections that
     /// have no flags (`[store]`, `[compact]`, `[encryption]`,
     /// `[retention]`, `[service]`) as written; everything else reads the
@@ -540,6 +575,70 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Validates `[leader]`: `None` when no Lease is named.
+fn leader_settings(f: &FileLeader) -> Result<Option<crate::leader::LeaderSettings>> {
+    if f.lease.trim().is_empty() {
+        return Ok(None);
+    }
+    let (namespace, name) = f
+        .lease
+        .split_once('/')
+        .filter(|(ns, n)| is_dns_label(ns) && is_dns_subdomain(n))
+        .ok_or_else(|| {
+            invalid(
+                "leader.lease",
+                format!(
+                    "{:?} is not `namespace/name` (a DNS label, a slash, a DNS subdomain)",
+                    f.lease
+                ),
+            )
+        })?;
+    let duration_s = range("leader.duration_s", f.duration_s, 2, 3600)?;
+    let deadline_ms = range(
+        "leader.renew_deadline_ms",
+        f.renew_deadline_ms,
+        500,
+        3_600_000,
+    )?;
+    if deadline_ms >= duration_s.saturating_mul(1000) {
+        return Err(invalid(
+            "leader.renew_deadline_ms",
+            format!(
+                "{deadline_ms} ms must be shorter than leader.duration_s ({duration_s} s): the difference is the margin that keeps a deposed leader from shipping once another may hold the Lease"
+            ),
+        ));
+    }
+    let retry_ms = range("leader.retry_ms", f.retry_ms, 50, 600_000)?;
+    if retry_ms >= deadline_ms {
+        return Err(invalid(
+            "leader.retry_ms",
+            format!(
+                "{retry_ms} ms must be shorter than leader.renew_deadline_ms ({deadline_ms} ms)"
+            ),
+        ));
+    }
+    Ok(Some(crate::leader::LeaderSettings {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        duration: Duration::from_secs(duration_s),
+        renew_deadline: Duration::from_millis(deadline_ms),
+        retry: Duration::from_millis(retry_ms),
+    }))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 impl Config {
@@ -684,6 +783,7 @@ impl Config {
             600_000,
         )?;
         let service = ServiceSettings::from_file(f, &data_dir)?;
+        let leader = leader_settings(&f.leader)?;
         Ok(Self {
             cluster,
             cluster_id,
@@ -707,6 +807,7 @@ impl Config {
             discovery_interval: Duration::from_secs(discovery_s),
             status_interval: Duration::from_millis(status_ms),
             service,
+            leader,
             file: f.clone(),
         })
     }
@@ -905,6 +1006,38 @@ mod tests {
             text("", &s3)
         );
         assert_eq!(weak(encrypted), vec![]);
+    }
+
+    #[test]
+    fn the_leader_section_is_off_unless_a_lease_is_named_and_names_each_wrong_value() {
+        let c = Config::from_settings(&Settings::default(), &FileConfig::default()).unwrap();
+        assert_eq!(c.leader, None, "no [leader]: one recorder, always ships");
+        let ok = file("[leader]\nlease = \"rewind-system/rewindd\"\n").unwrap();
+        let l = Config::from_settings(&Settings::default(), &ok)
+            .unwrap()
+            .leader
+            .unwrap();
+        assert_eq!(
+            (l.namespace.as_str(), l.name.as_str()),
+            ("rewind-system", "rewindd")
+        );
+        assert_eq!(l.duration, Duration::from_secs(15));
+        assert_eq!(l.renew_deadline, Duration::from_secs(10));
+        assert_eq!(l.retry, Duration::from_secs(2));
+        for (text, setting) in [
+            ("lease = \"rewindd\"", "leader.lease"),
+            ("lease = \"Rewind/x\"", "leader.lease"),
+            (
+                "lease = \"a/b\"\nrenew_deadline_ms = 15000",
+                "leader.renew_deadline_ms",
+            ),
+            ("lease = \"a/b\"\nretry_ms = 10000", "leader.retry_ms"),
+            ("lease = \"a/b\"\nduration_s = 1", "leader.duration_s"),
+        ] {
+            let f = file(&format!("[leader]\n{text}\n")).unwrap();
+            let err = Config::from_settings(&Settings::default(), &f).unwrap_err();
+            assert!(err.to_string().contains(setting), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -239,14 +239,29 @@ impl Recorder {
         })
     }
 
-    /// The journal's lineage, its next seq, and whether it never recorded
+    /// The journal's lineage, its next seq in the lineage's numbering
+    /// (see [`Recorder::seq_offset`]), and whether it never recorded
     /// anything.
     pub fn journal_lineage(&self) -> Result<(Option<String>, u64, bool)> {
         Ok((
             self.journal.lineage()?,
-            self.journal.next_seq(),
+            self.journal
+                .next_seq()
+                .saturating_add(self.journal.seq_offset()?),
             self.journal.is_new()?,
         ))
+    }
+
+    /// What the lineage adds to the journal's sequence numbers (0 but for
+    /// a standby's journal that became a lineage at a takeover).
+    pub fn seq_offset(&self) -> Result<u64> {
+        Ok(self.journal.seq_offset()?)
+    }
+
+    /// Makes the journal, recorded by a standby without a lineage, lineage
+    /// `id`'s, its seq `s` being the lineage's `s + offset`.
+    pub fn take_lineage_at(&mut self, id: &str, offset: u64) -> Result<()> {
+        Ok(self.journal.take_lineage_at(id, offset)?)
     }
 
     /// Records that the journal continues lineage `id`.

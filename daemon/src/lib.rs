@@ -26,6 +26,8 @@
 //!   place, or the flat layout of a single-cluster store), remembered in
 //!   the data directory.
 //! - [`admin`]: the admin socket (`rewindd snapshot`) and its client.
+//! - [`leader`]: leadership by a `coordination.k8s.io` Lease when two
+//!   recorders share a store: only the holder ships.
 //! - [`rbac`]: the least-privilege RBAC for a record set (`rewindd rbac`).
 //! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`.
 //! - [`status`]: the status board, `status.json` (`rewindd status`), what
@@ -74,6 +76,7 @@ pub mod config;
 pub mod daemon;
 pub mod ingest;
 pub mod journal;
+pub mod leader;
 pub mod metrics;
 pub mod placement;
 pub mod rbac;

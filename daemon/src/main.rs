@@ -66,6 +66,10 @@ enum Command {
         /// The ServiceAccount the roles are bound to.
         #[arg(long, default_value = "rewindd")]
         service_account: String,
+        /// The leader-election Lease's name ([leader] lease is
+        /// NAMESPACE/NAME); `get` and `update` are granted on it only.
+        #[arg(long, default_value = "rewindd")]
+        lease_name: String,
     },
     /// Whether the running daemon records (from DATA_DIR/status.json): one
     /// `ready: …` line and exit 0, or one `not ready: …` line per problem
@@ -189,6 +193,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rbac {
             namespace,
             service_account,
+            lease_name,
         } => {
             let config = cli.settings.load()?;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -212,6 +217,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         namespace,
                         service_account,
                         record_set,
+                        lease: lease_name,
                     }
                 )
             );

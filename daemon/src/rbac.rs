@@ -11,8 +11,10 @@
 //! - `customresourcedefinitions` (list/watch), to notice new types at once;
 //! - the `kube-system` Namespace (get), whose uid is the default cluster id;
 //! - the discovery documents (`/api`, `/apis` and below) and `/readyz`;
-//! - a Lease in its own namespace (get/create/update, a namespaced Role),
-//!   for leader election.
+//! - a Lease in its own namespace, for leader election (a namespaced Role):
+//!   `get` and `update` on that Lease by name, and `create` on leases,
+//!   which Kubernetes cannot restrict by name (the object does not exist
+//!   when the request is authorized).
 //!
 //! The output is a YAML stream (Namespace, ServiceAccount, ClusterRole,
 //! ClusterRoleBinding, Role, RoleBinding), sorted so that the same cluster
@@ -56,6 +58,9 @@ pub struct Names {
     pub service_account: String,
     /// What the record set is called in the header (e.g. the presets).
     pub record_set: String,
+    /// The leader-election Lease's name (`[leader] lease`'s part after the
+    /// slash).
+    pub lease: String,
 }
 
 /// The API groups and resources to read, by group (`""` is core).
@@ -116,6 +121,7 @@ pub fn render(reads: &Reads, names: &Names) -> String {
         namespace: ns,
         service_account: sa,
         record_set,
+        lease,
     } = names;
     let mut reads = reads.clone();
     reads
@@ -186,7 +192,8 @@ subjects:
 #    name: rewindd
 #    apiGroup: rbac.authorization.k8s.io
 ---
-# Leader election: one Lease, in this namespace only.
+# Leader election: one Lease, in this namespace only. `create` cannot be
+# restricted by name in Kubernetes; `get` and `update` are, to that Lease.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
@@ -195,7 +202,11 @@ metadata:
 rules:
   - apiGroups: [\"coordination.k8s.io\"]
     resources: [\"leases\"]
-    verbs: [\"get\", \"create\", \"update\"]
+    resourceNames: {lease_names}
+    verbs: [\"get\", \"update\"]
+  - apiGroups: [\"coordination.k8s.io\"]
+    resources: [\"leases\"]
+    verbs: [\"create\"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -212,6 +223,7 @@ subjects:
     namespace: {ns}
 ",
         urls = list(NON_RESOURCE_URLS),
+        lease_names = list([lease]),
     );
     y
 }
@@ -225,6 +237,7 @@ mod tests {
             namespace: "rewind-system".into(),
             service_account: "rewindd".into(),
             record_set: "test".into(),
+            lease: "rewindd".into(),
         }
     }
 
@@ -252,5 +265,9 @@ mod tests {
             "{y}"
         );
         assert_eq!(y, render(&reads, &names()), "deterministic");
+        assert!(
+            y.contains("    resourceNames: [\"rewindd\"]\n    verbs: [\"get\", \"update\"]\n"),
+            "get/update on the one Lease by name: {y}"
+        );
     }
 }

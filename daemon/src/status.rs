@@ -167,6 +167,10 @@ pub struct StatusFile {
     /// The store lineage being recorded, once decided at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<LineageStatus>,
+    /// Leadership (role, Lease, epoch, last takeover); `None` before the
+    /// service sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<crate::leader::LeaderStatus>,
 }
 
 /// The store lineage being recorded and how it was chosen at start.
@@ -508,6 +512,32 @@ pub fn problems_at(s: &StatusFile, now: i64, stale_after_ms: i64) -> Vec<String>
     out
 }
 
+/// ` · leader of lineage …` / ` · standby (holder …)`: the role part of
+/// the status line, empty without leader election.
+fn role_line(s: &StatusFile, now: i64) -> String {
+    let Some(l) = &s.leader else {
+        return String::new();
+    };
+    let lineage = s
+        .lineage
+        .as_ref()
+        .map_or_else(String::new, |l| format!(" of lineage {}", l.id));
+    match l.role.as_str() {
+        "leader" => format!(
+            " · leader{lineage} (Lease {}, epoch {}, took over {})",
+            l.lease.as_deref().unwrap_or("-"),
+            l.epoch.unwrap_or_default(),
+            ago(now, l.last_takeover_ms)
+        ),
+        "unconfigured" => String::new(),
+        other => format!(
+            " · {other}: ships nothing (Lease {} held by {})",
+            l.lease.as_deref().unwrap_or("-"),
+            l.holder.as_deref().unwrap_or("nobody")
+        ),
+    }
+}
+
 /// Renders the status for `rewindd status`: one line, `ready: …`, when
 /// [`problems_at`] finds nothing; otherwise one `not ready: …` line per
 /// problem. `stale_after_ms`: how old the file may be before the daemon
@@ -525,11 +555,12 @@ pub fn render(s: &StatusFile, now: i64, stale_after_ms: i64) -> String {
             .count();
         let _ = writeln!(
             out,
-            "ready: recording {watching} types of cluster {} · journal next seq {} · last commit {} · rewindd pid {}",
+            "ready: recording {watching} types of cluster {} · journal next seq {} · last commit {} · rewindd pid {}{}",
             s.cluster_id,
             s.journal.next_seq,
             ago(now, s.journal.last_commit_ms),
-            s.pid
+            s.pid,
+            role_line(s, now)
         );
     }
     for p in problems {
@@ -555,6 +586,23 @@ pub fn render_details(s: &StatusFile, now: i64) -> String {
         },
         ago(now, Some(s.written_at_ms))
     );
+    if let Some(l) = &s.leader {
+        let _ = writeln!(
+            out,
+            "role {}{}{}{}",
+            l.role,
+            l.lease
+                .as_ref()
+                .map_or_else(String::new, |x| format!(" · Lease {x}")),
+            l.holder
+                .as_ref()
+                .map_or_else(String::new, |h| format!(" held by {h}")),
+            l.last_takeover_ms.map_or_else(String::new, |t| format!(
+                " · last takeover {}",
+                ago(now, Some(t))
+            ))
+        );
+    }
     if let Some(l) = &s.lineage {
         let _ = writeln!(
             out,

@@ -224,6 +224,8 @@ pub fn binaries(tag: &str) -> Result<Binaries> {
 pub enum StoreSpec {
     /// `<data>/store`.
     Local,
+    /// A local directory shared with other recorders.
+    LocalAt(PathBuf),
     /// A bucket on a (Garage) S3 server over plain http on loopback.
     S3 {
         /// `http://127.0.0.1:port`.
@@ -346,6 +348,7 @@ impl DaemonConfig {
             StoreSpec::Local => StoreConfig::Local {
                 path: self.data.join("store"),
             },
+            StoreSpec::LocalAt(path) => StoreConfig::Local { path: path.clone() },
             StoreSpec::S3 {
                 endpoint,
                 bucket,
@@ -421,6 +424,9 @@ impl DaemonConfig {
         let data = self.data.display();
         let store = match &self.store {
             StoreSpec::Local => format!("kind = \"local\"\npath = \"{data}/store\"\n"),
+            StoreSpec::LocalAt(path) => {
+                format!("kind = \"local\"\npath = \"{}\"\n", path.display())
+            }
             StoreSpec::S3 {
                 endpoint,
                 bucket,

@@ -105,11 +105,19 @@ async fn deploy_rbac_shipped_yaml_is_the_generators_output_for_rancher() {
     }
     let lease: Role = object(&docs, "Role");
     let rules = lease.rules.unwrap();
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 2);
+    for r in &rules {
+        assert_eq!(r.resources.as_deref(), Some(&["leases".to_owned()][..]));
+    }
+    // get/update on the one Lease by name; create (never restricted by
+    // name in Kubernetes) alone.
     assert_eq!(
-        rules[0].resources.as_deref(),
-        Some(&["leases".to_owned()][..])
+        rules[0].resource_names.as_deref(),
+        Some(&["rewindd".to_owned()][..])
     );
+    assert_eq!(rules[0].verbs, ["get", "update"]);
+    assert_eq!(rules[1].resource_names, None);
+    assert_eq!(rules[1].verbs, ["create"]);
 }
 
 /// The error a raw request got: its HTTP status, or 0 for success.
@@ -182,6 +190,36 @@ async fn deploy_rbac_denies_subresources_and_writes() {
         )
         .await
         .unwrap();
+    let mut held = leases.get("rewindd").await.unwrap();
+    held.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+        holder_identity: Some("me".into()),
+        ..Default::default()
+    });
+    leases
+        .replace("rewindd", &PostParams::default(), &held)
+        .await
+        .unwrap();
+    // Another Lease of the namespace: created (create cannot be limited
+    // by name), but neither read nor updated.
+    let other = serde_json::json!({"metadata": {"name": "someone-else"}, "spec": {}});
+    let created = leases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(other).unwrap(),
+        )
+        .await
+        .unwrap();
+    match leases.get("someone-else").await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
+        other => panic!("another Lease was readable: {other:?}"),
+    }
+    match leases
+        .replace("someone-else", &PostParams::default(), &created)
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
+        other => panic!("another Lease was updatable: {other:?}"),
+    }
     let elsewhere: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(user.clone(), "default");
     match elsewhere

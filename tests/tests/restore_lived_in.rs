@@ -472,7 +472,9 @@ async fn restore_into_a_lived_in_cluster_with_controllers_and_a_webhook() {
     segments.sort_by_key(|s| s.first_seq);
     assert!(segments.len() >= 3, "{} segments", segments.len());
     let middle = segments[segments.len() / 2].clone();
-    std::fs::remove_file(store.join(middle.catalog_key())).unwrap();
+    // The catalog lives in the cluster's place under the store's root.
+    let place = rewind_tests::daemon::recorded_local_store(&data);
+    std::fs::remove_file(place.join(middle.catalog_key())).unwrap();
     let err = run_failing(&mut restore(
         &store,
         &format!("ms:{}", middle.last_time_ms),

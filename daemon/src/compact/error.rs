@@ -47,7 +47,40 @@ pub enum CompactError {
     /// The compactor task has stopped (shutdown).
     #[error("the compactor is not running")]
     Stopped,
+    /// This recorder may not write to the store: it does not hold the
+    /// leader Lease (a standby), or no longer surely does.
+    #[error("not shipping: this recorder is {role}, not the holder of Lease {lease}")]
+    NotLeader {
+        /// `standby` or `deposed`.
+        role: &'static str,
+        /// The Lease.
+        lease: String,
+    },
+    /// Another recorder started a lineage that forks from the one this
+    /// recorder ships: two recorders write to one store prefix.
+    #[error("{0}")]
+    TakenOver(Box<TakenOver>),
     /// A blocking task panicked or was cancelled.
     #[error("compaction task failed: {0}")]
     Task(String),
+}
+
+/// A lineage another recorder forked from the one this recorder ships.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not shipping: lineage {child} (created by {host}, data dir {data_dir}, {when}) forked from this recorder's lineage {ours} at seq {fork_seq}: another recorder ships into this store prefix. Give the recorders a [leader] lease, or separate prefixes"
+)]
+pub struct TakenOver {
+    /// This recorder's lineage.
+    pub ours: String,
+    /// The other lineage.
+    pub child: String,
+    /// Where it forked.
+    pub fork_seq: u64,
+    /// Its creator's host.
+    pub host: String,
+    /// Its creator's data directory.
+    pub data_dir: String,
+    /// When it was created.
+    pub when: String,
 }

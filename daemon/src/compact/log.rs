@@ -48,3 +48,82 @@ impl EventLog for LogReader {
         LogReader::size_on_disk(self)
     }
 }
+
+impl<T: EventLog + ?Sized> EventLog for std::sync::Arc<T> {
+    fn next_seq(&self) -> u64 {
+        (**self).next_seq()
+    }
+
+    fn read_from(&self, from: u64, max_bytes: u64) -> journal::Result<Vec<EventRecord>> {
+        (**self).read_from(from, max_bytes)
+    }
+
+    fn trim_below(&self, below: u64) -> journal::Result<u64> {
+        (**self).trim_below(below)
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        (**self).size_on_disk()
+    }
+}
+
+/// A log whose sequence numbers are the inner log's plus `offset`: the
+/// compactor sees the lineage's numbers, the journal keeps its own.
+pub struct Shifted<L> {
+    inner: L,
+    offset: u64,
+}
+
+impl<L: EventLog> Shifted<L> {
+    /// `inner`'s events, each seq plus `offset`.
+    pub fn new(inner: L, offset: u64) -> Self {
+        Self { inner, offset }
+    }
+}
+
+impl<L: EventLog> EventLog for Shifted<L> {
+    fn next_seq(&self) -> u64 {
+        self.inner.next_seq().saturating_add(self.offset)
+    }
+
+    fn read_from(&self, from: u64, max_bytes: u64) -> journal::Result<Vec<EventRecord>> {
+        let inner_from = from.saturating_sub(self.offset).max(1);
+        let mut events = self.inner.read_from(inner_from, max_bytes)?;
+        for e in &mut events {
+            e.seq = e.seq.saturating_add(self.offset);
+        }
+        Ok(events)
+    }
+
+    fn trim_below(&self, below: u64) -> journal::Result<u64> {
+        self.inner.trim_below(below.saturating_sub(self.offset))
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.inner.size_on_disk()
+    }
+}
+
+/// The writer's durable position (one past the last durable journal seq)
+/// in the lineage's numbers: `offset` added, followed until the writer's
+/// sender is dropped.
+#[must_use]
+pub fn shift_durable(
+    mut durable: tokio::sync::watch::Receiver<u64>,
+    offset: u64,
+) -> tokio::sync::watch::Receiver<u64> {
+    if offset == 0 {
+        return durable;
+    }
+    let first = durable.borrow_and_update().saturating_add(offset);
+    let (tx, rx) = tokio::sync::watch::channel(first);
+    tokio::spawn(async move {
+        while durable.changed().await.is_ok() {
+            let v = durable.borrow_and_update().saturating_add(offset);
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}

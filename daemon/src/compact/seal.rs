@@ -113,12 +113,19 @@ impl Sealer {
     /// `seal_bytes`. Blocking: call from a blocking thread. Returns the
     /// number of segments written.
     pub fn seal_all(&self) -> Result<u64> {
+        self.seal_through(u64::MAX)
+    }
+
+    /// [`Sealer::seal_all`], but no event past `last`: the last segment
+    /// ends at `last` when the durable events reach it (a snapshot at
+    /// exactly that seq may follow).
+    pub fn seal_through(&self, last: u64) -> Result<u64> {
         let _guard = self
             .lock
             .lock()
             .map_err(|_| CompactError::Task("seal lock poisoned".into()))?;
         let settings = self.settings.get();
-        let target = self.durable_next_seq().saturating_sub(1);
+        let target = self.durable_next_seq().saturating_sub(1).min(last);
         let mut written = 0;
         loop {
             let from = self.ledger.progress().sealed_upto + 1;

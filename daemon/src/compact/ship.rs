@@ -9,6 +9,15 @@
 //! first: its segments wait until one is folded, so the lineage never
 //! depends on another history's state.
 //!
+//! Nothing is written unless the recorder's [`Leadership`] allows it (the
+//! holder of the leader Lease, before its renew deadline; always without a
+//! Lease), checked before every write; and nothing once another recorder
+//! started a lineage forked from this one's (a takeover, or a second
+//! recorder on the same prefix), which the shipper looks for in the
+//! store's lineage records before each round: what it would write then is
+//! a fork, so it stops with an error naming the other lineage and its
+//! creator.
+//!
 //! A store that is down only delays shipping: files wait locally, the
 //! journal keeps its events, and the disk budget warns.
 
@@ -20,12 +29,13 @@ use rewind_format::{Limits, SegmentReader};
 use rewind_history::store::{Chain, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta, Store};
 
 use super::disk::DiskAccount;
-use super::error::Result;
+use super::error::{CompactError, Result};
 use super::ledger::Ledger;
 use super::local::{LocalSnapshot, segment_key};
 use super::settings::LiveSettings;
 use super::stats::CompactStats;
 use super::trim::Trimmer;
+use crate::leader::{Leadership, Role};
 
 /// Moves local files into the store.
 #[derive(Debug)]
@@ -49,6 +59,8 @@ pub struct Shipper {
     /// saving the progress leaves a file the next start must not store a
     /// second time (encrypted, it would differ and claim the same seqs).
     found: tokio::sync::Mutex<Option<Found>>,
+    /// Leadership: without the Lease nothing is written.
+    leadership: std::sync::RwLock<Leadership>,
 }
 
 /// Files of the shipper's lineage found in the store at start.
@@ -80,7 +92,63 @@ impl Shipper {
             disk,
             lock: tokio::sync::Mutex::new(()),
             found: tokio::sync::Mutex::new(None),
+            leadership: std::sync::RwLock::new(Leadership::unconfigured()),
         }
+    }
+
+    /// Ships only while `leadership` allows it (checked before every
+    /// write to the store).
+    pub fn set_leadership(&self, leadership: Leadership) {
+        match self.leadership.write() {
+            Ok(mut l) => *l = leadership,
+            Err(poisoned) => *poisoned.into_inner() = leadership,
+        }
+    }
+
+    /// Whether this recorder may write to the store now; the error names
+    /// why not.
+    pub fn may_write(&self) -> Result<()> {
+        let l = match self.leadership.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if l.may_ship() {
+            return Ok(());
+        }
+        Err(CompactError::NotLeader {
+            role: match l.role() {
+                Role::Leader => "past its renew deadline",
+                other => other.as_str(),
+            },
+            lease: l.status().lease.unwrap_or_default(),
+        })
+    }
+
+    /// Refuses to ship once another recorder started a lineage forked from
+    /// this one's: it took over (or was started without a Lease on the
+    /// same prefix), and what this recorder would write now is a fork.
+    async fn check_not_taken_over(&self) -> Result<()> {
+        let Some(ours) = self.ledger.progress().lineage else {
+            return Ok(());
+        };
+        let lineages = self.store.list_lineages().await?;
+        if let Some(child) = lineages
+            .iter()
+            .find(|l| l.parent.as_ref().is_some_and(|p| p.lineage == ours))
+        {
+            let err = CompactError::TakenOver(Box::new(super::error::TakenOver {
+                ours,
+                child: child.id.clone(),
+                fork_seq: child.parent.as_ref().map_or(0, |p| p.fork_seq),
+                host: child.created_by.host.clone(),
+                data_dir: child.created_by.data_dir.clone(),
+                when: jiff::Timestamp::from_millisecond(child.created_at_ms)
+                    .map_or_else(|_| format!("ms:{}", child.created_at_ms), |t| t.to_string()),
+            }));
+            tracing::error!(error = %err, "another recorder forked this recorder's lineage");
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// The store files go to.
@@ -95,12 +163,16 @@ impl Shipper {
     pub async fn ship(&self) -> Result<()> {
         let _guard = self.lock.lock().await;
         let result = self.ship_pending().await;
-        self.stats
-            .store_down
-            .store(result.is_err(), Ordering::Relaxed);
-        if let Err(e) = &result {
-            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "store unavailable; files wait locally");
+        match &result {
+            Err(e @ (CompactError::NotLeader { .. } | CompactError::TakenOver(_))) => {
+                tracing::debug!(error = %e, "not shipping; files wait locally");
+            }
+            Err(e) => {
+                self.stats.store_down.store(true, Ordering::Relaxed);
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "store unavailable; files wait locally");
+            }
+            Ok(()) => self.stats.store_down.store(false, Ordering::Relaxed),
         }
         self.disk.account();
         result
@@ -155,6 +227,8 @@ impl Shipper {
     }
 
     async fn ship_pending(&self) -> Result<()> {
+        self.may_write()?;
+        self.check_not_taken_over().await?;
         self.found().await?;
         let files = self.ledger.files();
         if self.ledger.progress().snapshot_first {
@@ -201,6 +275,7 @@ impl Shipper {
                 lineage: p.lineage.clone(),
                 prev_sha256: p.prev_sha256.clone(),
             };
+            self.may_write()?;
             let entry = self.store.put_segment_in(meta, data, chain).await?;
             self.ledger.update(|p| {
                 p.shipped_upto = last;
@@ -261,6 +336,7 @@ impl Shipper {
                 lineage: progress.lineage.clone(),
                 prev_sha256: None,
             };
+            self.may_write()?;
             let entry = self.store.put_snapshot_in(meta, data, chain).await?;
             let key = snap.key();
             self.ledger.update(|p| {

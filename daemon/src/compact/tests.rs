@@ -696,6 +696,69 @@ fn sealing_takes_only_what_the_writer_reports_durable() {
     assert_eq!(c.ledger().progress().sealed_upto, 20);
 }
 
+/// A standby's journal taken over as a child lineage forked at seq 100:
+/// the compactor seals the journal's events 1..=20 as the lineage's
+/// 101..=120, cuts a first snapshot exactly at a given seq, and trims the
+/// journal in its own numbers.
+#[test]
+fn a_shifted_log_seals_a_standby_journal_in_the_lineages_numbers_and_cuts_exactly() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = shared_journal(dir.path());
+    let mut d = Driver::new(journal.clone());
+    for _ in 0..2 {
+        for i in 0..10 {
+            d.apply(&Op::Apply {
+                t: 0,
+                ns: 0,
+                name: i % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+    }
+    let (_durable, durable_rx) = tokio::sync::watch::channel(21);
+    let c = rt
+        .block_on(async {
+            let durable = super::log::shift_durable(durable_rx, 100);
+            Compactor::open(
+                Arc::new(super::log::Shifted::new(journal.clone(), 100)),
+                Some(durable),
+                &dir.path().join("compact"),
+                settings(&dir.path().join("store")),
+            )
+            .await
+        })
+        .unwrap();
+    c.ledger()
+        .update(|p| {
+            p.sealed_upto = 100;
+            p.shipped_upto = 100;
+        })
+        .unwrap();
+    assert_eq!(c.sealer().durable_next_seq(), 121);
+    c.sealer().seal_through(107).unwrap();
+    assert_eq!(
+        c.ledger().progress().sealed_upto,
+        107,
+        "sealed exactly to the cut"
+    );
+    let snap = c.snapshotter().snapshot(None).unwrap();
+    assert_eq!(snap.seq, 107);
+    c.sealer().seal_all().unwrap();
+    let segs = c.ledger().files().segments().unwrap();
+    let ranges: Vec<(u64, u64)> = segs.iter().map(|(f, l, _)| (*f, *l)).collect();
+    assert_eq!(ranges.first().map(|r| r.0), Some(101));
+    assert_eq!(ranges.last().map(|r| r.1), Some(120));
+    for w in ranges.windows(2) {
+        assert_eq!(w[1].0, w[0].1 + 1, "{ranges:?}");
+    }
+    let shifted = super::log::Shifted::new(journal.clone(), 100);
+    let first = shifted.read_from(101, 1 << 20).unwrap();
+    assert_eq!(first.first().map(|e| e.seq), Some(101));
+    assert_eq!(shifted.next_seq(), 121);
+}
+
 /// Counts the compactor's reads and the largest one, to see how much of
 /// the journal a seal holds decoded at once.
 struct CountingLog {

@@ -2,7 +2,9 @@
 //!
 //! Keys: `next_seq` (u64 big-endian), `format` (`b"4"`), `lineage` (the
 //! store lineage id this journal records, UTF-8; absent in a new journal
-//! and in journals from before lineages), and
+//! and in journals from before lineages), `seq_offset` (u64 big-endian:
+//! what the lineage adds to this journal's sequence numbers; absent means
+//! 0, set when a standby's journal becomes a lineage at a takeover), and
 //! `type/<type_key>` holding a JSON [`TypeRecord`]. JSON because these
 //! records are few and small, and readable with any sled dump.
 
@@ -27,6 +29,8 @@ pub const FORMAT_VERSION_2: &[u8] = b"2";
 pub const FORMAT_VERSION_1: &[u8] = b"1";
 /// Key of the lineage id.
 pub const LINEAGE: &[u8] = b"lineage";
+/// Key of the lineage's offset over the journal's sequence numbers.
+pub const SEQ_OFFSET: &[u8] = b"seq_offset";
 /// Prefix of per-type records.
 pub const TYPE_PREFIX: &[u8] = b"type/";
 

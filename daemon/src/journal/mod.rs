@@ -450,6 +450,36 @@ impl Journal {
         Ok(())
     }
 
+    /// What the journal's lineage adds to its sequence numbers: its event
+    /// `seq` is the lineage's `seq + offset` (0 unless a standby's journal
+    /// became a lineage, [`Journal::take_lineage_at`]).
+    pub fn seq_offset(&self) -> Result<u64> {
+        match self.meta.get(meta::SEQ_OFFSET)? {
+            Some(v) => {
+                keys::decode_seq(&v).ok_or_else(|| Error::Corrupt("seq_offset is not a u64".into()))
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Makes a journal that recorded without a lineage (a standby's) the
+    /// journal of lineage `id`, whose seq `s` is this journal's
+    /// `s - offset`: the standby's events keep their numbers here and get
+    /// the lineage's in the files sealed from them.
+    pub fn take_lineage_at(&mut self, id: &str, offset: u64) -> Result<()> {
+        if let Some(l) = self.lineage()? {
+            return Err(Error::Corrupt(format!(
+                "cannot make this journal lineage {id}'s: it already records lineage {l}"
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(meta::LINEAGE, id.as_bytes());
+        batch.insert(meta::SEQ_OFFSET, &offset.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Starts a new journal as lineage `id` whose first event gets
     /// `first_seq`: a child lineage never reuses its parent's sequence
     /// numbers. Only a journal that recorded nothing can be given a base.

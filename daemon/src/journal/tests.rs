@@ -576,3 +576,34 @@ fn a_new_lineage_starts_past_the_fork_and_survives_reopen() {
     let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
     assert_eq!(seqs, vec![501]);
 }
+
+#[test]
+fn a_standby_journal_takes_a_lineage_with_an_offset_that_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::default();
+    let mut enc = EventBlockEncoder::new(1).unwrap();
+    let mut comp = ObjectCompressor::new(1).unwrap();
+    {
+        let mut j = Journal::open(dir.path(), &opts).unwrap();
+        let mut b = j.batch();
+        for (name, rv) in [("o1", "1"), ("o2", "2")] {
+            let r = rec(name, rv);
+            let ch = put(&mut comp, &r);
+            b.record(r, ch).unwrap();
+        }
+        let p = b.finish(&mut enc).unwrap();
+        j.commit(&p).unwrap();
+        assert_eq!(j.seq_offset().unwrap(), 0);
+        j.take_lineage_at("abc", 700).unwrap();
+        assert!(
+            j.take_lineage_at("def", 900).is_err(),
+            "a journal with a lineage keeps it"
+        );
+    }
+    let j = Journal::open_after_drop(dir.path(), &opts);
+    assert_eq!(j.lineage().unwrap().as_deref(), Some("abc"));
+    assert_eq!(j.seq_offset().unwrap(), 700);
+    assert_eq!(j.next_seq(), 3, "the journal keeps its own numbers");
+    let seqs: Vec<u64> = j.records_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2]);
+}

@@ -131,6 +131,35 @@ pub fn render(src: &Sources) -> String {
             "1 for the current state of each type's watcher",
             state,
         );
+        let role: Family<Labels, Gauge> = Family::default();
+        let leader = s.leader.clone().unwrap_or_default();
+        for r in [
+            crate::leader::Role::Unconfigured,
+            crate::leader::Role::Standby,
+            crate::leader::Role::Leader,
+            crate::leader::Role::Deposed,
+        ] {
+            role.get_or_create(&vec![("role".to_owned(), r.as_str().to_owned())])
+                .set(i64::from(leader.role == r.as_str()));
+        }
+        reg.register(
+            "leader_role",
+            "1 for this recorder's role: leader (ships), standby or deposed (ship nothing), unconfigured (no Lease: always ships)",
+            role,
+        );
+        gauge(
+            &mut reg,
+            "leader_epoch",
+            "leaseTransitions of the Lease when this recorder took it (-1: never)",
+            leader.epoch.map_or(-1, as_i64),
+        );
+        #[expect(clippy::cast_precision_loss, reason = "a timestamp in seconds")]
+        fgauge(
+            &mut reg,
+            "leader_last_takeover_timestamp_seconds",
+            "When this recorder last took the Lease, Unix seconds (0: never)",
+            leader.last_takeover_ms.unwrap_or(0) as f64 / 1000.0,
+        );
         if let Some(l) = &s.lineage {
             // The lineage being recorded and the cluster (the key of its
             // place in a store shared by several clusters), as labels.
@@ -411,6 +440,43 @@ mod tests {
             text.contains("rewind_events_recorded_total{type=\"clusters.management.cattle.io\"} 5"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_role_epoch_takeover_and_lineage_are_rendered() {
+        let board = Board::new();
+        let render_board = |b: &Board| {
+            render(&Sources {
+                board: Some(b.clone()),
+                compact: None,
+                disk_budget_bytes: 0,
+            })
+        };
+        let text = render_board(&board);
+        assert!(text.contains("rewind_leader_epoch -1"), "{text}");
+        board.update(|s| {
+            s.leader = Some(crate::leader::LeaderStatus {
+                role: "leader".into(),
+                epoch: Some(3),
+                last_takeover_ms: Some(1_500),
+                ..Default::default()
+            });
+            s.lineage = Some(crate::status::LineageStatus {
+                id: "abc".into(),
+                decision: "fresh".into(),
+                ..Default::default()
+            });
+        });
+        let text = render_board(&board);
+        for line in [
+            "rewind_leader_role{role=\"leader\"} 1",
+            "rewind_leader_role{role=\"standby\"} 0",
+            "rewind_leader_epoch 3",
+            "rewind_leader_last_takeover_timestamp_seconds 1.5",
+            "rewind_lineage{lineage=\"abc\",cluster=\"\",decision=\"fresh\"} 1",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 
     /// The lineage being recorded and its cluster are a labelled gauge,

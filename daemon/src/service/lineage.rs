@@ -18,6 +18,17 @@
 //!   is used twice), and the child ships a full snapshot before anything
 //!   else. Over an empty store, a **root** lineage from seq 1.
 //!
+//! With a leader Lease (`[leader]`) the decision waits until this recorder
+//! holds it. A standby's journal (recorded without a lineage) then becomes
+//! the child lineage itself, its numbers shifted past the fork point, and
+//! the child's first snapshot is cut at or before the parent's newest
+//! stored event ([`cut_point`]): the events the standby kept are shipped
+//! and no time between the two histories goes unanswered. Before a
+//! recorder records as a standby, a journal whose lineage another recorder
+//! forked is moved aside ([`prepare_standby`]). Without a Lease, a child
+//! of a lineage another recorder stored a file of within [`ACTIVE_WITHIN`]
+//! is refused ([`refuse_if_active`]).
+//!
 //! A store whose lineages name another cluster is refused unless
 //! `cluster.adopt_store` (`--adopt-store true`) is set, which makes a child
 //! anyway.
@@ -62,6 +73,22 @@ pub enum LineageError {
     /// The compactor's progress could not be read or set.
     #[error("lineage check: {0}")]
     Compact(#[from] crate::compact::CompactError),
+    /// Another recorder ships into this store prefix and this one has no
+    /// Lease to coordinate with it.
+    #[error(
+        "another recorder ships into this store: lineage {lineage} (created by host {host}, data dir {data_dir}) stored a file {ago_s} s ago, and this recorder's journal does not continue it. Two recorders on one prefix need a [leader] lease on both; otherwise give this one another prefix (or stop the other and wait {} s)",
+        ACTIVE_WITHIN.as_secs()
+    )]
+    AnotherRecorder {
+        /// The lineage the other recorder ships.
+        lineage: String,
+        /// Its creator's host.
+        host: String,
+        /// Its creator's data directory.
+        data_dir: String,
+        /// Seconds since it last stored a file.
+        ago_s: i64,
+    },
     /// Moving the old journal or local files aside failed.
     #[error("cannot move {} aside to {}: {source}", from.display(), to.display())]
     Aside {
@@ -85,6 +112,9 @@ pub struct JournalView {
     pub is_new: bool,
     /// The compactor's `shipped_upto`.
     pub shipped_upto: u64,
+    /// Whether the recorder runs with a leader Lease: a journal without a
+    /// lineage was then kept by a standby that now takes over.
+    pub leased: bool,
 }
 
 /// What the store holds, by lineage.
@@ -95,6 +125,11 @@ pub struct StoreView {
     /// Newest seq of each lineage's files ([`LEGACY`] for entries without
     /// one).
     pub newest: BTreeMap<String, u64>,
+    /// When each lineage last stored a file, Unix ms.
+    pub stored_at: BTreeMap<String, i64>,
+    /// The time of each lineage's newest recorded event in the store (of
+    /// its file with the newest seq), Unix ms.
+    pub newest_time: BTreeMap<String, i64>,
 }
 
 impl StoreView {
@@ -114,15 +149,40 @@ impl StoreView {
         snapshots: &[SnapshotEntry],
     ) -> Self {
         let mut newest: BTreeMap<String, u64> = BTreeMap::new();
+        let mut stored_at: BTreeMap<String, i64> = BTreeMap::new();
+        let mut newest_time: BTreeMap<String, i64> = BTreeMap::new();
         let files = segments
             .iter()
-            .map(|s| (s.lineage.as_deref(), s.last_seq))
-            .chain(snapshots.iter().map(|s| (s.lineage.as_deref(), s.seq)));
-        for (l, seq) in files {
-            let e = newest.entry(l.unwrap_or(LEGACY).to_owned()).or_default();
-            *e = (*e).max(seq);
+            .map(|s| {
+                (
+                    s.lineage.as_deref(),
+                    s.last_seq,
+                    s.stored_at_ms,
+                    s.last_time_ms,
+                )
+            })
+            .chain(
+                snapshots
+                    .iter()
+                    .map(|s| (s.lineage.as_deref(), s.seq, s.stored_at_ms, s.time_ms)),
+            );
+        for (l, seq, at, time) in files {
+            let l = l.unwrap_or(LEGACY).to_owned();
+            let t = stored_at.entry(l.clone()).or_insert(at);
+            *t = (*t).max(at);
+            let e = newest.entry(l.clone()).or_default();
+            if seq >= *e {
+                let nt = newest_time.entry(l).or_insert(time);
+                *nt = if seq > *e { time } else { (*nt).max(time) };
+                *e = seq;
+            }
         }
-        Self { lineages, newest }
+        Self {
+            lineages,
+            newest,
+            stored_at,
+            newest_time,
+        }
     }
 
     /// The lineage of the newest file and its seq.
@@ -269,6 +329,9 @@ pub fn decide(
                 fresh("a new (or wiped) journal over a store that holds history".into())
             }
         }
+        None if journal.leased => fresh(
+            "taking over as the holder of the leader Lease: the journal this recorder kept as a standby does not continue the store".into(),
+        ),
         None => {
             let legacy = store.newest.get(LEGACY).copied();
             let only_legacy = store.lineages.is_empty() && store.newest.len() <= 1;
@@ -293,6 +356,43 @@ pub fn decide(
             }
         }
     }
+}
+
+/// How recently a lineage must have stored a file for a recorder without
+/// a Lease to count it as shipped by a running recorder.
+pub const ACTIVE_WITHIN: Duration = Duration::from_secs(120);
+
+/// Refuses a child of `parent` when another recorder (another host or data
+/// directory than `ours`) stored a file of it within [`ACTIVE_WITHIN`]:
+/// without a Lease, two recorders on one prefix would fork it silently.
+pub fn refuse_if_active(
+    view: &StoreView,
+    parent: &str,
+    ours: &CreatedBy,
+) -> Result<(), LineageError> {
+    let Some(at) = view.stored_at.get(parent).copied() else {
+        return Ok(());
+    };
+    let age_ms = rewind_history::now_ms().saturating_sub(at);
+    let window = i64::try_from(ACTIVE_WITHIN.as_millis()).unwrap_or(i64::MAX);
+    if age_ms >= window {
+        return Ok(());
+    }
+    let by = view
+        .lineages
+        .iter()
+        .find(|l| l.id == parent)
+        .map(|l| l.created_by.clone())
+        .unwrap_or_default();
+    if by.host == ours.host && by.data_dir == ours.data_dir {
+        return Ok(());
+    }
+    Err(LineageError::AnotherRecorder {
+        lineage: parent.to_owned(),
+        host: by.host,
+        data_dir: by.data_dir,
+        ago_s: age_ms / 1000,
+    })
 }
 
 /// Who this recorder is, for a new lineage's record.
@@ -351,6 +451,12 @@ pub struct Established {
     pub fresh: bool,
     /// For the status file.
     pub status: LineageStatus,
+    /// For a standby's journal that became a child lineage: the seq (in
+    /// the lineage's numbers) of its first snapshot, the last point at or
+    /// before the parent's newest stored event at which the standby's
+    /// state was whole ([`cut_point`]). Sealed and snapshotted there
+    /// before anything else, and nothing before it is shipped.
+    pub first_snapshot: Option<u64>,
 }
 
 /// Decides the lineage for `recorder` (open, not yet running) against
@@ -371,6 +477,7 @@ pub async fn establish(
         next_seq,
         is_new,
         shipped_upto: progress.as_ref().map_or(0, |p| p.shipped_upto),
+        leased: config.leader.is_some(),
     };
     let view = match StoreView::read(store).await {
         Ok(v) => v,
@@ -388,6 +495,7 @@ pub async fn establish(
                         parent: None,
                         fresh: false,
                         status,
+                        first_snapshot: None,
                     },
                 ));
             }
@@ -414,6 +522,7 @@ pub async fn establish(
                 status: status_of(&decision, parent.as_ref(), lineage),
                 parent,
                 fresh: false,
+                first_snapshot: None,
             }
         }
         Decision::Adopt { record } => {
@@ -425,13 +534,31 @@ pub async fn establish(
                 status: status_of(&decision, record.parent.as_ref(), &record.id),
                 parent: record.parent.clone(),
                 fresh: false,
+                first_snapshot: None,
             }
         }
         Decision::Fresh { record, why } => {
+            if config.leader.is_none()
+                && let Some(p) = &record.parent
+            {
+                refuse_if_active(&view, &p.lineage, &record.created_by)?;
+            }
             store.put_lineage(record).await?;
             let aside = config
                 .data_dir
                 .join(format!("aside-{}", rewind_history::now_ms()));
+            if journal.leased && journal.lineage.is_none() && !is_new {
+                return take_standby_journal(
+                    config,
+                    &view,
+                    record,
+                    why,
+                    recorder,
+                    progress.is_some(),
+                    &aside,
+                )
+                .await;
+            }
             if !is_new {
                 drop(recorder);
                 move_aside(&config.journal_dir(), &aside)?;
@@ -454,6 +581,7 @@ pub async fn establish(
                 status: status_of(&decision, record.parent.as_ref(), &record.id),
                 parent: record.parent.clone(),
                 fresh: true,
+                first_snapshot: None,
             }
         }
     };
@@ -461,6 +589,229 @@ pub async fn establish(
         .board()
         .update(|s| s.lineage = Some(established.status.clone()));
     Ok((recorder, established))
+}
+
+/// A takeover by a standby: its journal (recorded without a lineage, from
+/// seq 1, never trimmed) becomes the child lineage `record`'s, numbered
+/// from the fork point on (the journal's seq `s` is the lineage's
+/// `s + fork_seq`), so the events it kept are shipped. The child's first
+/// snapshot is cut at the last point at or before the parent's newest
+/// stored event at which the standby's state was whole ([`cut_point`]),
+/// so every point after the parent's last event is answered by the child.
+async fn take_standby_journal(
+    config: &Config,
+    view: &StoreView,
+    record: &LineageRecord,
+    why: &str,
+    mut recorder: Recorder,
+    has_progress: bool,
+    aside: &Path,
+) -> Result<(Recorder, Established), LineageError> {
+    let offset = record.first_seq.saturating_sub(1);
+    let t0 = record
+        .parent
+        .as_ref()
+        .and_then(|p| view.newest_time.get(&p.lineage).copied());
+    let cut = match t0 {
+        Some(t0) => {
+            let log = recorder.log_reader();
+            tokio::task::spawn_blocking(move || cut_in_journal(&log, t0))
+                .await
+                .map_err(|e| {
+                    LineageError::Journal(crate::journal::Error::Corrupt(format!(
+                        "reading the standby's journal failed: {e}"
+                    )))
+                })??
+        }
+        None => None,
+    };
+    if has_progress {
+        move_aside(&config.data_dir.join("compact"), aside)?;
+    }
+    recorder.take_lineage_at(&record.id, offset)?;
+    let first_snapshot = cut.map(|k| k.saturating_add(offset));
+    tracing::warn!(
+        lineage = %record.id,
+        parent = ?record.parent.as_ref().map(|p| &p.lineage),
+        fork_seq = ?record.parent.as_ref().map(|p| p.fork_seq),
+        first_seq = record.first_seq,
+        parent_newest_event_ms = ?t0,
+        first_snapshot = ?first_snapshot,
+        reason = %why,
+        "taking over: the standby's journal becomes a child lineage, its first snapshot at or before the parent's newest stored event"
+    );
+    let decision = Decision::Fresh {
+        record: record.clone(),
+        why: why.to_owned(),
+    };
+    let established = Established {
+        id: record.id.clone(),
+        status: status_of(&decision, record.parent.as_ref(), &record.id),
+        parent: record.parent.clone(),
+        fresh: true,
+        first_snapshot,
+    };
+    recorder
+        .board()
+        .update(|s| s.lineage = Some(established.status.clone()));
+    Ok((recorder, established))
+}
+
+/// Seals a taken-over standby journal up to `cut` (the lineage's seq),
+/// folds the child's first snapshot there, and marks everything up to it
+/// as needing no shipping: the snapshot stands for it. Blocking.
+pub fn snapshot_at_cut(
+    compactor: &crate::compact::Compactor,
+    cut: u64,
+    set: rewind_history::store::layout::RecordedResourceSet,
+) -> Result<(), LineageError> {
+    compactor.ledger().update(|p| {
+        p.set_from(p.sealed_upto.saturating_add(1), set);
+    })?;
+    compactor.sealer().seal_through(cut)?;
+    let sealed = compactor.ledger().progress().sealed_upto;
+    if sealed != cut {
+        tracing::warn!(
+            cut,
+            sealed,
+            "the standby's journal ends before the cut; the first snapshot follows the first seal"
+        );
+        return Ok(());
+    }
+    let snap = compactor.snapshotter().snapshot(None)?;
+    compactor.ledger().update(|p| p.shipped_upto = cut)?;
+    tracing::info!(
+        seq = snap.seq,
+        time_ms = snap.time_ms,
+        objects = snap.objects,
+        "the child lineage's first snapshot, at the cut"
+    );
+    Ok(())
+}
+
+/// Before a recorder with a Lease records as a standby: a journal whose
+/// lineage another recorder has since forked (this one was the leader and
+/// was deposed, or stopped and replaced) cannot be continued; it and the
+/// local files are moved aside, and the standby records into a new
+/// journal without a lineage, which a takeover can make a child lineage
+/// of the store's newest whole. A journal the store has not moved past is
+/// kept: taking the Lease again continues it.
+pub async fn prepare_standby(
+    config: &Config,
+    store: &Store,
+    recorder: Recorder,
+) -> Result<Recorder, LineageError> {
+    let (lineage, _, _) = recorder.journal_lineage()?;
+    let Some(l) = lineage else {
+        return Ok(recorder);
+    };
+    let lineages = match store.list_lineages().await {
+        Ok(ls) => ls,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the store's lineages; the standby keeps its journal");
+            return Ok(recorder);
+        }
+    };
+    let Some(child) = lineages
+        .iter()
+        .find(|r| r.parent.as_ref().is_some_and(|p| p.lineage == l))
+    else {
+        return Ok(recorder);
+    };
+    let aside = config
+        .data_dir
+        .join(format!("aside-{}", rewind_history::now_ms()));
+    tracing::warn!(lineage = %l, child = %child.id, "another recorder took over from this journal's lineage: the standby starts a new journal");
+    drop(recorder);
+    move_aside(&config.journal_dir(), &aside)?;
+    move_aside(&config.data_dir.join("compact"), &aside)?;
+    reopen(config).await
+}
+
+/// [`cut_point`] over the journal `log`, read in order from seq 1.
+fn cut_in_journal(
+    log: &crate::journal::LogReader,
+    t0: i64,
+) -> Result<Option<u64>, crate::journal::Error> {
+    let mut cut = Cut::default();
+    let mut next = 1;
+    loop {
+        let events = log.read_from(next, 1 << 20)?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            break;
+        };
+        for e in &events {
+            if !cut.push(e, t0) {
+                return Ok(cut.point());
+            }
+        }
+        next = last.saturating_add(1);
+    }
+    Ok(cut.point())
+}
+
+/// Where a standby's journal is cut for its first snapshot; see
+/// [`cut_point`].
+#[derive(Debug, Default)]
+struct Cut {
+    /// Types in the middle of a list.
+    listing: std::collections::BTreeSet<(String, String)>,
+    /// Whether any list completed.
+    listed: bool,
+    /// The first seq at which the state was whole.
+    first_whole: Option<u64>,
+    /// The last seq at or before `t0` at which it was whole.
+    best: Option<u64>,
+}
+
+impl Cut {
+    /// Takes one event; returns whether later events may still matter.
+    fn push(&mut self, e: &rewind_format::EventRecord, t0: i64) -> bool {
+        let key = (e.rtype.group.clone(), e.rtype.resource.clone());
+        match &e.kind {
+            rewind_format::EventKind::ResyncBegin { .. } => {
+                self.listing.insert(key);
+            }
+            rewind_format::EventKind::ResyncEnd { .. } => {
+                self.listing.remove(&key);
+                self.listed = true;
+            }
+            _ => {}
+        }
+        let whole = self.listed && self.listing.is_empty();
+        if whole {
+            self.first_whole.get_or_insert(e.seq);
+            if e.observed_at_ms <= t0 {
+                self.best = Some(e.seq);
+            }
+        }
+        !(e.observed_at_ms > t0 && self.first_whole.is_some())
+    }
+
+    fn point(&self) -> Option<u64> {
+        self.best.or(self.first_whole)
+    }
+}
+
+/// The seq of a standby's journal (`events`, in seq order from its first)
+/// at which a child lineage's first snapshot is cut: the last event
+/// observed at or before `t0` (the parent's newest stored event) at which
+/// the standby's state was whole (a list completed, and no type in the
+/// middle of one); when its first list completed only after `t0`, the end
+/// of that list (the points in between are refused, not guessed). `None`
+/// when no list ever completed.
+#[must_use]
+pub fn cut_point<'a>(
+    events: impl IntoIterator<Item = &'a rewind_format::EventRecord>,
+    t0: i64,
+) -> Option<u64> {
+    let mut cut = Cut::default();
+    for e in events {
+        if !cut.push(e, t0) {
+            break;
+        }
+    }
+    cut.point()
 }
 
 /// Points the compactor's progress at the lineage: a fresh one starts at
@@ -515,9 +866,10 @@ fn read_progress(dir: &Path) -> Option<crate::compact::local::Progress> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Opens the recorder again after its journal was moved aside; sled may
-/// hold the old directory's lock for a moment after the last handle.
-async fn reopen(config: &Config) -> Result<Recorder, LineageError> {
+/// Opens the recorder again after its journal was moved aside, or after
+/// a standby's run; sled may hold the directory's lock for a moment after
+/// the last handle.
+pub async fn reopen(config: &Config) -> Result<Recorder, LineageError> {
     let mut last = None;
     for _ in 0..50 {
         match Recorder::open(config.clone()) {
@@ -561,6 +913,7 @@ mod tests {
             next_seq,
             is_new: next_seq == 1 && lineage.is_none(),
             shipped_upto: next_seq.saturating_sub(1),
+            leased: false,
         }
     }
 
@@ -568,6 +921,8 @@ mod tests {
         StoreView {
             lineages,
             newest: newest.iter().map(|(l, s)| ((*l).to_owned(), *s)).collect(),
+            stored_at: BTreeMap::new(),
+            newest_time: BTreeMap::new(),
         }
     }
 
@@ -616,6 +971,67 @@ mod tests {
         };
         assert_eq!(record.parent.unwrap().lineage, c);
         assert_eq!(record.first_seq, 181);
+    }
+
+    fn ev(
+        seq: u64,
+        at: i64,
+        kind: rewind_format::EventKind,
+        resource: &str,
+    ) -> rewind_format::EventRecord {
+        rewind_format::EventRecord {
+            seq,
+            observed_at_ms: at,
+            cluster_id: "c".into(),
+            rtype: rewind_format::ResourceType {
+                group: String::new(),
+                version: "v1".into(),
+                resource: resource.into(),
+                kind: "K".into(),
+                namespaced: true,
+            },
+            namespace: Some("n".into()),
+            name: format!("o{seq}"),
+            uid: String::new(),
+            resource_version: seq.to_string(),
+            kind,
+            object: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_standby_journal_is_cut_at_its_last_whole_point_before_the_parents_last_event() {
+        use rewind_format::EventKind::{Applied, ResyncBegin, ResyncEnd};
+        let begin = || ResyncBegin { list_rv: None };
+        let end = || ResyncEnd {
+            list_rv: "1".into(),
+        };
+        let j = vec![
+            ev(1, 100, begin(), "configmaps"),
+            ev(2, 100, Applied, "configmaps"),
+            ev(3, 101, end(), "configmaps"),
+            ev(4, 200, Applied, "configmaps"),
+            // A second type's list, in the middle of which the state is
+            // not whole.
+            ev(5, 300, begin(), "secrets"),
+            ev(6, 300, Applied, "secrets"),
+            ev(7, 301, end(), "secrets"),
+            ev(8, 400, Applied, "configmaps"),
+        ];
+        assert_eq!(
+            cut_point(&j, 250),
+            Some(4),
+            "the last event at or before t0"
+        );
+        assert_eq!(cut_point(&j, 300), Some(4), "never inside a list");
+        assert_eq!(cut_point(&j, 301), Some(7));
+        assert_eq!(cut_point(&j, 10_000), Some(8));
+        assert_eq!(
+            cut_point(&j, 50),
+            Some(3),
+            "a first list completed after t0: its end (the points before are refused)"
+        );
+        assert_eq!(cut_point(&j[..2], 1_000), None, "no list completed");
     }
 
     #[test]

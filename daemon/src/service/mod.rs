@@ -20,6 +20,14 @@
 //! - **Lineage**: before anything is watched, the journal is compared with
 //!   the store and the recorder continues its lineage, adopts a history
 //!   from before lineages, or starts a child lineage (see [`lineage`]).
+//! - **Leadership** (`[leader]`, see [`crate::leader`]): with a Lease the
+//!   recorder first runs as a standby (records into its journal, seals and
+//!   ships nothing); once it holds the Lease the recorder is reopened on
+//!   the same journal and the lineage decided as at start: its own journal
+//!   continuing the store's newest lineage continues it, anything else (a
+//!   takeover) is a child lineage of it. Deposed, it stops recording and
+//!   exits with the reason; after the last ship of a clean stop it
+//!   releases the Lease.
 //! - **SIGTERM/SIGINT**: watchers stop, the writer commits what is queued,
 //!   then the compactor seals every durable event and makes one bounded
 //!   attempt to store it; exit 0. Nothing sealed is lost if the store is
@@ -43,8 +51,9 @@ use rewind_history::store::RetentionPolicy;
 use crate::compact::{CompactError, Compactor, prune};
 use crate::config::Config;
 use crate::daemon::{Hooks, Recorder};
+use crate::leader::{self, Leadership, Role};
 use crate::metrics::Sources;
-use crate::status::{Beat, WRITER_STUCK_AFTER};
+use crate::status::{Beat, Board, WRITER_STUCK_AFTER};
 
 /// Errors of the service wrapper.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +73,12 @@ pub enum ServiceError {
     /// The journal and the store do not agree and cannot be reconciled.
     #[error(transparent)]
     Lineage(#[from] lineage::LineageError),
+    /// The journal could not be read.
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::Error),
+    /// Leader election failed, or this recorder was deposed.
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] rewind_history::store::StoreError),
@@ -130,22 +145,86 @@ pub async fn run(
         settings.compact.store_retry,
     )
     .await?;
+    // Leadership: without a Lease this recorder always ships; with one it
+    // records as a standby until it holds the Lease, and only then decides
+    // its lineage (a takeover makes a child of the store's newest lineage).
+    let lease_stop = CancellationToken::new();
+    let (leadership, lease_task) = match &config.leader {
+        None => (Leadership::unconfigured(), None),
+        Some(ls) => {
+            let l = Leadership::standby(leader::identity()?, ls);
+            let task = {
+                let (client, ls, l, token, stop) = (
+                    client.clone(),
+                    ls.clone(),
+                    l.clone(),
+                    lease_stop.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let r = leader::run(client, ls, l, token).await;
+                    if r.is_err() {
+                        // Deposed: stop recording; the final ship is refused
+                        // by the shipper's gate.
+                        stop.cancel();
+                    }
+                    r
+                })
+            };
+            (l, Some(task))
+        }
+    };
+    if config.leader.is_some() {
+        let prepared = lineage::prepare_standby(&config, &store, recorder).await?;
+        match standby(prepared, &config, &leadership, &stop).await? {
+            Some(r) => recorder = r,
+            None => {
+                lease_stop.cancel();
+                return finish_lease(lease_task).await;
+            }
+        }
+    }
+    probe_store(&store, &leadership).await;
     let (recorder, established) =
         lineage::establish(&config, &cluster_uid, &store, recorder).await?;
+    // A standby's journal that became the lineage keeps its own numbers;
+    // the compactor sees the lineage's.
+    let offset = recorder.seq_offset()?;
     let board = recorder.board();
-    let log = recorder.log_reader();
-    let durable = recorder.durable_seq();
+    let status_sync = tokio::spawn(sync_leader_status(
+        board.clone(),
+        leadership.clone(),
+        lease_stop.clone(),
+    ));
+    let log: Arc<dyn crate::compact::EventLog> = if offset > 0 {
+        Arc::new(crate::compact::log::Shifted::new(
+            recorder.log_reader(),
+            offset,
+        ))
+    } else {
+        Arc::new(recorder.log_reader())
+    };
+    let durable = crate::compact::log::shift_durable(recorder.durable_seq(), offset);
     let live = recorder.live();
 
     let background = CancellationToken::new();
     let compactor = Compactor::open(
-        Arc::new(log),
+        log,
         Some(durable),
         &data_dir.join("compact"),
         settings.compact.clone(),
     )
     .await?;
     lineage::apply_to_ledger(compactor.ledger(), &store, &established).await?;
+    compactor.shipper().set_leadership(leadership.clone());
+    if let Some(cut) = established.first_snapshot {
+        // A takeover: the child's first snapshot at the cut, nothing
+        // before it shipped.
+        let (compactor, set) = (Arc::clone(&compactor), running.recorded_set.clone());
+        tokio::task::spawn_blocking(move || lineage::snapshot_at_cut(&compactor, cut, set))
+            .await
+            .map_err(|_| ServiceError::Startup)??;
+    }
     {
         // The files sealed from now on name the set this run records.
         let compactor = Arc::clone(&compactor);
@@ -216,10 +295,131 @@ pub async fn run(
     let _ = hup_task.await;
     let _ = watchdog_task.await;
     let _ = std::fs::remove_file(&settings.admin_socket);
-    match recorded {
-        Ok(r) => r.map_err(Into::into),
-        Err(_) => Err(ServiceError::Startup),
+    // Everything is shipped that will be: only now may a standby take over.
+    lease_stop.cancel();
+    let _ = status_sync.await;
+    if let Some(ls) = &config.leader {
+        leader::release(client.clone(), ls, &leadership).await;
     }
+    let deposed = finish_lease(lease_task).await;
+    match recorded {
+        Ok(r) => r?,
+        Err(_) => return Err(ServiceError::Startup),
+    }
+    deposed
+}
+
+/// Finds which conditional writes the store honours (only once this
+/// recorder may write: the probe writes objects) and says what fences a
+/// deposed writer then. Not fatal: names are write-once either way.
+async fn probe_store(store: &rewind_history::store::Store, leadership: &Leadership) {
+    match store.probe_conditional_writes().await {
+        Ok(w) => {
+            let fence = if w.create_only {
+                "write-once names refuse a second write; the Lease deadline and the lineage check before each ship fence a deposed leader"
+            } else {
+                "write-once names are checked before each write (not atomic on this store); the Lease deadline and the lineage check before each ship fence a deposed leader, and the worst left behind is an orphaned file that `rewind verify` reports"
+            };
+            tracing::info!(store = store.kind(), writes = %w, fence, "store conditional writes probed");
+            leadership.set_store_writes(w.to_string());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot probe the store's conditional writes");
+        }
+    }
+}
+
+/// The leader loop's result once it has stopped: an error when this
+/// recorder was deposed.
+async fn finish_lease(
+    task: Option<tokio::task::JoinHandle<Result<(), leader::LeaderError>>>,
+) -> Result<(), ServiceError> {
+    match task {
+        Some(t) => match t.await {
+            Ok(r) => r.map_err(Into::into),
+            Err(_) => Err(ServiceError::Startup),
+        },
+        None => Ok(()),
+    }
+}
+
+/// Copies the leadership into the status board (status file, `/metrics`)
+/// every second and on each change of role.
+async fn sync_leader_status(board: Board, leadership: Leadership, stop: CancellationToken) {
+    let mut roles = leadership.watch();
+    loop {
+        board.update(|s| s.leader = Some(leadership.status()));
+        tokio::select! {
+            () = stop.cancelled() => {
+                board.update(|s| s.leader = Some(leadership.status()));
+                return;
+            }
+            r = roles.changed() => if r.is_err() { return },
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Records as a standby: the recorder runs (journal, status file,
+/// `/metrics`, watchdog) but nothing is sealed or shipped, until this
+/// recorder holds the Lease (returns the recorder reopened on the same
+/// journal, for the lineage decision) or `stop` (returns `None`).
+async fn standby(
+    recorder: Recorder,
+    config: &Config,
+    leadership: &Leadership,
+    stop: &CancellationToken,
+) -> Result<Option<Recorder>, ServiceError> {
+    let mut roles = leadership.watch();
+    let board = recorder.board();
+    let halt = CancellationToken::new();
+    let sync = tokio::spawn(sync_leader_status(
+        board.clone(),
+        leadership.clone(),
+        halt.clone(),
+    ));
+    let sources = Sources {
+        board: Some(board),
+        compact: None,
+        disk_budget_bytes: config.service.compact.disk_budget_bytes,
+    };
+    let metrics_task = config
+        .service
+        .metrics_addr
+        .map(|addr| tokio::spawn(crate::metrics::serve(addr, sources.clone(), halt.clone())));
+    let watchdog_task = tokio::spawn(watchdog(sources, halt.clone()));
+    let task = tokio::spawn(recorder.run(halt.clone().cancelled_owned(), Hooks::default()));
+    tracing::info!(
+        identity = leadership.identity().unwrap_or_default(),
+        "standby: recording into the journal, shipping nothing until this recorder holds the Lease"
+    );
+    let leader = loop {
+        if *roles.borrow_and_update() == Role::Leader {
+            break true;
+        }
+        tokio::select! {
+            () = stop.cancelled() => break false,
+            r = roles.changed() => if r.is_err() { break false },
+        }
+    };
+    halt.cancel();
+    let recorded = task.await;
+    let _ = sync.await;
+    let _ = watchdog_task.await;
+    if let Some(t) = metrics_task
+        && let Ok(Err(e)) = t.await
+    {
+        return Err(e.into());
+    }
+    match recorded {
+        Ok(r) => r?,
+        Err(_) => return Err(ServiceError::Startup),
+    }
+    if !leader {
+        return Ok(None);
+    }
+    tracing::info!("holding the Lease: deciding the lineage and starting to ship");
+    Ok(Some(lineage::reopen(config).await?))
 }
 
 /// Waits until the cluster's identity is known (or `stop`), while the
@@ -348,7 +548,7 @@ async fn prune_loop(
             continue;
         }
         let p = policy.read().map(|p| *p).unwrap_or_default();
-        if p.is_empty() {
+        if p.is_empty() || c.shipper().may_write().is_err() {
             continue;
         }
         let now = now_ms();

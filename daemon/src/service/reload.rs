@@ -20,8 +20,9 @@
 //! Needs a restart (logged as a WARN naming each setting, and otherwise
 //! ignored): the cluster and its id, the data directory, `[journal]`,
 //! queue and discovery/status intervals, `[store]` (the catalog and what is
-//! recorded as shipped belong to one store), and `[service]` (the socket
-//! and the metrics listener are bound once).
+//! recorded as shipped belong to one store), `[service]` (the socket
+//! and the metrics listener are bound once), and `[leader]` (the Lease is
+//! taken once, at start).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -74,6 +75,7 @@ pub fn diff(a: &Config, b: &Config) -> Changes {
     restart(a.status_interval != b.status_interval, "status.interval");
     restart(a.file.store != b.file.store, "store");
     restart(a.file.service != b.file.service, "service");
+    restart(a.file.leader != b.file.leader, "leader");
     let mut apply = |changed: bool, name: &'static str| {
         if changed {
             c.applied.push(name);

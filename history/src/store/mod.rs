@@ -53,6 +53,29 @@ pub use layout::{Chain, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta};
 pub use lineage::{CreatedBy, ForkPoint, LineageRecord};
 pub use retention::{RetentionPlan, RetentionPolicy};
 
+/// The conditional writes a store honours ([`Store::probe_conditional_writes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConditionalWrites {
+    /// A create-only write of an existing name fails (`If-None-Match: *`
+    /// on S3, a hard link on a local directory).
+    pub create_only: bool,
+    /// A write conditional on the stored version (`If-Match`) fails for
+    /// another version and for a missing name: a compare-and-swap.
+    pub compare_and_swap: bool,
+}
+
+impl std::fmt::Display for ConditionalWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let yes = |b: bool| if b { "honoured" } else { "not honoured" };
+        write!(
+            f,
+            "create-only writes {}, compare-and-swap (If-Match) {}",
+            yes(self.create_only),
+            yes(self.compare_and_swap)
+        )
+    }
+}
+
 /// An object as listed by a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -152,6 +175,32 @@ impl Store {
         match self.backend {
             Backend::Local(_) => "local",
             Backend::S3(_) => "s3",
+        }
+    }
+
+    /// Finds which conditional writes the store honours by trying them on
+    /// probe objects (`probes/<random>`, removed afterwards). A local
+    /// directory has create-only writes (a hard link fails on an existing
+    /// name) and no compare-and-swap.
+    pub async fn probe_conditional_writes(&self) -> Result<ConditionalWrites> {
+        let token = lineage::new_id()?;
+        match &self.backend {
+            Backend::Local(dir) => {
+                let key = format!("probes/{token}");
+                let (d, k) = (dir.clone(), key.clone());
+                let create_only = blocking(move || {
+                    let first = d.put_new(&k, b"probe")?;
+                    let second = d.put_new(&k, b"probe")?;
+                    d.delete(&k)?;
+                    Ok(first && !second)
+                })
+                .await?;
+                Ok(ConditionalWrites {
+                    create_only,
+                    compare_and_swap: false,
+                })
+            }
+            Backend::S3(s3) => s3.probe_conditional(&token).await,
         }
     }
 

@@ -164,6 +164,72 @@ impl S3 {
         }
     }
 
+    /// Which conditional writes the server honours, found by trying them
+    /// under `probes/<token>` (removed afterwards): a create-only PUT
+    /// (`If-None-Match: *`) of an existing key must fail, and an `If-Match`
+    /// PUT must fail both on an existing key with another ETag and on a
+    /// missing key (some servers write there regardless).
+    pub async fn probe_conditional(&self, token: &str) -> Result<super::ConditionalWrites> {
+        use object_store::{PutMode, PutOptions, UpdateVersion};
+        let key = format!("probes/{token}");
+        let missing = format!("probes/{token}-missing");
+        let create = || PutOptions::from(PutMode::Create);
+        let if_match = || {
+            PutOptions::from(PutMode::Update(UpdateVersion {
+                e_tag: Some("\"rewind-probe-never-an-etag\"".into()),
+                version: None,
+            }))
+        };
+        let unsupported = |e: &object_store::Error| {
+            matches!(
+                e,
+                object_store::Error::NotImplemented { .. }
+                    | object_store::Error::NotSupported { .. }
+            )
+        };
+        let put = |k: &str, opts: PutOptions| {
+            let path = self.path(k);
+            async move {
+                self.client
+                    .put_opts(&path, PutPayload::from_static(b"probe"), opts)
+                    .await
+            }
+        };
+        let create_only = match put(&key, create()).await {
+            Ok(_) => match put(&key, create()).await {
+                Err(object_store::Error::AlreadyExists { .. }) => true,
+                Ok(_) => false,
+                Err(e) if unsupported(&e) => false,
+                Err(e) => return Err(StoreError::remote("put", &key, e)),
+            },
+            Err(e) if unsupported(&e) => {
+                self.put(&key, Bytes::from_static(b"probe")).await?;
+                false
+            }
+            Err(e) => return Err(StoreError::remote("put", &key, e)),
+        };
+        let mut compare_and_swap = true;
+        for k in [&key, &missing] {
+            match put(k, if_match()).await {
+                Err(
+                    object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+                ) => {}
+                Ok(_) => compare_and_swap = false,
+                Err(e) if unsupported(&e) => compare_and_swap = false,
+                Err(e) => return Err(StoreError::remote("put", k, e)),
+            }
+        }
+        for k in [&key, &missing] {
+            if let Err(e) = self.delete(k).await {
+                tracing::warn!(key = %k, error = %e, "cannot remove a conditional-write probe");
+            }
+        }
+        Ok(super::ConditionalWrites {
+            create_only,
+            compare_and_swap,
+        })
+    }
+
     /// Size of the object at `key` (a HEAD), or `None` when there is none.
     pub async fn size(&self, key: &str) -> Result<Option<u64>> {
         match self.client.head(&self.path(key)).await {

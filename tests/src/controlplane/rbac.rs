@@ -158,6 +158,11 @@ async fn wait_in_force(
                 resource: Some(first(&rule.resources)),
                 verb: rule.verbs.first().cloned(),
                 namespace: namespace.map(str::to_string),
+                // A rule limited to names grants only those.
+                name: rule
+                    .resource_names
+                    .as_ref()
+                    .and_then(|n| n.first().cloned()),
                 ..ResourceAttributes::default()
             }),
             ..SubjectAccessReviewSpec::default()

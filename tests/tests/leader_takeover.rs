@@ -1,0 +1,673 @@
+//! Two recorders on one store with a leader Lease: only the holder ships,
+//! the standby takes over when the leader dies or stalls, and restore
+//! never splices the two histories.
+//!
+//! rewindd A and B record the ConfigMaps of one namespace into one local
+//! store, both with `[leader] lease = "rewind-system/rewindd"` (3 s
+//! duration, 2 s renew deadline) and the control plane's admin identity
+//! (it writes the Lease). A writer changes a ConfigMap every 2 s and
+//! keeps a model from its own acknowledged writes. Then:
+//!
+//! 1. A leads; B is a standby and ships nothing (every lineage in the
+//!    store is A's).
+//! 2. A is stopped with SIGSTOP past its Lease: B takes over with a child
+//!    lineage forked at A's last stored seq. A is resumed (SIGCONT): it
+//!    exits deposed, naming B, and stores nothing after the fork.
+//! 3. A starts again (a standby), B is killed with SIGKILL: A takes over
+//!    with a child of B's lineage.
+//! 4. A third recorder without a Lease on the same store is refused at
+//!    start, naming the lineage A ships and its host (and, in its own
+//!    test, a recorder stops shipping once another forked its lineage).
+//! 5. Every quarter second of the run is restored from the store and
+//!    compared with the model: every point is answered exactly, across
+//!    both takeovers (the new leader ships the events its journal kept as
+//!    a standby, its first snapshot at or before the old lineage's last
+//!    stored event). No seq is in two segments of one chain; `rewind
+//!    verify` passes.
+//!
+//! Prints, for each takeover, the takeover time (leader stopped or killed
+//! → the new leader's first stored file) and the RPO (stop → the newest
+//! event time the old lineage stored), which `docs/BENCHMARKS.md` keeps.
+//!
+//! Needs the local control plane.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rewind_history::Point;
+use rewind_history::pit::{PitError, StoreSource};
+use rewind_history::source::StateSource;
+use rewind_history::store::{LineageRecord, Store};
+use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions, StoreSpec, rewind_bin};
+
+const NS: &str = "leader-test";
+
+type Model = BTreeMap<String, String>;
+
+/// The writer's acknowledged writes: (time the API acknowledged it, the
+/// model from then on).
+type Timeline = Arc<Mutex<Vec<(i64, i64, Model)>>>;
+
+fn config(
+    data: &std::path::Path,
+    store: &std::path::Path,
+    kubeconfig: &std::path::Path,
+) -> DaemonConfig {
+    let mut cfg = DaemonConfig::new(data, kubeconfig);
+    cfg.presets = Vec::new();
+    cfg.store = StoreSpec::LocalAt(store.to_path_buf());
+    cfg.extra = format!(
+        "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n\n\
+         [leader]\nlease = \"rewind-system/rewindd\"\nduration_s = 3\nrenew_deadline_ms = 2000\nretry_ms = 250\n"
+    );
+    cfg
+}
+
+fn start(cfg: &DaemonConfig) -> Rewindd {
+    cfg.start(&RunOptions {
+        rust_log: Some("info".into()),
+        ..RunOptions::default()
+    })
+    .unwrap()
+}
+
+async fn wait_role(d: &mut Rewindd, role: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = d.status()
+            && s.leader.as_ref().is_some_and(|l| l.role == role)
+        {
+            return;
+        }
+        d.check_running().unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "no role {role} within {within:?}: {:?}\n{}",
+            d.status().and_then(|s| s.leader),
+            d.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `d` listed its types (the writer never lets it settle).
+async fn wait_listed(d: &mut Rewindd) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = d.status()
+            && !s.types.is_empty()
+            && s.types.values().all(|t| t.listed)
+            && s.problems(rewind_history::now_ms()).is_empty()
+        {
+            return;
+        }
+        d.check_running().unwrap();
+        assert!(Instant::now() < deadline, "not listed\n{}", d.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(d: &Rewindd, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// The lineage records, and the first file the store holds of `id`
+/// (stored time, event time), waiting for one.
+async fn first_file_of(store: &Store, id: &str, within: Duration) -> (i64, i64) {
+    let deadline = Instant::now() + within;
+    loop {
+        let snaps = store.list_snapshots().await.unwrap();
+        if let Some(s) = snaps
+            .iter()
+            .filter(|s| s.lineage.as_deref() == Some(id))
+            .min_by_key(|s| s.stored_at_ms)
+        {
+            return (s.stored_at_ms, s.time_ms);
+        }
+        assert!(Instant::now() < deadline, "lineage {id} stored no snapshot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn new_child_of(store: &Store, parent: &str, within: Duration) -> LineageRecord {
+    let deadline = Instant::now() + within;
+    loop {
+        let ls = store.list_lineages().await.unwrap();
+        if let Some(c) = ls
+            .iter()
+            .find(|l| l.parent.as_ref().is_some_and(|p| p.lineage == parent))
+        {
+            return c.clone();
+        }
+        assert!(Instant::now() < deadline, "no child of lineage {parent}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The newest event time the store holds of `lineage` up to `upto`.
+async fn last_event_time(store: &Store, lineage: &str, upto: u64) -> i64 {
+    store
+        .list_segments()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.lineage.as_deref() == Some(lineage) && s.last_seq <= upto)
+        .map(|s| s.last_time_ms)
+        .max()
+        .unwrap_or(0)
+}
+
+fn model_of(state: &rewind_history::state::DesiredState) -> Model {
+    state
+        .iter()
+        .filter(|(k, _)| {
+            k.rtype.resource == "configmaps"
+                && k.rtype.group.is_empty()
+                && k.namespace.as_deref() == Some(NS)
+        })
+        .map(|(k, v)| {
+            (
+                k.name.clone(),
+                v["data"]["v"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A takeover as the store shows it.
+struct Takeover {
+    parent: String,
+    child: String,
+    /// The parent's newest stored event time.
+    parent_last_ms: i64,
+    /// The child's first snapshot's time.
+    child_first_ms: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease() {
+    rewind_history::install_tls_provider();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    for ns in [NS, "rewind-system"] {
+        let n: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &n)
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let kc = cp.admin_kubeconfig_path().to_path_buf();
+    let cfg_a = config(&dir.path().join("a"), &store_dir, &kc);
+    let cfg_b = config(&dir.path().join("b"), &store_dir, &kc);
+    let store = cfg_a.open_store().await.unwrap();
+
+    // The writer: one ConfigMap changed every 2 s, a second one created
+    // now and then, the model after each acknowledged write.
+    let timeline: Timeline = Arc::new(Mutex::new(Vec::new()));
+    let stop_writer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let api: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+        let (timeline, stop) = (Arc::clone(&timeline), Arc::clone(&stop_writer));
+        tokio::spawn(async move {
+            let mut model = Model::new();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let name = if i.is_multiple_of(3) {
+                    format!("c{i}")
+                } else {
+                    "counter".into()
+                };
+                let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": NS},
+                    "data": {"v": i.to_string()},
+                }))
+                .unwrap();
+                // Retried until acknowledged (a loaded apiserver resets
+                // connections): the write may land at any attempt.
+                let before = rewind_history::now_ms();
+                let mut tries = 0;
+                while let Err(e) = api
+                    .patch(
+                        &name,
+                        &PatchParams::apply("leader-test").force(),
+                        &Patch::Apply(&cm),
+                    )
+                    .await
+                {
+                    tries += 1;
+                    assert!(tries < 20, "writing {name}: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let acked = rewind_history::now_ms();
+                model.insert(name, i.to_string());
+                timeline
+                    .lock()
+                    .unwrap()
+                    .push((before, acked, model.clone()));
+                tokio::time::sleep(Duration::from_millis(2000)).await;
+            }
+        })
+    };
+
+    // 1. A leads, B stands by and ships nothing.
+    let mut a = start(&cfg_a);
+    wait_role(&mut a, "leader", Duration::from_secs(60)).await;
+    wait_listed(&mut a).await;
+    let mut b = start(&cfg_b);
+    wait_role(&mut b, "standby", Duration::from_secs(60)).await;
+    wait_listed(&mut b).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let lineages = store.list_lineages().await.unwrap();
+    assert_eq!(
+        lineages.len(),
+        1,
+        "only the leader writes lineages: {lineages:?}"
+    );
+    let root = lineages[0].id.clone();
+    assert!(
+        lineages[0].created_by.data_dir.ends_with("/a"),
+        "{:?}",
+        lineages[0].created_by
+    );
+    let status_b = b.status().unwrap();
+    assert!(status_b.lineage.is_none(), "a standby decides no lineage");
+    let a_status = a.status().unwrap();
+    let l = a_status.leader.clone().unwrap();
+    assert_eq!(l.lease.as_deref(), Some("rewind-system/rewindd"));
+    assert_eq!(
+        a_status.lineage.as_ref().map(|l| l.id.as_str()),
+        Some(root.as_str())
+    );
+
+    // 2. SIGSTOP A past its Lease: B takes over; SIGCONT: A exits deposed.
+    let stopped_at = rewind_history::now_ms();
+    signal(&a, "-STOP");
+    let child1 = new_child_of(&store, &root, Duration::from_secs(60)).await;
+    wait_role(&mut b, "leader", Duration::from_secs(5)).await;
+    let (stored1, first1) = first_file_of(&store, &child1.id, Duration::from_secs(60)).await;
+    let fork1 = child1.parent.clone().unwrap();
+    let parent_last1 = last_event_time(&store, &root, fork1.fork_seq).await;
+    eprintln!(
+        "takeover 1 (SIGSTOP): {} ms from stop to the new leader's first stored file; RPO {} ms (stop → newest stored event of the old lineage); not answerable {} ms (old lineage's last event → child's first snapshot, 0 when the child's snapshot is at or before it)",
+        stored1 - stopped_at,
+        stopped_at - parent_last1,
+        (first1 - parent_last1).max(0)
+    );
+    signal(&a, "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Err(e) = a.check_running() {
+            break e.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a resumed, deposed leader must exit\n{}",
+            a.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log_a = std::fs::read_to_string(&a.log).unwrap();
+    assert!(
+        log_a.contains("deposed")
+            && log_a.contains(
+                b.status()
+                    .unwrap()
+                    .leader
+                    .unwrap()
+                    .identity
+                    .as_deref()
+                    .unwrap()
+            ),
+        "A names its deposition and the new holder: {exit}\n{}",
+        a.log_tail(20)
+    );
+    // Nothing of the root lineage past the fork, now or later.
+    let late: Vec<_> = store
+        .list_segments()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.lineage.as_deref() == Some(root.as_str()) && s.last_seq > fork1.fork_seq)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "the deposed leader stored after the fork: {late:?}"
+    );
+
+    // 3. A back as a standby; SIGKILL B: A takes over from B's lineage.
+    let mut a = start(&cfg_a);
+    wait_role(&mut a, "standby", Duration::from_secs(60)).await;
+    wait_listed(&mut a).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed_at = rewind_history::now_ms();
+    b.kill().unwrap();
+    let child2 = new_child_of(&store, &child1.id, Duration::from_secs(60)).await;
+    wait_role(&mut a, "leader", Duration::from_secs(5)).await;
+    let (stored2, first2) = first_file_of(&store, &child2.id, Duration::from_secs(60)).await;
+    let fork2 = child2.parent.clone().unwrap();
+    let parent_last2 = last_event_time(&store, &child1.id, fork2.fork_seq).await;
+    eprintln!(
+        "takeover 2 (SIGKILL): {} ms from kill to the new leader's first stored file; RPO {} ms; not answerable {} ms",
+        stored2 - killed_at,
+        killed_at - parent_last2,
+        (first2 - parent_last2).max(0)
+    );
+    assert!(
+        a.status()
+            .unwrap()
+            .leader
+            .unwrap()
+            .last_takeover_ms
+            .is_some_and(|t| t >= killed_at),
+        "the status names the takeover"
+    );
+
+    // 4. A recorder without a Lease on the same store is refused at start.
+    let mut cfg_c = config(&dir.path().join("c"), &store_dir, &kc);
+    cfg_c.extra = format!(
+        "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut c = start(&cfg_c);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.check_running().is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "a recorder without a Lease must be refused\n{}",
+            c.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log_c = std::fs::read_to_string(&c.log).unwrap();
+    assert!(
+        log_c.contains("another recorder ships into this store")
+            && log_c.contains(&child2.id)
+            && log_c.contains(&rewind_history::store::lineage::host_name()),
+        "{log_c}"
+    );
+    assert_eq!(
+        store.list_lineages().await.unwrap().len(),
+        3,
+        "C wrote no lineage"
+    );
+
+    // 5. Every quarter second of the run, restored.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_writer.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let a_final = a.settle(Duration::from_secs(2), "the end").await.unwrap();
+    rewind_tests::daemon::wait_sealed(&store, a_final.journal.next_seq - 1)
+        .await
+        .unwrap();
+    let exit = a.terminate().unwrap();
+    assert!(exit.success(), "{exit}");
+
+    let takeovers = [
+        Takeover {
+            parent: root.clone(),
+            child: child1.id.clone(),
+            parent_last_ms: parent_last1,
+            child_first_ms: first1,
+        },
+        Takeover {
+            parent: child1.id.clone(),
+            child: child2.id.clone(),
+            parent_last_ms: parent_last2,
+            child_first_ms: first2,
+        },
+    ];
+    let src = StoreSource::new(store.clone(), Vec::new());
+    let timeline = timeline.lock().unwrap().clone();
+    let recorded_from = store
+        .list_segments()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.lineage.as_deref() == Some(root.as_str()))
+        .map(|s| s.first_time_ms)
+        .min()
+        .unwrap();
+    let last_ack = timeline[timeline.len() - 1].1;
+    let (mut exact, mut refused) = (0, 0);
+    let mut t = recorded_from + 1000;
+    while t < last_ack {
+        // The model at t: the writes acknowledged by t, none in flight
+        // from 100 ms before it was sent to 1.5 s after its
+        // acknowledgement (the recorder observes the API a little later,
+        // up to a second on a loaded machine).
+        let in_flight = timeline
+            .iter()
+            .any(|(before, acked, _)| *before <= t + 100 && *acked + 1500 >= t);
+        if in_flight {
+            t += 50;
+            continue;
+        }
+        let expected = timeline
+            .iter()
+            .rev()
+            .find(|(_, acked, _)| *acked <= t)
+            .map(|(_, _, m)| m.clone())
+            .unwrap_or_default();
+        match src.load(&Point::Time(t)).await {
+            Ok(_) => {
+                let s = src.state_at(&Point::Time(t)).await.unwrap();
+                assert_eq!(model_of(&s), expected, "state at ms:{t}");
+                exact += 1;
+            }
+            Err(e) => {
+                let inside = takeovers
+                    .iter()
+                    .find(|k| t > k.parent_last_ms && t < k.child_first_ms);
+                let Some(k) = inside else {
+                    panic!("ms:{t} outside every takeover interval refused: {e}");
+                };
+                assert!(
+                    matches!(&e, PitError::Fork { parent, child, .. } if *parent == k.parent && *child == k.child),
+                    "ms:{t}: {e}"
+                );
+                refused += 1;
+            }
+        }
+        t += 250;
+    }
+    eprintln!("{exact} points equal the model, {refused} refused inside a takeover interval");
+    assert!(exact >= 8, "{exact}");
+    // The standby's kept events cover the takeover: the child's first
+    // snapshot is at or before the parent's last stored event.
+    for k in &takeovers {
+        assert!(
+            k.child_first_ms <= k.parent_last_ms,
+            "a time hole between lineage {} (last event ms:{}) and its child {} (first snapshot ms:{})",
+            k.parent,
+            k.parent_last_ms,
+            k.child,
+            k.child_first_ms
+        );
+    }
+    assert_eq!(refused, 0);
+
+    // No seq twice within the chain; verify passes.
+    let segs = store.list_segments().await.unwrap();
+    let lineages = store.list_lineages().await.unwrap();
+    for l in &lineages {
+        let mut own: Vec<_> = segs
+            .iter()
+            .filter(|s| s.lineage.as_deref() == Some(l.id.as_str()))
+            .collect();
+        own.sort_by_key(|s| s.first_seq);
+        for w in own.windows(2) {
+            assert_eq!(
+                w[1].first_seq,
+                w[0].last_seq + 1,
+                "{} then {}",
+                w[0].id,
+                w[1].id
+            );
+        }
+        if let Some(p) = &l.parent {
+            assert_eq!(l.first_seq, p.fork_seq + 1);
+            assert!(own.first().is_none_or(|s| s.first_seq > p.fork_seq));
+        }
+    }
+    let out = std::process::Command::new(rewind_bin().unwrap())
+        .arg("--store")
+        .arg(&store_dir)
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What fences a deposed writer depends on the store's conditional
+/// writes, which rewindd probes before it ships: a local directory refuses
+/// a second create (a hard link) and has no compare-and-swap; Garage (a
+/// real single-node server) is asked the same questions and the answers
+/// it gives are what the manual states. The probe leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
+    rewind_history::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let local = DaemonConfig::new(dir.path().join("data"), std::path::Path::new("/unset"));
+    let store = local.open_root().await.unwrap();
+    let w = store.probe_conditional_writes().await.unwrap();
+    assert!(w.create_only, "{w}");
+    assert!(!w.compare_and_swap, "{w}");
+    assert!(store.list("probes/").await.unwrap().is_empty());
+
+    let g = tokio::task::spawn_blocking(rewind_tests::garage::Garage::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let cfg =
+        DaemonConfig::new(dir.path().join("g"), std::path::Path::new("/unset")).s3(&g, "probe");
+    let store = cfg.open_root().await.unwrap();
+    let w = store.probe_conditional_writes().await.unwrap();
+    eprintln!("garage: {w}");
+    // Garage 2.x answers conditional PUTs as plain ones: the second create
+    // and the If-Match writes succeed.
+    assert!(!w.create_only, "{w}");
+    assert!(!w.compare_and_swap, "{w}");
+    assert!(store.list("probes/").await.unwrap().is_empty());
+}
+
+/// At write time: a recorder without a Lease stops shipping once another
+/// recorder started a lineage forked from its own (here the other
+/// recorder's record is written by the test, as it would be), with an
+/// error naming that lineage and its creator, and stores nothing past the
+/// fork point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_stops_shipping_once_another_forked_its_lineage() {
+    rewind_history::install_tls_provider();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    let n: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &n)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+    let put = |name: &'static str, v: &'static str| {
+        let api = api.clone();
+        async move {
+            let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": NS}, "data": {"v": v},
+            }))
+            .unwrap();
+            api.patch(
+                name,
+                &PatchParams::apply("leader-test").force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        &dir.path().join("x"),
+        &dir.path().join("store"),
+        cp.readonly_kubeconfig_path(),
+    );
+    cfg.extra = format!(
+        "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n"
+    );
+    let store = cfg.open_store().await.unwrap();
+    put("one", "1").await;
+    let mut x = start(&cfg);
+    let s = x.settle(Duration::from_secs(1), "x").await.unwrap();
+    rewind_tests::daemon::wait_sealed(&store, s.journal.next_seq - 1)
+        .await
+        .unwrap();
+    let ours = s.lineage.unwrap().id;
+    let fork = store
+        .list_segments()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.last_seq)
+        .max()
+        .unwrap();
+    let other = LineageRecord {
+        version: rewind_history::store::lineage::LINEAGE_VERSION,
+        id: rewind_history::store::lineage::new_id().unwrap(),
+        parent: Some(rewind_history::store::ForkPoint {
+            lineage: ours.clone(),
+            fork_seq: fork,
+        }),
+        cluster_uid: s.cluster_id.clone(),
+        created_by: rewind_history::store::CreatedBy {
+            host: "other-host".into(),
+            version: "test".into(),
+            data_dir: "/elsewhere".into(),
+        },
+        created_at_ms: rewind_history::now_ms(),
+        first_seq: fork + 1,
+    };
+    store.put_lineage(&other).await.unwrap();
+    put("one", "2").await;
+    put("two", "1").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let log = std::fs::read_to_string(&x.log).unwrap();
+        if log.contains("not shipping: lineage") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "{}", x.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        text.contains(&other.id) && text.contains("other-host") && text.contains("/elsewhere"),
+        "{}",
+        x.log_tail(20)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let past: Vec<_> = store
+        .list_segments()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.last_seq > fork)
+        .collect();
+    assert!(past.is_empty(), "stored past the fork: {past:?}");
+    x.kill().unwrap();
+}
