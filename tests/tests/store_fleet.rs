@@ -5,8 +5,11 @@
 //! - Three clusters (one control plane per cluster, started in turn: the
 //!   machine has two cores): `rewind list` shows all three with their
 //!   newest points; an export of each (`--cluster`) holds its own objects
-//!   and nothing of the others; without `--cluster` a reading command is an
-//!   error listing the three, and an unknown `--cluster` names them.
+//!   and nothing of the others; a live `restore --at latest` of each into a
+//!   fresh control plane gives exactly the ConfigMaps the API held in that
+//!   cluster's namespace and none of the other two clusters' namespaces or
+//!   objects; without `--cluster` a reading command is an error listing the
+//!   three, and an unknown `--cluster` names them.
 //! - An existing flat store (the single-cluster layout, files directly
 //!   under the prefix, from a data directory that never placed itself):
 //!   `rewind` still lists and exports it, rewindd continues it in place
@@ -15,12 +18,13 @@
 //!
 //! Needs the local control plane and Garage.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use rewind_history::store::Store;
 use rewind_history::store::fleet::Place;
 use rewind_tests::ControlPlane;
@@ -116,10 +120,30 @@ fn export(g: &Garage, cluster: Option<&str>, out: &Path) -> (bool, String, Strin
     run(c.args(["export", "--at", "latest", "--out"]).arg(out))
 }
 
+/// The ConfigMaps of namespace `ns` the API holds, name → `data`.
+type ConfigMaps = BTreeMap<String, BTreeMap<String, String>>;
+
+async fn config_maps(client: &kube::Client, ns: &str) -> ConfigMaps {
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|cm| (cm.metadata.name.unwrap(), cm.data.unwrap_or_default()))
+        .collect()
+}
+
 /// Records `ns` with `names` from a fresh control plane into the shared
 /// prefix with a daemon whose data directory is `data`; returns the
-/// cluster's uid and its place.
-async fn record_cluster(g: &Garage, data: &Path, ns: &str, names: &[String]) -> (String, Place) {
+/// cluster's uid, its place and the ConfigMaps the API held in `ns` when
+/// the recording was sealed.
+async fn record_cluster(
+    g: &Garage,
+    data: &Path,
+    ns: &str,
+    names: &[String],
+) -> (String, Place, ConfigMaps) {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
     let uid = kube_system_uid(&admin).await;
@@ -136,7 +160,55 @@ async fn record_cluster(g: &Garage, data: &Path, ns: &str, names: &[String]) -> 
     let last = daemon.status().unwrap().journal.next_seq - 1;
     wait_sealed(&store, last).await.unwrap();
     assert!(daemon.terminate().unwrap().success());
-    (uid, place)
+    let held = config_maps(&admin, ns).await;
+    (uid, place, held)
+}
+
+/// `rewind --cluster <uid> restore --at latest` into a fresh control plane
+/// (dropped before returning); returns, for each namespace of `nss`,
+/// whether it exists in the target and the ConfigMaps it holds, and the
+/// names of every ConfigMap in the target.
+async fn restore_cluster(
+    g: &Garage,
+    uid: &str,
+    state_dir: &Path,
+    nss: &[String],
+) -> (BTreeMap<String, (bool, ConfigMaps)>, Vec<String>) {
+    let cp = ControlPlane::start().await.unwrap();
+    let mut c = rewind(g);
+    c.args(["--cluster", uid, "restore", "--at", "latest", "--to"])
+        .arg(cp.admin_kubeconfig_path())
+        .args(["--yes", "--output", "json", "--state-dir"])
+        .arg(state_dir);
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "restore of {uid}:\n{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("restore of {uid}: {e}: {out}\n{err}"));
+    let failures = report["report"]["failures"].as_array().unwrap();
+    assert!(failures.is_empty(), "restore of {uid}: {failures:#?}");
+    let target = cp.admin_client();
+    let namespaces = Api::<Namespace>::all(target.clone());
+    let mut per_ns = BTreeMap::new();
+    for ns in nss {
+        let exists = namespaces.get_opt(ns).await.unwrap().is_some();
+        per_ns.insert(ns.clone(), (exists, config_maps(&target, ns).await));
+    }
+    let all = Api::<ConfigMap>::all(target)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|cm| {
+            format!(
+                "{}/{}",
+                cm.metadata.namespace.unwrap_or_default(),
+                cm.metadata.name.unwrap_or_default()
+            )
+        })
+        .collect();
+    drop(cp);
+    (per_ns, all)
 }
 
 fn names(i: usize) -> Vec<String> {
@@ -172,9 +244,15 @@ async fn three_clusters_in_one_bucket_each_restore_their_own_state() {
     let dir = tempfile::tempdir().unwrap();
     let nss: Vec<String> = (1..=3).map(|i| format!("fleet-ns-{i}")).collect();
     let mut clusters = Vec::new();
+    let mut held = Vec::new();
     for (i, ns) in nss.iter().enumerate() {
         let data = dir.path().join(format!("data-{i}"));
-        let (uid, place) = record_cluster(&g, &data, ns, &names(i + 1)).await;
+        let (uid, place, cms) = record_cluster(&g, &data, ns, &names(i + 1)).await;
+        assert!(
+            names(i + 1).iter().all(|n| cms.contains_key(n)),
+            "the API held {cms:?}"
+        );
+        held.push(cms);
         assert_eq!(place, Place::Cluster(uid.clone()));
         assert_eq!(
             std::fs::read_to_string(data.join("store-place"))
@@ -219,6 +297,35 @@ async fn three_clusters_in_one_bucket_each_restore_their_own_state() {
         let (ok, o, e) = export(&g, Some(uid), &out);
         assert!(ok, "{o}\n{e}");
         holds_only(&out, &nss[i], &names(i + 1), &nss);
+    }
+
+    // A live restore of each into a fresh control plane (one at a time)
+    // gives exactly the ConfigMaps the API held in its namespace, object by
+    // object, and nothing of the other two clusters.
+    for (i, uid) in clusters.iter().enumerate() {
+        let state_dir = dir.path().join(format!("restore-state-{i}"));
+        let (per_ns, all) = restore_cluster(&g, uid, &state_dir, &nss).await;
+        for (j, ns) in nss.iter().enumerate() {
+            let (exists, cms) = &per_ns[ns];
+            if i == j {
+                assert!(*exists, "{ns} not restored from {uid}");
+                assert_eq!(cms, &held[i], "the ConfigMaps of {ns} restored from {uid}");
+            } else {
+                assert!(!exists, "{ns} of another cluster restored from {uid}");
+                assert!(
+                    cms.is_empty(),
+                    "{ns} of another cluster in {uid}'s: {cms:?}"
+                );
+            }
+        }
+        for (j, _) in nss.iter().enumerate().filter(|(j, _)| *j != i) {
+            for n in names(j + 1) {
+                assert!(
+                    !all.iter().any(|c| c.ends_with(&format!("/{n}"))),
+                    "{n} of cluster {j} restored from {uid}: {all:#?}"
+                );
+            }
+        }
     }
 
     // Never a guess: without --cluster a reading command lists the three;
@@ -345,7 +452,8 @@ async fn an_existing_flat_store_is_listed_restored_and_continued() {
     drop(cp);
 
     // A second cluster on the same prefix gets its own place beside it.
-    let (uid_b, place_b) = record_cluster(&g, &dir.path().join("data-b"), &ns_b, &names(2)).await;
+    let (uid_b, place_b, _) =
+        record_cluster(&g, &dir.path().join("data-b"), &ns_b, &names(2)).await;
     assert_eq!(place_b, Place::Cluster(uid_b.clone()));
     let (ok, out, err) = run(rewind(&g).args(["list", "-o", "json"]));
     assert!(ok, "{out}\n{err}");
