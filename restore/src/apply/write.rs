@@ -451,7 +451,16 @@ pub(super) async fn delete_one(
     (shown, r)
 }
 
-/// Waits until the CRD `name` reports `Established=True`.
+/// Waits until the CRD `name` reports `Established=True` and the API
+/// serves every version its spec marks served.
+///
+/// `Established` alone is not enough when a restore changes an existing
+/// CRD's served versions: the condition is already true from before, while
+/// the apiserver's handler still serves the old set for a moment, and an
+/// object written at a newly served version gets a bare 404. Discovery
+/// (`/apis/<group>/<version>`) lists the resource from the same cache the
+/// handler serves from, so the wait ends when every served version lists
+/// the CRD's plural.
 pub(super) async fn wait_established(
     w: Writer<'_>,
     name: &str,
@@ -471,18 +480,59 @@ pub(super) async fn wait_established(
                 c.get("type").and_then(Value::as_str) == Some("Established")
                     && c.get("status").and_then(Value::as_str) == Some("True")
             });
-        if established {
+        let missing = if established {
+            unserved_versions(w.client, &crd.data).await
+        } else {
+            Vec::new()
+        };
+        if established && missing.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let message = if established {
+                format!(
+                    "Established, but versions {} not served after {} s",
+                    missing.join(", "),
+                    timeout.as_secs()
+                )
+            } else {
+                format!("not Established after {} s", timeout.as_secs())
+            };
             return Err(ApiFailure {
                 code: 0,
                 reason: "Timeout".into(),
-                message: format!("not Established after {} s", timeout.as_secs()),
+                message,
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The versions a CRD's spec marks served whose discovery document does not
+/// list its plural yet (a discovery error counts as not yet served).
+async fn unserved_versions(client: &Client, crd: &Value) -> Vec<String> {
+    let text = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let (group, plural) = (text("/spec/group"), text("/spec/names/plural"));
+    let served: Vec<&str> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("served").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .collect();
+    let mut missing = Vec::new();
+    for version in served {
+        let gv = format!("{group}/{version}");
+        let listed = client
+            .list_api_group_resources(&gv)
+            .await
+            .is_ok_and(|l| l.resources.iter().any(|r| r.name == plural));
+        if !listed {
+            missing.push(gv);
+        }
+    }
+    missing
 }
 
 #[cfg(test)]
