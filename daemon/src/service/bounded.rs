@@ -136,6 +136,14 @@ impl StandbyKeeper {
     pub fn keep(&self) -> Result<u64, CompactError> {
         let cutoff = now_ms().saturating_sub(self.settings.get().local_window_ms);
         let p = self.ledger.progress();
+        // Nothing unsealed is older than the window: no scan this round.
+        let oldest = self
+            .log
+            .read_from(p.sealed_upto.saturating_add(1), 1)
+            .map_err(|e| CompactError::Journal(e.to_string()))?;
+        if oldest.first().is_none_or(|e| e.observed_at_ms >= cutoff) {
+            return Ok(0);
+        }
         let upto = if p.base().is_none() {
             // The first base only where the state was whole.
             super::lineage::last_whole_before(&*self.log, cutoff)
