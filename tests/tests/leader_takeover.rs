@@ -3,8 +3,8 @@
 //! never splices the two histories.
 //!
 //! rewindd A and B record the ConfigMaps of one namespace into one local
-//! store, both with `[leader] lease = "rewind-system/rewindd"` (3 s
-//! duration, 2 s renew deadline) and the control plane's admin identity
+//! store, both with `[leader] lease = "rewind-system/rewindd"` (6 s
+//! duration, 4 s renew deadline: room for renewals answered slowly on a loaded machine) and the control plane's admin identity
 //! (it writes the Lease). A writer changes a ConfigMap every 2 s and
 //! keeps a model from its own acknowledged writes. Then:
 //!
@@ -62,7 +62,7 @@ fn config(
     cfg.store = StoreSpec::LocalAt(store.to_path_buf());
     cfg.extra = format!(
         "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n\n\
-         [leader]\nlease = \"rewind-system/rewindd\"\nduration_s = 3\nrenew_deadline_ms = 2000\nretry_ms = 250\n"
+         [leader]\nlease = \"rewind-system/rewindd\"\nduration_s = 6\nrenew_deadline_ms = 4000\nretry_ms = 250\n"
     );
     cfg
 }
