@@ -3,8 +3,8 @@
 //! never splices the two histories.
 //!
 //! rewindd A and B record the ConfigMaps of one namespace into one local
-//! store, both with `[leader] lease = "rewind-system/rewindd"` (3 s
-//! duration, 2 s renew deadline) and the control plane's admin identity
+//! store, both with `[leader] lease = "rewind-system/rewindd"` (6 s
+//! duration, 4 s renew deadline: room for renewals answered slowly on a loaded machine) and the control plane's admin identity
 //! (it writes the Lease). A writer changes a ConfigMap every 2 s and
 //! keeps a model from its own acknowledged writes. Then:
 //!
@@ -62,7 +62,7 @@ fn config(
     cfg.store = StoreSpec::LocalAt(store.to_path_buf());
     cfg.extra = format!(
         "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n\n\
-         [leader]\nlease = \"rewind-system/rewindd\"\nduration_s = 3\nrenew_deadline_ms = 2000\nretry_ms = 250\n"
+         [leader]\nlease = \"rewind-system/rewindd\"\nduration_s = 6\nrenew_deadline_ms = 4000\nretry_ms = 250\n"
     );
     cfg
 }
@@ -670,4 +670,221 @@ async fn a_recorder_stops_shipping_once_another_forked_its_lineage() {
         .collect();
     assert!(past.is_empty(), "stored past the fork: {past:?}");
     x.kill().unwrap();
+}
+
+/// A standby bounds its journal by its local window: B, a standby with a
+/// 4 s window beside leader A, folds the events older than the window
+/// into its base snapshot and trims them from its journal, again and
+/// again while a ConfigMap changes every 2 s. ConfigMaps created
+/// before B started and never changed since live only in that base once
+/// their events are trimmed. A is then killed: B takes over, and its
+/// child lineage's first snapshot (folded from the base) and every point
+/// after it equal what the API held, the untouched ConfigMaps included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_trims_its_journal_to_its_window_and_still_takes_over_whole() {
+    rewind_history::install_tls_provider();
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.admin_client();
+    for ns in [NS, "rewind-system"] {
+        let n: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &n)
+            .await
+            .unwrap();
+    }
+    let api: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+    let mut model = Model::new();
+    for i in 0..5 {
+        let name = format!("still-{i}");
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": NS}, "data": {"v": "still"},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+        model.insert(name, "still".into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let kc = cp.admin_kubeconfig_path().to_path_buf();
+    let cfg_a = config(&dir.path().join("a"), &store_dir, &kc);
+    let cfg_b = config(&dir.path().join("b"), &store_dir, &kc).local_window("4s");
+    let store = cfg_a.open_store().await.unwrap();
+
+    let timeline: Timeline = Arc::new(Mutex::new(Vec::new()));
+    let stop_writer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (timeline, stop) = (Arc::clone(&timeline), Arc::clone(&stop_writer));
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "counter", "namespace": NS},
+                    "data": {"v": i.to_string()},
+                }))
+                .unwrap();
+                let before = rewind_history::now_ms();
+                let mut tries = 0;
+                while let Err(e) = api
+                    .patch(
+                        "counter",
+                        &PatchParams::apply("leader-test").force(),
+                        &Patch::Apply(&cm),
+                    )
+                    .await
+                {
+                    tries += 1;
+                    assert!(tries < 20, "writing counter: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                model.insert("counter".into(), i.to_string());
+                timeline
+                    .lock()
+                    .unwrap()
+                    .push((before, rewind_history::now_ms(), model.clone()));
+                tokio::time::sleep(Duration::from_millis(2000)).await;
+            }
+        })
+    };
+
+    let mut a = start(&cfg_a);
+    wait_role(&mut a, "leader", Duration::from_secs(60)).await;
+    wait_listed(&mut a).await;
+    let mut b = start(&cfg_b);
+    wait_role(&mut b, "standby", Duration::from_secs(60)).await;
+    wait_listed(&mut b).await;
+
+    // B trims, round after round: its base moves and its journal's oldest
+    // events go.
+    let progress = dir.path().join("b/standby/progress.json");
+    let base_seq = || -> u64 {
+        std::fs::read(&progress)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["shipped_upto"].as_u64())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let trims = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("standby journal trimmed to its local window"))
+            .count()
+    };
+    let first_base = loop {
+        let log = std::fs::read_to_string(&b.log).unwrap();
+        if trims(&log) >= 1 {
+            break base_seq();
+        }
+        b.check_running().unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "B never trimmed\n{}",
+            b.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(first_base > 0, "B's base names the events it stands for");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&b.log).unwrap();
+        if trims(&log) >= 3 && base_seq() > first_base {
+            break;
+        }
+        b.check_running().unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "B trimmed only once\n{}",
+            b.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let standby_files = std::fs::read_dir(dir.path().join("b/standby/snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(standby_files, 1, "B keeps one base snapshot");
+    assert!(
+        store
+            .list_lineages()
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.created_by.data_dir.ends_with("/a")),
+        "a trimming standby ships nothing"
+    );
+
+    // Kill A: B takes over from its trimmed journal.
+    let killed_at = rewind_history::now_ms();
+    let root = store.list_lineages().await.unwrap()[0].id.clone();
+    a.kill().unwrap();
+    let child = new_child_of(&store, &root, Duration::from_secs(60)).await;
+    wait_role(&mut b, "leader", Duration::from_secs(5)).await;
+    let (_, child_first) = first_file_of(&store, &child.id, Duration::from_secs(60)).await;
+    let log_b = std::fs::read_to_string(&b.log).unwrap();
+    assert!(
+        log_b.contains("the standby's base snapshot is the first snapshot's fold base"),
+        "B's first snapshot is folded from its base\n{}",
+        b.log_tail(30)
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop_writer.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let b_final = b.settle(Duration::from_secs(2), "the end").await.unwrap();
+    rewind_tests::daemon::wait_sealed(&store, b_final.journal.next_seq - 1)
+        .await
+        .unwrap();
+    let exit = b.terminate().unwrap();
+    assert!(exit.success(), "{exit}");
+
+    // Every quarter second from the child's first snapshot on equals the
+    // model, the ConfigMaps that only the base held included.
+    let src = StoreSource::new(store.clone(), Vec::new());
+    let timeline = timeline.lock().unwrap().clone();
+    let last_ack = timeline[timeline.len() - 1].1;
+    let mut exact = 0;
+    let mut t = child_first.max(killed_at - 60_000);
+    while t < last_ack {
+        let in_flight = timeline
+            .iter()
+            .any(|(before, acked, _)| *before <= t + 100 && *acked + 1500 >= t);
+        if in_flight {
+            t += 50;
+            continue;
+        }
+        let expected = timeline
+            .iter()
+            .rev()
+            .find(|(_, acked, _)| *acked <= t)
+            .map(|(_, _, m)| m.clone())
+            .unwrap_or_default();
+        let s = src.state_at(&Point::Time(t)).await.unwrap();
+        assert_eq!(model_of(&s), expected, "state at ms:{t}");
+        exact += 1;
+        t += 250;
+    }
+    // The first snapshot itself holds the untouched ConfigMaps.
+    let first = src.state_at(&Point::Time(child_first)).await.unwrap();
+    let held = model_of(&first);
+    for i in 0..5 {
+        assert_eq!(
+            held.get(&format!("still-{i}")).map(String::as_str),
+            Some("still"),
+            "the child's first snapshot lost still-{i}: {held:?}"
+        );
+    }
+    eprintln!("{exact} points after the takeover equal the model");
+    assert!(exact >= 4, "{exact}");
+    let out = std::process::Command::new(rewind_bin().unwrap())
+        .arg("--store")
+        .arg(&store_dir)
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

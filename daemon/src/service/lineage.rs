@@ -457,6 +457,12 @@ pub struct Established {
     /// state was whole ([`cut_point`]). Sealed and snapshotted there
     /// before anything else, and nothing before it is shipped.
     pub first_snapshot: Option<u64>,
+    /// For a standby's journal that became a child lineage and had been
+    /// bounded by its window ([`super::bounded`]): the standby's directory
+    /// (moved aside) whose base snapshot the first snapshot is folded
+    /// from, and the seq offset between the journal's numbers and the
+    /// lineage's.
+    pub standby_base: Option<(PathBuf, u64)>,
 }
 
 /// Decides the lineage for `recorder` (open, not yet running) against
@@ -496,6 +502,7 @@ pub async fn establish(
                         fresh: false,
                         status,
                         first_snapshot: None,
+                        standby_base: None,
                     },
                 ));
             }
@@ -523,6 +530,7 @@ pub async fn establish(
                 parent,
                 fresh: false,
                 first_snapshot: None,
+                standby_base: None,
             }
         }
         Decision::Adopt { record } => {
@@ -535,6 +543,7 @@ pub async fn establish(
                 parent: record.parent.clone(),
                 fresh: false,
                 first_snapshot: None,
+                standby_base: None,
             }
         }
         Decision::Fresh { record, why } => {
@@ -562,6 +571,7 @@ pub async fn establish(
             if !is_new {
                 drop(recorder);
                 move_aside(&config.journal_dir(), &aside)?;
+                move_standby_aside(&config.data_dir, &aside)?;
                 recorder = reopen(config).await?;
             }
             if progress.is_some() {
@@ -582,6 +592,7 @@ pub async fn establish(
                 parent: record.parent.clone(),
                 fresh: true,
                 first_snapshot: None,
+                standby_base: None,
             }
         }
     };
@@ -592,7 +603,8 @@ pub async fn establish(
 }
 
 /// A takeover by a standby: its journal (recorded without a lineage, from
-/// seq 1, never trimmed) becomes the child lineage `record`'s, numbered
+/// seq 1, trimmed to its window below its base snapshot, see
+/// [`super::bounded`]) becomes the child lineage `record`'s, numbered
 /// from the fork point on (the journal's seq `s` is the lineage's
 /// `s + fork_seq`), so the events it kept are shipped. The child's first
 /// snapshot is cut at the last point at or before the parent's newest
@@ -612,10 +624,16 @@ async fn take_standby_journal(
         .parent
         .as_ref()
         .and_then(|p| view.newest_time.get(&p.lineage).copied());
+    // A standby bounded by its window cuts from its base snapshot: the
+    // journal before it may be trimmed.
+    let standby = super::bounded::standby_dir(&config.data_dir);
+    let base = super::bounded::base_in(&standby)?
+        .map(|(b, _)| (b.seq, b.time_ms))
+        .filter(|&(seq, _)| seq < recorder.journal_lineage().map_or(0, |(_, n, _)| n));
     let cut = match t0 {
         Some(t0) => {
             let log = recorder.log_reader();
-            tokio::task::spawn_blocking(move || cut_in_journal(&log, t0))
+            tokio::task::spawn_blocking(move || cut_in_journal(&log, t0, base))
                 .await
                 .map_err(|e| {
                     LineageError::Journal(crate::journal::Error::Corrupt(format!(
@@ -628,6 +646,13 @@ async fn take_standby_journal(
     if has_progress {
         move_aside(&config.data_dir.join("compact"), aside)?;
     }
+    let standby_base = if base.is_some() {
+        move_aside(&standby, aside)?;
+        Some((aside.join("standby"), offset))
+    } else {
+        move_standby_aside(&config.data_dir, aside)?;
+        None
+    };
     recorder.take_lineage_at(&record.id, offset)?;
     let first_snapshot = cut.map(|k| k.saturating_add(offset));
     tracing::warn!(
@@ -650,6 +675,7 @@ async fn take_standby_journal(
         parent: record.parent.clone(),
         fresh: true,
         first_snapshot,
+        standby_base,
     };
     recorder
         .board()
@@ -664,10 +690,15 @@ pub fn snapshot_at_cut(
     compactor: &crate::compact::Compactor,
     cut: u64,
     set: rewind_history::store::layout::RecordedResourceSet,
+    standby_base: Option<&(PathBuf, u64)>,
 ) -> Result<(), LineageError> {
     compactor.ledger().update(|p| {
         p.set_from(p.sealed_upto.saturating_add(1), set);
     })?;
+    let imported = match standby_base {
+        Some((dir, offset)) => import_base(compactor, dir, *offset)?,
+        None => None,
+    };
     compactor.sealer().seal_through(cut)?;
     let sealed = compactor.ledger().progress().sealed_upto;
     if sealed != cut {
@@ -680,12 +711,93 @@ pub fn snapshot_at_cut(
     }
     let snap = compactor.snapshotter().snapshot(None)?;
     compactor.ledger().update(|p| p.shipped_upto = cut)?;
+    if let Some(base) = imported.filter(|b| b.key() != snap.key()) {
+        // Only the snapshot at the cut starts the child: the base it was
+        // folded from is never shipped.
+        compactor
+            .ledger()
+            .update(|p| p.snapshots.retain(|s| s.key() != base.key()))?;
+        compactor.ledger().files().delete(&base.key())?;
+    }
     tracing::info!(
         seq = snap.seq,
         time_ms = snap.time_ms,
         objects = snap.objects,
         "the child lineage's first snapshot, at the cut"
     );
+    Ok(())
+}
+
+/// Makes a standby's base snapshot (in `dir`, in the journal's numbers) the
+/// compactor's base in the lineage's (`offset` added): the same objects,
+/// its header at `seq + offset`, and sealed up to there. Returns it, or
+/// `None` when `dir` holds no base. Blocking.
+fn import_base(
+    compactor: &crate::compact::Compactor,
+    dir: &Path,
+    offset: u64,
+) -> Result<Option<crate::compact::local::LocalSnapshot>, LineageError> {
+    use crate::compact::fold;
+    let Some((base, bytes)) = super::bounded::base_in(dir)? else {
+        return Ok(None);
+    };
+    let reader = rewind_format::SnapshotReader::open(
+        &bytes,
+        Some("standby base snapshot"),
+        rewind_format::Limits::default(),
+    )
+    .map_err(crate::compact::CompactError::from)?;
+    let mut header = reader.header().clone();
+    header.seq = header.seq.saturating_add(offset);
+    let delta = fold::Delta::new(Some(&header));
+    let key = crate::compact::local::snapshot_key(header.seq, None);
+    let level = compactor.settings().zstd_level;
+    let mut folded = None;
+    compactor.ledger().files().put_with(&key, |w| {
+        let (f, counted) = fold::fold(
+            Some(&bytes),
+            &[],
+            &delta,
+            &header.cluster_id,
+            &rewind_format::WriteOptions::snapshot(level),
+            crate::compact::local::Counting::new(w),
+        )?;
+        folded = Some((f, counted.count()));
+        Ok(counted.into_inner())
+    })?;
+    let Some((f, size)) = folded else {
+        return Ok(None);
+    };
+    let snap = crate::compact::local::LocalSnapshot {
+        seq: f.seq,
+        time_ms: f.time_ms,
+        objects: f.objects,
+        size,
+        label: None,
+        stored_id: None,
+    };
+    compactor.ledger().update(|p| {
+        p.sealed_upto = snap.seq;
+        p.snapshots.retain(|s| s.key() != snap.key());
+        p.snapshots.push(snap.clone());
+    })?;
+    tracing::info!(
+        standby_seq = base.seq,
+        seq = snap.seq,
+        time_ms = snap.time_ms,
+        objects = snap.objects,
+        "the standby's base snapshot is the first snapshot's fold base"
+    );
+    Ok(Some(snap))
+}
+
+/// Moves a standby's directory ([`super::bounded::standby_dir`]) aside
+/// with the journal it belongs to, if there is one.
+fn move_standby_aside(data_dir: &Path, aside: &Path) -> Result<(), LineageError> {
+    let dir = super::bounded::standby_dir(data_dir);
+    if dir.exists() {
+        move_aside(&dir, aside)?;
+    }
     Ok(())
 }
 
@@ -725,29 +837,62 @@ pub async fn prepare_standby(
     drop(recorder);
     move_aside(&config.journal_dir(), &aside)?;
     move_aside(&config.data_dir.join("compact"), &aside)?;
+    move_standby_aside(&config.data_dir, &aside)?;
     reopen(config).await
 }
 
-/// [`cut_point`] over the journal `log`, read in order from seq 1.
+/// [`cut_point`] over the journal `log`, read in order: from seq 1, or,
+/// when the standby folded a base snapshot (`base`: its seq and time, see
+/// [`super::bounded`]), from just after it, the base counting as a point
+/// where the state was whole (the journal before it may be trimmed).
 fn cut_in_journal(
-    log: &crate::journal::LogReader,
+    log: &dyn crate::compact::EventLog,
     t0: i64,
+    base: Option<(u64, i64)>,
 ) -> Result<Option<u64>, crate::journal::Error> {
     let mut cut = Cut::default();
     let mut next = 1;
+    if let Some((seq, time_ms)) = base {
+        cut.listed = true;
+        cut.first_whole = Some(seq);
+        cut.best = (time_ms <= t0).then_some(seq);
+        next = seq.saturating_add(1);
+    }
+    walk(log, next, &mut cut, t0)?;
+    Ok(cut.point())
+}
+
+/// The last seq of the journal `log` (read from seq 1) observed at or
+/// before `t` at which the state was whole (see [`cut_point`]); `None`
+/// when there is none yet.
+pub(crate) fn last_whole_before(
+    log: &dyn crate::compact::EventLog,
+    t: i64,
+) -> Result<Option<u64>, crate::journal::Error> {
+    let mut cut = Cut::default();
+    walk(log, 1, &mut cut, t)?;
+    Ok(cut.best)
+}
+
+/// Feeds `cut` the events of `log` from `next` on until it needs no more.
+fn walk(
+    log: &dyn crate::compact::EventLog,
+    mut next: u64,
+    cut: &mut Cut,
+    t0: i64,
+) -> Result<(), crate::journal::Error> {
     loop {
         let events = log.read_from(next, 1 << 20)?;
         let Some(last) = events.last().map(|e| e.seq) else {
-            break;
+            return Ok(());
         };
         for e in &events {
             if !cut.push(e, t0) {
-                return Ok(cut.point());
+                return Ok(());
             }
         }
         next = last.saturating_add(1);
     }
-    Ok(cut.point())
 }
 
 /// Where a standby's journal is cut for its first snapshot; see

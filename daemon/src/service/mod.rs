@@ -21,8 +21,9 @@
 //!   the store and the recorder continues its lineage, adopts a history
 //!   from before lineages, or starts a child lineage (see [`lineage`]).
 //! - **Leadership** (`[leader]`, see [`crate::leader`]): with a Lease the
-//!   recorder first runs as a standby (records into its journal, seals and
-//!   ships nothing); once it holds the Lease the recorder is reopened on
+//!   recorder first runs as a standby (records into its journal, ships
+//!   nothing, and keeps its journal to `local_window`, see [`bounded`]);
+//!   once it holds the Lease the recorder is reopened on
 //!   the same journal and the lineage decided as at start: its own journal
 //!   continuing the store's newest lineage continues it, anything else (a
 //!   takeover) is a child lineage of it. Deposed, it stops recording and
@@ -36,6 +37,7 @@
 //!   change while running is applied, the rest is named as needing a
 //!   restart (see [`reload`]).
 
+pub mod bounded;
 pub mod lineage;
 pub mod reload;
 
@@ -221,9 +223,12 @@ pub async fn run(
         // A takeover: the child's first snapshot at the cut, nothing
         // before it shipped.
         let (compactor, set) = (Arc::clone(&compactor), running.recorded_set.clone());
-        tokio::task::spawn_blocking(move || lineage::snapshot_at_cut(&compactor, cut, set))
-            .await
-            .map_err(|_| ServiceError::Startup)??;
+        let base = established.standby_base.clone();
+        tokio::task::spawn_blocking(move || {
+            lineage::snapshot_at_cut(&compactor, cut, set, base.as_ref())
+        })
+        .await
+        .map_err(|_| ServiceError::Startup)??;
     }
     {
         // The files sealed from now on name the set this run records.
@@ -388,6 +393,7 @@ async fn standby(
         .metrics_addr
         .map(|addr| tokio::spawn(crate::metrics::serve(addr, sources.clone(), halt.clone())));
     let watchdog_task = tokio::spawn(watchdog(sources, halt.clone()));
+    let keeper_task = keep_bounded(&recorder, config, halt.clone())?;
     let task = tokio::spawn(recorder.run(halt.clone().cancelled_owned(), Hooks::default()));
     tracing::info!(
         identity = leadership.identity().unwrap_or_default(),
@@ -406,6 +412,9 @@ async fn standby(
     let recorded = task.await;
     let _ = sync.await;
     let _ = watchdog_task.await;
+    if let Some(t) = keeper_task {
+        let _ = t.await;
+    }
     if let Some(t) = metrics_task
         && let Ok(Err(e)) = t.await
     {
@@ -420,6 +429,60 @@ async fn standby(
     }
     tracing::info!("holding the Lease: deciding the lineage and starting to ship");
     Ok(Some(lineage::reopen(config).await?))
+}
+
+/// Bounds a standby's journal by the local window until `halt`
+/// ([`bounded`]): every `seal_interval`, the events older than the window
+/// are folded into the standby's base snapshot and trimmed. Only for a
+/// journal without a lineage (a journal that still continues a lineage
+/// holds events its next run as the leader ships: it is not trimmed
+/// here). A directory left by another journal is moved aside first.
+fn keep_bounded(
+    recorder: &Recorder,
+    config: &Config,
+    halt: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServiceError> {
+    let (lineage, _, _) = recorder.journal_lineage()?;
+    if lineage.is_some() {
+        return Ok(None);
+    }
+    let log: Arc<dyn crate::compact::EventLog> = Arc::new(recorder.log_reader());
+    let dir = bounded::standby_dir(&config.data_dir);
+    let settings = config.service.compact.clone();
+    let mut keeper = bounded::StandbyKeeper::open(
+        Arc::clone(&log),
+        recorder.durable_seq(),
+        &dir,
+        settings.clone(),
+    )?;
+    if keeper.is_stale() {
+        let aside = config.data_dir.join(format!("aside-{}", now_ms()));
+        tracing::warn!(dir = %dir.display(), "the standby's base belongs to another journal: moved aside");
+        drop(keeper);
+        lineage::move_aside(&dir, &aside)?;
+        keeper = bounded::StandbyKeeper::open(log, recorder.durable_seq(), &dir, settings.clone())?;
+    }
+    let keeper = Arc::new(keeper);
+    let every = settings.seal_interval.max(Duration::from_secs(1));
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = halt.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let k = Arc::clone(&keeper);
+            match tokio::task::spawn_blocking(move || k.keep()).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(events = n, "standby journal trimmed to its local window")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not bound the standby's journal; retrying")
+                }
+                Err(e) => tracing::warn!(error = %e, "bounding the standby's journal failed"),
+            }
+        }
+    })))
 }
 
 /// Waits until the cluster's identity is known (or `stop`), while the
