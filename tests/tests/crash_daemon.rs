@@ -201,13 +201,18 @@ fn spawn_churn(
     })
 }
 
-/// Waits until the daemon has started its watchers.
-async fn wait_running(d: &Rewindd) {
+/// Waits until the daemon has started its watchers; a daemon that exited
+/// or never started fails with its log's tail, so the cause shows.
+async fn wait_running(d: &mut Rewindd) {
     let t0 = Instant::now();
     while d.status().is_none_or(|s| s.types.is_empty()) {
+        if let Err(e) = d.check_running() {
+            panic!("rewindd exited before it started its watchers: {e}");
+        }
         assert!(
             t0.elapsed() < Duration::from_secs(60),
-            "rewindd never started"
+            "rewindd never started within 60 s; log tail:\n{}",
+            d.log_tail(30)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -445,7 +450,7 @@ async fn run(kills: u64, target: Target) {
             1 => Duration::from_millis(rng.between(600, 3500)),
             // Snapshotting: ask for one, kill while it is being made.
             2 => {
-                wait_running(&daemon).await;
+                wait_running(&mut daemon).await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let s = sock.clone();
                 tokio::spawn(async move {
@@ -456,7 +461,7 @@ async fn run(kills: u64, target: Target) {
             // Uploading: stall the link to S3; the next seal's upload (and
             // a snapshot's, every 150 events) hangs half sent.
             _ => {
-                wait_running(&daemon).await;
+                wait_running(&mut daemon).await;
                 tokio::time::sleep(Duration::from_millis(rng.between(200, 1200))).await;
                 if let Target::S3 { proxy, .. } = &target {
                     proxy.stall();
