@@ -9,7 +9,11 @@
 //!    object JSON and size; and the ingestion rate during it.
 //!
 //! Each round also prints the process's RSS before the snapshot and its
-//! peak during it (snapshot plus the concurrent ingestion), MB.
+//! peak during it (snapshot plus the concurrent ingestion), MB, and the
+//! ingestion's stalls: the 99th percentile and the longest time between
+//! two consecutive commits (a batch of 1,000 events built and committed),
+//! alone and during the snapshot. A snapshot that held the journal up
+//! would show as a long gap during it.
 //!
 //! `cargo bench -p rewind-daemon --bench snapshot_while_ingesting`
 //! (`REWIND_BENCH_OBJECTS` overrides 100,000; `REWIND_BENCH_FOLD_MB` the
@@ -79,20 +83,24 @@ struct Ingest {
 }
 
 impl Ingest {
-    /// Commits `n` events in batches of 1,000 (one fsync each).
+    /// Commits `n` events in batches of 1,000 (one fsync each); returns
+    /// the events, the time, and each batch's time (from the previous
+    /// commit's end to its own).
     fn run(
         &mut self,
         ids: impl Iterator<Item = u64>,
         n: usize,
         stop: Option<&AtomicBool>,
-    ) -> (u64, Duration) {
+    ) -> (u64, Duration, Vec<Duration>) {
         let start = Instant::now();
         let mut done = 0u64;
+        let mut gaps = Vec::new();
         let mut ids = ids.take(n).peekable();
         while ids.peek().is_some() {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 break;
             }
+            let t = Instant::now();
             let mut b = self.journal.batch();
             for i in ids.by_ref().take(1000) {
                 self.version += 1;
@@ -103,9 +111,18 @@ impl Ingest {
             }
             let p = b.finish(&mut self.enc).unwrap();
             self.journal.commit(&p).unwrap();
+            gaps.push(t.elapsed());
         }
-        (done, start.elapsed())
+        (done, start.elapsed(), gaps)
     }
+}
+
+/// The 99th percentile and the longest of `gaps`, ms.
+fn stalls(mut gaps: Vec<Duration>) -> (f64, f64) {
+    gaps.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let p99 = gaps.len().saturating_sub(1) * 99 / 100;
+    (ms(gaps.get(p99)), ms(gaps.last()))
 }
 
 fn main() {
@@ -170,7 +187,7 @@ fn main() {
         seal.as_secs_f64()
     );
     println!(
-        "{:<6} {:>8} {:>9} {:>8} {:>9} {:>12} {:>12} {:>7} {:>10} {:>10}",
+        "{:<6} {:>8} {:>9} {:>8} {:>9} {:>12} {:>12} {:>7} {:>10} {:>10} {:>12} {:>12} {:>12} {:>12}",
         "round",
         "objects",
         "snap s",
@@ -180,7 +197,11 @@ fn main() {
         "during ev/s",
         "ratio",
         "RSS MB",
-        "peak MB"
+        "peak MB",
+        "alone p99 ms",
+        "alone max ms",
+        "during p99",
+        "during max"
     );
     // Round 0: the first snapshot (every segment folded), alone, so its
     // own memory shows: RSS before and peak during, nothing else running.
@@ -190,7 +211,7 @@ fn main() {
     let first = c.snapshot(None).unwrap();
     let first_t = t.elapsed();
     println!(
-        "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12} {:>12} {:>7} {:>10} {:>10}",
+        "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12} {:>12} {:>7} {:>10} {:>10} {:>12} {:>12} {:>12} {:>12}",
         0,
         first.objects,
         first_t.as_secs_f64(),
@@ -200,20 +221,25 @@ fn main() {
         "-",
         "-",
         rss_before,
-        rss_mb("VmHWM:")
+        rss_mb("VmHWM:"),
+        "-",
+        "-",
+        "-",
+        "-"
     );
     // Rounds 1-3 fold the previous snapshot plus the events since, while
     // ingestion runs.
     let mut ratios = Vec::new();
     for round in 1..=3 {
         let updates = usize::try_from(n / 4).unwrap();
-        let (base_n, base_t) = ingest.run((0..n).cycle().skip(round * 13), updates, None);
+        let (base_n, base_t, base_gaps) =
+            ingest.run((0..n).cycle().skip(round * 13), updates, None);
         let base_rate = base_n as f64 / base_t.as_secs_f64();
         c.sealer().seal_all().unwrap();
         let rss_before = rss_mb("VmRSS:");
         reset_peak_rss();
         let stop = Arc::new(AtomicBool::new(false));
-        let (snap, snap_t, during_n, during_t) = std::thread::scope(|s| {
+        let (snap, snap_t, during_n, during_t, during_gaps) = std::thread::scope(|s| {
             let c = &c;
             let stop2 = Arc::clone(&stop);
             let h = s.spawn(move || {
@@ -222,15 +248,17 @@ fn main() {
                 stop2.store(true, Ordering::Relaxed);
                 (snap, t.elapsed())
             });
-            let (dn, dt) = ingest.run((0..n).cycle().skip(round * 7), usize::MAX, Some(&stop));
+            let (dn, dt, dg) = ingest.run((0..n).cycle().skip(round * 7), usize::MAX, Some(&stop));
             let (snap, st) = h.join().unwrap();
-            (snap, st, dn, dt)
+            (snap, st, dn, dt, dg)
         });
+        let (alone_p99, alone_max) = stalls(base_gaps);
+        let (during_p99, during_max) = stalls(during_gaps);
         let peak = rss_mb("VmHWM:");
         let during_rate = during_n as f64 / during_t.as_secs_f64();
         ratios.push(during_rate / base_rate);
         println!(
-            "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12.0} {:>12.0} {:>7.2} {:>10} {:>10}",
+            "{:<6} {:>8} {:>9.2} {:>8.1} {:>9.2} {:>12.0} {:>12.0} {:>7.2} {:>10} {:>10} {:>12.1} {:>12.1} {:>12.1} {:>12.1}",
             round,
             snap.objects,
             snap_t.as_secs_f64(),
@@ -240,7 +268,11 @@ fn main() {
             during_rate,
             during_rate / base_rate,
             rss_before,
-            peak
+            peak,
+            alone_p99,
+            alone_max,
+            during_p99,
+            during_max
         );
     }
     println!(

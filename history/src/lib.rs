@@ -7,7 +7,8 @@
 //! # Modules
 //! - [`store`]: [`store::Store`], where sealed segments and snapshots live
 //!   (a local directory or S3-compatible storage): layout, catalog,
-//!   lineages (one record per unbroken history), many clusters in one
+//!   lineages (one record per unbroken history), the head (a
+//!   compare-and-swap fence for writers), many clusters in one
 //!   store (`fleet`: a place per cluster), retry, retention, and
 //!   [`store::StoreConfig`] with the `--store` URL parser.
 //! - [`pit`]: the state at a point from a store ([`pit::StoreSource`]:

@@ -295,12 +295,29 @@ impl DaemonConfig {
     }
 
     /// Ships to `garage`'s bucket under `prefix` instead.
-    pub fn s3(mut self, garage: &Garage, prefix: &str) -> Self {
+    pub fn s3(self, garage: &Garage, prefix: &str) -> Self {
+        self.s3_server(
+            garage.endpoint(),
+            garage.bucket(),
+            prefix,
+            garage.credentials_file(),
+        )
+    }
+
+    /// Ships to the S3 server at `endpoint` (plain http on loopback),
+    /// `bucket` under `prefix`, with the keys in `credentials_file`.
+    pub fn s3_server(
+        mut self,
+        endpoint: String,
+        bucket: &str,
+        prefix: &str,
+        credentials_file: PathBuf,
+    ) -> Self {
         self.store = StoreSpec::S3 {
-            endpoint: garage.endpoint(),
-            bucket: garage.bucket().to_owned(),
+            endpoint,
+            bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
-            credentials_file: garage.credentials_file(),
+            credentials_file,
         };
         self
     }

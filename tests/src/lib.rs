@@ -78,7 +78,10 @@
 //! [`garage`] starts a real Garage (S3) server for the store tests, one
 //! node or a cluster of three (one node can be stopped and started); the
 //! binary is installed on first use at the pinned version into
-//! `target/tools/` when the machine has none. [`setup`] runs the scripts that
+//! `target/tools/` when the machine has none; [`versitygw`] starts the
+//! Versity S3 Gateway, a real S3 server that honours conditional PUTs
+//! (Garage does not), built on first use from its Go module, for the
+//! store's compare-and-swap. [`setup`] runs the scripts that
 //! build or install such tools (each under its own file lock, so parallel
 //! test binaries do the work once) and shows their long steps with
 //! [`progress`]: a start line (what, version, about how long, the log), the
@@ -94,6 +97,7 @@ pub mod fixtures;
 pub mod garage;
 pub mod progress;
 pub mod setup;
+pub mod versitygw;
 pub mod world;
 
 pub use controlplane::{ControlPlane, Identity, Options, Proxied, TcpProxy};

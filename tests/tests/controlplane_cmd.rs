@@ -34,12 +34,15 @@ async fn controlplane_up_serves_kubectl_and_stops_on_sigterm() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
+    // Its stderr goes to a file, shown when it exits early.
+    let err_log = dir.path().join("controlplane.stderr");
+    let err_file = std::fs::File::create(&err_log).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_controlplane"))
         .args(["up", "--kubeconfig"])
         .arg(&kc)
         .args(["--rancher-clusters", "2"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(err_file))
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -53,7 +56,10 @@ async fn controlplane_up_serves_kubectl_and_stops_on_sigterm() {
                 return;
             }
         }
-        panic!("controlplane exited early:\n{printed}");
+        panic!(
+            "controlplane exited early:\n{printed}\nits stderr:\n{}",
+            std::fs::read_to_string(&err_log).unwrap_or_default()
+        );
     })
     .await
     .expect("controlplane up becomes ready");

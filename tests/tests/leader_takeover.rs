@@ -3,7 +3,7 @@
 //! never splices the two histories.
 //!
 //! rewindd A and B record the ConfigMaps of one namespace into one local
-//! store, both with `[leader] lease = "rewind-system/rewindd"` (6 s
+//! store (in a second test, one Garage bucket and prefix), both with `[leader] lease = "rewind-system/rewindd"` (6 s
 //! duration, 4 s renew deadline: room for renewals answered slowly on a loaded machine) and the control plane's admin identity
 //! (it writes the Lease). A writer changes a ConfigMap every 2 s and
 //! keeps a model from its own acknowledged writes. Then:
@@ -29,7 +29,11 @@
 //! → the new leader's first stored file) and the RPO (stop → the newest
 //! event time the old lineage stored), which `docs/BENCHMARKS.md` keeps.
 //!
-//! Needs the local control plane.
+//! On the local store (which has compare-and-swap) each new leader's
+//! first file is preceded by its swap of the store's head, which then
+//! names its lineage; Garage has no head.
+//!
+//! Needs the local control plane, and Garage for its test.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +47,7 @@ use rewind_history::source::StateSource;
 use rewind_history::store::{LineageRecord, Store};
 use rewind_tests::ControlPlane;
 use rewind_tests::daemon::{DaemonConfig, Rewindd, RunOptions, StoreSpec, rewind_bin};
+use rewind_tests::versitygw::Versity;
 
 const NS: &str = "leader-test";
 
@@ -152,6 +157,34 @@ async fn new_child_of(store: &Store, parent: &str, within: Duration) -> LineageR
     }
 }
 
+/// The store's head names `lineage` and the leader `d` as its holder, at
+/// `d`'s epoch: the new leader swapped it before its first file, which
+/// fences the old one. A store without compare-and-swap (Garage) has
+/// none.
+async fn assert_head(store: &Store, lineage: &str, d: &Rewindd) {
+    let cas = store
+        .probe_conditional_writes()
+        .await
+        .unwrap()
+        .compare_and_swap;
+    let head = store.read_head().await.unwrap();
+    if !cas {
+        assert_eq!(head, None, "no head without compare-and-swap");
+        return;
+    }
+    let (head, _) = head.expect("a head");
+    let leader = d.status().unwrap().leader.unwrap();
+    assert_eq!(
+        (
+            head.lineage.as_str(),
+            Some(head.holder.as_str()),
+            Some(head.epoch)
+        ),
+        (lineage, leader.identity.as_deref(), leader.epoch),
+        "{head:?}"
+    );
+}
+
 /// The newest event time the store holds of `lineage` up to `upto`.
 async fn last_event_time(store: &Store, lineage: &str, upto: u64) -> i64 {
     store
@@ -182,6 +215,38 @@ fn model_of(state: &rewind_history::state::DesiredState) -> Model {
         .collect()
 }
 
+/// The points a model check visits, from `from` to the last acknowledged
+/// write, a quarter second apart, each with the model at it: the writes
+/// acknowledged by then. A point where a write was in flight (from 100 ms
+/// before it was sent to 1.5 s after its acknowledgement: the recorder
+/// observes the API a little later, up to a second on a loaded machine)
+/// is skipped in steps of 50 ms.
+fn settled_points(timeline: &[(i64, i64, Model)], from: i64) -> Vec<(i64, Model)> {
+    let Some(&(_, last_ack, _)) = timeline.last() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut t = from;
+    while t < last_ack {
+        let in_flight = timeline
+            .iter()
+            .any(|(before, acked, _)| *before <= t + 100 && *acked + 1500 >= t);
+        if in_flight {
+            t += 50;
+            continue;
+        }
+        let expected = timeline
+            .iter()
+            .rev()
+            .find(|(_, acked, _)| *acked <= t)
+            .map(|(_, _, m)| m.clone())
+            .unwrap_or_default();
+        out.push((t, expected));
+        t += 250;
+    }
+    out
+}
+
 /// A takeover as the store shows it.
 struct Takeover {
     parent: String,
@@ -194,6 +259,26 @@ struct Takeover {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease() {
+    takeovers(None).await;
+}
+
+/// The same run with both recorders shipping into one Garage bucket and
+/// prefix: Garage honours no conditional write, so there is no head, and
+/// the Lease deadline and the lineage check before each round are the
+/// fence; every point is still answered exactly and nothing is stored
+/// past a fork.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_takeover_on_garage() {
+    let g = tokio::task::spawn_blocking(rewind_tests::garage::Garage::start)
+        .await
+        .unwrap()
+        .unwrap();
+    takeovers(Some(&g)).await;
+}
+
+/// Both takeovers, the refused third recorder and the model check, into a
+/// shared local directory, or into `garage` under one prefix.
+async fn takeovers(garage: Option<&rewind_tests::garage::Garage>) {
     rewind_history::install_tls_provider();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
@@ -208,8 +293,12 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let kc = cp.admin_kubeconfig_path().to_path_buf();
-    let cfg_a = config(&dir.path().join("a"), &store_dir, &kc);
-    let cfg_b = config(&dir.path().join("b"), &store_dir, &kc);
+    let on = |cfg: DaemonConfig| match garage {
+        Some(g) => cfg.s3(g, "takeover"),
+        None => cfg,
+    };
+    let cfg_a = on(config(&dir.path().join("a"), &store_dir, &kc));
+    let cfg_b = on(config(&dir.path().join("b"), &store_dir, &kc));
     let store = cfg_a.open_store().await.unwrap();
 
     // The writer: one ConfigMap changed every 2 s, a second one created
@@ -298,6 +387,7 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
     let child1 = new_child_of(&store, &root, Duration::from_secs(60)).await;
     wait_role(&mut b, "leader", Duration::from_secs(5)).await;
     let (stored1, first1) = first_file_of(&store, &child1.id, Duration::from_secs(60)).await;
+    assert_head(&store, &child1.id, &b).await;
     let fork1 = child1.parent.clone().unwrap();
     let parent_last1 = last_event_time(&store, &root, fork1.fork_seq).await;
     eprintln!(
@@ -357,6 +447,7 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
     let child2 = new_child_of(&store, &child1.id, Duration::from_secs(60)).await;
     wait_role(&mut a, "leader", Duration::from_secs(5)).await;
     let (stored2, first2) = first_file_of(&store, &child2.id, Duration::from_secs(60)).await;
+    assert_head(&store, &child2.id, &a).await;
     let fork2 = child2.parent.clone().unwrap();
     let parent_last2 = last_event_time(&store, &child1.id, fork2.fork_seq).await;
     eprintln!(
@@ -376,7 +467,7 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
     );
 
     // 4. A recorder without a Lease on the same store is refused at start.
-    let mut cfg_c = config(&dir.path().join("c"), &store_dir, &kc);
+    let mut cfg_c = on(config(&dir.path().join("c"), &store_dir, &kc));
     cfg_c.extra = format!(
         "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n"
     );
@@ -440,27 +531,8 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
         .map(|s| s.first_time_ms)
         .min()
         .unwrap();
-    let last_ack = timeline[timeline.len() - 1].1;
     let (mut exact, mut refused) = (0, 0);
-    let mut t = recorded_from + 1000;
-    while t < last_ack {
-        // The model at t: the writes acknowledged by t, none in flight
-        // from 100 ms before it was sent to 1.5 s after its
-        // acknowledgement (the recorder observes the API a little later,
-        // up to a second on a loaded machine).
-        let in_flight = timeline
-            .iter()
-            .any(|(before, acked, _)| *before <= t + 100 && *acked + 1500 >= t);
-        if in_flight {
-            t += 50;
-            continue;
-        }
-        let expected = timeline
-            .iter()
-            .rev()
-            .find(|(_, acked, _)| *acked <= t)
-            .map(|(_, _, m)| m.clone())
-            .unwrap_or_default();
+    for (t, expected) in settled_points(&timeline, recorded_from + 1000) {
         match src.load(&Point::Time(t)).await {
             Ok(_) => {
                 let s = src.state_at(&Point::Time(t)).await.unwrap();
@@ -481,7 +553,6 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
                 refused += 1;
             }
         }
-        t += 250;
     }
     eprintln!("{exact} points equal the model, {refused} refused inside a takeover interval");
     assert!(exact >= 8, "{exact}");
@@ -522,9 +593,25 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
             assert!(own.first().is_none_or(|s| s.first_seq > p.fork_seq));
         }
     }
-    let out = std::process::Command::new(rewind_bin().unwrap())
-        .arg("--store")
-        .arg(&store_dir)
+    let mut verify = std::process::Command::new(rewind_bin().unwrap());
+    match garage {
+        Some(g) => {
+            let (id, secret) = g.key();
+            verify
+                .env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret)
+                .env("AWS_REGION", "garage")
+                .arg("--store")
+                .arg(format!("s3://{}/takeover", g.bucket()))
+                .arg("--s3-endpoint")
+                .arg(g.endpoint());
+        }
+        None => {
+            verify.arg("--store").arg(&store_dir);
+        }
+    }
+    let out = verify
+        .env_remove("REWIND_CLUSTER")
         .arg("verify")
         .output()
         .unwrap();
@@ -538,7 +625,8 @@ async fn leader_takeover_sigstop_sigkill_and_a_second_recorder_without_a_lease()
 
 /// What fences a deposed writer depends on the store's conditional
 /// writes, which rewindd probes before it ships: a local directory refuses
-/// a second create (a hard link) and has no compare-and-swap; Garage (a
+/// a second create (a hard link) and has compare-and-swap (under a
+/// directory lock); Garage (a
 /// real single-node server) is asked the same questions and the answers
 /// it gives are what the manual states. The probe leaves nothing behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,7 +637,7 @@ async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
     let store = local.open_root().await.unwrap();
     let w = store.probe_conditional_writes().await.unwrap();
     assert!(w.create_only, "{w}");
-    assert!(!w.compare_and_swap, "{w}");
+    assert!(w.compare_and_swap, "{w}");
     assert!(store.list("probes/").await.unwrap().is_empty());
 
     let g = tokio::task::spawn_blocking(rewind_tests::garage::Garage::start)
@@ -566,6 +654,104 @@ async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
     assert!(!w.create_only, "{w}");
     assert!(!w.compare_and_swap, "{w}");
     assert!(store.list("probes/").await.unwrap().is_empty());
+
+    let v = tokio::task::spawn_blocking(Versity::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let store = on_versity(
+        DaemonConfig::new(dir.path().join("v"), std::path::Path::new("/unset")),
+        &v,
+    )
+    .open_root()
+    .await
+    .unwrap();
+    let w = store.probe_conditional_writes().await.unwrap();
+    eprintln!("versitygw: {w}");
+    assert!(w.create_only && w.compare_and_swap, "{w}");
+    assert!(store.list("probes/").await.unwrap().is_empty());
+}
+
+/// Ships into `v`'s bucket under the prefix `cas`.
+fn on_versity(cfg: DaemonConfig, v: &Versity) -> DaemonConfig {
+    cfg.s3_server(v.endpoint(), v.bucket(), "cas", v.credentials_file())
+}
+
+/// The head is a compare-and-swap on both stores that have one: a local
+/// directory and versitygw (S3 `If-Match`). From one version, of eight
+/// writers swapping at once exactly one wins; a stale version and a second
+/// create lose and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_swap_has_one_winner_on_a_local_directory_and_versitygw() {
+    use rewind_history::store::head::HEAD_VERSION;
+    use rewind_history::store::{Head, Swap};
+    rewind_history::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let v = tokio::task::spawn_blocking(Versity::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let local = DaemonConfig::new(dir.path().join("l"), std::path::Path::new("/unset"));
+    let s3 = on_versity(
+        DaemonConfig::new(dir.path().join("v"), std::path::Path::new("/unset")),
+        &v,
+    );
+    for cfg in [local, s3] {
+        let store = cfg.open_root().await.unwrap();
+        let head = |holder: &str| Head {
+            version: HEAD_VERSION,
+            lineage: "ab".repeat(16),
+            epoch: 1,
+            holder: holder.into(),
+            updated_at_ms: rewind_history::now_ms(),
+        };
+        assert_eq!(store.read_head().await.unwrap(), None);
+        let Swap::Swapped(first) = store.swap_head(None, &head("first")).await.unwrap() else {
+            panic!("{}: the first create lost", store.kind());
+        };
+        assert_eq!(
+            store.swap_head(None, &head("second")).await.unwrap(),
+            Swap::Lost,
+            "{}: a second create",
+            store.kind()
+        );
+        let (stored, version) = store.read_head().await.unwrap().unwrap();
+        assert_eq!((stored.holder.as_str(), &version), ("first", &first));
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, version, h) = (store.clone(), version.clone(), head(&format!("w{i}")));
+                tokio::spawn(async move { store.swap_head(Some(&version), &h).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for w in writers {
+            if matches!(w.await.unwrap(), Swap::Swapped(_)) {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1, "{}: one winner of eight", store.kind());
+        let (now, _) = store.read_head().await.unwrap().unwrap();
+        assert!(now.holder.starts_with('w'), "{now:?}");
+        assert_eq!(
+            store
+                .swap_head(Some(&version), &head("stale"))
+                .await
+                .unwrap(),
+            Swap::Lost,
+            "{}: a stale version",
+            store.kind()
+        );
+    }
+}
+
+/// How the other writer shows itself to the recorder in
+/// [`stops_once_another_writes`].
+#[derive(Debug, Clone, Copy)]
+enum Other {
+    /// Its lineage record, forked from the recorder's.
+    Lineage,
+    /// Its swap of the store's head (its record not yet written).
+    Head,
 }
 
 /// At write time: a recorder without a Lease stops shipping once another
@@ -575,6 +761,33 @@ async fn store_conditional_writes_are_probed_on_a_local_directory_and_garage() {
 /// fork point.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_stops_shipping_once_another_forked_its_lineage() {
+    stops_once_another_writes(Other::Lineage, None).await;
+}
+
+/// The head fence at write time: another writer swaps the store's head
+/// to its lineage before its lineage record exists (so the lineage check
+/// before each round passes). The recorder's next swap fails: it stops
+/// with an error naming the head's lineage and holder and stores nothing
+/// more, although nothing about its own Lease or lineage checks changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_stops_shipping_once_another_swapped_the_head() {
+    stops_once_another_writes(Other::Head, None).await;
+}
+
+/// The head fence on S3: the same, the recorder shipping into versitygw,
+/// whose `If-Match` PUTs make the head a compare-and-swap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_on_s3_with_if_match_stops_once_another_swapped_the_head() {
+    let v = tokio::task::spawn_blocking(Versity::start)
+        .await
+        .unwrap()
+        .unwrap();
+    stops_once_another_writes(Other::Head, Some(&v)).await;
+}
+
+/// A recorder of one namespace's ConfigMaps into a local store, or into
+/// `versity`; the other writer shows itself as `how` says.
+async fn stops_once_another_writes(how: Other, versity: Option<&Versity>) {
     rewind_history::install_tls_provider();
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.admin_client();
@@ -611,6 +824,9 @@ async fn a_recorder_stops_shipping_once_another_forked_its_lineage() {
     cfg.extra = format!(
         "[[record.selectors]]\napiVersion = \"v1\"\nkinds = [\"configmaps\"]\nnamespaces = [\"{NS}\"]\n"
     );
+    if let Some(v) = versity {
+        cfg = on_versity(cfg, v);
+    }
     let store = cfg.open_store().await.unwrap();
     put("one", "1").await;
     let mut x = start(&cfg);
@@ -643,21 +859,46 @@ async fn a_recorder_stops_shipping_once_another_forked_its_lineage() {
         created_at_ms: rewind_history::now_ms(),
         first_seq: fork + 1,
     };
-    store.put_lineage(&other).await.unwrap();
+    let (said, names) = match how {
+        Other::Lineage => {
+            store.put_lineage(&other).await.unwrap();
+            ("not shipping: lineage", vec!["other-host", "/elsewhere"])
+        }
+        Other::Head => {
+            let (head, version) = store.read_head().await.unwrap().expect("a head");
+            assert_eq!(head.lineage, ours, "the recorder swapped the head");
+            let theirs = rewind_history::store::Head {
+                version: rewind_history::store::head::HEAD_VERSION,
+                lineage: other.id.clone(),
+                epoch: head.epoch + 1,
+                holder: "other-host-0badcafe".into(),
+                updated_at_ms: rewind_history::now_ms(),
+            };
+            let swapped = store.swap_head(Some(&version), &theirs).await.unwrap();
+            assert!(
+                matches!(swapped, rewind_history::store::Swap::Swapped(_)),
+                "{swapped:?}"
+            );
+            (
+                "not shipping: the store's head names lineage",
+                vec!["other-host-0badcafe"],
+            )
+        }
+    };
     put("one", "2").await;
     put("two", "1").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
         let log = std::fs::read_to_string(&x.log).unwrap();
-        if log.contains("not shipping: lineage") {
+        if log.contains(said) {
             break log;
         }
-        assert!(Instant::now() < deadline, "{}", x.log_tail(30));
+        assert!(Instant::now() < deadline, "{how:?}: {}", x.log_tail(30));
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
-        text.contains(&other.id) && text.contains("other-host") && text.contains("/elsewhere"),
-        "{}",
+        text.contains(&other.id) && names.iter().all(|n| text.contains(n)),
+        "{how:?}: {}",
         x.log_tail(20)
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -841,27 +1082,11 @@ async fn a_standby_trims_its_journal_to_its_window_and_still_takes_over_whole() 
     // model, the ConfigMaps that only the base held included.
     let src = StoreSource::new(store.clone(), Vec::new());
     let timeline = timeline.lock().unwrap().clone();
-    let last_ack = timeline[timeline.len() - 1].1;
     let mut exact = 0;
-    let mut t = child_first.max(killed_at - 60_000);
-    while t < last_ack {
-        let in_flight = timeline
-            .iter()
-            .any(|(before, acked, _)| *before <= t + 100 && *acked + 1500 >= t);
-        if in_flight {
-            t += 50;
-            continue;
-        }
-        let expected = timeline
-            .iter()
-            .rev()
-            .find(|(_, acked, _)| *acked <= t)
-            .map(|(_, _, m)| m.clone())
-            .unwrap_or_default();
+    for (t, expected) in settled_points(&timeline, child_first.max(killed_at - 60_000)) {
         let s = src.state_at(&Point::Time(t)).await.unwrap();
         assert_eq!(model_of(&s), expected, "state at ms:{t}");
         exact += 1;
-        t += 250;
     }
     // The first snapshot itself holds the untouched ConfigMaps.
     let first = src.state_at(&Point::Time(child_first)).await.unwrap();

@@ -60,6 +60,16 @@ pub enum CompactError {
     /// recorder ships: two recorders write to one store prefix.
     #[error("{0}")]
     TakenOver(Box<TakenOver>),
+    /// The store's head names another writer this recorder may not
+    /// replace: it was fenced off the store.
+    #[error("{0}")]
+    Fenced(Box<Fenced>),
+    /// The store's head changed between reading it and swapping it
+    /// (another writer swapped it just then); the next round decides again.
+    #[error(
+        "the store's head changed while this recorder swapped it: another writer is active; not shipping this round"
+    )]
+    HeadMoved,
     /// A blocking task panicked or was cancelled.
     #[error("compaction task failed: {0}")]
     Task(String),
@@ -83,4 +93,24 @@ pub struct TakenOver {
     pub data_dir: String,
     /// When it was created.
     pub when: String,
+}
+
+/// A head this recorder may not replace.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "not shipping: the store's head names lineage {head_lineage} (epoch {head_epoch}, holder {head_holder}), and this recorder ships lineage {ours} (epoch {epoch}): {reason}. Another recorder took over this store prefix; this one writes nothing more to it (restart it to run as a standby, or give it its own prefix)"
+)]
+pub struct Fenced {
+    /// This recorder's lineage.
+    pub ours: String,
+    /// This recorder's epoch.
+    pub epoch: u64,
+    /// The lineage the head names.
+    pub head_lineage: String,
+    /// The head's epoch.
+    pub head_epoch: u64,
+    /// The head's holder.
+    pub head_holder: String,
+    /// Why it may not be replaced.
+    pub reason: String,
 }

@@ -18,6 +18,17 @@
 //! a fork, so it stops with an error naming the other lineage and its
 //! creator.
 //!
+//! On a store with compare-and-swap, the shipper also swaps the place's
+//! head (`rewind_history::store::head`) before every file once the fence
+//! is on ([`Shipper::enable_fence`]): the head names this recorder's
+//! lineage (and, for people, its epoch), and once the writer of a child
+//! lineage (a standby that took over, a second recorder) has swapped it,
+//! this one's next swap fails and it writes nothing more
+//! ([`CompactError::Fenced`]), whatever its own clock says about its
+//! Lease. Files a deposed writer had in flight when the head changed land
+//! beyond the child's fork point, where restore never reads them through
+//! the child.
+//!
 //! A store that is down only delays shipping: files wait locally, the
 //! journal keeps its events, and the disk budget warns.
 
@@ -26,7 +37,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use rewind_format::{Limits, SegmentReader};
-use rewind_history::store::{Chain, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta, Store};
+use rewind_history::store::head::{self, HEAD_VERSION};
+use rewind_history::store::{
+    Chain, Head, HeadVersion, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta, Store, Swap,
+};
 
 use super::disk::DiskAccount;
 use super::error::{CompactError, Result};
@@ -61,6 +75,25 @@ pub struct Shipper {
     found: tokio::sync::Mutex<Option<Found>>,
     /// Leadership: without the Lease nothing is written.
     leadership: std::sync::RwLock<Leadership>,
+    /// The head fence, on a store with compare-and-swap.
+    fence: std::sync::Mutex<Fence>,
+}
+
+/// The head fence's state.
+#[derive(Debug, Default, Clone)]
+struct Fence {
+    /// Whether the head is swapped before every write.
+    on: bool,
+    /// This writer's epoch.
+    epoch: u64,
+    /// This writer's identity.
+    holder: String,
+    /// The head's version after this writer's last swap.
+    held: Option<HeadVersion>,
+    /// Set once the head named a writer this one may not replace: that
+    /// never changes back (the head only passes to children), so later
+    /// writes are refused without asking the store again.
+    refused: Option<super::error::Fenced>,
 }
 
 /// Files of the shipper's lineage found in the store at start.
@@ -93,6 +126,108 @@ impl Shipper {
             lock: tokio::sync::Mutex::new(()),
             found: tokio::sync::Mutex::new(None),
             leadership: std::sync::RwLock::new(Leadership::unconfigured()),
+            fence: std::sync::Mutex::new(Fence::default()),
+        }
+    }
+
+    fn fence_state(&self) -> std::sync::MutexGuard<'_, Fence> {
+        match self.fence.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Swaps the store's head before every write from now on, as the
+    /// writer `holder` at `epoch` (only on a store whose probe found
+    /// compare-and-swap).
+    pub fn enable_fence(&self, epoch: u64, holder: String) {
+        *self.fence_state() = Fence {
+            on: true,
+            epoch,
+            holder,
+            held: None,
+            refused: None,
+        };
+    }
+
+    /// Stops swapping the head (tests: the control without a fence).
+    #[cfg(test)]
+    pub(crate) fn disable_fence(&self) {
+        *self.fence_state() = Fence::default();
+    }
+
+    /// The leadership gate, then the head fence: what is checked before
+    /// every write to the store (files, and the deletions of a prune).
+    pub async fn before_write(&self) -> Result<()> {
+        self.may_write()?;
+        self.swap_head().await
+    }
+
+    /// Swaps the head to name this recorder's lineage and epoch. From the
+    /// version this recorder last wrote, one conditional write; otherwise
+    /// (the first swap, or another writer's since) the head is read and
+    /// replaced only if [`head::may_replace`] allows it.
+    async fn swap_head(&self) -> Result<()> {
+        let fence = self.fence_state().clone();
+        let Some(ours) = self.ledger.progress().lineage else {
+            return Ok(());
+        };
+        if !fence.on {
+            return Ok(());
+        }
+        if let Some(refused) = fence.refused {
+            return Err(CompactError::Fenced(Box::new(refused)));
+        }
+        let next = Head {
+            version: HEAD_VERSION,
+            lineage: ours.clone(),
+            epoch: fence.epoch,
+            holder: fence.holder.clone(),
+            updated_at_ms: rewind_history::clock::now_ms(),
+        };
+        if let Some(held) = &fence.held
+            && let Swap::Swapped(v) = self.store.swap_head(Some(held), &next).await?
+        {
+            self.fence_state().held = Some(v);
+            return Ok(());
+        }
+        self.fence_state().held = None;
+        let current = self.store.read_head().await?;
+        let expected = match current {
+            None => None,
+            Some((head, version)) => {
+                let parent = self
+                    .store
+                    .list_lineages()
+                    .await?
+                    .into_iter()
+                    .find(|l| l.id == ours)
+                    .and_then(|l| l.parent)
+                    .map(|p| p.lineage);
+                if let Err(why) = head::may_replace(&head, &ours, parent.as_deref()) {
+                    let fenced = super::error::Fenced {
+                        ours,
+                        epoch: fence.epoch,
+                        head_lineage: head.lineage,
+                        head_epoch: head.epoch,
+                        head_holder: head.holder,
+                        reason: format!("it may not be replaced: {why}"),
+                    };
+                    self.fence_state().refused = Some(fenced.clone());
+                    let err = CompactError::Fenced(Box::new(fenced));
+                    tracing::error!(error = %err, "fenced off the store by its head");
+                    return Err(err);
+                }
+                Some(version)
+            }
+        };
+        match self.store.swap_head(expected.as_ref(), &next).await? {
+            Swap::Swapped(v) => {
+                tracing::debug!(lineage = %next.lineage, epoch = next.epoch, "store head swapped");
+                self.fence_state().held = Some(v);
+                Ok(())
+            }
+            Swap::Lost => Err(CompactError::HeadMoved),
         }
     }
 
@@ -164,7 +299,12 @@ impl Shipper {
         let _guard = self.lock.lock().await;
         let result = self.ship_pending().await;
         match &result {
-            Err(e @ (CompactError::NotLeader { .. } | CompactError::TakenOver(_))) => {
+            Err(
+                e @ (CompactError::NotLeader { .. }
+                | CompactError::TakenOver(_)
+                | CompactError::Fenced(_)
+                | CompactError::HeadMoved),
+            ) => {
                 tracing::debug!(error = %e, "not shipping; files wait locally");
             }
             Err(e) => {
@@ -275,7 +415,7 @@ impl Shipper {
                 lineage: p.lineage.clone(),
                 prev_sha256: p.prev_sha256.clone(),
             };
-            self.may_write()?;
+            self.before_write().await?;
             let entry = self.store.put_segment_in(meta, data, chain).await?;
             self.ledger.update(|p| {
                 p.shipped_upto = last;
@@ -336,7 +476,7 @@ impl Shipper {
                 lineage: progress.lineage.clone(),
                 prev_sha256: None,
             };
-            self.may_write()?;
+            self.before_write().await?;
             let entry = self.store.put_snapshot_in(meta, data, chain).await?;
             let key = snap.key();
             self.ledger.update(|p| {

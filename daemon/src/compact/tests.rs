@@ -1020,3 +1020,89 @@ fn stored_files_name_the_resource_set_they_were_recorded_under() {
         Some(&named_set("rancher"))
     );
 }
+
+/// The head fence: a writer whose head was swapped by the writer of
+/// another lineage (a standby that took over, between this writer's
+/// lineage check and its next file) stores nothing more, and says who
+/// holds the head; a writer without the fence would have stored the file.
+#[test]
+fn a_writer_whose_head_another_lineage_swapped_stores_nothing_more() {
+    use rewind_history::store::head::HEAD_VERSION;
+    use rewind_history::store::{Head, Swap};
+
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = shared_journal(dir.path());
+    let c = rt
+        .block_on(Compactor::open(
+            journal.clone(),
+            None,
+            &dir.path().join("compact"),
+            settings(&dir.path().join("store")),
+        ))
+        .unwrap();
+    let ours = "ab".repeat(16);
+    c.ledger()
+        .update(|p| p.lineage = Some(ours.clone()))
+        .unwrap();
+    let store = c.shipper().store().clone();
+    let cas = rt.block_on(store.probe_conditional_writes()).unwrap();
+    assert!(cas.compare_and_swap, "a local store has compare-and-swap");
+    c.shipper().enable_fence(3, "recorder-a".into());
+    let mut d = Driver::new(journal.clone());
+    let round = |d: &mut Driver, n: u8| {
+        for i in 0..20 {
+            d.apply(&Op::Apply {
+                t: 2,
+                ns: 0,
+                name: (i + n) % 6,
+                recreate: false,
+            });
+        }
+        d.commit();
+        assert!(c.sealer().seal_all().unwrap() >= 1);
+    };
+    round(&mut d, 0);
+    rt.block_on(c.shipper().ship()).unwrap();
+    let stored = rt.block_on(store.list_segments()).unwrap();
+    assert!(!stored.is_empty());
+    let (head, version) = rt.block_on(store.read_head()).unwrap().unwrap();
+    assert_eq!(
+        (head.lineage.as_str(), head.epoch, head.holder.as_str()),
+        (ours.as_str(), 3, "recorder-a")
+    );
+
+    // Another writer swaps the head to its lineage (its lineage record
+    // not yet written, so the lineage check before the round passes).
+    let theirs = Head {
+        version: HEAD_VERSION,
+        lineage: "cd".repeat(16),
+        epoch: 4,
+        holder: "recorder-b".into(),
+        updated_at_ms: now_ms(),
+    };
+    assert!(matches!(
+        rt.block_on(store.swap_head(Some(&version), &theirs))
+            .unwrap(),
+        Swap::Swapped(_)
+    ));
+    round(&mut d, 1);
+    let err = rt.block_on(c.shipper().ship()).unwrap_err();
+    assert!(matches!(err, CompactError::Fenced(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&"cd".repeat(16)) && text.contains("recorder-b") && text.contains(&ours),
+        "{text}"
+    );
+    assert_eq!(
+        rt.block_on(store.list_segments()).unwrap(),
+        stored,
+        "nothing stored after the head changed hands"
+    );
+    assert_eq!(rt.block_on(store.read_head()).unwrap().unwrap().0, theirs);
+
+    // The control: without the fence the same round is stored.
+    c.shipper().disable_fence();
+    rt.block_on(c.shipper().ship()).unwrap();
+    assert!(rt.block_on(store.list_segments()).unwrap().len() > stored.len());
+}

@@ -186,7 +186,7 @@ pub async fn run(
             }
         }
     }
-    probe_store(&store, &leadership).await;
+    let head_fence = probe_store(&store, &leadership).await;
     let (recorder, established) =
         lineage::establish(&config, &cluster_uid, &store, recorder).await?;
     // A standby's journal that became the lineage keeps its own numbers;
@@ -219,6 +219,15 @@ pub async fn run(
     .await?;
     lineage::apply_to_ledger(compactor.ledger(), &store, &established).await?;
     compactor.shipper().set_leadership(leadership.clone());
+    if head_fence {
+        let holder = match leadership.identity() {
+            Some(id) => id.to_owned(),
+            None => leader::identity()?,
+        };
+        compactor
+            .shipper()
+            .enable_fence(leadership.epoch().unwrap_or(0), holder);
+    }
     if let Some(cut) = established.first_snapshot {
         // A takeover: the child's first snapshot at the cut, nothing
         // before it shipped.
@@ -316,20 +325,25 @@ pub async fn run(
 
 /// Finds which conditional writes the store honours (only once this
 /// recorder may write: the probe writes objects) and says what fences a
-/// deposed writer then. Not fatal: names are write-once either way.
-async fn probe_store(store: &rewind_history::store::Store, leadership: &Leadership) {
+/// deposed writer then; returns whether the store has compare-and-swap
+/// (the head fence). Not fatal: names are write-once either way.
+async fn probe_store(store: &rewind_history::store::Store, leadership: &Leadership) -> bool {
     match store.probe_conditional_writes().await {
         Ok(w) => {
-            let fence = if w.create_only {
+            let fence = if w.compare_and_swap {
+                "the store's head is swapped (compare-and-swap) before every file: once another writer has swapped it, this one writes nothing more"
+            } else if w.create_only {
                 "write-once names refuse a second write; the Lease deadline and the lineage check before each ship fence a deposed leader"
             } else {
                 "write-once names are checked before each write (not atomic on this store); the Lease deadline and the lineage check before each ship fence a deposed leader, and the worst left behind is an orphaned file that `rewind verify` reports"
             };
             tracing::info!(store = store.kind(), writes = %w, fence, "store conditional writes probed");
             leadership.set_store_writes(w.to_string());
+            w.compare_and_swap
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot probe the store's conditional writes");
+            false
         }
     }
 }
@@ -611,7 +625,11 @@ async fn prune_loop(
             continue;
         }
         let p = policy.read().map(|p| *p).unwrap_or_default();
-        if p.is_empty() || c.shipper().may_write().is_err() {
+        if p.is_empty() {
+            continue;
+        }
+        if let Err(e) = c.shipper().before_write().await {
+            tracing::debug!(error = %e, "not pruning: this recorder may not write to the store");
             continue;
         }
         let now = now_ms();

@@ -98,6 +98,45 @@ impl LocalDir {
         Ok(created)
     }
 
+    /// Reads the object at `key` with its version for [`LocalDir::swap`]
+    /// (the SHA-256 of its bytes), or `None` when there is none.
+    pub fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let path = self.path(key)?;
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let version = super::layout::sha256_hex(&bytes);
+                Ok(Some((bytes, version)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    /// A compare-and-swap: writes `bytes` at `key` (atomically and
+    /// durably, as [`LocalDir::put`]) only if the object there now has the
+    /// version `expected` ([`LocalDir::get_versioned`]), or, with `None`,
+    /// only if there is none. Writers on this host serialise on an
+    /// exclusive `flock` of the key's directory, so of two swaps from one
+    /// version exactly one succeeds. Returns the new version, or `None`
+    /// when the object was not as expected (nothing written).
+    pub fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Option<String>> {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        create_dirs(&dir)?;
+        let lock = File::open(&dir).map_err(|e| StoreError::io("open directory", &dir, e))?;
+        lock.lock()
+            .map_err(|e| StoreError::io("lock directory", &dir, e))?;
+        let current = self.get_versioned(key)?.map(|(_, v)| v);
+        if current.as_deref() != expected {
+            return Ok(None);
+        }
+        self.put(key, bytes)?;
+        // The lock is released when `lock` is dropped, after the rename and
+        // the directory's fsync.
+        drop(lock);
+        Ok(Some(super::layout::sha256_hex(bytes)))
+    }
+
     /// Size of the object at `key`, or `None` when there is none.
     pub fn size(&self, key: &str) -> Result<Option<u64>> {
         let path = self.path(key)?;
@@ -333,6 +372,44 @@ mod tests {
             dir.get("catalog/snapshots/a.json"),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    /// A compare-and-swap writes only over the version it expects; of
+    /// many threads swapping from one version, exactly one wins.
+    #[test]
+    fn a_swap_writes_only_over_the_version_it_expects() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = LocalDir::open(tmp.path()).unwrap();
+        let v1 = dir.swap("head.json", None, b"one").unwrap().unwrap();
+        assert_eq!(dir.swap("head.json", None, b"again").unwrap(), None);
+        assert_eq!(dir.swap("head.json", Some("nope"), b"x").unwrap(), None);
+        assert_eq!(dir.get("head.json").unwrap(), b"one");
+        let (bytes, v) = dir.get_versioned("head.json").unwrap().unwrap();
+        assert_eq!((bytes.as_slice(), &v), (b"one".as_slice(), &v1));
+        let v2 = dir.swap("head.json", Some(&v1), b"two").unwrap().unwrap();
+        assert_ne!(v1, v2);
+        assert_eq!(dir.swap("head.json", Some(&v1), b"late").unwrap(), None);
+        assert_eq!(dir.get("head.json").unwrap(), b"two");
+        assert_eq!(dir.get_versioned("missing.json").unwrap(), None);
+
+        let won = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (dir, v2, won) = (&dir, &v2, &won);
+                s.spawn(move || {
+                    let body = format!("writer {i}");
+                    if dir
+                        .swap("head.json", Some(v2), body.as_bytes())
+                        .unwrap()
+                        .is_some()
+                    {
+                        won.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        assert_eq!(won.load(Ordering::Relaxed), 1);
+        assert!(dir.get("head.json").unwrap().starts_with(b"writer "));
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! second write of the same name with different content is
 //! [`StoreError::Conflict`], never an overwrite.
 //!
+//! On a store with compare-and-swap, a place's [`head`] names the lineage
+//! shipping into it and its writer's epoch; writers swap it before every
+//! file, which fences a deposed one ([`Store::swap_head`]).
+//!
 //! Every operation retries transient failures with exponential backoff and
 //! jitter ([`retry`]) and fails with a typed [`StoreError`].
 //!
@@ -33,6 +37,7 @@
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod head;
 pub mod layout;
 pub mod lineage;
 pub mod local;
@@ -49,6 +54,7 @@ use crate::clock::now_ms;
 
 pub use config::{Credentials, RetryPolicy, S3Config, StoreConfig};
 pub use error::{Result, StoreError};
+pub use head::{Head, HeadVersion, Swap};
 pub use layout::{Chain, SegmentEntry, SegmentMeta, SnapshotEntry, SnapshotMeta};
 pub use lineage::{CreatedBy, ForkPoint, LineageRecord};
 pub use retention::{RetentionPlan, RetentionPolicy};
@@ -181,24 +187,35 @@ impl Store {
     /// Finds which conditional writes the store honours by trying them on
     /// probe objects (`probes/<random>`, removed afterwards). A local
     /// directory has create-only writes (a hard link fails on an existing
-    /// name) and no compare-and-swap.
+    /// name) and compare-and-swap under a directory lock (for writers on
+    /// one host; not over a network filesystem whose `flock` is local).
     pub async fn probe_conditional_writes(&self) -> Result<ConditionalWrites> {
         let token = lineage::new_id()?;
         match &self.backend {
             Backend::Local(dir) => {
                 let key = format!("probes/{token}");
                 let (d, k) = (dir.clone(), key.clone());
-                let create_only = blocking(move || {
+                blocking(move || {
                     let first = d.put_new(&k, b"probe")?;
                     let second = d.put_new(&k, b"probe")?;
                     d.delete(&k)?;
-                    Ok(first && !second)
+                    let v1 = d.swap(&k, None, b"one")?;
+                    let again = d.swap(&k, None, b"two")?;
+                    let stale = d.swap(&k, Some("not-a-version"), b"three")?;
+                    let next = match &v1 {
+                        Some(v) => d.swap(&k, Some(v), b"four")?,
+                        None => None,
+                    };
+                    d.delete(&k)?;
+                    Ok(ConditionalWrites {
+                        create_only: first && !second,
+                        compare_and_swap: v1.is_some()
+                            && again.is_none()
+                            && stale.is_none()
+                            && next.is_some(),
+                    })
                 })
-                .await?;
-                Ok(ConditionalWrites {
-                    create_only,
-                    compare_and_swap: false,
-                })
+                .await
             }
             Backend::S3(s3) => s3.probe_conditional(&token).await,
         }
@@ -391,6 +408,55 @@ impl Store {
             .await?;
         out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         Ok(out)
+    }
+
+    /// The place's head and its version, or `None` when there is none.
+    pub async fn read_head(&self) -> Result<Option<(Head, HeadVersion)>> {
+        let read = retry::with_retry(&self.retry, "get", &self.retries, || async move {
+            match &self.backend {
+                Backend::Local(dir) => {
+                    let dir = dir.clone();
+                    blocking(move || dir.get_versioned(head::HEAD)).await
+                }
+                Backend::S3(s3) => s3
+                    .get_versioned(head::HEAD)
+                    .await
+                    .map(|o| o.map(|(b, v)| (b.to_vec(), v))),
+            }
+        })
+        .await?;
+        match read {
+            None => Ok(None),
+            Some((bytes, version)) => Ok(Some((
+                head::parse_head(head::HEAD, &bytes)?,
+                HeadVersion(version),
+            ))),
+        }
+    }
+
+    /// Replaces the place's head with `head` if it is still at `expected`
+    /// (`None`: if there is none), atomically: of two writers swapping
+    /// from one version, one gets [`Swap::Swapped`] and the other
+    /// [`Swap::Lost`]. Only for a store whose
+    /// [`Store::probe_conditional_writes`] found compare-and-swap; on
+    /// another the condition may be ignored.
+    pub async fn swap_head(&self, expected: Option<&HeadVersion>, head: &Head) -> Result<Swap> {
+        let data = json(head)?;
+        let expected = expected.map(|v| v.0.clone());
+        let swapped = retry::with_retry(&self.retry, "swap", &self.retries, || {
+            let (data, expected) = (data.clone(), expected.clone());
+            async move {
+                match &self.backend {
+                    Backend::Local(dir) => {
+                        let dir = dir.clone();
+                        blocking(move || dir.swap(head::HEAD, expected.as_deref(), &data)).await
+                    }
+                    Backend::S3(s3) => s3.swap(head::HEAD, expected.as_deref(), data).await,
+                }
+            }
+        })
+        .await?;
+        Ok(swapped.map_or(Swap::Lost, |v| Swap::Swapped(HeadVersion(v))))
     }
 
     /// Low level: the size of the object at `key`, or `None` when there is

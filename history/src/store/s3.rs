@@ -167,8 +167,9 @@ impl S3 {
     /// Which conditional writes the server honours, found by trying them
     /// under `probes/<token>` (removed afterwards): a create-only PUT
     /// (`If-None-Match: *`) of an existing key must fail, and an `If-Match`
-    /// PUT must fail both on an existing key with another ETag and on a
-    /// missing key (some servers write there regardless).
+    /// PUT must succeed with the stored ETag and fail both on an existing
+    /// key with another ETag and on a missing key (some servers write
+    /// there regardless).
     pub async fn probe_conditional(&self, token: &str) -> Result<super::ConditionalWrites> {
         use object_store::{PutMode, PutOptions, UpdateVersion};
         let key = format!("probes/{token}");
@@ -208,7 +209,23 @@ impl S3 {
             }
             Err(e) => return Err(StoreError::remote("put", &key, e)),
         };
-        let mut compare_and_swap = true;
+        // The same condition with the stored ETag must succeed.
+        let mut compare_and_swap = match self.get_versioned(&key).await {
+            Ok(Some((_, e_tag))) => {
+                let opts = PutOptions::from(PutMode::Update(UpdateVersion {
+                    e_tag: Some(e_tag),
+                    version: None,
+                }));
+                match put(&key, opts).await {
+                    Ok(_) => true,
+                    Err(e) if unsupported(&e) => false,
+                    Err(object_store::Error::Precondition { .. }) => false,
+                    Err(e) => return Err(StoreError::remote("put", &key, e)),
+                }
+            }
+            Ok(None) | Err(StoreError::Catalog { .. }) => false,
+            Err(e) => return Err(e),
+        };
         for k in [&key, &missing] {
             match put(k, if_match()).await {
                 Err(
@@ -298,6 +315,72 @@ impl S3 {
             .bytes()
             .await
             .map_err(|e| StoreError::remote("get", key, e))
+    }
+
+    /// Reads the object at `key` with its `ETag`, or `None` when there is
+    /// none. An answer without an `ETag` is an error: a compare-and-swap
+    /// needs it.
+    pub async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+        let result = match self.client.get(&self.path(key)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::remote("get", key, e)),
+        };
+        let Some(e_tag) = result.meta.e_tag.clone() else {
+            return Err(StoreError::Catalog {
+                key: key.to_owned(),
+                reason: "the server sent no ETag".into(),
+            });
+        };
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| StoreError::remote("get", key, e))?;
+        Ok(Some((bytes, e_tag)))
+    }
+
+    /// A compare-and-swap: a PUT of `bytes` at `key` with `If-Match:
+    /// <expected>`, or with `If-None-Match: *` when `expected` is `None`.
+    /// Returns the new `ETag`, or `None` when the object was not as
+    /// expected (the server refused the condition; nothing was written).
+    /// Only for servers whose probe found compare-and-swap.
+    pub async fn swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<Option<String>> {
+        use object_store::{PutMode, PutOptions, UpdateVersion};
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(e_tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e_tag.to_owned()),
+                version: None,
+            }),
+        };
+        match self
+            .client
+            .put_opts(
+                &self.path(key),
+                PutPayload::from(bytes),
+                PutOptions::from(mode),
+            )
+            .await
+        {
+            Ok(r) => match r.e_tag {
+                Some(e_tag) => Ok(Some(e_tag)),
+                None => Err(StoreError::Catalog {
+                    key: key.to_owned(),
+                    reason: "the server sent no ETag for a conditional PUT".into(),
+                }),
+            },
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. }
+                | object_store::Error::NotFound { .. },
+            ) => Ok(None),
+            Err(e) => Err(StoreError::remote("put", key, e)),
+        }
     }
 
     /// Deletes the object at `key`; a missing object is not an error.

@@ -154,7 +154,15 @@ pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
     let all_snaps = src.store().list_snapshots().await?;
     let all_segs = src.store().list_segments().await?;
     let lineages = lineage_rows(&records, &all_snaps, &all_segs);
-    let problems = plan::store_problems(&records, &all_snaps, &all_segs);
+    let mut problems = plan::store_problems(&records, &all_snaps, &all_segs);
+    // The head names who ships now (stores with compare-and-swap only).
+    let head = match src.store().read_head().await {
+        Ok(h) => h.map(|(h, _)| h),
+        Err(e) => {
+            problems.push((format!("the head cannot be read: {e}"), Vec::new()));
+            None
+        }
+    };
     // The window of the lineage points are read in; the whole store when
     // its lineages do not form one history (the problem is printed).
     let (snaps, segs, path, view_error) = match src.view(&Point::Latest).await {
@@ -195,6 +203,7 @@ pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
                 &mut out,
                 &json!({
                     "lineages": lineages,
+                    "head": head,
                     "path": path,
                     "problems": problems.iter().map(|(r, c)| json!({"reason": r, "candidates": c})).collect::<Vec<_>>(),
                     "view_error": view_error,
@@ -239,8 +248,19 @@ pub async fn run(a: &ListArgs, store: &StoreArgs) -> Result<()> {
                 }
                 writeln!(
                     out,
-                    "(* the lineage points are read in; pick another with --lineage ID)\n"
+                    "(* the lineage points are read in; pick another with --lineage ID)"
                 )?;
+                if let Some(h) = &head {
+                    writeln!(
+                        out,
+                        "head: lineage {} (epoch {}, holder {}, swapped {}): the recorder that ships now",
+                        h.lineage,
+                        h.epoch,
+                        h.holder,
+                        time(h.updated_at_ms)
+                    )?;
+                }
+                writeln!(out)?;
             }
             for (reason, candidates) in &problems {
                 writeln!(out, "PROBLEM: {reason}: {}", candidates.join(", "))?;
