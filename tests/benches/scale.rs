@@ -12,13 +12,19 @@
 //!    (initial LIST of every type, journaled durably); its RSS is sampled
 //!    every 100 ms from start to the end, and the peak is **daemon memory**;
 //! 3. **snapshot**: `rewindd snapshot --wait` over the admin socket;
-//! 4. N/2 updates (annotation patches spread over every generated object),
-//!    recorded and sealed into segments;
+//! 4. N/2 updates (annotation patches spread over every generated object;
+//!    at most `REWIND_SCALE_UPDATES_MAX` when set), recorded and sealed into
+//!    segments;
 //! 5. **point-in-time reconstruction**: `rewind show --at latest`, which reads
 //!    the snapshot plus the N/2 events from the store and folds them (the
 //!    CLI's wall time, process start included);
 //! 6. **restore**: `rewind restore --at latest --yes` into a second, empty
-//!    control plane (CRDs first, then everything), wall time.
+//!    control plane (CRDs first, then everything), wall time; only for sizes
+//!    up to `REWIND_SCALE_RESTORE_MAX` (default 300,000: a million objects
+//!    restore in about half an hour here), `-` in the table above it.
+//!
+//! Each row is also printed to stderr as soon as its size is done, so a run
+//! that fails at a large size keeps the smaller ones.
 //!
 //! Every figure is one run on a shared 2-core machine, so read the curves'
 //! shape more than single points. The 1,000,000-event reconstruction target
@@ -46,6 +52,13 @@ use serde_json::json;
 /// Objects the generator makes per downstream cluster (measured: 50
 /// clusters give 1,051 objects).
 const OBJECTS_PER_CLUSTER: usize = 21;
+
+/// The largest size restored unless `REWIND_SCALE_RESTORE_MAX` says otherwise.
+const RESTORE_MAX: usize = 300_000;
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
 
 #[derive(Debug, Clone, Default)]
 struct Row {
@@ -136,13 +149,17 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
     let t = Instant::now();
     d.snapshot("scale").await.unwrap();
     row.snapshot_s = t.elapsed().as_secs_f64();
-    phase_peaks[1] = peak.swap(0, Ordering::Relaxed);
+    // A snapshot shorter than the sampling interval has no sample of its
+    // own; the latest sample stands in for its peak.
+    phase_peaks[1] = peak
+        .swap(0, Ordering::Relaxed)
+        .max(last.load(Ordering::Relaxed));
     let store = cfg.open_store().await.unwrap();
     let snap = daemon::labelled_snapshot(&store, "scale").await.unwrap();
     row.snapshot_mb = snap.size as f64 / 1e6;
 
     // N/2 real updates, spread over every generated object.
-    let updates = n / 2;
+    let updates = (n / 2).min(env_usize("REWIND_SCALE_UPDATES_MAX").unwrap_or(usize::MAX));
     let targets: Vec<_> = objects
         .iter()
         .filter(|o| !(o.kind == "Namespace" && o.group.is_empty()))
@@ -197,6 +214,14 @@ async fn run_size(n: usize, bins: &daemon::Binaries) -> Row {
     row.pit_s = t.elapsed().as_secs_f64();
     assert!(show.ok, "rewind show failed: {}", show.output);
 
+    if n > env_usize("REWIND_SCALE_RESTORE_MAX").unwrap_or(RESTORE_MAX) {
+        row.restore_s = f64::NAN;
+        eprintln!(
+            "[scale {n}] show {:.1} s, restore not run (above the restore size)",
+            row.pit_s
+        );
+        return row;
+    }
     let target = ControlPlane::start().await.unwrap();
     let t = Instant::now();
     let restore = rewind_cli(
@@ -243,6 +268,7 @@ fn svg(rows: &[Row]) -> String {
     let max_y = rows
         .iter()
         .flat_map(|r| series.iter().map(move |(_, _, f)| f(r)))
+        .filter(|v| v.is_finite())
         .fold(1.0_f64, f64::max)
         * 1.1;
     let px = |x: f64| left + (x / max_x) * (w - left - right);
@@ -295,6 +321,7 @@ fn svg(rows: &[Row]) -> String {
     for (i, (name, color, f)) in series.iter().enumerate() {
         let pts: Vec<String> = rows
             .iter()
+            .filter(|r| f(r).is_finite())
             .map(|r| format!("{:.1},{:.1}", px(r.objects as f64), py(f(r))))
             .collect();
         let _ = writeln!(
@@ -340,13 +367,59 @@ fn rows_from_table(text: &str) -> Vec<Row> {
                 snapshot_s: f(9)?,
                 snapshot_mb: f(10)?,
                 pit_s: f(11)?,
-                restore_s: f(12)?,
+                restore_s: if c[12] == "-" { f64::NAN } else { f(12)? },
                 restored: c[0].parse().ok()?,
                 updates: 0,
                 rss_phase_peaks_mb: [0.0; 3],
             })
         })
         .collect()
+}
+
+/// The table's heading line.
+fn header() -> String {
+    format!(
+        "{:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>10} {:>11} {:>10}",
+        "objects",
+        "events",
+        "load s",
+        "ingest s",
+        "ingest/s",
+        "RSS peak",
+        "RSS end",
+        "snap s",
+        "snap MB",
+        "show s",
+        "restore s",
+        "restore/s"
+    )
+}
+
+/// One size's line of the table; `-` for a restore not run.
+fn table_row(r: &Row) -> String {
+    let (restore, rate) = if r.restore_s.is_finite() {
+        (
+            format!("{:.1}", r.restore_s),
+            format!("{:.0}", r.restored as f64 / r.restore_s.max(0.001)),
+        )
+    } else {
+        ("-".to_owned(), "-".to_owned())
+    };
+    format!(
+        "{:>8} {:>8} {:>9.1} {:>10.1} {:>10.0} {:>7.0} MB {:>7.0} MB {:>10.2} {:>11.1} {:>10.2} {:>11} {:>10}",
+        r.objects,
+        r.events,
+        r.load_s,
+        r.ingest_s,
+        r.objects as f64 / r.ingest_s.max(0.001),
+        r.rss_peak_mb,
+        r.rss_end_mb,
+        r.snapshot_s,
+        r.snapshot_mb,
+        r.pit_s,
+        restore,
+        rate
+    )
 }
 
 /// `REWIND_SCALE_SVG`, relative to the workspace root (cargo runs benches
@@ -383,40 +456,14 @@ async fn main() {
     let bins = daemon::binaries("[scale]").unwrap();
     let mut rows = Vec::new();
     for &n in &sizes {
-        rows.push(run_size(n, &bins).await);
+        let row = run_size(n, &bins).await;
+        eprintln!("[scale {n}] row:\n{}\n{}", header(), table_row(&row));
+        rows.push(row);
     }
     println!("scale run: generated Rancher-like planes, real rewindd/rewind, local control plane");
-    println!(
-        "{:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>10} {:>11} {:>10}",
-        "objects",
-        "events",
-        "load s",
-        "ingest s",
-        "ingest/s",
-        "RSS peak",
-        "RSS end",
-        "snap s",
-        "snap MB",
-        "show s",
-        "restore s",
-        "restore/s"
-    );
+    println!("{}", header());
     for r in &rows {
-        println!(
-            "{:>8} {:>8} {:>9.1} {:>10.1} {:>10.0} {:>7.0} MB {:>7.0} MB {:>10.2} {:>11.1} {:>10.2} {:>11.1} {:>10.0}",
-            r.objects,
-            r.events,
-            r.load_s,
-            r.ingest_s,
-            r.objects as f64 / r.ingest_s.max(0.001),
-            r.rss_peak_mb,
-            r.rss_end_mb,
-            r.snapshot_s,
-            r.snapshot_mb,
-            r.pit_s,
-            r.restore_s,
-            r.restored as f64 / r.restore_s.max(0.001)
-        );
+        println!("{}", table_row(r));
     }
     println!("rewindd RSS peak by phase (first sync / on-demand snapshot / updates and sealing):");
     for r in &rows {

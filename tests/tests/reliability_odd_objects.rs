@@ -380,10 +380,10 @@ fn is_heartbeat_after_stop(
 
 /// A schemaless custom resource nested deeper than serde_json's default
 /// recursion limit (128), which the apiserver accepts: rewindd must record
-/// it. The watcher's LIST used to fail to deserialize ("recursion limit
-/// exceeded"), so the whole type stayed `Failing` and *no* object of that
-/// type was recorded: one user-created object blinded the recorder for a
-/// type. rewindd now watches raw JSON pieces (`rewind_history::raw`).
+/// it. Guards against a LIST that fails to deserialize ("recursion limit
+/// exceeded"), which would leave the whole type `Failing` with *no* object
+/// of it recorded: one user-created object blinding the recorder for a
+/// type. rewindd watches raw JSON pieces (`rewind_history::raw`).
 ///
 /// Covered: 300 levels and the API server's own limit (a request body of
 /// 10,000 levels; 10,001 is refused, which the test checks so that the

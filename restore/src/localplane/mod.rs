@@ -179,6 +179,9 @@ pub fn etcd_args(dir: &Path, client: SocketAddr, peer: SocketAddr) -> Vec<String
         // A throwaway plane: fsync only slows every write.
         "--unsafe-no-fsync".into(),
         "--log-level=warn".into(),
+        // etcd's default 2 GiB quota is below a million-object plane with
+        // its history; 8 GiB is the largest etcd recommends.
+        "--quota-backend-bytes=8589934592".into(),
     ]
 }
 

@@ -529,10 +529,15 @@ pub(super) fn extract_scale(out: &str) -> Vec<Figure> {
                             "P7 and P8 are judged at 1,000,000 objects; see the curves".to_owned(),
                         )
                     };
+                    let restored = if *restore == "-" {
+                        "restore not run at this size".to_owned()
+                    } else {
+                        format!("restore {restore} s ({restore_rate}/s)")
+                    };
                     Some(Figure {
                         id: format!("{objects} objects"),
                         what: format!(
-                            "{objects} objects, {events} events: ingest {ingest} s ({ingest_rate}/s), snapshot {snap} s ({snap_mb} MB), reconstruct {show} s, restore {restore} s ({restore_rate}/s)"
+                            "{objects} objects, {events} events: ingest {ingest} s ({ingest_rate}/s), snapshot {snap} s ({snap_mb} MB), reconstruct {show} s, {restored}"
                         ),
                         value: format!("RSS peak {rss} MB (end {rss_end} MB{by_phase})"),
                         checks,
@@ -870,6 +875,24 @@ rewindd RSS peak by phase (first sync / on-demand snapshot / updates and sealing
             f[0].verdict(),
             "missed: P8 snapshot of 1,000,000 objects while recording by 36% (20.4 s against <= 15 s)"
         );
+    }
+
+    /// A size above the restore limit prints `-` for the restore; the row is
+    /// still a figure, and says the restore was not run.
+    #[test]
+    fn a_scale_row_without_a_restore_is_kept() {
+        let out = "scale run\n\
+ objects   events    load s   ingest s   ingest/s   RSS peak    RSS end     snap s     snap MB     show s   restore s  restore/s\n\
+ 1000000  1100000    1400.0      250.0       4000     420 MB     240 MB      14.00       170.0      14.00           -          -\n";
+        let f = extract_scale(out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].what
+                .ends_with("reconstruct 14.00 s, restore not run at this size"),
+            "{}",
+            f[0].what
+        );
+        assert!(f[0].verdict().starts_with("missed"), "{}", f[0].verdict());
     }
 
     #[test]

@@ -387,7 +387,10 @@ pub fn suite() -> Vec<Bench> {
             setup: &[],
             cargo: &["bench", "-p", "rewind-tests", "--bench", "scale"],
             env: &[
-                ("REWIND_SCALE_SIZES", "10000,30000,100000"),
+                ("REWIND_SCALE_SIZES", "10000,100000,300000,1000000"),
+                ("REWIND_SCALE_UPDATES_MAX", "100000"),
+                ("REWIND_SCALE_RESTORE_MAX", "300000"),
+                ("REWIND_SETTLE_SECS", "1800"),
                 ("REWIND_SCALE_SVG", "docs/scale.svg"),
             ],
             target: "growth of ingestion, snapshot, reconstruction and restore times and daemon memory with size (plot: docs/scale.svg); P7 and P8 judge a 1,000,000-object row",
