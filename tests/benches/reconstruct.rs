@@ -7,15 +7,8 @@
 //! `REWIND_BENCH_OBJECTS`, `REWIND_BENCH_EVENTS`; rounds with
 //! `REWIND_BENCH_ROUNDS`, default 3). Target: <= 3 s.
 //!
-//! Measured 2026-11-26 on the shared 2-core machine (load average 8-15, so
-//! wall times are 2-4x the CPU times): 99,987 objects (156 MB JSON,
-//! snapshot 19.1 MB), ~0.95M events to the point (238 MB of segments).
-//! StoreSource median 19.3 s wall / 6.3-8.3 s CPU; naive 18.0 s wall /
-//! 6.6-7.5 s CPU. Phases: fetch+SHA-256 0.2-0.9 s, snapshot decode
-//! 0.17-0.32 s CPU, segment fold 5.6-7.8 s CPU of which plain decoding is
-//! 2.5-2.8 s CPU: the per-event reduction costs as much as the naive
-//! BTreeMap fold, so the target is NOT met; the next step is profiling
-//! the reduction (hashing ObjectKey per event, freeing replaced objects).
+//! Where the time went in earlier profiles is in `docs/BENCHMARKS.md`
+//! (design measurements).
 #![allow(clippy::cast_possible_truncation, reason = "figures are approximate")]
 
 use std::time::{Duration, Instant};
