@@ -467,6 +467,61 @@ pub(super) fn extract_reconstruct(out: &str) -> Vec<Figure> {
                 no_target: String::new(),
             }
         })
+        .chain(extract_p5(out))
+        .collect()
+}
+
+/// The reconstruct bench's P5 table (`P5 point  seq  store  objects
+/// seconds  cpu s  naive s`): one figure per store, its slowest point
+/// judged by P5, against the naive fold at that point.
+fn extract_p5(out: &str) -> Vec<Figure> {
+    let setup = out
+        .lines()
+        .find(|l| l.starts_with("P5 store: "))
+        .unwrap_or_default()
+        .trim_start_matches("P5 store: ");
+    let rows: Vec<Vec<&str>> = table(out, "P5 point")
+        .into_iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() == 7 && number(c[4]).is_some())
+        .collect();
+    // Each store once, in the order of its first row.
+    let mut stores: Vec<&str> = Vec::new();
+    for c in &rows {
+        if !stores.contains(&c[2]) {
+            stores.push(c[2]);
+        }
+    }
+    stores
+        .into_iter()
+        .filter_map(|store| {
+            let mine: Vec<&Vec<&str>> = rows.iter().filter(|c| c[2] == store).collect();
+            let slowest = mine.iter().max_by(|a, b| {
+                number(a[4])
+                    .unwrap_or_default()
+                    .total_cmp(&number(b[4]).unwrap_or_default())
+            })?;
+            let points = mine
+                .iter()
+                .map(|c| format!("{} {} s", c[0], c[4]))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let speedup = number(slowest[6])? / number(slowest[4])?.max(0.001);
+            Some(Figure {
+                id: format!("P5 from {store}"),
+                what: format!(
+                    "state at any point from {store}, cold cache, the slowest of {} points ({points}; {setup})",
+                    mine.len()
+                ),
+                value: format!("{} s", slowest[4]),
+                baseline: format!("{} s (naive single-threaded fold, same point)", slowest[6]),
+                ratios: ratio(&format!("{speedup:.2}x"), "naive fold's speed")
+                    .into_iter()
+                    .collect(),
+                checks: vec![Check::new(targets::P5_POINT, number(slowest[4]))],
+                no_target: String::new(),
+            })
+        })
         .collect()
 }
 
@@ -870,6 +925,33 @@ vs parallel: ...; vs ceiling: ...\n";
         assert_eq!(
             f[1].verdict(),
             "missed: P6 restore / the apiserver's write ceiling by 13% (0.700x against >= 0.8x)"
+        );
+    }
+
+    /// P5's rows: one figure per store, the slowest point judged.
+    #[test]
+    fn p5_rows_give_the_slowest_point_per_store() {
+        let out = "P5 store: 1000000 objects at the snapshot (seq 1000000, 150.0 MB), then 2000000 mixed events\n\
+P5 point        seq        store  objects    seconds      cpu s    naive s\n\
+1/4         1500000        local   999000       5.00       7.00      12.00\n\
+1/4         1500000       Garage   999000       6.00       7.10      12.00\n\
+4/4         3000000        local  1001000      16.50      20.00      30.00\n\
+4/4         3000000       Garage  1001000      14.00      20.00      30.00\n";
+        let f = extract_reconstruct(out);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].id, "P5 from local");
+        assert_eq!(f[0].value, "16.50 s");
+        assert_eq!(f[0].ratio_text(), "1.82x of naive fold's speed");
+        assert_eq!(
+            f[0].verdict(),
+            "missed: P5 state at any point by 10% (16.5 s against <= 15 s)"
+        );
+        assert_eq!(f[1].id, "P5 from Garage");
+        assert_eq!(f[1].verdict(), "met");
+        assert!(
+            f[1].what.contains("1/4 6.00 s, 4/4 14.00 s"),
+            "{}",
+            f[1].what
         );
     }
 

@@ -364,8 +364,11 @@ pub fn suite() -> Vec<Bench> {
             name: "reconstruct",
             setup: &[],
             cargo: &["bench", "-p", "rewind-tests", "--bench", "reconstruct"],
-            env: &[],
-            target: "<= 3 s: state at any point from a snapshot + 1,000,000 events, 100,000 objects; P5 at 1,000,000 objects + 2,000,000 mixed events, cold cache: <= 15 s",
+            env: &[
+                ("REWIND_BENCH_P5_OBJECTS", "1000000"),
+                ("REWIND_BENCH_P5_EVENTS", "2000000"),
+            ],
+            target: "<= 3 s: state at any point from a snapshot + 1,000,000 events, 100,000 objects; P5 at 1,000,000 objects + 2,000,000 mixed events (creates, content updates, deletes), points over the whole history, cold cache, local store and Garage: <= 15 s",
             extract: extract_reconstruct,
             fast: Some(Fast {
                 setup: &[],
@@ -373,6 +376,7 @@ pub fn suite() -> Vec<Bench> {
                 env: &[
                     ("REWIND_BENCH_OBJECTS", "10000"),
                     ("REWIND_BENCH_EVENTS", "100000"),
+                    ("REWIND_BENCH_P5_OBJECTS", "0"),
                 ],
             }),
         },
