@@ -667,10 +667,15 @@ pub(super) fn extract_scale(out: &str) -> Vec<Figure> {
                     } else {
                         format!("restore {restore} s ({restore_rate}/s)")
                     };
+                    // rewindd's first complete recording is its settle;
+                    // the first snapshot is asked for right after it.
+                    let first_snapshot = number(ingest)
+                        .zip(number(snap))
+                        .map_or_else(|| "?".to_owned(), |(a, b)| format!("{:.1}", a + b));
                     Some(Figure {
                         id: format!("{objects} objects"),
                         what: format!(
-                            "{objects} objects, {events} events: ingest {ingest} s ({ingest_rate}/s), snapshot {snap} s ({snap_mb} MB), reconstruct {show} s, {restored}"
+                            "{objects} objects, {events} events: ingest {ingest} s ({ingest_rate}/s), snapshot {snap} s ({snap_mb} MB), reconstruct {show} s, {restored}; from rewindd's start to the first complete recording {ingest} s, to the first snapshot {first_snapshot} s"
                         ),
                         value: format!("RSS peak {rss} MB (end {rss_end} MB{by_phase})"),
                         checks,
@@ -1108,8 +1113,9 @@ rewindd RSS peak by phase (first sync / on-demand snapshot / updates and sealing
         let f = extract_scale(out);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(
-            f[0].what
-                .ends_with("reconstruct 14.00 s, restore not run at this size"),
+            f[0].what.ends_with(
+                "reconstruct 14.00 s, restore not run at this size; from rewindd's start to the first complete recording 250.0 s, to the first snapshot 264.0 s"
+            ),
             "{}",
             f[0].what
         );
