@@ -1,11 +1,16 @@
 //! End-to-end figures against the real local control plane, in one run:
 //! - latency from an API write (create returns) to the event being durable
-//!   (its batch committed and fsynced), with default batching;
+//!   (its batch committed and fsynced), with default batching: once on an
+//!   otherwise idle apiserver, and once while 64 other writers create
+//!   Secrets as fast as the apiserver takes them (the heaviest write load
+//!   it sustains here; the rate is printed), which the recorder records
+//!   too;
 //! - daemon RSS while recording many objects (the `rewindd` binary as a
 //!   child process, peak and settled RSS from /proc).
 //!
 //! `cargo bench -p rewind-daemon --bench record_latency`
-//! (REWIND_BENCH_WRITES, REWIND_BENCH_OBJECTS to change the sizes). Each
+//! (REWIND_BENCH_WRITES, REWIND_BENCH_OBJECTS to change the sizes;
+//! REWIND_BENCH_LOAD=0 leaves out the row under load). Each
 //! daemon's log goes to `target/record_latency-logs/rewindd-N.log` (N counts
 //! the rows in order), so the table stays readable.
 //! `REWIND_BENCH_VARIANTS="--flag value;--flag value"` replaces the tuned
@@ -18,10 +23,12 @@
 )]
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ObjectMeta, PostParams};
 use rewind_daemon::config::{Config, FileConfig, Settings};
 use rewind_daemon::{Hooks, Recorder};
@@ -80,9 +87,57 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn latency(cp: &ControlPlane, writes: usize) {
+/// Writers of the load beside the measured writes.
+const LOAD_WRITERS: usize = 64;
+
+/// A 2 KB Secret of the load.
+fn load_secret(i: usize) -> Secret {
+    let payload = cm("x", "load", i)
+        .data
+        .and_then(|d| d.into_values().next())
+        .unwrap_or_default();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("load-{i}")),
+            namespace: Some("load".into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some([("payload".to_owned(), payload)].into()),
+        ..Secret::default()
+    }
+}
+
+/// Creates Secrets in namespace `load` with [`LOAD_WRITERS`] writers until
+/// `stop`; returns how many were created and in how long.
+async fn write_load(client: kube::Client, stop: Arc<AtomicBool>) -> (usize, Duration) {
+    let api: Api<Secret> = Api::namespaced(client, "load");
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers = (0..LOAD_WRITERS).map(|_| {
+        let (api, stop, next) = (api.clone(), stop.clone(), next.clone());
+        async move {
+            let mut done = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if api
+                    .create(&PostParams::default(), &load_secret(i))
+                    .await
+                    .is_ok()
+                {
+                    done += 1;
+                }
+            }
+            done
+        }
+    });
+    let done: usize = futures::future::join_all(workers).await.into_iter().sum();
+    (done, start.elapsed())
+}
+
+async fn latency(cp: &ControlPlane, writes: usize, loaded: bool) {
     let admin = cp.admin_client();
     namespace(&admin, "bench").await;
+    namespace(&admin, "load").await;
     let data = tempfile::tempdir().unwrap();
     let settings = Settings {
         kubeconfig: Some(cp.readonly_kubeconfig_path().to_path_buf()),
@@ -104,7 +159,13 @@ async fn latency(cp: &ControlPlane, writes: usize) {
         namespaces: vec!["bench".into()],
         ..ResourceSelector::default()
     };
-    config.resource_set = ResourceSet::compile(&[sel], "bench").unwrap();
+    let load_sel = ResourceSelector {
+        api_version: "v1".into(),
+        kinds_regexp: Some("^secrets$".into()),
+        namespaces: vec!["load".into()],
+        ..ResourceSelector::default()
+    };
+    config.resource_set = ResourceSet::compile(&[sel, load_sel], "bench").unwrap();
     let flush = config.flush_interval;
     let (tx, mut rx) = tokio::sync::broadcast::channel(65_536);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -116,26 +177,44 @@ async fn latency(cp: &ControlPlane, writes: usize) {
         },
         Hooks { commits: Some(tx) },
     ));
-    while !board
-        .snapshot()
-        .types
-        .get("configmaps")
-        .is_some_and(|t| t.state == rewind_daemon::status::WatchState::Watching)
-    {
+    let watching = |t: &str| {
+        board
+            .snapshot()
+            .types
+            .get(t)
+            .is_some_and(|t| t.state == rewind_daemon::status::WatchState::Watching)
+    };
+    while !(watching("configmaps") && watching("secrets")) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let durable = tokio::spawn(async move {
         let mut at: HashMap<String, Instant> = HashMap::new();
-        while let Ok(n) = rx.recv().await {
-            for (k, _) in &n.touched {
-                at.entry(k.name.clone()).or_insert(n.at);
-            }
-            if at.len() >= writes {
-                break;
+        loop {
+            match rx.recv().await {
+                Ok(n) => {
+                    for (k, _) in &n.touched {
+                        if k.name.starts_with("lat-") {
+                            at.entry(k.name.clone()).or_insert(n.at);
+                        }
+                    }
+                    if at.len() >= writes {
+                        break;
+                    }
+                }
+                // Under load the channel can overflow; the missed commits'
+                // writes count as never durable (the maximum).
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
         at
     });
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let load = loaded.then(|| tokio::spawn(write_load(admin.clone(), stop_load.clone())));
+    if loaded {
+        // The load reaches its pace before the measured writes start.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
     let api: Api<ConfigMap> = Api::namespaced(admin.clone(), "bench");
     // Paced writes from 8 writers, like a busy management plane.
     let written: Vec<(String, Instant)> = stream::iter(0..writes)
@@ -156,6 +235,11 @@ async fn latency(cp: &ControlPlane, writes: usize) {
         .await
         .unwrap()
         .unwrap();
+    stop_load.store(true, Ordering::Relaxed);
+    let load = match load {
+        Some(task) => Some(task.await.unwrap()),
+        None => None,
+    };
     let mut lat: Vec<Duration> = written
         .iter()
         .map(|(n, t)| {
@@ -166,9 +250,15 @@ async fn latency(cp: &ControlPlane, writes: usize) {
     lat.sort();
     stop_tx.send(()).unwrap();
     daemon.await.unwrap().unwrap();
-    println!(
-        "\nAPI write -> durable, {writes} creates of 2 KB ConfigMaps, flush interval {flush:?}"
-    );
+    match load {
+        Some((n, took)) => println!(
+            "\nAPI write -> durable under load, {writes} creates of 2 KB ConfigMaps while {LOAD_WRITERS} writers created {n} 2 KB Secrets ({:.0}/s, recorded too), flush interval {flush:?}",
+            n as f64 / took.as_secs_f64()
+        ),
+        None => println!(
+            "\nAPI write -> durable, {writes} creates of 2 KB ConfigMaps, flush interval {flush:?}"
+        ),
+    }
     println!("{:>10} {:>10} {:>10} {:>10}", "p50", "p90", "p99", "max");
     println!(
         "{:>10.1?} {:>10.1?} {:>10.1?} {:>10.1?}",
@@ -384,7 +474,11 @@ fn next_log() -> usize {
 async fn main() {
     let cp = ControlPlane::start().await.unwrap();
     if env("REWIND_BENCH_WRITES", 2000) > 0 {
-        latency(&cp, env("REWIND_BENCH_WRITES", 2000)).await;
+        latency(&cp, env("REWIND_BENCH_WRITES", 2000), false).await;
+        if env("REWIND_BENCH_LOAD", 1) == 1 {
+            let loaded = ControlPlane::start().await.unwrap();
+            latency(&loaded, env("REWIND_BENCH_WRITES", 2000), true).await;
+        }
     }
     memory(&cp, env("REWIND_BENCH_OBJECTS", 100_000)).await;
     println!(

@@ -25,17 +25,8 @@
 //! the fold of the same round, in wall time and in CPU time (the CPU ratio
 //! holds up better on a loaded machine).
 //!
-//! Measured 2026-11-26 on the shared 2-core machine, 99,987 objects
-//! (snapshot 22.7 MB) + 49,993 events (5 segments, 14.4 MB):
-//! - before (CLI built every object as a `Value`, copied the whole state
-//!   for the empty filter, dropped both): show 71.9 s against the fold's
-//!   9.3 s in the same round, 7.7x (load 13); ~7.5 s of CPU, of which the
-//!   fold was under a tenth (perf).
-//! - after (counts straight from the folded state): median 1.96 s against
-//!   1.00 s, 1.82x wall, 2.0x CPU (1.25 s vs 0.62 s) at load 8-11; 2.0-2.5x
-//!   wall, 2.1x CPU at load 7-9. The rest: the full validating parse of
-//!   every object (the summary refuses what the desired state refuses) and
-//!   a fresh process's page faults.
+//! The profile behind the CLI's summary path is in `docs/BENCHMARKS.md`
+//! (design measurements).
 #![allow(clippy::cast_possible_truncation, reason = "figures are approximate")]
 
 use std::collections::HashMap;

@@ -10,12 +10,31 @@
 //!   split 16 ways), the strongest kubectl baseline (P6 asks the restore
 //!   to be at least 2x of it).
 //!
-//! The restore reads its input from memory (the recorded state), not from a
-//! store, and no row measures the apiserver's own write ceiling.
+//! In that first table the restore reads its input from memory (the
+//! recorded state).
 //!
-//! `cargo bench -p rewind-tests --bench restore_vs_kubectl` (size with
-//! `REWIND_BENCH_CLUSTERS`, default 200 downstream clusters, about 1,400
-//! objects).
+//! A second table is P6 as its target states it: a generated Rancher-like
+//! plane of `REWIND_BENCH_STORE_OBJECTS` objects (default 100,000; 0 leaves
+//! the table out) is recorded by the real `rewindd` into a local store, and
+//! each row writes it into its own fresh control plane:
+//! - the restore (`plan` + `apply` at concurrency 16), its time including
+//!   reading the state from the store;
+//! - 16 parallel `kubectl apply --server-side` processes over an export of
+//!   the objects the restore creates in an empty plane (what the ceiling
+//!   writes too);
+//! - the apiserver's write ceiling: the fastest minimal writer we have, plain
+//!   POSTs of the same objects (bodies serialized before the clock starts,
+//!   no plan, no status, no owner rewiring, no retries) by 16, 64 and 256
+//!   concurrent writers on one HTTP/1.1 connection pool; CRDs first (then
+//!   waiting until they are served), then Namespaces, then the rest. The
+//!   fastest of the three is the ceiling.
+//!
+//! Serial kubectl is left out of the second table (about half an hour for
+//! 100,000 objects here); the first table has it.
+//!
+//! `cargo bench -p rewind-tests --bench restore_vs_kubectl` (size of the
+//! first table with `REWIND_BENCH_CLUSTERS`, default 200 downstream
+//! clusters, about 1,400 objects).
 
 #[path = "../tests/restore_support/mod.rs"]
 mod restore_support;
@@ -24,9 +43,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, stream};
 use restore_support::*;
+use rewind_history::pit::StoreSource;
+use rewind_history::{DesiredState, Point, StateSource, TypedKey};
+use rewind_restore::plan::Action;
+use rewind_restore::strip::split_for_write;
 use rewind_restore::{ApplyOptions, PlanOptions, ProtectedSet, apply, export, plan};
 use rewind_tests::ControlPlane;
+use rewind_tests::daemon::{self, DaemonConfig, RunOptions};
+use rewind_tests::fixtures::{self, PlaneSpec};
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) {
     let out = Command::new(&cp.binaries().kubectl)
@@ -270,4 +296,288 @@ async fn main() {
     println!(
         "\nvs kubectl: kubectl apply's seconds / the row's (serial, client-side); vs parallel: the same against {PARALLEL} ({KUBECTL_PROCS} processes, each a {KUBECTL_PROCS}th of the files)"
     );
+
+    let store_objects = std::env::var("REWIND_BENCH_STORE_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000usize);
+    if store_objects > 0 {
+        from_the_store(store_objects).await;
+    }
+}
+
+/// Objects the generator makes per downstream cluster (measured: 50
+/// clusters give 1,051 objects).
+const OBJECTS_PER_CLUSTER: usize = 21;
+
+/// Concurrencies of the ceiling's writers.
+const CEILING_WRITERS: [usize; 3] = [16, 64, 256];
+
+/// The second table: about `n` objects recorded by rewindd, restored from
+/// the store, against parallel kubectl and the apiserver's write ceiling.
+async fn from_the_store(n: usize) {
+    let bins = daemon::binaries("[restore_vs_kubectl]").unwrap();
+    let src = ControlPlane::start().await.unwrap();
+    let admin = src.admin_client();
+    fixtures::install_rancher_crds(&admin).await.unwrap();
+    let generated = fixtures::generate(&PlaneSpec::new((n / OBJECTS_PER_CLUSTER).max(1)));
+    let loaded = fixtures::load(&admin, &generated, 32).await.unwrap();
+    drop(generated);
+    eprintln!("[restore_vs_kubectl] loaded {} objects", loaded.created);
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("rewindd");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = DaemonConfig::drill(
+        &data,
+        src.readonly_kubeconfig_path(),
+        daemon::free_port().unwrap(),
+    );
+    let mut d = cfg.start(&RunOptions::operator(&bins.rewindd)).unwrap();
+    let settled = d
+        .settle(Duration::from_secs(1), "initial list")
+        .await
+        .unwrap();
+    d.snapshot("p6").await.unwrap();
+    let last_seq = settled.journal.next_seq.saturating_sub(1);
+    let store = cfg.open_store().await.unwrap();
+    daemon::wait_sealed(&store, last_seq).await.unwrap();
+    d.kill().unwrap();
+    drop(src);
+    let source = StoreSource::new(store, Vec::new());
+
+    let mut rows = Vec::new();
+    // The restore: reading the state from the store is part of its time.
+    let state = {
+        let dst = ControlPlane::start().await.unwrap();
+        let client = dst.admin_client();
+        let start = Instant::now();
+        let state = source.state_at(&Point::Latest).await.unwrap();
+        let opts = PlanOptions {
+            protected: ProtectedSet::with_defaults(&[]).unwrap(),
+            ..PlanOptions::default()
+        };
+        let p = plan(&state, &client, &opts).await.unwrap();
+        let report = apply(
+            &client,
+            &p,
+            &ApplyOptions {
+                concurrency: KUBECTL_PROCS,
+                ..ApplyOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let elapsed = start.elapsed();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        rows.push(Row {
+            name: "rewind restore from the store (16)",
+            objects: report.written,
+            elapsed,
+        });
+        state
+    };
+
+    // What the ceiling and parallel kubectl write: the objects the restore
+    // creates in an empty control plane, as its plan sees them there (not
+    // what it skips, such as Events and Leases, nor what a fresh plane
+    // already has).
+    let (bodies, creates) = {
+        let dst = ControlPlane::start().await.unwrap();
+        let opts = PlanOptions {
+            protected: ProtectedSet::with_defaults(&[]).unwrap(),
+            ..PlanOptions::default()
+        };
+        let p = plan(&state, &dst.admin_client(), &opts).await.unwrap();
+        let creates: Vec<&TypedKey> = p
+            .items
+            .iter()
+            .filter(|i| i.action == Action::Create)
+            .map(|i| &i.key)
+            .collect();
+        let subset = DesiredState::from_entries(
+            creates
+                .iter()
+                .filter_map(|k| Some(((*k).clone(), p.state.get(k)?.clone())))
+                .collect(),
+        );
+        (ceiling_bodies(&p.state, &creates), subset)
+    };
+
+    {
+        let dir = tempfile::tempdir().unwrap();
+        export(&creates, dir.path()).unwrap();
+        let dst = ControlPlane::start().await.unwrap();
+        let start = Instant::now();
+        kubectl_apply_parallel(&dst, dir.path(), KUBECTL_PROCS);
+        let elapsed = start.elapsed();
+        rows.push(Row {
+            name: PARALLEL,
+            objects: bodies.len(),
+            elapsed,
+        });
+    }
+    for writers in CEILING_WRITERS {
+        let dst = ControlPlane::start().await.unwrap();
+        let start = Instant::now();
+        let written = write_raw(&dst.admin_client(), &bodies, writers).await;
+        let elapsed = start.elapsed();
+        rows.push(Row {
+            name: match writers {
+                16 => "apiserver write ceiling, 16 writers",
+                64 => "apiserver write ceiling, 64 writers",
+                _ => "apiserver write ceiling, 256 writers",
+            },
+            objects: written,
+            elapsed,
+        });
+    }
+
+    let rate = |r: &Row| r.objects as f64 / r.elapsed.as_secs_f64();
+    let parallel = rows.iter().find(|r| r.name == PARALLEL).map_or(0.0, rate);
+    let ceiling = rows
+        .iter()
+        .filter(|r| r.name.starts_with("apiserver"))
+        .map(rate)
+        .fold(0.0, f64::max);
+    println!(
+        "\nrestore of {} objects read from the store (a Rancher-like plane recorded by rewindd) into a fresh local control plane",
+        state.len()
+    );
+    println!(
+        "{:<42} {:>8} {:>10} {:>10} {:>12} {:>12}",
+        "method", "objects", "seconds", "objects/s", "vs parallel", "vs ceiling"
+    );
+    for r in &rows {
+        println!(
+            "{:<42} {:>8} {:>10.2} {:>10.0} {:>11.2}x {:>11.2}x",
+            r.name,
+            r.objects,
+            r.elapsed.as_secs_f64(),
+            rate(r),
+            rate(r) / parallel,
+            rate(r) / ceiling
+        );
+    }
+    println!(
+        "\nvs parallel: the row's objects/s / {PARALLEL}'s; vs ceiling: / the fastest apiserver write ceiling row's (plain creates of the same objects)"
+    );
+}
+
+/// A create of one object: its collection's path, the body, and whether it
+/// is a CRD or a Namespace (written first).
+struct RawCreate {
+    path: String,
+    body: Vec<u8>,
+    phase: u8,
+}
+
+/// The ceiling's requests for `keys`, serialized once: the body the restore
+/// would write, without status and ownerReferences (both cost the restore
+/// extra work the ceiling leaves out).
+fn ceiling_bodies(state: &DesiredState, keys: &[&TypedKey]) -> Vec<RawCreate> {
+    keys.iter()
+        .filter_map(|k| {
+            let (mut body, _status) = split_for_write(state.get(k)?);
+            if let Some(m) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                m.remove("ownerReferences");
+            }
+            let t = &k.rtype;
+            let base = if t.group.is_empty() {
+                format!("/api/{}", t.version)
+            } else {
+                format!("/apis/{}/{}", t.group, t.version)
+            };
+            let path = match &k.namespace {
+                Some(ns) => format!("{base}/namespaces/{ns}/{}", t.resource),
+                None => format!("{base}/{}", t.resource),
+            };
+            let phase = match (t.group.as_str(), t.resource.as_str()) {
+                ("apiextensions.k8s.io", "customresourcedefinitions") => 0,
+                ("", "namespaces") => 1,
+                _ => 2,
+            };
+            Some(RawCreate {
+                path,
+                body: serde_json::to_vec(&body).ok()?,
+                phase,
+            })
+        })
+        .collect()
+}
+
+/// POSTs every create, `writers` at a time, phase by phase (CRDs, then
+/// waiting until every CRD is served, Namespaces, the rest); returns how
+/// many were created.
+async fn write_raw(client: &kube::Client, creates: &[RawCreate], writers: usize) -> usize {
+    let mut written = 0;
+    for phase in 0..3u8 {
+        let batch: Vec<&RawCreate> = creates.iter().filter(|c| c.phase == phase).collect();
+        let results: Vec<Result<(), String>> = stream::iter(batch)
+            .map(|c| async move {
+                let req = http::Request::post(&c.path)
+                    .header("content-type", "application/json")
+                    .body(c.body.clone())
+                    .map_err(|e| e.to_string())?;
+                client
+                    .request_text(req)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("POST {}: {e}", c.path))
+            })
+            .buffer_unordered(writers)
+            .collect()
+            .await;
+        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(
+            failed.is_empty(),
+            "{} of the ceiling's creates failed, the first: {}",
+            failed.len(),
+            failed[0]
+        );
+        written += results.len();
+        if phase == 0 {
+            let paths: Vec<&str> = creates
+                .iter()
+                .filter(|c| c.phase == 2)
+                .map(|c| c.path.as_str())
+                .collect();
+            wait_served(client, &paths).await;
+        }
+    }
+    written
+}
+
+/// Waits until every collection among `paths` answers a LIST (the CRDs
+/// behind them are served).
+async fn wait_served(client: &kube::Client, paths: &[&str]) {
+    let mut collections: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            // The type's collection across namespaces.
+            match p.split_once("/namespaces/") {
+                Some((base, rest)) => {
+                    format!("{base}/{}", rest.split('/').nth(1).unwrap_or_default())
+                }
+                None => (*p).to_owned(),
+            }
+        })
+        .collect();
+    collections.sort();
+    collections.dedup();
+    let start = Instant::now();
+    for c in collections {
+        loop {
+            let req = http::Request::get(format!("{c}?limit=1"))
+                .body(Vec::new())
+                .unwrap();
+            if client.request_text(req).await.is_ok() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{c} not served after 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

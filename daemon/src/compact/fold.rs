@@ -295,6 +295,11 @@ fn owned_key(ns: Option<&str>, name: &str) -> Key {
     (ns.map(str::to_owned), name.to_owned())
 }
 
+/// Whether the key `(ns, name)` sorts before `key`, in [`Key`]'s order.
+fn key_lt(ns: Option<&str>, name: &str, key: &Key) -> bool {
+    (ns, name) < (key.0.as_deref(), key.1.as_str())
+}
+
 /// The operation of one event of a run (see [`Delta::spill`]), taking its
 /// object without a copy.
 fn run_op(e: EventRecord) -> Op {
@@ -362,19 +367,23 @@ pub fn fold<W: std::io::Write>(
             let mut next: Option<Key> = base_it
                 .peek()?
                 .map(|b| owned_key(b.namespace.as_deref(), &b.name));
+            // Compared borrowed; only a smaller key is copied (a fold of
+            // many runs would otherwise copy every run's head per object).
             for run in &mut runs {
-                if let Some(e) = run.peek(g, r)? {
-                    let k = owned_key(e.namespace.as_deref(), &e.name);
-                    if next.as_ref().is_none_or(|n| k < *n) {
-                        next = Some(k);
-                    }
+                if let Some(e) = run.peek(g, r)?
+                    && next
+                        .as_ref()
+                        .is_none_or(|n| key_lt(e.namespace.as_deref(), &e.name, n))
+                {
+                    next = Some(owned_key(e.namespace.as_deref(), &e.name));
                 }
             }
-            if let Some((k, _)) = ops.peek() {
-                let k = owned_key(k.namespace.as_deref(), &k.name);
-                if next.as_ref().is_none_or(|n| k < *n) {
-                    next = Some(k);
-                }
+            if let Some((k, _)) = ops.peek()
+                && next
+                    .as_ref()
+                    .is_none_or(|n| key_lt(k.namespace.as_deref(), &k.name, n))
+            {
+                next = Some(owned_key(k.namespace.as_deref(), &k.name));
             }
             let Some(key) = next else { break };
             let is_key = |ns: Option<&str>, name: &str| ns == key.0.as_deref() && name == key.1;
@@ -421,4 +430,22 @@ pub fn fold<W: std::io::Write>(
         },
         sink,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Key, key_lt, owned_key};
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = Key> {
+        (proptest::option::of("[a-c]{0,2}"), "[a-c]{0,2}")
+    }
+
+    proptest! {
+        /// The borrowed comparison the merge uses is the owned key's order.
+        #[test]
+        fn key_lt_is_the_owned_keys_order(a in key(), b in key()) {
+            prop_assert_eq!(key_lt(a.0.as_deref(), &a.1, &b), owned_key(a.0.as_deref(), &a.1) < b);
+        }
+    }
 }

@@ -78,14 +78,24 @@ pub const P2_P99: Target = Target {
     unit: " ms",
     scope: "an idle daemon: the least P2 asks",
 };
-/// P2: latency from an API write to durable, as P2 asks it.
+/// P2: latency from an API write to durable while other types take the
+/// heaviest write load.
 pub const P2_P99_LOADED: Target = Target {
     id: "P2",
-    what: "p99 API write -> durable under load and during a snapshot",
+    what: "p99 API write -> durable under load",
     bound: Bound::AtMost,
     limit: 50.0,
     unit: " ms",
-    scope: "while other types take the apiserver's heaviest sustained write load, and during a snapshot",
+    scope: "while other types (recorded too) take the apiserver's heaviest sustained write load",
+};
+/// P2: latency from an API write to durable while a snapshot runs.
+pub const P2_P99_SNAPSHOT: Target = Target {
+    id: "P2",
+    what: "p99 API write -> durable during a snapshot",
+    bound: Bound::AtMost,
+    limit: 50.0,
+    unit: " ms",
+    scope: "while rewindd writes a snapshot",
 };
 /// P3: the snapshot against Rancher Backups' tarball.
 pub const P3_VS_BRO: Target = Target {
@@ -211,6 +221,7 @@ pub const TARGETS: &[Target] = &[
     P1_VS_RAW,
     P2_P99,
     P2_P99_LOADED,
+    P2_P99_SNAPSHOT,
     P3_VS_BRO,
     P3_VS_ZSTD,
     ENCODE,
