@@ -124,14 +124,25 @@ async fn build(dir: &std::path::Path, tpl: &[Template], events: u64) -> (Store, 
     for (i, t) in tpl.iter().enumerate() {
         state.apply(&event(t, i as u64 + 1));
     }
-    let base = state.seq;
+    let base = put_snapshot(&store, state).await;
+    put_segments(&store, base, events, |k, seqs| {
+        let mut rng = Rng::new(k + 1);
+        seqs.map(|seq| event(&tpl[rng.below(tpl.len() as u64) as usize], seq))
+            .collect()
+    })
+    .await;
+    (store, base)
+}
+
+/// Stores `state` as the store's snapshot; returns its seq.
+async fn put_snapshot(store: &Store, state: State) -> u64 {
     let snap = state
         .write_snapshot(Vec::new(), &WriteOptions::default())
         .unwrap();
     store
         .put_snapshot(
             SnapshotMeta {
-                seq: base,
+                seq: state.seq,
                 time_ms: state.time_ms,
                 objects: state.objects.len() as u64,
                 label: None,
@@ -142,27 +153,32 @@ async fn build(dir: &std::path::Path, tpl: &[Template], events: u64) -> (Store, 
         )
         .await
         .unwrap();
-    drop(state);
+    state.seq
+}
+
+/// Stores `events` events after `base` in segments of [`SEGMENT_EVENTS`]
+/// (level 3, as the daemon seals them): `segment(k, seqs)` makes segment
+/// k's events. Encoded on every core, stored in order.
+async fn put_segments<F>(store: &Store, base: u64, events: u64, segment: F)
+where
+    F: Fn(u64, std::ops::RangeInclusive<u64>) -> Vec<EventRecord> + Sync,
+{
     let seg_opts = WriteOptions {
         level: 3,
         ..WriteOptions::default()
     };
     let segments = events.div_ceil(SEGMENT_EVENTS);
-    // Encode on every core; store in order.
     let encoded: Vec<(SegmentMeta, Vec<u8>)> = std::thread::scope(|s| {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let seg_opts = seg_opts.clone();
+                let (seg_opts, segment) = (seg_opts.clone(), &segment);
                 s.spawn(move || {
                     let mut out = Vec::new();
                     for k in (w..segments).step_by(usize::try_from(workers).unwrap()) {
-                        let mut rng = Rng::new(k + 1);
                         let first = base + 1 + k * SEGMENT_EVENTS;
                         let last = (first + SEGMENT_EVENTS - 1).min(base + events);
-                        let evs: Vec<EventRecord> = (first..=last)
-                            .map(|seq| event(&tpl[rng.below(tpl.len() as u64) as usize], seq))
-                            .collect();
+                        let evs = segment(k, first..=last);
                         let bytes =
                             rewind_format::encode_segment(CLUSTER, &evs, &seg_opts).unwrap();
                         let meta = SegmentMeta {
@@ -190,7 +206,6 @@ async fn build(dir: &std::path::Path, tpl: &[Template], events: u64) -> (Store, 
     for (meta, bytes) in encoded {
         store.put_segment(meta, bytes.into()).await.unwrap();
     }
-    (store, base)
 }
 
 /// The baseline: the same files, fetched the same way, decoded and folded
@@ -398,25 +413,7 @@ async fn build_mixed(
             i as u64 + 1,
         ));
     }
-    let base = state.seq;
-    let snap = state
-        .write_snapshot(Vec::new(), &WriteOptions::default())
-        .unwrap();
-    store
-        .put_snapshot(
-            SnapshotMeta {
-                seq: base,
-                time_ms: state.time_ms,
-                objects: state.objects.len() as u64,
-                label: None,
-                encrypted: false,
-                resource_set: None,
-            },
-            snap.into(),
-        )
-        .await
-        .unwrap();
-    drop(state);
+    let base = put_snapshot(&store, state).await;
     // The steps, in seq order.
     let mut alive: Vec<bool> = (0..tpl.len()).map(|i| i < live).collect();
     let mut generation = vec![0u32; tpl.len()];
@@ -458,55 +455,15 @@ async fn build_mixed(
             }
         })
         .collect();
-    let seg_opts = WriteOptions {
-        level: 3,
-        ..WriteOptions::default()
-    };
-    let segments = events.div_ceil(SEGMENT_EVENTS);
-    let encoded: Vec<(SegmentMeta, Vec<u8>)> = std::thread::scope(|s| {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (seg_opts, steps) = (seg_opts.clone(), &steps);
-                s.spawn(move || {
-                    let mut out = Vec::new();
-                    for k in (w..segments).step_by(usize::try_from(workers).unwrap()) {
-                        let first = base + 1 + k * SEGMENT_EVENTS;
-                        let last = (first + SEGMENT_EVENTS - 1).min(base + events);
-                        let evs: Vec<EventRecord> = (first..=last)
-                            .map(|seq| {
-                                let step = steps[(seq - base - 1) as usize];
-                                let idx = step.idx as usize;
-                                mixed_event(&tpl[idx], idx, step, seq)
-                            })
-                            .collect();
-                        let bytes =
-                            rewind_format::encode_segment(CLUSTER, &evs, &seg_opts).unwrap();
-                        let meta = SegmentMeta {
-                            first_seq: first,
-                            last_seq: last,
-                            first_time_ms: evs[0].observed_at_ms,
-                            last_time_ms: evs.last().unwrap().observed_at_ms,
-                            events: evs.len() as u64,
-                            encrypted: false,
-                            resource_set: None,
-                        };
-                        out.push((k, meta, bytes));
-                    }
-                    out
-                })
-            })
-            .collect();
-        let mut all: Vec<_> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
-        all.sort_by_key(|x| x.0);
-        all.into_iter().map(|(_, m, b)| (m, b)).collect()
-    });
-    for (meta, bytes) in encoded {
-        store.put_segment(meta, bytes.into()).await.unwrap();
-    }
+    put_segments(&store, base, events, |_, seqs| {
+        seqs.map(|seq| {
+            let step = steps[(seq - base - 1) as usize];
+            let idx = step.idx as usize;
+            mixed_event(&tpl[idx], idx, step, seq)
+        })
+        .collect()
+    })
+    .await;
     (store, base, counts)
 }
 
