@@ -72,17 +72,7 @@ fn kubectl_apply(cp: &ControlPlane, dir: &Path, server_side: bool) {
     let d = |p: &str| dir.join(p).to_string_lossy().into_owned();
     let ssa: &[&str] = if server_side { &["--server-side"] } else { &[] };
     kubectl(cp, &[&["apply", "-R", "-f", &d("00-crds")], ssa].concat());
-    kubectl(
-        cp,
-        &[
-            "wait",
-            "--for",
-            "condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    wait_established(cp);
     kubectl(
         cp,
         &[
@@ -98,6 +88,37 @@ fn kubectl_apply(cp: &ControlPlane, dir: &Path, server_side: bool) {
         ]
         .concat(),
     );
+}
+
+/// `kubectl wait --for condition=Established crd --all`, again until it
+/// succeeds (at most a minute): a CRD created a moment ago has no
+/// `status.conditions` yet, and kubectl fails on it instead of waiting.
+fn wait_established(cp: &ControlPlane) {
+    let start = Instant::now();
+    loop {
+        let out = Command::new(&cp.binaries().kubectl)
+            .arg("--kubeconfig")
+            .arg(cp.admin_kubeconfig_path())
+            .args([
+                "wait",
+                "--for",
+                "condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "kubectl wait for Established CRDs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Every file under `dir`, sorted.
@@ -159,17 +180,7 @@ fn kubectl_apply_split(cp: &ControlPlane, paths: &[std::path::PathBuf], procs: u
 /// then the other objects, each phase in `procs` kubectl processes.
 fn kubectl_apply_parallel(cp: &ControlPlane, dir: &Path, procs: usize) {
     kubectl_apply_split(cp, &files(&dir.join("00-crds")), procs);
-    kubectl(
-        cp,
-        &[
-            "wait",
-            "--for",
-            "condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    wait_established(cp);
     kubectl_apply_split(cp, &files(&dir.join("01-namespaces")), procs);
     kubectl_apply_split(cp, &files(&dir.join("02-objects")), procs);
 }
