@@ -32,7 +32,7 @@ use rewind_format::{
 use rewind_history::Point;
 use rewind_history::pit::StoreSource;
 use rewind_history::store::{SegmentMeta, SnapshotMeta, Store, StoreConfig};
-use rewind_tests::fixtures::{PlaneSpec, Rng, generate};
+use rewind_tests::fixtures::{GeneratedObject, PlaneSpec, Rng, generate};
 
 const CLUSTER: &str = "bench";
 const T0: i64 = 1_790_000_000_000;
@@ -67,6 +67,17 @@ impl Template {
     }
 }
 
+/// The format's type of a generated object.
+fn rtype_of(o: &GeneratedObject) -> ResourceType {
+    ResourceType {
+        group: o.group.clone(),
+        version: o.version.clone(),
+        resource: o.resource.clone(),
+        kind: o.kind.clone(),
+        namespaced: o.namespaced,
+    }
+}
+
 fn templates(target: usize) -> Vec<Template> {
     generate(&PlaneSpec::with_object_target(target))
         .into_iter()
@@ -79,13 +90,7 @@ fn templates(target: usize) -> Vec<Template> {
             let text = serde_json::to_string(&json).unwrap();
             let (before, after) = text.split_once("@RV@").unwrap();
             Template {
-                rtype: ResourceType {
-                    group: o.group.clone(),
-                    version: o.version.clone(),
-                    resource: o.resource.clone(),
-                    kind: o.kind.clone(),
-                    namespaced: o.namespaced,
-                },
+                rtype: rtype_of(&o),
                 namespace: o.namespace.clone(),
                 name: o.name.clone(),
                 uid,
@@ -347,13 +352,7 @@ fn mixed_templates(target: usize) -> Vec<Mixed> {
             json["metadata"]["resourceVersion"] = serde_json::json!("@RV@");
             json["metadata"]["annotations"]["rewind.bench/v"] = serde_json::json!("@V@");
             Mixed {
-                rtype: ResourceType {
-                    group: o.group.clone(),
-                    version: o.version.clone(),
-                    resource: o.resource.clone(),
-                    kind: o.kind.clone(),
-                    namespaced: o.namespaced,
-                },
+                rtype: rtype_of(o),
                 namespace: o.namespace.clone(),
                 name,
                 text: serde_json::to_string(&json).unwrap(),
