@@ -362,6 +362,7 @@ fn mixed_templates(target: usize) -> Vec<Mixed> {
 }
 
 fn mixed_event(t: &Mixed, idx: usize, step: Step, seq: u64) -> EventRecord {
+    let uid = format!("uid-{idx:08}-{}", step.generation);
     EventRecord {
         seq,
         observed_at_ms: T0 + i64::try_from(seq).unwrap(),
@@ -369,14 +370,14 @@ fn mixed_event(t: &Mixed, idx: usize, step: Step, seq: u64) -> EventRecord {
         rtype: t.rtype.clone(),
         namespace: t.namespace.clone(),
         name: t.name.clone(),
-        uid: format!("uid-{idx:08}-{}", step.generation),
+        object: t.json(&uid, seq, step.v),
+        uid,
         resource_version: seq.to_string(),
         kind: if step.deleted {
             EventKind::Deleted
         } else {
             EventKind::Applied
         },
-        object: t.json(&format!("uid-{idx:08}-{}", step.generation), seq, step.v),
     }
 }
 
